@@ -1,0 +1,70 @@
+"""Headless commands on the same core and engines as the window. Never imports Qt.
+
+Each command lives in its own module with `register(subparsers)`; the module sets
+`func` on its parser, which takes the parsed args and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from chatapp import __version__
+from chatapp.core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+COMMAND_MODULES = (
+    "chatapp.cli_chat",  # chat, conversations
+    "chatapp.cli_models",  # models search|list|download|import|remove|info
+    "chatapp.cli_export",  # export, import
+    "chatapp.cli_prompt",  # prompt
+)
+
+
+def command_names() -> set[str]:
+    return {name for name in _parser()._subparsers_names}  # type: ignore[attr-defined]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="chatapp",
+        description="chatapp: chat with local GGUF models. With no command, opens the window.",
+    )
+    p.add_argument("--version", action="version", version=f"chatapp {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        module.register(sub)
+    p._subparsers_names = set(sub.choices)  # type: ignore[attr-defined]
+    return p
+
+
+def run(argv: Sequence[str]) -> int:
+    from chatapp.logsetup import setup_logging
+
+    parser = _parser()
+    args = parser.parse_args(list(argv))
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging(verbose=args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"chatapp: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
