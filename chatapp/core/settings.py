@@ -33,6 +33,7 @@ class Settings:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     max_tokens: int | None = None
+    seed: int | None = None  # None: a new random seed for every answer
     system_prompt: str = ""
     hf_token: str | None = None
     user_templates: dict[str, str] = field(default_factory=dict)  # model file name -> Jinja

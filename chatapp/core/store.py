@@ -346,3 +346,13 @@ class Store:
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (key, value),
                 )
+
+    def recover_interrupted(self) -> int:
+        """Answers that were still streaming when the process died keep what was saved
+        and are marked as stopped. Returns how many."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE messages SET finish_reason = ? WHERE finish_reason = ?",
+                (FinishReason.CANCELLED.value, FinishReason.STREAMING.value),
+            )
+            return cur.rowcount

@@ -1,0 +1,92 @@
+"""Composition root for the window: arguments, logging, paths, services, then Qt."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from chatapp import __version__
+from chatapp.core.errors import StoreError
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.logsetup import setup_logging
+from chatapp.paths import app_paths
+
+log = logging.getLogger(__name__)
+
+
+def _args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="chatapp", description="chatapp desktop window")
+    p.add_argument("--model", metavar="PATH", help="open this .gguf model")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--version", action="version", version=f"chatapp {__version__}")
+    args, _qt_args = p.parse_known_args(list(argv))
+    return args
+
+
+def _route_qt_messages() -> None:
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    qt_log = logging.getLogger("qt")
+    levels = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+        QtMsgType.QtCriticalMsg: logging.ERROR,
+        QtMsgType.QtFatalMsg: logging.CRITICAL,
+    }
+
+    def handler(mode: QtMsgType, _context: object, message: str) -> None:
+        qt_log.log(levels.get(mode, logging.INFO), "%s", message)
+
+    qInstallMessageHandler(handler)
+
+
+def build_window(model: str | None = None):  # -> MainWindow (Qt imported lazily)
+    """Build store, settings, session and window. Needs a QApplication."""
+    from chatapp.gui.chat_session import ChatSession
+    from chatapp.gui.mainwindow import MainWindow
+
+    paths = app_paths().ensure()
+    store = Store(paths.database)
+    recovered = store.recover_interrupted()
+    settings = Settings.load(paths.settings)
+    session = ChatSession(store, settings)
+    window = MainWindow(store, settings, paths, session)
+    if recovered:
+        window.show_info(
+            f"{recovered} answer(s) were interrupted when chatapp last closed; "
+            "they are kept as far as they got."
+        )
+    startup_model = model or settings.default_model or settings.last_model
+    if startup_model:
+        if Path(startup_model).expanduser().exists():
+            session.open_model(startup_model)
+        elif model:
+            window.show_error(f"No such file: {startup_model}")
+        else:
+            window.show_info(f"The last model used is gone: {startup_model}")
+    return window
+
+
+def run_app(argv: Sequence[str]) -> int:
+    args = _args(argv)
+    setup_logging(verbose=args.verbose)
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("chatapp")
+    app.setApplicationVersion(__version__)
+    _route_qt_messages()
+    try:
+        window = build_window(args.model)
+    except StoreError as e:
+        QMessageBox.critical(None, "chatapp", str(e))
+        return 1
+    window.show()
+    code = app.exec()
+    window.store.close()
+    return int(code)

@@ -1,0 +1,173 @@
+"""`chatapp chat` and `chatapp conversations`: the headless chat on the same core and
+engine as the window (no Qt)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from chatapp.core.chat import prepare_prompt, template_for
+from chatapp.core.conversation import FinishReason, Role, chat_messages, title_from
+from chatapp.core.engine import SamplingParams
+from chatapp.core.errors import UserError
+from chatapp.core.generation import ReplyStream
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.paths import app_paths
+
+SAVE_INTERVAL = 0.5
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chat", help="send a prompt and stream the answer to stdout")
+    p.add_argument("prompt", nargs="+", help="the message ('-' reads it from stdin)")
+    p.add_argument("-m", "--model", metavar="PATH", help="a .gguf file (default: the chat's model)")
+    p.add_argument("-c", "--conversation", metavar="ID", help="continue this conversation")
+    p.add_argument("-s", "--system", metavar="TEXT", help="system prompt for a new conversation")
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--context", type=int, default=None, help="context limit in tokens")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
+    p.add_argument("--stats", action="store_true", help="print speed and token counts")
+    p.set_defaults(func=chat)
+
+    c = sub.add_parser("conversations", help="list conversations, or show one")
+    c.add_argument("id", nargs="?", help="show this conversation's active branch")
+    c.add_argument("-n", "--limit", type=int, default=50)
+    c.set_defaults(func=conversations)
+
+
+def _open_store() -> tuple[Store, Settings]:
+    paths = app_paths().ensure()
+    store = Store(paths.database)
+    store.recover_interrupted()
+    return store, Settings.load(paths.settings)
+
+
+def chat(args: argparse.Namespace) -> int:
+    from chatapp.engine.llama import LlamaEngine  # imported late: `chatapp --help` stays fast
+
+    text = " ".join(args.prompt)
+    if text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        raise UserError("The prompt is empty.")
+    store, settings = _open_store()
+    conv = None
+    if args.conversation:
+        conv = store.find_conversation(args.conversation)
+        if conv is None:
+            raise UserError(f"No conversation with id {args.conversation}.")
+    model = args.model or (conv.model_path if conv else None) or settings.default_model
+    model = model or settings.last_model
+    if not model:
+        raise UserError("No model given: use --model PATH to a .gguf file.")
+    engine = LlamaEngine(
+        Path(model).expanduser(),
+        context_limit=args.context or settings.context_limit,
+        n_threads=args.threads or settings.n_threads,
+        n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+    )
+    try:
+        return _chat_turn(args, store, settings, engine, conv, text)
+    finally:
+        engine.close()
+        store.close()
+
+
+def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignore[no-untyped-def]
+    template = template_for(engine, settings.user_templates)
+    if template.warning:
+        print(f"chatapp: note: {template.warning}", file=sys.stderr)
+    if conv is None:
+        conv = store.create_conversation(
+            title_from(text),
+            model_path=engine.info.path,
+            system_prompt=args.system if args.system is not None else settings.system_prompt,
+        )
+    elif conv.model_path != engine.info.path:
+        store.update_conversation(conv.id, model_path=engine.info.path)
+    user = store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
+    branch = store.active_thread(conv.id)
+    prompt = prepare_prompt(engine, template, "", chat_messages(conv.system_prompt, branch))
+    params = SamplingParams(
+        temperature=settings.temperature if args.temperature is None else args.temperature,
+        top_p=settings.top_p,
+        top_k=settings.top_k,
+        min_p=settings.min_p,
+        repeat_penalty=settings.repeat_penalty,
+        max_tokens=args.max_tokens if args.max_tokens is not None else settings.max_tokens,
+        seed=args.seed,
+    )
+    reply = store.add_message(
+        conv.id,
+        Role.ASSISTANT,
+        "",
+        parent_id=user.id,
+        model=Path(engine.info.path).name,
+        finish_reason=FinishReason.STREAMING,
+        meta={"template": template.name, "template_source": template.source,
+              "sampling": params.as_dict(), "model_path": engine.info.path},
+    )
+    cancel = threading.Event()
+    stream = ReplyStream(engine, prompt.tokens, params, cancel, template.stop_markers)
+    saved = time.monotonic()
+    out = sys.stdout
+    interrupted = False
+    try:
+        for piece in stream:
+            out.write(piece)
+            out.flush()
+            if time.monotonic() - saved >= SAVE_INTERVAL:
+                store.update_message(reply.id, content=stream.text)
+                saved = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+    out.write("\n")
+    out.flush()
+    st = stream.stats
+    store.update_message(
+        reply.id,
+        content=stream.text,
+        finish_reason=FinishReason.CANCELLED if interrupted else st.finish_reason,
+        prompt_tokens=st.prompt_tokens,
+        completion_tokens=st.completion_tokens,
+        tokens_per_second=round(st.tokens_per_second, 2),
+    )
+    if args.stats:
+        print(
+            f"[conversation {conv.id[:12]} · prompt {st.prompt_tokens} tokens"
+            f" ({st.prompt_seconds:.2f} s) · {st.completion_tokens} tokens"
+            f" · {st.tokens_per_second:.1f} tok/s · {st.finish_reason.value}]",
+            file=sys.stderr,
+        )
+    else:
+        print(f"[conversation {conv.id[:12]}]", file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def conversations(args: argparse.Namespace) -> int:
+    store, _ = _open_store()
+    try:
+        if args.id:
+            conv = store.find_conversation(args.id)
+            if conv is None:
+                raise UserError(f"No conversation with id {args.id}.")
+            print(f"# {conv.title}  ({conv.id})")
+            if conv.system_prompt:
+                print(f"\n[system]\n{conv.system_prompt}")
+            for m in store.active_thread(conv.id):
+                print(f"\n[{m.role.value}]\n{m.content}")
+            return 0
+        for c in store.list_conversations(limit=args.limit):
+            when = datetime.fromtimestamp(c.updated_at).strftime("%Y-%m-%d %H:%M")
+            print(f"{c.id[:12]}  {when}  {c.title}")
+        return 0
+    finally:
+        store.close()

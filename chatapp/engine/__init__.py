@@ -1,0 +1,1 @@
+"""Adapters from inference runtimes to the core's Engine protocol."""

@@ -1,0 +1,215 @@
+"""The llama-cpp-python adapter: load, tokenize, stream, cancel, close.
+
+One LlamaEngine is owned by one thread (the inference worker, or the CLI's main thread).
+Cancel: a threading.Event checked between tokens, and llama_set_abort_callback while the
+prompt is evaluated (a long prompt takes seconds). The abort callback is installed only
+for prompt evaluation: it is called for every graph node, and leaving it on during
+token-by-token generation would cost several percent of speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import llama_cpp
+
+from chatapp.core.engine import Cancelled, ModelInfo, SamplingParams
+from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
+from chatapp.core.gguf import GGUFInfo, check_model_file
+from chatapp.engine import llama_log
+from chatapp.engine.hardware import physical_cores
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT_LIMIT = 4096
+
+
+class _StderrToLog(io.TextIOBase):
+    """llama-cpp-python prints some load-time details with print(file=sys.stderr)."""
+
+    def write(self, s: str) -> int:
+        if s.strip():
+            log.debug("llama-cpp-python: %s", s.rstrip())
+        return len(s)
+
+
+def gpu_offload_supported() -> bool:
+    try:
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception:
+        return False
+
+
+class LlamaEngine:
+    """Engine protocol over llama_cpp.Llama."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        context_limit: int = DEFAULT_CONTEXT_LIMIT,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        n_batch: int = 512,
+        seed: int | None = None,
+    ) -> None:
+        llama_log.install()
+        self._gguf: GGUFInfo = check_model_file(path)
+        meta = self._gguf.metadata
+        self.path = str(Path(path).resolve())
+        trained = self._gguf.context_length or context_limit
+        n_ctx = max(256, min(trained, context_limit))
+        threads = n_threads or physical_cores()
+        mark = llama_log.mark()
+        log.info(
+            "loading %s (n_ctx=%d of %d trained, threads=%d, gpu_layers=%d)",
+            self.path, n_ctx, trained, threads, n_gpu_layers,
+        )
+        try:
+            with contextlib.redirect_stderr(_StderrToLog()):
+                self._llm = llama_cpp.Llama(
+                    model_path=self.path,
+                    n_ctx=n_ctx,
+                    n_batch=min(n_batch, n_ctx),
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=n_gpu_layers,
+                    seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+                    verbose=True,  # output goes to our log; verbose=False would mute the process
+                    chat_format="chatml",  # unused: we render templates ourselves; skips guessing
+                )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise self._load_error(e, mark) from e
+        self._closed = False
+        self._cancel = threading.Event()  # replaced by each generate() call's event
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
+        self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: no callback
+        vocab = self._llm._model.vocab
+        n_vocab = self._llm.n_vocab()
+        eog = frozenset(t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t))
+        self._control = frozenset(
+            t for t in range(n_vocab) if llama_cpp.llama_vocab_is_control(vocab, t)
+        )
+        bos_id, eos_id = self._llm.token_bos(), self._llm.token_eos()
+        self.info = ModelInfo(
+            path=self.path,
+            name=self._gguf.name,
+            architecture=self._gguf.architecture,
+            n_ctx=self._llm.n_ctx(),
+            n_ctx_train=trained,
+            n_vocab=n_vocab,
+            bos_token=self._piece(bos_id) if bos_id >= 0 else "",
+            eos_token=self._piece(eos_id) if eos_id >= 0 else "",
+            eog_token_ids=eog,
+            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
+            metadata=dict(meta),
+            n_threads=threads,
+            n_gpu_layers=n_gpu_layers,
+        )
+        log.info("loaded %s: %s, %d tokens context", self.info.name, self.info.architecture, n_ctx)
+
+    def _load_error(self, e: Exception, mark: int) -> Exception:
+        said = [line for lvl, line in list(llama_log.recent)[mark:] if lvl >= logging.ERROR]
+        detail = said[-1] if said else str(e)
+        if "unknown model architecture" in detail:
+            return BadModelFile(
+                f"This llama.cpp does not know the model architecture "
+                f"'{self._gguf.architecture}' of {Path(self._gguf.path).name}.",
+                hint="Update chatapp (and llama-cpp-python) or choose another model.",
+            )
+        return ModelLoadError(f"llama.cpp could not load {Path(self._gguf.path).name}: {detail}")
+
+    # -- tokens ---------------------------------------------------------------
+
+    def _piece(self, token_id: int) -> str:
+        return self.token_bytes(token_id).decode("utf-8", errors="replace")
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        self._check_open()
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self._llm.detokenize([token_id], special=True)
+
+    def is_special(self, token_id: int) -> bool:
+        return token_id in self._control or token_id in self.info.eog_token_ids
+
+    # -- generation -----------------------------------------------------------
+
+    def generate(
+        self, prompt: list[int], params: SamplingParams, cancel: threading.Event
+    ) -> Iterator[int]:
+        self._check_open()
+        n_ctx = self.info.n_ctx
+        if len(prompt) >= n_ctx:
+            raise ContextFullError(
+                f"The conversation is {len(prompt)} tokens long; this model's context holds "
+                f"{n_ctx}. Start a new chat or shorten the conversation."
+            )
+        if params.seed is not None:
+            self._llm.set_seed(params.seed)
+        self._cancel = cancel
+        ctx = self._llm._ctx.ctx
+        llama_cpp.llama_set_abort_callback(ctx, self._abort_cb, None)
+        abort_on = True
+        produced = 0
+        try:
+            gen = self._llm.generate(
+                prompt,
+                top_k=params.top_k,
+                top_p=params.top_p,
+                min_p=params.min_p,
+                temp=params.temperature,
+                repeat_penalty=params.repeat_penalty,
+            )
+            for token in gen:
+                if abort_on:  # prompt evaluated: generation is cancelled between tokens
+                    llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
+                    abort_on = False
+                if cancel.is_set():
+                    raise Cancelled()
+                if token in self.info.eog_token_ids:
+                    return
+                yield token
+                produced += 1
+                if params.max_tokens is not None and produced >= params.max_tokens:
+                    return
+                if self._llm.n_tokens + 1 >= n_ctx:
+                    return
+        except RuntimeError as e:
+            if cancel.is_set():
+                self._llm.n_tokens = 0  # KV cache state is unknown after an abort
+                raise Cancelled() from e
+            raise
+        finally:
+            if abort_on:
+                llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
+
+    @property
+    def context_used(self) -> int:
+        return int(self._llm.n_tokens)
+
+    # -- lifetime -------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("engine used after close()")
+
+    def close(self) -> None:
+        """Free the weights and the KV cache. A Llama used after close() segfaults,
+        so the engine refuses any further use."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self._llm.close()
+        del self._llm
+        log.info("closed %s", self.path)
+
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._gguf.metadata)

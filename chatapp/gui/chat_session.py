@@ -1,0 +1,373 @@
+"""The window's chat controller, on the GUI thread: sends, streams, persists.
+
+It turns user actions into store writes and worker requests, and worker results into
+store writes and signals for the views. Persistence while streaming: the answer row is
+written when generation starts and updated at most every SAVE_INTERVAL, so a killed
+process loses at most that much of the answer; a stopped answer is kept as far as it got.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from chatapp.core.conversation import FinishReason, Message, Role, chat_messages, title_from
+from chatapp.core.engine import ModelInfo, SamplingParams
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.core.templates import ChatTemplate
+from chatapp.gui.worker import (
+    EngineFactory,
+    GenerateRequest,
+    InferenceWorker,
+    LoadedModel,
+    LoadRequest,
+    ReplyDone,
+    default_engine_factory,
+)
+
+log = logging.getLogger(__name__)
+
+SAVE_INTERVAL = 0.5  # seconds between saves of a streaming answer
+
+
+@dataclass
+class _Streaming:
+    request_id: str
+    message_id: str
+    conversation_id: str
+    text: str = ""
+    saved_at: float = 0.0
+    started_at: float = 0.0
+    prompt_tokens: int = 0
+
+
+class ChatSession(QObject):
+    # model
+    model_loading = Signal(str)  # path
+    model_loaded = Signal(object)  # LoadedModel
+    model_failed = Signal(str)  # message
+    # conversations
+    conversation_selected = Signal(str)  # id ("" for a new, empty chat)
+    conversations_changed = Signal()
+    # replies
+    reply_started = Signal(str, str)  # conversation id, message id
+    reply_delta = Signal(str, str)  # message id, whole text so far
+    reply_finished = Signal(str)  # message id
+    busy_changed = Signal(bool)
+    context_changed = Signal(int, int)  # used, n_ctx
+    speed_changed = Signal(float)  # tokens/s of the last answer
+    error = Signal(str)
+    notice = Signal(str)
+
+    # requests to the worker (queued across threads)
+    _load = Signal(object)
+    _generate = Signal(object)
+    _set_template = Signal(str)
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        engine_factory: EngineFactory = default_engine_factory,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.settings = settings
+        self.model: LoadedModel | None = None
+        self.loading_path: str | None = None
+        self.conversation_id: str | None = None
+        self._streaming: _Streaming | None = None
+        self._seq = 0
+
+        self._thread = QThread()
+        self._thread.setObjectName("inference")
+        self.worker = InferenceWorker(engine_factory)
+        self.worker.moveToThread(self._thread)
+        self._load.connect(self.worker.load)
+        self._generate.connect(self.worker.generate)
+        self._set_template.connect(self.worker.set_user_template)
+        self.worker.loaded.connect(self._on_loaded)
+        self.worker.load_failed.connect(self._on_load_failed)
+        self.worker.started.connect(self._on_started)
+        self.worker.delta.connect(self._on_delta)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self._thread.start()
+
+    # -- model ------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._streaming is not None
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self.model.info if self.model else None
+
+    @property
+    def template(self) -> ChatTemplate | None:
+        return self.model.template if self.model else None
+
+    def open_model(self, path: str) -> None:
+        if self.busy:
+            self.error.emit("Stop the answer in progress before switching models.")
+            return
+        p = Path(path).expanduser()
+        if not p.exists():
+            self.error.emit(f"No such file: {p}")
+            return
+        self.loading_path = str(p.resolve())
+        self.model_loading.emit(self.loading_path)
+        s = self.settings
+        self._load.emit(
+            LoadRequest(
+                path=self.loading_path,
+                context_limit=s.context_limit,
+                n_gpu_layers=s.n_gpu_layers,
+                n_threads=s.n_threads,
+                user_template=s.user_templates.get(p.name),
+            )
+        )
+
+    def set_user_template(self, text: str | None) -> None:
+        self._set_template.emit(text or "")
+
+    def _on_loaded(self, loaded: LoadedModel) -> None:
+        self.model = loaded
+        self.loading_path = None
+        self.settings.last_model = loaded.info.path
+        self.model_loaded.emit(loaded)
+        if loaded.template.warning:
+            self.notice.emit(loaded.template.warning)
+        self._emit_context()
+
+    def _on_load_failed(self, path: str, message: str) -> None:
+        self.loading_path = None
+        # the worker closed the previous model before trying the new one
+        self.model = None
+        self.model_failed.emit(message)
+        self.error.emit(message)
+
+    # -- conversations ------------------------------------------------------------
+
+    def select_conversation(self, conversation_id: str | None) -> None:
+        self.conversation_id = conversation_id or None
+        self.conversation_selected.emit(conversation_id or "")
+        self._emit_context()
+        conv = self.store.get_conversation(conversation_id) if conversation_id else None
+        if (
+            conv is not None
+            and conv.model_path
+            and not self.busy
+            and (self.model is None or Path(conv.model_path) != Path(self.model.info.path))
+            and self.loading_path != conv.model_path
+            and Path(conv.model_path).exists()
+        ):
+            self.open_model(conv.model_path)
+
+    def new_conversation(self) -> None:
+        self.select_conversation(None)
+
+    def rename_conversation(self, conversation_id: str, title: str) -> None:
+        self.store.rename_conversation(conversation_id, title)
+        self.conversations_changed.emit()
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        if self._streaming and self._streaming.conversation_id == conversation_id:
+            self.stop()
+            self._streaming = None
+            self.busy_changed.emit(False)
+        self.store.delete_conversation(conversation_id)
+        if self.conversation_id == conversation_id:
+            self.select_conversation(None)
+        self.conversations_changed.emit()
+
+    def thread(self) -> list[Message]:
+        return self.store.active_thread(self.conversation_id) if self.conversation_id else []
+
+    # -- chatting -----------------------------------------------------------------
+
+    def send(self, text: str) -> bool:
+        text = text.strip()
+        if not text:
+            return False
+        if self.busy:
+            self.error.emit("An answer is still streaming: stop it first (Esc).")
+            return False
+        if self.model is None:
+            self.error.emit(
+                "No model is loaded yet." if not self.loading_path else "The model is still loading."
+            )
+            return False
+        if self.conversation_id is None:
+            conv = self.store.create_conversation(
+                title_from(text),
+                model_path=self.model.info.path,
+                system_prompt=self.settings.system_prompt,
+            )
+            self.conversation_id = conv.id
+            self.conversations_changed.emit()
+            self.conversation_selected.emit(conv.id)
+        conv = self.store.get_conversation(self.conversation_id)
+        assert conv is not None
+        user = self.store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
+        self._start_reply(user)
+        return True
+
+    def regenerate(self) -> bool:
+        """A new answer to the last user message, kept as a sibling branch of the old one."""
+        if self.busy or self.model is None or self.conversation_id is None:
+            if self.model is None:
+                self.error.emit("No model is loaded.")
+            return False
+        branch = self.thread()
+        users = [m for m in branch if m.role is Role.USER]
+        if not users:
+            return False
+        self._start_reply(users[-1])
+        return True
+
+    def stop(self) -> None:
+        if self._streaming:
+            self.worker.cancel()
+
+    def _start_reply(self, parent: Message) -> None:
+        assert self.model is not None and self.conversation_id is not None
+        conv = self.store.get_conversation(self.conversation_id)
+        assert conv is not None
+        branch = self.store.active_thread(conv.id)
+        upto = branch[: [m.id for m in branch].index(parent.id) + 1]
+        messages = chat_messages(conv.system_prompt, upto)
+        s = self.settings
+        params = SamplingParams(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            min_p=s.min_p,
+            repeat_penalty=s.repeat_penalty,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+        )
+        info, template = self.model.info, self.model.template
+        reply = self.store.add_message(
+            conv.id,
+            Role.ASSISTANT,
+            "",
+            parent_id=parent.id,
+            model=Path(info.path).name,
+            finish_reason=FinishReason.STREAMING,
+            meta={"template": template.name, "template_source": template.source,
+                  "sampling": params.as_dict(), "model_path": info.path},
+        )
+        if conv.model_path != info.path:
+            self.store.update_conversation(conv.id, model_path=info.path)
+        self._seq += 1
+        now = time.monotonic()
+        self._streaming = _Streaming(
+            f"r{self._seq}", reply.id, conv.id, saved_at=now, started_at=now
+        )
+        self.busy_changed.emit(True)
+        self.reply_started.emit(conv.id, reply.id)
+        self.conversations_changed.emit()
+        self._generate.emit(GenerateRequest(self._streaming.request_id, messages, params))
+
+    def _current(self, request_id: str) -> _Streaming | None:
+        st = self._streaming
+        return st if st is not None and st.request_id == request_id else None
+
+    def _on_started(self, request_id: str, prompt_tokens: int, n_ctx: int) -> None:
+        st = self._current(request_id)
+        if st:
+            st.prompt_tokens = prompt_tokens
+            self.context_changed.emit(prompt_tokens, n_ctx)
+
+    def _on_delta(self, request_id: str, text: str) -> None:
+        st = self._current(request_id)
+        if st is None:
+            return
+        st.text += text
+        now = time.monotonic()
+        if now - st.saved_at >= SAVE_INTERVAL:
+            self.store.update_message(st.message_id, content=st.text)
+            st.saved_at = now
+        self.reply_delta.emit(st.message_id, st.text)
+
+    def _on_finished(self, done: ReplyDone) -> None:
+        st = self._current(done.request_id)
+        if st is None:
+            return
+        self._streaming = None
+        stats = done.stats
+        msg = self.store.get_message(st.message_id)
+        meta = dict(msg.meta) if msg else {}
+        meta["prompt_seconds"] = round(stats.prompt_seconds, 4)
+        meta["generation_seconds"] = round(stats.generation_seconds, 4)
+        self.store.update_message(
+            st.message_id,
+            content=done.text,
+            finish_reason=stats.finish_reason,
+            prompt_tokens=stats.prompt_tokens,
+            completion_tokens=stats.completion_tokens,
+            tokens_per_second=round(stats.tokens_per_second, 2),
+            meta=meta,
+        )
+        self.reply_delta.emit(st.message_id, done.text)
+        self.reply_finished.emit(st.message_id)
+        self.busy_changed.emit(False)
+        self.speed_changed.emit(stats.tokens_per_second)
+        self.context_changed.emit(stats.context_used, done.n_ctx)
+        if stats.finish_reason is FinishReason.LENGTH:
+            self.notice.emit("The answer stopped at the length limit (max tokens or context).")
+
+    def _on_failed(self, request_id: str, message: str) -> None:
+        st = self._current(request_id)
+        if st is None:
+            self.error.emit(message)
+            return
+        self._streaming = None
+        if st.text:
+            self.store.update_message(
+                st.message_id, content=st.text, finish_reason=FinishReason.ERROR
+            )
+        else:  # nothing was generated: drop the empty answer, keep the question
+            msg = self.store.get_message(st.message_id)
+            if msg is not None:
+                self.store.set_current_leaf(st.conversation_id, msg.parent_id)
+                with self.store.transaction() as db:
+                    db.execute("DELETE FROM messages WHERE id = ?", (st.message_id,))
+        self.busy_changed.emit(False)
+        self.reply_finished.emit(st.message_id)
+        self.conversation_selected.emit(self.conversation_id or "")
+        self.error.emit(message)
+
+    def _emit_context(self) -> None:
+        if self.model is None:
+            return
+        branch = self.thread()
+        used = 0
+        for m in reversed(branch):
+            if m.role is Role.ASSISTANT and m.prompt_tokens is not None:
+                used = m.prompt_tokens + (m.completion_tokens or 0)
+                break
+        self.context_changed.emit(used, self.model.info.n_ctx)
+
+    # -- shutdown -----------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Cancel, stop the thread, then free the model (a Llama used after close()
+        segfaults, so it is closed only once nothing can touch it)."""
+        st = self._streaming
+        self.worker.cancel()
+        self._thread.quit()
+        self._thread.wait()
+        if st is not None:
+            self.store.update_message(
+                st.message_id, content=st.text, finish_reason=FinishReason.CANCELLED
+            )
+            self._streaming = None
+        self.worker.close_model()

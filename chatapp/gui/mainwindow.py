@@ -1,0 +1,485 @@
+"""The main window: conversation list, message view, input, model bar and status line.
+
+It holds no data of its own: the store and the ChatSession do. Other parts of the app
+(model manager, export, templates) add their menu entries through `install(window)`
+using the small surface documented on MainWindow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QModelIndex, QPoint, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from chatapp import __version__
+from chatapp.core.engine import ModelInfo
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.gui.background import BackgroundRunner
+from chatapp.gui.chat_session import ChatSession
+from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
+from chatapp.gui.input_box import InputBox
+from chatapp.gui.message_view import MessageView
+from chatapp.gui.worker import LoadedModel
+from chatapp.paths import AppPaths
+
+log = logging.getLogger(__name__)
+
+GUI_EXTENSIONS = (
+    "chatapp.gui.models_actions",
+    "chatapp.gui.export_actions",
+    "chatapp.gui.template_actions",
+)
+
+
+class MessageBar(QFrame):
+    """A non-modal line above the input for errors and notices."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.hide)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str, *, error: bool) -> None:
+        bg, fg = ("#fdecea", "#8a1c13") if error else ("#e8f4fd", "#0b4a6f")
+        self.setStyleSheet(f"MessageBar {{ background: {bg}; border-radius: 6px; }}")
+        self.label.setStyleSheet(f"color: {fg};")
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        paths: AppPaths,
+        session: ChatSession,
+        *,
+        extensions: tuple[str, ...] = GUI_EXTENSIONS,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.settings = settings
+        self.paths = paths
+        self.session = session
+        self.background = BackgroundRunner()
+        self.conversation_list_menu_hooks: list[Callable[[QMenu, list[str]], None]] = []
+        self.setWindowTitle("chatapp")
+        self.resize(1100, 760)
+
+        self._build_widgets()
+        self._build_menus()
+        self._connect()
+        self._restore_geometry()
+        for name in extensions:
+            self._install_extension(name)
+        self._update_buttons()
+
+    # -- construction ---------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        # left: conversations
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(8, 8, 4, 8)
+        self.new_button = QPushButton("New chat")
+        self.new_button.setShortcut(QKeySequence.StandardKey.New)
+        self.conversations = ConversationListModel(self.store)
+        self.conversation_view = QListView()
+        self.conversation_view.setModel(self.conversations)
+        self.conversation_view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
+        self.conversation_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.conversation_view.setUniformItemSizes(True)
+        ll.addWidget(self.new_button)
+        ll.addWidget(self.conversation_view, 1)
+
+        # right: model bar, messages, message bar, input
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(4, 8, 8, 8)
+        bar = QHBoxLayout()
+        self.model_label = QLabel("No model loaded")
+        self.model_label.setStyleSheet("font-weight: bold;")
+        self.model_progress = QProgressBar()
+        self.model_progress.setRange(0, 0)
+        self.model_progress.setMaximumWidth(140)
+        self.model_progress.setTextVisible(False)
+        self.model_progress.hide()
+        self.open_button = QPushButton("Open model…")
+        bar.addWidget(self.model_label, 1)
+        bar.addWidget(self.model_progress)
+        bar.addWidget(self.open_button)
+        rl.addLayout(bar)
+        self.message_view = MessageView()
+        rl.addWidget(self.message_view, 1)
+        self.message_bar = MessageBar()
+        rl.addWidget(self.message_bar)
+        row = QHBoxLayout()
+        self.input = InputBox()
+        buttons = QVBoxLayout()
+        self.send_button = QPushButton("Send")
+        self.send_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the answer (Esc)")
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setToolTip("A new answer to your last message (the old one is kept)")
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.regenerate_button)
+        row.addWidget(self.input, 1)
+        row.addLayout(buttons)
+        rl.addLayout(row)
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([260, 840])
+        self.setCentralWidget(split)
+
+        self.status_model = QLabel("No model")
+        self.status_speed = QLabel("")
+        self.status_context = QLabel("")
+        sb = self.statusBar()
+        sb.addWidget(self.status_model, 1)
+        sb.addPermanentWidget(self.status_speed)
+        sb.addPermanentWidget(self.status_context)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        self.menus: dict[str, QMenu] = {
+            "file": mb.addMenu("&File"),
+            "chat": mb.addMenu("&Chat"),
+            "models": mb.addMenu("&Models"),
+            "view": mb.addMenu("&View"),
+            "help": mb.addMenu("&Help"),
+        }
+        f = self.menus["file"]
+        self.open_action = QAction("&Open model…", self, shortcut=QKeySequence.StandardKey.Open)
+        f.addAction(self.open_action)
+        f.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        f.addAction(quit_action)
+        c = self.menus["chat"]
+        self.new_action = QAction("&New chat", self)
+        self.stop_action = QAction("&Stop answer", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.regenerate_action = QAction("&Regenerate answer", self, shortcut="Ctrl+R")
+        self.rename_action = QAction("Re&name chat…", self, shortcut="F2")
+        self.delete_action = QAction("&Delete chat…", self)
+        for a in (
+            self.new_action,
+            self.stop_action,
+            self.regenerate_action,
+            self.rename_action,
+            self.delete_action,
+        ):
+            c.addAction(a)
+        self.addAction(self.stop_action)  # Esc works wherever focus is
+        about = QAction("&About chatapp", self)
+        about.triggered.connect(self._about)
+        self.menus["help"].addAction(about)
+        log_action = QAction("Open &log folder", self)
+        log_action.triggered.connect(self._open_log_folder)
+        self.menus["help"].addAction(log_action)
+
+    def _connect(self) -> None:
+        s = self.session
+        self.open_button.clicked.connect(self.choose_model_file)
+        self.open_action.triggered.connect(self.choose_model_file)
+        self.new_button.clicked.connect(s.new_conversation)
+        self.new_action.triggered.connect(s.new_conversation)
+        self.send_button.clicked.connect(lambda: self._send(self.input.toPlainText()))
+        self.input.submitted.connect(self._send)
+        self.stop_button.clicked.connect(s.stop)
+        self.stop_action.triggered.connect(s.stop)
+        self.regenerate_button.clicked.connect(s.regenerate)
+        self.regenerate_action.triggered.connect(s.regenerate)
+        self.rename_action.triggered.connect(self._rename_selected)
+        self.delete_action.triggered.connect(self._delete_selected)
+        self.conversation_view.selectionModel().currentChanged.connect(self._on_current_changed)
+        self.conversation_view.customContextMenuRequested.connect(self._conversation_menu)
+
+        s.model_loading.connect(self._on_model_loading)
+        s.model_loaded.connect(self._on_model_loaded)
+        s.model_failed.connect(self._on_model_failed)
+        s.conversation_selected.connect(self._on_conversation_selected)
+        s.conversations_changed.connect(self.refresh_conversations)
+        s.reply_started.connect(self._on_reply_started)
+        s.reply_delta.connect(self.message_view.update_text)
+        s.reply_finished.connect(self._on_reply_finished)
+        s.busy_changed.connect(lambda _busy: self._update_buttons())
+        s.context_changed.connect(self._on_context)
+        s.speed_changed.connect(lambda tps: self.status_speed.setText(f"{tps:.1f} tok/s"))
+        s.error.connect(self.show_error)
+        s.notice.connect(self.show_info)
+
+    def _install_extension(self, name: str) -> None:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            return
+        module.install(self)
+
+    # -- the surface extensions use ---------------------------------------------------
+
+    def save_settings(self) -> None:
+        try:
+            self.settings.save(self.paths.settings)
+        except Exception as e:  # a full disk must not take the window down
+            self.show_error(f"Could not save settings: {e}")
+
+    def current_conversation_id(self) -> str | None:
+        return self.session.conversation_id
+
+    def selected_conversation_ids(self) -> list[str]:
+        rows = sorted(i.row() for i in self.conversation_view.selectionModel().selectedRows())
+        ids = [self.conversations.data(self.conversations.index(r), ConversationRole.ID) for r in rows]
+        return [i for i in ids if i]
+
+    def refresh_conversations(self) -> None:
+        current = self.session.conversation_id
+        self.conversations.reload()
+        if current:
+            self._select_row_quietly(current)
+
+    def show_error(self, text: str) -> None:
+        log.info("shown to the user: %s", text)
+        self.message_bar.show_message(text, error=True)
+
+    def show_info(self, text: str) -> None:
+        self.message_bar.show_message(text, error=False)
+
+    def model_info(self) -> ModelInfo | None:
+        return self.session.model_info
+
+    def model_metadata(self) -> dict[str, Any]:
+        info = self.session.model_info
+        return dict(info.metadata) if info else {}
+
+    def open_model(self, path: str) -> None:
+        self.session.open_model(path)
+
+    def run_in_background(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
+    ) -> None:
+        self.background.run(fn, on_done, on_error)
+
+    # -- actions -----------------------------------------------------------------------
+
+    def choose_model_file(self) -> None:
+        start = self.settings.last_model or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a GGUF model", str(Path(start).parent), "GGUF models (*.gguf);;All files (*)"
+        )
+        if path:
+            self.open_model(path)
+
+    def _send(self, text: str) -> None:
+        if self.session.send(text):
+            self.input.clear()
+            self.message_bar.hide()
+
+    def _rename_selected(self) -> None:
+        ids = self.selected_conversation_ids() or (
+            [self.session.conversation_id] if self.session.conversation_id else []
+        )
+        if not ids:
+            return
+        conv = self.store.get_conversation(ids[0])
+        if conv is None:
+            return
+        title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=conv.title)
+        if ok and title.strip():
+            self.session.rename_conversation(conv.id, title)
+
+    def _delete_selected(self) -> None:
+        ids = self.selected_conversation_ids() or (
+            [self.session.conversation_id] if self.session.conversation_id else []
+        )
+        if not ids:
+            return
+        what = (
+            f"“{self.store.get_conversation(ids[0]).title}”"  # type: ignore[union-attr]
+            if len(ids) == 1
+            else f"{len(ids)} chats"
+        )
+        answer = QMessageBox.question(
+            self,
+            "Delete chat",
+            f"Delete {what}? This cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            for cid in ids:
+                self.session.delete_conversation(cid)
+
+    def _conversation_menu(self, pos: QPoint) -> None:
+        ids = self.selected_conversation_ids()
+        if not ids:
+            return
+        menu = QMenu(self)
+        menu.addAction(self.rename_action)
+        menu.addAction(self.delete_action)
+        for hook in self.conversation_list_menu_hooks:
+            hook(menu, ids)
+        menu.exec(self.conversation_view.viewport().mapToGlobal(pos))
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About chatapp",
+            f"<b>chatapp {__version__}</b><p>Chat with local GGUF models through llama.cpp. "
+            "Everything runs on this computer; the network is used only to find and "
+            "download models.</p>",
+        )
+
+    def _open_log_folder(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.paths.logs)))
+
+    # -- reactions ----------------------------------------------------------------------
+
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        cid = self.conversations.data(current, ConversationRole.ID) if current.isValid() else None
+        if cid and cid != self.session.conversation_id:
+            self.session.select_conversation(cid)
+
+    def _select_row_quietly(self, conversation_id: str) -> None:
+        row = self.conversations.row_of(conversation_id)
+        sel = self.conversation_view.selectionModel()
+        if row < 0:
+            sel.clearSelection()
+            return
+        idx = self.conversations.index(row)
+        if sel.currentIndex() != idx:
+            sel.blockSignals(True)
+            sel.setCurrentIndex(idx, sel.SelectionFlag.ClearAndSelect)
+            sel.blockSignals(False)
+            self.conversation_view.viewport().update()
+
+    def _on_conversation_selected(self, conversation_id: str) -> None:
+        if conversation_id:
+            self._select_row_quietly(conversation_id)
+            self.message_view.show_thread(self.session.thread())
+        else:
+            self.conversation_view.selectionModel().clearSelection()
+            self.message_view.clear()
+        self._update_buttons()
+        self.input.setFocus()
+
+    def _on_reply_started(self, conversation_id: str, message_id: str) -> None:
+        if conversation_id == self.session.conversation_id:
+            thread = self.session.thread()
+            shown = {w.message_id for w in self.message_view.widgets()}
+            if [m.id for m in thread[:-1]] != [w.message_id for w in self.message_view.widgets()]:
+                self.message_view.show_thread(thread)
+            else:
+                for m in thread:
+                    if m.id not in shown:
+                        self.message_view.add_message(m)
+        self.status_speed.setText("generating…")
+
+    def _on_reply_finished(self, message_id: str) -> None:
+        msg = self.store.get_message(message_id)
+        if msg is not None and msg.conversation_id == self.session.conversation_id:
+            self.message_view.finish(msg)
+        self._update_buttons()
+
+    def _on_model_loading(self, path: str) -> None:
+        self.model_label.setText(f"Loading {Path(path).name}…")
+        self.model_progress.show()
+        self.status_model.setText(f"Loading {Path(path).name}…")
+        self._update_buttons()
+
+    def _on_model_loaded(self, loaded: LoadedModel) -> None:
+        info = loaded.info
+        self.model_progress.hide()
+        self.model_label.setText(f"{info.name}  ({Path(info.path).name})")
+        tpl = loaded.template
+        self.status_model.setText(
+            f"{info.name} · {info.architecture} · template: {tpl.name} ({tpl.source})"
+            f" · {info.n_threads} threads" + (f" · GPU layers {info.n_gpu_layers}" if info.n_gpu_layers else "")
+        )
+        self.setWindowTitle(f"chatapp — {info.name}")
+        self.save_settings()
+        self.message_view.set_placeholder(f"{info.name} is ready. Say hello.")
+        self._update_buttons()
+
+    def _on_model_failed(self, message: str) -> None:
+        self.model_progress.hide()
+        self.model_label.setText("No model loaded")
+        self.status_model.setText("No model")
+        self._update_buttons()
+
+    def _on_context(self, used: int, n_ctx: int) -> None:
+        self.status_context.setText(f"context {used} / {n_ctx} tokens")
+
+    def _update_buttons(self) -> None:
+        busy = self.session.busy
+        has_model = self.session.model is not None
+        self.send_button.setEnabled(not busy and has_model)
+        self.stop_button.setEnabled(busy)
+        self.stop_action.setEnabled(busy)
+        has_answer = any(w.role.value == "assistant" for w in self.message_view.widgets())
+        self.regenerate_button.setEnabled(not busy and has_model and has_answer)
+        self.regenerate_action.setEnabled(not busy and has_model and has_answer)
+        self.open_button.setEnabled(not busy)
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def _qsettings(self) -> QSettings:
+        return QSettings(str(self.paths.config / "window.ini"), QSettings.Format.IniFormat)
+
+    def _restore_geometry(self) -> None:
+        geo = self._qsettings().value("geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self._qsettings().setValue("geometry", self.saveGeometry())
+        self.save_settings()
+        self.session.shutdown()
+        self.background.wait(10000)
+        super().closeEvent(event)

@@ -1,0 +1,53 @@
+import threading
+
+from chatapp.core.conversation import FinishReason
+from chatapp.core.engine import SamplingParams
+from chatapp.core.generation import ReplyStream
+from tests.fakes import ScriptedEngine
+
+
+def _run(reply: str, markers=(), **params):
+    eng = ScriptedEngine(reply=reply)
+    rs = ReplyStream(eng, [1, 2, 3], SamplingParams(**params), threading.Event(), markers)
+    pieces = list(rs)
+    return "".join(pieces), rs, pieces
+
+
+def test_stop_marker_is_cut_and_never_shown():
+    text, rs, pieces = _run("Paris is the capital.<|im_end|>\n<|im_start|>user", ["<|im_end|>"])
+    assert text == "Paris is the capital."
+    assert not any("<" in p for p in pieces)
+    assert rs.stats.finish_reason is FinishReason.STOP
+
+
+def test_partial_marker_at_the_end_is_released_when_it_is_not_a_marker():
+    text, _, _ = _run("a < b and a <|im", ["<|im_end|>"])
+    assert text == "a < b and a <|im"
+
+
+def test_multibyte_characters_split_across_tokens_decode_whole():
+    text, _, pieces = _run("日本語 😀 ok")
+    assert text == "日本語 😀 ok"
+    assert "\ufffd" not in text and all("\ufffd" not in p for p in pieces)
+
+
+def test_max_tokens_is_length_and_counts():
+    text, rs, _ = _run("abcdefgh", max_tokens=3)
+    assert text == "abc"
+    assert rs.stats.finish_reason is FinishReason.LENGTH
+    assert rs.stats.completion_tokens == 3
+    assert rs.stats.prompt_tokens == 3
+
+
+def test_cancel_keeps_what_came_so_far():
+    eng = ScriptedEngine(reply="x" * 1000)
+    cancel = threading.Event()
+    rs = ReplyStream(eng, [1], SamplingParams(), cancel)
+    got = ""
+    for piece in rs:
+        got += piece
+        if len(got) >= 10:
+            cancel.set()
+    assert rs.stats.finish_reason is FinishReason.CANCELLED
+    assert 10 <= len(rs.text) < 1000
+    assert rs.text == got

@@ -1,0 +1,69 @@
+"""SIGKILL while an answer streams: at most about the last second is lost, and the
+database is never corrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chatapp.core.conversation import FinishReason, Role
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.paths import app_paths
+
+pytestmark = pytest.mark.model
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_kill_minus_9_while_streaming(smollm2_path, chatapp_home):
+    paths = app_paths().ensure()
+    Settings(max_tokens=4000, temperature=0.2).save(paths.settings)
+    env = dict(os.environ, CHATAPP_HOME=str(chatapp_home), QT_QPA_PLATFORM="offscreen")
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/e2e/kill9_child.py"), str(smollm2_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT, text=True,
+    )
+    updates: list[tuple[float, str]] = []
+    deadline = time.monotonic() + 180
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            u = json.loads(line)
+            updates.append((u["t"], u["text"]))
+            if u["t"] - updates[0][0] >= 2.5 or time.monotonic() > deadline:
+                break
+        killed_at = time.monotonic()
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert updates, "the child never streamed"
+    streamed = updates[-1][1]
+    assert len(streamed) > 50
+
+    db = sqlite3.connect(paths.database)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+    store = Store(paths.database)
+    (conv,) = store.list_conversations()
+    answer = store.active_thread(conv.id)[-1]
+    assert answer.role is Role.ASSISTANT
+    assert answer.finish_reason is FinishReason.STREAMING  # it died mid-answer
+    assert streamed.startswith(answer.content)
+    # what had streamed a second before the kill is all saved
+    a_second_before = [text for t, text in updates if t <= killed_at - 1.0]
+    assert a_second_before, "streamed for less than a second"
+    assert len(answer.content) >= len(a_second_before[-1])
+    assert store.recover_interrupted() == 1
+    assert store.get_message(answer.id).finish_reason is FinishReason.CANCELLED
+    store.close()

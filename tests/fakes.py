@@ -1,0 +1,60 @@
+"""A scripted engine for fast GUI and core tests. It follows the Engine protocol; it
+never stands in for the real model where real behaviour matters (tests/engine, tests/e2e)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator
+
+from chatapp.core.engine import Cancelled, ModelInfo, SamplingParams
+
+EOS = 0
+
+
+class ScriptedEngine:
+    """Tokens are bytes: token id = byte value + 1; id 0 ends the turn.
+    `reply` is what every generate() yields, one byte-token at a time."""
+
+    def __init__(self, path: str = "/models/fake.gguf", reply: str = "Hello from the fake model.",
+                 delay: float = 0.0, metadata: dict | None = None, n_ctx: int = 4096) -> None:
+        self.reply = reply
+        self.delay = delay
+        self.closed = False
+        self.prompts: list[list[int]] = []
+        self.info = ModelInfo(
+            path=path, name="Fake model", architecture="fake", n_ctx=n_ctx, n_ctx_train=n_ctx,
+            n_vocab=257, bos_token="", eos_token="", eog_token_ids=frozenset({EOS}), add_bos=False,
+            metadata=metadata if metadata is not None else {
+                "general.architecture": "fake",
+                "tokenizer.chat_template": "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}"
+                "<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}",
+            },
+        )
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return [b + 1 for b in text.encode("utf-8")]
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return b"" if token_id == EOS else bytes([token_id - 1])
+
+    def is_special(self, token_id: int) -> bool:
+        return token_id == EOS
+
+    def generate(self, prompt: list[int], params: SamplingParams,
+                 cancel: threading.Event) -> Iterator[int]:
+        assert not self.closed, "used after close()"
+        self.prompts.append(list(prompt))
+        n = 0
+        for b in self.reply.encode("utf-8"):
+            if cancel.is_set():
+                raise Cancelled()
+            if self.delay:
+                time.sleep(self.delay)
+            yield b + 1
+            n += 1
+            if params.max_tokens is not None and n >= params.max_tokens:
+                return
+
+    def close(self) -> None:
+        self.closed = True

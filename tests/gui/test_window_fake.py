@@ -1,0 +1,153 @@
+"""Fast GUI tests of the real window driven by a scripted engine."""
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+from chatapp.core.conversation import FinishReason, Role
+from chatapp.gui.conversation_list import ConversationListModel
+
+
+def _load(qtbot, w, path):
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        w.open_model(str(path))
+
+
+def _send(qtbot, w, text):
+    with qtbot.waitSignal(w.session.reply_finished, timeout=20000):
+        w.input.setPlainText(text)
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+
+
+def test_send_streams_saves_and_lists(qtbot, make_window, fake_model_file):
+    w = make_window(reply="**Bold** answer with `code`.")
+    _load(qtbot, w, fake_model_file)
+    assert "Fake model" in w.model_label.text()
+    _send(qtbot, w, "Hello there")
+    assert w.input.toPlainText() == ""
+    conv_id = w.current_conversation_id()
+    thread = w.store.active_thread(conv_id)
+    assert [m.role for m in thread] == [Role.USER, Role.ASSISTANT]
+    assert thread[1].content == "**Bold** answer with `code`."
+    assert thread[1].finish_reason is FinishReason.STOP
+    body = w.message_view.widget_for(thread[1].id).body.text()
+    assert "<strong>Bold</strong>" in body and "<code>code</code>" in body
+    assert w.conversations.rowCount() == 1
+    assert w.conversations.data(w.conversations.index(0)) == "Hello there"
+    # the prompt the engine got is the template rendering of the conversation
+    prompt = bytes(t - 1 for t in w.engines[0].prompts[-1]).decode()
+    assert prompt == "<|user|>Hello there<|end|><|assistant|>"
+    assert "context" in w.status_context.text()
+
+
+def test_shift_enter_makes_a_new_line_and_does_not_send(qtbot, make_window, fake_model_file):
+    w = make_window()
+    _load(qtbot, w, fake_model_file)
+    w.input.setPlainText("line one")
+    w.input.moveCursor(w.input.textCursor().MoveOperation.End)
+    qtbot.keyClick(w.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert w.input.toPlainText() == "line one\n"
+    assert w.store.count_conversations() == 0
+
+
+def test_stop_keeps_the_partial_answer(qtbot, make_window, fake_model_file):
+    w = make_window(reply="word " * 2000, delay=0.002)
+    _load(qtbot, w, fake_model_file)
+    w.input.setPlainText("Tell me a long story")
+    with qtbot.waitSignal(w.session.reply_finished, timeout=30000):
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: len(w.session._streaming.text) > 20 if w.session._streaming else False)
+        qtbot.keyClick(w, Qt.Key.Key_Escape)
+    answer = w.store.active_thread(w.current_conversation_id())[-1]
+    assert answer.finish_reason is FinishReason.CANCELLED
+    assert 20 <= len(answer.content) < len("word " * 2000)
+    assert not w.session.busy and w.send_button.isEnabled()
+
+
+def test_regenerate_adds_a_branch(qtbot, make_window, fake_model_file):
+    w = make_window(reply="first")
+    _load(qtbot, w, fake_model_file)
+    _send(qtbot, w, "Q")
+    w.engines[0].reply = "second"
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
+        w.regenerate_button.click()
+    cid = w.current_conversation_id()
+    assert [m.content for m in w.store.active_thread(cid)] == ["Q", "second"]
+    answers = [m for m in w.store.messages(cid) if m.role is Role.ASSISTANT]
+    assert [a.content for a in answers] == ["first", "second"]
+    assert answers[0].parent_id == answers[1].parent_id
+    assert [x.text for x in w.message_view.widgets()] == ["Q", "second"]
+
+
+def test_rename_delete_and_most_recent_first(qtbot, make_window, fake_model_file, monkeypatch):
+    w = make_window(reply="ok")
+    _load(qtbot, w, fake_model_file)
+    _send(qtbot, w, "older chat")
+    w.session.new_conversation()
+    _send(qtbot, w, "newer chat")
+    titles = [w.conversations.data(w.conversations.index(r)) for r in range(2)]
+    assert titles == ["newer chat", "older chat"]
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Renamed", True))
+    w.rename_action.trigger()
+    assert w.store.get_conversation(w.current_conversation_id()).title == "Renamed"
+    # delete asks first; Cancel keeps it
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Cancel)
+    w.delete_action.trigger()
+    assert w.store.count_conversations() == 2
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    w.delete_action.trigger()
+    assert w.store.count_conversations() == 1
+    assert w.conversations.data(w.conversations.index(0)) == "older chat"
+    assert w.message_view.widgets() == []
+
+
+def test_selecting_a_conversation_shows_it(qtbot, make_window, fake_model_file):
+    w = make_window(reply="answer A")
+    _load(qtbot, w, fake_model_file)
+    _send(qtbot, w, "question A")
+    first = w.current_conversation_id()
+    w.session.new_conversation()
+    w.engines[0].reply = "answer B"
+    _send(qtbot, w, "question B")
+    w.conversation_view.setCurrentIndex(w.conversations.index(1))
+    assert w.current_conversation_id() == first
+    assert [x.text for x in w.message_view.widgets()] == ["question A", "answer A"]
+
+
+def test_bad_model_file_shows_a_message_and_keeps_the_conversation(qtbot, make_window, tmp_path):
+    from chatapp.engine.llama import LlamaEngine  # the real adapter rejects it before llama.cpp
+    from chatapp.gui.worker import default_engine_factory
+
+    w = make_window(engine_factory=default_engine_factory)
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("these are not weights")
+    with qtbot.waitSignal(w.session.model_failed, timeout=10000):
+        w.open_model(str(bad))
+    assert w.message_bar.isVisible()
+    assert "not a GGUF model file" in w.message_bar.label.text()
+    assert LlamaEngine  # imported: the adapter module loads without touching the file
+    w.open_model(str(tmp_path / "missing.gguf"))
+    assert "No such file" in w.message_bar.label.text()
+
+
+def test_conversation_list_model_passes_qtmodeltester(qtmodeltester, tmp_path):
+    from chatapp.core.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    for i in range(250):
+        store.create_conversation(f"chat {i}", created_at=i)
+    model = ConversationListModel(store)
+    assert model.rowCount() == 100 and model.canFetchMore()  # one page, not all 250
+    model.fetchMore()
+    model.fetchMore()
+    assert model.rowCount() == 250 and not model.canFetchMore()
+    assert model.data(model.index(0)) == "chat 249"
+    qtmodeltester.check(model)
+    store.close()
+
+
+def test_send_without_model_says_so(qtbot, make_window):
+    w = make_window()
+    w.input.setPlainText("hi")
+    qtbot.keyClick(w.input, Qt.Key.Key_Return)
+    assert "No model" in w.message_bar.label.text()
+    assert w.input.toPlainText() == "hi"  # nothing lost
