@@ -115,8 +115,9 @@ class LlamaEngine:
         log.info("loaded %s: %s, %d tokens context", self.info.name, self.info.architecture, n_ctx)
 
     def _load_error(self, e: Exception, mark: int) -> Exception:
-        said = [line for lvl, line in list(llama_log.recent)[mark:] if lvl >= logging.ERROR]
-        detail = said[-1] if said else str(e)
+        said = llama_log.errors_since(mark)
+        reasons = [s.split("error loading model:", 1)[1].strip() for s in said if "error loading model:" in s]
+        detail = reasons[0] if reasons else (said[-1] if said else str(e))
         if "unknown model architecture" in detail:
             return BadModelFile(
                 f"This llama.cpp does not know the model architecture "

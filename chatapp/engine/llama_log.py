@@ -16,16 +16,18 @@ import llama_cpp
 
 log = logging.getLogger("llama.cpp")
 
-_LEVELS = {0: logging.CRITICAL, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+# ggml_log_level: NONE=0, DEBUG=1, INFO=2, WARN=3, ERROR=4, CONT=5 (continues the last line)
+_LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 _lock = threading.Lock()
 _partial: list[str] = []
 _last_level = logging.INFO
-recent: collections.deque[tuple[int, str]] = collections.deque(maxlen=200)
+_seq = 0
+recent: collections.deque[tuple[int, int, str]] = collections.deque(maxlen=200)  # warnings+
 
 
 @llama_cpp.llama_log_callback
 def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    global _last_level
+    global _last_level, _seq
     try:
         msg = text.decode("utf-8", errors="replace") if text else ""
         with _lock:
@@ -37,7 +39,9 @@ def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
             line = "".join(_partial).rstrip("\n")
             _partial.clear()
         if line.strip():
-            recent.append((lvl, line))
+            if lvl >= logging.WARNING:
+                _seq += 1
+                recent.append((_seq, lvl, line))
             # llama.cpp is chatty at INFO; keep it at DEBUG unless it's a warning or worse
             log.log(lvl if lvl >= logging.WARNING else logging.DEBUG, "%s", line)
     except Exception:  # a callback from C must never raise
@@ -54,11 +58,10 @@ def install() -> None:
         _installed = True
 
 
-def recent_errors(limit: int = 3) -> list[str]:
-    errs = [line for lvl, line in recent if lvl >= logging.ERROR]
-    return errs[-limit:]
-
-
 def mark() -> int:
     """A position in the log, to ask later what was logged since."""
-    return len(recent)
+    return _seq
+
+
+def errors_since(position: int) -> list[str]:
+    return [line for seq, lvl, line in list(recent) if seq > position and lvl >= logging.ERROR]
