@@ -90,16 +90,24 @@ class Faults:
     chunk: int = 1 << 16
 
 
+@dataclass
+class Transfer:
+    name: str
+    range: str | None
+    sent: int = 0
+
+
 class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}
         self.faults = Faults()
         self.served: dict[str, int] = {}  # file name -> bytes sent
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, Range
+        self.transfers: list[Transfer] = []  # every GET of a file, with the bytes it sent
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -267,6 +275,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             corrupt = name in hub.faults.corrupt
             delay = hub.faults.delay.get(name, 0.0)
             sent = 0
+            transfer = Transfer(name, self.headers.get("Range"))
+            with hub.lock:
+                hub.transfers.append(transfer)
             try:
                 for chunk in blob.read(start, end, hub.faults.chunk):
                     if corrupt and sent == 0 and start == 0:
@@ -274,21 +285,22 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     if cut is not None and sent + len(chunk) > cut:
                         chunk = chunk[: cut - sent]
                         self.wfile.write(chunk)
-                        self._count(name, len(chunk))
+                        self._count(name, len(chunk), transfer)
                         self.close_connection = True
                         self.wfile.flush()
                         self.connection.shutdown(2)
                         return
                     self.wfile.write(chunk)
-                    self._count(name, len(chunk))
+                    self._count(name, len(chunk), transfer)
                     sent += len(chunk)
                     if delay:
                         time.sleep(delay)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 
-        def _count(self, name: str, n: int) -> None:
+        def _count(self, name: str, n: int, transfer: Transfer) -> None:
             with hub.lock:
+                transfer.sent += n
                 hub.served[name] = hub.served.get(name, 0) + n
 
     return Handler
