@@ -591,3 +591,31 @@ def open_library(models_dir: str | os.PathLike[str] | None, data_dir: Path) -> L
     """The library for Settings.models_dir (None: <data dir>/models)."""
     folder = Path(models_dir).expanduser() if models_dir else data_dir / "models"
     return Library(folder, data_dir / "models-registry.json")
+
+
+@dataclass(frozen=True)
+class Starter:
+    """An entry of the curated starter list (resources/models.json)."""
+
+    repo: str
+    quant: str
+    title: str
+    description: str = ""
+    params: str = ""
+    size_gb: float = 0.0
+    license: str = ""
+
+    @property
+    def size(self) -> int:
+        return int(self.size_gb * 1e9)
+
+
+def load_starters(path: Path) -> list[Starter]:
+    """The curated list; a missing or damaged file gives an empty list, never an error."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        known = set(Starter.__dataclass_fields__)
+        return [Starter(**{k: v for k, v in m.items() if k in known}) for m in raw["models"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("starter list %s unusable: %s", path, e)
+        return []

@@ -184,3 +184,14 @@ def test_details_cache(gemma_path: Path, smollm2_path: Path, tmp_path: Path) -> 
     with pytest.raises(BadModelFile):
         cache.details(copy)
     assert first_copy.architecture == "llama"
+
+
+def test_the_curated_starter_list_is_valid() -> None:
+    from chatapp.resources import resource_path
+
+    starters = catalog.load_starters(resource_path("models.json"))
+    assert len(starters) >= 5
+    assert min(s.size_gb for s in starters) < 0.5  # a tiny model for a first try
+    for s in starters:
+        assert s.repo.count("/") == 1 and s.quant in catalog.QUANT_ORDER and s.title
+    assert catalog.load_starters(Path("/nonexistent.json")) == []
