@@ -68,14 +68,16 @@ def job_status(job: Job) -> str:
     return job.state
 
 
-def _table(model: ListTableModel[Any]) -> QTableView:
+def _table(model: ListTableModel[Any], stretch: int = 0) -> QTableView:
     view = QTableView()
     view.setModel(model)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     view.verticalHeader().hide()
-    view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    header = view.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     view.setWordWrap(False)
     return view
 
@@ -181,7 +183,7 @@ class ModelManagerDialog(QDialog):
             Column("Fit", lambda r: f"~{r.size_gb:.1f} GB, {self._fit(r.size, r.quant)}"
                    if isinstance(r, Starter) else ""),
         ], self)  # fmt: skip
-        self.results = _table(self.results_model)
+        self.results = _table(self.results_model, stretch=1)
         self.results.selectionModel().selectionChanged.connect(self._repo_selected)
 
         self.files_model: ListTableModel[FileGroup] = ListTableModel([
@@ -281,6 +283,7 @@ class ModelManagerDialog(QDialog):
             self._fail(e)
             return None
         self.jobs_model.set_items(self.queue.jobs)
+        self.jobs_view.selectRow(self.queue.jobs.index(job))
         self.tabs.setCurrentIndex(2)
         self.say(f"Queued {group.name}.")
         return job
@@ -405,6 +408,7 @@ class ModelManagerDialog(QDialog):
         ], self)  # fmt: skip
         self.jobs_view = _table(self.jobs_model)
         self.jobs_view.setItemDelegateForColumn(1, ProgressDelegate(self.jobs_view))
+        self.jobs_view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
         self.jobs_view.setColumnWidth(1, 240)
         self.jobs_view.selectionModel().selectionChanged.connect(self._update_job_buttons)
         buttons = QHBoxLayout()

@@ -320,7 +320,7 @@ class Downloader:
                     if self.pause.is_set():
                         raise DownloadPaused()
                     try:
-                        chunk = resp.read(self.chunk_size)
+                        chunk = resp.read1(self.chunk_size)
                     except (OSError, http.client.HTTPException) as e:
                         raise _Retry(self._offline_error(e), None) from None
                     if not chunk:
