@@ -313,7 +313,9 @@ class Downloader:
                 meta["etag"] = etag
                 atomic.write_text(sidecar, json.dumps(meta, indent=1))
             start = st.offset
-            with open(st.part, "ab" if st.offset else "wb") as out:
+            # Unbuffered: what write() returned is on disk, and a full disk fails here, not
+            # later in close().
+            with open(st.part, "ab" if st.offset else "wb", buffering=0) as out:
                 while True:
                     if self.cancel.is_set():
                         raise DownloadCancelled()
@@ -326,8 +328,9 @@ class Downloader:
                     if not chunk:
                         break
                     try:
-                        out.write(chunk)
-                        out.flush()
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[out.write(view) or 0 :]
                     except OSError as e:
                         if e.errno in (errno.ENOSPC, errno.EDQUOT):
                             raise DiskFullError(

@@ -262,3 +262,31 @@ def test_stale_partial_from_another_file_version_is_discarded(
     sidecar.write_text('{"url": "elsewhere", "size": 1, "sha256": "00"}')
     path = _downloader(hub, tmp_path).download_group("org/repo", files.revision, group)
     assert path.read_bytes() == small_blob.data
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 512 KiB tmpfs, where the system lets us mount one (root on Linux); else skip."""
+    import subprocess
+
+    mnt = tmp_path / "tiny-disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
+                       capture_output=True)  # fmt: skip
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_midway_keeps_the_partial(hub: FakeHub, small_blob: Blob, tiny_disk: Path) -> None:
+    big = Blob(data=small_blob.data * 3)  # 900 kB onto a 512 KiB disk
+    hub.add("org/repo", {"m-Q4_0.gguf": big})
+    # The hub did not say the size, so the check before starting cannot catch it.
+    group = FileGroup("m-Q4_0.gguf", [RemoteFile("m-Q4_0.gguf", None, big.sha256)], "Q4_0")
+    with pytest.raises(DiskFullError, match="disk filled up.*partial file is kept"):
+        _downloader(hub, tiny_disk).download_group("org/repo", "main", group)
+    part = tiny_disk / "org/repo/m-Q4_0.gguf.part"
+    assert part.exists() and 0 < part.stat().st_size < big.size
