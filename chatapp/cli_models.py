@@ -109,20 +109,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     if local is None and Path(args.model).expanduser().is_file():
         local = catalog.LocalModel(Path(args.model).expanduser(), args.model, 0, "file")
     if local is not None:
-        return _local_info(local.path, ctx)
+        vram = sysinfo.free_vram() if settings.n_gpu_layers else None
+        return _local_info(local.path, ctx, vram)
     if not _looks_like_repo(args.model):
         raise UserError(f"No model {args.model!r} in the library, and it is not owner/repo.")
     from chatapp.hub import api
 
     files = api.repo_files(args.model, token=_token(settings))
     free = sysinfo.free_ram()
+    vram = sysinfo.free_vram() if settings.n_gpu_layers else None
     print(f"{files.repo_id} @ {files.revision[:12]}" + ("  (gated)" if files.gated else ""))
     if files.license:
         print(f"license: {files.license}")
     if not files.groups:
         print("No GGUF chat model files in this repository.")
     for g in files.groups:
-        fit = catalog.estimate_fit(g.size or 0, ctx, free, quant=g.quant)
+        fit = catalog.estimate_fit(g.size or 0, ctx, free, free_vram=vram, quant=g.quant)
         split = f" ({len(g.files)} parts)" if g.is_split else ""
         print(f"  {g.quant or '?':<8} {catalog.human_size(g.size):>9}  {fit.label or '?':<13}{g.name}{split}")
     print(f"(fit at {ctx} tokens of context, {catalog.human_size(free)} RAM free)")
@@ -133,10 +135,12 @@ def _looks_like_repo(s: str) -> bool:
     return s.count("/") == 1 and not s.startswith((".", "/", "~")) and not s.endswith(".gguf")
 
 
-def _local_info(path: Path, ctx: int) -> int:
+def _local_info(path: Path, ctx: int, vram: int | None = None) -> int:
     cache = catalog.DetailsCache(app_paths().cache / "gguf-details.json")
     d = cache.details(path)
-    fit = catalog.estimate_fit(d.file_size, ctx, sysinfo.free_ram(), kv_per_token=d.kv_bytes_per_token)
+    fit = catalog.estimate_fit(
+        d.file_size, ctx, sysinfo.free_ram(), free_vram=vram, kv_per_token=d.kv_bytes_per_token
+    )
     rows = [
         ("file", str(path)),
         ("name", d.name),

@@ -50,3 +50,26 @@ def free_ram() -> int | None:
     if "MemFree" in info:
         return info["MemFree"] + info.get("Cached", 0)
     return _sysconf("SC_AVPHYS_PAGES")
+
+
+def free_vram() -> int | None:
+    """Free memory of the first NVIDIA GPU in bytes (nvidia-smi), or None without one.
+
+    Only meaningful for a GPU build of llama.cpp with layers offloaded (n_gpu_layers != 0);
+    callers decide that. Other vendors: None (the fit estimate then counts RAM only).
+    """
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=3, check=True,
+        ).stdout  # fmt: skip
+        return int(out.split()[0]) * 1024 * 1024
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
+        log.info("no VRAM figure from nvidia-smi: %s", e)
+        return None

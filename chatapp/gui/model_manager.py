@@ -102,6 +102,7 @@ class ModelManagerDialog(QDialog):
         confirm: Callable[[str], bool] | None = None,
         token: Callable[[], str | None] = lambda: None,
         free_ram: Callable[[], int | None] = sysinfo.free_ram,
+        free_vram: Callable[[], int | None] = sysinfo.free_vram,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -120,6 +121,7 @@ class ModelManagerDialog(QDialog):
         self.page = 0
         self.repo: api.RepoFiles | None = None
         self._free = free_ram()
+        self._vram = free_vram() if settings.n_gpu_layers else None
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._discover_tab(), "Discover")
@@ -156,7 +158,9 @@ class ModelManagerDialog(QDialog):
     def _fit(self, size: int | None, quant: str = "") -> str:
         if size is None:
             return "?"
-        return catalog.estimate_fit(size, self.settings.context_limit, self._free, quant=quant).label
+        return catalog.estimate_fit(
+            size, self.settings.context_limit, self._free, free_vram=self._vram, quant=quant
+        ).label
 
     # --- Discover ------------------------------------------------------------------------
 
@@ -339,7 +343,7 @@ class ModelManagerDialog(QDialog):
 
         def done(d: catalog.ModelDetails) -> None:
             fit = catalog.estimate_fit(m.size, self.settings.context_limit, self.free_ram(),
-                                       kv_per_token=d.kv_bytes_per_token)  # fmt: skip
+                                       free_vram=self._vram, kv_per_token=d.kv_bytes_per_token)  # fmt: skip
             self.details_label.setText(
                 f"{d.name} · {d.architecture} · {catalog.human_params(d.parameter_count)} parameters"
                 f" · {d.quantization} · trained context {d.context_length or '?'}"

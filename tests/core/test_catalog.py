@@ -195,3 +195,12 @@ def test_the_curated_starter_list_is_valid() -> None:
     for s in starters:
         assert s.repo.count("/") == 1 and s.quant in catalog.QUANT_ORDER and s.title
     assert catalog.load_starters(Path("/nonexistent.json")) == []
+
+
+def test_free_vram_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert sysinfo.free_vram() is None  # no nvidia-smi: no GPU figure
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text("#!/bin/sh\necho 1234\n")
+    tool.chmod(0o755)
+    assert sysinfo.free_vram() == 1234 * 1024 * 1024

@@ -110,3 +110,13 @@ def test_token_sources_in_order(online: None, monkeypatch: pytest.MonkeyPatch, t
     assert auth.find_token("hf_settings") == "hf_cli_login"
     monkeypatch.setenv("HF_TOKEN", "hf_env")
     assert auth.find_token("hf_settings") == "hf_env"
+
+
+def test_fake_hub_speaks_the_resolve_protocol_huggingface_hub_expects(hub: FakeHub) -> None:
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    blob = Blob(data=b"GGUF" * 10)
+    hub.add("org/repo", {"m-Q4_0.gguf": blob})
+    meta = get_hf_file_metadata(hf_hub_url("org/repo", "m-Q4_0.gguf", endpoint=hub.url), token=False)
+    assert (meta.size, meta.commit_hash, meta.etag) == (40, COMMIT, blob.sha256)
+    assert hub.requests[-1][0] == "HEAD"

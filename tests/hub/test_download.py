@@ -86,9 +86,11 @@ def test_pause_keeps_partial_and_resume_sends_only_the_rest(
     assert 0 < have < small_blob.size and sidecar.exists() and not dest.exists()
     first = hub.bytes_served("m-Q4_0.gguf")
 
-    path = _downloader(hub, tmp_path).download_group("org/repo", files.revision, group)
+    seen: list[Progress] = []
+    path = _downloader(hub, tmp_path).download_group("org/repo", files.revision, group, seen.append)
     assert path.read_bytes() == small_blob.data
     assert hub.bytes_served("m-Q4_0.gguf") - first == small_blob.size - have
+    assert seen[0].done > have and seen[-1].done == seen[-1].total == small_blob.size
     assert hub.requests[-1][2] == f"bytes={have}-"
 
 
