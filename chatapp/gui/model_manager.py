@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -144,6 +145,16 @@ class ModelManagerDialog(QDialog):
         answer = QMessageBox.question(self, "Models", text)
         return answer == QMessageBox.StandardButton.Yes
 
+    def _start(
+        self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[Exception], None]
+    ) -> None:
+        """run_in_background, with results dropped if the dialog was closed and deleted."""
+
+        def alive(cb: Callable[[Any], None]) -> Callable[[Any], None]:
+            return lambda value: cb(value) if shiboken6.isValid(self) else None
+
+        self.run(fn, alive(on_done), alive(on_error))
+
     def say(self, text: str, *, error: bool = False) -> None:
         self.status.setText(text)
         self.status.setStyleSheet("color: #b00020;" if error else "")
@@ -242,8 +253,8 @@ class ModelManagerDialog(QDialog):
             self.search_button.setEnabled(True)
             self._fail(e)
 
-        self.run(lambda: api.search(query, sort=sort, page=page, page_size=PAGE_SIZE, token=token),
-                 done, failed)  # fmt: skip
+        self._start(lambda: api.search(query, sort=sort, page=page, page_size=PAGE_SIZE, token=token),
+                    done, failed)  # fmt: skip
 
     def _repo_selected(self, *_: Any) -> None:
         item = _selected(self.results, self.results_model)
@@ -271,7 +282,7 @@ class ModelManagerDialog(QDialog):
             self.repo_label.setText(repo_id)
             self._fail(e)
 
-        self.run(lambda: api.repo_files(repo_id, token=token), done, failed)
+        self._start(lambda: api.repo_files(repo_id, token=token), done, failed)
 
     def download_selected(self) -> Job | None:
         group = _selected(self.files, self.files_model)
@@ -351,7 +362,7 @@ class ModelManagerDialog(QDialog):
                 f" · license {d.license or '?'} · {fit.describe()}"
             )
 
-        self.run(lambda: self.details_cache.details(m.path), done, self._fail)
+        self._start(lambda: self.details_cache.details(m.path), done, self._fail)
 
     def use_selected(self) -> None:
         m = _selected(self.library_view, self.library_model)
@@ -378,7 +389,7 @@ class ModelManagerDialog(QDialog):
             self.refresh_library()
             self.say(f"Added {m.name}.")
 
-        self.run(lambda: self.library.import_file(path, copy=copy), done, self._fail)
+        self._start(lambda: self.library.import_file(path, copy=copy), done, self._fail)
 
     def delete_selected(self) -> None:
         m = _selected(self.library_view, self.library_model)

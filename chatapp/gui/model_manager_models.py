@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QRunnable,
     Qt,
     QThreadPool,
+    QTimer,
     Signal,
 )
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionProgressBar
@@ -148,7 +149,8 @@ def run_in_thread(
     _alive.add(signals)
 
     def finish(cb: Callable[[Any], None], value: Any) -> None:
-        _alive.discard(signals)
+        # Let go of the signals object only after this delivery has returned.
+        QTimer.singleShot(0, lambda: _alive.discard(signals))
         cb(value)
 
     signals.done.connect(lambda r: finish(on_done, r))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QMenu
 
 from chatapp.core import catalog
@@ -57,6 +58,7 @@ def harness(qtbot: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
     h = Harness(qtbot, tmp_path)
     yield h
     h.queue.shutdown()
+    QThreadPool.globalInstance().waitForDone(10_000)  # no callback outlives its test
 
 
 def test_table_model_passes_qtmodeltester(qtmodeltester: Any) -> None:
@@ -221,3 +223,4 @@ def test_install_adds_the_menu_entries(qtbot: Any, tmp_path: Path) -> None:
         assert "not a GGUF" in window.errors[0]
     finally:
         controller.shutdown()
+        QThreadPool.globalInstance().waitForDone(10_000)
