@@ -75,9 +75,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = _settings()
     results = api.search(
-        args.query, sort=args.sort, page=max(0, args.page - 1), page_size=args.limit,
+        args.query,
+        sort=args.sort,
+        page=max(0, args.page - 1),
+        page_size=args.limit,
         token=_token(settings),
-    )  # fmt: skip
+    )
     if not results:
         print("No GGUF models found.")
         return 0
@@ -126,7 +129,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for g in files.groups:
         fit = catalog.estimate_fit(g.size or 0, ctx, free, free_vram=vram, quant=g.quant)
         split = f" ({len(g.files)} parts)" if g.is_split else ""
-        print(f"  {g.quant or '?':<8} {catalog.human_size(g.size):>9}  {fit.label or '?':<13}{g.name}{split}")
+        size = catalog.human_size(g.size)
+        print(f"  {g.quant or '?':<8} {size:>9}  {fit.label or '?':<13}{g.name}{split}")
     print(f"(fit at {ctx} tokens of context, {catalog.human_size(free)} RAM free)")
     return 0
 
@@ -186,13 +190,23 @@ def cmd_download(args: argparse.Namespace) -> int:
         eta = f"{p.eta:.0f}s left" if p.eta is not None else ""
         line = f"{pct:5.1f}%  {catalog.human_size(p.done)} of {catalog.human_size(p.total)}  "
         line += f"{catalog.human_size(int(p.speed))}/s  {eta}"
-        print(("\r" if tty else "") + line.ljust(60), end="" if tty else "\n", file=sys.stderr, flush=True)
+        print(
+            ("\r" if tty else "") + line.ljust(60),
+            end="" if tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    print(f"Downloading {group.name} ({catalog.human_size(group.size)}) from {args.repo}", file=sys.stderr)
+    print(
+        f"Downloading {group.name} ({catalog.human_size(group.size)}) from {args.repo}",
+        file=sys.stderr,
+    )
     try:
         path = dl.download_group(args.repo, files.revision, group, show)
     except (KeyboardInterrupt, DownloadPaused):
-        print("\nPaused: the partial file is kept; run the same command to resume.", file=sys.stderr)
+        print(
+            "\nPaused: the partial file is kept; run the same command to resume.", file=sys.stderr
+        )
         return 130
     if tty:
         print(file=sys.stderr)

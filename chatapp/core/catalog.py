@@ -18,9 +18,10 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from chatapp.core import atomic
 from chatapp.core.errors import BadModelFile, DiskFullError, UserError
@@ -161,7 +162,7 @@ def kv_bytes_per_token(metadata: dict[str, Any]) -> int | None:
     v_len = metadata.get(f"{arch}.attention.value_length") or k_len
     if not k_len:
         return None
-    return int(layers) * int(kv_heads) * (int(k_len) + int(v_len)) * 2
+    return int(layers) * int(kv_heads) * (int(k_len) + int(v_len or k_len)) * 2
 
 
 @dataclass(frozen=True)
@@ -258,10 +259,15 @@ def _collect(paths: Iterable[Path], source: str, name_of: Any) -> list[LocalMode
         first = shards[0]
         out.append(
             LocalModel(
-                first, name_of(first), sum(_size(s) for s in shards), source,
-                quant_of(first.name), shards, complete and first.name.endswith(f"00001-of-{count:05d}.gguf"),
+                first,
+                name_of(first),
+                sum(_size(s) for s in shards),
+                source,
+                quant_of(first.name),
+                shards,
+                complete and first.name.endswith(f"00001-of-{count:05d}.gguf"),
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -285,9 +291,7 @@ def _walk_gguf(root: Path, *, skip_hidden: bool = True) -> list[Path]:
 
 def scan_library(models_dir: Path) -> list[LocalModel]:
     """chatapp's own models: .gguf files under models_dir (partials and quarantine skipped)."""
-    return _collect(
-        _walk_gguf(models_dir), SOURCE_LIBRARY, lambda p: _rel_name(p, models_dir)
-    )
+    return _collect(_walk_gguf(models_dir), SOURCE_LIBRARY, lambda p: _rel_name(p, models_dir))
 
 
 def _rel_name(p: Path, root: Path) -> str:
@@ -359,9 +363,16 @@ class Registry:
         for p in self.paths():
             shards = _split_siblings(p)
             out.append(
-                LocalModel(p, p.name, sum(_size(s) for s in shards), SOURCE_REGISTERED,
-                           quant_of(p.name), shards, all(s.exists() for s in shards))
-            )  # fmt: skip
+                LocalModel(
+                    p,
+                    p.name,
+                    sum(_size(s) for s in shards),
+                    SOURCE_REGISTERED,
+                    quant_of(p.name),
+                    shards,
+                    all(s.exists() for s in shards),
+                )
+            )
         return out
 
 
@@ -370,7 +381,10 @@ def _split_siblings(first: Path) -> list[Path]:
     if not m:
         return [first]
     count = int(m.group("count"))
-    return [first.with_name(f"{m.group('base')}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    return [
+        first.with_name(f"{m.group('base')}-{i:05d}-of-{count:05d}.gguf")
+        for i in range(1, count + 1)
+    ]
 
 
 class Library:
@@ -433,7 +447,9 @@ class Library:
         shards = _split_siblings(src)
         missing = [s.name for s in shards if not s.exists()]
         if missing:
-            raise BadModelFile(f"{src.name} is part of a split model; missing: {', '.join(missing)}.")
+            raise BadModelFile(
+                f"{src.name} is part of a split model; missing: {', '.join(missing)}."
+            )
         if not copy:
             self.registry.add(src)
             return next(m for m in self.registry.models() if m.path == src.resolve())
@@ -448,8 +464,14 @@ class Library:
         for s in shards:
             _copy_atomic(s, dest_dir / s.name)
         first = dest_dir / src.name
-        return LocalModel(first, _rel_name(first, self.models_dir), need, SOURCE_LIBRARY,
-                          quant_of(first.name), [dest_dir / s.name for s in shards])  # fmt: skip
+        return LocalModel(
+            first,
+            _rel_name(first, self.models_dir),
+            need,
+            SOURCE_LIBRARY,
+            quant_of(first.name),
+            [dest_dir / s.name for s in shards],
+        )
 
     def remove(self, model: LocalModel) -> bool:
         """Delete a model chatapp owns (every shard); forget a registered one. True if done.

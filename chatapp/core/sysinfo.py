@@ -67,8 +67,11 @@ def free_vram() -> int | None:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=3, check=True,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=3,
+            check=True,
+        ).stdout
         return int(out.split()[0]) * 1024 * 1024
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
         log.info("no VRAM figure from nvidia-smi: %s", e)

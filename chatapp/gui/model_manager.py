@@ -10,8 +10,9 @@ Errors are UserErrors shown in the dialog's status line, never an exception dial
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import shiboken6
 from PySide6.QtCore import Qt
@@ -63,7 +64,11 @@ def _fmt_eta(s: float | None) -> str:
 
 def job_status(job: Job) -> str:
     if job.state == RUNNING:
-        return f"{human_size(int(job.speed))}/s · {_fmt_eta(job.eta)} left" if job.speed else "starting"
+        return (
+            f"{human_size(int(job.speed))}/s · {_fmt_eta(job.eta)} left"
+            if job.speed
+            else "starting"
+        )
     if job.state == FAILED:
         return job.error
     return job.state
@@ -146,7 +151,10 @@ class ModelManagerDialog(QDialog):
         return answer == QMessageBox.StandardButton.Yes
 
     def _start(
-        self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[Exception], None]
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
     ) -> None:
         """run_in_background, with results dropped if the dialog was closed and deleted."""
 
@@ -188,25 +196,54 @@ class ModelManagerDialog(QDialog):
         self.prev_button.clicked.connect(lambda: self.search(self.page - 1))
         self.next_button.clicked.connect(lambda: self.search(self.page + 1))
         top = QHBoxLayout()
-        for w in (self.query, self.sort, self.search_button, self.prev_button, self.next_button):
-            top.addWidget(w)
+        for widget in (
+            self.query,
+            self.sort,
+            self.search_button,
+            self.prev_button,
+            self.next_button,
+        ):
+            top.addWidget(widget)
 
-        self.results_model: ListTableModel[Any] = ListTableModel([
-            Column("Repository", lambda r: r.repo if isinstance(r, Starter) else r.repo_id),
-            Column("About", lambda r: f"{r.title}: {r.description}" if isinstance(r, Starter)
-                   else f"{r.downloads:,} downloads · {r.likes:,} likes" + (" · gated" if r.gated else "")),
-            Column("Fit", lambda r: f"~{r.size_gb:.1f} GB, {self._fit(r.size, r.quant)}"
-                   if isinstance(r, Starter) else ""),
-        ], self)  # fmt: skip
+        self.results_model: ListTableModel[Any] = ListTableModel(
+            [
+                Column("Repository", lambda r: r.repo if isinstance(r, Starter) else r.repo_id),
+                Column(
+                    "About",
+                    lambda r: (
+                        f"{r.title}: {r.description}"
+                        if isinstance(r, Starter)
+                        else f"{r.downloads:,} downloads · {r.likes:,} likes"
+                        + (" · gated" if r.gated else "")
+                    ),
+                ),
+                Column(
+                    "Fit",
+                    lambda r: (
+                        f"~{r.size_gb:.1f} GB, {self._fit(r.size, r.quant)}"
+                        if isinstance(r, Starter)
+                        else ""
+                    ),
+                ),
+            ],
+            self,
+        )
         self.results = _table(self.results_model, stretch=1)
         self.results.selectionModel().selectionChanged.connect(self._repo_selected)
 
-        self.files_model: ListTableModel[FileGroup] = ListTableModel([
-            Column("File", lambda g: g.name + (f" ({len(g.files)} parts)" if g.is_split else "")),
-            Column("Quant", lambda g: g.quant or "?"),
-            Column("Size", lambda g: human_size(g.size), align_right=True),
-            Column(f"Fit ({self.settings.context_limit} ctx)", lambda g: self._fit(g.size, g.quant)),
-        ], self)  # fmt: skip
+        self.files_model: ListTableModel[FileGroup] = ListTableModel(
+            [
+                Column(
+                    "File", lambda g: g.name + (f" ({len(g.files)} parts)" if g.is_split else "")
+                ),
+                Column("Quant", lambda g: g.quant or "?"),
+                Column("Size", lambda g: human_size(g.size), align_right=True),
+                Column(
+                    f"Fit ({self.settings.context_limit} ctx)", lambda g: self._fit(g.size, g.quant)
+                ),
+            ],
+            self,
+        )
         self.files = _table(self.files_model)
         self.files.doubleClicked.connect(lambda _: self.download_selected())
         self.repo_label = QLabel("Choose a repository to see its files.")
@@ -247,14 +284,21 @@ class ModelManagerDialog(QDialog):
             self.results_model.set_items(results)
             self.prev_button.setEnabled(page > 0)
             self.next_button.setEnabled(len(results) == PAGE_SIZE)
-            self.say(f"{len(results)} repositories (page {page + 1})." if results else "No GGUF models found.")
+            self.say(
+                f"{len(results)} repositories (page {page + 1})."
+                if results
+                else "No GGUF models found."
+            )
 
         def failed(e: Exception) -> None:
             self.search_button.setEnabled(True)
             self._fail(e)
 
-        self._start(lambda: api.search(query, sort=sort, page=page, page_size=PAGE_SIZE, token=token),
-                    done, failed)  # fmt: skip
+        self._start(
+            lambda: api.search(query, sort=sort, page=page, page_size=PAGE_SIZE, token=token),
+            done,
+            failed,
+        )
 
     def _repo_selected(self, *_: Any) -> None:
         item = _selected(self.results, self.results_model)
@@ -306,14 +350,23 @@ class ModelManagerDialog(QDialog):
     # --- Library -------------------------------------------------------------------------
 
     def _library_tab(self) -> QWidget:
-        self.library_model: ListTableModel[LocalModel] = ListTableModel([
-            Column("Model", lambda m: m.name + ("" if m.complete else "  (incomplete)")),
-            Column("Quant", lambda m: m.quant or "?"),
-            Column("Size", lambda m: human_size(m.size), align_right=True),
-            Column("Where", lambda m: {"library": "chatapp", "registered": "in place",
-                                       "hf-cache": "Hugging Face cache",
-                                       "lmstudio": "LM Studio"}.get(m.source, m.source)),
-        ], self)  # fmt: skip
+        self.library_model: ListTableModel[LocalModel] = ListTableModel(
+            [
+                Column("Model", lambda m: m.name + ("" if m.complete else "  (incomplete)")),
+                Column("Quant", lambda m: m.quant or "?"),
+                Column("Size", lambda m: human_size(m.size), align_right=True),
+                Column(
+                    "Where",
+                    lambda m: {
+                        "library": "chatapp",
+                        "registered": "in place",
+                        "hf-cache": "Hugging Face cache",
+                        "lmstudio": "LM Studio",
+                    }.get(m.source, m.source),
+                ),
+            ],
+            self,
+        )
         self.library_view = _table(self.library_model)
         self.library_view.doubleClicked.connect(lambda _: self.use_selected())
         self.library_view.selectionModel().selectionChanged.connect(self._show_details)
@@ -353,10 +406,16 @@ class ModelManagerDialog(QDialog):
             return
 
         def done(d: catalog.ModelDetails) -> None:
-            fit = catalog.estimate_fit(m.size, self.settings.context_limit, self.free_ram(),
-                                       free_vram=self._vram, kv_per_token=d.kv_bytes_per_token)  # fmt: skip
+            fit = catalog.estimate_fit(
+                m.size,
+                self.settings.context_limit,
+                self.free_ram(),
+                free_vram=self._vram,
+                kv_per_token=d.kv_bytes_per_token,
+            )
+            params = catalog.human_params(d.parameter_count)
             self.details_label.setText(
-                f"{d.name} · {d.architecture} · {catalog.human_params(d.parameter_count)} parameters"
+                f"{d.name} · {d.architecture} · {params} parameters"
                 f" · {d.quantization} · trained context {d.context_length or '?'}"
                 f" · chat template: {'yes' if d.has_chat_template else 'no'}"
                 f" · license {d.license or '?'} · {fit.describe()}"
@@ -376,10 +435,13 @@ class ModelManagerDialog(QDialog):
         self.say(f"Opening {m.name}…")
 
     def import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", "", "GGUF models (*.gguf)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a GGUF model", "", "GGUF models (*.gguf)"
+        )
         if path:
-            copy = self.confirm("Copy the file into chatapp's models folder?\n"
-                                "Choose No to use it where it is.")  # fmt: skip
+            copy = self.confirm(
+                "Copy the file into chatapp's models folder?\nChoose No to use it where it is."
+            )
             self.import_file(Path(path), copy=copy)
 
     def import_file(self, path: Path, *, copy: bool) -> None:
@@ -398,8 +460,11 @@ class ModelManagerDialog(QDialog):
         if not (m.owned or m.source == catalog.SOURCE_REGISTERED):
             self.say(f"{m.name} belongs to another tool ({m.source}); chatapp does not delete it.")
             return
-        question = (f"Delete {m.name} ({human_size(m.size)}) from disk?" if m.owned
-                    else f"Forget {m.name}? The file itself stays where it is.")  # fmt: skip
+        question = (
+            f"Delete {m.name} ({human_size(m.size)}) from disk?"
+            if m.owned
+            else f"Forget {m.name}? The file itself stays where it is."
+        )
         if not self.confirm(question):
             return
         try:
@@ -415,12 +480,18 @@ class ModelManagerDialog(QDialog):
         def pct(j: Job) -> int:
             return int(100 * j.done / j.total) if j.total else 0
 
-        self.jobs_model: ListTableModel[Job] = ListTableModel([
-            Column("Download", lambda j: j.title),
-            Column("Progress", lambda j: f"{human_size(j.done)} of {human_size(j.total)}",
-                   progress=pct),
-            Column("Status", job_status),
-        ], self)  # fmt: skip
+        self.jobs_model: ListTableModel[Job] = ListTableModel(
+            [
+                Column("Download", lambda j: j.title),
+                Column(
+                    "Progress",
+                    lambda j: f"{human_size(j.done)} of {human_size(j.total)}",
+                    progress=pct,
+                ),
+                Column("Status", job_status),
+            ],
+            self,
+        )
         self.jobs_view = _table(self.jobs_model)
         self.jobs_view.setItemDelegateForColumn(1, ProgressDelegate(self.jobs_view))
         self.jobs_view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
@@ -437,8 +508,13 @@ class ModelManagerDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.use_download_button.clicked.connect(self._use_download)
         clear.clicked.connect(self._clear_finished)
-        for b in (self.pause_button, self.resume_button, self.cancel_button,
-                  self.use_download_button, clear):  # fmt: skip
+        for b in (
+            self.pause_button,
+            self.resume_button,
+            self.cancel_button,
+            self.use_download_button,
+            clear,
+        ):
             buttons.addWidget(b)
         buttons.addStretch(1)
         w = QWidget()
@@ -458,7 +534,9 @@ class ModelManagerDialog(QDialog):
 
     def cancel_selected(self) -> None:
         job = self.selected_job()
-        if job is not None and self.confirm(f"Cancel {job.group.name} and delete what was downloaded?"):
+        if job is not None and self.confirm(
+            f"Cancel {job.group.name} and delete what was downloaded?"
+        ):
             self.queue.cancel(job)
 
     def _use_download(self) -> None:

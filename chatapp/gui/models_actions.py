@@ -76,13 +76,16 @@ class ModelsController:
         return self.dialog
 
     def import_gguf(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(None, "Import a GGUF model", "", "GGUF models (*.gguf)")
+        path, _ = QFileDialog.getOpenFileName(
+            None, "Import a GGUF model", "", "GGUF models (*.gguf)"
+        )
         if not path:
             return
         answer = QMessageBox.question(
-            None, "Import GGUF",
+            None,
+            "Import GGUF",
             "Copy the file into chatapp's models folder?\nChoose No to use it where it is.",
-        )  # fmt: skip
+        )
         self.import_path(Path(path), copy=answer == QMessageBox.StandardButton.Yes)
 
     def import_path(self, path: Path, *, copy: bool) -> None:

@@ -11,9 +11,10 @@ import os
 import socket
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from chatapp.core.catalog import FileGroup, RemoteFile, group_files
 from chatapp.core.errors import UserError
@@ -87,22 +88,28 @@ def _call(fn: Callable[[], T], repo_id: str = "", filename: str | None = None) -
         elif isinstance(e, hf.RepositoryNotFoundError) and status == 401:
             status = 401
         raise errors.for_status(
-            status, repo_id or "?", filename, error_code=code,
-            retry_after=_float(headers.get("Retry-After")), endpoint=endpoint(),
-        ) from e  # fmt: skip
+            status,
+            repo_id or "?",
+            filename,
+            error_code=code,
+            retry_after=_float(headers.get("Retry-After")),
+            endpoint=endpoint(),
+        ) from e
     except transport as e:
         log.info("hub unreachable: %s", e)
         raise errors.offline() from e
 
 
 _reachable_until = 0.0
+_reachable_endpoint = ""
 
 
 def _check_reachable() -> None:
     """Fail fast when offline: HfApi's search retries for half a minute before giving up."""
-    global _reachable_until
-    if time.monotonic() < _reachable_until:
+    global _reachable_until, _reachable_endpoint
+    if time.monotonic() < _reachable_until and _reachable_endpoint == endpoint():
         return
+    _reachable_endpoint = endpoint()
     url = urllib.parse.urlsplit(endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -143,10 +150,13 @@ def search(
     for m in _call(run, query or "search"):
         out.append(
             RepoSummary(
-                m.id, int(getattr(m, "downloads", 0) or 0), int(getattr(m, "likes", 0) or 0),
-                getattr(m, "last_modified", None), bool(getattr(m, "gated", False)),
+                m.id,
+                int(getattr(m, "downloads", 0) or 0),
+                int(getattr(m, "likes", 0) or 0),
+                getattr(m, "last_modified", None),
+                bool(getattr(m, "gated", False)),
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -174,7 +184,9 @@ def repo_files(repo_id: str, *, revision: str | None = None, token: str | None =
     )
 
 
-def tree_files(repo_id: str, *, revision: str = "main", token: str | None = None) -> list[RemoteFile]:
+def tree_files(
+    repo_id: str, *, revision: str = "main", token: str | None = None
+) -> list[RemoteFile]:
     """The file tree (recursive) with LFS sha256: the same facts from the tree endpoint."""
     _check_repo_id(repo_id)
 
@@ -186,7 +198,9 @@ def tree_files(repo_id: str, *, revision: str = "main", token: str | None = None
         if not hasattr(entry, "size"):
             continue  # a folder
         lfs = getattr(entry, "lfs", None)
-        out.append(RemoteFile(entry.path, entry.size, getattr(lfs, "sha256", None) if lfs else None))
+        out.append(
+            RemoteFile(entry.path, entry.size, getattr(lfs, "sha256", None) if lfs else None)
+        )
     return out
 
 

@@ -1,4 +1,4 @@
-"""Which Hugging Face token to send: HF_TOKEN, then the `huggingface-cli login` token, then settings."""
+"""Which Hugging Face token to send: HF_TOKEN, the `huggingface-cli login` token, or settings."""
 
 from __future__ import annotations
 

@@ -26,9 +26,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from chatapp.core import atomic
 from chatapp.core.catalog import QUARANTINE, FileGroup, RemoteFile
@@ -188,16 +188,27 @@ class Downloader:
             )
 
     def _download_file(
-        self, repo_id: str, revision: str, f: RemoteFile, dest: Path, meter: _Meter, group: FileGroup
+        self,
+        repo_id: str,
+        revision: str,
+        f: RemoteFile,
+        dest: Path,
+        meter: _Meter,
+        group: FileGroup,
     ) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         part, sidecar = partial_paths(dest)
         url = self.url(repo_id, revision, f.name)
         meta = {
-            "repo_id": repo_id, "revision": revision, "filename": f.name, "url": url,
-            "size": f.size, "sha256": f.sha256,
-            "group": [asdict(x) for x in group.files], "group_name": group.name,
-        }  # fmt: skip
+            "repo_id": repo_id,
+            "revision": revision,
+            "filename": f.name,
+            "url": url,
+            "size": f.size,
+            "sha256": f.sha256,
+            "group": [asdict(x) for x in group.files],
+            "group_name": group.name,
+        }
         old = _read_json(sidecar)
         if part.exists() and (
             not old or any(old.get(k) != meta[k] for k in ("url", "size", "sha256"))
@@ -284,9 +295,13 @@ class Downloader:
                 return
             after = _float(e.headers.get("Retry-After"))
             err = errors.for_status(
-                e.code, repo_id, f.name, error_code=e.headers.get("X-Error-Code"),
-                retry_after=after, endpoint=self.endpoint,
-            )  # fmt: skip
+                e.code,
+                repo_id,
+                f.name,
+                error_code=e.headers.get("X-Error-Code"),
+                retry_after=after,
+                endpoint=self.endpoint,
+            )
             if e.code == 429 or e.code >= 500:
                 raise _Retry(err, after) from None
             raise err from None
@@ -352,7 +367,9 @@ class Downloader:
                 )
 
     def _offline_error(self, e: BaseException) -> NetworkError:
-        if isinstance(e, urllib.error.URLError) and isinstance(e.reason, (socket.gaierror, ConnectionRefusedError)):
+        if isinstance(e, urllib.error.URLError) and isinstance(
+            e.reason, (socket.gaierror, ConnectionRefusedError)
+        ):
             return errors.offline()
         return NetworkError(
             f"The connection to Hugging Face failed ({e}).",
@@ -398,9 +415,10 @@ class _NoAuthOnRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(
-            req.full_url
-        ).netloc:
+        if (
+            new is not None
+            and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        ):
             new.remove_header("Authorization")
         return new
 
@@ -419,7 +437,7 @@ class _State:
         self.offset = 0
 
 
-def _hash_file(path: Path, hasher: "hashlib._Hash") -> int:
+def _hash_file(path: Path, hasher: hashlib._Hash) -> int:
     n = 0
     with open(path, "rb") as f:
         while True:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from chatapp.core.catalog import FileGroup, RemoteFile
 from chatapp.core.errors import UserError
 from chatapp.hub.download import (
     DownloadCancelled,
-    DownloadPaused,
     Downloader,
+    DownloadPaused,
     Progress,
     check_filename,
     local_dir,
@@ -29,8 +29,13 @@ from chatapp.hub.download import (
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, PAUSED, DONE, FAILED, CANCELLED = (
-    "queued", "downloading", "paused", "done", "failed", "cancelled",
-)  # fmt: skip
+    "queued",
+    "downloading",
+    "paused",
+    "done",
+    "failed",
+    "cancelled",
+)
 _ids = itertools.count(1)
 
 
@@ -165,9 +170,7 @@ class DownloadQueue:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(
-                    lambda: self._stop or any(j.state == QUEUED for j in self.jobs)
-                )
+                self._cond.wait_for(lambda: self._stop or any(j.state == QUEUED for j in self.jobs))
                 if self._stop:
                     return
                 job = next(j for j in self.jobs if j.state == QUEUED)

@@ -57,8 +57,9 @@ def test_group_files_makes_split_sets_one_entry_and_sorts_by_quant() -> None:
         ("m-F16.gguf", "F16", 500, False),
     ]
     assert [f.name for f in groups[1].files] == [
-        "Q6_K/m-Q6_K-00001-of-00002.gguf", "Q6_K/m-Q6_K-00002-of-00002.gguf",
-    ]  # fmt: skip
+        "Q6_K/m-Q6_K-00001-of-00002.gguf",
+        "Q6_K/m-Q6_K-00002-of-00002.gguf",
+    ]
 
 
 def test_fit_labels() -> None:
@@ -106,13 +107,17 @@ def test_scan_library_hf_cache_and_lmstudio(tmp_path: Path) -> None:
     _fake_gguf(hf / "models--bartowski--X-GGUF/snapshots/abc/X-Q5_K_M.gguf")
     lms = tmp_path / "lms"
     _fake_gguf(lms / "lmstudio-community/Y-GGUF/Y-Q4_0.gguf")
-    lib = catalog.Library(models, tmp_path / "reg.json", hf_cache=hf, lmstudio=[lms, tmp_path / "none"])
+    lib = catalog.Library(
+        models, tmp_path / "reg.json", hf_cache=hf, lmstudio=[lms, tmp_path / "none"]
+    )
     found = {m.name: m for m in lib.models()}
     assert set(found) == {
-        "org/repo/a-Q4_K_M.gguf", "org/repo/b-Q8_0-00001-of-00002.gguf",
-        "org/repo/c-Q2_K-00001-of-00003.gguf", "bartowski/X-GGUF/X-Q5_K_M.gguf",
+        "org/repo/a-Q4_K_M.gguf",
+        "org/repo/b-Q8_0-00001-of-00002.gguf",
+        "org/repo/c-Q2_K-00001-of-00003.gguf",
+        "bartowski/X-GGUF/X-Q5_K_M.gguf",
         "lmstudio-community/Y-GGUF/Y-Q4_0.gguf",
-    }  # fmt: skip
+    }
     split = found["org/repo/b-Q8_0-00001-of-00002.gguf"]
     assert split.size == 200 and split.complete and split.quant == "Q8_0"
     assert not found["org/repo/c-Q2_K-00001-of-00003.gguf"].complete
@@ -126,7 +131,9 @@ def test_scan_library_hf_cache_and_lmstudio(tmp_path: Path) -> None:
     assert lib.disk_use() == 100 + 100 + 100 + 4 + 100  # a, c, mmproj, the .part, quarantine
 
 
-def test_hf_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_hf_cache_dir_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "h"))
     assert catalog.hf_cache_dir() == tmp_path / "h" / "hub"
@@ -136,13 +143,17 @@ def test_hf_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, t
 
 @pytest.mark.model
 def test_import_copy_and_in_place(smollm2_path: Path, tmp_path: Path) -> None:
-    lib = catalog.Library(tmp_path / "models", tmp_path / "data/reg.json", hf_cache=tmp_path, lmstudio=[])
+    lib = catalog.Library(
+        tmp_path / "models", tmp_path / "data/reg.json", hf_cache=tmp_path, lmstudio=[]
+    )
     copied = lib.import_file(smollm2_path)
     assert copied.owned and copied.path.read_bytes()[:4] == b"GGUF"
     assert copied.size == smollm2_path.stat().st_size
     in_place = lib.import_file(smollm2_path, copy=False)
     assert in_place.source == catalog.SOURCE_REGISTERED and not in_place.owned
-    assert json.loads((tmp_path / "data/reg.json").read_text())["models"] == [str(smollm2_path.resolve())]
+    assert json.loads((tmp_path / "data/reg.json").read_text())["models"] == [
+        str(smollm2_path.resolve())
+    ]
     assert {m.source for m in lib.models()} == {catalog.SOURCE_LIBRARY, catalog.SOURCE_REGISTERED}
     assert lib.remove(in_place) and smollm2_path.exists()
     assert lib.remove(copied) and not copied.path.exists()

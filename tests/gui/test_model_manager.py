@@ -28,14 +28,20 @@ class Harness:
         self.opened: list[str] = []
         self.answers = answers if answers is not None else []
         self.asked: list[str] = []
-        self.library = catalog.Library(tmp_path / "models", tmp_path / "reg.json",
-                                       hf_cache=tmp_path / "hf", lmstudio=[])  # fmt: skip
+        self.library = catalog.Library(
+            tmp_path / "models", tmp_path / "reg.json", hf_cache=tmp_path / "hf", lmstudio=[]
+        )
         self.bridge = JobBridge()
         self.queue = DownloadQueue(
-            lambda: Downloader(self.library.models_dir, endpoint=api.endpoint(), backoff=0.0,
-                               chunk_size=64 * 1024, progress_interval=0.0),
+            lambda: Downloader(
+                self.library.models_dir,
+                endpoint=api.endpoint(),
+                backoff=0.0,
+                chunk_size=64 * 1024,
+                progress_interval=0.0,
+            ),
             self.bridge.changed.emit,
-        )  # fmt: skip
+        )
         self.dialog = ModelManagerDialog(
             settings=Settings(context_limit=2048),
             library=self.library,
@@ -62,7 +68,9 @@ def harness(qtbot: Any, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_table_model_passes_qtmodeltester(qtmodeltester: Any) -> None:
-    model: ListTableModel[int] = ListTableModel([Column("n", str), Column("sq", lambda i: str(i * i))])
+    model: ListTableModel[int] = ListTableModel(
+        [Column("n", str), Column("sq", lambda i: str(i * i))]
+    )
     model.set_items([1, 2, 3])
     qtmodeltester.check(model)
     assert model.data(model.index(2, 1)) == "9"
@@ -72,8 +80,10 @@ def test_table_model_passes_qtmodeltester(qtmodeltester: Any) -> None:
 def test_discover_download_verify_and_use(
     qtbot: Any, harness: Harness, hub: FakeHub, smollm2_path: Path
 ) -> None:
-    hub.add("org/smol-GGUF", {smollm2_path.name: Blob(path=smollm2_path),
-                              "mmproj-smol-f16.gguf": Blob(data=b"GGUF")})  # fmt: skip
+    hub.add(
+        "org/smol-GGUF",
+        {smollm2_path.name: Blob(path=smollm2_path), "mmproj-smol-f16.gguf": Blob(data=b"GGUF")},
+    )
     d = harness.dialog
     assert d.results_model.rowCount() == 1  # the starter list, before any search
     d.results.selectRow(0)
@@ -96,7 +106,9 @@ def test_discover_download_verify_and_use(
 
 def test_search_pages_and_sorts(qtbot: Any, harness: Harness, hub: FakeHub) -> None:
     for i in range(25):
-        hub.add(f"org/m{i:02d}-GGUF", {"m-Q4_0.gguf": Blob(data=b"GGUF")}, downloads=i, likes=25 - i)
+        hub.add(
+            f"org/m{i:02d}-GGUF", {"m-Q4_0.gguf": Blob(data=b"GGUF")}, downloads=i, likes=25 - i
+        )
     d = harness.dialog
     d.search_button.click()
     qtbot.waitUntil(lambda: "page 1" in d.status.text(), timeout=10_000)

@@ -181,9 +181,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _search(self, q: dict[str, str]) -> None:
             words = q.get("search", "").lower()
             items = [
-                (rid, r) for rid, r in hub.repos.items()
-                if words in rid.lower() and not r.private
-            ]  # fmt: skip
+                (rid, r) for rid, r in hub.repos.items() if words in rid.lower() and not r.private
+            ]
             sort = q.get("sort", "downloads")
             key = {"likes": lambda t: t[1].likes, "lastModified": lambda t: t[1].last_modified}
             items.sort(key=key.get(sort, lambda t: t[1].downloads), reverse=True)
@@ -217,11 +216,15 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 prefix = "/".join(tail[2:])
                 entries = [
                     {
-                        "type": "file", "oid": blob.sha256[:40], "size": blob.size, "path": name,
+                        "type": "file",
+                        "oid": blob.sha256[:40],
+                        "size": blob.size,
+                        "path": name,
                         "lfs": {"oid": blob.sha256, "size": blob.size, "pointerSize": 134},
                     }
-                    for name, blob in repo.files.items() if name.startswith(prefix)
-                ]  # fmt: skip
+                    for name, blob in repo.files.items()
+                    if name.startswith(prefix)
+                ]
                 return self._json(entries)
             self._error(404, "EntryNotFound", "Not found")
 
@@ -233,9 +236,11 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return self._error(401, "RepoNotFound", "Invalid credentials")
             if repo.gated:
                 return self._error(
-                    403, "GatedRepo",
-                    f"Access to model {repo_id} is restricted and you are not in the authorized list.",
-                )  # fmt: skip
+                    403,
+                    "GatedRepo",
+                    f"Access to model {repo_id} is restricted and you are not in the"
+                    " authorized list.",
+                )
             queued = hub.faults.statuses.get(name)
             if queued:
                 status = queued.pop(0)

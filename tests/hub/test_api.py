@@ -14,12 +14,27 @@ from tests.hub.fake_hf import COMMIT, Blob, FakeHub
 
 def _populate(hub: FakeHub) -> None:
     g = Blob(data=b"GGUF")
-    hub.add("a/popular-GGUF", {"m-Q4_K_M.gguf": g}, downloads=900, likes=5,
-            last_modified="2024-01-01T00:00:00.000Z")  # fmt: skip
-    hub.add("b/liked-GGUF", {"m-Q4_K_M.gguf": g}, downloads=100, likes=50,
-            last_modified="2024-06-01T00:00:00.000Z")  # fmt: skip
-    hub.add("c/fresh-GGUF", {"m-Q4_K_M.gguf": g}, downloads=10, likes=1,
-            last_modified="2025-03-01T00:00:00.000Z")  # fmt: skip
+    hub.add(
+        "a/popular-GGUF",
+        {"m-Q4_K_M.gguf": g},
+        downloads=900,
+        likes=5,
+        last_modified="2024-01-01T00:00:00.000Z",
+    )
+    hub.add(
+        "b/liked-GGUF",
+        {"m-Q4_K_M.gguf": g},
+        downloads=100,
+        likes=50,
+        last_modified="2024-06-01T00:00:00.000Z",
+    )
+    hub.add(
+        "c/fresh-GGUF",
+        {"m-Q4_K_M.gguf": g},
+        downloads=10,
+        likes=1,
+        last_modified="2025-03-01T00:00:00.000Z",
+    )
 
 
 def test_endpoint_is_read_from_the_environment_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,16 +58,26 @@ def test_search_sorts_and_pages(hub: FakeHub) -> None:
 
 def test_repo_files_groups_quants_and_skips_non_chat_files(hub: FakeHub) -> None:
     b = Blob(data=b"GGUF1234")
-    hub.add("org/m-GGUF", {
-        "README.md": b, "m-Q8_0.gguf": Blob(data=b"GGUF" * 100), "m-Q2_K.gguf": b,
-        "m-F16-00001-of-00002.gguf": b, "m-F16-00002-of-00002.gguf": b,
-        "mmproj-m-f16.gguf": b, "m.imatrix.gguf": b, "imatrix.dat": b,
-    })  # fmt: skip
+    hub.add(
+        "org/m-GGUF",
+        {
+            "README.md": b,
+            "m-Q8_0.gguf": Blob(data=b"GGUF" * 100),
+            "m-Q2_K.gguf": b,
+            "m-F16-00001-of-00002.gguf": b,
+            "m-F16-00002-of-00002.gguf": b,
+            "mmproj-m-f16.gguf": b,
+            "m.imatrix.gguf": b,
+            "imatrix.dat": b,
+        },
+    )
     files = api.repo_files("org/m-GGUF")
     assert files.revision == COMMIT
     assert [(g.name, g.quant) for g in files.groups] == [
-        ("m-Q2_K.gguf", "Q2_K"), ("m-Q8_0.gguf", "Q8_0"), ("m-F16.gguf", "F16"),
-    ]  # fmt: skip
+        ("m-Q2_K.gguf", "Q2_K"),
+        ("m-Q8_0.gguf", "Q8_0"),
+        ("m-F16.gguf", "F16"),
+    ]
     q8 = api.find_group(files, "q8_0")
     assert q8.size == 400 and q8.first.sha256 == Blob(data=b"GGUF" * 100).sha256
     assert api.find_group(files, "m-F16-00002-of-00002.gguf").name == "m-F16.gguf"
@@ -64,7 +89,10 @@ def test_repo_files_groups_quants_and_skips_non_chat_files(hub: FakeHub) -> None
 
 @pytest.mark.parametrize(
     ("repo", "error", "words"),
-    [("org/private", errors.AuthRequiredError, "login"), ("org/none", errors.AuthRequiredError, "login")],
+    [
+        ("org/private", errors.AuthRequiredError, "login"),
+        ("org/none", errors.AuthRequiredError, "login"),
+    ],
 )
 def test_repo_errors(hub: FakeHub, repo: str, error: type, words: str) -> None:
     hub.add("org/private", {"m.gguf": Blob(data=b"GGUF")}, private=True)
@@ -91,7 +119,9 @@ def test_offline_mode_says_offline() -> None:
         api.search("llama")
 
 
-def test_unreachable_hub_says_offline_quickly(online: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_hub_says_offline_quickly(
+    online: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
@@ -101,7 +131,9 @@ def test_unreachable_hub_says_offline_quickly(online: None, monkeypatch: pytest.
         api.search("llama")
 
 
-def test_token_sources_in_order(online: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_token_sources_in_order(
+    online: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     assert auth.find_token(None) is None
     assert auth.find_token("hf_settings") == "hf_settings"
     token_file = Path(tmp_path / "hf-home" / "token")
@@ -117,6 +149,8 @@ def test_fake_hub_speaks_the_resolve_protocol_huggingface_hub_expects(hub: FakeH
 
     blob = Blob(data=b"GGUF" * 10)
     hub.add("org/repo", {"m-Q4_0.gguf": blob})
-    meta = get_hf_file_metadata(hf_hub_url("org/repo", "m-Q4_0.gguf", endpoint=hub.url), token=False)
+    meta = get_hf_file_metadata(
+        hf_hub_url("org/repo", "m-Q4_0.gguf", endpoint=hub.url), token=False
+    )
     assert (meta.size, meta.commit_hash, meta.etag) == (40, COMMIT, blob.sha256)
     assert hub.requests[-1][0] == "HEAD"

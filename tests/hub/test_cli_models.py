@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -29,7 +28,9 @@ def _cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
 def run_here(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """chatapp.cli.run in this process, seeing only this worktree (see run_cli.py)."""
     monkeypatch.setattr(
-        sys, "meta_path", [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+        sys,
+        "meta_path",
+        [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")],
     )
     from chatapp import cli
 
@@ -42,8 +43,10 @@ def test_download_killed_midway_resumes_in_a_new_process(hub: FakeHub, tmp_path:
     hub.faults.delay["big-Q4_0.gguf"] = 0.02  # ~3 s for the whole file: time to kill it
     proc = subprocess.Popen(
         [sys.executable, str(RUN_CLI), "models", "download", "org/big-GGUF", "Q4_0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while hub.bytes_served("big-Q4_0.gguf") < 1_000_000 and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
@@ -77,9 +80,14 @@ def test_cli_errors_are_one_line_messages(hub: FakeHub) -> None:
     assert r.returncode == 1 and "login" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_search_and_info_from_the_cli(hub: FakeHub, run_here, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    hub.add("org/m-GGUF", {"m-Q4_K_M.gguf": Blob(data=b"GGUF" * 1000), "mmproj.gguf": Blob(data=b"G")},
-            downloads=42)  # fmt: skip
+def test_search_and_info_from_the_cli(
+    hub: FakeHub, run_here, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    hub.add(
+        "org/m-GGUF",
+        {"m-Q4_K_M.gguf": Blob(data=b"GGUF" * 1000), "mmproj.gguf": Blob(data=b"G")},
+        downloads=42,
+    )
     assert run_here("models", "search", "m-GGUF") == 0
     assert "org/m-GGUF" in capsys.readouterr().out
     assert run_here("models", "info", "org/m-GGUF") == 0
@@ -94,7 +102,10 @@ def test_offline_search_says_offline(run_here, capsys: pytest.CaptureFixture[str
 
 @pytest.mark.model
 def test_import_list_info_remove(
-    run_here, smollm2_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    run_here,
+    smollm2_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))

@@ -14,8 +14,8 @@ from chatapp.core.gguf import check_model_file
 from chatapp.hub import api, errors
 from chatapp.hub.download import (
     DownloadCancelled,
-    DownloadPaused,
     Downloader,
+    DownloadPaused,
     Progress,
     check_filename,
     partial_paths,
@@ -39,7 +39,9 @@ def _group(hub: FakeHub, repo: str, choice: str) -> tuple[api.RepoFiles, FileGro
 def test_real_model_downloads_verified_and_loadable(
     hub: FakeHub, smollm2_path: Path, tmp_path: Path
 ) -> None:
-    hub.add("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", {smollm2_path.name: Blob(path=smollm2_path)})
+    hub.add(
+        "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", {smollm2_path.name: Blob(path=smollm2_path)}
+    )
     files, group = _group(hub, "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", "Q4_1")
     seen: list[Progress] = []
     path = _downloader(hub, tmp_path / "models", chunk_size=1 << 20).download_group(
@@ -55,7 +57,9 @@ def test_real_model_downloads_verified_and_loadable(
     assert [m.path for m in lib.models(external=False)] == [path]
 
 
-def test_cut_transfer_resumes_from_its_offset(hub: FakeHub, small_blob: Blob, tmp_path: Path) -> None:
+def test_cut_transfer_resumes_from_its_offset(
+    hub: FakeHub, small_blob: Blob, tmp_path: Path
+) -> None:
     hub.add("org/repo", {"m-Q4_0.gguf": small_blob})
     hub.faults.cut_after["m-Q4_0.gguf"] = 100_000
     files, group = _group(hub, "org/repo", "Q4_0")
@@ -94,7 +98,9 @@ def test_pause_keeps_partial_and_resume_sends_only_the_rest(
     assert hub.requests[-1][2] == f"bytes={have}-"
 
 
-def test_server_ignoring_range_restarts_cleanly(hub: FakeHub, small_blob: Blob, tmp_path: Path) -> None:
+def test_server_ignoring_range_restarts_cleanly(
+    hub: FakeHub, small_blob: Blob, tmp_path: Path
+) -> None:
     hub.add("org/repo", {"m-Q4_0.gguf": small_blob})
     files, group = _group(hub, "org/repo", "Q4_0")
     dl = _downloader(hub, tmp_path)
@@ -144,7 +150,9 @@ def test_http_errors_have_their_own_messages(
     hub: FakeHub, small_blob: Blob, tmp_path: Path, setup: str, error: type, words: str
 ) -> None:
     repo = hub.add("org/repo", {"m-Q4_0.gguf": small_blob})
-    group = FileGroup("m-Q4_0.gguf", [RemoteFile("m-Q4_0.gguf", small_blob.size, small_blob.sha256)], "Q4_0")
+    group = FileGroup(
+        "m-Q4_0.gguf", [RemoteFile("m-Q4_0.gguf", small_blob.size, small_blob.sha256)], "Q4_0"
+    )
     if setup == "private":
         repo.private = True
     elif setup == "gated":
@@ -157,8 +165,13 @@ def test_http_errors_have_their_own_messages(
     dl = _downloader(hub, tmp_path, retries=2, backoff=1.0, sleep=slept.append)
     with pytest.raises(error, match=words) as exc:
         dl.download_group("org/repo", "main", group)
-    others = {errors.AuthRequiredError, errors.GatedRepoError, errors.NotFoundError,
-              errors.RateLimitedError, errors.ServerError} - {error}  # fmt: skip
+    others = {
+        errors.AuthRequiredError,
+        errors.GatedRepoError,
+        errors.NotFoundError,
+        errors.RateLimitedError,
+        errors.ServerError,
+    } - {error}
     assert not isinstance(exc.value, tuple(others))
     if setup in ("429", "500"):
         assert len(hub.faults.statuses["m-Q4_0.gguf"]) == 2  # tried 1 + 2 retries
@@ -167,7 +180,9 @@ def test_http_errors_have_their_own_messages(
         assert "HF_TOKEN" in str(exc.value) and hub.url + "/org/repo" in str(exc.value)
 
 
-def test_retries_honour_retry_after_then_succeed(hub: FakeHub, small_blob: Blob, tmp_path: Path) -> None:
+def test_retries_honour_retry_after_then_succeed(
+    hub: FakeHub, small_blob: Blob, tmp_path: Path
+) -> None:
     hub.add("org/repo", {"m-Q4_0.gguf": small_blob})
     hub.faults.statuses["m-Q4_0.gguf"] = [429, 503]
     hub.faults.retry_after = "3"
@@ -184,14 +199,18 @@ def test_private_repo_with_token(hub: FakeHub, small_blob: Blob, tmp_path: Path)
     hub.add("org/repo", {"m-Q4_0.gguf": small_blob}, private=True)
     files = api.repo_files("org/repo", token="hf_test")
     group = api.find_group(files, "Q4_0")
-    path = _downloader(hub, tmp_path, token="hf_test").download_group("org/repo", files.revision, group)
+    path = _downloader(hub, tmp_path, token="hf_test").download_group(
+        "org/repo", files.revision, group
+    )
     assert path.read_bytes() == small_blob.data
 
 
 @pytest.mark.parametrize(
     "name", ["../x.gguf", "/etc/x.gguf", "a/../../x.gguf", "a\\b.gguf", "C:x.gguf", "", "a//b.gguf"]
 )
-def test_bad_filenames_are_refused_before_any_request(hub: FakeHub, tmp_path: Path, name: str) -> None:
+def test_bad_filenames_are_refused_before_any_request(
+    hub: FakeHub, tmp_path: Path, name: str
+) -> None:
     group = FileGroup(name, [RemoteFile(name, 10, None)], "")
     with pytest.raises(errors.BadFilenameError, match="path parts"):
         _downloader(hub, tmp_path).download_group("org/repo", "main", group)
@@ -200,7 +219,10 @@ def test_bad_filenames_are_refused_before_any_request(hub: FakeHub, tmp_path: Pa
 
 
 def test_folders_inside_a_repo_are_allowed() -> None:
-    assert check_filename("Q4_K_M/model-Q4_K_M-00001-of-00002.gguf") == "model-Q4_K_M-00001-of-00002.gguf"
+    assert (
+        check_filename("Q4_K_M/model-Q4_K_M-00001-of-00002.gguf")
+        == "model-Q4_K_M-00001-of-00002.gguf"
+    )
 
 
 @pytest.mark.model
@@ -273,8 +295,9 @@ def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     mnt = tmp_path / "tiny-disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
-                       capture_output=True)  # fmt: skip
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True
+    )
     if r.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
@@ -283,7 +306,9 @@ def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_disk_full_midway_keeps_the_partial(hub: FakeHub, small_blob: Blob, tiny_disk: Path) -> None:
+def test_disk_full_midway_keeps_the_partial(
+    hub: FakeHub, small_blob: Blob, tiny_disk: Path
+) -> None:
     big = Blob(data=small_blob.data * 3)  # 900 kB onto a 512 KiB disk
     hub.add("org/repo", {"m-Q4_0.gguf": big})
     # The hub did not say the size, so the check before starting cannot catch it.

@@ -12,13 +12,21 @@ from tests.hub.fake_hf import Blob, FakeHub
 
 def _queue(hub: FakeHub, models: Path, on_change=None) -> DownloadQueue:  # type: ignore[no-untyped-def]
     def make() -> Downloader:
-        return Downloader(models, endpoint=hub.url, backoff=0.0, chunk_size=32 * 1024,
-                          progress_interval=0.0, retries=1)  # fmt: skip
+        return Downloader(
+            models,
+            endpoint=hub.url,
+            backoff=0.0,
+            chunk_size=32 * 1024,
+            progress_interval=0.0,
+            retries=1,
+        )
 
     return DownloadQueue(make, on_change)
 
 
-def test_queue_runs_pauses_resumes_and_restores(hub: FakeHub, small_blob: Blob, tmp_path: Path) -> None:
+def test_queue_runs_pauses_resumes_and_restores(
+    hub: FakeHub, small_blob: Blob, tmp_path: Path
+) -> None:
     hub.add("org/repo", {"a-Q4_0.gguf": small_blob, "b-Q8_0.gguf": Blob(data=b"GGUF" * 50_000)})
     files = api.repo_files("org/repo")
     paused_once: list[Job] = []
@@ -47,7 +55,9 @@ def test_queue_runs_pauses_resumes_and_restores(hub: FakeHub, small_blob: Blob, 
     q2.shutdown()
 
 
-def test_cancel_a_paused_job_deletes_its_partial(hub: FakeHub, small_blob: Blob, tmp_path: Path) -> None:
+def test_cancel_a_paused_job_deletes_its_partial(
+    hub: FakeHub, small_blob: Blob, tmp_path: Path
+) -> None:
     hub.add("org/repo", {"a-Q4_0.gguf": small_blob})
     files = api.repo_files("org/repo")
 

@@ -28,8 +28,9 @@ print(json.dumps({"n_vocab": m.n_vocab(), "tokens": m.tokenize(b"Hello world"),
 
 
 def _load(path: Path) -> dict:
-    r = subprocess.run([sys.executable, "-c", LOAD, str(path)], capture_output=True, text=True,
-                       timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", LOAD, str(path)], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -40,10 +41,13 @@ def test_split_model_downloads_as_a_set_and_loads(
     pytest.importorskip("llama_cpp")
     shards = split_gguf(smollm2_path, tmp_path, "SmolLM2-135M-Instruct-Q4_1", 3)
     assert [read_gguf(s).split_count for s in shards] == [3, 3, 3]
-    hub.add("org/smol-split-GGUF", {
-        **{f"Q4_1/{s.name}": Blob(path=s) for s in shards},
-        "mmproj-SmolLM2-f16.gguf": Blob(data=b"GGUF"),
-    })  # fmt: skip
+    hub.add(
+        "org/smol-split-GGUF",
+        {
+            **{f"Q4_1/{s.name}": Blob(path=s) for s in shards},
+            "mmproj-SmolLM2-f16.gguf": Blob(data=b"GGUF"),
+        },
+    )
     files = api.repo_files("org/smol-split-GGUF")
     (group,) = files.groups
     assert group.name == "Q4_1/SmolLM2-135M-Instruct-Q4_1.gguf" and group.quant == "Q4_1"
