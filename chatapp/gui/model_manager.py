@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -47,6 +48,7 @@ from chatapp.gui.model_manager_models import (
     run_in_thread,
 )
 from chatapp.hub import api
+from chatapp.hub.auth import find_token
 from chatapp.hub.queue import DONE, FAILED, PAUSED, QUEUED, RUNNING, DownloadQueue, Job
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,9 @@ class ModelManagerDialog(QDialog):
         starters: list[Starter] | None = None,
         details: catalog.DetailsCache | None = None,
         confirm: Callable[[str], bool] | None = None,
-        token: Callable[[], str | None] = lambda: None,
+        token: Callable[[], str | None] | None = None,
+        save_settings: Callable[[], None] = lambda: None,
+        ask_token: Callable[[], str | None] | None = None,
         free_ram: Callable[[], int | None] = sysinfo.free_ram,
         free_vram: Callable[[], int | None] = sysinfo.free_vram,
         parent: QWidget | None = None,
@@ -122,7 +126,9 @@ class ModelManagerDialog(QDialog):
         self.starters = starters or []
         self.details_cache = details or catalog.DetailsCache()
         self.confirm = confirm or self._ask
-        self.token = token
+        self.token = token or (lambda: find_token(self.settings.hf_token))
+        self.save_settings = save_settings
+        self.ask_token = ask_token or self._ask_token
         self.free_ram = free_ram
         self.page = 0
         self.repo: api.RepoFiles | None = None
@@ -195,8 +201,15 @@ class ModelManagerDialog(QDialog):
         self.search_button.clicked.connect(self.search)
         self.prev_button.clicked.connect(lambda: self.search(self.page - 1))
         self.next_button.clicked.connect(lambda: self.search(self.page + 1))
+        self.token_button = QPushButton("HF token…")
+        self.token_button.setToolTip(
+            "A Hugging Face access token, for gated and private models "
+            "(HF_TOKEN and `huggingface-cli login` are used first)."
+        )
+        self.token_button.clicked.connect(self.set_token)
         top = QHBoxLayout()
         for widget in (
+            self.token_button,
             self.query,
             self.sort,
             self.search_button,
@@ -265,6 +278,24 @@ class ModelManagerDialog(QDialog):
         v.addLayout(top)
         v.addWidget(split)
         return w
+
+    def _ask_token(self) -> str | None:
+        text, ok = QInputDialog.getText(
+            self,
+            "Hugging Face token",
+            "Access token (from huggingface.co/settings/tokens); empty to remove:",
+            QLineEdit.EchoMode.Password,
+            self.settings.hf_token or "",
+        )
+        return text if ok else None
+
+    def set_token(self) -> None:
+        value = self.ask_token()
+        if value is None:
+            return
+        self.settings.hf_token = value.strip() or None
+        self.save_settings()
+        self.say("Token saved." if self.settings.hf_token else "Token removed.")
 
     def show_starters(self) -> None:
         self.results_model.set_items(self.starters)

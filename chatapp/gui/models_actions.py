@@ -63,6 +63,7 @@ class ModelsController:
                 starters=catalog.load_starters(resource_path("models.json")),
                 details=catalog.DetailsCache(self.window.paths.cache / "gguf-details.json"),
                 token=self.token,
+                save_settings=self.window.save_settings,
                 parent=self.window if hasattr(self.window, "windowHandle") else None,
             )
         else:

@@ -6,7 +6,7 @@ from chatapp.core.errors import BadModelFile, NetworkError, UserError
 
 TOKEN_HINT = (
     "Set a token: the HF_TOKEN environment variable, `huggingface-cli login`, "
-    "or Settings > Hugging Face token."
+    "or the HF token… button in Models > Model manager."
 )
 
 

@@ -189,6 +189,27 @@ def test_failed_download_shows_its_message(qtbot: Any, harness: Harness, hub: Fa
     assert "accept its license" in d.jobs_model.data(d.jobs_model.index(0, 2))
 
 
+def test_token_is_saved_in_settings_and_sent(
+    qtbot: Any, harness: Harness, hub: FakeHub, small_blob: Blob
+) -> None:
+    hub.add("org/private-GGUF", {"p-Q4_0.gguf": small_blob}, private=True)
+    d = harness.dialog
+    saved: list[str | None] = []
+    d.save_settings = lambda: saved.append(d.settings.hf_token)
+    d.results_model.set_items([api.RepoSummary("org/private-GGUF")])
+    d.results.selectRow(0)
+    qtbot.waitUntil(lambda: "login" in d.status.text(), timeout=10_000)
+    d.ask_token = lambda: " hf_secret "
+    d.token_button.click()
+    assert saved == ["hf_secret"] and d.status.text() == "Token saved."
+    d.results.clearSelection()
+    d.results.selectRow(0)
+    qtbot.waitUntil(lambda: d.files_model.rowCount() == 1, timeout=10_000)
+    d.ask_token = lambda: None  # cancelled: nothing changes
+    d.token_button.click()
+    assert saved == ["hf_secret"]
+
+
 class FakeWindow:
     """The main window's surface that install() uses."""
 
@@ -202,6 +223,9 @@ class FakeWindow:
 
     def open_model(self, path: str) -> None:
         self.opened.append(path)
+
+    def save_settings(self) -> None:
+        pass
 
     def run_in_background(self, fn: Any, on_done: Any, on_error: Any) -> None:
         run_in_thread(fn, on_done, on_error)
