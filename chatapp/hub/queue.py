@@ -89,7 +89,10 @@ class DownloadQueue:
         for f in group.files:
             check_filename(f.name)
         for job in self.jobs:
-            if job.repo_id == repo_id and job.group.name == group.name and not job.finished:
+            if job.repo_id == repo_id and job.group.name == group.name and job.state != DONE:
+                if job.state in (PAUSED, FAILED, CANCELLED) and not paused:
+                    job.state = PAUSED
+                    self.resume(job)  # asking again for a stopped download resumes it
                 return job
         job = Job(repo_id, revision, group, PAUSED if paused else QUEUED)
         with self._cond:

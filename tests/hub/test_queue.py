@@ -49,7 +49,8 @@ def test_queue_runs_pauses_resumes_and_restores(
     (restored,) = q2.restore(tmp_path)
     assert restored.state == PAUSED and restored.group.name == "a-Q4_0.gguf"
     assert restored.done == (tmp_path / "org/repo/a-Q4_0.gguf.part").stat().st_size
-    q2.resume(restored)
+    again = q2.add("org/repo", files.revision, api.find_group(files, "Q4_0"))
+    assert again is restored  # asking for it again resumes the restored job
     assert q2.wait_idle(30)
     assert restored.state == DONE and restored.path.read_bytes() == small_blob.data
     q2.shutdown()
