@@ -1,0 +1,122 @@
+"""Menu entries for the model manager: Models > Model manager… (Ctrl+M), Models > Import GGUF….
+
+`install(window)` is called once by the main window. It builds the library, the download
+queue (restoring unfinished downloads, paused) and opens the dialog on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from chatapp.core import catalog
+from chatapp.core.errors import UserError
+from chatapp.gui.model_manager import ModelManagerDialog
+from chatapp.gui.model_manager_models import JobBridge
+from chatapp.hub import api
+from chatapp.hub.auth import find_token
+from chatapp.hub.download import Downloader
+from chatapp.hub.queue import DownloadQueue
+from chatapp.resources import resource_path
+
+log = logging.getLogger(__name__)
+
+
+class ModelsController:
+    """What install() keeps alive: library, queue, the dialog once opened."""
+
+    def __init__(self, window: Any) -> None:
+        self.window = window
+        self.bridge = JobBridge()
+        self.queue = DownloadQueue(self._downloader, self.bridge.changed.emit)
+        self.dialog: ModelManagerDialog | None = None
+        try:
+            self.queue.restore(self.library().models_dir)
+        except (OSError, UserError) as e:
+            log.warning("unfinished downloads not restored: %s", e)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+    def library(self) -> catalog.Library:
+        return catalog.open_library(self.window.settings.models_dir, self.window.paths.data)
+
+    def token(self) -> str | None:
+        return find_token(self.window.settings.hf_token)
+
+    def _downloader(self) -> Downloader:
+        return Downloader(self.library().models_dir, endpoint=api.endpoint(), token=self.token())
+
+    def show_manager(self) -> ModelManagerDialog:
+        if self.dialog is None:
+            self.dialog = ModelManagerDialog(
+                settings=self.window.settings,
+                library=self.library(),
+                queue=self.queue,
+                bridge=self.bridge,
+                open_model=self.window.open_model,
+                run_in_background=self.window.run_in_background,
+                starters=catalog.load_starters(resource_path("models.json")),
+                details=catalog.DetailsCache(self.window.paths.cache / "gguf-details.json"),
+                token=self.token,
+                save_settings=self.window.save_settings,
+                parent=self.window if hasattr(self.window, "windowHandle") else None,
+            )
+        else:
+            self.dialog.library = self.library()  # the models folder may have changed
+            self.dialog.refresh_library()
+        if self.dialog.isVisible():
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+        else:
+            self.dialog.show()
+        return self.dialog
+
+    def import_gguf(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            None, "Import a GGUF model", "", "GGUF models (*.gguf)"
+        )
+        if not path:
+            return
+        answer = QMessageBox.question(
+            None,
+            "Import GGUF",
+            "Copy the file into chatapp's models folder?\nChoose No to use it where it is.",
+        )
+        self.import_path(Path(path), copy=answer == QMessageBox.StandardButton.Yes)
+
+    def import_path(self, path: Path, *, copy: bool) -> None:
+        lib = self.library()
+
+        def done(m: catalog.LocalModel) -> None:
+            self.window.show_info(f"Added {m.name} to the library.")
+            if self.dialog is not None:
+                self.dialog.refresh_library()
+
+        def failed(e: Exception) -> None:
+            if not isinstance(e, UserError):
+                log.error("import failed", exc_info=e)
+            self.window.show_error(str(e))
+
+        self.window.run_in_background(lambda: lib.import_file(path, copy=copy), done, failed)
+
+    def shutdown(self) -> None:
+        self.queue.shutdown()
+
+
+def install(window: Any) -> ModelsController:
+    controller = ModelsController(window)
+    menu = window.menus["models"]
+    manager = QAction("Model manager…", menu)
+    manager.setShortcut(QKeySequence("Ctrl+M"))
+    manager.triggered.connect(controller.show_manager)
+    importer = QAction("Import GGUF…", menu)
+    importer.triggered.connect(controller.import_gguf)
+    menu.addAction(manager)
+    menu.addAction(importer)
+    window._models_controller = controller  # keeps the queue and the dialog alive
+    return controller

@@ -1,0 +1,1 @@
+"""Hugging Face hub adapter: search, file lists, resumable verified downloads. No Qt."""
