@@ -537,3 +537,21 @@ def _from_text(
         stops += [m for m in preset.stop_markers if m not in stops]
         think = think or preset.think_tags
     return ChatTemplate(name, source, text, tuple(stops), "", think)
+
+
+def cut_at_stop(text: str, markers: tuple[str, ...] | list[str]) -> tuple[str, bool]:
+    """The text before the first stop marker, and whether one was found. For streaming,
+    hold back `partial_stop_len(text, markers)` characters: they may begin a marker."""
+    hits = [i for m in markers if m and (i := text.find(m)) >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+def partial_stop_len(text: str, markers: tuple[str, ...] | list[str]) -> int:
+    """Length of the longest end of `text` that is the start of a stop marker."""
+    best = 0
+    for m in markers:
+        for n in range(min(len(m) - 1, len(text)), best, -1):
+            if text.endswith(m[:n]):
+                best = n
+                break
+    return best
