@@ -307,7 +307,9 @@ def check_syntax(text: str) -> None:
     try:
         _compile(text)
     except jinja2.TemplateSyntaxError as e:
-        raise TemplateError(f"Template syntax error on line {e.lineno}: {e.message}") from e
+        err = TemplateError(f"Template syntax error on line {e.lineno}: {e.message}")
+        err.lineno = e.lineno  # type: ignore[attr-defined]
+        raise err from e
 
 
 # --- the data a template sees -----------------------------------------------------------
@@ -424,19 +426,38 @@ def render(
     try:
         return _run_with_deadline(_compile(text), context, time_limit)
     except TemplateRaised as e:
-        raise TemplateRefused(f"The chat template refused this conversation: {e.message}") from e
+        err: TemplateError = TemplateRefused(
+            f"The chat template refused this conversation: {e.message}"
+        )
+        cause: BaseException = e
     except _LimitExceeded as e:
-        raise TemplateError(f"The chat template was stopped: {e.message}.") from e
+        err, cause = TemplateError(f"The chat template was stopped: {e.message}."), e
     except SecurityError as e:
-        raise TemplateError(f"The chat template tried something unsafe: {e.message}") from e
+        err, cause = TemplateError(f"The chat template tried something unsafe: {e.message}"), e
     except jinja2.TemplateError as e:
-        raise TemplateError(f"The chat template failed: {e.message or type(e).__name__}") from e
+        err, cause = TemplateError(f"The chat template failed{{where}}: {e.message or type(e).__name__}"), e
     except RecursionError as e:
-        raise TemplateError("The chat template recursed too deeply.") from e
+        err, cause = TemplateError("The chat template recursed too deeply."), e
     except MemoryError as e:
-        raise TemplateError("The chat template ran out of memory.") from e
+        err, cause = TemplateError("The chat template ran out of memory."), e
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as e:
-        raise TemplateError(f"The chat template failed: {type(e).__name__}: {e}") from e
+        err, cause = TemplateError(f"The chat template failed{{where}}: {type(e).__name__}: {e}"), e
+    line = template_line(cause)
+    err.lineno = line  # type: ignore[attr-defined]
+    err.message = err.message.replace("{where}", f" on line {line}" if line else "")
+    err.args = (err.message,)
+    raise err from cause
+
+
+def template_line(error: BaseException) -> int | None:
+    """The template line an error happened on (Jinja maps its frames back to it)."""
+    line = getattr(error, "lineno", None)
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return int(line) if line else None
 
 
 # --- choosing a template -----------------------------------------------------------------
