@@ -68,9 +68,7 @@ def load_messages(path: Path) -> tuple[str, list[dict[str, Any]], list[dict[str,
         )
     if tools is not None and not isinstance(tools, list):
         raise UserError(f'{path}: "tools" must be a list')
-    system = "\n\n".join(
-        str(m.get("content") or "") for m in data if m["role"] == "system"
-    )
+    system = "\n\n".join(str(m.get("content") or "") for m in data if m["role"] == "system")
     return system, [m for m in data if m["role"] != "system"], tools
 
 

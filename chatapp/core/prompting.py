@@ -9,8 +9,9 @@ again in the new model's format every time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.errors import TemplateError
@@ -77,7 +78,9 @@ def build_prompt(
             raise
         # If the merged form fails too, its error is the one that still stands.
         text = render(template, _merge_system(system_prompt, history), **kwargs)
-        log.info("template %s refused the system role; merged it into the first turn", template.name)
+        log.info(
+            "template %s refused the system role; merged it into the first turn", template.name
+        )
         return PromptResult(text, " ".join([MERGED_SYSTEM_NOTE, *warnings]), merged_system=True)
 
 

@@ -21,10 +21,11 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import jinja2
 import jinja2.ext
@@ -188,7 +189,7 @@ class _TemplateDict:
 class _TemplateNamespace(Namespace):
     """namespace() that refuses underscore names and oversized values."""
 
-    def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - Jinja's signature trick
+    def __init__(*args: Any, **kwargs: Any) -> None:
         self, args = args[0], args[1:]
         attrs = dict(*args, **kwargs)
         for name, value in attrs.items():
@@ -211,7 +212,7 @@ class _GenerationBlock(jinja2.ext.Extension):
     """{% generation %}...{% endgeneration %} marks assistant text for training masks in
     transformers; for rendering it is just its body."""
 
-    tags = {"generation"}
+    tags = {"generation"}  # noqa: RUF012 - Jinja's Extension API
 
     def parse(self, parser: Any) -> jinja2.nodes.Node:
         lineno = next(parser.stream).lineno
@@ -223,7 +224,7 @@ class _GenerationBlock(jinja2.ext.Extension):
 
 
 class _GuardedEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "+", "**", "%"})
+    intercepted_binops: frozenset[str] = frozenset({"*", "+", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         _tick()
@@ -238,15 +239,15 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
             raise _LimitExceeded("a format width too large to allow")
         return _check_size(super().call_binop(context, operator, left, right))
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         _tick()
         for value in (*args, *kwargs.values()):
             _check_int(value)
             _check_size(value)
-        owner = getattr(__obj, "__self__", None)
+        owner = getattr(obj, "__self__", None)
         if isinstance(owner, str) and _BIG_WIDTH.search(owner):
             raise _LimitExceeded("a format width too large to allow")
-        return _check_size(super().call(__context, __obj, *args, **kwargs))
+        return _check_size(super().call(context, obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _tick()
@@ -379,7 +380,7 @@ def _run_with_deadline(compiled: jinja2.Template, context: dict[str, Any], limit
     def work() -> None:
         try:
             box["text"] = _render_chunks(compiled, context, budget)
-        except BaseException as e:  # handed to the caller's thread
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             box["error"] = e
 
     worker = threading.Thread(target=work, name="template-render", daemon=True)
@@ -435,7 +436,10 @@ def render(
     except SecurityError as e:
         err, cause = TemplateError(f"The chat template tried something unsafe: {e.message}"), e
     except jinja2.TemplateError as e:
-        err, cause = TemplateError(f"The chat template failed{{where}}: {e.message or type(e).__name__}"), e
+        err, cause = (
+            TemplateError(f"The chat template failed{{where}}: {e.message or type(e).__name__}"),
+            e,
+        )
     except RecursionError as e:
         err, cause = TemplateError("The chat template recursed too deeply."), e
     except MemoryError as e:
@@ -532,7 +536,11 @@ def resolve_template(
         return _from_text("custom", "user", user_template, eos_token, preset)
     found = gguf_templates(metadata)
     if found:
-        name = variant if variant in found else ("default" if "default" in found else next(iter(found)))
+        name = (
+            variant
+            if variant in found
+            else ("default" if "default" in found else next(iter(found)))
+        )
         label = "gguf" if name == "default" else f"gguf:{name}"
         return _from_text(label, "gguf", found[name], eos_token, preset)
     if preset is not None:
@@ -543,7 +551,10 @@ def resolve_template(
             preset.name, "preset", preset.template, tuple(stops), "", preset.think_tags
         )
     return ChatTemplate(
-        "completion", "completion", COMPLETION_TEMPLATE, stop_markers_for("", eos_token),
+        "completion",
+        "completion",
+        COMPLETION_TEMPLATE,
+        stop_markers_for("", eos_token),
         COMPLETION_WARNING,
     )
 

@@ -11,8 +11,9 @@ the model's output starts inside the thinking: `start_inside` covers that.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 THINKING = "thinking"
 ANSWER = "answer"
@@ -137,3 +138,64 @@ def history_message(content: str, thinking: str, template: Any | None = None) ->
     if thinking and isinstance(text, str) and template_reads_thinking(text):
         msg["reasoning_content"] = thinking
     return msg
+
+
+class AnswerStream:
+    """Decoded model output in, text to show out: ends at the first stop marker (which
+    is never shown) and routes reasoning to the thinking channel.
+
+    For the generation loop: feed() each decoded piece, stop generating once `stopped`,
+    call finish() at the end; `thinking` and `answer` are what to store.
+    """
+
+    def __init__(
+        self,
+        stop_markers: Sequence[str] = (),
+        think_tags: Sequence[tuple[str, str]] = (),
+        *,
+        start_inside: bool = False,
+    ) -> None:
+        self.stop_markers = tuple(m for m in stop_markers if m)
+        self.splitter = ThinkingSplitter(tuple(think_tags), start_inside and bool(think_tags))
+        self.stopped = False
+        self._pending = ""
+
+    @classmethod
+    def for_template(cls, template: Any, prompt: str) -> AnswerStream:
+        tags = tuple(getattr(template, "think_tags", ()) or ())
+        return cls(
+            getattr(template, "stop_markers", ()),
+            tags,
+            start_inside=starts_inside_thinking(prompt, tags),
+        )
+
+    @property
+    def thinking(self) -> str:
+        return self.splitter.thinking.strip()
+
+    @property
+    def answer(self) -> str:
+        return self.splitter.answer.strip()
+
+    def feed(self, text: str) -> list[tuple[str, str]]:
+        if self.stopped:
+            return []
+        self._pending += text
+        hits = [i for m in self.stop_markers if (i := self._pending.find(m)) >= 0]
+        if hits:
+            before = self._pending[: min(hits)]
+            self._pending = ""
+            self.stopped = True
+            return self.splitter.feed(before) + self.splitter.flush()
+        keep = _partial_suffix(self._pending, self.stop_markers)
+        ready = self._pending[: len(self._pending) - keep]
+        self._pending = self._pending[len(self._pending) - keep :]
+        return self.splitter.feed(ready) if ready else []
+
+    def finish(self) -> list[tuple[str, str]]:
+        """End of generation: text held back as a possible marker start is released."""
+        if self.stopped:
+            return []
+        rest, self._pending = self._pending, ""
+        out = self.splitter.feed(rest) if rest else []
+        return out + self.splitter.flush()

@@ -192,6 +192,5 @@ class TemplateActions:
 def install(window: Any) -> TemplateActions:
     """Add the template menu entries to the main window (called once at start-up)."""
     actions = TemplateActions(window)
-    window._template_actions = actions  # noqa: SLF001 - keeps the actions alive with the window
+    window._template_actions = actions
     return actions
-

@@ -9,7 +9,8 @@ a broken edit never replaces the working template.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QTextCursor, QTextFormat
@@ -110,7 +111,10 @@ class TemplateEditor(QDialog):
         self.refresh_preview()
 
     def _reset_label(self) -> str:
-        source = {"gguf": "the model file's", "preset": f"the {self.default_template.name} preset's"}
+        source = {
+            "gguf": "the model file's",
+            "preset": f"the {self.default_template.name} preset's",
+        }
         return f"Reset to {source.get(self.default_template.source, 'the default')} template"
 
     def text(self) -> str:

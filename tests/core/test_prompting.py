@@ -73,8 +73,14 @@ def test_switching_models_renders_the_whole_history_in_the_new_format(tmp_path: 
     u = store.add_message(conv.id, Role.USER, "Hi")
     a = store.add_message(conv.id, Role.ASSISTANT, "Hello!", parent_id=u.id, thinking="greet")
     store.add_message(conv.id, Role.USER, "Bye", parent_id=a.id)
-    failed = store.add_message(conv.id, Role.ASSISTANT, "", parent_id=None, make_current=False,
-                               finish_reason=FinishReason.ERROR)
+    failed = store.add_message(
+        conv.id,
+        Role.ASSISTANT,
+        "",
+        parent_id=None,
+        make_current=False,
+        finish_reason=FinishReason.ERROR,
+    )
     assert failed
     branch = store.active_thread(conv.id)
     gemma = get_preset("gemma")
@@ -96,6 +102,8 @@ def test_qwen3_gets_past_thinking_through_reasoning_content(tmp_path: Path) -> N
     conv = store.create_conversation("t")
     u = store.add_message(conv.id, Role.USER, "Hi")
     store.add_message(conv.id, Role.ASSISTANT, "Hello!", parent_id=u.id, thinking="greet them")
-    text = prompt_for_thread(QWEN3, "", store.active_thread(conv.id), add_generation_prompt=False).text
+    text = prompt_for_thread(
+        QWEN3, "", store.active_thread(conv.id), add_generation_prompt=False
+    ).text
     # Qwen3 keeps the thinking of the assistant turn after the last user message
     assert "<think>\ngreet them\n</think>\n\nHello!" in text

@@ -30,7 +30,9 @@ def test_trim_and_lstrip_blocks_like_transformers() -> None:
 
 def test_tojson_has_transformers_semantics() -> None:
     tools = [{"name": "é", "b": 1, "a": [1, 2]}]
-    assert render("{{ tools[0] | tojson }}", [], tools=tools) == '{"name": "é", "b": 1, "a": [1, 2]}'
+    assert (
+        render("{{ tools[0] | tojson }}", [], tools=tools) == '{"name": "é", "b": 1, "a": [1, 2]}'
+    )
     assert render("{{ tools[0] | tojson(sort_keys=true) }}", [], tools=tools).startswith('{"a"')
     assert render("{{ tools[0] | tojson(indent=2) }}", [], tools=tools).count("\n") == 7
     assert render("{{ '<&>' | tojson }}", []) == '"<&>"'  # no HTML escaping
@@ -95,8 +97,10 @@ def test_runaway_templates_are_stopped(text: str) -> None:
         "{{ 'x' * 10**10 }}",
         "{{ 'x' * 3000000 }}{{ 'y' * 3000000 }}",
         "{% for i in range(100) %}{{ 'x' * 100000 }}{% endfor %}",
-        "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
-        "{% endfor %}",
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
+            "{% endfor %}"
+        ),
         "{{ 'x' | center(10**10) }}",
         "{{ 'x'.ljust(10**10) }}",
         "{{ '%99999999s' % 'x' }}",
@@ -140,7 +144,11 @@ def test_sandbox_escapes_fail_and_run_nothing(text: str, tmp_path: Path) -> None
 def test_chat_template_fields() -> None:
     t = ChatTemplate("x", "user", "{{ 1 }}", ("<|im_end|>",), "careful")
     assert (t.name, t.source, t.text, t.stop_markers, t.warning) == (
-        "x", "user", "{{ 1 }}", ("<|im_end|>",), "careful",
+        "x",
+        "user",
+        "{{ 1 }}",
+        ("<|im_end|>",),
+        "careful",
     )
     assert render(t, []) == "1"
 

@@ -48,7 +48,9 @@ def test_prints_exactly_the_rendered_prompt(smollm2_path: Path, chat_file: Path,
     assert "gguf" in err
 
 
-def test_gemma_without_a_template_gets_the_preset(gemma_path: Path, chat_file: Path, capsys) -> None:
+def test_gemma_without_a_template_gets_the_preset(
+    gemma_path: Path, chat_file: Path, capsys
+) -> None:
     assert _run("--model", str(gemma_path), "--messages", str(chat_file)) == 0
     out, err = capsys.readouterr()
     assert out.startswith("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n")
@@ -58,8 +60,13 @@ def test_gemma_without_a_template_gets_the_preset(gemma_path: Path, chat_file: P
 def test_template_file_and_merged_system_warning(
     smollm2_path: Path, chat_file: Path, capsys
 ) -> None:
-    gemma2 = Path(__file__).resolve().parents[1] / "data" / "templates" / "google-gemma-2-2b-it.jinja"
-    assert _run("--model", str(smollm2_path), "--messages", str(chat_file), "--template", str(gemma2)) == 0
+    gemma2 = (
+        Path(__file__).resolve().parents[1] / "data" / "templates" / "google-gemma-2-2b-it.jinja"
+    )
+    assert (
+        _run("--model", str(smollm2_path), "--messages", str(chat_file), "--template", str(gemma2))
+        == 0
+    )
     out, err = capsys.readouterr()
     assert "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>" in out
     assert "does not accept a system prompt" in err
@@ -74,7 +81,9 @@ def test_saved_user_template_is_used(smollm2_path: Path, chat_file: Path, capsys
     assert capsys.readouterr().out == "4 turns"
 
 
-def test_template_raising_gives_its_own_message(smollm2_path: Path, chat_file: Path, tmp_path: Path) -> None:
+def test_template_raising_gives_its_own_message(
+    smollm2_path: Path, chat_file: Path, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.jinja"
     bad.write_text("{{ raise_exception('Only one user turn, please') }}", encoding="utf-8")
     with pytest.raises(TemplateError, match="Only one user turn, please"):

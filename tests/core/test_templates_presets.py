@@ -36,7 +36,7 @@ GOLDEN = {
     "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"
     "<|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>"
     "<|start_header_id|>assistant<|end_header_id|>\n\n",
-    "mistral": "<s>[INST] Be brief.\n\nHi[/INST] Hello!</s>[INST] Bye[/INST]",
+    "mistral": "<s>[INST] Hi[/INST] Hello!</s>[INST] Be brief.\n\nBye[/INST]",
     "phi3": "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n"
     "<|user|>\nBye<|end|>\n<|assistant|>\n",
     "vicuna": "<s>Be brief. USER: Hi ASSISTANT: Hello!</s>USER: Bye ASSISTANT:",
@@ -91,14 +91,22 @@ def test_deepseek_preset_declares_think_tags() -> None:
             None,
             "deepseek-r1",
         ),
-        ({"general.architecture": "llama", "general.name": "Meta Llama 3.1 8B Instruct"}, None, "llama3"),
+        (
+            {"general.architecture": "llama", "general.name": "Meta Llama 3.1 8B Instruct"},
+            None,
+            "llama3",
+        ),
         (
             {"general.architecture": "llama", "general.name": "my-finetune"},
             {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"},
             "llama3",
         ),
         ({"general.architecture": "llama", "general.name": "Llama 2 7B Chat"}, None, "llama2"),
-        ({"general.architecture": "llama", "general.name": "Mistral 7B Instruct v0.3"}, None, "mistral"),
+        (
+            {"general.architecture": "llama", "general.name": "Mistral 7B Instruct v0.3"},
+            None,
+            "mistral",
+        ),
         ({"general.architecture": "phi3", "general.name": "Phi 3.5 Mini Instruct"}, None, "phi3"),
         ({"general.architecture": "llama", "general.name": "zephyr-7b-beta"}, None, "zephyr"),
         ({"general.architecture": "llama", "general.name": "vicuna-13b-v1.5"}, None, "vicuna"),

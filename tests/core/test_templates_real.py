@@ -38,7 +38,7 @@ SYSTEM = {"role": "system", "content": "You are a terse assistant. Answer in one
 TURNS = [
     {"role": "user", "content": "Hi there"},
     {"role": "assistant", "content": "Hello! How can I help?"},
-    {"role": "user", "content": "  Name a prime — with ünïcode 😀 and \"quotes\"\n"},
+    {"role": "user", "content": '  Name a prime — with ünïcode 😀 and "quotes"\n'},
     {"role": "assistant", "content": "<think>\n2 is prime.\n</think>\n\n2"},
     {"role": "user", "content": "Another?"},
 ]
@@ -65,7 +65,7 @@ def _oracle(text: str, messages: list[dict[str, Any]], add_generation_prompt: bo
 def _both(text: str, messages: list[dict[str, Any]], agp: bool) -> tuple[Any, Any]:
     try:
         expected: Any = _oracle(text, messages, agp)
-    except Exception as e:  # the oracle's way of refusing
+    except Exception as e:  # noqa: BLE001 - the oracle's way of refusing
         expected = ("refused", str(e))
     try:
         got: Any = render(text, messages, add_generation_prompt=agp, **KWARGS)
@@ -114,7 +114,9 @@ def test_presets_render_like_transformers(preset: str, conversation: str) -> Non
 
 def test_tools_render_like_transformers() -> None:
     text = (DATA / "Qwen-Qwen2.5-7B-Instruct.jinja").read_text(encoding="utf-8")
-    tools = [{"type": "function", "function": {"name": "now", "description": "Time", "parameters": {}}}]
+    tools = [
+        {"type": "function", "function": {"name": "now", "description": "Time", "parameters": {}}}
+    ]
     expected = chat_template_utils.render_jinja_template(
         conversations=[TURNS[:1]], chat_template=text, tools=tools, add_generation_prompt=True
     )[0][0]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.core.templates import ChatTemplate
+from chatapp.core.presets import get_preset
+from chatapp.core.templates import ChatTemplate, render
 from chatapp.core.thinking import (
     ANSWER,
     THINKING,
+    AnswerStream,
     ThinkingSplitter,
     history_message,
     split_thinking,
@@ -55,7 +57,11 @@ def test_text_is_released_as_soon_as_it_cannot_be_a_tag() -> None:
 
 def test_no_thinking_at_all() -> None:
     s, out = _stream(["Just ", "an answer."])
-    assert (s.thinking, s.answer, out) == ("", "Just an answer.", [(ANSWER, "Just "), (ANSWER, "an answer.")])
+    assert (s.thinking, s.answer, out) == (
+        "",
+        "Just an answer.",
+        [(ANSWER, "Just "), (ANSWER, "an answer.")],
+    )
 
 
 def test_start_inside_for_prompts_that_open_the_block() -> None:
@@ -86,7 +92,43 @@ def test_history_message_passes_thinking_only_to_templates_that_read_it() -> Non
     chatml = ChatTemplate("c", "preset", "{{ message['content'] }}")
     assert template_reads_thinking(qwen3.text) and not template_reads_thinking(chatml.text)
     assert history_message("2", "hmm", qwen3) == {
-        "role": "assistant", "content": "2", "reasoning_content": "hmm",
+        "role": "assistant",
+        "content": "2",
+        "reasoning_content": "hmm",
     }
     assert history_message("2", "hmm", chatml) == {"role": "assistant", "content": "2"}
     assert history_message("2", "", qwen3) == {"role": "assistant", "content": "2"}
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 50])
+def test_answer_stream_stops_at_a_marker_that_never_shows(size: int) -> None:
+    raw = "<think>plan</think>\n\nHello <|im_sure|> there!<|im_end|>\n<|im_start|>user\nmore"
+    stream = AnswerStream(("<|im_end|>", "<|endoftext|>"), (("<think>", "</think>"),))
+    shown: list[tuple[str, str]] = []
+    for i in range(0, len(raw), size):
+        shown += stream.feed(raw[i : i + size])
+    shown += stream.finish()
+    assert stream.stopped
+    assert (stream.thinking, stream.answer) == ("plan", "Hello <|im_sure|> there!")
+    assert "".join(t for c, t in shown if c == ANSWER) == "Hello <|im_sure|> there!"
+    assert all("<|im_end|>" not in t and "<|im" != t for _, t in shown)
+
+
+def test_answer_stream_without_a_marker_releases_everything() -> None:
+    stream = AnswerStream(("<end_of_turn>",))
+    out = stream.feed("Hi <end_of") + stream.finish()
+    assert not stream.stopped and "".join(t for _, t in out) == "Hi <end_of"
+
+
+def test_answer_stream_for_deepseek_starts_inside_thinking() -> None:
+    preset = get_preset("deepseek-r1")
+    assert preset is not None
+    template = ChatTemplate(
+        preset.name, "preset", preset.template, preset.stop_markers, "", preset.think_tags
+    )
+    prompt = render(template, [{"role": "user", "content": "2+2?"}])
+    stream = AnswerStream.for_template(template, prompt)
+    for piece in ["Two plus", " two.</th", "ink>\n\n4", "<｜end▁of▁sentence｜>", "junk"]:
+        stream.feed(piece)
+    stream.finish()
+    assert (stream.thinking, stream.answer, stream.stopped) == ("Two plus two.", "4", True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from PySide6.QtWidgets import QMainWindow, QMenu
@@ -122,7 +123,9 @@ def test_reset_to_the_models_template_removes_the_override(qtbot: Any) -> None:
 
 
 def test_reset_to_preset_for_a_model_without_template(qtbot: Any) -> None:
-    editor = _editor(qtbot, Settings(), [], metadata={"general.architecture": "gemma3"}, bos_token="<bos>")
+    editor = _editor(
+        qtbot, Settings(), [], metadata={"general.architecture": "gemma3"}, bos_token="<bos>"
+    )
     assert "gemma preset" in editor.reset_button.text()
     assert editor.preview.toPlainText().startswith("<bos><start_of_turn>user\nBe brief.\n\nHi")
 
@@ -160,7 +163,10 @@ class FakeWindow(QMainWindow):
         self.errors.append(text)
 
     def run_in_background(
-        self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[Exception], None]
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[Exception], None],
     ) -> None:
         try:
             result = fn()
@@ -172,9 +178,17 @@ class FakeWindow(QMainWindow):
 
 def _info(path: Path, metadata: dict[str, Any], bos: str, eos: str) -> ModelInfo:
     return ModelInfo(
-        path=str(path), name=path.stem, architecture=str(metadata.get("general.architecture")),
-        n_ctx=512, n_ctx_train=8192, n_vocab=0, bos_token=bos, eos_token=eos,
-        eog_token_ids=frozenset(), add_bos=False, metadata=metadata,
+        path=str(path),
+        name=path.stem,
+        architecture=str(metadata.get("general.architecture")),
+        n_ctx=512,
+        n_ctx_train=8192,
+        n_vocab=0,
+        bos_token=bos,
+        eos_token=eos,
+        eog_token_ids=frozenset(),
+        add_bos=False,
+        metadata=metadata,
     )
 
 
