@@ -128,3 +128,24 @@ def test_a_broken_real_template_edit_is_a_template_error() -> None:
     text = (DATA / "meta-llama-Llama-3.1-8B-Instruct.jinja").read_text(encoding="utf-8")
     with pytest.raises(TemplateError, match="line"):
         render(text.replace("{%- endfor %}", "", 1), TURNS)
+
+
+KITCHEN_SINK = r"""{{ messages|map(attribute='content')|join(', ') }}|{{ messages|selectattr('role','equalto','user')|list|length }}
+{{ 'a b'|title }}|{{ undefined_thing|default('d') }}|{{ [3,1]|sort|first }}|{{ 'x\ny'|indent(2) }}|{{ '  a '|trim }}|{{ 1.55|round(1) }}
+{{ (messages|last).role }}|{{ {'b':1,'a':2}|items|list }}|{{ {'b':1,'a':2}|dictsort }}|{{ 'abc'|replace('b','c') }}|{{ 'aXb'.split('X') }}|{{ range(3)|list }}|{{ range(5)[1:3]|list }}
+{{ 'hi' ~ 3 }}|{{ 7 // 2 }}|{{ 2 ** 8 }}|{{ '%s-%d'|format('a', 3) }}|{{ '%05.1f' % 3.14159 }}|{{ 'x' * 3 }}|{{ [1] + [2] }}|{{ messages|length is even }}
+{% for m in messages|reverse %}{{ loop.index }}{{ loop.revindex0 }}{{ loop.cycle('a','b') }}{% if loop.last %}.{% endif %}{% endfor %}
+{%- set ns = namespace(x=[]) %}{% for i in range(3) %}{% set ns.x = ns.x + [i] %}{% endfor %}{{ ns.x|tojson }}|{{ ns.x|sum }}|{{ ns.x|max }}|{{ ns.x|unique|list }}
+{{ "{}-{}".format(1, 2) }}|{{ 'abc'.startswith('a') }}|{{ 'ABC'.lower() }}|{{ ' a '.strip() }}|{{ 'a,b'.split(',')|batch(1)|list }}|{{ messages[0].content[:2] }}|{{ messages[0]['content'] is string }}
+{{ tools|tojson(indent=2, separators=(',', ': '), sort_keys=true) }}|{{ dict(a=1).items()|list }}|{{ 'é😀'|tojson }}|{{ {'a': none}|tojson }}|{{ 3|string + '1' }}|{{ '5'|int + 1 }}|{{ 1.0|float }}|{{ [1,2]|map('string')|join }}
+{% macro f(x, y=2) %}{{ x * y }}{% endmacro %}{{ f(2) }}{{ f(2, y=5) }}{% filter upper %}up{% endfilter %}{% set t %}block{% endset %}{{ t }}{{ messages|groupby('role')|map(attribute='grouper')|join }}"""
+
+
+def test_filters_methods_and_tags_render_like_transformers() -> None:
+    """Jinja features real templates lean on, each wrapped by our limits: same output."""
+    msgs = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    tools = [{"b": 1, "a": {"z": [1, 2]}}]
+    expected = chat_template_utils.render_jinja_template(
+        conversations=[msgs], chat_template=KITCHEN_SINK, tools=tools
+    )[0][0]
+    assert render(KITCHEN_SINK, msgs, tools=tools, add_generation_prompt=False) == expected
