@@ -9,9 +9,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QSyntaxHighlighter, QTextCharFormat
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QTextOption,
+)
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QHeaderView,
@@ -70,6 +78,14 @@ class SpecialTokenHighlighter(QSyntaxHighlighter):
 
 def monospace() -> QFont:
     return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+
+
+def show_whitespace(editor: QPlainTextEdit, on: bool) -> None:
+    """Mark spaces, tabs and line ends: in a prompt, whitespace is content."""
+    option = editor.document().defaultTextOption()
+    flags = QTextOption.Flag.ShowTabsAndSpaces | QTextOption.Flag.ShowLineAndParagraphSeparators
+    option.setFlags(option.flags() | flags if on else option.flags() & ~flags)
+    editor.document().setDefaultTextOption(option)
 
 
 def visible_whitespace(piece: str) -> str:
@@ -170,6 +186,10 @@ class PromptView(QDialog):
         tokens_layout.addWidget(self.token_table)
         self.tabs.addTab(tokens_page, "Tokens")
         layout.addWidget(self.tabs)
+
+        self.whitespace_box = QCheckBox("Show whitespace")
+        self.whitespace_box.toggled.connect(lambda on: show_whitespace(self.text_view, on))
+        layout.addWidget(self.whitespace_box)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.copy_button = QPushButton("Copy text")

@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QLabel,
@@ -30,7 +31,7 @@ from chatapp.core.errors import TemplateError
 from chatapp.core.prompting import build_prompt
 from chatapp.core.settings import Settings
 from chatapp.core.templates import ChatTemplate, resolve_template
-from chatapp.gui.prompt_view import SpecialTokenHighlighter, monospace
+from chatapp.gui.prompt_view import SpecialTokenHighlighter, monospace, show_whitespace
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ class TemplateEditor(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
+        self.whitespace_box = QCheckBox("Show whitespace")
+        self.whitespace_box.toggled.connect(lambda on: show_whitespace(self.preview, on))
+        buttons.addButton(self.whitespace_box, QDialogButtonBox.ButtonRole.ActionRole)
         self.reset_button = QPushButton(self._reset_label())
         self.reset_button.clicked.connect(self.reset_to_default)
         buttons.addButton(self.reset_button, QDialogButtonBox.ButtonRole.ResetRole)

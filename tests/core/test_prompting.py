@@ -107,3 +107,12 @@ def test_qwen3_gets_past_thinking_through_reasoning_content(tmp_path: Path) -> N
     ).text
     # Qwen3 keeps the thinking of the assistant turn after the last user message
     assert "<think>\ngreet them\n</think>\n\nHello!" in text
+
+
+def test_needs_bos_never_doubles_it() -> None:
+    from chatapp.core.prompting import needs_bos
+
+    assert not needs_bos("<bos><start_of_turn>user\n", "<bos>", add_bos=True)
+    assert needs_bos("<|user|>\nHi", "<s>", add_bos=True)
+    assert not needs_bos("<|im_start|>user\n", "<|im_start|>", add_bos=False)
+    assert not needs_bos("x", "", add_bos=False)

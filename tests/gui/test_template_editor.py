@@ -261,3 +261,16 @@ def test_actions_without_a_model_say_so(qtbot: Any, tmp_path: Path) -> None:
     actions = template_actions.install(window)
     assert actions.show_prompt() is None and actions.edit_template() is None
     assert len(window.errors) == 2 and "Load a model first" in window.errors[0]
+
+
+def test_prompt_view_can_show_whitespace(qtbot: Any) -> None:
+    from PySide6.QtGui import QTextOption
+
+    view = PromptView("a b\n")
+    qtbot.addWidget(view)
+    flag = QTextOption.Flag.ShowLineAndParagraphSeparators
+    assert not view.text_view.document().defaultTextOption().flags() & flag
+    view.whitespace_box.setChecked(True)
+    assert view.text_view.document().defaultTextOption().flags() & flag
+    view.whitespace_box.setChecked(False)
+    assert not view.text_view.document().defaultTextOption().flags() & flag
