@@ -23,7 +23,7 @@ from chatapp.core.errors import TemplateError, UserError
 from chatapp.core.gguf import check_model_file, read_gguf
 from chatapp.core.presets import special_tokens_from_metadata, token_text
 from chatapp.core.prompting import PromptResult, build_prompt
-from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.templates import ChatTemplate, check_syntax, resolve_template
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def template_for(model: Path, template_file: str | None, metadata: dict[str, Any
             user_text = Path(template_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"Cannot read the template {template_file}: {e}") from None
+        check_syntax(user_text)  # asked for by name: its error, not a fallback
     else:
         user_text = _saved_user_template(model)
     return resolve_template(

@@ -532,8 +532,9 @@ def resolve_template(
     from chatapp.core import presets
 
     preset = presets.choose_preset(metadata, special_tokens)
+    candidates: list[tuple[str, str, str]] = []  # (name, source, text) in order
     if user_template and user_template.strip():
-        return _from_text("custom", "user", user_template, eos_token, preset)
+        candidates.append(("custom", "user", user_template))
     found = gguf_templates(metadata)
     if found:
         name = (
@@ -541,26 +542,39 @@ def resolve_template(
             if variant in found
             else ("default" if "default" in found else next(iter(found)))
         )
-        label = "gguf" if name == "default" else f"gguf:{name}"
-        return _from_text(label, "gguf", found[name], eos_token, preset)
+        candidates.append(("gguf" if name == "default" else f"gguf:{name}", "gguf", found[name]))
+    # A template that does not even parse is passed over, and the user is told: the
+    # next in line (usually the preset for this model) is better than no chat at all.
+    skipped: list[str] = []
+    for name, source, text in candidates:
+        try:
+            check_syntax(text)
+        except TemplateError as e:
+            what = "Your template" if source == "user" else "The model file's chat template"
+            skipped.append(f"{what} does not parse ({e.message}).")
+            log.warning("%s template %s skipped: %s", source, name, e.message)
+            continue
+        return _from_text(name, source, text, eos_token, preset, " ".join(skipped))
     if preset is not None:
         stops = list(preset.stop_markers)
         if eos_token and eos_token not in stops:
             stops.append(eos_token)
+        note = f"Using the built-in {preset.title} format instead." if skipped else ""
+        warning = " ".join([*skipped, note]).strip()
         return ChatTemplate(
-            preset.name, "preset", preset.template, tuple(stops), "", preset.think_tags
+            preset.name, "preset", preset.template, tuple(stops), warning, preset.think_tags
         )
     return ChatTemplate(
         "completion",
         "completion",
         COMPLETION_TEMPLATE,
         stop_markers_for("", eos_token),
-        COMPLETION_WARNING,
+        " ".join([*skipped, COMPLETION_WARNING]),
     )
 
 
 def _from_text(
-    name: str, source: str, text: str, eos_token: str, preset: Any | None
+    name: str, source: str, text: str, eos_token: str, preset: Any | None, warning: str = ""
 ) -> ChatTemplate:
     stops = list(stop_markers_for(text, eos_token))
     think = think_tags_for(text)
@@ -568,7 +582,7 @@ def _from_text(
         # The file's template speaks the preset's format: take the preset's knowledge of it.
         stops += [m for m in preset.stop_markers if m not in stops]
         think = think or preset.think_tags
-    return ChatTemplate(name, source, text, tuple(stops), "", think)
+    return ChatTemplate(name, source, text, tuple(stops), warning, think)
 
 
 def cut_at_stop(text: str, markers: tuple[str, ...] | list[str]) -> tuple[str, bool]:

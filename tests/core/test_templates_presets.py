@@ -193,3 +193,22 @@ def test_real_smollm2_uses_its_gguf_chatml_template(smollm2_path: Path) -> None:
     t = resolve_template(read_gguf(smollm2_path).metadata)
     assert t.source == "gguf" and t.stop_markers[0] == "<|im_end|>"
     assert render(t, CHAT[1:2]).endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_a_gguf_template_that_does_not_parse_falls_back_to_the_preset_with_a_warning() -> None:
+    meta = {"general.architecture": "gemma3", "tokenizer.chat_template": "{% for m in messages %}"}
+    t = resolve_template(meta)
+    assert (t.source, t.name) == ("preset", "gemma")
+    assert "does not parse" in t.warning and "line 1" in t.warning and "Gemma" in t.warning
+
+
+def test_a_user_template_that_does_not_parse_falls_back_to_the_gguf_one() -> None:
+    t = resolve_template(GGUF_META, user_template="{{ oops")
+    assert t.source == "gguf" and t.warning.startswith("Your template does not parse")
+
+
+def test_nothing_usable_is_completion_with_both_warnings() -> None:
+    t = resolve_template({"tokenizer.chat_template": "{% if %}"}, user_template="{{")
+    assert t.source == "completion"
+    assert "Your template" in t.warning and "model file's" in t.warning
+    assert t.warning.endswith(COMPLETION_WARNING)
