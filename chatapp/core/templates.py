@@ -149,6 +149,17 @@ def _guarded_range(*args: int) -> _GuardedRange:
     return _GuardedRange(*args)
 
 
+LOOP_GUARD = "chatapp_loop_guard"  # a global every {% for %} iterates through
+
+
+def _loop_guard(iterable: Any) -> Iterator[Any]:
+    """Counts each loop step against the budget, so even an empty nested loop over a
+    long string ends at the deadline instead of spinning on a thread forever."""
+    for item in iterable:
+        _tick()
+        yield item
+
+
 # --- the environment (mirrors transformers) -------------------------------------------
 
 
@@ -257,6 +268,19 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         _tick()
         return super().getitem(obj, argument)
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(jinja2.nodes.For):
+            loop.iter = jinja2.nodes.Call(
+                jinja2.nodes.Name(LOOP_GUARD, "load", lineno=loop.lineno),
+                [loop.iter],
+                [],
+                None,
+                None,
+                lineno=loop.lineno,
+            )
+        return tree
+
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         # Jinja returns an Undefined that renders as "" until used; an escape attempt
         # should fail loudly, right where it happens.
@@ -292,6 +316,7 @@ def _environment() -> _GuardedEnvironment:
     env.globals["dict"] = _TemplateDict()
     env.globals["namespace"] = _TemplateNamespace
     env.globals["range"] = _guarded_range
+    env.globals[LOOP_GUARD] = _loop_guard
     return env
 
 
