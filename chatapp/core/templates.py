@@ -114,6 +114,12 @@ def _check_int(value: Any) -> None:
 _BIG_WIDTH = re.compile(r"\d{7,}")
 
 
+def _check_format(fmt: str) -> None:
+    """A format string may not ask for a field millions of characters wide."""
+    if _BIG_WIDTH.search(fmt):
+        raise _LimitExceeded("a format width too large to allow")
+
+
 class _GuardedRange:
     """range() whose iteration counts against the render budget."""
 
@@ -246,8 +252,8 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
                 _check_int(len(right) * left)
         elif operator == "**":
             _check_int(right)
-        elif operator == "%" and isinstance(left, str) and _BIG_WIDTH.search(left):
-            raise _LimitExceeded("a format width too large to allow")
+        elif operator == "%" and isinstance(left, str):
+            _check_format(left)
         return _check_size(super().call_binop(context, operator, left, right))
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -255,13 +261,12 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         for value in (*args, *kwargs.values()):
             _check_int(value)
             _check_size(value)
-        owner = getattr(obj, "__self__", None)
-        if isinstance(owner, str) and _BIG_WIDTH.search(owner):
-            raise _LimitExceeded("a format width too large to allow")
         return _check_size(super().call(context, obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _tick()
+        if attribute in ("format", "format_map") and isinstance(obj, str):
+            _check_format(obj)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
@@ -289,11 +294,14 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         )
 
 
-def _wrap_filter(fn: Any) -> Any:
+def _wrap_filter(name: str, fn: Any) -> Any:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _tick()
         for value in (*args[1:], *kwargs.values()):
             _check_int(value)
+        if name == "format":
+            value = next((a for a in args if isinstance(a, str)), "")  # after any context
+            _check_format(value)
         return _check_size(fn(*args, **kwargs))
 
     for attr in ("jinja_pass_arg",):
@@ -310,7 +318,7 @@ def _environment() -> _GuardedEnvironment:
     )
     env.filters["tojson"] = _tojson
     for name, fn in list(env.filters.items()):
-        env.filters[name] = _wrap_filter(fn)
+        env.filters[name] = _wrap_filter(name, fn)
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     env.globals["dict"] = _TemplateDict()

@@ -108,8 +108,10 @@ def test_runaway_templates_are_stopped_and_their_thread_ends(text: str) -> None:
         ),
         "{{ 'x' | center(10**10) }}",
         "{{ 'x'.ljust(10**10) }}",
-        "{{ '%99999999s' % 'x' }}",
-        "{{ '{:>99999999}'.format('x') }}",
+        "{{ '%999999999s' % 'x' }}",
+        "{{ '%999999999s' | format('x') }}",
+        "{{ '{:>999999999}'.format('x') }}",
+        "{{ '{0:>999999999}'.format_map({}) }}",
         "{{ 2 ** 100000000 }}",
     ],
 )
