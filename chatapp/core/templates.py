@@ -32,6 +32,7 @@ import jinja2.ext
 import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import Namespace
+from jinja2.visitor import NodeTransformer
 
 from chatapp.core.errors import TemplateError
 
@@ -114,6 +115,28 @@ def _check_int(value: Any) -> None:
 _BIG_WIDTH = re.compile(r"\d{7,}")
 
 
+def _check_replace(s: Any, old: Any, new: Any, count: Any = None) -> None:
+    """Refuse a replace() whose result would be too large, before it is built."""
+    if not (isinstance(s, str) and isinstance(old, str) and isinstance(new, str)):
+        return
+    n = s.count(old) if old else len(s) + 1
+    if isinstance(count, int) and count >= 0:
+        n = min(n, count)
+    _check_int(len(s) + n * (len(new) - len(old)))
+
+
+def _check_join(sep: Any, items: Any) -> None:
+    """Refuse a join() whose result would be too large, before it is built."""
+    if isinstance(sep, str) and isinstance(items, (list, tuple)):
+        _check_int(len(sep) * max(len(items) - 1, 0) + sum(len(str(x)) for x in items))
+
+
+def _checked(value: Any) -> Any:
+    """Wraps `~` concatenations (see _GuardedEnvironment._parse)."""
+    _tick()
+    return _check_size(value)
+
+
 def _check_format(fmt: str) -> None:
     """A format string may not ask for a field millions of characters wide."""
     if _BIG_WIDTH.search(fmt):
@@ -156,6 +179,7 @@ def _guarded_range(*args: int) -> _GuardedRange:
 
 
 LOOP_GUARD = "chatapp_loop_guard"  # a global every {% for %} iterates through
+CHECKED = "chatapp_checked"  # a global every `~` result passes through
 
 
 def _loop_guard(iterable: Any) -> Iterator[Any]:
@@ -240,6 +264,31 @@ class _GenerationBlock(jinja2.ext.Extension):
         return str(caller())
 
 
+def _guard_call(name: str, node: jinja2.nodes.Node) -> jinja2.nodes.Call:
+    return jinja2.nodes.Call(
+        jinja2.nodes.Name(name, "load", lineno=node.lineno),
+        [node],
+        [],
+        None,
+        None,
+        lineno=node.lineno,
+    )
+
+
+class _GuardNodes(NodeTransformer):
+    """Routes what Jinja does without calling back into the environment through the
+    budget: each {% for %} step, and each `~` result (a string can double per step)."""
+
+    def visit_For(self, node: jinja2.nodes.For) -> jinja2.nodes.Node:
+        self.generic_visit(node)
+        node.iter = _guard_call(LOOP_GUARD, node.iter)
+        return node
+
+    def visit_Concat(self, node: jinja2.nodes.Concat) -> jinja2.nodes.Node:
+        self.generic_visit(node)
+        return _guard_call(CHECKED, node)
+
+
 class _GuardedEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops: frozenset[str] = frozenset({"*", "+", "**", "%"})
 
@@ -261,6 +310,13 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         for value in (*args, *kwargs.values()):
             _check_int(value)
             _check_size(value)
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str):
+            method = getattr(obj, "__name__", "")
+            if method == "replace" and len(args) >= 2:
+                _check_replace(owner, *args[:3])
+            elif method == "join" and args:
+                _check_join(owner, args[0])
         return _check_size(super().call(context, obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -275,16 +331,9 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> jinja2.nodes.Template:
         tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(jinja2.nodes.For):
-            loop.iter = jinja2.nodes.Call(
-                jinja2.nodes.Name(LOOP_GUARD, "load", lineno=loop.lineno),
-                [loop.iter],
-                [],
-                None,
-                None,
-                lineno=loop.lineno,
-            )
-        return tree
+        guarded = _GuardNodes().visit(tree)
+        assert isinstance(guarded, jinja2.nodes.Template)
+        return guarded
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         # Jinja returns an Undefined that renders as "" until used; an escape attempt
@@ -302,6 +351,10 @@ def _wrap_filter(name: str, fn: Any) -> Any:
         if name == "format":
             value = next((a for a in args if isinstance(a, str)), "")  # after any context
             _check_format(value)
+        elif name == "replace" and len(args) >= 4:
+            _check_replace(*args[1:5])
+        elif name == "join" and len(args) >= 2:
+            _check_join(args[2] if len(args) > 2 else kwargs.get("d", ""), args[1])
         return _check_size(fn(*args, **kwargs))
 
     for attr in ("jinja_pass_arg",):
@@ -325,6 +378,7 @@ def _environment() -> _GuardedEnvironment:
     env.globals["namespace"] = _TemplateNamespace
     env.globals["range"] = _guarded_range
     env.globals[LOOP_GUARD] = _loop_guard
+    env.globals[CHECKED] = _checked
     return env
 
 

@@ -112,6 +112,11 @@ def test_runaway_templates_are_stopped_and_their_thread_ends(text: str) -> None:
         "{{ '%999999999s' | format('x') }}",
         "{{ '{:>999999999}'.format('x') }}",
         "{{ '{0:>999999999}'.format_map({}) }}",
+        "{% set a = 'x' * 3000000 %}{% set b = a ~ a %}",
+        "{{ ('x' * 3000000) | replace('x', 'yy') }}",
+        "{{ ('x' * 3000000).replace('x', 'yy') }}",
+        "{{ ['x' * 3000000, 'y' * 3000000] | join }}",
+        "{{ ''.join(['x' * 3000000, 'y' * 3000000]) }}",
         "{{ 2 ** 100000000 }}",
     ],
 )
