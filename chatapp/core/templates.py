@@ -108,8 +108,18 @@ def _check_size(value: Any) -> Any:
 
 
 def _check_int(value: Any) -> None:
+    """For numbers that size what gets built (widths, repeats, exponents)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE_LEN:
         raise _LimitExceeded(f"the template used a number too large to allow ({value})")
+
+
+def _check_len(n: int) -> None:
+    if n > MAX_VALUE_LEN:
+        raise _LimitExceeded(f"the template would build a value of {n:,} characters")
+
+
+# Filters whose numeric arguments size their result: center(10**10), batch(10**10, 'x').
+_SIZING_FILTERS = frozenset({"center", "indent", "batch", "slice", "wordwrap", "truncate"})
 
 
 _BIG_WIDTH = re.compile(r"\d{7,}")
@@ -122,13 +132,13 @@ def _check_replace(s: Any, old: Any, new: Any, count: Any = None) -> None:
     n = s.count(old) if old else len(s) + 1
     if isinstance(count, int) and count >= 0:
         n = min(n, count)
-    _check_int(len(s) + n * (len(new) - len(old)))
+    _check_len(len(s) + n * (len(new) - len(old)))
 
 
 def _check_join(sep: Any, items: Any) -> None:
     """Refuse a join() whose result would be too large, before it is built."""
     if isinstance(sep, str) and isinstance(items, (list, tuple)):
-        _check_int(len(sep) * max(len(items) - 1, 0) + sum(len(str(x)) for x in items))
+        _check_len(len(sep) * max(len(items) - 1, 0) + sum(len(str(x)) for x in items))
 
 
 def _checked(value: Any) -> Any:
@@ -301,16 +311,19 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
                 _check_int(len(right) * left)
         elif operator == "**":
             _check_int(right)
+            if isinstance(left, int) and isinstance(right, int) and right > 0:
+                _check_len(left.bit_length() * right // 8)  # the result's size in bytes
         elif operator == "%" and isinstance(left, str):
             _check_format(left)
         return _check_size(super().call_binop(context, operator, left, right))
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         _tick()
-        for value in (*args, *kwargs.values()):
-            _check_int(value)
-            _check_size(value)
         owner = getattr(obj, "__self__", None)
+        if isinstance(owner, (str, list, tuple, dict)):
+            # str.ljust(10**10), str.zfill, str.expandtabs...: numbers that size results
+            for value in (*args, *kwargs.values()):
+                _check_int(value)
         if isinstance(owner, str):
             method = getattr(obj, "__name__", "")
             if method == "replace" and len(args) >= 2:
@@ -346,8 +359,9 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
 def _wrap_filter(name: str, fn: Any) -> Any:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _tick()
-        for value in (*args[1:], *kwargs.values()):
-            _check_int(value)
+        if name in _SIZING_FILTERS:
+            for value in (*args[1:], *kwargs.values()):
+                _check_int(value)
         if name == "format":
             value = next((a for a in args if isinstance(a, str)), "")  # after any context
             _check_format(value)

@@ -118,6 +118,7 @@ def test_runaway_templates_are_stopped_and_their_thread_ends(text: str) -> None:
         "{{ ['x' * 3000000, 'y' * 3000000] | join }}",
         "{{ ''.join(['x' * 3000000, 'y' * 3000000]) }}",
         "{{ 2 ** 100000000 }}",
+        "{{ (2 ** 4000000) ** 4000000 }}",
     ],
 )
 def test_huge_outputs_are_refused(text: str) -> None:
@@ -171,3 +172,28 @@ def test_stop_markers_for_known_tokens() -> None:
         "<|endoftext|>",
     )
     assert templates.stop_markers_for("{{ x }}") == ()
+
+
+def test_large_numbers_in_data_are_fine_where_they_size_nothing() -> None:
+    tools = [{"name": "f", "parameters": {"maximum": 10**12}}]
+    text = (
+        "{{ tools[0].parameters.maximum }}|{{ '%d' | format(tools[0].parameters.maximum) }}"
+        "|{{ tools[0] | tojson }}|{{ (tools[0].parameters.maximum // 10**6) | string }}"
+    )
+    assert render(text, [], tools=tools) == (
+        '1000000000000|1000000000000|{"name": "f", "parameters": {"maximum": 1000000000000}}'
+        "|1000000"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ [1] | batch(10**8, 'x') | list }}",
+        "{{ [1] | slice(10**8) | list }}",
+        "{{ 'x'.zfill(10**9) }}",
+    ],
+)
+def test_numbers_that_size_results_are_limited(text: str) -> None:
+    with pytest.raises(TemplateError, match="too large"):
+        render(text, [])
