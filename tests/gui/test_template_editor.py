@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,10 @@ def test_edit_template_saves_for_this_model_file(
     assert editor is not None
     qtbot.addWidget(editor)
     assert editor.preview.toPlainText().startswith("<bos><start_of_turn>user\nBe brief.\n\nHi")
+    # the vocabulary loaded in the background; the real tokenizer counted the preview
+    assert re.search(r"\b2[0-9] tokens\b", editor.status.text()), editor.status.text()
     editor.set_text("{{ bos_token }}{{ messages[-1]['content'] }}")
+    assert " 3 tokens" in editor.status.text()  # <bos>, "Hello", "!"
     editor.save()
     assert gemma_window.settings.user_templates == {
         gemma_path.name: "{{ bos_token }}{{ messages[-1]['content'] }}"
