@@ -14,7 +14,8 @@ import pytest
 from chatapp.core.gguf import read_gguf
 from chatapp.core.presets import special_tokens_from_metadata, token_text
 from chatapp.core.prompting import build_prompt
-from chatapp.core.templates import ChatTemplate, cut_at_stop, resolve_template
+from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.thinking import AnswerStream
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -76,44 +77,55 @@ def test_gemma3_prompt_has_gemma_special_tokens(gemma_path: Path) -> None:
 GENERATE = """
 import json, sys
 import llama_cpp
-path, prompt, end_text = sys.argv[1], sys.argv[2], sys.argv[3]
+path, prompt, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 # n_batch=1: the llama-cpp-python 0.3.36 build on the dev machine segfaults decoding
 # batches of more than one token (AVX512/AMX CPU); one token at a time works.
 llm = llama_cpp.Llama(
     model_path=path, n_ctx=512, n_batch=1, n_ubatch=1, seed=1, verbose=False
 )
 tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-end = llm.tokenize(end_text.encode(), add_bos=False, special=True)[0]
 out = []
 steps = llm.generate(tokens, temp=0.0, top_k=1)
-for token in steps:
+for token in steps:  # on past the end of turn: stopping is the caller's job here
     out.append(int(token))
-    if token == end or token == llm.token_eos() or len(out) >= 96:
+    if len(out) >= n:
         break
 steps.close()  # before llm.close(): a live generator on a freed model crashes
-raw = llm.detokenize(out, special=True).decode("utf-8", errors="replace")
+pieces = [llm.detokenize([t], special=True).decode("utf-8", errors="replace") for t in out]
 llm.close()
-print(json.dumps({"ids": out, "end": end, "raw": raw}))
+print(json.dumps({"ids": out, "pieces": pieces}))
 """
 
 
-def test_smollm2_answer_stops_at_end_of_turn_without_leaking_markers(smollm2_path: Path) -> None:
+def _generate(path: Path, prompt: str, n: int) -> dict[str, Any]:
     # In a child process: a crash inside llama.cpp must fail this test, not the run.
-    template, bos, eos = _resolved(smollm2_path)
-    prompt = build_prompt(template, "", TURNS, bos_token=bos, eos_token=eos).text
     proc = subprocess.run(
-        [sys.executable, "-c", GENERATE, str(smollm2_path), prompt, "<|im_end|>"],
+        [sys.executable, "-c", GENERATE, str(path), prompt, str(n)],
         check=False,
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert proc.returncode == 0, f"generation failed ({proc.returncode}): {proc.stderr[-2000:]}"
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["ids"] and result["ids"][-1] == result["end"], (
-        f"no end of turn: {result['raw']!r}"
-    )
-    shown, stopped = cut_at_stop(result["raw"], template.stop_markers)
-    assert stopped and shown.strip()
-    for marker in ("<|im_end|>", "<|im_start|>", "<|endoftext|>"):
-        assert marker not in shown
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_smollm2_answer_stops_at_end_of_turn_without_leaking_markers(smollm2_path: Path) -> None:
+    template, bos, eos = _resolved(smollm2_path)
+    prompt = build_prompt(template, "", TURNS, bos_token=bos, eos_token=eos).text
+    result = _generate(smollm2_path, prompt, 48)
+    raw = "".join(result["pieces"])
+    assert "<|im_end|>" in raw, f"the model never ended its turn: {raw!r}"
+    stream = AnswerStream.for_template(template, prompt)
+    shown: list[tuple[str, str]] = []
+    for piece in result["pieces"]:  # streamed the way the generation loop feeds it
+        shown += stream.feed(piece)
+        if stream.stopped:
+            break
+    shown += stream.finish()
+    assert stream.stopped
+    text = "".join(t for _, t in shown)
+    assert text == stream.answer == raw.split("<|im_end|>")[0].strip() != ""
+    for marker in ("<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|im"):
+        assert marker not in text
