@@ -1,0 +1,202 @@
+"""Per-model chat template editor: Jinja text on the left, a live preview of the prompt
+for the current conversation on the right (special tokens highlighted, token count),
+errors with their line numbers, reset to the model's own template, save.
+
+The template is saved into Settings.user_templates[model file name] only when it renders:
+a broken edit never replaces the working template.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor, QTextCursor, QTextFormat
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from chatapp.core.errors import TemplateError
+from chatapp.core.prompting import build_prompt
+from chatapp.core.settings import Settings
+from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.gui.prompt_view import SpecialTokenHighlighter, monospace, show_whitespace
+
+log = logging.getLogger(__name__)
+
+PREVIEW_DELAY_MS = 250
+PREVIEW_TIME_LIMIT_S = 1.0
+
+CountTokens = Callable[[str], "int | None"]
+
+
+class TemplateEditor(QDialog):
+    def __init__(
+        self,
+        model_file: str,
+        metadata: dict[str, Any],
+        settings: Settings,
+        save_settings: Callable[[], None],
+        *,
+        messages: list[dict[str, Any]] | None = None,
+        system_prompt: str = "",
+        bos_token: str = "",
+        eos_token: str = "",
+        count_tokens: CountTokens | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Chat template: {model_file}")
+        self.resize(1100, 640)
+        self.model_file = model_file
+        self._metadata = metadata
+        self._settings = settings
+        self._save_settings = save_settings
+        self._messages = messages or [{"role": "user", "content": "Hello!"}]
+        self._system_prompt = system_prompt
+        self._bos, self._eos = bos_token, eos_token
+        self._count_tokens = count_tokens
+        self.default_template = resolve_template(metadata, eos_token=eos_token)
+        self.last_good_text: str | None = None  # the last text that rendered
+        self.error: str = ""
+
+        layout = QVBoxLayout(self)
+        self.source_label = QLabel()
+        layout.addWidget(self.source_label)
+        split = QSplitter()
+        self.editor = QPlainTextEdit()
+        self.editor.setFont(monospace())
+        self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.preview = QPlainTextEdit()
+        self.preview.setReadOnly(True)
+        self.preview.setFont(monospace())
+        self.highlighter = SpecialTokenHighlighter(
+            self.preview.document(), (bos_token, eos_token, *self.default_template.stop_markers)
+        )
+        split.addWidget(self.editor)
+        split.addWidget(self.preview)
+        layout.addWidget(split, 1)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.whitespace_box = QCheckBox("Show whitespace")
+        self.whitespace_box.toggled.connect(lambda on: show_whitespace(self.preview, on))
+        buttons.addButton(self.whitespace_box, QDialogButtonBox.ButtonRole.ActionRole)
+        self.reset_button = QPushButton(self._reset_label())
+        self.reset_button.clicked.connect(self.reset_to_default)
+        buttons.addButton(self.reset_button, QDialogButtonBox.ButtonRole.ResetRole)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
+        layout.addWidget(buttons)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(PREVIEW_DELAY_MS)
+        self._timer.timeout.connect(self.refresh_preview)
+        saved = settings.user_templates.get(model_file)
+        self.editor.setPlainText(saved if saved else self.default_template.text)
+        self.editor.textChanged.connect(self._timer.start)
+        self.refresh_preview()
+
+    def _reset_label(self) -> str:
+        source = {
+            "gguf": "the model file's",
+            "preset": f"the {self.default_template.name} preset's",
+        }
+        return f"Reset to {source.get(self.default_template.source, 'the default')} template"
+
+    def text(self) -> str:
+        return self.editor.toPlainText()
+
+    def set_text(self, text: str) -> None:
+        self.editor.setPlainText(text)
+        self.refresh_preview()
+
+    def reset_to_default(self) -> None:
+        self.set_text(self.default_template.text)
+
+    def refresh_preview(self) -> None:
+        """Render the current text; on error keep the last good preview and say why."""
+        self._timer.stop()
+        text = self.text()
+        is_default = text == self.default_template.text
+        self.source_label.setText(
+            f"Using {'the ' + self.default_template.source + ' template' if is_default else 'your own template'}"
+            f" ({self.default_template.name} is the model's default)."
+        )
+        template = ChatTemplate("editing", "user", text, self.default_template.stop_markers)
+        self._clear_error_line()
+        try:
+            result = build_prompt(
+                template,
+                self._system_prompt,
+                self._messages,
+                bos_token=self._bos,
+                eos_token=self._eos,
+                time_limit=PREVIEW_TIME_LIMIT_S,
+            )
+        except TemplateError as e:
+            self.error = e.message
+            self.status.setText(e.message)
+            self.status.setStyleSheet("color: #b00020")
+            self._mark_error_line(e)
+            self.save_button.setEnabled(False)
+            return
+        self.error = ""
+        self.last_good_text = text
+        self.save_button.setEnabled(True)
+        if self.preview.toPlainText() != result.text:
+            self.preview.setPlainText(result.text)
+        count = self._count_tokens(result.text) if self._count_tokens else None
+        parts = [f"{len(result.text):,} characters"]
+        parts.append(f"{count:,} tokens" if count is not None else "tokens: not counted yet")
+        if result.warning:
+            parts.append(result.warning)
+        self.status.setText(" · ".join(parts))
+        self.status.setStyleSheet("")
+
+    def _mark_error_line(self, error: TemplateError) -> None:
+        lineno = getattr(error, "lineno", None)
+        if not lineno:
+            return
+        block = self.editor.document().findBlockByLineNumber(int(lineno) - 1)
+        if not block.isValid():
+            return
+        selection = QTextEdit.ExtraSelection()
+        selection.format.setBackground(QColor("#ffd7d7"))
+        selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+        selection.cursor = QTextCursor(block)
+        self.editor.setExtraSelections([selection])
+
+    def _clear_error_line(self) -> None:
+        self.editor.setExtraSelections([])
+
+    def save(self) -> None:
+        """Store the template for this model file, if it renders; the model's own
+        template is stored as no override at all."""
+        self.refresh_preview()
+        if self.error:
+            return  # the previous template stays in use
+        text = self.text()
+        if text == self.default_template.text or not text.strip():
+            self._settings.user_templates.pop(self.model_file, None)
+        else:
+            self._settings.user_templates[self.model_file] = text
+        self._save_settings()
+        self.accept()
