@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 
 from chatapp.core.chat import prepare_prompt, template_for
-from chatapp.core.conversation import FinishReason, Role, chat_messages, title_from
+from chatapp.core.conversation import FinishReason, Role, title_from
 from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import UserError
-from chatapp.core.generation import ReplyStream
+from chatapp.core.generation import THINKING, ReplyStream
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
@@ -95,7 +95,9 @@ def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignor
         store.update_conversation(conv.id, model_path=engine.info.path)
     user = store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
     branch = store.active_thread(conv.id)
-    prompt = prepare_prompt(engine, template, "", chat_messages(conv.system_prompt, branch))
+    prompt = prepare_prompt(engine, template, conv.system_prompt, branch)
+    if prompt.warning:
+        print(f"chatapp: note: {prompt.warning}", file=sys.stderr)
     params = SamplingParams(
         temperature=settings.temperature if args.temperature is None else args.temperature,
         top_p=settings.top_p,
@@ -116,16 +118,31 @@ def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignor
               "sampling": params.as_dict(), "model_path": engine.info.path},
     )
     cancel = threading.Event()
-    stream = ReplyStream(engine, prompt.tokens, params, cancel, template.stop_markers)
+    stream = ReplyStream(
+        engine,
+        prompt.tokens,
+        params,
+        cancel,
+        template.stop_markers,
+        template.think_tags,
+        start_inside_thinking=prompt.starts_inside_thinking,
+    )
     saved = time.monotonic()
     out = sys.stdout
+    answer, thinking = "", ""
     interrupted = False
     try:
-        for piece in stream:
+        for channel, piece in stream:
+            if channel == THINKING:  # reasoning goes to stderr, the answer to stdout
+                thinking += piece
+                sys.stderr.write(piece)
+                sys.stderr.flush()
+                continue
+            answer += piece
             out.write(piece)
             out.flush()
             if time.monotonic() - saved >= SAVE_INTERVAL:
-                store.update_message(reply.id, content=stream.text)
+                store.update_message(reply.id, content=answer, thinking=thinking)
                 saved = time.monotonic()
     except KeyboardInterrupt:
         interrupted = True
@@ -134,7 +151,8 @@ def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignor
     st = stream.stats
     store.update_message(
         reply.id,
-        content=stream.text,
+        content=stream.answer if not interrupted else answer,
+        thinking=stream.thinking if not interrupted else thinking,
         finish_reason=FinishReason.CANCELLED if interrupted else st.finish_reason,
         prompt_tokens=st.prompt_tokens,
         completion_tokens=st.completion_tokens,

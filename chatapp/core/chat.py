@@ -1,7 +1,8 @@
 """One chat turn's prompt: the exact text and tokens the model receives.
 
-The prompt is rendered by our own code from the chosen chat template and tokenized with
-special tokens parsed, so what the model sees is known exactly and can be shown.
+The prompt is rendered by our own code (core.prompting) from the chosen chat template
+and tokenized with special tokens parsed, so what the model sees is known exactly and
+can be shown. Used by the window's worker, the CLI and "Show prompt".
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from chatapp.core.conversation import Message, chat_messages
+from chatapp.core.conversation import Message
 from chatapp.core.engine import Engine
-from chatapp.core.templates import ChatTemplate, render, resolve_template
+from chatapp.core.prompting import build_prompt, conversation_messages, needs_bos
+from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.thinking import starts_inside_thinking
 
 
 @dataclass(frozen=True)
@@ -21,40 +24,49 @@ class PreparedPrompt:
     tokens: list[int]
     template: ChatTemplate
     messages: list[dict[str, Any]] = field(default_factory=list)
-    notes: tuple[str, ...] = ()
+    warning: str = ""
+    merged_system: bool = False
+
+    @property
+    def starts_inside_thinking(self) -> bool:
+        return starts_inside_thinking(self.text, self.template.think_tags)
 
 
 def template_for(engine: Engine, user_templates: dict[str, str] | None = None) -> ChatTemplate:
     name = Path(engine.info.path).name
-    user = (user_templates or {}).get(name)
-    return resolve_template(engine.info.metadata, user_template=user)
+    return resolve_template(
+        engine.info.metadata,
+        user_template=(user_templates or {}).get(name),
+        eos_token=engine.info.eos_token,
+    )
 
 
 def prepare_prompt(
     engine: Engine,
     template: ChatTemplate,
     system_prompt: str,
-    branch: Iterable[Message] | list[dict[str, Any]],
+    history: Iterable[Message] | list[dict[str, Any]],
 ) -> PreparedPrompt:
-    items = list(branch)
+    """history: a stored thread (Messages) or role/content dicts; a system message among
+    the dicts is used when system_prompt is empty."""
+    items = list(history)
     if items and isinstance(items[0], Message):
-        messages = chat_messages(system_prompt, items)  # type: ignore[arg-type]
+        messages = conversation_messages(items, template)  # type: ignore[arg-type]
     else:
-        messages = list(items)  # already role/content dicts
-        if system_prompt.strip() and not (messages and messages[0].get("role") == "system"):
-            messages.insert(0, {"role": "system", "content": system_prompt})
+        messages = [dict(m) for m in items]  # type: ignore[arg-type]
+        systems = [m for m in messages if m.get("role") == "system"]
+        if systems and not system_prompt.strip():
+            system_prompt = str(systems[0].get("content", ""))
+        messages = [m for m in messages if m.get("role") != "system"]
     info = engine.info
-    text = render(
-        template,
-        messages,
-        bos_token=info.bos_token,
-        eos_token=info.eos_token,
-        add_generation_prompt=True,
+    result = build_prompt(
+        template, system_prompt, messages, bos_token=info.bos_token, eos_token=info.eos_token
     )
+    text = result.text
     tokens = engine.tokenize(text, special=True)
-    bos_ids = engine.tokenize(info.bos_token, special=True) if info.bos_token else []
-    if info.add_bos and len(bos_ids) == 1 and (not tokens or tokens[0] != bos_ids[0]):
-        tokens = bos_ids + tokens
-        text = info.bos_token + text
-    notes = (template.warning,) if template.warning else ()
-    return PreparedPrompt(text, tokens, template, messages, notes)
+    if needs_bos(text, info.bos_token, info.add_bos):
+        bos = engine.tokenize(info.bos_token, special=True) if info.bos_token else []
+        if len(bos) == 1:
+            tokens = bos + tokens
+            text = info.bos_token + text
+    return PreparedPrompt(text, tokens, template, messages, result.warning, result.merged_system)

@@ -1,9 +1,10 @@
 """From token ids to the text a person sees, for any Engine.
 
-Decodes UTF-8 incrementally (a multi-byte character can span tokens), stops at the
-template's end-of-turn markers and never lets a marker, or the start of one, reach the
-shown text; a control token the model emits mid-answer (e.g. a new turn's start) also
-ends the turn. Measures prompt and generation speed.
+Decodes UTF-8 incrementally (a multi-byte character can span tokens); stop markers and
+reasoning blocks are handled by thinking.AnswerStream, so a marker, or the start of one,
+never reaches the shown text and <think>…</think> goes to its own channel. A control
+token the model emits mid-answer (e.g. a new turn's start) also ends the turn.
+Measures prompt and generation speed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Iterator, Sequence
 
 from chatapp.core.conversation import FinishReason
 from chatapp.core.engine import Cancelled, Engine, SamplingParams
+from chatapp.core.thinking import ANSWER, THINKING, AnswerStream
+
+__all__ = ["ANSWER", "THINKING", "ReplyStats", "ReplyStream"]
 
 
 @dataclass
@@ -39,7 +43,8 @@ class ReplyStats:
 
 
 class ReplyStream:
-    """Iterate to get text deltas; `stats` is complete once iteration ends.
+    """Iterate to get (channel, text) pieces, channel ANSWER or THINKING; `answer`,
+    `thinking` and `stats` are complete once iteration ends.
 
     A cancelled stream ends normally with finish_reason CANCELLED, so the caller keeps
     the partial answer."""
@@ -51,28 +56,31 @@ class ReplyStream:
         params: SamplingParams,
         cancel: threading.Event,
         stop_markers: Sequence[str] = (),
+        think_tags: Sequence[tuple[str, str]] = (),
+        *,
+        start_inside_thinking: bool = False,
     ) -> None:
         self.engine = engine
         self.prompt_tokens = list(prompt_tokens)
         self.params = params
         self.cancel = cancel
-        self.stop_markers = tuple(m for m in stop_markers if m)
+        self._out = AnswerStream(stop_markers, think_tags, start_inside=start_inside_thinking)
         self.stats = ReplyStats(prompt_tokens=len(self.prompt_tokens))
-        self.text = ""
 
-    def _held_back(self, text: str) -> int:
-        """How many trailing chars could be the start of a stop marker."""
-        keep = 0
-        for m in self.stop_markers:
-            for k in range(min(len(m) - 1, len(text)), 0, -1):
-                if text.endswith(m[:k]):
-                    keep = max(keep, k)
-                    break
-        return keep
+    @property
+    def answer(self) -> str:
+        return self._out.answer
 
-    def __iter__(self) -> Iterator[str]:
+    @property
+    def thinking(self) -> str:
+        return self._out.thinking
+
+    @property
+    def text(self) -> str:
+        return self.answer
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""  # decoded but not yet shown (could be the start of a stop marker)
         t0 = time.perf_counter()
         t_first: float | None = None
         n = 0
@@ -83,22 +91,14 @@ class ReplyStream:
                     t_first = time.perf_counter()
                 n += 1
                 if self.engine.is_special(token):
-                    # a control token mid-answer (a new turn's start, an end marker that
-                    # is not flagged end-of-generation) ends the turn; it is never shown
+                    # a control token mid-answer (a new turn's start, an end marker not
+                    # flagged end-of-generation) ends the turn; it is never shown
                     finish = FinishReason.STOP
                     break
-                pending += decoder.decode(self.engine.token_bytes(token))
-                cut = self._find_stop(pending)
-                if cut is not None:
-                    pending = pending[:cut]
+                yield from self._out.feed(decoder.decode(self.engine.token_bytes(token)))
+                if self._out.stopped:
                     finish = FinishReason.STOP
                     break
-                hold = self._held_back(pending)
-                out = pending[: len(pending) - hold] if hold else pending
-                pending = pending[len(out) :]
-                if out:
-                    self.text += out
-                    yield out
                 if self.cancel.is_set():
                     finish = FinishReason.CANCELLED
                     break
@@ -107,13 +107,9 @@ class ReplyStream:
                 finish = self._natural_finish(n)
         except Cancelled:
             finish = FinishReason.CANCELLED
-        tail = pending + (decoder.decode(b"", final=True) if finish is not FinishReason.STOP else "")
-        cut = self._find_stop(tail)
-        if cut is not None:
-            tail = tail[:cut]
-        if tail:
-            self.text += tail
-            yield tail
+        if not self._out.stopped:
+            yield from self._out.feed(decoder.decode(b"", final=True))
+        yield from self._out.finish()
         t_end = time.perf_counter()
         self.stats.finish_reason = finish
         self.stats.completion_tokens = n
@@ -127,8 +123,3 @@ class ReplyStream:
         if n_ctx and len(self.prompt_tokens) + n + 1 >= n_ctx:
             return FinishReason.LENGTH
         return FinishReason.STOP
-
-    def _find_stop(self, text: str) -> int | None:
-        idx = [text.find(m) for m in self.stop_markers]
-        found = [i for i in idx if i >= 0]
-        return min(found) if found else None

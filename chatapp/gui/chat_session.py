@@ -15,8 +15,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from chatapp.core.conversation import FinishReason, Message, Role, chat_messages, title_from
+from chatapp.core.conversation import FinishReason, Message, Role, title_from
 from chatapp.core.engine import ModelInfo, SamplingParams
+from chatapp.core.prompting import conversation_messages
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate
@@ -41,6 +42,7 @@ class _Streaming:
     message_id: str
     conversation_id: str
     text: str = ""
+    thinking: str = ""
     saved_at: float = 0.0
     started_at: float = 0.0
     prompt_tokens: int = 0
@@ -56,7 +58,7 @@ class ChatSession(QObject):
     conversations_changed = Signal()
     # replies
     reply_started = Signal(str, str)  # conversation id, message id
-    reply_delta = Signal(str, str)  # message id, whole text so far
+    reply_delta = Signal(str, str, str)  # message id, whole answer and thinking so far
     reply_finished = Signal(str)  # message id
     busy_changed = Signal(bool)
     context_changed = Signal(int, int)  # used, n_ctx
@@ -242,7 +244,8 @@ class ChatSession(QObject):
         assert conv is not None
         branch = self.store.active_thread(conv.id)
         upto = branch[: [m.id for m in branch].index(parent.id) + 1]
-        messages = chat_messages(conv.system_prompt, upto)
+        template = self.model.template
+        messages = conversation_messages(upto, template)
         s = self.settings
         params = SamplingParams(
             temperature=s.temperature,
@@ -253,7 +256,7 @@ class ChatSession(QObject):
             max_tokens=s.max_tokens,
             seed=s.seed,
         )
-        info, template = self.model.info, self.model.template
+        info = self.model.info
         reply = self.store.add_message(
             conv.id,
             Role.ASSISTANT,
@@ -274,7 +277,9 @@ class ChatSession(QObject):
         self.busy_changed.emit(True)
         self.reply_started.emit(conv.id, reply.id)
         self.conversations_changed.emit()
-        self._generate.emit(GenerateRequest(self._streaming.request_id, messages, params))
+        self._generate.emit(
+            GenerateRequest(self._streaming.request_id, messages, conv.system_prompt, params)
+        )
 
     def _current(self, request_id: str) -> _Streaming | None:
         st = self._streaming
@@ -286,16 +291,17 @@ class ChatSession(QObject):
             st.prompt_tokens = prompt_tokens
             self.context_changed.emit(prompt_tokens, n_ctx)
 
-    def _on_delta(self, request_id: str, text: str) -> None:
+    def _on_delta(self, request_id: str, text: str, thinking: str) -> None:
         st = self._current(request_id)
         if st is None:
             return
         st.text += text
+        st.thinking += thinking
         now = time.monotonic()
         if now - st.saved_at >= SAVE_INTERVAL:
-            self.store.update_message(st.message_id, content=st.text)
+            self.store.update_message(st.message_id, content=st.text, thinking=st.thinking)
             st.saved_at = now
-        self.reply_delta.emit(st.message_id, st.text)
+        self.reply_delta.emit(st.message_id, st.text, st.thinking)
 
     def _on_finished(self, done: ReplyDone) -> None:
         st = self._current(done.request_id)
@@ -307,16 +313,21 @@ class ChatSession(QObject):
         meta = dict(msg.meta) if msg else {}
         meta["prompt_seconds"] = round(stats.prompt_seconds, 4)
         meta["generation_seconds"] = round(stats.generation_seconds, 4)
+        if done.prompt.warning:
+            meta["prompt_warning"] = done.prompt.warning
         self.store.update_message(
             st.message_id,
             content=done.text,
+            thinking=done.thinking,
             finish_reason=stats.finish_reason,
             prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens,
             tokens_per_second=round(stats.tokens_per_second, 2),
             meta=meta,
         )
-        self.reply_delta.emit(st.message_id, done.text)
+        self.reply_delta.emit(st.message_id, done.text, done.thinking)
+        if done.prompt.warning:
+            self.notice.emit(done.prompt.warning)
         self.reply_finished.emit(st.message_id)
         self.busy_changed.emit(False)
         self.speed_changed.emit(stats.tokens_per_second)
@@ -330,9 +341,12 @@ class ChatSession(QObject):
             self.error.emit(message)
             return
         self._streaming = None
-        if st.text:
+        if st.text or st.thinking:
             self.store.update_message(
-                st.message_id, content=st.text, finish_reason=FinishReason.ERROR
+                st.message_id,
+                content=st.text,
+                thinking=st.thinking,
+                finish_reason=FinishReason.ERROR,
             )
         else:  # nothing was generated: drop the empty answer, keep the question
             msg = self.store.get_message(st.message_id)
@@ -367,7 +381,10 @@ class ChatSession(QObject):
         self._thread.wait()
         if st is not None:
             self.store.update_message(
-                st.message_id, content=st.text, finish_reason=FinishReason.CANCELLED
+                st.message_id,
+                content=st.text,
+                thinking=st.thinking,
+                finish_reason=FinishReason.CANCELLED,
             )
             self._streaming = None
         self.worker.close_model()

@@ -10,7 +10,15 @@ import time
 from datetime import datetime
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.gui.markdown_html import plain_to_html, to_html
@@ -64,21 +72,54 @@ class MessageWidget(QFrame):
         )
         self.body.setOpenExternalLinks(True)
         self.body.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        # reasoning (<think>…</think>): collapsed by default, stored apart from the answer
+        self.thinking_toggle = QToolButton()
+        self.thinking_toggle.setCheckable(True)
+        self.thinking_toggle.setAutoRaise(True)
+        self.thinking_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.thinking_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.thinking_toggle.toggled.connect(self._toggle_thinking)
+        self.thinking_body = QLabel()
+        self.thinking_body.setWordWrap(True)
+        self.thinking_body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.thinking_body.setStyleSheet(
+            "color: #5f6368; border-left: 3px solid #dadce0; padding-left: 8px;"
+        )
+        self.thinking_toggle.hide()
+        self.thinking_body.hide()
         lay.addWidget(self.header)
+        lay.addWidget(self.thinking_toggle)
+        lay.addWidget(self.thinking_body)
         lay.addWidget(self.body)
         self.text = ""
+        self.thinking = ""
         self.set_message(msg)
 
     def set_message(self, msg: Message) -> None:
         self.header.setText(_header(msg))
-        self.set_text(msg.content)
+        self.set_text(msg.content, msg.thinking)
 
-    def set_text(self, text: str) -> None:
+    def set_text(self, text: str, thinking: str = "") -> None:
         self.text = text
+        if thinking != self.thinking:
+            self.thinking = thinking
+            self.thinking_toggle.setVisible(bool(thinking))
+            self.thinking_toggle.setText(f"Thinking ({len(thinking.split())} words)")
+            if self.thinking_toggle.isChecked():
+                self.thinking_body.setText(plain_to_html(thinking))
         if self.role is Role.ASSISTANT:
-            self.body.setText(to_html(text) if text else "<i>…</i>")
+            placeholder = "<i>thinking…</i>" if thinking else "<i>…</i>"
+            self.body.setText(to_html(text) if text else placeholder)
         else:
             self.body.setText(plain_to_html(text))
+
+    def _toggle_thinking(self, shown: bool) -> None:
+        self.thinking_toggle.setArrowType(
+            Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        )
+        if shown:
+            self.thinking_body.setText(plain_to_html(self.thinking))
+        self.thinking_body.setVisible(shown)
 
 
 class MessageView(QScrollArea):
@@ -99,7 +140,7 @@ class MessageView(QScrollArea):
         self._layout.addStretch(1)
         self.setWidget(self._inner)
         self._widgets: dict[str, MessageWidget] = {}
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, tuple[str, str]] = {}
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(RENDER_INTERVAL_MS)
@@ -141,9 +182,9 @@ class MessageView(QScrollArea):
             QTimer.singleShot(0, self, self.scroll_to_bottom)
         return w
 
-    def update_text(self, message_id: str, text: str) -> None:
+    def update_text(self, message_id: str, text: str, thinking: str = "") -> None:
         """Coalesced: the widget re-renders at most every RENDER_INTERVAL_MS."""
-        self._pending[message_id] = text
+        self._pending[message_id] = (text, thinking)
         if not self._timer.isActive():
             self._timer.start()
 
@@ -160,10 +201,10 @@ class MessageView(QScrollArea):
         sb = self.verticalScrollBar()
         at_bottom = sb.value() >= sb.maximum() - 40
         t0 = time.perf_counter()
-        for mid, text in self._pending.items():
+        for mid, (text, thinking) in self._pending.items():
             w = self._widgets.get(mid)
             if w is not None:
-                w.set_text(text)
+                w.set_text(text, thinking)
         self._pending.clear()
         self.render_count += 1
         self.render_seconds += time.perf_counter() - t0

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from chatapp.core.chat import PreparedPrompt, prepare_prompt
 from chatapp.core.engine import Engine, ModelInfo, SamplingParams
 from chatapp.core.errors import UserError
-from chatapp.core.generation import ReplyStats, ReplyStream
+from chatapp.core.generation import THINKING, ReplyStats, ReplyStream
 from chatapp.core.templates import ChatTemplate, resolve_template
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ class LoadedModel:
 @dataclass(frozen=True)
 class GenerateRequest:
     request_id: str
-    messages: list[dict[str, Any]]  # role/content dicts, the system prompt included
+    messages: list[dict[str, Any]]  # role/content dicts of the history, no system message
+    system_prompt: str = ""
     params: SamplingParams = field(default_factory=SamplingParams)
 
 
@@ -57,6 +58,7 @@ class GenerateRequest:
 class ReplyDone:
     request_id: str
     text: str
+    thinking: str
     stats: ReplyStats
     prompt: PreparedPrompt
     n_ctx: int
@@ -79,7 +81,7 @@ class InferenceWorker(QObject):
     load_failed = Signal(str, str)  # path, message
     unloaded = Signal()
     started = Signal(str, int, int)  # request_id, prompt tokens, n_ctx
-    delta = Signal(str, str)  # request_id, new text
+    delta = Signal(str, str, str)  # request_id, new answer text, new thinking text
     finished = Signal(object)  # ReplyDone
     failed = Signal(str, str)  # request_id, message
 
@@ -110,7 +112,11 @@ class InferenceWorker(QObject):
         t0 = time.perf_counter()
         try:
             engine = self._factory(req)
-            template = resolve_template(engine.info.metadata, user_template=req.user_template)
+            template = resolve_template(
+                engine.info.metadata,
+                user_template=req.user_template,
+                eos_token=engine.info.eos_token,
+            )
         except UserError as e:
             self.load_failed.emit(req.path, str(e))
             return
@@ -124,7 +130,11 @@ class InferenceWorker(QObject):
     @Slot(str)
     def set_user_template(self, text: str) -> None:
         if self._engine is not None:
-            self._template = resolve_template(self._engine.info.metadata, user_template=text or None)
+            self._template = resolve_template(
+                self._engine.info.metadata,
+                user_template=text or None,
+                eos_token=self._engine.info.eos_token,
+            )
 
     @Slot()
     def unload(self) -> None:
@@ -139,22 +149,30 @@ class InferenceWorker(QObject):
             return
         self._cancel.clear()
         try:
-            prompt = prepare_prompt(engine, template, "", req.messages)
+            prompt = prepare_prompt(engine, template, req.system_prompt, req.messages)
             self.started.emit(req.request_id, len(prompt.tokens), engine.info.n_ctx)
             stream = ReplyStream(
-                engine, prompt.tokens, req.params, self._cancel, template.stop_markers
+                engine,
+                prompt.tokens,
+                req.params,
+                self._cancel,
+                template.stop_markers,
+                template.think_tags,
+                start_inside_thinking=prompt.starts_inside_thinking,
             )
-            buf: list[str] = []
+            answer: list[str] = []
+            thinking: list[str] = []
             last = time.perf_counter()
-            for piece in stream:
-                buf.append(piece)
+            for channel, piece in stream:
+                (thinking if channel == THINKING else answer).append(piece)
                 now = time.perf_counter()
                 if now - last >= EMIT_INTERVAL:
-                    self.delta.emit(req.request_id, "".join(buf))
-                    buf.clear()
+                    self.delta.emit(req.request_id, "".join(answer), "".join(thinking))
+                    answer.clear()
+                    thinking.clear()
                     last = now
-            if buf:
-                self.delta.emit(req.request_id, "".join(buf))
+            if answer or thinking:
+                self.delta.emit(req.request_id, "".join(answer), "".join(thinking))
         except UserError as e:
             self.failed.emit(req.request_id, str(e))
             return
@@ -163,5 +181,12 @@ class InferenceWorker(QObject):
             self.failed.emit(req.request_id, f"Generation failed: {e}")
             return
         self.finished.emit(
-            ReplyDone(req.request_id, stream.text, stream.stats, prompt, engine.info.n_ctx)
+            ReplyDone(
+                req.request_id,
+                stream.answer,
+                stream.thinking,
+                stream.stats,
+                prompt,
+                engine.info.n_ctx,
+            )
         )

@@ -9,7 +9,7 @@ from tests.fakes import ScriptedEngine
 def _run(reply: str, markers=(), **params):
     eng = ScriptedEngine(reply=reply)
     rs = ReplyStream(eng, [1, 2, 3], SamplingParams(**params), threading.Event(), markers)
-    pieces = list(rs)
+    pieces = [text for channel, text in rs]
     return "".join(pieces), rs, pieces
 
 
@@ -44,10 +44,21 @@ def test_cancel_keeps_what_came_so_far():
     cancel = threading.Event()
     rs = ReplyStream(eng, [1], SamplingParams(), cancel)
     got = ""
-    for piece in rs:
+    for _channel, piece in rs:
         got += piece
         if len(got) >= 10:
             cancel.set()
     assert rs.stats.finish_reason is FinishReason.CANCELLED
     assert 10 <= len(rs.text) < 1000
     assert rs.text == got
+
+
+def test_thinking_goes_to_its_own_channel():
+    eng = ScriptedEngine(reply="<think>Let me see: 2+2.</think>It is 4.<|im_end|>junk")
+    rs = ReplyStream(eng, [1], SamplingParams(), threading.Event(), ["<|im_end|>"],
+                     [("<think>", "</think>")])
+    got = {"thinking": "", "answer": ""}
+    for channel, piece in rs:
+        got[channel] += piece
+    assert got == {"thinking": "Let me see: 2+2.", "answer": "It is 4."}
+    assert rs.thinking == "Let me see: 2+2." and rs.answer == "It is 4."

@@ -17,7 +17,7 @@ w = build_window(model=sys.argv[1])
 QTimer.singleShot(120_000, app.quit)  # never outlive a parent that stopped reading
 
 
-def on_delta(message_id: str, text: str) -> None:
+def on_delta(message_id: str, text: str, _thinking: str) -> None:
     print(json.dumps({"t": time.monotonic(), "id": message_id, "text": text}), flush=True)
 
 

@@ -26,7 +26,7 @@ def test_open_chat_stop_restart(qtbot, smollm2_path):
 
     # a short answer, streamed in several updates
     deltas = []
-    w.session.reply_delta.connect(lambda _mid, text: deltas.append(text))
+    w.session.reply_delta.connect(lambda _mid, text, _thinking: deltas.append(text))
     with qtbot.waitSignal(w.session.reply_finished, timeout=120000):
         w.input.setPlainText("What is the capital of France? One sentence.")
         qtbot.keyClick(w.input, Qt.Key.Key_Return)

@@ -46,7 +46,7 @@ def test_chat_answer_streams_and_stops_at_end_of_turn(smol):
     assert p.tokens.count(im_start[0]) == 3 and p.tokens.count(im_end[0]) == 2
     rs = ReplyStream(smol, p.tokens, SamplingParams(seed=42, max_tokens=200), threading.Event(),
                      tpl.stop_markers)
-    pieces = list(rs)
+    pieces = [piece for _channel, piece in rs]
     text = "".join(pieces)
     assert text.strip()
     assert len(pieces) > 1  # streamed, not delivered at once
@@ -103,7 +103,7 @@ def test_gemma_base_gets_gemma_turns_and_no_marker_leaks(gemma_path):
         assert len(sot) == 1 and p.tokens.count(sot[0]) == 2
         rs = ReplyStream(e, p.tokens, SamplingParams(seed=3, max_tokens=60), threading.Event(),
                          tpl.stop_markers)
-        text = "".join(rs)
+        text = "".join(piece for _channel, piece in rs)
         assert not any(m in text for m in MARKERS)
     finally:
         e.close()
