@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ctypes.util
+import gc
 import io
+import sys
 import logging
 import threading
 from pathlib import Path
@@ -44,6 +47,18 @@ def gpu_offload_supported() -> bool:
         return bool(llama_cpp.llama_supports_gpu_offload())
     except Exception:
         return False
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps freed heap pages for reuse; after unloading a model hand them back to
+    the OS, so switching models does not ratchet the process size up."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class LlamaEngine:
@@ -210,6 +225,8 @@ class LlamaEngine:
         self._closed = True
         self._llm.close()
         del self._llm
+        gc.collect()  # llama-cpp-python's numpy buffers can sit in reference cycles
+        _return_freed_memory()
         log.info("closed %s", self.path)
 
     def metadata(self) -> dict[str, Any]:
