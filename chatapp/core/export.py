@@ -382,17 +382,26 @@ def _highlight(code: str, lang: str, attrs: str) -> str:
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import get_lexer_by_name
-    from pygments.util import ClassNotFound
 
     name = lang.split()[0] if lang.strip() else ""
-    if not name:
+    if name.lower() not in _builtin_lexer_aliases():
         return ""
-    try:
-        lexer = get_lexer_by_name(name)
-    except ClassNotFound:
-        return ""
-    body = highlight(code, lexer, HtmlFormatter(nowrap=True))
+    body = highlight(code, get_lexer_by_name(name), HtmlFormatter(nowrap=True))
     return f'<pre class="code"><code class="language-{_esc(name)}">{body}</code></pre>'
+
+
+_aliases: frozenset[str] | None = None
+
+
+def _builtin_lexer_aliases() -> frozenset[str]:
+    """Pygments' own lexers only: looking up plugin lexers imports arbitrary packages."""
+    global _aliases
+    if _aliases is None:
+        from pygments.lexers import get_all_lexers
+
+        _aliases = frozenset(a.lower() for _, names, _, _ in get_all_lexers(plugins=False)
+                             for a in names)
+    return _aliases
 
 
 _markdown = None
