@@ -113,6 +113,6 @@ def long_conversation(n: int = 60) -> tuple[Conversation, list[Message]]:
         text = f"Message {i}. " + ("Lorem ipsum dolor sit amet, 世界 🌍. " * 12)
         if role is Role.ASSISTANT:
             text += "\n\n```python\nfor i in range(3):\n    print(i)\n```\n"
-        messages.append(_msg(i, parent, role, text))
+        messages.append(_msg(i, parent, role, text).with_(id=f"long{i}", conversation_id="long"))
         parent = messages[-1].id
-    return conv.with_(current_leaf_id=parent, title="A long conversation"), messages
+    return conv.with_(id="long", current_leaf_id=parent, title="A long conversation"), messages
