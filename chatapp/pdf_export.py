@@ -14,8 +14,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from PySide6.QtCore import QBuffer, QByteArray, QEventLoop, QIODevice, QMarginsF
 from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
@@ -60,7 +60,7 @@ def pdf_bytes(html: str, *, title: str = "") -> bytes:
     # Painting into a QPdfWriter off the GUI thread is supported (like QImage/QPrinter),
     # but QTextDocument starts timers, which need an event dispatcher: a plain Python
     # worker thread has none until an event loop object is made for it.
-    _loop = QEventLoop()  # noqa: F841 - creates the thread's dispatcher if it lacks one
+    _loop = QEventLoop()
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)

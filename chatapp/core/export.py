@@ -14,9 +14,9 @@ import logging
 import re
 import unicodedata
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message, Role, thread
@@ -399,8 +399,9 @@ def _builtin_lexer_aliases() -> frozenset[str]:
     if _aliases is None:
         from pygments.lexers import get_all_lexers
 
-        _aliases = frozenset(a.lower() for _, names, _, _ in get_all_lexers(plugins=False)
-                             for a in names)
+        _aliases = frozenset(
+            a.lower() for _, names, _, _ in get_all_lexers(plugins=False) for a in names
+        )
     return _aliases
 
 

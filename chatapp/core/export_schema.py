@@ -8,7 +8,8 @@ a one-line message naming the first problem; it never writes anything.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role
 from chatapp.core.errors import UserError
@@ -166,8 +167,10 @@ def docs_in(doc: Any, where: str) -> list[dict[str, Any]]:
     convs = d.get("conversations")
     if not isinstance(convs, list):
         raise _Checker(where).fail("field 'conversations' must be a list")
-    return [{"format": FORMAT, "version": d["version"], **_Checker(where).obj(x, "a conversation")}
-            for x in convs]
+    return [
+        {"format": FORMAT, "version": d["version"], **_Checker(where).obj(x, "a conversation")}
+        for x in convs
+    ]
 
 
 def doc_to_conversation(doc: Any, where: str) -> tuple[Conversation, list[Message]]:

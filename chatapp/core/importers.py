@@ -12,11 +12,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import uuid
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from chatapp.core.conversation import Conversation, Message, Role, new_id
 from chatapp.core.errors import UserError
@@ -175,7 +177,12 @@ def parse_chatgpt(doc: Any, where: str) -> Parsed:
 
 
 def _number(x: Any) -> float | None:
-    if isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) < 1e13:
+    if (
+        isinstance(x, (int, float))
+        and not isinstance(x, bool)
+        and math.isfinite(x)
+        and abs(x) < 1e13
+    ):
         return float(x)
     return None
 
@@ -184,7 +191,8 @@ def _chatgpt_conversation(raw: Any, parsed: Parsed) -> Item | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("mapping"), dict):
         return None
     mapping: dict[str, Any] = raw["mapping"]
-    title = raw.get("title") if isinstance(raw.get("title"), str) else ""
+    title = raw.get("title")
+    title = title if isinstance(title, str) else ""
     created = _number(raw.get("create_time"))
     source_id = raw.get("conversation_id") or raw.get("id")
     if not isinstance(source_id, str) or not source_id:
@@ -211,7 +219,7 @@ def _chatgpt_conversation(raw: Any, parsed: Parsed) -> Item | None:
         if node_id in kept_for:  # a loop in the parent links
             continue
         msg = _chatgpt_message(conv_id, node_id, mapping[node_id], parent_msg, pending, t_parent)
-        if msg is _SKIP:
+        if isinstance(msg, _Skip):
             parsed.skipped_messages += 1
             kept = parent_msg
         elif isinstance(msg, str):  # thinking to carry down to the reply
@@ -243,13 +251,22 @@ def _chatgpt_conversation(raw: Any, parsed: Parsed) -> Item | None:
     return conv, tree_order(messages)
 
 
-_SKIP = object()  # a message node with fields missing: counted in the summary
-_ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT, "system": Role.SYSTEM, "tool": Role.ASSISTANT}
+class _Skip:
+    """A message node with fields missing: passed over and counted in the summary."""
+
+
+_SKIP = _Skip()
+_ROLES = {
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "system": Role.SYSTEM,
+    "tool": Role.ASSISTANT,
+}
 
 
 def _chatgpt_message(
     conv_id: str, node_id: str, node: Any, parent_msg: str | None, pending: str, t_parent: float
-) -> Message | str | object | None:
+) -> Message | str | _Skip | None:
     """A Message; a str of thinking for the next reply; None to pass over; _SKIP if broken."""
     msg = node.get("message") if isinstance(node, dict) else None
     if msg is None:
@@ -259,9 +276,10 @@ def _chatgpt_message(
     author = msg.get("author")
     role = author.get("role") if isinstance(author, dict) else None
     content = msg.get("content")
-    if role not in _ROLES or not isinstance(content, dict):
+    if not isinstance(author, dict) or role not in _ROLES or not isinstance(content, dict):
         return _SKIP
-    metadata = msg.get("metadata") if isinstance(msg.get("metadata"), dict) else {}
+    metadata = msg.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
     if metadata.get("is_visually_hidden_from_conversation"):
         return None
     text, thinking = _chatgpt_content(content)
@@ -293,7 +311,8 @@ def _chatgpt_content(content: dict[str, Any]) -> tuple[str, str]:
     """(text, thinking) of a ChatGPT message content object."""
     ctype = content.get("content_type")
     if ctype == "thoughts":
-        thoughts = content.get("thoughts") if isinstance(content.get("thoughts"), list) else []
+        thoughts = content.get("thoughts")
+        thoughts = thoughts if isinstance(thoughts, list) else []
         texts = [t.get("content") for t in thoughts if isinstance(t, dict)]
         return "", "\n\n".join(t for t in texts if isinstance(t, str) and t.strip())
     if ctype in ("reasoning_recap", "user_editable_context", "model_editable_context"):

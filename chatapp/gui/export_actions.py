@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction
@@ -34,7 +35,9 @@ ONE_FILE_FILTERS = [
     ("Plain text (*.txt)", "txt"),
     ("PDF (*.pdf)", "pdf"),
 ]
-ZIP_FILTERS = [(f"{label.split(' (')[0]} files in a zip (*.zip)", fmt) for label, fmt in ONE_FILE_FILTERS]
+ZIP_FILTERS = [
+    (f"{label.split(' (')[0]} files in a zip (*.zip)", fmt) for label, fmt in ONE_FILE_FILTERS
+]
 IMPORT_FILTER = "Chat exports (*.json *.zip);;All files (*)"
 
 
@@ -78,7 +81,9 @@ class ExportActions(QObject):
         self.import_action = QAction("Import…", self)
         self.export_action.setStatusTip("Save the selected conversations as Markdown, HTML…")
         self.export_all_action.setStatusTip("Save every conversation in one zip with an index")
-        self.import_action.setStatusTip("Import a chatapp JSON export or ChatGPT conversations.json")
+        self.import_action.setStatusTip(
+            "Import a chatapp JSON export or ChatGPT conversations.json"
+        )
         self.export_action.triggered.connect(self.export_selected)
         self.export_all_action.triggered.connect(self.export_all)
         self.import_action.triggered.connect(self.import_interactive)
@@ -160,8 +165,9 @@ class ExportActions(QObject):
                     return conv, store.messages(conv_id)
 
                 if as_zip:
-                    return export_many(ids, load, fmt, dest, renderer=_renderer(fmt),
-                                       progress=progress)
+                    return export_many(
+                        ids, load, fmt, dest, renderer=_renderer(fmt), progress=progress
+                    )
                 conv, messages = load(ids[0])
                 _write_one(conv, messages, fmt, dest)
                 progress(1, 1)

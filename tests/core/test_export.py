@@ -40,7 +40,7 @@ def test_markdown_keeps_code_blocks_intact_including_nested_fences():
     conv, messages = sample()
     md = export.to_markdown(conv, messages)
     blocks = _code_blocks(md)
-    assert 'def by_length(words: list[str]) -> list[str]:\n' in blocks[1]
+    assert "def by_length(words: list[str]) -> list[str]:\n" in blocks[1]
     assert '```python\nprint("inner")\n```\n' in blocks  # the inner fence stays text
     # the system prompt, which holds a ``` fence, is wrapped in a longer fence
     assert blocks[0] == conv.system_prompt + "\n"
@@ -94,7 +94,11 @@ def test_json_keeps_the_whole_tree_and_lifts_known_meta():
     assert m3["model_sha256"] == "9a" * 32
     assert m3["sampling"]["temperature"] == 0.7 and m3["template"]["name"] == "chatml"
     assert m3["meta"] == {"custom": ["kept", 1]}
-    assert (m3["prompt_tokens"], m3["completion_tokens"], m3["tokens_per_second"]) == (41, 118, 87.25)
+    assert (m3["prompt_tokens"], m3["completion_tokens"], m3["tokens_per_second"]) == (
+        41,
+        118,
+        87.25,
+    )
     assert doc["conversation"]["current_leaf_id"] == "m05"
 
 
@@ -131,7 +135,7 @@ def test_html_drops_images_and_javascript_links():
     ("title", "expected"),
     [
         ("Hello world", "Hello world.md"),
-        ("a/b\\c:d*e?f\"g<h>i|j", "a_b_c_d_e_f_g_h_i_j.md"),
+        ('a/b\\c:d*e?f"g<h>i|j', "a_b_c_d_e_f_g_h_i_j.md"),
         ("../../etc/passwd", "_.._etc_passwd.md"),
         ("CON", "_CON.md"),
         ("con.txt", "_con.txt.md"),
@@ -175,17 +179,26 @@ def test_export_many_writes_a_zip_with_an_index(tmp_path, fmt):
     def progress(done, total):
         seen.append((done, total))
 
-    dest = export.export_many(list(convs), convs.__getitem__, fmt, tmp_path / "all.zip",
-                              progress=progress)
+    dest = export.export_many(
+        list(convs), convs.__getitem__, fmt, tmp_path / "all.zip", progress=progress
+    )
     with zipfile.ZipFile(dest) as zf:
         names = sorted(zf.namelist())
         index = json.loads(zf.read("index.json"))
         assert names == sorted(
-            ["index.html", "index.json", f"Same title.{fmt}", f"Same title-2.{fmt}",
-             f"Chat 2.{fmt}"]
+            [
+                "index.html",
+                "index.json",
+                f"Same title.{fmt}",
+                f"Same title-2.{fmt}",
+                f"Chat 2.{fmt}",
+            ]
         )
         assert [e["file"] for e in index["conversations"]] == [
-            f"Same title.{fmt}", f"Same title-2.{fmt}", f"Chat 2.{fmt}"]
+            f"Same title.{fmt}",
+            f"Same title-2.{fmt}",
+            f"Chat 2.{fmt}",
+        ]
         body = zf.read(f"Chat 2.{fmt}").decode()
         assert body == export.render(fmt, *convs["c2"])
         assert 'href="Same%20title-2.' in zf.read("index.html").decode()
@@ -196,7 +209,11 @@ def test_export_many_to_a_folder(tmp_path):
     convs = _many(2)
     export.export_many(list(convs), convs.__getitem__, "md", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "Same title-2.md", "Same title.md", "index.html", "index.json"]
+        "Same title-2.md",
+        "Same title.md",
+        "index.html",
+        "index.json",
+    ]
 
 
 def test_export_many_leaves_no_partial_zip_when_a_conversation_fails(tmp_path):

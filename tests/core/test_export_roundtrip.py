@@ -38,11 +38,14 @@ text = st.one_of(
 times = st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | times | st.text(max_size=20),
-    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3)
+    ),
     max_leaves=8,
 )
 metas = st.dictionaries(
-    st.sampled_from(["model_sha256", "template", "sampling", "seed", "x", ""]), json_values,
+    st.sampled_from(["model_sha256", "template", "sampling", "seed", "x", ""]),
+    json_values,
     max_size=4,
 )
 

@@ -78,19 +78,30 @@ def test_a_collection_file_and_an_export_all_zip_import(tmp_path, store):
     convs = {}
     for i in range(3):
         cid = f"c{i}"
-        convs[cid] = (conv.with_(id=cid, title=f"t{i}"),
-                      [m.with_(id=f"{cid}-{m.id}", conversation_id=cid,
-                               parent_id=f"{cid}-{m.parent_id}" if m.parent_id else None)
-                       for m in messages])
+        convs[cid] = (
+            conv.with_(id=cid, title=f"t{i}"),
+            [
+                m.with_(
+                    id=f"{cid}-{m.id}",
+                    conversation_id=cid,
+                    parent_id=f"{cid}-{m.parent_id}" if m.parent_id else None,
+                )
+                for m in messages
+            ],
+        )
         convs[cid] = (convs[cid][0].with_(current_leaf_id=f"{cid}-m05"), convs[cid][1])
     zip_path = export.export_many(list(convs), convs.__getitem__, "json", tmp_path / "all.zip")
     result = importers.import_file(store, zip_path)
     assert sorted(result.imported) == ["c0", "c1", "c2"]
     for cid, (c, m) in convs.items():
-        assert export.to_json(store.get_conversation(cid), store.messages(cid)) == \
-            export.to_json(c, m)
-    coll = {"format": "chatapp.conversations", "version": 1,
-            "conversations": [json.loads(export.to_json(*convs["c0"]))]}
+        assert export.to_json(store.get_conversation(cid), store.messages(cid)) == export.to_json(
+            c, m
+        )
+    coll = {
+        "format": "chatapp.conversations",
+        "version": 1,
+        "conversations": [json.loads(export.to_json(*convs["c0"]))],
+    }
     assert importers.import_file(store, _write(tmp_path, "coll.json", coll)).duplicates == 1
 
 
@@ -113,18 +124,40 @@ BAD = {
     "bad version": (_broken(lambda d: d.update(version="1")), "invalid schema version"),
     "unknown format": ({"format": "other.app", "version": 1}, "not a chatapp export"),
     "a bare number": ("42", "neither a chatapp export nor a ChatGPT"),
-    "missing role": (_broken(lambda d: d["messages"][2].pop("role")), "message 3: missing field 'role'"),
-    "bad role": (_broken(lambda d: d["messages"][0].update(role="wizard")), "unknown role 'wizard'"),
-    "content not text": (_broken(lambda d: d["messages"][0].update(content=5)), "'content' must be a string"),
+    "missing role": (
+        _broken(lambda d: d["messages"][2].pop("role")),
+        "message 3: missing field 'role'",
+    ),
+    "bad role": (
+        _broken(lambda d: d["messages"][0].update(role="wizard")),
+        "unknown role 'wizard'",
+    ),
+    "content not text": (
+        _broken(lambda d: d["messages"][0].update(content=5)),
+        "'content' must be a string",
+    ),
     "missing messages": (_broken(lambda d: d.pop("messages")), "'messages' must be a list"),
-    "dangling parent": (_broken(lambda d: d["messages"][1].update(parent_id="nope")), "not in the file"),
+    "dangling parent": (
+        _broken(lambda d: d["messages"][1].update(parent_id="nope")),
+        "not in the file",
+    ),
     "duplicate id": (_broken(lambda d: d["messages"][1].update(id="m01")), "appears twice"),
     "loop": (_broken(lambda d: d["messages"][0].update(parent_id="m05")), "loop"),
-    "bad leaf": (_broken(lambda d: d["conversation"].update(current_leaf_id="zz")), "current_leaf_id"),
-    "NaN time": ('{"format": "chatapp.conversation", "version": 1, "conversation": '
-                 '{"id": "x", "title": "t", "created_at": NaN, "updated_at": 1}, "messages": []}',
-                 "finite number"),
-    "bool tokens": (_broken(lambda d: d["messages"][2].update(prompt_tokens=True)), "prompt_tokens"),
+    "bad leaf": (
+        _broken(lambda d: d["conversation"].update(current_leaf_id="zz")),
+        "current_leaf_id",
+    ),
+    "NaN time": (
+        (
+            '{"format": "chatapp.conversation", "version": 1, "conversation": '
+            '{"id": "x", "title": "t", "created_at": NaN, "updated_at": 1}, "messages": []}'
+        ),
+        "finite number",
+    ),
+    "bool tokens": (
+        _broken(lambda d: d["messages"][2].update(prompt_tokens=True)),
+        "prompt_tokens",
+    ),
 }
 
 
@@ -153,9 +186,20 @@ def test_a_bad_conversation_late_in_a_zip_imports_none_of_it(tmp_path, store, ex
 
 def test_a_failure_during_the_insert_rolls_everything_back(tmp_path, store, existing):
     conv, messages = sample()
-    convs = [(conv.with_(id=f"c{i}"), [m.with_(id=f"{i}{m.id}", conversation_id=f"c{i}",
-              parent_id=f"{i}{m.parent_id}" if m.parent_id else None) for m in messages])
-             for i in range(3)]
+    convs = [
+        (
+            conv.with_(id=f"c{i}"),
+            [
+                m.with_(
+                    id=f"{i}{m.id}",
+                    conversation_id=f"c{i}",
+                    parent_id=f"{i}{m.parent_id}" if m.parent_id else None,
+                )
+                for m in messages
+            ],
+        )
+        for i in range(3)
+    ]
     convs = [(c.with_(current_leaf_id=f"{i}m05"), m) for i, (c, m) in enumerate(convs)]
     calls = []
 
@@ -181,7 +225,10 @@ def test_missing_file_and_oversized_file(tmp_path, store, monkeypatch):
 
 def test_progress_goes_from_start_to_end(tmp_path, store):
     seen = []
-    importers.import_file(store, _write(tmp_path, "c.json", export.to_json(*sample())),
-                          progress=lambda d, t: seen.append((d, t)))
+    importers.import_file(
+        store,
+        _write(tmp_path, "c.json", export.to_json(*sample())),
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[-1] == (importers.PROGRESS_TOTAL, importers.PROGRESS_TOTAL)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

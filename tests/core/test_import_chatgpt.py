@@ -21,32 +21,74 @@ def node(nid, parent, role=None, parts=None, t=None, children=(), **content):
     message = None
     if role is not None:
         body = {"content_type": "text", "parts": parts} if parts is not None else content
-        message = {"id": nid, "author": {"role": role}, "content": body, "create_time": t,
-                   "metadata": {"model_slug": "gpt-4o"} if role == "assistant" else {}}
+        message = {
+            "id": nid,
+            "author": {"role": role},
+            "content": body,
+            "create_time": t,
+            "metadata": {"model_slug": "gpt-4o"} if role == "assistant" else {},
+        }
     return nid, {"id": nid, "message": message, "parent": parent, "children": list(children)}
 
 
 def chatgpt_conversation(cid="conv-1", title="Trip planning", current="a2"):
-    mapping = dict([
-        node("root", None, children=["sys"]),
-        node("sys", "root", "system", [""], children=["u1"]),
-        node("u1", "sys", "user", ["Plan a trip to Kyoto 京都", {"content_type": "image_asset_pointer"}],
-             t=1_700_000_010.0, children=["a1", "a1b"]),
-        node("a1", "u1", "assistant", ["Day 1: temples."], t=1_700_000_020.0, children=["u2"]),
-        node("a1b", "u1", "assistant", ["A regenerated answer."], t=1_700_000_025.0),
-        node("u2", "a1", "user", ["Run some code"], t=1_700_000_030.0, children=["code"]),
-        node("code", "u2", "assistant", content_type="code", language="python",
-             text="print('hi')", t=1_700_000_031.0, children=["tool"]),
-        node("tool", "code", "tool", content_type="execution_output", text="hi",
-             t=1_700_000_032.0, children=["think"]),
-        node("think", "tool", "assistant", content_type="thoughts",
-             thoughts=[{"summary": "s", "content": "Consider the output."}],
-             t=1_700_000_033.0, children=["a2"]),
-        node("a2", "think", "assistant", ["It printed hi. <script>x</script>"],
-             t=1_700_000_040.0),
-    ])
-    return {"title": title, "create_time": 1_700_000_000.0, "update_time": 1_700_000_040.0,
-            "mapping": mapping, "current_node": current, "conversation_id": cid, "id": cid}
+    mapping = dict(
+        [
+            node("root", None, children=["sys"]),
+            node("sys", "root", "system", [""], children=["u1"]),
+            node(
+                "u1",
+                "sys",
+                "user",
+                ["Plan a trip to Kyoto 京都", {"content_type": "image_asset_pointer"}],
+                t=1_700_000_010.0,
+                children=["a1", "a1b"],
+            ),
+            node("a1", "u1", "assistant", ["Day 1: temples."], t=1_700_000_020.0, children=["u2"]),
+            node("a1b", "u1", "assistant", ["A regenerated answer."], t=1_700_000_025.0),
+            node("u2", "a1", "user", ["Run some code"], t=1_700_000_030.0, children=["code"]),
+            node(
+                "code",
+                "u2",
+                "assistant",
+                content_type="code",
+                language="python",
+                text="print('hi')",
+                t=1_700_000_031.0,
+                children=["tool"],
+            ),
+            node(
+                "tool",
+                "code",
+                "tool",
+                content_type="execution_output",
+                text="hi",
+                t=1_700_000_032.0,
+                children=["think"],
+            ),
+            node(
+                "think",
+                "tool",
+                "assistant",
+                content_type="thoughts",
+                thoughts=[{"summary": "s", "content": "Consider the output."}],
+                t=1_700_000_033.0,
+                children=["a2"],
+            ),
+            node(
+                "a2", "think", "assistant", ["It printed hi. <script>x</script>"], t=1_700_000_040.0
+            ),
+        ]
+    )
+    return {
+        "title": title,
+        "create_time": 1_700_000_000.0,
+        "update_time": 1_700_000_040.0,
+        "mapping": mapping,
+        "current_node": current,
+        "conversation_id": cid,
+        "id": cid,
+    }
 
 
 def _write(tmp_path, data, name="conversations.json"):
@@ -60,11 +102,20 @@ def test_imports_threads_branches_models_and_placeholders(tmp_path, store):
     assert len(result.imported) == 1 and result.skipped_messages == 0
     cid = result.imported[0]
     conv = store.get_conversation(cid)
-    assert conv.title == "Trip planning" and conv.meta == {"source": "chatgpt", "source_id": "conv-1"}
+    assert conv.title == "Trip planning" and conv.meta == {
+        "source": "chatgpt",
+        "source_id": "conv-1",
+    }
     assert (conv.created_at, conv.updated_at) == (1_700_000_000.0, 1_700_000_040.0)
     branch = store.active_thread(cid)
-    assert [m.role for m in branch] == [Role.USER, Role.ASSISTANT, Role.USER, Role.ASSISTANT,
-                                        Role.ASSISTANT, Role.ASSISTANT]
+    assert [m.role for m in branch] == [
+        Role.USER,
+        Role.ASSISTANT,
+        Role.USER,
+        Role.ASSISTANT,
+        Role.ASSISTANT,
+        Role.ASSISTANT,
+    ]
     assert branch[0].content == "Plan a trip to Kyoto 京都\n\n[image_asset_pointer not imported]"
     assert branch[0].parent_id is None  # the empty system message was passed over
     assert branch[1].model == "gpt-4o"
@@ -115,8 +166,12 @@ def test_missing_fields_skip_messages_with_a_count(tmp_path, store):
 
 
 def test_unusable_entries_are_skipped_and_counted(tmp_path, store):
-    data = [chatgpt_conversation(), {"title": "no mapping"}, "junk",
-            chatgpt_conversation(cid="empty", current=None) | {"mapping": {}}]
+    data = [
+        chatgpt_conversation(),
+        {"title": "no mapping"},
+        "junk",
+        chatgpt_conversation(cid="empty", current=None) | {"mapping": {}},
+    ]
     result = importers.import_file(store, _write(tmp_path, data))
     assert len(result.imported) == 1 and result.skipped_conversations == 3
 
@@ -126,7 +181,7 @@ def test_unusable_entries_are_skipped_and_counted(tmp_path, store):
     [
         ({"not": "a list"}, "neither a chatapp export nor a ChatGPT"),
         ([{"title": "x"}, {"title": "y"}], "none of its 2 entries is a conversation"),
-        ("[{\"title\": \"cut off", "not valid JSON"),
+        ('[{"title": "cut off', "not valid JSON"),
     ],
 )
 def test_bad_exports_are_refused_with_a_clear_message(tmp_path, store, data, message):

@@ -10,11 +10,9 @@ import json
 import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMenu, QPushButton
 
 from chatapp.core import export
@@ -91,12 +89,18 @@ class FakeWindow:
 
 
 def _add(store: Store, conv, messages):
-    store.create_conversation(conv.title, system_prompt=conv.system_prompt, meta=conv.meta,
-                              created_at=conv.created_at, conversation_id=conv.id,
-                              model_path=conv.model_path)
+    store.create_conversation(
+        conv.title,
+        system_prompt=conv.system_prompt,
+        meta=conv.meta,
+        created_at=conv.created_at,
+        conversation_id=conv.id,
+        model_path=conv.model_path,
+    )
     store.insert_messages(messages)
-    store.update_conversation(conv.id, current_leaf_id=conv.current_leaf_id,
-                              updated_at=conv.updated_at)
+    store.update_conversation(
+        conv.id, current_leaf_id=conv.current_leaf_id, updated_at=conv.updated_at
+    )
 
 
 @pytest.fixture
@@ -130,9 +134,10 @@ def test_install_adds_file_menu_entries_and_a_list_hook(window, actions):
     assert empty.actions() == []
 
 
-def test_export_conversation_action_writes_the_chosen_format(window, actions, qtbot, tmp_path,
-                                                             monkeypatch):
-    conv, messages = sample()
+def test_export_conversation_action_writes_the_chosen_format(
+    window, actions, qtbot, tmp_path, monkeypatch
+):
+    conv, _ = sample()
     window.current = conv.id
     target = tmp_path / "out" / "chat"
     target.parent.mkdir()
@@ -147,8 +152,9 @@ def test_export_conversation_action_writes_the_chosen_format(window, actions, qt
     _finish(qtbot, window, actions)
     written = target.with_suffix(".html")
     assert written.read_text(encoding="utf-8") == export.to_html(
-        window.store.get_conversation(conv.id), window.store.messages(conv.id))
-    assert asked["start"].endswith('Sorting in Python_ _fast_ & _stable_.md')
+        window.store.get_conversation(conv.id), window.store.messages(conv.id)
+    )
+    assert asked["start"].endswith("Sorting in Python_ _fast_ & _stable_.md")
     assert window.infos == [f"Exported 1 conversation to {written}"] and window.errors == []
     assert window.settings.export_dir == str(target.parent) and window.saved == 1
 
@@ -158,26 +164,43 @@ def test_export_with_nothing_open_says_so(window, actions):
     assert window.infos == ["There is no conversation to export yet."]
 
 
-def test_context_menu_export_of_several_makes_a_zip(window, actions, qtbot, tmp_path,
-                                                    monkeypatch):
+def test_context_menu_export_of_several_makes_a_zip(window, actions, qtbot, tmp_path, monkeypatch):
     conv, messages = sample()
-    _add(window.store, conv.with_(id="second", title="Second"),
-         [m.with_(id="s" + m.id, conversation_id="second",
-                  parent_id="s" + m.parent_id if m.parent_id else None) for m in messages])
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(
-        lambda *a: (str(tmp_path / "both"), "JSON, lossless, importable files in a zip (*.zip)")))
+    _add(
+        window.store,
+        conv.with_(id="second", title="Second"),
+        [
+            m.with_(
+                id="s" + m.id,
+                conversation_id="second",
+                parent_id="s" + m.parent_id if m.parent_id else None,
+            )
+            for m in messages
+        ],
+    )
+    monkeypatch.setattr(
+        QFileDialog,
+        "getSaveFileName",
+        staticmethod(
+            lambda *a: (str(tmp_path / "both"), "JSON, lossless, importable files in a zip (*.zip)")
+        ),
+    )
     menu = QMenu()
     window.conversation_list_menu_hooks[0](menu, [conv.id, "second"])
     menu.actions()[0].trigger()
     _finish(qtbot, window, actions)
     with zipfile.ZipFile(tmp_path / "both.zip") as zf:
         assert sorted(zf.namelist()) == [
-            "Second.json", 'Sorting in Python_ _fast_ & _stable_.json', "index.html",
-            "index.json"]
+            "Second.json",
+            "Sorting in Python_ _fast_ & _stable_.json",
+            "index.html",
+            "index.json",
+        ]
 
 
-def test_import_refreshes_the_list_and_a_bad_file_shows_an_error(window, actions, qtbot,
-                                                                 tmp_path, monkeypatch):
+def test_import_refreshes_the_list_and_a_bad_file_shows_an_error(
+    window, actions, qtbot, tmp_path, monkeypatch
+):
     conv, messages = sample()
     good = tmp_path / "copy.json"
     doc = json.loads(export.to_json(conv, messages))
@@ -195,8 +218,11 @@ def test_import_refreshes_the_list_and_a_bad_file_shows_an_error(window, actions
     actions.start_import(bad)
     _finish(qtbot, window, actions, 2)
     assert window.errors == [
-        "bad.json: written by a newer chatapp (schema version 99); this chatapp reads "
-        "version 1. Update chatapp to import it."]
+        (
+            "bad.json: written by a newer chatapp (schema version 99); this chatapp reads "
+            "version 1. Update chatapp to import it."
+        )
+    ]
     assert window.store.count_conversations() == before and window.refreshed == 1
 
 
