@@ -223,10 +223,14 @@ class ExportActions(QObject):
         relay = _Relay(dialog)
         self._dialog = dialog
 
+        last = [-1]
+
         def progress(done: int, total: int) -> None:  # called on the worker thread
             if cancel.is_set():
                 raise ExportCancelled("Cancelled; nothing was changed.")
-            relay.progress.emit(done, total)
+            if done != last[0]:  # thousands of equal values would only flood the queue
+                last[0] = done
+                relay.progress.emit(done, total)
 
         return progress
 

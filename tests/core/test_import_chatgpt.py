@@ -210,3 +210,27 @@ def test_a_big_file_imports_in_one_go(tmp_path, store):
     result = importers.import_file(store, path, progress=lambda d, t: seen.append(d))
     assert len(result.imported) == 400 and result.messages == 400 * 7
     assert seen[-1] == importers.PROGRESS_TOTAL and len(seen) > 3
+
+
+@pytest.mark.slow
+def test_a_200_mb_file_imports_whole_or_not_at_all(tmp_path, store):
+    one = chatgpt_conversation()
+    one["mapping"]["a1"]["message"]["content"]["parts"] = ["long answer, 世界 " * 2500]
+    blobs = []
+    for i in range(5000):
+        one["conversation_id"] = f"c{i}"
+        blobs.append(json.dumps(one, ensure_ascii=False).encode())
+    data = b"[" + b",".join(blobs) + b"]"
+    assert len(data) > 200_000_000
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(data[:-500])  # a download that stopped short
+    with pytest.raises(UserError, match="not valid JSON"):
+        importers.import_file(store, cut)
+    assert store.count_conversations() == 0
+    whole = tmp_path / "conversations.json"
+    whole.write_bytes(data)
+    del data, blobs
+    seen = []
+    result = importers.import_file(store, whole, progress=lambda d, t: seen.append(d))
+    assert len(result.imported) == 5000 and store.count_conversations() == 5000
+    assert seen == sorted(seen) and seen[-1] == importers.PROGRESS_TOTAL
