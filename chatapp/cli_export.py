@@ -24,7 +24,14 @@ from typing import Any
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message
 from chatapp.core.errors import UserError
-from chatapp.core.export import EXTENSIONS, FORMATS, export_many, render, safe_filename
+from chatapp.core.export import (
+    EXTENSIONS,
+    FORMATS,
+    export_many,
+    print_html,
+    render,
+    safe_filename,
+)
 from chatapp.core.importers import IMPORT_FORMATS, import_file
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
@@ -146,7 +153,7 @@ def _pdf_via_child(conv: Conversation, messages: Sequence[Message]) -> bytes:
     """Run chatapp.pdf_export in a child process: Qt stays out of the CLI process."""
     with tempfile.TemporaryDirectory(prefix="chatapp-pdf-") as tmp:
         html_path, pdf_path = Path(tmp) / "in.html", Path(tmp) / "out.pdf"
-        html_path.write_text(render("html", conv, messages), encoding="utf-8")
+        html_path.write_text(print_html(conv, messages), encoding="utf-8")
         env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
         # the child must load this very chatapp, wherever the parent was started from
         root = str(Path(__file__).resolve().parents[1])

@@ -1,4 +1,4 @@
-"""PDF export: the HTML export laid out by QTextDocument and printed with QPdfWriter.
+"""PDF export: the HTML export (restyled for Qt) laid out by QTextDocument, printed by QPdfWriter.
 
 Qt needs a QGuiApplication for fonts; inside the window one exists, elsewhere (the CLI
 runs this module as a child process, so the CLI itself never imports Qt) an offscreen
@@ -22,7 +22,7 @@ from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, Q
 
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message
-from chatapp.core.export import to_html
+from chatapp.core.export import print_html
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +35,6 @@ def ensure_gui_application() -> None:
     if QGuiApplication.instance() is None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         _app = QGuiApplication([sys.argv[0] if sys.argv else "chatapp", "-platform", "offscreen"])
-
-
-# QTextDocument understands a subset of CSS: no custom properties, no media queries.
-# These rules restate the look of the HTML export in terms it can apply.
-_PRINT_CSS = """
-body { font-size: 10pt; color: #1f2328; }
-h1 { font-size: 16pt; }
-.meta, .stats, .model, time { color: #59636e; font-size: 8.5pt; }
-.role { font-weight: bold; }
-.note { color: #0969da; }
-pre { background-color: #f6f8fa; font-size: 8.5pt; }
-code { font-family: "DejaVu Sans Mono", monospace; }
-details.thinking, .thinking { color: #59636e; font-style: italic; }
-article.msg { margin-top: 10pt; }
-table { border-collapse: collapse; }
-th, td { border: 1px solid #d1d9e0; padding: 2pt; }
-"""
 
 
 def pdf_bytes(html: str, *, title: str = "") -> bytes:
@@ -77,7 +60,6 @@ def pdf_bytes(html: str, *, title: str = "") -> bytes:
         )
     )
     doc = QTextDocument()
-    doc.setDefaultStyleSheet(_PRINT_CSS)
     doc.setHtml(html)
     doc.setMetaInformation(QTextDocument.MetaInformation.DocumentTitle, title)
     doc.print_(writer)
@@ -87,7 +69,7 @@ def pdf_bytes(html: str, *, title: str = "") -> bytes:
 
 
 def conversation_pdf(conv: Conversation, messages: Sequence[Message]) -> bytes:
-    return pdf_bytes(to_html(conv, messages), title=conv.title)
+    return pdf_bytes(print_html(conv, messages), title=conv.title)
 
 
 def write_pdf(conv: Conversation, messages: Sequence[Message], path: str | Path) -> None:

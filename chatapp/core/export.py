@@ -111,17 +111,18 @@ def to_markdown(conv: Conversation, messages: Sequence[Message]) -> str:
     if note:
         out += [f"> **Note:** {note}", ""]
     if conv.system_prompt.strip():
-        fence = fence_for(conv.system_prompt)
-        out += ["## System prompt", "", fence + "text", conv.system_prompt, fence, ""]
+        prompt = _nl(conv.system_prompt)
+        fence = fence_for(prompt)
+        out += ["## System prompt", "", fence + "text", prompt, fence, ""]
     for m in branch:
         out += ["---", "", f"## {_message_heading(m)}", ""]
         if m.thinking.strip():
-            out += ["> **Thinking**", ">", _quote(close_open_fence(m.thinking)), ""]
-        out += [close_open_fence(m.content).rstrip("\n") or "*(empty)*", ""]
+            out += ["> **Thinking**", ">", _quote(close_open_fence(_nl(m.thinking))), ""]
+        out += [close_open_fence(_nl(m.content)).rstrip("\n") or "*(empty)*", ""]
         stats = message_stats(m)
         if stats:
             out += [f"*{stats}*", ""]
-    return "\n".join(out).rstrip("\n") + "\n"
+    return _unix_lines("\n".join(out))
 
 
 def _message_heading(m: Message) -> str:
@@ -140,6 +141,15 @@ def message_stats(m: Message) -> str:
     if m.finish_reason is not None and m.finish_reason.value not in ("stop", "streaming"):
         bits.append(m.finish_reason.value)
     return ", ".join(bits)
+
+
+def _nl(text: str) -> str:
+    """One kind of line ending (a stray \r ends a line for some readers only)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _unix_lines(text: str) -> str:
+    return _nl(text).rstrip("\n") + "\n"
 
 
 def _md_line(text: str) -> str:
@@ -166,16 +176,16 @@ def to_text(conv: Conversation, messages: Sequence[Message]) -> str:
     if note:
         out += ["", f"Note: {note}"]
     if conv.system_prompt.strip():
-        out += ["", "[System prompt]", conv.system_prompt]
+        out += ["", "[System prompt]", _nl(conv.system_prompt)]
     for m in branch:
         out += ["", "-" * 72, f"[{role_label(m)}] {stamp(m.created_at)}"]
         if m.role is Role.ASSISTANT and m.model:
             out[-1] += f"  ({m.model})"
         out.append("")
         if m.thinking.strip():
-            out += ["(thinking)", *("  " + line for line in m.thinking.split("\n")), ""]
-        out.append(m.content)
-    return "\n".join(out).rstrip("\n") + "\n"
+            out += ["(thinking)", *("  " + line for line in _nl(m.thinking).split("\n")), ""]
+        out.append(_nl(m.content))
+    return _unix_lines("\n".join(out))
 
 
 # -- JSON and HTML -------------------------------------------------------------------
@@ -189,6 +199,12 @@ def to_json(conv: Conversation, messages: Sequence[Message]) -> str:
 def to_html(conv: Conversation, messages: Sequence[Message]) -> str:
     branch = active_thread(conv, messages)
     return document_html(conv, branch, branch_note(conv, messages))
+
+
+def print_html(conv: Conversation, messages: Sequence[Message]) -> str:
+    """The HTML export restyled for Qt's rich text engine, which lays out the PDF."""
+    branch = active_thread(conv, messages)
+    return document_html(conv, branch, branch_note(conv, messages), css=PRINT_CSS + code_css())
 
 
 def render(fmt: str, conv: Conversation, messages: Sequence[Message]) -> str:
@@ -366,15 +382,34 @@ ul.index li { margin: .35rem 0; }
 """
 
 
-def _pygments_css() -> str:
+# QTextDocument understands a subset of CSS (no custom properties or media queries):
+# these rules restate the look of the page in terms it applies.
+PRINT_CSS = """
+body { font-size: 10pt; color: #1f2328; }
+h1 { font-size: 16pt; }
+.meta, .stats, .model, time { color: #59636e; font-size: 8.5pt; }
+.role { font-weight: bold; }
+.head { margin-top: 10pt; }
+.note { color: #0969da; }
+pre { background-color: #f6f8fa; font-size: 8.5pt; }
+code { font-family: "DejaVu Sans Mono", monospace; }
+.thinking { color: #59636e; font-style: italic; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #d1d9e0; padding: 2pt; }
+"""
+
+
+def code_css(style: str = "default") -> str:
+    """Pygments rules for highlighted code blocks (our own pre background wins)."""
     from pygments.formatters import HtmlFormatter
 
-    light = HtmlFormatter(style="default").get_style_defs("pre.code")
-    dark = HtmlFormatter(style="github-dark").get_style_defs("pre.code")
-    # Our own pre background wins over the styles' (they set it on the container).
-    light = "\n".join(ln for ln in light.splitlines() if not ln.startswith("pre.code  {"))
-    dark = "\n".join(ln for ln in dark.splitlines() if not ln.startswith("pre.code  {"))
-    return f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
+    rules = HtmlFormatter(style=style).get_style_defs("pre.code")
+    return "\n".join(ln for ln in rules.splitlines() if not ln.startswith("pre.code  {")) + "\n"
+
+
+def _pygments_css() -> str:
+    dark = code_css("github-dark")
+    return f"{code_css()}@media (prefers-color-scheme: dark) {{\n{dark}}}\n"
 
 
 def _highlight(code: str, lang: str, attrs: str) -> str:
@@ -429,7 +464,7 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
 
 
-def _page(title: str, body: list[str]) -> str:
+def _page(title: str, body: list[str], css: str | None = None) -> str:
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -440,7 +475,7 @@ def _page(title: str, body: list[str]) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<meta name="generator" content="chatapp">',
             f"<title>{_esc(title)}</title>",
-            f"<style>{_CSS}{_pygments_css()}</style>",
+            f"<style>{_CSS + _pygments_css() if css is None else css}</style>",
             "</head>",
             "<body>",
             "<main>",
@@ -453,7 +488,9 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
-def document_html(conv: Conversation, branch: Sequence[Message], note: str = "") -> str:
+def document_html(
+    conv: Conversation, branch: Sequence[Message], note: str = "", *, css: str | None = None
+) -> str:
     """The HTML page of one conversation thread."""
     meta = [f'Created <time datetime="{_iso(conv.created_at)}">{stamp(conv.created_at)}</time>']
     models = model_names(branch)
@@ -476,7 +513,7 @@ def document_html(conv: Conversation, branch: Sequence[Message], note: str = "")
         ]
     for m in branch:
         body += _message_html(m)
-    return _page(conv.title, body)
+    return _page(conv.title, body, css)
 
 
 def _message_html(m: Message) -> list[str]:
