@@ -39,6 +39,7 @@ ZIP_FILTERS = [
     (f"{label.split(' (')[0]} files in a zip (*.zip)", fmt) for label, fmt in ONE_FILE_FILTERS
 ]
 IMPORT_FILTER = "Chat exports (*.json *.zip);;All files (*)"
+FORMAT_KEY = "export.format"  # in settings.extra: the format chosen last time
 
 
 class ExportCancelled(UserError):
@@ -57,7 +58,15 @@ class _Relay(QObject):
     def __init__(self, dialog: QProgressDialog) -> None:
         super().__init__(dialog)
         self.dialog = dialog
+        self.cancel = threading.Event()  # read by the worker thread
         self.progress.connect(self.show_progress)
+        # Slots are methods of this QObject: PySide6 6.12 mishandles connections to
+        # plain callables such as Event.set (crashes on connect, deadlocks on disconnect).
+        dialog.canceled.connect(self.on_canceled)
+
+    @Slot()
+    def on_canceled(self) -> None:
+        self.cancel.set()
 
     @Slot(int, int)
     def show_progress(self, done: int, total: int) -> None:
@@ -120,23 +129,37 @@ class ExportActions(QObject):
         self.export_interactive(ids, force_zip=True)
 
     def export_interactive(self, ids: list[str], *, force_zip: bool = False) -> None:
+        """Ask where and in which format (remembered), then export in the background."""
         as_zip = force_zip or len(ids) > 1
         filters = ZIP_FILTERS if as_zip else ONE_FILE_FILTERS
+        last = self.window.settings.extra.get(FORMAT_KEY)
+        fmt = last if last in {f for _, f in filters} else filters[0][1]
         if as_zip:
             name = "chatapp-export.zip"
         else:
             conv = self.window.store.get_conversation(ids[0])
-            name = safe_filename(conv.title if conv else "conversation", ".md")
+            name = safe_filename(conv.title if conv else "conversation", EXTENSIONS[fmt])
         start = str(Path(self.window.settings.export_dir or Path.home()) / name)
+        chosen_filter = next(label for label, f in filters if f == fmt)
         path, chosen = QFileDialog.getSaveFileName(
-            self._parent_widget(), "Export", start, ";;".join(f for f, _ in filters)
+            self._parent_widget(),
+            "Export",
+            start,
+            ";;".join(label for label, _ in filters),
+            chosen_filter,
         )
         if not path:
             return
-        fmt = dict(filters).get(chosen, filters[0][1])
-        want = ".zip" if as_zip else EXTENSIONS[fmt]
-        if Path(path).suffix.lower() != want:
-            path += want
+        fmt = dict(filters).get(chosen, fmt)
+        suffix = Path(path).suffix.lower()
+        by_suffix = {ext: f for f, ext in EXTENSIONS.items()}
+        if not as_zip and suffix in by_suffix:  # a typed extension wins over the filter
+            fmt = by_suffix[suffix]
+        elif suffix != (".zip" if as_zip else EXTENSIONS[fmt]):
+            path += ".zip" if as_zip else EXTENSIONS[fmt]
+        if self.window.settings.extra.get(FORMAT_KEY) != fmt:
+            self.window.settings.extra[FORMAT_KEY] = fmt
+            self.window.save_settings()
         self.start_export(ids, fmt, Path(path), as_zip=as_zip)
 
     def import_interactive(self) -> None:
@@ -212,15 +235,14 @@ class ExportActions(QObject):
     def _begin(self, label: str, total: int) -> Callable[[int, int], None]:
         """Show a progress dialog; return the thread-safe callback for the job."""
         self.busy = True
-        cancel = threading.Event()
         dialog = QProgressDialog(label, "Cancel", 0, max(total, 1), self._parent_widget())
         dialog.setWindowTitle("chatapp")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(400)  # quick jobs finish without a flash of a dialog
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
-        dialog.canceled.connect(cancel.set)
         relay = _Relay(dialog)
+        cancel = relay.cancel
         self._dialog = dialog
 
         last = [-1]
@@ -237,8 +259,9 @@ class ExportActions(QObject):
     def _end(self) -> None:
         self.busy = False
         if self._dialog is not None:
-            self._dialog.canceled.disconnect()
-            self._dialog.close()
+            # closing would emit canceled; after the job that is harmless, but hide instead
+            self._dialog.reset()  # also stops the timer that would show it
+            self._dialog.hide()
             self._dialog.deleteLater()
             self._dialog = None
 

@@ -143,8 +143,8 @@ def test_export_conversation_action_writes_the_chosen_format(
     target.parent.mkdir()
     asked = {}
 
-    def fake_save(parent, caption, start, filters):
-        asked["start"], asked["filters"] = start, filters
+    def fake_save(parent, caption, start, filters, selected):
+        asked["start"], asked["filters"], asked["selected"] = start, filters, selected
         return str(target), "HTML page (*.html)"
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_save))
@@ -155,8 +155,20 @@ def test_export_conversation_action_writes_the_chosen_format(
         window.store.get_conversation(conv.id), window.store.messages(conv.id)
     )
     assert asked["start"].endswith("Sorting in Python_ _fast_ & _stable_.md")
+    assert asked["selected"] == "Markdown (*.md)"
     assert window.infos == [f"Exported 1 conversation to {written}"] and window.errors == []
-    assert window.settings.export_dir == str(target.parent) and window.saved == 1
+    assert window.settings.export_dir == str(target.parent)
+    assert window.settings.extra["export.format"] == "html" and window.saved == 2
+    # next time HTML is offered first, and a typed .txt wins over the chosen filter
+    monkeypatch.setattr(
+        QFileDialog,
+        "getSaveFileName",
+        staticmethod(lambda *a: (asked.update(again=a) or str(tmp_path / "x.txt"), a[4])),
+    )
+    actions.export_action.trigger()
+    _finish(qtbot, window, actions, 2)
+    assert asked["again"][2].endswith("_stable_.html") and asked["again"][4].startswith("HTML")
+    assert (tmp_path / "x.txt").read_text(encoding="utf-8").startswith("Sorting in Python")
 
 
 def test_export_with_nothing_open_says_so(window, actions):
