@@ -119,3 +119,12 @@ def test_the_export_cli_never_imports_qt():
         "assert not [m for m in sys.modules if m.startswith('PySide6')], 'CLI imported Qt'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_export_all_as_pdf_makes_a_zip_of_pdfs(tmp_path, exported_json):
+    cli.run(["import", str(exported_json)])
+    assert cli.run(["export", "--all", "-f", "pdf", "-o", str(tmp_path / "pdfs.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "pdfs.zip") as zf:
+        pdf = zf.read("Sorting in Python_ _fast_ & _stable_.pdf")
+        assert pdf.startswith(b"%PDF-") and b"/Type /Page" in pdf
+        assert json.loads(zf.read("index.json"))["conversations"][0]["id"] == CONV_ID
