@@ -11,6 +11,10 @@ from typing import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--pdf-worker"]:  # a frozen build's stand-in for -m chatapp.pdf_export
+        from chatapp.pdf_export import main as pdf_main
+
+        return pdf_main(args[1:])
     from chatapp import cli
 
     first = next((a for a in args if not a.startswith("-")), None)

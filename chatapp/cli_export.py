@@ -158,7 +158,8 @@ def _pdf_via_child(conv: Conversation, messages: Sequence[Message]) -> bytes:
         # the child must load this very chatapp, wherever the parent was started from
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "chatapp.pdf_export", str(html_path), str(pdf_path)]
+        worker = ["--pdf-worker"] if getattr(sys, "frozen", False) else ["-m", "chatapp.pdf_export"]
+        cmd = [sys.executable, *worker, str(html_path), str(pdf_path)]
         proc = subprocess.run(
             [*cmd, "--title", conv.title], env=env, capture_output=True, text=True, check=False
         )
