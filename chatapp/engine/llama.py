@@ -101,6 +101,9 @@ class LlamaEngine:
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise self._load_error(e, mark) from e
+        # verbose=True was for the load log (routed to our log); llama-cpp-python's own
+        # prints during generation (prefix-cache notes) must not reach the terminal
+        self._llm.verbose = False
         self._closed = False
         self._cancel = threading.Event()  # replaced by each generate() call's event
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())

@@ -105,6 +105,11 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         for name in extensions:
             self._install_extension(name)
+        f = self.menus["file"]
+        f.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        f.addAction(quit_action)
         self._update_buttons()
 
     # -- construction ---------------------------------------------------------------
@@ -122,6 +127,8 @@ class MainWindow(QMainWindow):
         self.conversation_view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.conversation_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.conversation_view.setUniformItemSizes(True)
+        self.conversation_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.conversation_view.setTextElideMode(Qt.TextElideMode.ElideRight)
         ll.addWidget(self.new_button)
         ll.addWidget(self.conversation_view, 1)
 
@@ -189,10 +196,6 @@ class MainWindow(QMainWindow):
         f = self.menus["file"]
         self.open_action = QAction("&Open model…", self, shortcut=QKeySequence.StandardKey.Open)
         f.addAction(self.open_action)
-        f.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        f.addAction(quit_action)
         c = self.menus["chat"]
         self.new_action = QAction("&New chat", self)
         self.stop_action = QAction("&Stop answer", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
