@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.gui.markdown_html import plain_to_html, to_html
 
-RENDER_INTERVAL_MS = 50
+RENDER_INTERVAL_MS = 120
+MAX_RENDER_INTERVAL_MS = 400
 
 _ROLE_NAMES = {Role.USER: "You", Role.ASSISTANT: "Assistant", Role.SYSTEM: "System"}
 _STYLE = {
@@ -186,7 +187,11 @@ class MessageView(QScrollArea):
         """Coalesced: the widget re-renders at most every RENDER_INTERVAL_MS."""
         self._pending[message_id] = (text, thinking)
         if not self._timer.isActive():
-            self._timer.start()
+            # Qt lays out the whole message again on each update, so a long answer is
+            # refreshed less often: the GUI's share of the CPU stays small and the model
+            # (which wants every core) keeps its speed.
+            size = len(text) + len(thinking)
+            self._timer.start(min(MAX_RENDER_INTERVAL_MS, RENDER_INTERVAL_MS + size // 25))
 
     def finish(self, msg: Message) -> None:
         self._pending.pop(msg.id, None)

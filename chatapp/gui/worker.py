@@ -25,7 +25,7 @@ from chatapp.core.templates import ChatTemplate, resolve_template
 
 log = logging.getLogger(__name__)
 
-EMIT_INTERVAL = 0.03  # seconds between coalesced text updates
+EMIT_INTERVAL = 0.05  # seconds between coalesced text updates
 
 EngineFactory = Callable[["LoadRequest"], Engine]
 
