@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatapp.core.templates import partial_stop_len as _partial_suffix  # the one implementation
+
 THINKING = "thinking"
 ANSWER = "answer"
 DEFAULT_TAGS: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
@@ -90,17 +92,6 @@ class ThinkingSplitter:
                 out[-1] = (channel, out[-1][1] + text)
             else:
                 out.append((channel, text))
-
-
-def _partial_suffix(text: str, tags: Sequence[str]) -> int:
-    """Length of the longest end of `text` that is the beginning of one of the tags."""
-    best = 0
-    for tag in tags:
-        for n in range(min(len(tag) - 1, len(text)), best, -1):
-            if text.endswith(tag[:n]):
-                best = n
-                break
-    return best
 
 
 def split_thinking(

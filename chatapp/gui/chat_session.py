@@ -173,7 +173,17 @@ class ChatSession(QObject):
             self.open_model(conv.model_path)
 
     def new_conversation(self) -> None:
+        """An empty chat; it uses the default model, if one is set, else the loaded one."""
         self.select_conversation(None)
+        default = self.settings.default_model
+        if (
+            default
+            and not self.busy
+            and (self.model is None or Path(default) != Path(self.model.info.path))
+            and self.loading_path != default
+            and Path(default).exists()
+        ):
+            self.open_model(default)
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         self.store.rename_conversation(conversation_id, title)

@@ -212,6 +212,11 @@ class MainWindow(QMainWindow):
         ):
             c.addAction(a)
         self.addAction(self.stop_action)  # Esc works wherever focus is
+        self.default_model_action = QAction("Use this model for &new chats and at start-up", self)
+        self.default_model_action.setCheckable(True)
+        self.default_model_action.setEnabled(False)
+        self.default_model_action.toggled.connect(self._set_default_model)
+        self.menus["models"].addAction(self.default_model_action)
         about = QAction("&About chatapp", self)
         about.triggered.connect(self._about)
         self.menus["help"].addAction(about)
@@ -356,6 +361,16 @@ class MainWindow(QMainWindow):
             for cid in ids:
                 self.session.delete_conversation(cid)
 
+    def _set_default_model(self, on: bool) -> None:
+        info = self.session.model_info
+        if info is None:
+            return
+        if on:
+            self.settings.default_model = info.path
+        elif self.settings.default_model == info.path:
+            self.settings.default_model = None
+        self.save_settings()
+
     def _conversation_menu(self, pos: QPoint) -> None:
         ids = self.selected_conversation_ids()
         if not ids:
@@ -446,6 +461,10 @@ class MainWindow(QMainWindow):
             f" · {info.n_threads} threads" + (f" · GPU layers {info.n_gpu_layers}" if info.n_gpu_layers else "")
         )
         self.setWindowTitle(f"chatapp — {info.name}")
+        self.default_model_action.blockSignals(True)
+        self.default_model_action.setEnabled(True)
+        self.default_model_action.setChecked(self.settings.default_model == info.path)
+        self.default_model_action.blockSignals(False)
         self.save_settings()
         self.message_view.set_placeholder(f"{info.name} is ready. Say hello.")
         self._update_buttons()

@@ -151,3 +151,17 @@ def test_send_without_model_says_so(qtbot, make_window):
     qtbot.keyClick(w.input, Qt.Key.Key_Return)
     assert "No model" in w.message_bar.label.text()
     assert w.input.toPlainText() == "hi"  # nothing lost
+
+
+def test_default_model_is_saved_and_used_for_new_chats(qtbot, make_window, fake_model_file, tmp_path):
+    w = make_window(reply="ok")
+    _load(qtbot, w, fake_model_file)
+    w.default_model_action.setChecked(True)
+    assert w.settings.default_model == str(fake_model_file.resolve())
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF")
+    _load(qtbot, w, other)
+    assert not w.default_model_action.isChecked()
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        w.new_action.trigger()
+    assert w.session.model.info.path == str(fake_model_file.resolve())
