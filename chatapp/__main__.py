@@ -6,7 +6,7 @@ A known command name runs the headless CLI (no Qt import); anything else opens t
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:

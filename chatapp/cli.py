@@ -10,7 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from chatapp import __version__
 from chatapp.core.errors import UserError
@@ -64,7 +64,7 @@ def run(argv: Sequence[str]) -> int:
         print(f"chatapp: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("", file=sys.stderr)
+        print(file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

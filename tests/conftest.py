@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "1")  # never the real hub
 
-from tests import fetch_models  # noqa: E402
+from tests import fetch_models
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from chatapp.core.engine import Cancelled, ModelInfo, SamplingParams
 

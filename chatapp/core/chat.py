@@ -7,9 +7,10 @@ can be shown. Used by the window's worker, the CLI and "Show prompt".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from chatapp.core.conversation import Message
 from chatapp.core.engine import Engine

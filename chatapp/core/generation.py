@@ -12,8 +12,8 @@ from __future__ import annotations
 import codecs
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from chatapp.core.conversation import FinishReason
 from chatapp.core.engine import Cancelled, Engine, SamplingParams

@@ -9,7 +9,7 @@ chatapp, and is refused rather than risked.
 from __future__ import annotations
 
 import sqlite3
-from typing import Callable
+from collections.abc import Callable
 
 Migration = Callable[[sqlite3.Connection], None]
 

@@ -14,11 +14,12 @@ import ctypes
 import ctypes.util
 import gc
 import io
-import sys
 import logging
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import llama_cpp
 

@@ -16,7 +16,7 @@ class InputBox(QPlainTextEdit):
         self.setTabChangesFocus(True)
         self.setFixedHeight(84)
 
-    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+    def keyPressEvent(self, e: QKeyEvent) -> None:
         if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             if e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
                 self.insertPlainText("\n")

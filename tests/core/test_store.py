@@ -64,10 +64,9 @@ def test_update_message_and_finish_reason(tmp_path):
 
 def test_transaction_rolls_back_on_error(tmp_path):
     with Store(tmp_path / "db.sqlite3") as s:
-        with pytest.raises(RuntimeError):
-            with s.transaction():
-                s.create_conversation("doomed")
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), s.transaction():
+            s.create_conversation("doomed")
+            raise RuntimeError("boom")
         assert s.count_conversations() == 0
 
 
