@@ -1,7 +1,7 @@
 """Headless commands on the same core and engines as the window. Never imports Qt.
 
-Each command lives in its own module with `register(subparsers)`; the module sets
-`func` on its parser, which takes the parsed args and returns an exit code.
+Each command lives in its own module (COMMAND_MODULES) with `register(subparsers)`;
+the module sets `func` on its parser, which takes the parsed args and returns an exit code.
 """
 
 from __future__ import annotations
@@ -26,10 +26,14 @@ COMMAND_MODULES = (
 
 
 def command_names() -> set[str]:
-    return {name for name in _parser()._subparsers_names}  # type: ignore[attr-defined]
+    return set(_parser_and_commands()[1].choices)
 
 
 def _parser() -> argparse.ArgumentParser:
+    return _parser_and_commands()[0]
+
+
+def _parser_and_commands() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     p = argparse.ArgumentParser(
         prog="chatapp",
         description="chatapp: chat with local GGUF models. With no command, opens the window.",
@@ -38,15 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        module.register(sub)
-    p._subparsers_names = set(sub.choices)  # type: ignore[attr-defined]
-    return p
+        importlib.import_module(name).register(sub)
+    return p, sub
 
 
 def run(argv: Sequence[str]) -> int:

@@ -7,12 +7,12 @@ import argparse
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from chatapp.core.chat import prepare_prompt, template_for
+from chatapp.core.chat import begin_reply, prepare_prompt, template_for
 from chatapp.core.conversation import FinishReason, Role, title_from
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import UserError
 from chatapp.core.generation import THINKING, ReplyStream
 from chatapp.core.settings import Settings
@@ -98,25 +98,12 @@ def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignor
     prompt = prepare_prompt(engine, template, conv.system_prompt, branch)
     if prompt.warning:
         print(f"chatapp: note: {prompt.warning}", file=sys.stderr)
-    params = SamplingParams(
-        temperature=settings.temperature if args.temperature is None else args.temperature,
-        top_p=settings.top_p,
-        top_k=settings.top_k,
-        min_p=settings.min_p,
-        repeat_penalty=settings.repeat_penalty,
-        max_tokens=args.max_tokens if args.max_tokens is not None else settings.max_tokens,
+    # --seed alone decides the CLI's seed (none: a fresh one each run)
+    params = replace(
+        settings.sampling(temperature=args.temperature, max_tokens=args.max_tokens),
         seed=args.seed,
     )
-    reply = store.add_message(
-        conv.id,
-        Role.ASSISTANT,
-        "",
-        parent_id=user.id,
-        model=Path(engine.info.path).name,
-        finish_reason=FinishReason.STREAMING,
-        meta={"template": template.name, "template_source": template.source,
-              "sampling": params.as_dict(), "model_path": engine.info.path},
-    )
+    reply = begin_reply(store, conv.id, user.id, engine.info.path, template, params)
     cancel = threading.Event()
     stream = ReplyStream(
         engine,

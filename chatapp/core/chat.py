@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatapp.core.conversation import Message
-from chatapp.core.engine import Engine
+from chatapp.core.conversation import FinishReason, Message, Role
+from chatapp.core.engine import Engine, SamplingParams
 from chatapp.core.prompting import build_prompt, conversation_messages, needs_bos
+from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate, resolve_template
 from chatapp.core.thinking import starts_inside_thinking
 
@@ -31,6 +32,32 @@ class PreparedPrompt:
     @property
     def starts_inside_thinking(self) -> bool:
         return starts_inside_thinking(self.text, self.template.think_tags)
+
+
+def begin_reply(
+    store: Store,
+    conversation_id: str,
+    parent_id: str,
+    model_path: str,
+    template: ChatTemplate,
+    params: SamplingParams,
+) -> Message:
+    """The answer's row, written before the first token so a crash keeps what streamed.
+    It records how it was made: model, template and sampling."""
+    return store.add_message(
+        conversation_id,
+        Role.ASSISTANT,
+        "",
+        parent_id=parent_id,
+        model=Path(model_path).name,
+        finish_reason=FinishReason.STREAMING,
+        meta={
+            "template": template.name,
+            "template_source": template.source,
+            "sampling": params.as_dict(),
+            "model_path": model_path,
+        },
+    )
 
 
 def template_for(engine: Engine, user_templates: dict[str, str] | None = None) -> ChatTemplate:

@@ -86,22 +86,6 @@ def thread(messages: Iterable[Message], leaf_id: str | None) -> list[Message]:
     return out
 
 
-def children(messages: Iterable[Message], parent_id: str | None) -> list[Message]:
-    """Siblings under one parent (branches), oldest first."""
-    return sorted((m for m in messages if m.parent_id == parent_id), key=lambda m: m.created_at)
-
-
-def latest_leaf(messages: Iterable[Message], start_id: str) -> str:
-    """Follow the newest child from start_id down to a leaf."""
-    msgs = list(messages)
-    cur = start_id
-    while True:
-        kids = children(msgs, cur)
-        if not kids:
-            return cur
-        cur = kids[-1].id
-
-
 def title_from(text: str, limit: int = 48) -> str:
     """A conversation title from the first user message: one line, trimmed at a word."""
     line = " ".join(text.split())
@@ -109,15 +93,3 @@ def title_from(text: str, limit: int = 48) -> str:
         return line or "New chat"
     cut = line[:limit].rsplit(" ", 1)[0]
     return (cut or line[:limit]) + "…"
-
-
-def chat_messages(system_prompt: str, branch: Iterable[Message]) -> list[dict[str, str]]:
-    """OpenAI-style role/content dicts for a template, system prompt first if any."""
-    out: list[dict[str, str]] = []
-    if system_prompt.strip():
-        out.append({"role": Role.SYSTEM.value, "content": system_prompt})
-    for m in branch:
-        if m.role is Role.ASSISTANT and m.finish_reason is FinishReason.ERROR and not m.content:
-            continue
-        out.append({"role": m.role.value, "content": m.content})
-    return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.core import atomic
+from chatapp.core.engine import SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,20 @@ class Settings:
     user_templates: dict[str, str] = field(default_factory=dict)  # model file name -> Jinja
     export_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other modules' keys
+
+    def sampling(self, **overrides: Any) -> SamplingParams:
+        """The sampling settings, with any given (non-None) overrides."""
+        values = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repeat_penalty": self.repeat_penalty,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return SamplingParams(**values)
 
     def save(self, path: Path) -> None:
         data = {"schema_version": SCHEMA_VERSION, **asdict(self)}

@@ -16,7 +16,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal
 
 from chatapp.core.conversation import FinishReason, Message, Role, title_from
-from chatapp.core.engine import ModelInfo, SamplingParams
+from chatapp.core.chat import begin_reply
+from chatapp.core.engine import ModelInfo
 from chatapp.core.prompting import conversation_messages
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
@@ -162,28 +163,24 @@ class ChatSession(QObject):
         self.conversation_selected.emit(conversation_id or "")
         self._emit_context()
         conv = self.store.get_conversation(conversation_id) if conversation_id else None
-        if (
-            conv is not None
-            and conv.model_path
-            and not self.busy
-            and (self.model is None or Path(conv.model_path) != Path(self.model.info.path))
-            and self.loading_path != conv.model_path
-            and Path(conv.model_path).exists()
-        ):
-            self.open_model(conv.model_path)
+        if conv is not None:
+            self._switch_model_to(conv.model_path)
 
     def new_conversation(self) -> None:
         """An empty chat; it uses the default model, if one is set, else the loaded one."""
         self.select_conversation(None)
-        default = self.settings.default_model
+        self._switch_model_to(self.settings.default_model)
+
+    def _switch_model_to(self, path: str | None) -> None:
+        """Load `path` unless it is the model already loaded or loading (or is gone)."""
         if (
-            default
+            path
             and not self.busy
-            and (self.model is None or Path(default) != Path(self.model.info.path))
-            and self.loading_path != default
-            and Path(default).exists()
+            and (self.model is None or Path(path) != Path(self.model.info.path))
+            and self.loading_path != path
+            and Path(path).exists()
         ):
-            self.open_model(default)
+            self.open_model(path)
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         self.store.rename_conversation(conversation_id, title)
@@ -256,27 +253,9 @@ class ChatSession(QObject):
         upto = branch[: [m.id for m in branch].index(parent.id) + 1]
         template = self.model.template
         messages = conversation_messages(upto, template)
-        s = self.settings
-        params = SamplingParams(
-            temperature=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            min_p=s.min_p,
-            repeat_penalty=s.repeat_penalty,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-        )
+        params = self.settings.sampling()
         info = self.model.info
-        reply = self.store.add_message(
-            conv.id,
-            Role.ASSISTANT,
-            "",
-            parent_id=parent.id,
-            model=Path(info.path).name,
-            finish_reason=FinishReason.STREAMING,
-            meta={"template": template.name, "template_source": template.source,
-                  "sampling": params.as_dict(), "model_path": info.path},
-        )
+        reply = begin_reply(self.store, conv.id, parent.id, info.path, template, params)
         if conv.model_path != info.path:
             self.store.update_conversation(conv.id, model_path=info.path)
         self._seq += 1

@@ -257,13 +257,7 @@ class MainWindow(QMainWindow):
         s.notice.connect(self.show_info)
 
     def _install_extension(self, name: str) -> None:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            return
-        module.install(self)
+        importlib.import_module(name).install(self)
 
     # -- the surface extensions use ---------------------------------------------------
 
