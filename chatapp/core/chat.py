@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.core.conversation import FinishReason, Message, Role
-from chatapp.core.engine import Engine, SamplingParams
+from chatapp.core.engine import Engine, ModelInfo, SamplingParams
 from chatapp.core.prompting import build_prompt, conversation_messages, needs_bos
 from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate, resolve_template
@@ -61,11 +61,18 @@ def begin_reply(
 
 
 def template_for(engine: Engine, user_templates: dict[str, str] | None = None) -> ChatTemplate:
-    name = Path(engine.info.path).name
+    info = engine.info
+    return template_for_model(info, (user_templates or {}).get(Path(info.path).name))
+
+
+def template_for_model(info: ModelInfo, user_template: str | None = None) -> ChatTemplate:
+    """The template a loaded model chats with: the same answer for the chat, the CLI and
+    "Show prompt" (its vocabulary's special tokens help pick a preset)."""
     return resolve_template(
-        engine.info.metadata,
-        user_template=(user_templates or {}).get(name),
-        eos_token=engine.info.eos_token,
+        info.metadata,
+        user_template=user_template,
+        special_tokens=set(info.special_tokens) or None,
+        eos_token=info.eos_token,
     )
 
 

@@ -41,6 +41,7 @@ class ModelInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     n_threads: int = 0
     n_gpu_layers: int = 0
+    special_tokens: frozenset[str] = frozenset()  # texts of control/user-defined tokens
 
 
 class Cancelled(Exception):

@@ -111,10 +111,21 @@ class LlamaEngine:
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: no callback
         vocab = self._llm._model.vocab
         n_vocab = self._llm.n_vocab()
-        eog = frozenset(t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t))
-        self._control = frozenset(
-            t for t in range(n_vocab) if llama_cpp.llama_vocab_is_control(vocab, t)
-        )
+        # one pass over the vocabulary: end-of-generation ids, control ids (they end a
+        # turn if generated) and the special tokens' texts (for choosing a preset)
+        eog: set[int] = set()
+        control: set[int] = set()
+        special: set[str] = set()
+        marked = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        for t in range(n_vocab):
+            if llama_cpp.llama_vocab_is_eog(vocab, t):
+                eog.add(t)
+            attr = llama_cpp.llama_vocab_get_attr(vocab, t)
+            if attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+                control.add(t)
+            if attr & marked:
+                special.add(llama_cpp.llama_vocab_get_text(vocab, t).decode("utf-8", "replace"))
+        self._control = frozenset(control)
         bos_id, eos_id = self._llm.token_bos(), self._llm.token_eos()
         self.info = ModelInfo(
             path=self.path,
@@ -125,7 +136,8 @@ class LlamaEngine:
             n_vocab=n_vocab,
             bos_token=self._piece(bos_id) if bos_id >= 0 else "",
             eos_token=self._piece(eos_id) if eos_id >= 0 else "",
-            eog_token_ids=eog,
+            eog_token_ids=frozenset(eog),
+            special_tokens=frozenset(special),
             add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
             metadata=dict(meta),
             n_threads=threads,

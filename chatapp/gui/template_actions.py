@@ -16,7 +16,8 @@ from PySide6.QtGui import QAction
 
 from chatapp.core.errors import UserError
 from chatapp.core.prompting import PromptResult, conversation_messages, prompt_for_thread
-from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.chat import template_for_model
+from chatapp.core.templates import ChatTemplate
 from chatapp.gui.prompt_view import PromptView
 from chatapp.gui.template_editor import TemplateEditor
 
@@ -79,11 +80,7 @@ def current_template(window: Any) -> tuple[ChatTemplate, Any] | None:
         window.show_error("Load a model first: the prompt depends on the model's template.")
         return None
     model_file = Path(info.path).name
-    template = resolve_template(
-        window.model_metadata() or info.metadata,
-        user_template=window.settings.user_templates.get(model_file),
-        eos_token=info.eos_token,
-    )
+    template = template_for_model(info, window.settings.user_templates.get(model_file))
     return template, info
 
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from chatapp.core.chat import PreparedPrompt, prepare_prompt
+from chatapp.core.chat import PreparedPrompt, prepare_prompt, template_for_model
 from chatapp.core.engine import Engine, ModelInfo, SamplingParams
 from chatapp.core.errors import UserError
 from chatapp.core.generation import THINKING, ReplyStats, ReplyStream
-from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.templates import ChatTemplate
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,7 @@ class InferenceWorker(QObject):
         t0 = time.perf_counter()
         try:
             engine = self._factory(req)
-            template = resolve_template(
-                engine.info.metadata,
-                user_template=req.user_template,
-                eos_token=engine.info.eos_token,
-            )
+            template = template_for_model(engine.info, req.user_template)
         except UserError as e:
             self.load_failed.emit(req.path, str(e))
             return
@@ -131,11 +127,7 @@ class InferenceWorker(QObject):
     @Slot(str)
     def set_user_template(self, text: str) -> None:
         if self._engine is not None:
-            self._template = resolve_template(
-                self._engine.info.metadata,
-                user_template=text or None,
-                eos_token=self._engine.info.eos_token,
-            )
+            self._template = template_for_model(self._engine.info, text or None)
 
     @Slot()
     def unload(self) -> None:

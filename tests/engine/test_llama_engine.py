@@ -35,6 +35,7 @@ def test_context_is_min_of_trained_and_4096(smol):
     assert smol.info.n_ctx_train == 8192
     assert smol.info.n_ctx == 4096
     assert smol.info.n_threads == 2
+    assert {"<|im_start|>", "<|im_end|>"} <= smol.info.special_tokens
 
 
 def test_chat_answer_streams_and_stops_at_end_of_turn(smol):
@@ -93,6 +94,7 @@ def test_gemma_base_gets_gemma_turns_and_no_marker_leaks(gemma_path):
     e = LlamaEngine(gemma_path, n_threads=2)
     try:
         assert e.info.n_ctx == 4096 and e.info.n_ctx_train == 32768
+        assert {"<start_of_turn>", "<end_of_turn>"} <= e.info.special_tokens
         tpl = template_for(e)
         assert tpl.name.lower().startswith("gemma") and "<end_of_turn>" in tpl.stop_markers
         p = prepare_prompt(e, tpl, "", [{"role": "user", "content": "Name a colour."}])
