@@ -116,20 +116,17 @@ def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignor
     )
     saved = time.monotonic()
     out = sys.stdout
-    answer, thinking = "", ""
     interrupted = False
     try:
         for channel, piece in stream:
             if channel == THINKING:  # reasoning goes to stderr, the answer to stdout
-                thinking += piece
                 sys.stderr.write(piece)
                 sys.stderr.flush()
                 continue
-            answer += piece
             out.write(piece)
             out.flush()
             if time.monotonic() - saved >= SAVE_INTERVAL:
-                store.update_message(reply.id, content=answer, thinking=thinking)
+                store.update_message(reply.id, content=stream.answer, thinking=stream.thinking)
                 saved = time.monotonic()
     except KeyboardInterrupt:
         interrupted = True
@@ -138,8 +135,8 @@ def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignor
     st = stream.stats
     store.update_message(
         reply.id,
-        content=stream.answer if not interrupted else answer,
-        thinking=stream.thinking if not interrupted else thinking,
+        content=stream.answer,
+        thinking=stream.thinking,
         finish_reason=FinishReason.CANCELLED if interrupted else st.finish_reason,
         prompt_tokens=st.prompt_tokens,
         completion_tokens=st.completion_tokens,
