@@ -307,6 +307,19 @@ class Store:
         with self.transaction() as db:
             db.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*fields.values(), message_id))
 
+    def delete_message(self, message_id: str) -> None:
+        """Remove a message and its replies; a conversation that pointed at it points at
+        its parent instead."""
+        msg = self.get_message(message_id)
+        if msg is None:
+            return
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE conversations SET current_leaf_id = ? WHERE id = ? AND current_leaf_id = ?",
+                (msg.parent_id, msg.conversation_id, message_id),
+            )
+            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+
     def get_message(self, message_id: str) -> Message | None:
         row = self._db.execute(
             f"SELECT {_MSG_COLS} FROM messages WHERE id = ?", (message_id,)

@@ -338,11 +338,7 @@ class ChatSession(QObject):
                 finish_reason=FinishReason.ERROR,
             )
         else:  # nothing was generated: drop the empty answer, keep the question
-            msg = self.store.get_message(st.message_id)
-            if msg is not None:
-                self.store.set_current_leaf(st.conversation_id, msg.parent_id)
-                with self.store.transaction() as db:
-                    db.execute("DELETE FROM messages WHERE id = ?", (st.message_id,))
+            self.store.delete_message(st.message_id)
         self.busy_changed.emit(False)
         self.reply_finished.emit(st.message_id)
         self.conversation_selected.emit(self.conversation_id or "")

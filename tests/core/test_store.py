@@ -62,6 +62,17 @@ def test_update_message_and_finish_reason(tmp_path):
         assert got.content == "partial" and got.finish_reason is FinishReason.CANCELLED
 
 
+def test_delete_message_moves_the_current_leaf_to_its_parent(tmp_path):
+    with Store(tmp_path / "db.sqlite3") as s:
+        c = s.create_conversation("t")
+        u = s.add_message(c.id, Role.USER, "q")
+        a = s.add_message(c.id, Role.ASSISTANT, "", parent_id=u.id)
+        s.delete_message(a.id)
+        assert s.get_message(a.id) is None
+        assert s.get_conversation(c.id).current_leaf_id == u.id
+        assert [m.content for m in s.active_thread(c.id)] == ["q"]
+
+
 def test_transaction_rolls_back_on_error(tmp_path):
     with Store(tmp_path / "db.sqlite3") as s:
         with pytest.raises(RuntimeError), s.transaction():

@@ -165,3 +165,23 @@ def test_default_model_is_saved_and_used_for_new_chats(qtbot, make_window, fake_
     with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
         w.new_action.trigger()
     assert w.session.model.info.path == str(fake_model_file.resolve())
+
+
+def test_a_failed_answer_keeps_the_question_and_says_why(qtbot, make_window, fake_model_file):
+    from chatapp.core.errors import ContextFullError
+    from tests.fakes import ScriptedEngine
+
+    class FullEngine(ScriptedEngine):
+        def generate(self, prompt, params, cancel):
+            raise ContextFullError("The conversation no longer fits in the context.")
+
+    w = make_window(engine_factory=lambda req: FullEngine(path=req.path))
+    _load(qtbot, w, fake_model_file)
+    w.input.setPlainText("a question")
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+    cid = w.current_conversation_id()
+    assert [(m.role, m.content) for m in w.store.active_thread(cid)] == [(Role.USER, "a question")]
+    assert len(w.store.messages(cid)) == 1
+    assert "no longer fits" in w.message_bar.label.text()
+    assert not w.session.busy
