@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from chatapp.core.conversation import FinishReason, Message, Role, title_from
 from chatapp.core.chat import begin_reply
+from chatapp.core.conversation import FinishReason, Message, Role, title_from
 from chatapp.core.engine import ModelInfo
 from chatapp.core.prompting import conversation_messages
 from chatapp.core.settings import Settings

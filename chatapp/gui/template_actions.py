@@ -14,9 +14,9 @@ from typing import Any
 
 from PySide6.QtGui import QAction
 
+from chatapp.core.chat import template_for_model
 from chatapp.core.errors import UserError
 from chatapp.core.prompting import PromptResult, conversation_messages, prompt_for_thread
-from chatapp.core.chat import template_for_model
 from chatapp.core.templates import ChatTemplate
 from chatapp.gui.prompt_view import PromptView
 from chatapp.gui.template_editor import TemplateEditor
