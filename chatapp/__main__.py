@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--pdf-worker"]:  # a frozen build's stand-in for -m chatapp.pdf_export
-        from chatapp.pdf_export import main as pdf_main
+    if args[:1] == ["--pdf-worker"]:  # a frozen build's stand-in for -m chatapp.gui.pdf
+        from chatapp.gui.pdf import main as pdf_main
 
         return pdf_main(args[1:])
     from chatapp import cli

@@ -3,7 +3,7 @@
 Pure functions over core objects: the window, the CLI and tests call the same code.
 Text formats show the active thread (the branch the user is looking at) and say so when
 other branches exist; JSON keeps the whole tree and is the lossless, importable form.
-PDF is made from the HTML by chatapp.pdf_export, which needs Qt and so lives outside core.
+PDF is made from the HTML by chatapp.gui.pdf, which needs Qt and so lives outside core.
 """
 
 from __future__ import annotations

@@ -278,7 +278,7 @@ class ExportActions(QObject):
 def _renderer(fmt: str) -> Callable[[Conversation, Sequence[Message]], bytes] | None:
     if fmt != "pdf":
         return None
-    from chatapp.pdf_export import conversation_pdf
+    from chatapp.gui.pdf import conversation_pdf
 
     return conversation_pdf
 
@@ -287,7 +287,7 @@ def _write_one(conv: Conversation, messages: list[Message], fmt: str, dest: Path
     from chatapp.core import atomic
 
     if fmt == "pdf":
-        from chatapp.pdf_export import conversation_pdf
+        from chatapp.gui.pdf import conversation_pdf
 
         atomic.write_bytes(dest, conversation_pdf(conv, messages))
     else:

@@ -19,7 +19,7 @@ def test_import_contracts_hold():
 def test_cli_does_not_import_qt():
     code = (
         "import sys; import chatapp.cli as c; c._parser(); "
-        "import chatapp.cli_chat; "
+        "import chatapp.cli.chat; "
         "assert not any(m.startswith('PySide6') for m in sys.modules), 'Qt imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[2]
 @pytest.fixture(autouse=True)
 def only_export_commands(monkeypatch):
     """The real dispatcher, loading just this module's commands (others may be missing)."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("chatapp.cli_export",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("chatapp.cli.export",))
 
 
 @pytest.fixture
@@ -113,9 +113,9 @@ def test_the_export_cli_never_imports_qt():
     # Other tests in this session may have imported Qt, so look in a fresh interpreter.
     code = (
         "import sys, chatapp.cli as c\n"
-        "c.COMMAND_MODULES = ('chatapp.cli_export',)\n"
+        "c.COMMAND_MODULES = ('chatapp.cli.export',)\n"
         "c._parser()\n"
-        "assert 'chatapp.cli_export' in sys.modules\n"
+        "assert 'chatapp.cli.export' in sys.modules\n"
         "assert not [m for m in sys.modules if m.startswith('PySide6')], 'CLI imported Qt'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,4 +1,4 @@
-"""`chatapp prompt` (chatapp.cli_prompt) on the real test models."""
+"""`chatapp prompt` (chatapp.cli.prompt) on the real test models."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chatapp import cli_prompt
+from chatapp.cli import prompt as cli_prompt
 from chatapp.core.errors import BadModelFile, TemplateError, UserError
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths

@@ -261,7 +261,7 @@ def _pages(pdf: bytes) -> int:
 
 
 def test_pdf_of_a_long_conversation_has_several_pages(qtbot):
-    from chatapp.pdf_export import conversation_pdf
+    from chatapp.gui.pdf import conversation_pdf
 
     conv, messages = long_conversation()
     pdf = conversation_pdf(conv, messages)

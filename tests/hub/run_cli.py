@@ -1,7 +1,7 @@
 """Run `python -m chatapp ARGS` from this worktree only.
 
 The environment has /work/main installed in editable mode; its import hook would supply
-modules this branch does not have (chatapp.cli_chat from main). Dropping that hook makes
+modules this branch does not have (chatapp.cli.chat from main). Dropping that hook makes
 the subprocess see exactly this tree, as `python -m chatapp` does once merged.
 """
 

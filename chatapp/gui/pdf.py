@@ -5,7 +5,7 @@ runs this module as a child process, so the CLI itself never imports Qt) an offs
 one is made. QTextDocument and QPdfWriter are reentrant, so a PDF can be made on a
 worker thread (window.run_in_background) as long as each call uses its own objects.
 
-    python -m chatapp.pdf_export IN.html OUT.pdf [--title TITLE]
+    python -m chatapp.gui.pdf IN.html OUT.pdf [--title TITLE]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def write_pdf(conv: Conversation, messages: Sequence[Message], path: str | Path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m chatapp.pdf_export")
+    p = argparse.ArgumentParser(prog="python -m chatapp.gui.pdf")
     p.add_argument("html", type=Path)
     p.add_argument("pdf", type=Path)
     p.add_argument("--title", default="")

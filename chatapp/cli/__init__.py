@@ -18,10 +18,10 @@ from chatapp.core.errors import UserError
 log = logging.getLogger(__name__)
 
 COMMAND_MODULES = (
-    "chatapp.cli_chat",  # chat, conversations
-    "chatapp.cli_models",  # models search|list|download|import|remove|info
-    "chatapp.cli_export",  # export, import
-    "chatapp.cli_prompt",  # prompt
+    "chatapp.cli.chat",  # chat, conversations
+    "chatapp.cli.models",  # models search|list|download|import|remove|info
+    "chatapp.cli.export",  # export, import
+    "chatapp.cli.prompt",  # prompt
 )
 
 

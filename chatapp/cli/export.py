@@ -4,7 +4,7 @@
     chatapp import FILE [--format auto|chatapp|chatgpt]
 
 One conversation goes to one file; several (or --all) go to a zip with an index, or
-into a folder when -o names an existing folder. PDF is made by chatapp.pdf_export in a
+into a folder when -o names an existing folder. PDF is made by chatapp.gui.pdf in a
 child process, so this module never imports Qt.
 """
 
@@ -150,7 +150,7 @@ def _pdf_renderer() -> Any:
 
 
 def _pdf_via_child(conv: Conversation, messages: Sequence[Message]) -> bytes:
-    """Run chatapp.pdf_export in a child process: Qt stays out of the CLI process."""
+    """Run chatapp.gui.pdf in a child process: Qt stays out of the CLI process."""
     with tempfile.TemporaryDirectory(prefix="chatapp-pdf-") as tmp:
         html_path, pdf_path = Path(tmp) / "in.html", Path(tmp) / "out.pdf"
         html_path.write_text(print_html(conv, messages), encoding="utf-8")
@@ -158,13 +158,13 @@ def _pdf_via_child(conv: Conversation, messages: Sequence[Message]) -> bytes:
         # the child must load this very chatapp, wherever the parent was started from
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        worker = ["--pdf-worker"] if getattr(sys, "frozen", False) else ["-m", "chatapp.pdf_export"]
+        worker = ["--pdf-worker"] if getattr(sys, "frozen", False) else ["-m", "chatapp.gui.pdf"]
         cmd = [sys.executable, *worker, str(html_path), str(pdf_path)]
         proc = subprocess.run(
             [*cmd, "--title", conv.title], env=env, capture_output=True, text=True, check=False
         )
         if proc.returncode != 0 or not pdf_path.exists():
-            log.error("pdf_export failed: %s", proc.stderr)
+            log.error("PDF worker failed: %s", proc.stderr)
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"Could not make the PDF: {last}")
         return pdf_path.read_bytes()
