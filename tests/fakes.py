@@ -3,11 +3,12 @@ never stands in for the real model where real behaviour matters (tests/engine, t
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
 
-from chatapp.core.engine import Cancelled, ModelInfo, SamplingParams
+from chatapp.core.engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 
 EOS = 0
 
@@ -22,6 +23,8 @@ class ScriptedEngine:
         self.delay = delay
         self.closed = False
         self.prompts: list[list[int]] = []
+        self.last_prompt = PromptEval()
+        self.cache_keys: list[str | None] = []
         self.info = ModelInfo(
             path=path, name="Fake model", architecture="fake", n_ctx=n_ctx, n_ctx_train=n_ctx,
             n_vocab=257, bos_token="", eos_token="", eog_token_ids=frozenset({EOS}), add_bos=False,
@@ -42,16 +45,22 @@ class ScriptedEngine:
         return token_id == EOS
 
     def generate(self, prompt: list[int], params: SamplingParams,
-                 cancel: threading.Event) -> Iterator[int]:
+                 cancel: threading.Event, *, logprobs: int = 0,
+                 cache_key: str | None = None) -> Iterator[Sampled]:
         assert not self.closed, "used after close()"
         self.prompts.append(list(prompt))
+        self.cache_keys.append(cache_key)
+        self.last_prompt = PromptEval(0, len(prompt))
         n = 0
         for b in self.reply.encode("utf-8"):
             if cancel.is_set():
                 raise Cancelled()
             if self.delay:
                 time.sleep(self.delay)
-            yield b + 1
+            # a made-up but consistent distribution: the chosen byte at 0.5, the next
+            # byte values after it at halving probabilities
+            top = tuple((b + 1 + i, math.log(0.5 ** (i + 1))) for i in range(logprobs))
+            yield Sampled(b + 1, math.log(0.5), top) if logprobs else Sampled(b + 1)
             n += 1
             if params.max_tokens is not None and n >= params.max_tokens:
                 return

@@ -1,33 +1,43 @@
-"""`chatapp chat` and `chatapp conversations`: the headless chat on the same core and
-engine as the window (no Qt)."""
+"""`chatapp chat` and `chatapp conversations`: the headless chat, through the same chat
+service as the window (no Qt)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
-import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from chatapp.core.chat import begin_reply, prepare_prompt, template_for
-from chatapp.core.conversation import FinishReason, Role, title_from
+from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
-from chatapp.core.generation import THINKING, ReplyStream
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
-
-SAVE_INTERVAL = 0.5
+from chatapp.service import ChatService, LoadRequest, TurnHandle, TurnOptions
+from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="send a prompt and stream the answer to stdout")
-    p.add_argument("prompt", nargs="+", help="the message ('-' reads it from stdin)")
+    p.add_argument("prompt", nargs="*", help="the message ('-' reads it from stdin)")
     p.add_argument("-m", "--model", metavar="PATH", help="a .gguf file (default: the chat's model)")
     p.add_argument("-c", "--conversation", metavar="ID", help="continue this conversation")
     p.add_argument("-s", "--system", metavar="TEXT", help="system prompt for a new conversation")
+    p.add_argument(
+        "--regenerate",
+        nargs="?",
+        const="",
+        metavar="MSG_ID",
+        help="a new answer (to the last question, or to the answer MSG_ID's question); "
+        "the old answer stays as a branch",
+    )
+    p.add_argument(
+        "--edit", metavar="MSG_ID", help="send the prompt as a new version of message MSG_ID"
+    )
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
@@ -50,108 +60,135 @@ def _open_store() -> tuple[Store, Settings]:
     return store, Settings.load(paths.settings)
 
 
-def chat(args: argparse.Namespace) -> int:
-    from chatapp.engine.llama import LlamaEngine  # imported late: `chatapp --help` stays fast
-
+def _prompt_text(args: argparse.Namespace) -> str:
     text = " ".join(args.prompt)
     if text == "-":
         text = sys.stdin.read()
-    if not text.strip():
+    return text
+
+
+def chat(args: argparse.Namespace) -> int:
+    text = _prompt_text(args)
+    regenerate = args.regenerate is not None
+    if regenerate and (args.edit or text.strip()):
+        raise UserError("--regenerate takes no prompt and no --edit.")
+    if not regenerate and not text.strip():
         raise UserError("The prompt is empty.")
+    if (regenerate or args.edit) and not args.conversation and not args.edit:
+        raise UserError("--regenerate needs --conversation ID.")
     store, settings = _open_store()
-    conv = None
-    if args.conversation:
-        conv = store.find_conversation(args.conversation)
-        if conv is None:
-            raise UserError(f"No conversation with id {args.conversation}.")
+    try:
+        conv = None
+        if args.conversation:
+            conv = store.find_conversation(args.conversation)
+            if conv is None:
+                raise UserError(f"No conversation with id {args.conversation}.")
+        if args.edit:
+            edited = store.get_message(args.edit) or _find_message(store, conv, args.edit)
+            if edited is None:
+                raise UserError(f"No message with id {args.edit}.")
+            conv = store.get_conversation(edited.conversation_id)
+            args.edit = edited.id
+        answer_id = None
+        if regenerate and args.regenerate:
+            found = store.get_message(args.regenerate) or _find_message(store, conv, args.regenerate)
+            if found is None:
+                raise UserError(f"No message with id {args.regenerate}.")
+            answer_id = found.id
+    finally:
+        store.close()
     model = args.model or (conv.model_path if conv else None) or settings.default_model
     model = model or settings.last_model
     if not model:
         raise UserError("No model given: use --model PATH to a .gguf file.")
-    engine = LlamaEngine(
-        Path(model).expanduser(),
-        context_limit=args.context or settings.context_limit,
-        n_threads=args.threads or settings.n_threads,
-        n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
-    )
-    try:
-        return _chat_turn(args, store, settings, engine, conv, text)
-    finally:
-        engine.close()
-        store.close()
-
-
-def _chat_turn(args, store, settings, engine, conv, text) -> int:  # type: ignore[no-untyped-def]
-    template = template_for(engine, settings.user_templates)
-    if template.warning:
-        print(f"chatapp: note: {template.warning}", file=sys.stderr)
-    if conv is None:
-        conv = store.create_conversation(
-            title_from(text),
-            model_path=engine.info.path,
-            system_prompt=args.system if args.system is not None else settings.system_prompt,
-        )
-    elif conv.model_path != engine.info.path:
-        store.update_conversation(conv.id, model_path=engine.info.path)
-    user = store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
-    branch = store.active_thread(conv.id)
-    prompt = prepare_prompt(engine, template, conv.system_prompt, branch)
-    if prompt.warning:
-        print(f"chatapp: note: {prompt.warning}", file=sys.stderr)
-    # --seed alone decides the CLI's seed (none: a fresh one each run)
-    params = replace(
+    ref = ModelRef.parse(model)
+    if ref.is_local:
+        ref = ModelRef.local(ref.name)
+    # --seed alone decides the CLI's seed (none: a fresh one each run, recorded in the receipt)
+    sampling = replace(
         settings.sampling(temperature=args.temperature, max_tokens=args.max_tokens),
         seed=args.seed,
     )
-    reply = begin_reply(store, conv.id, user.id, engine.info.path, template, params)
-    cancel = threading.Event()
-    stream = ReplyStream(
-        engine,
-        prompt.tokens,
-        params,
-        cancel,
-        template.stop_markers,
-        template.think_tags,
-        start_inside_thinking=prompt.starts_inside_thinking,
-    )
-    saved = time.monotonic()
-    out = sys.stdout
-    interrupted = False
+    service = ChatService(app_paths().database, settings)
     try:
-        for channel, piece in stream:
-            if channel == THINKING:  # reasoning goes to stderr, the answer to stdout
-                sys.stderr.write(piece)
-                sys.stderr.flush()
-                continue
-            out.write(piece)
-            out.flush()
-            if time.monotonic() - saved >= SAVE_INTERVAL:
-                store.update_message(reply.id, content=stream.answer, thinking=stream.thinking)
-                saved = time.monotonic()
-    except KeyboardInterrupt:
-        interrupted = True
-    out.write("\n")
-    out.flush()
-    st = stream.stats
-    store.update_message(
-        reply.id,
-        content=stream.answer,
-        thinking=stream.thinking,
-        finish_reason=FinishReason.CANCELLED if interrupted else st.finish_reason,
-        prompt_tokens=st.prompt_tokens,
-        completion_tokens=st.completion_tokens,
-        tokens_per_second=round(st.tokens_per_second, 2),
-    )
+        loaded = service.load(
+            LoadRequest(
+                ref,
+                context_limit=args.context or settings.context_limit,
+                n_threads=args.threads or settings.n_threads,
+                n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+            )
+        ).result()
+        if loaded.template.warning:
+            print(f"chatapp: note: {loaded.template.warning}", file=sys.stderr)
+        printer = _Printer()
+        opts = TurnOptions(sampling=sampling, system_prompt=args.system)
+        if args.edit:
+            handle = service.edit(args.edit, text, options=opts, listener=printer)
+        elif regenerate:
+            assert conv is not None
+            handle = service.regenerate(conv.id, answer_id, options=opts, listener=printer)
+        else:
+            handle = service.send(conv.id if conv else None, text, options=opts, listener=printer)
+        result, interrupted = _wait(handle)
+    finally:
+        service.shutdown()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    if isinstance(result, TurnFailed):
+        raise UserError(result.error)
+    st = result.stats
+    cid = result.conversation_id
     if args.stats:
         print(
-            f"[conversation {conv.id[:12]} · prompt {st.prompt_tokens} tokens"
-            f" ({st.prompt_seconds:.2f} s) · {st.completion_tokens} tokens"
-            f" · {st.tokens_per_second:.1f} tok/s · {st.finish_reason.value}]",
+            f"[conversation {cid[:12]} · message {result.message.id[:12]}"
+            f" · prompt {st.prompt_tokens} tokens ({st.reused_tokens} reused,"
+            f" {st.evaluated_tokens} evaluated, {st.prompt_seconds:.2f} s)"
+            f" · {st.completion_tokens} tokens · {st.tokens_per_second:.1f} tok/s"
+            f" · {st.finish_reason.value} · seed {st.seed}]",
             file=sys.stderr,
         )
     else:
-        print(f"[conversation {conv.id[:12]}]", file=sys.stderr)
+        print(f"[conversation {cid[:12]}]", file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _find_message(store: Store, conv: Any, prefix: str) -> Any:
+    """A message by id prefix within the conversation (ids are long)."""
+    if conv is None or len(prefix) < 4:
+        return None
+    hits = [m for m in store.messages(conv.id) if m.id.startswith(prefix)]
+    return hits[0] if len(hits) == 1 else None
+
+
+class _Printer:
+    """The answer to stdout and thinking to stderr, as it streams (on the service's
+    inference thread)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, TurnChunk) and event.chunk.text:
+            out = sys.stderr if event.chunk.channel == "thinking" else sys.stdout
+            with self.lock:
+                out.write(event.chunk.text)
+                out.flush()
+        elif isinstance(event, TurnPrompt) and event.prompt.warning:
+            print(f"chatapp: note: {event.prompt.warning}", file=sys.stderr)
+
+
+def _wait(handle: TurnHandle) -> tuple[TurnFinished | TurnFailed, bool]:
+    """Wait for the turn; Ctrl-C stops it and keeps what came (saved as cancelled)."""
+    interrupted = False
+    while True:
+        try:
+            return handle.result(timeout=0.2), interrupted
+        except FutureTimeout:
+            continue
+        except KeyboardInterrupt:
+            interrupted = True
+            handle.cancel()
 
 
 def conversations(args: argparse.Namespace) -> int:

@@ -1,66 +1,31 @@
-"""One chat turn's prompt: the exact text and tokens the model receives.
+"""One chat turn's prompt: the exact text and tokens a local model receives.
 
 The prompt is rendered by our own code (core.prompting) from the chosen chat template
 and tokenized with special tokens parsed, so what the model sees is known exactly and
-can be shown. Used by the window's worker, the CLI and "Show prompt".
+can be shown. The local backend's prepare() is the only caller: a send, "Show prompt",
+the template editor and `chatapp prompt` all go through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from chatapp.core.conversation import FinishReason, Message, Role
-from chatapp.core.engine import Engine, ModelInfo, SamplingParams
+from chatapp.core.backend import PreparedPrompt
+from chatapp.core.conversation import Message
+from chatapp.core.engine import ModelInfo
 from chatapp.core.prompting import build_prompt, conversation_messages, needs_bos
-from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate, resolve_template
-from chatapp.core.thinking import starts_inside_thinking
 
 
-@dataclass(frozen=True)
-class PreparedPrompt:
-    text: str
-    tokens: list[int]
-    template: ChatTemplate
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    warning: str = ""
-    merged_system: bool = False
+class Tokenizer(Protocol):
+    info: ModelInfo
 
-    @property
-    def starts_inside_thinking(self) -> bool:
-        return starts_inside_thinking(self.text, self.template.think_tags)
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]: ...
 
 
-def begin_reply(
-    store: Store,
-    conversation_id: str,
-    parent_id: str,
-    model_path: str,
-    template: ChatTemplate,
-    params: SamplingParams,
-) -> Message:
-    """The answer's row, written before the first token so a crash keeps what streamed.
-    It records how it was made: model, template and sampling."""
-    return store.add_message(
-        conversation_id,
-        Role.ASSISTANT,
-        "",
-        parent_id=parent_id,
-        model=Path(model_path).name,
-        finish_reason=FinishReason.STREAMING,
-        meta={
-            "template": template.name,
-            "template_source": template.source,
-            "sampling": params.as_dict(),
-            "model_path": model_path,
-        },
-    )
-
-
-def template_for(engine: Engine, user_templates: dict[str, str] | None = None) -> ChatTemplate:
+def template_for(engine: Tokenizer, user_templates: dict[str, str] | None = None) -> ChatTemplate:
     info = engine.info
     return template_for_model(info, (user_templates or {}).get(Path(info.path).name))
 
@@ -77,7 +42,7 @@ def template_for_model(info: ModelInfo, user_template: str | None = None) -> Cha
 
 
 def prepare_prompt(
-    engine: Engine,
+    engine: Tokenizer,
     template: ChatTemplate,
     system_prompt: str,
     history: Iterable[Message] | list[dict[str, Any]],

@@ -1,7 +1,8 @@
-"""The small interface every inference runtime implements.
+"""The token-level interface a local inference runtime implements.
 
-Adapters live in chatapp.engine (llama-cpp-python, remote servers); tests may use a
-scripted fake. The core only ever sees token ids, bytes and plain data.
+chatapp.engine.llama implements it over llama-cpp-python; tests may use a scripted fake.
+Above it sits the Backend protocol (core.backend): a chat request in, chunks of text out,
+which a local engine (through engine.local.LocalBackend) and a remote server both serve.
 """
 
 from __future__ import annotations
@@ -44,6 +45,27 @@ class ModelInfo:
     special_tokens: frozenset[str] = frozenset()  # texts of control/user-defined tokens
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """One generated token, with what the sampler knew when it drew it.
+
+    logprob and top are log-probabilities of the model's raw next-token distribution
+    (softmax of the logits at this step), captured only when asked for; top holds the
+    best (token id, log-probability) pairs, best first."""
+
+    token_id: int
+    logprob: float | None = None
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptEval:
+    """How a prompt was evaluated: tokens reused from the KV cache and tokens computed."""
+
+    reused: int = 0
+    evaluated: int = 0
+
+
 class Cancelled(Exception):
     """Generation or prompt evaluation was stopped by the user."""
 
@@ -60,11 +82,22 @@ class Engine(Protocol):
     def is_special(self, token_id: int) -> bool:
         """Control tokens such as <|im_start|> or <end_of_turn>."""
 
+    last_prompt: PromptEval  # of the latest generate() call, set once its prompt is evaluated
+
     def generate(
-        self, prompt: list[int], params: SamplingParams, cancel: threading.Event
-    ) -> Iterator[int]:
-        """Evaluate the prompt, then yield sampled token ids until an end-of-generation
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        cancel: threading.Event,
+        *,
+        logprobs: int = 0,
+        cache_key: str | None = None,
+    ) -> Iterator[Sampled]:
+        """Evaluate the prompt, then yield sampled tokens until an end-of-generation
         token (not yielded), params.max_tokens, or the context is full.
+        logprobs: how many top alternatives to capture at each step (0: none).
+        cache_key: whose conversation this is; an engine may keep the KV state of recent
+        keys so that coming back to a conversation reuses its evaluated prefix.
         Raises Cancelled if cancel is set, within one token (or one prompt batch)."""
 
     def close(self) -> None:

@@ -1,10 +1,11 @@
-"""From token ids to the text a person sees, for any Engine.
+"""From sampled tokens to chunks of text a person sees, for any token-level Engine.
 
 Decodes UTF-8 incrementally (a multi-byte character can span tokens); stop markers and
 reasoning blocks are handled by thinking.AnswerStream, so a marker, or the start of one,
 never reaches the shown text and <think>…</think> goes to its own channel. A control
-token the model emits mid-answer (e.g. a new turn's start) also ends the turn.
-Measures prompt and generation speed.
+token the model emits mid-answer (e.g. a new turn's start) also ends the turn. Every
+token is reported in a Chunk (with its alternatives when asked for), even one whose text
+is held back. Measures prompt and generation speed.
 """
 
 from __future__ import annotations
@@ -13,59 +14,43 @@ import codecs
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
+from chatapp.core.backend import Chunk, PreparedPrompt, ReplyStats, TokenAlternative
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import Cancelled, Engine, SamplingParams
+from chatapp.core.engine import Cancelled, Engine, Sampled, SamplingParams
 from chatapp.core.thinking import ANSWER, THINKING, AnswerStream
 
 __all__ = ["ANSWER", "THINKING", "ReplyStats", "ReplyStream"]
 
 
-@dataclass
-class ReplyStats:
-    finish_reason: FinishReason = FinishReason.STOP
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    prompt_seconds: float = 0.0
-    generation_seconds: float = 0.0
-
-    @property
-    def tokens_per_second(self) -> float:
-        if self.completion_tokens < 2 or self.generation_seconds <= 0:
-            return 0.0
-        # the first token's time belongs to prompt evaluation
-        return (self.completion_tokens - 1) / self.generation_seconds
-
-    @property
-    def context_used(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
 class ReplyStream:
-    """Iterate to get (channel, text) pieces, channel ANSWER or THINKING; `answer`,
-    `thinking` and `stats` are complete once iteration ends.
-
-    A cancelled stream ends normally with finish_reason CANCELLED, so the caller keeps
-    the partial answer."""
+    """Iterate to get Chunks; `answer`, `thinking` and `stats` are complete once
+    iteration ends. A cancelled stream ends normally with finish_reason CANCELLED, so
+    the caller keeps the partial answer."""
 
     def __init__(
         self,
         engine: Engine,
-        prompt_tokens: Sequence[int],
+        prompt: PreparedPrompt | Sequence[int],
         params: SamplingParams,
         cancel: threading.Event,
         stop_markers: Sequence[str] = (),
         think_tags: Sequence[tuple[str, str]] = (),
         *,
         start_inside_thinking: bool = False,
+        logprobs: int = 0,
+        cache_key: str | None = None,
     ) -> None:
         self.engine = engine
-        self.prompt_tokens = list(prompt_tokens)
+        self.prompt: PreparedPrompt | None = prompt if isinstance(prompt, PreparedPrompt) else None
+        self.prompt_tokens = list(prompt.tokens if isinstance(prompt, PreparedPrompt) else prompt)
         self.params = params
         self.cancel = cancel
+        self.logprobs = logprobs
+        self.cache_key = cache_key
         self._out = AnswerStream(stop_markers, think_tags, start_inside=start_inside_thinking)
-        self.stats = ReplyStats(prompt_tokens=len(self.prompt_tokens))
+        self.stats = ReplyStats(prompt_tokens=len(self.prompt_tokens), seed=params.seed)
+        self._pieces: dict[int, str] = {}
 
     @property
     def answer(self) -> str:
@@ -79,23 +64,51 @@ class ReplyStream:
     def text(self) -> str:
         return self.answer
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
+    def _piece(self, token_id: int) -> str:
+        text = self._pieces.get(token_id)
+        if text is None:
+            text = self.engine.token_bytes(token_id).decode("utf-8", errors="replace")
+            self._pieces[token_id] = text
+        return text
+
+    def _chunks(self, s: Sampled, pieces: list[tuple[str, str]]) -> Iterator[Chunk]:
+        top = tuple(TokenAlternative(t, self._piece(t), lp) for t, lp in s.top)
+        if not pieces:
+            yield Chunk("", ANSWER, s.token_id, s.logprob, top)
+            return
+        channel, text = pieces[0]
+        yield Chunk(text, channel, s.token_id, s.logprob, top)
+        for channel, text in pieces[1:]:
+            yield Chunk(text, channel)
+
+    def __iter__(self) -> Iterator[Chunk]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         t0 = time.perf_counter()
         t_first: float | None = None
         n = 0
         finish = FinishReason.LENGTH
         try:
-            for token in self.engine.generate(self.prompt_tokens, self.params, self.cancel):
+            for s in self.engine.generate(
+                self.prompt_tokens,
+                self.params,
+                self.cancel,
+                logprobs=self.logprobs,
+                cache_key=self.cache_key,
+            ):
                 if t_first is None:
                     t_first = time.perf_counter()
+                    ev = getattr(self.engine, "last_prompt", None)
+                    if ev is not None:
+                        self.stats.reused_tokens = ev.reused
+                        self.stats.evaluated_tokens = ev.evaluated
                 n += 1
-                if self.engine.is_special(token):
+                if self.engine.is_special(s.token_id):
                     # a control token mid-answer (a new turn's start, an end marker not
                     # flagged end-of-generation) ends the turn; it is never shown
                     finish = FinishReason.STOP
                     break
-                yield from self._out.feed(decoder.decode(self.engine.token_bytes(token)))
+                pieces = self._out.feed(decoder.decode(self.engine.token_bytes(s.token_id)))
+                yield from self._chunks(s, pieces)
                 if self._out.stopped:
                     finish = FinishReason.STOP
                     break
@@ -107,10 +120,15 @@ class ReplyStream:
                 finish = self._natural_finish(n)
         except Cancelled:
             finish = FinishReason.CANCELLED
-        if not self._out.stopped:
-            yield from self._out.feed(decoder.decode(b"", final=True))
-        yield from self._out.finish()
+        tail = [] if self._out.stopped else self._out.feed(decoder.decode(b"", final=True))
+        for channel, text in tail + self._out.finish():
+            yield Chunk(text, channel)
         t_end = time.perf_counter()
+        if t_first is None:  # nothing generated: the prompt may still have been evaluated
+            ev = getattr(self.engine, "last_prompt", None)
+            if ev is not None:
+                self.stats.reused_tokens = ev.reused
+                self.stats.evaluated_tokens = ev.evaluated
         self.stats.finish_reason = finish
         self.stats.completion_tokens = n
         self.stats.prompt_seconds = (t_first or t_end) - t0

@@ -62,7 +62,18 @@ def m002_key_value(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+def m003_prompt_tokens(db: sqlite3.Connection) -> None:
+    """The token ids each answer's prompt was (zlib-compressed little-endian int32), so a
+    receipt can be checked token by token. Kept apart from messages: only read on demand."""
+    db.execute(
+        "CREATE TABLE prompt_tokens ("
+        " message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
+        " tokens BLOB NOT NULL)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_key_value", m002_key_value),
+    ("003_prompt_tokens", m003_prompt_tokens),
 ]

@@ -27,6 +27,7 @@ from chatapp.core.conversation import (
 )
 from chatapp.core.errors import StoreError
 from chatapp.core.migrations import MIGRATIONS, Migration
+from chatapp.core.receipt import pack_tokens, unpack_tokens
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +344,24 @@ class Store:
 
     def set_current_leaf(self, conversation_id: str, message_id: str | None) -> None:
         self.update_conversation(conversation_id, current_leaf_id=message_id)
+
+    # -- prompt receipts ------------------------------------------------------------
+
+    def save_prompt_tokens(self, message_id: str, tokens: Sequence[int]) -> None:
+        """The exact prompt token ids that produced an answer (see core.receipt)."""
+        blob = pack_tokens(tokens)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO prompt_tokens VALUES (?, ?)"
+                " ON CONFLICT(message_id) DO UPDATE SET tokens = excluded.tokens",
+                (message_id, blob),
+            )
+
+    def prompt_tokens(self, message_id: str) -> list[int] | None:
+        row = self._db.execute(
+            "SELECT tokens FROM prompt_tokens WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return unpack_tokens(row[0]) if row else None
 
     # -- app state ----------------------------------------------------------------
 

@@ -1,10 +1,15 @@
 """The llama-cpp-python adapter: load, tokenize, stream, cancel, close.
 
-One LlamaEngine is owned by one thread (the inference worker, or the CLI's main thread).
+One LlamaEngine is owned by one thread (the chat service's inference thread).
 Cancel: a threading.Event checked between tokens, and llama_set_abort_callback while the
 prompt is evaluated (a long prompt takes seconds). The abort callback is installed only
 for prompt evaluation: it is called for every graph node, and leaving it on during
 token-by-token generation would cost several percent of speed.
+
+Log-probabilities are read from the last logits at each step (llama_get_logits_ith), the
+distribution the sampler just drew from, never through logits_all (context x vocabulary
+floats). The KV state of the most recent conversations is kept in a bounded cache
+(StateCache), so switching A -> B -> A evaluates only A's new tokens.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import io
 import logging
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
-from chatapp.core.engine import Cancelled, ModelInfo, SamplingParams
+from chatapp.core.engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
 from chatapp.core.gguf import GGUFInfo, check_model_file
 from chatapp.engine import llama_log
@@ -32,6 +40,53 @@ from chatapp.engine.hardware import physical_cores
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_LIMIT = 4096
+STATE_CACHE_BYTES = 768 * 1024 * 1024  # KV states of recent conversations kept in memory
+STATE_CACHE_ENTRIES = 8
+VERSION = f"llama-cpp-python {llama_cpp.__version__}"
+
+
+@dataclass
+class _SavedState:
+    input_ids: np.ndarray  # the evaluated tokens
+    data: bytes  # llama_state_get_data: the KV cache of those tokens
+
+    @property
+    def size(self) -> int:
+        return len(self.data) + self.input_ids.nbytes
+
+
+class StateCache:
+    """The KV states of the most recently used conversations, least recent evicted
+    first, bounded in entries and bytes."""
+
+    def __init__(self, max_bytes: int = STATE_CACHE_BYTES, max_entries: int = STATE_CACHE_ENTRIES):
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, _SavedState] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def size(self) -> int:
+        return sum(v.size for v in self._items.values())
+
+    def put(self, key: str, state: _SavedState) -> None:
+        self._items.pop(key, None)
+        if state.size > self.max_bytes:
+            return
+        self._items[key] = state
+        while len(self._items) > self.max_entries or self.size > self.max_bytes:
+            self._items.popitem(last=False)
+
+    def take(self, key: str) -> _SavedState | None:
+        return self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 class _StderrToLog(io.TextIOBase):
@@ -106,6 +161,9 @@ class LlamaEngine:
         # prints during generation (prefix-cache notes) must not reach the terminal
         self._llm.verbose = False
         self._closed = False
+        self.last_prompt = PromptEval()
+        self._states = StateCache()
+        self._state_owner: str | None = None
         self._cancel = threading.Event()  # replaced by each generate() call's event
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: no callback
@@ -175,8 +233,14 @@ class LlamaEngine:
     # -- generation -----------------------------------------------------------
 
     def generate(
-        self, prompt: list[int], params: SamplingParams, cancel: threading.Event
-    ) -> Iterator[int]:
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        cancel: threading.Event,
+        *,
+        logprobs: int = 0,
+        cache_key: str | None = None,
+    ) -> Iterator[Sampled]:
         self._check_open()
         n_ctx = self.info.n_ctx
         if len(prompt) >= n_ctx:
@@ -186,11 +250,14 @@ class LlamaEngine:
             )
         if params.seed is not None:
             self._llm.set_seed(params.seed)
+        self._switch_state(cache_key)
+        self.last_prompt = self._prompt_eval(prompt)
         self._cancel = cancel
         ctx = self._llm._ctx.ctx
         llama_cpp.llama_set_abort_callback(ctx, self._abort_cb, None)
         abort_on = True
         produced = 0
+        top_n = max(0, min(int(logprobs), 20))
         try:
             gen = self._llm.generate(
                 prompt,
@@ -208,7 +275,7 @@ class LlamaEngine:
                     raise Cancelled()
                 if token in self.info.eog_token_ids:
                     return
-                yield token
+                yield self._sampled(ctx, token, top_n) if top_n else Sampled(token)
                 produced += 1
                 if params.max_tokens is not None and produced >= params.max_tokens:
                     return
@@ -222,6 +289,84 @@ class LlamaEngine:
         finally:
             if abort_on:
                 llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
+
+    def _sampled(self, ctx: Any, token: int, top_n: int) -> Sampled:
+        """The token with its log-probability and the top_n alternatives, from the
+        logits the sampler just drew from (the last row of the context's logits)."""
+        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
+        m = float(logits.max())
+        log_z = m + float(np.log(np.exp(logits - m, dtype=np.float64).sum()))
+        top = np.argpartition(logits, -top_n)[-top_n:]
+        top = top[np.argsort(logits[top])[::-1]]
+        return Sampled(
+            token,
+            float(logits[token]) - log_z,
+            tuple((int(t), float(logits[t]) - log_z) for t in top),
+        )
+
+    def _prompt_eval(self, prompt: list[int]) -> PromptEval:
+        """How much of the prompt llama-cpp-python's generate() will take from the KV
+        cache (its own prefix match, mirrored here so the receipt can say it)."""
+        llm = self._llm
+        n = int(llm.n_tokens)
+        if n <= 0:
+            return PromptEval(0, len(prompt))
+        cached = llm.input_ids[:n]
+        common = 0
+        for a, b in zip(cached.tolist(), prompt):
+            if a != b:
+                break
+            common += 1
+        consumed = common == len(prompt)
+        if consumed and n == len(prompt) and not llm._requires_eval:
+            return PromptEval(len(prompt), 0)
+        reuse = common - 1 if consumed else common
+        reuse = max(reuse, 0)
+        return PromptEval(reuse, len(prompt) - reuse)
+
+    # -- KV state per conversation ------------------------------------------------
+
+    def _switch_state(self, key: str | None) -> None:
+        """Keep the state of the conversation in the context now, and bring back the
+        one `key` names if it is cached."""
+        if key == self._state_owner:
+            return
+        llm = self._llm
+        if self._state_owner is not None and llm.n_tokens > 0:
+            try:
+                self._states.put(self._state_owner, self._save_state())
+            except (RuntimeError, MemoryError) as e:
+                log.warning("could not keep the KV state of %s: %s", self._state_owner, e)
+        self._state_owner = key
+        saved = self._states.take(key) if key is not None else None
+        if saved is not None:
+            try:
+                self._load_state(saved)
+            except RuntimeError as e:
+                log.warning("could not restore the KV state of %s: %s", key, e)
+                llm.reset()
+
+    def _save_state(self) -> _SavedState:
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buf = (ctypes.c_uint8 * int(size))()
+        n = llama_cpp.llama_state_get_data(ctx, buf, size)
+        if int(n) > int(size):
+            raise RuntimeError("llama_state_get_data wrote past its buffer")
+        ids = self._llm.input_ids[: self._llm.n_tokens].copy()
+        return _SavedState(ids, ctypes.string_at(buf, int(n)))
+
+    def _load_state(self, saved: _SavedState) -> None:
+        ctx = self._llm._ctx.ctx
+        size = len(saved.data)
+        buf = (ctypes.c_uint8 * size).from_buffer_copy(saved.data)
+        if llama_cpp.llama_state_set_data(ctx, buf, size) != size:
+            raise RuntimeError("llama_state_set_data refused the saved state")
+        n = len(saved.input_ids)
+        self._llm.input_ids[:n] = saved.input_ids
+        self._llm.n_tokens = n
+        self._llm._requires_eval = True
 
     @property
     def context_used(self) -> int:
@@ -239,6 +384,7 @@ class LlamaEngine:
         if getattr(self, "_closed", True):
             return
         self._closed = True
+        self._states.clear()
         self._llm.close()
         del self._llm
         gc.collect()  # llama-cpp-python's numpy buffers can sit in reference cycles

@@ -1,52 +1,47 @@
-"""The window's chat controller, on the GUI thread: sends, streams, persists.
+"""The window's chat controller, on the GUI thread: what the user asks for goes to the
+chat service; what the service reports comes back as signals for the views.
 
-It turns user actions into store writes and worker requests, and worker results into
-store writes and signals for the views. Persistence while streaming: the answer row is
-written when generation starts and updated at most every SAVE_INTERVAL, so a killed
-process loses at most that much of the answer; a stopped answer is kept as far as it got.
+It runs no turn and writes no answer itself: the service saves the question, streams
+and saves the answer (time-based, at most about half a second of text unsaved if the
+process is killed) and records its receipt. This object keeps only the window's state:
+the conversation shown, the model loaded, the turn in flight.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
-from chatapp.core.chat import begin_reply
-from chatapp.core.conversation import FinishReason, Message, Role, title_from
+from chatapp.core.backend import ModelRef, PreparedPrompt
+from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.engine import ModelInfo
-from chatapp.core.prompting import conversation_messages
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate
-from chatapp.gui.worker import (
-    EngineFactory,
-    GenerateRequest,
-    InferenceWorker,
+from chatapp.gui.worker import ServiceBridge
+from chatapp.service import (
+    BackendFactory,
+    ChatService,
     LoadedModel,
     LoadRequest,
-    ReplyDone,
-    default_engine_factory,
+    TurnHandle,
+    default_backend_factory,
 )
+from chatapp.service.events import TurnFailed, TurnFinished, TurnPrompt, TurnStarted
 
 log = logging.getLogger(__name__)
-
-SAVE_INTERVAL = 0.5  # seconds between saves of a streaming answer
 
 
 @dataclass
 class _Streaming:
-    request_id: str
-    message_id: str
-    conversation_id: str
+    handle: TurnHandle
+    conversation_id: str | None = None
+    message_id: str | None = None
     text: str = ""
     thinking: str = ""
-    saved_at: float = 0.0
-    started_at: float = 0.0
-    prompt_tokens: int = 0
 
 
 class ChatSession(QObject):
@@ -64,43 +59,39 @@ class ChatSession(QObject):
     busy_changed = Signal(bool)
     context_changed = Signal(int, int)  # used, n_ctx
     speed_changed = Signal(float)  # tokens/s of the last answer
+    input_restored = Signal(str)  # a message that could not be saved, back to the input
     error = Signal(str)
     notice = Signal(str)
-
-    # requests to the worker (queued across threads)
-    _load = Signal(object)
-    _generate = Signal(object)
-    _set_template = Signal(str)
 
     def __init__(
         self,
         store: Store,
         settings: Settings,
-        engine_factory: EngineFactory = default_engine_factory,
+        backend_factory: BackendFactory = default_backend_factory,
+        *,
+        service: ChatService | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
+        self.service = service or ChatService(store.path, settings, backend_factory)
         self.model: LoadedModel | None = None
         self.loading_path: str | None = None
         self.conversation_id: str | None = None
         self._streaming: _Streaming | None = None
-        self._seq = 0
 
-        self._thread = QThread()
-        self._thread.setObjectName("inference")
-        self.worker = InferenceWorker(engine_factory)
-        self.worker.moveToThread(self._thread)
-        self._load.connect(self.worker.load)
-        self._generate.connect(self.worker.generate)
-        self._set_template.connect(self.worker.set_user_template)
-        self.worker.loaded.connect(self._on_loaded)
-        self.worker.load_failed.connect(self._on_load_failed)
-        self.worker.started.connect(self._on_started)
-        self.worker.delta.connect(self._on_delta)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
-        self._thread.start()
+        self.bridge = ServiceBridge()
+        self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
+        b = self.bridge
+        b.model_loading.connect(self._on_loading)
+        b.model_loaded.connect(self._on_loaded)
+        b.model_failed.connect(self._on_load_failed)
+        b.model_unloaded.connect(self._on_unloaded)
+        b.turn_started.connect(self._on_started)
+        b.turn_prompt.connect(self._on_prompt)
+        b.turn_delta.connect(self._on_delta)
+        b.turn_finished.connect(self._on_finished)
+        b.turn_failed.connect(self._on_failed)
 
     # -- model ------------------------------------------------------------------
 
@@ -127,18 +118,31 @@ class ChatSession(QObject):
         self.loading_path = str(p.resolve())
         self.model_loading.emit(self.loading_path)
         s = self.settings
-        self._load.emit(
+        self.service.load(
             LoadRequest(
-                path=self.loading_path,
+                ModelRef.local(p),
                 context_limit=s.context_limit,
                 n_gpu_layers=s.n_gpu_layers,
                 n_threads=s.n_threads,
-                user_template=s.user_templates.get(p.name),
             )
         )
 
     def set_user_template(self, text: str | None) -> None:
-        self._set_template.emit(text or "")
+        """The saved template is read by the service for every request, so it applies
+        to the next message as it is; this only refreshes what the window shows."""
+        if self.model is None:
+            return
+        self.bridge.when_done(self.service.template_now(text or None), self._on_template)
+
+    def _on_template(self, template: ChatTemplate) -> None:
+        if self.model is not None:
+            self.model = replace(self.model, template=template)
+            self.model_loaded.emit(self.model)
+
+    def _on_loading(self, ref: ModelRef) -> None:
+        if ref.is_local and self.loading_path != ref.name:
+            self.loading_path = ref.name
+            self.model_loading.emit(ref.name)
 
     def _on_loaded(self, loaded: LoadedModel) -> None:
         self.model = loaded
@@ -149,12 +153,29 @@ class ChatSession(QObject):
             self.notice.emit(loaded.template.warning)
         self._emit_context()
 
-    def _on_load_failed(self, path: str, message: str) -> None:
+    def _on_load_failed(self, _ref: ModelRef, message: str) -> None:
         self.loading_path = None
-        # the worker closed the previous model before trying the new one
+        # the service closed the previous model before trying the new one
         self.model = None
         self.model_failed.emit(message)
         self.error.emit(message)
+
+    def _on_unloaded(self) -> None:
+        self.model = None
+
+    # -- prompts --------------------------------------------------------------------
+
+    def prepare_prompt(
+        self, on_done, on_error, *, draft: str = "", user_template=None, use_saved=True
+    ) -> None:  # type: ignore[no-untyped-def]
+        """The exact prompt of the next answer here (with the draft as the next message):
+        the same function a send runs, delivered on the GUI thread."""
+        kwargs = {} if use_saved else {"user_template": user_template}
+        fut = self.service.prepare_conversation(self.conversation_id, draft=draft, **kwargs)
+        self.bridge.when_done(fut, on_done, on_error)
+
+    def tokenize(self, text: str, on_done, on_error) -> None:  # type: ignore[no-untyped-def]
+        self.bridge.when_done(self.service.tokenize(text), on_done, on_error)
 
     # -- conversations ------------------------------------------------------------
 
@@ -173,9 +194,10 @@ class ChatSession(QObject):
 
     def _switch_model_to(self, path: str | None) -> None:
         """Load `path` unless it is the model already loaded or loading (or is gone)."""
+        if not path or ModelRef.parse(path).endpoint:
+            return
         if (
-            path
-            and not self.busy
+            not self.busy
             and (self.model is None or Path(path) != Path(self.model.info.path))
             and self.loading_path != path
             and Path(path).exists()
@@ -187,8 +209,10 @@ class ChatSession(QObject):
         self.conversations_changed.emit()
 
     def delete_conversation(self, conversation_id: str) -> None:
-        if self._streaming and self._streaming.conversation_id == conversation_id:
-            self.stop()
+        st = self._streaming
+        if st and st.conversation_id == conversation_id:
+            st.handle.cancel()
+            st.handle.result(timeout=30)  # the answer ends within a token; then delete
             self._streaming = None
             self.busy_changed.emit(False)
         self.store.delete_conversation(conversation_id)
@@ -201,10 +225,7 @@ class ChatSession(QObject):
 
     # -- chatting -----------------------------------------------------------------
 
-    def send(self, text: str) -> bool:
-        text = text.strip()
-        if not text:
-            return False
+    def _can_start(self) -> bool:
         if self.busy:
             self.error.emit("An answer is still streaming: stop it first (Esc).")
             return False
@@ -213,136 +234,109 @@ class ChatSession(QObject):
                 "No model is loaded yet." if not self.loading_path else "The model is still loading."
             )
             return False
-        if self.conversation_id is None:
-            conv = self.store.create_conversation(
-                title_from(text),
-                model_path=self.model.info.path,
-                system_prompt=self.settings.system_prompt,
-            )
-            self.conversation_id = conv.id
-            self.conversations_changed.emit()
-            self.conversation_selected.emit(conv.id)
-        conv = self.store.get_conversation(self.conversation_id)
-        assert conv is not None
-        user = self.store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
-        self._start_reply(user)
         return True
 
-    def regenerate(self) -> bool:
-        """A new answer to the last user message, kept as a sibling branch of the old one."""
-        if self.busy or self.model is None or self.conversation_id is None:
-            if self.model is None:
-                self.error.emit("No model is loaded.")
+    def _track(self, handle: TurnHandle) -> None:
+        self._streaming = _Streaming(handle, self.conversation_id)
+        self.busy_changed.emit(True)
+
+    def send(self, text: str) -> bool:
+        text = text.strip()
+        if not text or not self._can_start():
             return False
-        branch = self.thread()
-        users = [m for m in branch if m.role is Role.USER]
-        if not users:
+        self._track(
+            self.service.send(self.conversation_id, text, listener=self.bridge.turn_listener())
+        )
+        return True
+
+    def regenerate(self, message_id: str | None = None) -> bool:
+        """A new answer to the question of `message_id` (an answer; default: the last
+        one), kept as a sibling branch of the old one."""
+        if self.conversation_id is None or not self._can_start():
             return False
-        self._start_reply(users[-1])
+        if message_id is None and not any(m.role is Role.USER for m in self.thread()):
+            return False
+        self._track(
+            self.service.regenerate(
+                self.conversation_id, message_id, listener=self.bridge.turn_listener()
+            )
+        )
+        return True
+
+    def edit_message(self, message_id: str, text: str) -> bool:
+        """A new version of a question, answered; the original stays as a branch."""
+        text = text.strip()
+        if not text or self.busy:
+            if self.busy:
+                self.error.emit("An answer is still streaming: stop it first (Esc).")
+            return False
+        self._track(self.service.edit(message_id, text, listener=self.bridge.turn_listener()))
         return True
 
     def stop(self) -> None:
         if self._streaming:
-            self.worker.cancel()
+            self._streaming.handle.cancel()
 
-    def _start_reply(self, parent: Message) -> None:
-        assert self.model is not None and self.conversation_id is not None
-        conv = self.store.get_conversation(self.conversation_id)
-        assert conv is not None
-        branch = self.store.active_thread(conv.id)
-        upto = branch[: [m.id for m in branch].index(parent.id) + 1]
-        template = self.model.template
-        messages = conversation_messages(upto, template)
-        params = self.settings.sampling()
-        info = self.model.info
-        reply = begin_reply(self.store, conv.id, parent.id, info.path, template, params)
-        if conv.model_path != info.path:
-            self.store.update_conversation(conv.id, model_path=info.path)
-        self._seq += 1
-        now = time.monotonic()
-        self._streaming = _Streaming(
-            f"r{self._seq}", reply.id, conv.id, saved_at=now, started_at=now
-        )
-        self.busy_changed.emit(True)
-        self.reply_started.emit(conv.id, reply.id)
-        self.conversations_changed.emit()
-        self._generate.emit(
-            GenerateRequest(self._streaming.request_id, messages, conv.system_prompt, params)
-        )
-
-    def _current(self, request_id: str) -> _Streaming | None:
+    def _current(self, turn_id: str) -> _Streaming | None:
         st = self._streaming
-        return st if st is not None and st.request_id == request_id else None
+        return st if st is not None and st.handle.turn_id == turn_id else None
 
-    def _on_started(self, request_id: str, prompt_tokens: int, n_ctx: int) -> None:
-        st = self._current(request_id)
-        if st:
-            st.prompt_tokens = prompt_tokens
-            self.context_changed.emit(prompt_tokens, n_ctx)
+    def _on_started(self, ev: TurnStarted) -> None:
+        st = self._current(ev.turn_id)
+        if st is None:
+            return
+        st.conversation_id, st.message_id = ev.conversation_id, ev.reply.id
+        if ev.new_conversation or self.conversation_id != ev.conversation_id:
+            self.conversation_id = ev.conversation_id
+            self.conversations_changed.emit()
+            self.conversation_selected.emit(ev.conversation_id)
+        self.reply_started.emit(ev.conversation_id, ev.reply.id)
+        self.conversations_changed.emit()
 
-    def _on_delta(self, request_id: str, text: str, thinking: str) -> None:
-        st = self._current(request_id)
+    def _on_prompt(self, ev: TurnPrompt) -> None:
+        if self._current(ev.turn_id):
+            self.context_changed.emit(len(ev.prompt.tokens), ev.n_ctx)
+
+    def _on_delta(self, turn_id: str, message_id: str, text: str, thinking: str) -> None:
+        st = self._current(turn_id)
         if st is None:
             return
         st.text += text
         st.thinking += thinking
-        now = time.monotonic()
-        if now - st.saved_at >= SAVE_INTERVAL:
-            self.store.update_message(st.message_id, content=st.text, thinking=st.thinking)
-            st.saved_at = now
-        self.reply_delta.emit(st.message_id, st.text, st.thinking)
+        self.reply_delta.emit(message_id, st.text, st.thinking)
 
-    def _on_finished(self, done: ReplyDone) -> None:
-        st = self._current(done.request_id)
+    def _on_finished(self, ev: TurnFinished) -> None:
+        st = self._current(ev.turn_id)
         if st is None:
             return
         self._streaming = None
-        stats = done.stats
-        msg = self.store.get_message(st.message_id)
-        meta = dict(msg.meta) if msg else {}
-        meta["prompt_seconds"] = round(stats.prompt_seconds, 4)
-        meta["generation_seconds"] = round(stats.generation_seconds, 4)
-        if done.prompt.warning:
-            meta["prompt_warning"] = done.prompt.warning
-        self.store.update_message(
-            st.message_id,
-            content=done.text,
-            thinking=done.thinking,
-            finish_reason=stats.finish_reason,
-            prompt_tokens=stats.prompt_tokens,
-            completion_tokens=stats.completion_tokens,
-            tokens_per_second=round(stats.tokens_per_second, 2),
-            meta=meta,
-        )
-        self.reply_delta.emit(st.message_id, done.text, done.thinking)
-        if done.prompt.warning:
-            self.notice.emit(done.prompt.warning)
-        self.reply_finished.emit(st.message_id)
+        msg, stats = ev.message, ev.stats
+        self.reply_delta.emit(msg.id, msg.content, msg.thinking)
+        if ev.warning:
+            self.notice.emit(ev.warning)
+        self.reply_finished.emit(msg.id)
         self.busy_changed.emit(False)
         self.speed_changed.emit(stats.tokens_per_second)
-        self.context_changed.emit(stats.context_used, done.n_ctx)
+        self.context_changed.emit(stats.context_used, ev.n_ctx)
         if stats.finish_reason is FinishReason.LENGTH:
             self.notice.emit("The answer stopped at the length limit (max tokens or context).")
 
-    def _on_failed(self, request_id: str, message: str) -> None:
-        st = self._current(request_id)
+    def _on_failed(self, ev: TurnFailed) -> None:
+        st = self._current(ev.turn_id)
         if st is None:
-            self.error.emit(message)
+            self.error.emit(ev.error)
             return
         self._streaming = None
-        if st.text or st.thinking:
-            self.store.update_message(
-                st.message_id,
-                content=st.text,
-                thinking=st.thinking,
-                finish_reason=FinishReason.ERROR,
-            )
-        else:  # nothing was generated: drop the empty answer, keep the question
-            self.store.delete_message(st.message_id)
         self.busy_changed.emit(False)
-        self.reply_finished.emit(st.message_id)
+        if st.message_id:
+            self.reply_finished.emit(st.message_id)
+        if ev.conversation_id and ev.conversation_id != self.conversation_id:
+            self.conversation_id = ev.conversation_id
+            self.conversations_changed.emit()
         self.conversation_selected.emit(self.conversation_id or "")
-        self.error.emit(message)
+        if ev.restore_input:
+            self.input_restored.emit(ev.restore_input)
+        self.error.emit(ev.error)
 
     def _emit_context(self) -> None:
         if self.model is None:
@@ -358,18 +352,11 @@ class ChatSession(QObject):
     # -- shutdown -----------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Cancel, stop the thread, then free the model (a Llama used after close()
-        segfaults, so it is closed only once nothing can touch it)."""
-        st = self._streaming
-        self.worker.cancel()
-        self._thread.quit()
-        self._thread.wait()
-        if st is not None:
-            self.store.update_message(
-                st.message_id,
-                content=st.text,
-                thinking=st.thinking,
-                finish_reason=FinishReason.CANCELLED,
-            )
-            self._streaming = None
-        self.worker.close_model()
+        """Cancel, stop the service's threads, then free the model (the service closes
+        it only once nothing can touch it); a streaming answer is kept as cancelled."""
+        self._unsubscribe()
+        self._streaming = None
+        self.service.shutdown()
+
+
+__all__ = ["ChatSession", "PreparedPrompt"]

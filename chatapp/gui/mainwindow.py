@@ -42,7 +42,7 @@ from chatapp.gui.chat_session import ChatSession
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
 from chatapp.gui.message_view import MessageView
-from chatapp.gui.worker import LoadedModel
+from chatapp.service import LoadedModel
 from chatapp.paths import AppPaths
 
 log = logging.getLogger(__name__)
@@ -235,8 +235,8 @@ class MainWindow(QMainWindow):
         self.input.submitted.connect(self._send)
         self.stop_button.clicked.connect(s.stop)
         self.stop_action.triggered.connect(s.stop)
-        self.regenerate_button.clicked.connect(s.regenerate)
-        self.regenerate_action.triggered.connect(s.regenerate)
+        self.regenerate_button.clicked.connect(lambda: s.regenerate())
+        self.regenerate_action.triggered.connect(lambda: s.regenerate())
         self.rename_action.triggered.connect(self._rename_selected)
         self.delete_action.triggered.connect(self._delete_selected)
         self.conversation_view.selectionModel().currentChanged.connect(self._on_current_changed)
@@ -255,6 +255,7 @@ class MainWindow(QMainWindow):
         s.speed_changed.connect(lambda tps: self.status_speed.setText(f"{tps:.1f} tok/s"))
         s.error.connect(self.show_error)
         s.notice.connect(self.show_info)
+        s.input_restored.connect(self._restore_input)
 
     def _install_extension(self, name: str) -> None:
         importlib.import_module(name).install(self)
@@ -320,6 +321,12 @@ class MainWindow(QMainWindow):
         if self.session.send(text):
             self.input.clear()
             self.message_bar.hide()
+
+    def _restore_input(self, text: str) -> None:
+        """A message that could not be saved goes back to the input, unless the user
+        has already typed something new."""
+        if not self.input.toPlainText().strip():
+            self.input.setPlainText(text)
 
     def _rename_selected(self) -> None:
         ids = self.selected_conversation_ids() or (

@@ -1,185 +1,124 @@
-"""The inference worker: one QObject on its own QThread, the only owner of the model.
+"""The window's thin adapter over the chat service: service events in, Qt signals out.
 
-The GUI thread never waits on inference. Requests arrive as queued signals carrying plain
-data; results leave as signals carrying plain data. Streamed text is coalesced so the
-window gets at most one update per ~30 ms however fast tokens come.
-Cancel is a threading.Event the GUI thread sets directly (the worker's event loop is busy
-while generating, so a queued "stop" would arrive too late).
+The service delivers events on its own threads; emitting a signal of this GUI-thread
+object from there queues the call to the GUI thread (Qt's automatic connection), so the
+window only ever sees plain data on its own thread. Streamed text is coalesced here: the
+window gets at most one update per EMIT_INTERVAL however fast tokens come.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Future
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
-from chatapp.core.chat import PreparedPrompt, prepare_prompt, template_for_model
-from chatapp.core.engine import Engine, ModelInfo, SamplingParams
-from chatapp.core.errors import UserError
-from chatapp.core.generation import THINKING, ReplyStats, ReplyStream
-from chatapp.core.templates import ChatTemplate
-
-log = logging.getLogger(__name__)
+from chatapp.service.events import (
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ModelUnloaded,
+    TurnChunk,
+    TurnFailed,
+    TurnFinished,
+    TurnPrompt,
+    TurnStarted,
+)
 
 EMIT_INTERVAL = 0.05  # seconds between coalesced text updates
 
-EngineFactory = Callable[["LoadRequest"], Engine]
 
+class ServiceBridge(QObject):
+    model_loading = Signal(object)  # ModelRef
+    model_loaded = Signal(object)  # LoadedModel
+    model_failed = Signal(object, str)  # ModelRef, message
+    model_unloaded = Signal()
+    turn_started = Signal(object)  # TurnStarted
+    turn_prompt = Signal(object)  # TurnPrompt
+    turn_delta = Signal(str, str, str, str)  # turn id, message id, answer added, thinking added
+    turn_finished = Signal(object)  # TurnFinished
+    turn_failed = Signal(object)  # TurnFailed
+    # Connect these only to methods of GUI-thread QObjects (never to lambdas), so that
+    # Qt queues the calls to the GUI thread.
+    _deliver = Signal(object, object)  # (callback, value): a future's result, on the GUI thread
 
-@dataclass(frozen=True)
-class LoadRequest:
-    path: str
-    context_limit: int = 4096
-    n_gpu_layers: int = 0
-    n_threads: int | None = None
-    user_template: str | None = None
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    info: ModelInfo
-    template: ChatTemplate
-    seconds: float
-
-
-@dataclass(frozen=True)
-class GenerateRequest:
-    request_id: str
-    messages: list[dict[str, Any]]  # role/content dicts of the history, no system message
-    system_prompt: str = ""
-    params: SamplingParams = field(default_factory=SamplingParams)
-
-
-@dataclass(frozen=True)
-class ReplyDone:
-    request_id: str
-    text: str
-    thinking: str
-    stats: ReplyStats
-    prompt: PreparedPrompt
-    n_ctx: int
-
-
-def default_engine_factory(req: LoadRequest) -> Engine:
-    from chatapp.engine.llama import LlamaEngine
-
-    return LlamaEngine(
-        req.path,
-        context_limit=req.context_limit,
-        n_gpu_layers=req.n_gpu_layers,
-        n_threads=req.n_threads,
-    )
-
-
-class InferenceWorker(QObject):
-    loading = Signal(str)  # path
-    loaded = Signal(object)  # LoadedModel
-    load_failed = Signal(str, str)  # path, message
-    unloaded = Signal()
-    started = Signal(str, int, int)  # request_id, prompt tokens, n_ctx
-    delta = Signal(str, str, str)  # request_id, new answer text, new thinking text
-    finished = Signal(object)  # ReplyDone
-    failed = Signal(str, str)  # request_id, message
-
-    def __init__(self, engine_factory: EngineFactory = default_engine_factory) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._factory = engine_factory
-        self._engine: Engine | None = None
-        self._template: ChatTemplate | None = None
-        self._cancel = threading.Event()
+        # a bound method of this GUI-thread object: the call is queued to the GUI thread
+        # (a lambda would run on whichever thread emitted)
+        self._deliver.connect(self._on_deliver)
 
-    # called from the GUI thread --------------------------------------------------
+    def _on_deliver(self, fn: Callable[[Any], None], value: Any) -> None:
+        fn(value)
 
-    def cancel(self) -> None:
-        self._cancel.set()
+    # model events: subscribe(bridge.on_service_event)
+    def on_service_event(self, event: Any) -> None:
+        if isinstance(event, ModelLoading):
+            self.model_loading.emit(event.ref)
+        elif isinstance(event, ModelLoaded):
+            self.model_loaded.emit(event.model)
+        elif isinstance(event, ModelLoadFailed):
+            self.model_failed.emit(event.ref, event.message)
+        elif isinstance(event, ModelUnloaded):
+            self.model_unloaded.emit()
 
-    def close_model(self) -> None:
-        """Only after the worker's thread has stopped (shutdown), or from its own slots."""
-        if self._engine is not None:
-            engine, self._engine = self._engine, None
-            engine.close()
+    def turn_listener(self) -> Callable[[Any], None]:
+        """A listener for one turn: chunks are coalesced into turn_delta signals."""
+        lock = threading.Lock()
+        answer: list[str] = []
+        thinking: list[str] = []
+        last = [0.0]
 
-    # slots, run on the worker thread ---------------------------------------------
+        def flush(turn_id: str, message_id: str) -> None:
+            with lock:
+                if not answer and not thinking:
+                    return
+                a, t = "".join(answer), "".join(thinking)
+                answer.clear()
+                thinking.clear()
+            self.turn_delta.emit(turn_id, message_id, a, t)
 
-    @Slot(object)
-    def load(self, req: LoadRequest) -> None:
-        self.loading.emit(req.path)
-        self.close_model()  # the old model's memory goes before the new one loads
-        t0 = time.perf_counter()
-        try:
-            engine = self._factory(req)
-            template = template_for_model(engine.info, req.user_template)
-        except UserError as e:
-            self.load_failed.emit(req.path, str(e))
-            return
-        except Exception as e:  # a bug, or llama.cpp failing in a new way
-            log.exception("loading %s failed", req.path)
-            self.load_failed.emit(req.path, f"Could not load the model: {e}")
-            return
-        self._engine, self._template = engine, template
-        self.loaded.emit(LoadedModel(engine.info, template, time.perf_counter() - t0))
+        def listener(event: Any) -> None:
+            if isinstance(event, TurnChunk):
+                text = event.chunk.text
+                if text:
+                    with lock:
+                        (thinking if event.chunk.channel == "thinking" else answer).append(text)
+                now = time.monotonic()
+                if now - last[0] >= EMIT_INTERVAL:
+                    last[0] = now
+                    flush(event.turn_id, event.message_id)
+            elif isinstance(event, TurnStarted):
+                self.turn_started.emit(event)
+            elif isinstance(event, TurnPrompt):
+                self.turn_prompt.emit(event)
+            elif isinstance(event, TurnFinished):
+                flush(event.turn_id, event.message.id)
+                self.turn_finished.emit(event)
+            elif isinstance(event, TurnFailed):
+                if event.message_id:
+                    flush(event.turn_id, event.message_id)
+                self.turn_failed.emit(event)
 
-    @Slot(str)
-    def set_user_template(self, text: str) -> None:
-        if self._engine is not None:
-            self._template = template_for_model(self._engine.info, text or None)
+        return listener
 
-    @Slot()
-    def unload(self) -> None:
-        self.close_model()
-        self.unloaded.emit()
+    def when_done(
+        self,
+        future: Future[Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Call on_done(result) or on_error(exception) on the GUI thread."""
 
-    @Slot(object)
-    def generate(self, req: GenerateRequest) -> None:
-        engine, template = self._engine, self._template
-        if engine is None or template is None:
-            self.failed.emit(req.request_id, "No model is loaded. Open a .gguf model first.")
-            return
-        self._cancel.clear()
-        try:
-            prompt = prepare_prompt(engine, template, req.system_prompt, req.messages)
-            self.started.emit(req.request_id, len(prompt.tokens), engine.info.n_ctx)
-            stream = ReplyStream(
-                engine,
-                prompt.tokens,
-                req.params,
-                self._cancel,
-                template.stop_markers,
-                template.think_tags,
-                start_inside_thinking=prompt.starts_inside_thinking,
-            )
-            answer: list[str] = []
-            thinking: list[str] = []
-            last = time.perf_counter()
-            for channel, piece in stream:
-                (thinking if channel == THINKING else answer).append(piece)
-                now = time.perf_counter()
-                if now - last >= EMIT_INTERVAL:
-                    self.delta.emit(req.request_id, "".join(answer), "".join(thinking))
-                    answer.clear()
-                    thinking.clear()
-                    last = now
-            if answer or thinking:
-                self.delta.emit(req.request_id, "".join(answer), "".join(thinking))
-        except UserError as e:
-            self.failed.emit(req.request_id, str(e))
-            return
-        except Exception as e:
-            log.exception("generation failed")
-            self.failed.emit(req.request_id, f"Generation failed: {e}")
-            return
-        self.finished.emit(
-            ReplyDone(
-                req.request_id,
-                stream.answer,
-                stream.thinking,
-                stream.stats,
-                prompt,
-                engine.info.n_ctx,
-            )
-        )
+        def done(f: Future[Any]) -> None:
+            e = f.exception()
+            if e is not None:
+                if on_error is not None:
+                    self._deliver.emit(on_error, e)
+            else:
+                self._deliver.emit(on_done, f.result())
+
+        future.add_done_callback(done)

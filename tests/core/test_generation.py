@@ -9,7 +9,7 @@ from tests.fakes import ScriptedEngine
 def _run(reply: str, markers=(), **params):
     eng = ScriptedEngine(reply=reply)
     rs = ReplyStream(eng, [1, 2, 3], SamplingParams(**params), threading.Event(), markers)
-    pieces = [text for channel, text in rs]
+    pieces = [c.text for c in rs if c.text]
     return "".join(pieces), rs, pieces
 
 
@@ -44,7 +44,7 @@ def test_cancel_keeps_what_came_so_far():
     cancel = threading.Event()
     rs = ReplyStream(eng, [1], SamplingParams(), cancel)
     got = ""
-    for _channel, piece in rs:
+    for piece in (c.text for c in rs):
         got += piece
         if len(got) >= 10:
             cancel.set()
@@ -58,7 +58,7 @@ def test_thinking_goes_to_its_own_channel():
     rs = ReplyStream(eng, [1], SamplingParams(), threading.Event(), ["<|im_end|>"],
                      [("<think>", "</think>")])
     got = {"thinking": "", "answer": ""}
-    for channel, piece in rs:
-        got[channel] += piece
+    for c in rs:
+        got[c.channel] += c.text
     assert got == {"thinking": "Let me see: 2+2.", "answer": "It is 4."}
     assert rs.thinking == "Let me see: 2+2." and rs.answer == "It is 4."

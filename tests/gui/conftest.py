@@ -8,6 +8,7 @@ import pytest
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
+from chatapp.engine.local import LocalBackend
 from tests.fakes import ScriptedEngine
 
 
@@ -32,9 +33,9 @@ def make_window(qtbot) -> Callable[..., object]:
         engines: list[ScriptedEngine] = []
 
         def factory(req):
-            e = ScriptedEngine(path=req.path, **engine_kw)
+            e = ScriptedEngine(path=req.ref.name, **engine_kw)
             engines.append(e)
-            return e
+            return LocalBackend(e)
 
         session = ChatSession(store, settings, engine_factory or factory)
         w = MainWindow(store, settings, paths, session, extensions=extensions)

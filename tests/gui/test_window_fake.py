@@ -115,9 +115,9 @@ def test_selecting_a_conversation_shows_it(qtbot, make_window, fake_model_file):
 
 def test_bad_model_file_shows_a_message_and_keeps_the_conversation(qtbot, make_window, tmp_path):
     from chatapp.engine.llama import LlamaEngine  # the real adapter rejects it before llama.cpp
-    from chatapp.gui.worker import default_engine_factory
+    from chatapp.service import default_backend_factory
 
-    w = make_window(engine_factory=default_engine_factory)
+    w = make_window(engine_factory=default_backend_factory)
     bad = tmp_path / "notes.gguf"
     bad.write_text("these are not weights")
     with qtbot.waitSignal(w.session.model_failed, timeout=10000):
@@ -169,13 +169,14 @@ def test_default_model_is_saved_and_used_for_new_chats(qtbot, make_window, fake_
 
 def test_a_failed_answer_keeps_the_question_and_says_why(qtbot, make_window, fake_model_file):
     from chatapp.core.errors import ContextFullError
+    from chatapp.engine.local import LocalBackend
     from tests.fakes import ScriptedEngine
 
     class FullEngine(ScriptedEngine):
-        def generate(self, prompt, params, cancel):
+        def generate(self, prompt, params, cancel, **_kw):
             raise ContextFullError("The conversation no longer fits in the context.")
 
-    w = make_window(engine_factory=lambda req: FullEngine(path=req.path))
+    w = make_window(engine_factory=lambda req: LocalBackend(FullEngine(path=req.ref.name)))
     _load(qtbot, w, fake_model_file)
     w.input.setPlainText("a question")
     with qtbot.waitSignal(w.session.reply_finished, timeout=10000):

@@ -1,0 +1,125 @@
+"""Receipts: what exactly produced an answer, so it can be checked later.
+
+Every answer stores the number of prompt tokens and a sha256 of their ids, the template's
+name and a sha256 of its source, the sampling settings with the seed actually used, what
+ran the model (llama-cpp-python's version) and how much of the prompt came from the KV
+cache. The prompt's token ids themselves are kept beside the message (compressed), so a
+re-rendered prompt that does not match can say at which token it first differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import zlib
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+RECEIPT_VERSION = 1
+
+
+def _int32(tokens: Sequence[int]) -> bytes:
+    a = array("i", tokens)
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a.tobytes()
+
+
+def tokens_sha256(tokens: Sequence[int]) -> str:
+    """sha256 of the token ids as little-endian int32."""
+    return hashlib.sha256(_int32(tokens)).hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def pack_tokens(tokens: Sequence[int]) -> bytes:
+    return zlib.compress(_int32(tokens), 6)
+
+
+def unpack_tokens(blob: bytes) -> list[int]:
+    a = array("i")
+    a.frombytes(zlib.decompress(blob))
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a.tolist()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    prompt_tokens: int
+    prompt_sha256: str
+    template: str
+    template_source: str
+    template_sha256: str
+    sampling: dict[str, Any]
+    backend: str
+    model: str
+    reused_tokens: int = 0
+    evaluated_tokens: int = 0
+    tokens_known: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": RECEIPT_VERSION, **self.__dict__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Receipt | None:
+        """None for a missing or malformed receipt (older answers have none)."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(
+                prompt_tokens=int(data["prompt_tokens"]),
+                prompt_sha256=str(data["prompt_sha256"]),
+                template=str(data.get("template", "")),
+                template_source=str(data.get("template_source", "")),
+                template_sha256=str(data.get("template_sha256", "")),
+                sampling=dict(data.get("sampling") or {}),
+                backend=str(data.get("backend", "")),
+                model=str(data.get("model", "")),
+                reused_tokens=int(data.get("reused_tokens", 0)),
+                evaluated_tokens=int(data.get("evaluated_tokens", 0)),
+                tokens_known=bool(data.get("tokens_known", True)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class Verification:
+    matches: bool
+    detail: str
+    first_difference: int | None = None  # index of the first differing token
+
+
+def verify(
+    receipt: Receipt, tokens: Sequence[int], recorded: Sequence[int] | None = None
+) -> Verification:
+    """Does a re-rendered prompt (tokens) match what the receipt says was sent?
+    recorded: the stored prompt token ids, used to name the first difference."""
+    if receipt.prompt_tokens == len(tokens) and receipt.prompt_sha256 == tokens_sha256(tokens):
+        return Verification(True, f"matches the receipt: {len(tokens)} tokens, same sha256")
+    if recorded is not None and tokens_sha256(recorded) == receipt.prompt_sha256:
+        for i, (a, b) in enumerate(zip(recorded, tokens)):
+            if a != b:
+                return Verification(
+                    False,
+                    f"differs from the receipt at token {i}: sent {a}, re-rendered {b}",
+                    i,
+                )
+        i = min(len(recorded), len(tokens))
+        longer = "the re-rendered prompt" if len(tokens) > len(recorded) else "the sent prompt"
+        return Verification(
+            False,
+            f"differs from the receipt at token {i}: {longer} is longer "
+            f"({len(recorded)} sent, {len(tokens)} re-rendered)",
+            i,
+        )
+    return Verification(
+        False,
+        f"does not match the receipt: {len(tokens)} tokens re-rendered, "
+        f"{receipt.prompt_tokens} sent (sha256 differs)",
+    )

@@ -1,0 +1,84 @@
+"""The local backend: a token-level Engine (llama.cpp, or a scripted fake in tests)
+behind the Backend protocol.
+
+It renders the prompt with our own template code, hands the engine token ids, and turns
+the sampled tokens back into chunks (core.generation.ReplyStream). prepare() is the one
+function that makes a prompt: a send, "Show prompt", the template editor's preview and
+token count, and `chatapp prompt` all call it, so what they show is what is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import replace
+
+from chatapp.core.backend import Capabilities, ChatRequest, ModelRef, PreparedPrompt
+from chatapp.core.chat import prepare_prompt, template_for_model
+from chatapp.core.engine import Engine, ModelInfo
+from chatapp.core.generation import ReplyStream
+from chatapp.core.templates import ChatTemplate
+
+log = logging.getLogger(__name__)
+
+MAX_SEED = 2**31 - 1
+
+
+def fresh_seed() -> int:
+    return secrets.randbelow(MAX_SEED)
+
+
+class LocalBackend:
+    def __init__(self, engine: Engine, *, version: str = "") -> None:
+        self.engine = engine
+        self.info: ModelInfo = engine.info
+        self.ref = ModelRef(name=engine.info.path)
+        self.capabilities = Capabilities(tokens=True, logprobs=True)
+        self.version = version
+        self._templates: dict[str | None, ChatTemplate] = {}
+
+    def template(self, user_template: str | None = None) -> ChatTemplate:
+        """Resolved once per distinct user template text (a saved edit is a new text,
+        so it takes effect for the very next request)."""
+        key = user_template or None
+        tpl = self._templates.get(key)
+        if tpl is None:
+            tpl = template_for_model(self.info, key)
+            if len(self._templates) > 8:
+                self._templates.clear()
+            self._templates[key] = tpl
+        return tpl
+
+    def prepare(self, request: ChatRequest) -> PreparedPrompt:
+        template = self.template(request.user_template)
+        return prepare_prompt(self.engine, template, request.system_prompt, request.history)
+
+    def execute(self, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
+        prompt = self.prepare(request)
+        params = request.sampling
+        if params.seed is None:  # record the seed actually used, so a receipt can replay it
+            params = replace(params, seed=fresh_seed())
+        return ReplyStream(
+            self.engine,
+            prompt,
+            params,
+            cancel,
+            prompt.template.stop_markers,
+            prompt.template.think_tags,
+            start_inside_thinking=prompt.starts_inside_thinking,
+            logprobs=request.logprobs,
+            cache_key=request.cache_key,
+        )
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return self.engine.tokenize(text, special=special)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.engine.token_bytes(token_id)
+
+    def is_special(self, token_id: int) -> bool:
+        return self.engine.is_special(token_id)
+
+    def close(self) -> None:
+        self.engine.close()

@@ -1,0 +1,711 @@
+"""The chat service: the one place a chat turn runs, for the window, the CLI and the server.
+
+It owns the loaded model on one inference thread (a SerialExecutor: jobs run one at a
+time in arrival order, so requests from the window and from API clients queue fairly)
+and makes its database writes on a store thread of its own. A turn runs end to end
+here: save the question and the answer's row, prepare the exact prompt, stream, save
+while streaming, and finish with the answer's statistics and receipt.
+
+Public methods may be called from any thread and never block on the model: they return
+a Future or a TurnHandle. Events are plain data (service.events), delivered on the
+service's threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from chatapp.core.backend import (
+    Backend,
+    Capabilities,
+    ChatRequest,
+    ModelRef,
+    PreparedPrompt,
+    TokensUnavailable,
+)
+from chatapp.core.conversation import Conversation, FinishReason, Message, Role, title_from
+from chatapp.core.engine import SamplingParams
+from chatapp.core.errors import DiskFullError, StoreError, UserError
+from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.service.events import (
+    LoadedModel,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ModelUnloaded,
+    TurnChunk,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    TurnPrompt,
+    TurnStarted,
+)
+from chatapp.service.executor import SerialExecutor
+from chatapp.service.store_thread import StoreThread
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+UPDATE_INTERVAL = 0.1  # how often the streaming text is handed to the store thread
+
+Listener = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    ref: ModelRef
+    context_limit: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int | None = None
+
+
+BackendFactory = Callable[[LoadRequest], Backend]
+
+
+def default_backend_factory(req: LoadRequest) -> Backend:
+    if not req.ref.is_local:
+        raise UserError(f"Remote models are not supported yet: {req.ref.label}")
+    from chatapp.engine.llama import VERSION, LlamaEngine
+    from chatapp.engine.local import LocalBackend
+
+    engine = LlamaEngine(
+        req.ref.name,
+        context_limit=req.context_limit,
+        n_gpu_layers=req.n_gpu_layers,
+        n_threads=req.n_threads,
+    )
+    return LocalBackend(engine, version=VERSION)
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """How to run a turn. sampling: None takes the settings' sampling."""
+
+    sampling: SamplingParams | None = None
+    system_prompt: str | None = None  # for a new conversation (None: the settings')
+    logprobs: int = 0
+
+
+_NOT_GIVEN: Any = object()
+
+
+class TurnHandle:
+    """A turn in flight: cancel it, or wait for its last event."""
+
+    def __init__(self, turn_id: str, listener: Listener | None) -> None:
+        self.turn_id = turn_id
+        self.cancel_event = threading.Event()
+        self.future: Future[TurnFinished | TurnFailed] = Future()
+        self.conversation_id: str | None = None
+        self.message_id: str | None = None
+        self._listener = listener
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def result(self, timeout: float | None = None) -> TurnFinished | TurnFailed:
+        return self.future.result(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+    def emit(self, event: TurnEvent) -> None:
+        if self._listener is not None:
+            try:
+                self._listener(event)
+            except Exception:
+                log.exception("turn listener failed on %s", type(event).__name__)
+        if isinstance(event, (TurnFinished, TurnFailed)) and not self.future.done():
+            self.future.set_result(event)
+
+
+@dataclass
+class _Turn:
+    handle: TurnHandle
+    conversation: Conversation
+    reply: Message
+    history: list[Message]
+    sampling: SamplingParams
+    ref: ModelRef
+    logprobs: int = 0
+    answer: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+
+
+class ChatService:
+    def __init__(
+        self,
+        store_path: Path,
+        settings: Settings,
+        backend_factory: BackendFactory = default_backend_factory,
+        *,
+        store_factory: Callable[[Path], Store] = Store,
+    ) -> None:
+        self.settings = settings
+        self._factory = backend_factory
+        self._db = StoreThread(store_path, store_factory)
+        self._infer = SerialExecutor("chat-inference")
+        self._backend: Backend | None = None  # touched on the inference thread only
+        self.loaded: LoadedModel | None = None
+        self._subscribers: list[Listener] = []
+        self._turns: dict[str, TurnHandle] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- subscribers -------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Model events (loading, loaded, failed, unloaded) go to every subscriber."""
+        self._subscribers.append(listener)
+        return lambda: self._subscribers.remove(listener)
+
+    def _publish(self, event: Any) -> None:
+        for listener in list(self._subscribers):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("subscriber failed on %s", type(event).__name__)
+
+    # -- the model -----------------------------------------------------------------------
+
+    def load(self, request: LoadRequest) -> Future[LoadedModel]:
+        return self._infer.submit(self._load, request)
+
+    def _load(self, request: LoadRequest) -> LoadedModel:
+        self._publish(ModelLoading(request.ref))
+        self._close_backend()  # the old model's memory goes before the new one loads
+        t0 = time.perf_counter()
+        try:
+            backend = self._factory(request)
+            template = backend.template(self._user_template(backend.ref))
+        except UserError as e:
+            self._publish(ModelLoadFailed(request.ref, str(e)))
+            raise
+        except Exception as e:  # a bug, or llama.cpp failing in a new way
+            log.exception("loading %s failed", request.ref)
+            message = f"Could not load the model: {e}"
+            self._publish(ModelLoadFailed(request.ref, message))
+            raise UserError(message) from e
+        self._backend = backend
+        loaded = LoadedModel(
+            backend.ref,
+            backend.info,
+            template,
+            getattr(backend, "capabilities", Capabilities()),
+            time.perf_counter() - t0,
+        )
+        self.loaded = loaded
+        self._publish(ModelLoaded(loaded))
+        return loaded
+
+    def unload(self) -> Future[None]:
+        def job() -> None:
+            self._close_backend()
+            self._publish(ModelUnloaded())
+
+        return self._infer.submit(job)
+
+    def _close_backend(self) -> None:
+        backend, self._backend = self._backend, None
+        self.loaded = None
+        if backend is not None:
+            backend.close()
+
+    def _user_template(self, ref: ModelRef) -> str | None:
+        if not ref.is_local:
+            return None
+        return self.settings.user_templates.get(Path(ref.name).name) or None
+
+    def template_now(self, user_template: Any = _NOT_GIVEN) -> Future[Any]:
+        """The template the next send uses (or would use with user_template)."""
+
+        def job() -> Any:
+            backend = self._require_backend()
+            text = self._user_template(backend.ref) if user_template is _NOT_GIVEN else user_template
+            return backend.template(text)
+
+        return self._infer.submit(job)
+
+    def _require_backend(self) -> Backend:
+        if self._backend is None:
+            raise UserError("No model is loaded. Open a .gguf model first.")
+        return self._backend
+
+    # -- prompts and tokens ----------------------------------------------------------------
+
+    def prepare(
+        self,
+        history: Sequence[Message] | Sequence[dict[str, Any]],
+        system_prompt: str = "",
+        *,
+        user_template: Any = _NOT_GIVEN,
+    ) -> Future[PreparedPrompt]:
+        """The exact prompt the loaded model would receive: the very function a send
+        runs. user_template: a template text to try instead of the saved one (the
+        template editor's preview); None means the model's own."""
+
+        def job() -> PreparedPrompt:
+            backend = self._require_backend()
+            text = self._user_template(backend.ref) if user_template is _NOT_GIVEN else user_template
+            return backend.prepare(ChatRequest(list(history), system_prompt, user_template=text))
+
+        return self._infer.submit(job)
+
+    def prepare_conversation(
+        self,
+        conversation_id: str | None,
+        *,
+        draft: str = "",
+        upto_message_id: str | None = None,
+        user_template: Any = _NOT_GIVEN,
+    ) -> Future[PreparedPrompt]:
+        """The prompt of the next answer in a conversation: its active thread (up to
+        upto_message_id, if given) plus the draft as the next user message, if any."""
+        result: Future[PreparedPrompt] = Future()
+
+        def read(store: Store) -> tuple[list[Message], str]:
+            if not conversation_id:
+                return [], self.settings.system_prompt
+            conv = store.get_conversation(conversation_id)
+            if conv is None:
+                raise UserError(f"No conversation with id {conversation_id}.")
+            branch = store.active_thread(conversation_id)
+            if upto_message_id is not None:
+                ids = [m.id for m in branch]
+                if upto_message_id not in ids:
+                    msg = store.get_message(upto_message_id)
+                    if msg is None:
+                        raise UserError(f"No message with id {upto_message_id}.")
+                    from chatapp.core.conversation import thread
+
+                    branch = thread(store.messages(conversation_id), upto_message_id)
+                    ids = [m.id for m in branch]
+                branch = branch[: ids.index(upto_message_id) + 1]
+            return branch, conv.system_prompt
+
+        def then(fut: Future[tuple[list[Message], str]]) -> None:
+            try:
+                branch, system = fut.result()
+            except BaseException as e:
+                result.set_exception(e)
+                return
+            history: list[Any] = list(branch)
+            if draft.strip():
+                history.append(_draft_message(conversation_id or "", draft.strip()))
+            _chain(self.prepare(history, system, user_template=user_template), result)
+
+        self._db.submit(read).add_done_callback(then)
+        return result
+
+    def tokenize(self, text: str, *, special: bool = True) -> Future[list[tuple[int, bytes]]]:
+        """Token ids and their bytes, by the loaded model's own tokenizer."""
+
+        def job() -> list[tuple[int, bytes]]:
+            backend = self._require_backend()
+            if not getattr(backend, "capabilities", Capabilities()).tokens:
+                raise TokensUnavailable(
+                    f"The server of {backend.ref.label} does not provide its tokenizer."
+                )
+            ids = backend.tokenize(text, special=special)
+            return [(i, backend.token_bytes(i)) for i in ids]
+
+        return self._infer.submit(job)
+
+    # -- turns -----------------------------------------------------------------------------
+
+    def _new_handle(self, listener: Listener | None) -> TurnHandle:
+        handle = TurnHandle(f"t{next(self._ids)}", listener)
+        with self._lock:
+            self._turns[handle.turn_id] = handle
+        handle.future.add_done_callback(lambda _f: self._turns.pop(handle.turn_id, None))
+        return handle
+
+    def send(
+        self,
+        conversation_id: str | None,
+        text: str,
+        *,
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+    ) -> TurnHandle:
+        """Save `text` as the next user message (in a new conversation if
+        conversation_id is None) and answer it."""
+        opts = options or TurnOptions()
+        handle = self._new_handle(listener)
+
+        def setup(store: Store) -> None:
+            ref = self._loaded_ref()
+            conv, new = None, conversation_id is None
+            if conversation_id is None:
+                system = opts.system_prompt
+                conv = store.create_conversation(
+                    title_from(text),
+                    model_path=str(ref),
+                    system_prompt=self.settings.system_prompt if system is None else system,
+                )
+            else:
+                conv = store.get_conversation(conversation_id)
+                if conv is None:
+                    raise UserError(f"No conversation with id {conversation_id}.")
+            user = store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
+            self._begin(store, handle, conv, user, user, ref, opts, new)
+
+        self._setup(handle, setup, restore_input=text)
+        return handle
+
+    def regenerate(
+        self,
+        conversation_id: str,
+        answer_id: str | None = None,
+        *,
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+    ) -> TurnHandle:
+        """A new answer to the question of answer_id (default: the last answer of the
+        active branch, or the last question if it has none), kept as a sibling branch:
+        the old answer is never erased."""
+        opts = options or TurnOptions()
+        handle = self._new_handle(listener)
+
+        def setup(store: Store) -> None:
+            ref = self._loaded_ref()
+            conv = store.get_conversation(conversation_id)
+            if conv is None:
+                raise UserError(f"No conversation with id {conversation_id}.")
+            branch = store.active_thread(conv.id)
+            if answer_id is not None:
+                answer = store.get_message(answer_id)
+                if answer is None or answer.conversation_id != conv.id:
+                    raise UserError(f"No message with id {answer_id} in this conversation.")
+                if answer.role is not Role.ASSISTANT:
+                    raise UserError("Only an answer can be regenerated; edit a question instead.")
+                question = store.get_message(answer.parent_id) if answer.parent_id else None
+            else:
+                users = [m for m in branch if m.role is Role.USER]
+                question = users[-1] if users else None
+            if question is None:
+                raise UserError("There is no question to answer in this conversation.")
+            self._begin(store, handle, conv, question, None, ref, opts, False)
+
+        self._setup(handle, setup)
+        return handle
+
+    def edit(
+        self,
+        message_id: str,
+        text: str,
+        *,
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+    ) -> TurnHandle:
+        """A new version of a user message (a sibling: the original stays) and its answer."""
+        opts = options or TurnOptions()
+        handle = self._new_handle(listener)
+
+        def setup(store: Store) -> None:
+            original = store.get_message(message_id)
+            if original is None:
+                raise UserError(f"No message with id {message_id}.")
+            if original.role is not Role.USER:
+                raise UserError("Only your own messages can be edited; regenerate an answer.")
+            conv = store.get_conversation(original.conversation_id)
+            assert conv is not None
+            user = store.add_message(conv.id, Role.USER, text, parent_id=original.parent_id)
+            try:
+                ref = self._loaded_ref()
+            except UserError as e:  # the edit is kept; say what is missing
+                handle.conversation_id = conv.id
+                raise UserError(f"Your edit is saved. {e}") from e
+            self._begin(store, handle, conv, user, user, ref, opts, False)
+
+        self._setup(handle, setup)
+        return handle
+
+    def _loaded_ref(self) -> ModelRef:
+        loaded = self.loaded
+        if loaded is None:
+            raise UserError("No model is loaded. Open a .gguf model first.")
+        return loaded.ref
+
+    def _setup(self, handle: TurnHandle, fn: Callable[[Store], None], restore_input: str = "") -> None:
+        def done(fut: Future[None]) -> None:
+            e = fut.exception()
+            if e is None:
+                return
+            if isinstance(e, UserError):
+                message = str(e)
+            else:
+                log.error("starting a turn failed", exc_info=e)
+                message = _storage_message(e) or f"Could not start the answer: {e}"
+            kept = handle.message_id is not None or restore_input == ""
+            handle.emit(
+                TurnFailed(
+                    handle.turn_id,
+                    handle.conversation_id,
+                    None,
+                    message,
+                    restore_input="" if kept else restore_input,
+                )
+            )
+
+        try:
+            self._db.submit(fn).add_done_callback(done)
+        except RuntimeError as e:  # shut down
+            handle.emit(TurnFailed(handle.turn_id, None, None, str(e), restore_input=restore_input))
+
+    def _begin(
+        self,
+        store: Store,
+        handle: TurnHandle,
+        conv: Conversation,
+        parent: Message,
+        user: Message | None,
+        ref: ModelRef,
+        opts: TurnOptions,
+        new: bool,
+    ) -> None:
+        """On the store thread: write the answer's row, then queue the generation."""
+        handle.conversation_id = conv.id
+        if user is not None:
+            handle.message_id = user.id
+        branch = store.active_thread(conv.id) if user is not None else None
+        if branch is None or parent.id not in [m.id for m in branch]:
+            from chatapp.core.conversation import thread
+
+            branch = thread(store.messages(conv.id), parent.id)
+        ids = [m.id for m in branch]
+        history = branch[: ids.index(parent.id) + 1]
+        sampling = opts.sampling or self.settings.sampling()
+        loaded = self.loaded
+        reply = store.add_message(
+            conv.id,
+            Role.ASSISTANT,
+            "",
+            parent_id=parent.id,
+            model=ref.label,
+            finish_reason=FinishReason.STREAMING,
+            meta={
+                "model_path": str(ref),
+                "template": loaded.template.name if loaded else "",
+                "sampling": sampling.as_dict(),
+            },
+        )
+        if conv.model_path != str(ref):
+            conv = store.update_conversation(conv.id, model_path=str(ref))
+        handle.message_id = reply.id
+        turn = _Turn(handle, conv, reply, history, sampling, ref, opts.logprobs)
+        handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
+        self._infer.submit(self._generate, turn)
+
+    def _generate(self, turn: _Turn) -> None:
+        """On the inference thread: one reply, streamed, saved, finished."""
+        handle, reply = turn.handle, turn.reply
+        backend = self._backend
+        stream = None
+        try:
+            if backend is None or backend.ref != turn.ref:
+                raise UserError(
+                    "The model changed before this answer started."
+                    if backend is not None
+                    else "No model is loaded. Open a .gguf model first."
+                )
+            request = ChatRequest(
+                turn.history,
+                turn.conversation.system_prompt,
+                turn.sampling,
+                user_template=self._user_template(backend.ref),
+                logprobs=turn.logprobs,
+                cache_key=turn.conversation.id,
+            )
+            stream = backend.execute(request, handle.cancel_event)
+            prompt: PreparedPrompt = stream.prompt
+            handle.emit(TurnPrompt(handle.turn_id, reply.id, prompt, backend.info.n_ctx))
+            handed = time.monotonic()
+            for chunk in stream:
+                if chunk.text:
+                    (turn.thinking if chunk.channel == "thinking" else turn.answer).append(
+                        chunk.text
+                    )
+                handle.emit(TurnChunk(handle.turn_id, reply.id, chunk))
+                now = time.monotonic()
+                if now - handed >= UPDATE_INTERVAL:
+                    self._db.stream_update(reply.id, "".join(turn.answer), "".join(turn.thinking))
+                    handed = now
+                    failure = self._db.stream_error(reply.id)
+                    if failure is not None:
+                        handle.cancel()  # the disk or database failed: stop, keep what we can
+        except UserError as e:
+            self._fail(turn, str(e))
+            return
+        except Exception as e:
+            log.exception("generation failed")
+            self._fail(turn, f"Generation failed: {e}")
+            return
+        failure = self._db.stream_error(reply.id)
+        try:
+            message = self._db.call(lambda store: self._finish(store, turn, stream, backend))
+        except Exception as e:
+            log.error("saving the finished answer failed", exc_info=e)
+            self._db.stream_end(reply.id)
+            self._fail(turn, _storage_message(e) or f"Could not save the answer: {e}", save=False)
+            return
+        if failure is not None:
+            self._fail(turn, _storage_message(failure) or str(failure), save=False)
+            return
+        handle.emit(
+            TurnFinished(
+                handle.turn_id,
+                turn.conversation.id,
+                message,
+                stream.stats,
+                backend.info.n_ctx,
+                stream.prompt.warning,
+            )
+        )
+
+    def _finish(self, store: Store, turn: _Turn, stream: Any, backend: Backend) -> Message:
+        self._db.stream_end(turn.reply.id)
+        stats = stream.stats
+        prompt: PreparedPrompt = stream.prompt
+        sampling = dict(asdict(getattr(stream, "params", turn.sampling)))
+        sampling["seed"] = stats.seed
+        template = prompt.template
+        receipt = Receipt(
+            prompt_tokens=len(prompt.tokens),
+            prompt_sha256=tokens_sha256(prompt.tokens),
+            template=template.name,
+            template_source=template.source,
+            template_sha256=text_sha256(template.text),
+            sampling=sampling,
+            backend=getattr(backend, "version", ""),
+            model=str(turn.ref),
+            reused_tokens=stats.reused_tokens,
+            evaluated_tokens=stats.evaluated_tokens,
+            tokens_known=prompt.tokens_known,
+        )
+        meta = dict(turn.reply.meta)
+        meta.update(
+            template=template.name,
+            template_source=template.source,
+            sampling=sampling,
+            prompt_seconds=round(stats.prompt_seconds, 4),
+            generation_seconds=round(stats.generation_seconds, 4),
+            receipt=receipt.as_dict(),
+        )
+        if prompt.warning:
+            meta["prompt_warning"] = prompt.warning
+        with store.transaction():
+            store.update_message(
+                turn.reply.id,
+                content=stream.answer,
+                thinking=stream.thinking,
+                finish_reason=stats.finish_reason,
+                prompt_tokens=stats.prompt_tokens,
+                completion_tokens=stats.completion_tokens,
+                tokens_per_second=round(stats.tokens_per_second, 2),
+                meta=meta,
+            )
+            if prompt.tokens_known:
+                store.save_prompt_tokens(turn.reply.id, prompt.tokens)
+        message = store.get_message(turn.reply.id)
+        assert message is not None
+        return message
+
+    def _fail(self, turn: _Turn, error: str, *, save: bool = True) -> None:
+        """Keep what was streamed (marked as failed); drop an answer that never began."""
+        reply = turn.reply
+        self._db.stream_end(reply.id)
+        answer, thinking = "".join(turn.answer).strip(), "".join(turn.thinking).strip()
+        kept: str | None = reply.id
+        try:
+            if answer or thinking:
+                if save:
+                    self._db.call(
+                        lambda s: s.update_message(
+                            reply.id,
+                            content=answer,
+                            thinking=thinking,
+                            finish_reason=FinishReason.ERROR,
+                        )
+                    )
+            else:
+                self._db.call(lambda s: s.delete_message(reply.id))
+                kept = None
+        except Exception as e:
+            log.error("could not record the failed answer %s: %s", reply.id, e)
+        turn.handle.emit(TurnFailed(turn.handle.turn_id, turn.conversation.id, kept, error))
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            handles = list(self._turns.values())
+        for h in handles:
+            h.cancel()
+
+    def read(self, fn: Callable[[Store], T]) -> Future[T]:
+        """Run fn(store) on the service's store thread (for callers with no store)."""
+        return self._db.submit(fn)
+
+    def shutdown(self) -> None:
+        """Cancel, stop the inference thread, join, then close the model (a Llama used
+        after close() segfaults), then flush and close the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self.cancel_all()
+        self._infer.shutdown()
+        backend, self._backend = self._backend, None
+        self.loaded = None
+        if backend is not None:
+            backend.close()
+        self._db.shutdown()
+
+
+def _draft_message(conversation_id: str, text: str) -> Message:
+    return Message(
+        id="draft",
+        conversation_id=conversation_id,
+        parent_id=None,
+        role=Role.USER,
+        content=text,
+        created_at=time.time(),
+    )
+
+
+def _chain(source: Future[T], target: Future[T]) -> None:
+    def copy(f: Future[T]) -> None:
+        e = f.exception()
+        if e is not None:
+            target.set_exception(e)
+        else:
+            target.set_result(f.result())
+
+    source.add_done_callback(copy)
+
+
+def _storage_message(e: BaseException) -> str:
+    """A one-line message for a failed write, or "" if it is not a storage problem."""
+    text = str(e).lower()
+    if isinstance(e, DiskFullError) or "disk is full" in text or "no space" in text:
+        return "The disk is full: the answer could not be saved. Free some space and try again."
+    if isinstance(e, StoreError):
+        return str(e)
+    if "database is locked" in text or "database is busy" in text:
+        return "The chat database is busy (another chatapp is writing to it); try again."
+    if "malformed" in text or "not a database" in text:
+        return f"The chat database is damaged: {e}"
+    return ""
+

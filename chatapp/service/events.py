@@ -1,0 +1,96 @@
+"""What the chat service tells its clients: plain, immutable data.
+
+Model events go to every subscriber (the window's adapter, the server); a turn's events
+go to the listener given when the turn was started. Events are delivered on the
+service's threads: a GUI adapter re-emits them as signals, the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chatapp.core.backend import Capabilities, Chunk, ModelRef, PreparedPrompt, ReplyStats
+from chatapp.core.conversation import Message
+from chatapp.core.engine import ModelInfo
+from chatapp.core.templates import ChatTemplate
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    ref: ModelRef
+    info: ModelInfo
+    template: ChatTemplate  # with the user's saved template at load time
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelLoading:
+    ref: ModelRef
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    model: LoadedModel
+
+
+@dataclass(frozen=True)
+class ModelLoadFailed:
+    ref: ModelRef
+    message: str
+
+
+@dataclass(frozen=True)
+class ModelUnloaded:
+    pass
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    """The question (None for a regenerate) and the answer's row are saved."""
+
+    turn_id: str
+    conversation_id: str
+    user: Message | None
+    reply: Message
+    new_conversation: bool = False
+
+
+@dataclass(frozen=True)
+class TurnPrompt:
+    """The prompt is prepared and about to be evaluated."""
+
+    turn_id: str
+    message_id: str
+    prompt: PreparedPrompt
+    n_ctx: int
+
+
+@dataclass(frozen=True)
+class TurnChunk:
+    turn_id: str
+    message_id: str
+    chunk: Chunk
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    turn_id: str
+    conversation_id: str
+    message: Message  # as saved, with its receipt
+    stats: ReplyStats
+    n_ctx: int
+    warning: str = ""  # e.g. the system prompt was merged into the first turn
+
+
+@dataclass(frozen=True)
+class TurnFailed:
+    turn_id: str
+    conversation_id: str | None
+    message_id: str | None  # the answer kept as far as it got, or None if dropped
+    error: str
+    restore_input: str = ""  # the user's text, when it could not be saved
+
+
+ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed | ModelUnloaded
+TurnEvent = TurnStarted | TurnPrompt | TurnChunk | TurnFinished | TurnFailed
