@@ -1,13 +1,18 @@
-"""`chatapp prompt`: print exactly the prompt the app would send, for scripting and for
-debugging a template.
+"""`chatapp prompt`: print exactly the prompt the app would send, for scripting, for
+debugging a template, and to check an answer's receipt.
 
     chatapp prompt --model M.gguf --messages chat.json [--template T.jinja] [--tokens]
+    chatapp prompt --conversation ID [--message MSG_ID] [--tokens]
 
 chat.json holds OpenAI-style messages: a list of {"role", "content"} objects, or an object
 with "messages" (and optionally "tools"). System messages become the system prompt. The
-template is resolved as the window does it (the user's saved template for this model file,
-the GGUF's, a preset, plain completion), unless --template names a file. Warnings (a merged
-system prompt, plain completion) go to stderr so stdout is the prompt alone.
+prompt comes from the chat service's prepare(), the very function a send runs, on the
+model's own tokenizer (the model is loaded for that): the user's saved template for this
+model file, the GGUF's, a preset, or plain completion, unless --template names a file; the
+BOS token the model's vocabulary adds is shown as it is sent. With --conversation, the
+prompt of the conversation's next answer; with --message, the prompt that produced that
+answer, checked against its receipt (exit 0 if it matches, 1 if not, naming the first
+differing token). Warnings go to stderr so stdout is the prompt alone.
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chatapp.core.backend import ModelRef, PreparedPrompt
+from chatapp.core.conversation import Role
 from chatapp.core.errors import TemplateError, UserError
-from chatapp.core.gguf import check_model_file, read_gguf
-from chatapp.core.presets import special_tokens_from_metadata, token_text
-from chatapp.core.prompting import PromptResult, build_prompt
-from chatapp.core.templates import ChatTemplate, check_syntax, resolve_template
+from chatapp.core.gguf import check_model_file
+from chatapp.core.receipt import Receipt, verify
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.core.templates import check_syntax
+from chatapp.paths import app_paths
+from chatapp.service import ChatService, LoadRequest
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +44,14 @@ def register(subparsers: Any) -> None:
         help="print the exact prompt a model would receive for a conversation",
         description="Render a conversation with a model's chat template and print the result.",
     )
-    p.add_argument("--model", required=True, metavar="PATH", help="the GGUF model file")
-    p.add_argument("--messages", required=True, metavar="FILE", help="OpenAI-style messages (JSON)")
+    p.add_argument("--model", metavar="PATH", help="the GGUF model file")
+    p.add_argument("--messages", metavar="FILE", help="OpenAI-style messages (JSON)")
+    p.add_argument("--conversation", metavar="ID", help="a stored conversation instead")
+    p.add_argument(
+        "--message",
+        metavar="MSG_ID",
+        help="with --conversation: re-render the prompt of this answer and check its receipt",
+    )
     p.add_argument("--template", metavar="FILE", help="use this Jinja template instead")
     p.add_argument("--tokens", action="store_true", help="also print the token ids and pieces")
     p.add_argument(
@@ -72,103 +88,129 @@ def load_messages(path: Path) -> tuple[str, list[dict[str, Any]], list[dict[str,
     return system, [m for m in data if m["role"] != "system"], tools
 
 
-def template_for(model: Path, template_file: str | None, metadata: dict[str, Any]) -> ChatTemplate:
-    user_text = None
-    if template_file:
+def _template_text(template_file: str | None) -> Any:
+    """The template text asked for by --template, or "saved" for the usual resolution."""
+    if not template_file:
+        return _SAVED
+    try:
+        text = Path(template_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"Cannot read the template {template_file}: {e}") from None
+    check_syntax(text)  # asked for by name: its error, not a fallback
+    return text
+
+
+_SAVED: Any = object()
+
+
+class _Loaded:
+    """The chat service with one model loaded, for the length of a command."""
+
+    def __init__(self, ref: ModelRef) -> None:
+        paths = app_paths().ensure()
+        settings = Settings.load(paths.settings)
+        if ref.is_local:
+            check_model_file(ref.name)
+        self.service = ChatService(paths.database, settings)
         try:
-            user_text = Path(template_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"Cannot read the template {template_file}: {e}") from None
-        check_syntax(user_text)  # asked for by name: its error, not a fallback
-    else:
-        user_text = _saved_user_template(model)
-    return resolve_template(
-        metadata,
-        user_template=user_text,
-        special_tokens=special_tokens_from_metadata(metadata),
-        eos_token=token_text(metadata, "eos"),
-    )
+            self.service.load(
+                LoadRequest(
+                    ref,
+                    context_limit=settings.context_limit,
+                    n_threads=settings.n_threads,
+                    n_gpu_layers=settings.n_gpu_layers,
+                )
+            ).result()
+        except BaseException:
+            self.service.shutdown()
+            raise
+
+    def __enter__(self) -> ChatService:
+        return self.service
+
+    def __exit__(self, *exc: object) -> None:
+        self.service.shutdown()
 
 
-def _saved_user_template(model: Path) -> str | None:
-    from chatapp.core.settings import Settings
-    from chatapp.paths import app_paths
-
-    return Settings.load(app_paths().settings).user_templates.get(model.name)
-
-
-def render_for_model(
-    model: Path,
-    messages_file: Path,
-    template_file: str | None = None,
-    *,
-    add_generation_prompt: bool = True,
-) -> tuple[ChatTemplate, PromptResult]:
-    check_model_file(model)
-    metadata = read_gguf(model, keep_arrays=True).metadata
-    template = template_for(model, template_file, metadata)
-    system, messages, tools = load_messages(messages_file)
-    extra: dict[str, Any] = {"tools": tools} if tools else {}
-    result = build_prompt(
-        template,
-        system,
-        messages,
-        bos_token=token_text(metadata, "bos"),
-        eos_token=token_text(metadata, "eos"),
-        add_generation_prompt=add_generation_prompt,
-        **extra,
-    )
-    return template, result
-
-
-def tokenize_with_vocab(model: Path, text: str) -> list[tuple[int, str]]:
-    """Token ids and their text pieces, with the model's own tokenizer.
-
-    Uses llama_cpp directly with a vocabulary-only load (fast: no weights). To be
-    switched to chatapp.engine.llama.LlamaEngine.tokenize/token_bytes once that exists.
-    The prompt already holds the BOS text where the template wants one, so none is added.
-    """
-    try:
-        import llama_cpp
-    except ImportError as e:
-        raise UserError("--tokens needs llama-cpp-python, which is not installed.") from e
-    try:
-        llm = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
-    except (ValueError, RuntimeError) as e:
-        raise UserError(f"llama.cpp could not load the vocabulary of {model.name}: {e}") from e
-    try:
-        ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        return [
-            (i, llm.detokenize([i], special=True).decode("utf-8", errors="replace")) for i in ids
-        ]
-    finally:
-        llm.close()
-
-
-def run_prompt(args: argparse.Namespace) -> int:
-    model = Path(args.model).expanduser()
-    try:
-        template, result = render_for_model(
-            model,
-            Path(args.messages).expanduser(),
-            args.template,
-            add_generation_prompt=args.generation_prompt,
-        )
-    except TemplateError as e:
-        raise TemplateError(f"{e.message} (template: {args.template or model.name})") from e
-    if result.warning:
-        print(f"chatapp: warning: {result.warning}", file=sys.stderr)
-    print(f"chatapp: template: {template.name} ({template.source})", file=sys.stderr)
-    sys.stdout.write(result.text)  # exactly the prompt: no newline of our own when piped
-    ends_line = result.text.endswith("\n")
-    if args.tokens:
-        tokens = tokenize_with_vocab(model, result.text)
+def _print_prompt(service: ChatService, prepared: PreparedPrompt, tokens: bool) -> None:
+    if prepared.warning:
+        print(f"chatapp: warning: {prepared.warning}", file=sys.stderr)
+    t = prepared.template
+    print(f"chatapp: template: {t.name} ({t.source})", file=sys.stderr)
+    sys.stdout.write(prepared.text)  # exactly the prompt: no newline of our own when piped
+    ends_line = prepared.text.endswith("\n")
+    if tokens:
+        if not prepared.tokens_known:
+            raise UserError("The remote server does not report the prompt's tokens.")
+        pairs = service.describe_tokens(prepared.tokens).result()
         if not ends_line:
             sys.stdout.write("\n")
-        sys.stdout.write(f"--- {len(tokens)} tokens ---\n")
-        for token_id, piece in tokens:
-            sys.stdout.write(f"{token_id}\t{json.dumps(piece, ensure_ascii=False)}\n")
+        sys.stdout.write(f"--- {len(pairs)} tokens ---\n")
+        for token_id, piece in pairs:
+            text = piece.decode("utf-8", errors="replace")
+            sys.stdout.write(f"{token_id}\t{json.dumps(text, ensure_ascii=False)}\n")
     elif not ends_line and sys.stdout.isatty():
         sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def run_prompt(args: argparse.Namespace) -> int:
+    if args.conversation:
+        return _conversation_prompt(args)
+    if args.message:
+        raise UserError("--message needs --conversation ID.")
+    if not args.model or not args.messages:
+        raise UserError("Give --model and --messages, or --conversation ID.")
+    model = Path(args.model).expanduser()
+    template = _template_text(args.template)
+    system, messages, tools = load_messages(Path(args.messages).expanduser())
+    kwargs: dict[str, Any] = {} if template is _SAVED else {"user_template": template}
+    with _Loaded(ModelRef.local(model)) as service:
+        try:
+            prepared = service.prepare(
+                messages,
+                system,
+                tools=tools,
+                add_generation_prompt=args.generation_prompt,
+                **kwargs,
+            ).result()
+        except TemplateError as e:
+            raise TemplateError(f"{e.message} (template: {args.template or model.name})") from e
+        _print_prompt(service, prepared, args.tokens)
     return 0
+
+
+def _conversation_prompt(args: argparse.Namespace) -> int:
+    paths = app_paths().ensure()
+    with Store(paths.database) as store:
+        conv = store.find_conversation(args.conversation)
+        if conv is None:
+            raise UserError(f"No conversation with id {args.conversation}.")
+        answer = None
+        if args.message:
+            answer = store.get_message(args.message) or next(
+                (m for m in store.messages(conv.id) if m.id.startswith(args.message)), None
+            )
+            if answer is None or answer.conversation_id != conv.id:
+                raise UserError(f"No message {args.message} in conversation {conv.id[:12]}.")
+            if answer.role is not Role.ASSISTANT:
+                raise UserError("--message must name an answer: its prompt is what was sent.")
+        receipt = Receipt.from_dict(answer.meta.get("receipt")) if answer else None
+        if answer is not None and receipt is None:
+            raise UserError("This answer has no receipt (it was made before chatapp kept them).")
+        recorded = store.prompt_tokens(answer.id) if answer else None
+    model = args.model or (receipt.model if receipt else None) or conv.model_path
+    if not model:
+        raise UserError("This conversation has no model: give --model PATH.")
+    template = _template_text(args.template)
+    kwargs: dict[str, Any] = {} if template is _SAVED else {"user_template": template}
+    with _Loaded(ModelRef.parse(model)) as service:
+        prepared = service.prepare_conversation(
+            conv.id, upto_message_id=answer.parent_id if answer else None, **kwargs
+        ).result()
+        _print_prompt(service, prepared, args.tokens)
+    if answer is None or receipt is None:
+        return 0
+    check = verify(receipt, prepared.tokens, recorded)
+    print(f"chatapp: receipt: the prompt {check.detail}", file=sys.stderr)
+    return 0 if check.matches else 1

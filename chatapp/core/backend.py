@@ -123,6 +123,8 @@ class ChatRequest:
     user_template: str | None = None
     logprobs: int = 0
     cache_key: str | None = None
+    tools: list[dict[str, Any]] | None = None  # offered to a template that reads them
+    add_generation_prompt: bool = True  # open the assistant's turn at the end
 
 
 @dataclass(frozen=True)

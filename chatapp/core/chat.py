@@ -46,6 +46,9 @@ def prepare_prompt(
     template: ChatTemplate,
     system_prompt: str,
     history: Iterable[Message] | list[dict[str, Any]],
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    add_generation_prompt: bool = True,
 ) -> PreparedPrompt:
     """history: a stored thread (Messages) or role/content dicts; a system message among
     the dicts is used when system_prompt is empty."""
@@ -59,8 +62,15 @@ def prepare_prompt(
             system_prompt = str(systems[0].get("content", ""))
         messages = [m for m in messages if m.get("role") != "system"]
     info = engine.info
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
     result = build_prompt(
-        template, system_prompt, messages, bos_token=info.bos_token, eos_token=info.eos_token
+        template,
+        system_prompt,
+        messages,
+        bos_token=info.bos_token,
+        eos_token=info.eos_token,
+        add_generation_prompt=add_generation_prompt,
+        **extra,
     )
     text = result.text
     tokens = engine.tokenize(text, special=True)

@@ -52,7 +52,14 @@ class LocalBackend:
 
     def prepare(self, request: ChatRequest) -> PreparedPrompt:
         template = self.template(request.user_template)
-        return prepare_prompt(self.engine, template, request.system_prompt, request.history)
+        return prepare_prompt(
+            self.engine,
+            template,
+            request.system_prompt,
+            request.history,
+            tools=request.tools,
+            add_generation_prompt=request.add_generation_prompt,
+        )
 
     def execute(self, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
         prompt = self.prepare(request)

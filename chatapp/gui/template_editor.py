@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 PREVIEW_DELAY_MS = 250
 PREVIEW_TIME_LIMIT_S = 1.0
 
-CountTokens = Callable[[str], "int | None"]
+# prepare(template_text, on_done(PreparedPrompt), on_error(exception)): the chat service's
+# prompt for the conversation with this template, delivered on the GUI thread
+Prepare = Callable[[str, Callable[[Any], None], Callable[[BaseException], None]], None]
 
 
 class TemplateEditor(QDialog):
@@ -53,7 +55,7 @@ class TemplateEditor(QDialog):
         system_prompt: str = "",
         bos_token: str = "",
         eos_token: str = "",
-        count_tokens: CountTokens | None = None,
+        prepare: Prepare | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -66,7 +68,8 @@ class TemplateEditor(QDialog):
         self._messages = messages or [{"role": "user", "content": "Hello!"}]
         self._system_prompt = system_prompt
         self._bos, self._eos = bos_token, eos_token
-        self._count_tokens = count_tokens
+        self._prepare = prepare
+        self._asked = 0  # the latest preview asked of prepare(); older answers are dropped
         self.default_template = resolve_template(metadata, eos_token=eos_token)
         self.last_good_text: str | None = None  # the last text that rendered
         self.error: str = ""
@@ -161,13 +164,35 @@ class TemplateEditor(QDialog):
         self.error = ""
         self.last_good_text = text
         self.save_button.setEnabled(True)
-        if self.preview.toPlainText() != result.text:
-            self.preview.setPlainText(result.text)
-        count = self._count_tokens(result.text) if self._count_tokens else None
-        parts = [f"{len(result.text):,} characters"]
-        parts.append(f"{count:,} tokens" if count is not None else "tokens: not counted yet")
-        if result.warning:
-            parts.append(result.warning)
+        if self._prepare is None:
+            self._show_preview(result.text, None, result.warning)
+            return
+        # The preview shows what the service would send with this template: the same
+        # function as a send, the model's tokenizer, the BOS it adds.
+        self._asked += 1
+        asked = self._asked
+        self.status.setText("Preparing the prompt…")
+
+        def done(prepared: Any) -> None:
+            if asked == self._asked:
+                self._show_preview(prepared.text, len(prepared.tokens), prepared.warning)
+
+        def failed(e: BaseException) -> None:
+            if asked == self._asked:
+                self.error = str(e)
+                self.status.setText(str(e))
+                self.status.setStyleSheet("color: #b00020")
+                self.save_button.setEnabled(False)
+
+        self._prepare(text, done, failed)
+
+    def _show_preview(self, text: str, count: int | None, warning: str) -> None:
+        if self.preview.toPlainText() != text:
+            self.preview.setPlainText(text)
+        parts = [f"{len(text):,} characters"]
+        parts.append(f"{count:,} tokens" if count is not None else "tokens: not counted")
+        if warning:
+            parts.append(warning)
         self.status.setText(" · ".join(parts))
         self.status.setStyleSheet("")
 

@@ -56,7 +56,6 @@ from chatapp.service.store_thread import StoreThread
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-UPDATE_INTERVAL = 0.1  # how often the streaming text is handed to the store thread
 
 Listener = Callable[[Any], None]
 
@@ -251,6 +250,8 @@ class ChatService:
         system_prompt: str = "",
         *,
         user_template: Any = _NOT_GIVEN,
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
     ) -> Future[PreparedPrompt]:
         """The exact prompt the loaded model would receive: the very function a send
         runs. user_template: a template text to try instead of the saved one (the
@@ -259,7 +260,14 @@ class ChatService:
         def job() -> PreparedPrompt:
             backend = self._require_backend()
             text = self._user_template(backend.ref) if user_template is _NOT_GIVEN else user_template
-            return backend.prepare(ChatRequest(list(history), system_prompt, user_template=text))
+            request = ChatRequest(
+                list(history),
+                system_prompt,
+                user_template=text,
+                tools=tools,
+                add_generation_prompt=add_generation_prompt,
+            )
+            return backend.prepare(request)
 
         return self._infer.submit(job)
 
@@ -320,6 +328,15 @@ class ChatService:
                 )
             ids = backend.tokenize(text, special=special)
             return [(i, backend.token_bytes(i)) for i in ids]
+
+        return self._infer.submit(job)
+
+    def describe_tokens(self, token_ids: Sequence[int]) -> Future[list[tuple[int, bytes]]]:
+        """Each token id with the bytes it stands for, by the loaded model's vocabulary."""
+
+        def job() -> list[tuple[int, bytes]]:
+            backend = self._require_backend()
+            return [(int(i), backend.token_bytes(int(i))) for i in token_ids]
 
         return self._infer.submit(job)
 
@@ -532,20 +549,15 @@ class ChatService:
             stream = backend.execute(request, handle.cancel_event)
             prompt: PreparedPrompt = stream.prompt
             handle.emit(TurnPrompt(handle.turn_id, reply.id, prompt, backend.info.n_ctx))
-            handed = time.monotonic()
+            self._db.stream_watch(reply.id, turn.answer, turn.thinking)
             for chunk in stream:
                 if chunk.text:
                     (turn.thinking if chunk.channel == "thinking" else turn.answer).append(
                         chunk.text
                     )
                 handle.emit(TurnChunk(handle.turn_id, reply.id, chunk))
-                now = time.monotonic()
-                if now - handed >= UPDATE_INTERVAL:
-                    self._db.stream_update(reply.id, "".join(turn.answer), "".join(turn.thinking))
-                    handed = now
-                    failure = self._db.stream_error(reply.id)
-                    if failure is not None:
-                        handle.cancel()  # the disk or database failed: stop, keep what we can
+                if self._db.stream_error(reply.id) is not None:
+                    handle.cancel()  # the disk or database failed: stop, keep what we can
         except UserError as e:
             self._fail(turn, str(e))
             return

@@ -1,10 +1,10 @@
 """The chat service's database thread: its own Store connection, every write the service
 makes, and time-based saving of streaming answers.
 
-A streaming answer is handed over with stream_update() (cheap: it only replaces the
-latest text); the thread writes it at most every SAVE_INTERVAL and also when no new text
-comes (a piece followed by a pause is saved all the same), so a killed process loses at
-most about half a second of shown text. The inference thread never waits on the disk
+A streaming answer is watched through the lists its pieces are appended to
+(stream_watch(): nothing to do per token); the thread writes it at most every
+SAVE_INTERVAL, also when no new text comes (a piece followed by a pause is saved all the
+same), so a killed process loses at most about half a second of shown text. The inference thread never waits on the disk
 while tokens stream, and the GUI thread never writes during a turn.
 """
 
@@ -32,10 +32,14 @@ T = TypeVar("T")
 
 @dataclass
 class _Pending:
-    content: str
-    thinking: str
-    dirty: bool = True
+    answer: list[str]  # appended to by the inference thread
+    thinking: list[str]
+    saved_parts: int = 0
     saved_at: float = 0.0
+
+    @property
+    def dirty(self) -> bool:
+        return len(self.answer) + len(self.thinking) != self.saved_parts
 
 
 class StoreThread:
@@ -77,13 +81,10 @@ class StoreThread:
 
     # -- streaming saves ----------------------------------------------------------------
 
-    def stream_update(self, message_id: str, content: str, thinking: str) -> None:
+    def stream_watch(self, message_id: str, answer: list[str], thinking: list[str]) -> None:
+        """Save the text in these growing lists of pieces until stream_end()."""
         with self._lock:
-            p = self._pending.get(message_id)
-            if p is None:
-                self._pending[message_id] = _Pending(content, thinking, saved_at=time.monotonic())
-            else:
-                p.content, p.thinking, p.dirty = content, thinking, True
+            self._pending[message_id] = _Pending(answer, thinking, saved_at=time.monotonic())
 
     def stream_error(self, message_id: str) -> BaseException | None:
         with self._lock:
@@ -100,15 +101,14 @@ class StoreThread:
         if store is None:
             return
         now = time.monotonic()
+        due = []
         with self._lock:
-            due = [
-                (mid, p.content, p.thinking)
-                for mid, p in self._pending.items()
-                if p.dirty and (force or now - p.saved_at >= SAVE_INTERVAL)
-            ]
-            for mid, _c, _t in due:
-                p = self._pending[mid]
-                p.dirty, p.saved_at = False, now
+            for mid, p in self._pending.items():
+                if p.dirty and (force or now - p.saved_at >= SAVE_INTERVAL):
+                    # join under the GIL: the lists only ever grow by appends
+                    parts = len(p.answer) + len(p.thinking)
+                    due.append((mid, "".join(p.answer), "".join(p.thinking)))
+                    p.saved_parts, p.saved_at = parts, now
         for mid, content, thinking in due:
             try:
                 store.update_message(mid, content=content, thinking=thinking)
@@ -118,7 +118,7 @@ class StoreThread:
                 with self._lock:
                     self._errors[mid] = e
                     if mid in self._pending:
-                        self._pending[mid].dirty = True
+                        self._pending[mid].saved_parts = -1  # still unsaved
 
     def flush(self) -> None:
         """Write every pending streaming text now (used before the final write)."""

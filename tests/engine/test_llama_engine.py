@@ -47,7 +47,7 @@ def test_chat_answer_streams_and_stops_at_end_of_turn(smol):
     assert p.tokens.count(im_start[0]) == 3 and p.tokens.count(im_end[0]) == 2
     rs = ReplyStream(smol, p.tokens, SamplingParams(seed=42, max_tokens=200), threading.Event(),
                      tpl.stop_markers)
-    pieces = [piece for _channel, piece in rs]
+    pieces = [c.text for c in rs if c.text]
     text = "".join(pieces)
     assert text.strip()
     assert len(pieces) > 1  # streamed, not delivered at once
@@ -105,7 +105,7 @@ def test_gemma_base_gets_gemma_turns_and_no_marker_leaks(gemma_path):
         assert len(sot) == 1 and p.tokens.count(sot[0]) == 2
         rs = ReplyStream(e, p.tokens, SamplingParams(seed=3, max_tokens=60), threading.Event(),
                          tpl.stop_markers)
-        text = "".join(piece for _channel, piece in rs)
+        text = "".join(c.text for c in rs)
         assert not any(m in text for m in MARKERS)
     finally:
         e.close()
