@@ -20,7 +20,7 @@ VERSION = 1
 
 # Well-known keys of Message.meta, lifted to named fields in the JSON so readers need not
 # know our meta conventions; put back into meta on import, so the round trip is exact.
-LIFTED_META = ("model_sha256", "template", "sampling")
+LIFTED_META = ("model_sha256", "template", "sampling", "receipt")
 
 
 class ImportFormatError(UserError):
@@ -44,6 +44,7 @@ def message_to_doc(m: Message) -> dict[str, Any]:
         "model_sha256": m.meta.get("model_sha256"),
         "template": m.meta.get("template"),
         "sampling": m.meta.get("sampling"),
+        "receipt": m.meta.get("receipt"),
         "finish_reason": m.finish_reason.value if m.finish_reason else None,
         "prompt_tokens": m.prompt_tokens,
         "completion_tokens": m.completion_tokens,
