@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,9 +31,15 @@ from chatapp.core.backend import (
     PreparedPrompt,
     TokensUnavailable,
 )
+from chatapp.core.chat_settings import (
+    DROP_OLDEST,
+    ChatSettings,
+    model_defaults,
+    resolve_sampling,
+)
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role, title_from
 from chatapp.core.engine import SamplingParams
-from chatapp.core.errors import DiskFullError, StoreError, UserError
+from chatapp.core.errors import ContextFullError, DiskFullError, StoreError, UserError
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
@@ -138,6 +144,7 @@ class _Turn:
     sampling: SamplingParams
     ref: ModelRef
     logprobs: int = 0
+    context_policy: str = "stop"
     answer: list[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
 
@@ -450,6 +457,37 @@ class ChatService:
         self._setup(handle, setup)
         return handle
 
+    def set_chat_settings(
+        self,
+        conversation_id: str,
+        chat: ChatSettings | None = None,
+        *,
+        system_prompt: str | None = None,
+    ) -> Future[Conversation]:
+        """Save a conversation's own settings (and system prompt); the next turn uses them."""
+
+        def job(store: Store) -> Conversation:
+            conv = store.get_conversation(conversation_id)
+            if conv is None:
+                raise UserError(f"No conversation with id {conversation_id}.")
+            changes: dict[str, Any] = {}
+            if chat is not None:
+                changes["meta"] = {**conv.meta, "chat_settings": chat.to_json()}
+            if system_prompt is not None:
+                changes["system_prompt"] = system_prompt
+            return store.update_conversation(conversation_id, **changes) if changes else conv
+
+        return self._db.submit(job)
+
+    def sampling_for(self, ref: ModelRef, conv: Conversation | None) -> SamplingParams:
+        """The sampling a turn in `conv` uses: the app's settings, the model's defaults,
+        the conversation's own overrides."""
+        chat = ChatSettings.from_meta(conv.meta if conv else None)
+        model_file = Path(ref.name).name if ref.is_local else str(ref)
+        return resolve_sampling(
+            self.settings.sampling(), model_defaults(self.settings.extra, model_file), chat
+        )
+
     def _loaded_ref(self) -> ModelRef:
         loaded = self.loaded
         if loaded is None:
@@ -504,7 +542,8 @@ class ChatService:
             branch = thread(store.messages(conv.id), parent.id)
         ids = [m.id for m in branch]
         history = branch[: ids.index(parent.id) + 1]
-        sampling = opts.sampling or self.settings.sampling()
+        chat = ChatSettings.from_meta(conv.meta)
+        sampling = opts.sampling or self.sampling_for(ref, conv)
         loaded = self.loaded
         reply = store.add_message(
             conv.id,
@@ -522,7 +561,9 @@ class ChatService:
         if conv.model_path != str(ref):
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
-        turn = _Turn(handle, conv, reply, history, sampling, ref, opts.logprobs)
+        turn = _Turn(
+            handle, conv, reply, history, sampling, ref, opts.logprobs, chat.context_policy
+        )
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._generate, turn)
 
@@ -546,9 +587,16 @@ class ChatService:
                 logprobs=turn.logprobs,
                 cache_key=turn.conversation.id,
             )
+            request, dropped = fit_context(backend, request, turn.context_policy)
+            if dropped:
+                turn.reply = reply = reply.with_(
+                    meta={**reply.meta, "context_dropped": list(dropped)}
+                )
             stream = backend.execute(request, handle.cancel_event)
             prompt: PreparedPrompt = stream.prompt
-            handle.emit(TurnPrompt(handle.turn_id, reply.id, prompt, backend.info.n_ctx))
+            handle.emit(
+                TurnPrompt(handle.turn_id, reply.id, prompt, backend.info.n_ctx, tuple(dropped))
+            )
             self._db.stream_watch(reply.id, turn.answer, turn.thinking)
             for chunk in stream:
                 if chunk.text:
@@ -684,6 +732,61 @@ class ChatService:
         if backend is not None:
             backend.close()
         self._db.shutdown()
+
+
+def answer_reserve(request: ChatRequest, n_ctx: int) -> int:
+    """Room kept for the answer when older turns are left out to make space."""
+    wanted = request.sampling.max_tokens or 512
+    return max(16, min(wanted, n_ctx // 4))
+
+
+def fit_context(backend: Backend, request: ChatRequest, policy: str) -> tuple[ChatRequest, list[str]]:
+    """The request as it will be sent, and the ids of the messages left out.
+
+    Policy "stop": nothing is left out; a conversation longer than the context is a
+    ContextFullError that says what to do. "drop_oldest": the oldest turns are left out
+    (the system prompt stays) until the prompt leaves room for the answer. Never a
+    silent cut: the dropped ids are reported and recorded with the answer."""
+    n_ctx = backend.info.n_ctx
+    if not n_ctx or not getattr(backend, "capabilities", Capabilities()).tokens:
+        return request, []
+    prompt = backend.prepare(request)
+    history = list(request.history)
+    if len(prompt.tokens) < n_ctx and (
+        policy != DROP_OLDEST or len(prompt.tokens) + answer_reserve(request, n_ctx) <= n_ctx
+    ):
+        return request, []
+    if policy != DROP_OLDEST:
+        raise ContextFullError(
+            f"The conversation is {len(prompt.tokens)} tokens long; this model's context "
+            f"holds {n_ctx}. Start a new chat, or choose to leave out the oldest turns "
+            "in the chat settings."
+        )
+    dropped: list[str] = []
+    reserve = answer_reserve(request, n_ctx)
+    while len(history) > 1:
+        # leave out the oldest turn: a question and the answers before the next question
+        cut = 1
+        while cut < len(history) - 1 and _role(history[cut]) != Role.USER.value:
+            cut += 1
+        dropped += [str(getattr(m, "id", "")) for m in history[:cut] if getattr(m, "id", "")]
+        history = history[cut:]
+        request = replace(request, history=history)
+        prompt = backend.prepare(request)
+        if len(prompt.tokens) + reserve <= n_ctx:
+            return request, dropped
+    raise ContextFullError(
+        f"Your message alone is {len(prompt.tokens)} tokens with the template; this model's "
+        f"context holds {n_ctx} (and {reserve} are kept for the answer). Shorten it, or "
+        "load the model with a larger context."
+    )
+
+
+def _role(m: Any) -> str:
+    role = getattr(m, "role", None)
+    if role is not None:
+        return str(getattr(role, "value", role))
+    return str(m.get("role", "")) if isinstance(m, dict) else ""
 
 
 def _draft_message(conversation_id: str, text: str) -> Message:

@@ -64,6 +64,7 @@ class TurnPrompt:
     message_id: str
     prompt: PreparedPrompt
     n_ctx: int
+    dropped: tuple[str, ...] = ()  # messages left out to fit the context (the policy says so)
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,6 @@ def test_not_a_model(chat_file: Path) -> None:
 
 
 def test_tokens_lists_ids_and_pieces(gemma_path: Path, chat_file: Path, capsys) -> None:
-    pytest.importorskip("llama_cpp")
     assert _run("--model", str(gemma_path), "--messages", str(chat_file), "--tokens") == 0
     out = capsys.readouterr().out
     prompt, tokens = out.split("--- ", 1)

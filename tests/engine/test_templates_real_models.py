@@ -17,7 +17,7 @@ from chatapp.core.prompting import build_prompt
 from chatapp.core.templates import ChatTemplate, resolve_template
 from chatapp.core.thinking import AnswerStream
 
-llama_cpp = pytest.importorskip("llama_cpp")
+import llama_cpp  # noqa: E402  (required: a missing package fails, never skips)
 
 pytestmark = pytest.mark.model
 

@@ -38,7 +38,6 @@ def _load(path: Path) -> dict:
 def test_split_model_downloads_as_a_set_and_loads(
     hub: FakeHub, smollm2_path: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("llama_cpp")
     shards = split_gguf(smollm2_path, tmp_path, "SmolLM2-135M-Instruct-Q4_1", 3)
     assert [read_gguf(s).split_count for s in shards] == [3, 3, 3]
     hub.add(

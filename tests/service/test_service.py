@@ -240,3 +240,53 @@ def test_sampling_from_options_is_recorded_with_the_seed_used(fake_service) -> N
     assert receipt.sampling["temperature"] == 0.2 and receipt.sampling["max_tokens"] == 5
     assert isinstance(receipt.sampling["seed"], int)
     assert result.message.finish_reason is FinishReason.LENGTH
+
+
+def _fill(service, n_turns: int, text: str) -> str:
+    cid = None
+    for i in range(n_turns):
+        cid = service.send(cid, f"{i}:{text}").result(WAIT).conversation_id
+    return cid
+
+
+def test_context_policy_stop_explains_and_drop_oldest_leaves_out_old_turns(
+    fake_service, tmp_path
+) -> None:
+    from chatapp.core.chat_settings import DROP_OLDEST, ChatSettings
+
+    service = fake_service(reply="r" * 40, n_ctx=400)
+    cid = _fill(service, 3, "q" * 60)  # ~110 tokens a turn with the template
+    failed = service.send(cid, "q" * 60).result(WAIT)
+    assert isinstance(failed, TurnFailed)
+    assert "context holds 400" in failed.error and "leave out the oldest" in failed.error
+    service.set_chat_settings(cid, ChatSettings(context_policy=DROP_OLDEST)).result(WAIT)
+    rec = Recorder()
+    ok = service.send(cid, "latest question", listener=rec).result(WAIT)
+    assert isinstance(ok, TurnFinished)
+    dropped = rec.of(TurnPrompt)[0].dropped
+    assert dropped and ok.message.meta["context_dropped"] == list(dropped)
+    sent = bytes(t - 1 for t in service.engines[0].prompts[-1]).decode()
+    assert "0:qqq" not in sent and "latest question" in sent
+    with Store(tmp_path / "chat.sqlite3") as store:
+        first = store.active_thread(cid)[0]
+        assert first.id in dropped  # the view can mark what the model no longer sees
+    huge = service.send(cid, "x" * 1000).result(WAIT)
+    assert isinstance(huge, TurnFailed) and "Your message alone is" in huge.error
+
+
+def test_conversation_overrides_and_model_defaults_shape_the_sampling(fake_service) -> None:
+    from chatapp.core.chat_settings import ChatSettings
+
+    settings = Settings(temperature=0.7, top_k=40)
+    settings.extra["model_defaults"] = {"fake.gguf": {"top_k": 10, "temperature": 0.5}}
+    service = fake_service(settings)
+    first = service.send(None, "a").result(WAIT)
+    assert first.message.meta["sampling"]["top_k"] == 10
+    assert first.message.meta["sampling"]["temperature"] == 0.5
+    chat = ChatSettings().with_override("temperature", 0.1)
+    service.set_chat_settings(first.conversation_id, chat, system_prompt="Be terse.").result(WAIT)
+    second = service.send(first.conversation_id, "b").result(WAIT)
+    assert second.message.meta["sampling"]["temperature"] == 0.1
+    assert second.message.meta["sampling"]["top_k"] == 10
+    sent = bytes(t - 1 for t in service.engines[0].prompts[-1]).decode()
+    assert sent.startswith("<|system|>Be terse.")
