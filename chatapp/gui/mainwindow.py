@@ -51,6 +51,8 @@ GUI_EXTENSIONS = (
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
+    "chatapp.gui.model_picker",
+    "chatapp.gui.chat_settings_panel",
 )
 
 
@@ -150,6 +152,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.model_progress)
         bar.addWidget(self.open_button)
         rl.addLayout(bar)
+        self.model_bar = bar  # extensions add to it (the model picker)
         self.message_view = MessageView()
         rl.addWidget(self.message_view, 1)
         self.message_bar = MessageBar()

@@ -1,0 +1,275 @@
+"""The chat settings panel: this conversation's system prompt, sampling and context
+policy, with named presets, and a line that says what the next answer will use.
+
+A field left empty inherits (the model's default, then the app's); the placeholder shows
+the inherited value. A value outside its range is refused at the field with the reason.
+Changes are saved through the chat service and apply to the next answer. The context
+meter's "+N with your message" lives here too: the draft is counted with the loaded
+model's tokenizer as you type. install(window) adds it as a dock (GUI_EXTENSIONS).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from chatapp.core.backend import ModelRef
+from chatapp.core.chat_settings import (
+    POLICIES,
+    RANGES,
+    BadValue,
+    ChatSettings,
+    check_value,
+    describe,
+    presets,
+)
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
+LABELS = {
+    "temperature": "Temperature",
+    "top_p": "Top-p",
+    "top_k": "Top-k",
+    "min_p": "Min-p",
+    "repeat_penalty": "Repeat penalty",
+    "seed": "Seed",
+    "max_tokens": "Max tokens",
+}
+COUNT_DELAY_MS = 300
+
+
+class ChatSettingsPanel(QObject):
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.session = window.session
+        self.chat = ChatSettings()
+        self.conversation_id: str | None = None
+
+        body = QWidget()
+        body.setObjectName("chat_settings")
+        lay = QVBoxLayout(body)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        lay.addWidget(self.note)
+        form = QFormLayout()
+        self.system = QPlainTextEdit()
+        self.system.setPlaceholderText("No system prompt")
+        self.system.setAccessibleName("System prompt of this chat")
+        self.system.setMaximumHeight(110)
+        self.save_system = QPushButton("Save system prompt")
+        self.save_system.setAccessibleName("Save the system prompt")
+        self.save_system.clicked.connect(self._save_system)
+        form.addRow("System prompt", self.system)
+        form.addRow("", self.save_system)
+        self.preset = QComboBox()
+        self.preset.setAccessibleName("Sampling preset")
+        self.preset.activated.connect(self._apply_preset)
+        form.addRow("Preset", self.preset)
+        self.fields: dict[str, QLineEdit] = {}
+        self.errors: dict[str, QLabel] = {}
+        for name in FIELDS:
+            edit = QLineEdit()
+            edit.setObjectName(f"chat_{name}")
+            edit.setAccessibleName(LABELS[name])
+            edit.setAccessibleDescription(RANGES[name][3])
+            edit.setToolTip(RANGES[name][3])
+            edit.editingFinished.connect(lambda n=name: self._field_done(n))
+            err = QLabel()
+            err.setObjectName(f"chat_{name}_error")
+            err.setWordWrap(True)
+            err.hide()
+            self.fields[name], self.errors[name] = edit, err
+            form.addRow(LABELS[name], edit)
+            form.addRow("", err)
+        self.policy = QComboBox()
+        self.policy.setAccessibleName("When the conversation no longer fits the context")
+        for key, text in POLICIES.items():
+            self.policy.addItem(text, key)
+        self.policy.activated.connect(self._policy_chosen)
+        form.addRow("Context full", self.policy)
+        lay.addLayout(form)
+        self.next_answer = QLabel()
+        self.next_answer.setObjectName("next_answer")
+        self.next_answer.setWordWrap(True)
+        self.next_answer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.next_answer)
+        lay.addStretch(1)
+
+        self.dock = QDockWidget("Chat settings", window)
+        self.dock.setObjectName("chat_settings_dock")
+        self.dock.setWidget(body)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.hide()
+        self.toggle = self.dock.toggleViewAction()
+        self.toggle.setText("Chat &settings panel")
+        self.toggle.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        window.menus["view"].addAction(self.toggle)
+
+        # the context meter's "+N tokens with your message"
+        self.draft_label = QLabel()
+        self.draft_label.setObjectName("draft_tokens")
+        window.statusBar().addPermanentWidget(self.draft_label)
+        self._count_timer = QTimer(self)
+        self._count_timer.setSingleShot(True)
+        self._count_timer.setInterval(COUNT_DELAY_MS)
+        self._count_timer.timeout.connect(self._count_draft)
+        self._counting = 0
+        if hasattr(window, "input"):
+            window.input.textChanged.connect(self._count_timer.start)
+
+        s = self.session
+        s.conversation_selected.connect(self._on_conversation)
+        s.model_loaded.connect(lambda _m: self.refresh())
+        s.reply_finished.connect(lambda _mid: self._on_conversation(s.conversation_id or ""))
+        self._on_conversation(s.conversation_id or "")
+
+    # -- showing ---------------------------------------------------------------------------
+
+    def _on_conversation(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id or None
+        conv = self.window.store.get_conversation(conversation_id) if conversation_id else None
+        self.chat = ChatSettings.from_meta(conv.meta if conv else None)
+        self.system.setPlainText(conv.system_prompt if conv else self.window.settings.system_prompt)
+        self.refresh()
+
+    def refresh(self) -> None:
+        has_chat = self.conversation_id is not None
+        self.note.setText(
+            "These settings belong to this chat and apply to its next answer."
+            if has_chat
+            else "Start the chat first: new chats use the defaults from Settings."
+        )
+        for w in (self.system, self.save_system, self.preset, self.policy, *self.fields.values()):
+            w.setEnabled(has_chat)
+        inherited = self._inherited()
+        own = self.chat.overrides
+        for name, edit in self.fields.items():
+            value = own.get(name)
+            edit.setText("" if value is None else f"{value:g}" if isinstance(value, float) else str(value))
+            base = getattr(inherited, name) if inherited is not None else None
+            edit.setPlaceholderText("default" if base is None else f"default: {base:g}" if isinstance(base, float) else f"default: {base}")
+        self.preset.clear()
+        self.preset.addItem("Apply a preset…", None)
+        for name in presets(self.window.settings.extra):
+            self.preset.addItem(name, name)
+        self.policy.setCurrentIndex(max(0, self.policy.findData(self.chat.context_policy)))
+        params = self._effective()
+        self.next_answer.setText(
+            f"Next answer: {describe(params)}" if params is not None else "Next answer: load a model first."
+        )
+
+    def _ref(self) -> ModelRef | None:
+        model = self.session.model
+        return model.ref if model is not None else None
+
+    def _inherited(self) -> Any:
+        ref = self._ref()
+        if ref is None:
+            return self.window.settings.sampling()
+        return self.session.service.sampling_for(ref, None)
+
+    def _effective(self) -> Any:
+        ref = self._ref()
+        if ref is None:
+            return None
+        conv = self.window.store.get_conversation(self.conversation_id) if self.conversation_id else None
+        if conv is not None:
+            conv = conv.with_(meta={**conv.meta, "chat_settings": self.chat.to_json()})
+        return self.session.service.sampling_for(ref, conv)
+
+    # -- editing ---------------------------------------------------------------------------
+
+    def _field_done(self, name: str) -> None:
+        text = self.fields[name].text().strip()
+        err = self.errors[name]
+        try:
+            value = None if not text else check_value(name, float(text))
+        except ValueError as e:  # BadValue, or not a number at all
+            reason = str(e) if isinstance(e, BadValue) else f"{name} must be a number"
+            err.setText(f"Not saved: {reason}.")
+            err.show()
+            self.fields[name].setAccessibleDescription(f"Not saved: {reason}")
+            return
+        err.hide()
+        self.fields[name].setAccessibleDescription(RANGES[name][3])
+        if value == self.chat.overrides.get(name):
+            return
+        self.chat = self.chat.with_override(name, value)
+        self._save()
+
+    def _apply_preset(self, index: int) -> None:
+        name = self.preset.itemData(index)
+        if not name:
+            return
+        values = presets(self.window.settings.extra).get(name, {})
+        chat = ChatSettings(context_policy=self.chat.context_policy)
+        for k, v in values.items():
+            chat = chat.with_override(k, v)
+        self.chat = chat
+        self._save()
+
+    def _policy_chosen(self, index: int) -> None:
+        self.chat = ChatSettings(self.chat.sampling, self.policy.itemData(index))
+        self._save()
+
+    def _save_system(self) -> None:
+        if self.conversation_id:
+            fut = self.session.service.set_chat_settings(
+                self.conversation_id, system_prompt=self.system.toPlainText()
+            )
+            self.session.bridge.when_done(fut, lambda _c: self.window.show_info("System prompt saved: it applies to the next answer."), self._failed)
+
+    def _save(self) -> None:
+        if not self.conversation_id:
+            return
+        fut = self.session.service.set_chat_settings(self.conversation_id, self.chat)
+        self.session.bridge.when_done(fut, lambda _c: self.refresh(), self._failed)
+        self.refresh()
+
+    def _failed(self, e: BaseException) -> None:
+        self.window.show_error(f"Could not save the chat settings: {e}")
+
+    # -- the draft's tokens --------------------------------------------------------------------
+
+    def _count_draft(self) -> None:
+        text = self.window.input.toPlainText()
+        if not text.strip() or self.session.model is None:
+            self.draft_label.setText("")
+            return
+        self._counting += 1
+        asked = self._counting
+
+        def done(pairs: list[Any]) -> None:
+            if asked == self._counting:
+                self.draft_label.setText(f"+{len(pairs)} tokens with your message")
+
+        def failed(e: BaseException) -> None:
+            if asked == self._counting:
+                self.draft_label.setText(str(e))
+
+        self.session.tokenize(text, done, failed)
+
+
+def install(window: Any) -> ChatSettingsPanel:
+    panel = ChatSettingsPanel(window)
+    window._chat_settings_panel = panel
+    return panel
+
+
+__all__ = ["ChatSettingsPanel", "install"]

@@ -1,0 +1,97 @@
+"""The chat settings panel and the model picker on the real window (scripted engine):
+values are checked at the field, saved for this chat, and shape the very next answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from chatapp.core.receipt import Receipt
+
+pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+EXT = ("chatapp.gui.chat_settings_panel", "chatapp.gui.model_picker")
+
+
+def _ready(qtbot: Any, make_window: Any, model: Path, **kw: Any) -> Any:
+    w = make_window(extensions=EXT, **kw)
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        w.open_model(str(model))
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
+        w.input.setPlainText("first")
+        w.send_button.click()
+    return w
+
+
+def test_a_bad_value_is_refused_at_the_field_with_its_reason(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = _ready(qtbot, make_window, fake_model_file)
+    panel = w._chat_settings_panel
+    field = panel.fields["temperature"]
+    field.setText("9")
+    field.editingFinished.emit()
+    assert not panel.errors["temperature"].isHidden()
+    assert "between 0 and 5" in panel.errors["temperature"].text()
+    assert panel.chat.overrides == {}  # nothing saved
+    field.setText("0.25")
+    field.editingFinished.emit()
+    assert panel.errors["temperature"].isHidden()
+    qtbot.waitUntil(
+        lambda: "chat_settings" in w.store.get_conversation(w.session.conversation_id).meta
+    )
+    assert "temperature 0.25" in panel.next_answer.text()
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000) as done:
+        w.input.setPlainText("second")
+        w.send_button.click()
+    answer = w.store.get_message(done.args[0])
+    assert Receipt.from_dict(answer.meta["receipt"]).sampling["temperature"] == 0.25
+
+
+def test_preset_and_system_prompt_apply_to_the_next_answer(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = _ready(qtbot, make_window, fake_model_file)
+    panel = w._chat_settings_panel
+    i = panel.preset.findData("Deterministic")
+    panel.preset.setCurrentIndex(i)
+    panel.preset.activated.emit(i)
+    panel.system.setPlainText("Answer in French.")
+    panel.save_system.click()
+    qtbot.waitUntil(
+        lambda: w.store.get_conversation(w.session.conversation_id).system_prompt
+        == "Answer in French."
+    )
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
+        w.input.setPlainText("second")
+        w.send_button.click()
+    sent = bytes(t - 1 for t in w.engines[0].prompts[-1]).decode()
+    assert sent.startswith("<|system|>Answer in French.")
+    answer = w.store.active_thread(w.session.conversation_id)[-1]
+    sampling = Receipt.from_dict(answer.meta["receipt"]).sampling
+    assert sampling["temperature"] == 0.0 and sampling["top_k"] == 1 and sampling["seed"] == 42
+
+
+def test_the_draft_is_counted_and_the_picker_lists_recent_models(
+    qtbot: Any, make_window: Any, fake_model_file: Path, tmp_path: Path
+) -> None:
+    w = _ready(qtbot, make_window, fake_model_file)
+    panel = w._chat_settings_panel
+    w.input.setPlainText("hello")
+    qtbot.waitUntil(lambda: panel.draft_label.text() == "+5 tokens with your message")
+    picker = w._model_picker
+    assert w.settings.extra["recent_models"][0] == str(fake_model_file.resolve())
+    qtbot.waitUntil(lambda: picker.combo.findData(str(fake_model_file.resolve())) >= 0)
+    other = tmp_path / "other-base.gguf"
+    other.write_bytes(b"GGUF")
+    picker.combo.addItem(other.name, str(other))
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        picker.combo.activated.emit(picker.combo.count() - 1)
+    assert w.session.model.info.path == str(other.resolve())
+    assert picker.hardware.text().startswith("CPU (")
+    assert "base model" in w.message_bar.label.text()
+    assert picker.combo.itemData(picker.combo.currentIndex(), Qt.ItemDataRole.UserRole) in (
+        str(other), str(other.resolve())
+    )
