@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -111,9 +112,21 @@ class ChatSettingsPanel(QObject):
         lay.addWidget(self.next_answer)
         lay.addStretch(1)
 
+        for combo in (self.preset, self.policy):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(body)
         self.dock = QDockWidget("Chat settings", window)
         self.dock.setObjectName("chat_settings_dock")
-        self.dock.setWidget(body)
+        self.dock.setWidget(scroll)
+        self.dock.setMinimumWidth(280)
+        self.dock.setMaximumWidth(420)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
         self.toggle = self.dock.toggleViewAction()

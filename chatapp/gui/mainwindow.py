@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
     def _build_widgets(self) -> None:
         # left: conversations
         left = QWidget()
+        left.setMinimumWidth(180)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(8, 8, 4, 8)
         self.new_button = QPushButton("New chat")
