@@ -1,0 +1,92 @@
+"""What the window says about an answer: its statistics line and its details (the receipt).
+
+Pure functions over a stored Message, so the message view, the details dialog and the
+tests read the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatapp.core.conversation import FinishReason, Message, Role
+from chatapp.core.receipt import Receipt
+
+STOP_REASONS = {
+    FinishReason.STOP: "end of turn",
+    FinishReason.LENGTH: "length limit",
+    FinishReason.CANCELLED: "stopped by you",
+    FinishReason.ERROR: "failed",
+    FinishReason.STREAMING: "still streaming (or interrupted)",
+}
+
+
+def stats_line(msg: Message) -> str:
+    """Time to first token, speed, tokens, prompt reuse and why it stopped, for an answer;
+    "" for a question or an answer with no statistics (imported, older)."""
+    if msg.role is not Role.ASSISTANT:
+        return ""
+    parts: list[str] = []
+    ttft = msg.meta.get("prompt_seconds")
+    if isinstance(ttft, (int, float)):
+        parts.append(f"first token {ttft:.2f} s")
+    if msg.tokens_per_second:
+        parts.append(f"{msg.tokens_per_second:.1f} tok/s")
+    if msg.completion_tokens:
+        parts.append(f"{msg.completion_tokens} tokens")
+    receipt = Receipt.from_dict(msg.meta.get("receipt"))
+    if receipt is not None and receipt.tokens_known:
+        parts.append(
+            f"prompt {receipt.prompt_tokens} ({receipt.reused_tokens} reused, "
+            f"{receipt.evaluated_tokens} evaluated)"
+        )
+    if msg.finish_reason is not None and msg.finish_reason in STOP_REASONS:
+        parts.append(STOP_REASONS[msg.finish_reason])
+    return " · ".join(parts)
+
+
+def details(msg: Message) -> list[tuple[str, str]]:
+    """(label, value) rows for the answer's details: what exactly produced it."""
+    rows: list[tuple[str, str]] = [("Message id", msg.id)]
+    if msg.model:
+        rows.append(("Model", msg.model))
+    receipt = Receipt.from_dict(msg.meta.get("receipt"))
+    if receipt is None:
+        if msg.role is Role.ASSISTANT:
+            rows.append(("Receipt", "none (made before chatapp kept receipts, or imported)"))
+        return rows
+    rows += [
+        ("Model reference", receipt.model),
+        ("Run by", receipt.backend or "unknown"),
+        (
+            "Template",
+            f"{receipt.template} ({receipt.template_source}), "
+            f"sha256 {receipt.template_sha256[:16]}…",
+        ),
+    ]
+    if receipt.tokens_known:
+        rows.append(
+            (
+                "Prompt",
+                f"{receipt.prompt_tokens} tokens ({receipt.reused_tokens} reused from the "
+                f"cache, {receipt.evaluated_tokens} evaluated), "
+                f"sha256 {receipt.prompt_sha256[:16]}…",
+            )
+        )
+    else:
+        rows.append(("Prompt", "rendered by the server: its tokens are not known here"))
+    rows.append(("Sampling", _sampling(receipt.sampling)))
+    line = stats_line(msg)
+    if line:
+        rows.append(("Statistics", line))
+    if msg.meta.get("context_dropped"):
+        n = len(msg.meta["context_dropped"])
+        rows.append(("Context", f"{n} older message(s) were left out to fit the context"))
+    rows.append(
+        ("Check it", f"chatapp prompt --conversation {msg.conversation_id[:12]} --message {msg.id[:12]}")
+    )
+    return rows
+
+
+def _sampling(s: dict[str, Any]) -> str:
+    order = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
+    return ", ".join(f"{k} {s[k]}" for k in order if k in s and s[k] is not None)
