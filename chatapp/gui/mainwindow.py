@@ -437,7 +437,8 @@ class MainWindow(QMainWindow):
             self.conversation_view.selectionModel().clearSelection()
             self.message_view.clear()
         self._update_buttons()
-        self.input.setFocus()
+        if not self.conversation_view.hasFocus():  # arrow keys keep browsing the list
+            self.input.setFocus()
 
     def _on_reply_started(self, conversation_id: str, message_id: str) -> None:
         if conversation_id == self.session.conversation_id:

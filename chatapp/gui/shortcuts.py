@@ -117,6 +117,8 @@ class Shortcuts:
             w.delete_action.setShortcut(QKeySequence.StandardKey.Delete)
             w.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             w.conversation_view.addAction(w.delete_action)
+            # arrows browse the list; Enter goes on to the message box
+            w.conversation_view.activated.connect(lambda _index: self.focus_input())
 
         chat = w.menus["chat"]
         self.search_action = QAction("&Search conversations…", w)

@@ -78,7 +78,10 @@ class TemplateEditor(QDialog):
         self.editor = QPlainTextEdit()
         self.editor.setFont(monospace())
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.editor.setAccessibleName("Chat template")
+        self.editor.setAccessibleDescription("The Jinja template; the preview follows as you type")
         self.preview = QPlainTextEdit()
+        self.preview.setAccessibleName("Rendered prompt preview")
         self.preview.setReadOnly(True)
         self.preview.setFont(monospace())
         self.highlighter = SpecialTokenHighlighter(
