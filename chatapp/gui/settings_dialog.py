@@ -208,12 +208,16 @@ class SettingsDialog(QDialog):
             *cs.TEMPERATURE_RANGE, 0.05, "Temperature", "Higher is more varied, 0 is greedy."
         )
         self.top_p = _double(
-            *cs.TOP_P_RANGE, 0.01, "Top-p", "Sample only from the most likely tokens whose "
-            "probabilities add up to this."
+            *cs.TOP_P_RANGE,
+            0.01,
+            "Top-p",
+            "Sample only from the most likely tokens whose probabilities add up to this.",
         )
         self.min_p = _double(
-            *cs.MIN_P_RANGE, 0.01, "Min-p", "Drop tokens less likely than this fraction of "
-            "the most likely one."
+            *cs.MIN_P_RANGE,
+            0.01,
+            "Min-p",
+            "Drop tokens less likely than this fraction of the most likely one.",
         )
         self.top_k = _spin(
             *cs.TOP_K_RANGE, "Top-k", "Sample from at most this many tokens.", special="Off"

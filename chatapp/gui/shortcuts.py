@@ -10,6 +10,7 @@ connect and enable.
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -97,8 +98,9 @@ class ShortcutSheet(QDialog):
 
     def keys_for(self, what: str) -> str | None:
         for r in range(self.table.rowCount()):
-            if self.table.item(r, 1).text() == what:
-                return self.table.item(r, 2).text()
+            item, keys = self.table.item(r, 1), self.table.item(r, 2)
+            if item is not None and keys is not None and item.text() == what:
+                return keys.text()
         return None
 
 
@@ -125,7 +127,9 @@ class Shortcuts:
         self.search_action.setObjectName("search_action")
         self.search_action.setShortcut(QKeySequence.StandardKey.Find)
         self.search_action.setEnabled(False)  # the conversation search connects and enables it
-        chat.insertAction(chat.actions()[1] if len(chat.actions()) > 1 else None, self.search_action)
+        chat.insertAction(
+            chat.actions()[1] if len(chat.actions()) > 1 else None, self.search_action
+        )
         w.search_action = self.search_action
 
         view = w.menus["view"]
@@ -140,10 +144,14 @@ class Shortcuts:
             view, "&Previous conversation", ["Ctrl+Shift+Tab", "Ctrl+PgUp"], lambda: self.step(-1)
         )
         self.help_action = QAction("&Keyboard shortcuts", w)
-        self.help_action.setShortcuts([QKeySequence.StandardKey.HelpContents, QKeySequence("Ctrl+/")])
+        self.help_action.setShortcuts(
+            [QKeySequence(QKeySequence.StandardKey.HelpContents), QKeySequence("Ctrl+/")]
+        )
         self.help_action.triggered.connect(self.show_sheet)
         help_menu = w.menus["help"]
-        help_menu.insertAction(help_menu.actions()[0] if help_menu.actions() else None, self.help_action)
+        help_menu.insertAction(
+            help_menu.actions()[0] if help_menu.actions() else None, self.help_action
+        )
         w.addAction(self.help_action)
         w.keyboard_help_action = self.help_action
         self.set_tab_order()
@@ -197,8 +205,10 @@ class Shortcuts:
             "stop_button",
             "regenerate_button",
         )
-        chain = [x for x in (getattr(self.window, n, None) for n in names) if isinstance(x, QWidget)]
-        for a, b in zip(chain, chain[1:]):
+        chain = [
+            x for x in (getattr(self.window, n, None) for n in names) if isinstance(x, QWidget)
+        ]
+        for a, b in pairwise(chain):
             QWidget.setTabOrder(a, b)
 
 

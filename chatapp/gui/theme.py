@@ -27,7 +27,9 @@ Group = QPalette.ColorGroup
 ERROR_HUE = QColor(220, 50, 47)
 
 
-def _palette(colours: dict[QPalette.ColorRole, str], disabled: dict[QPalette.ColorRole, str]) -> QPalette:
+def _palette(
+    colours: dict[QPalette.ColorRole, str], disabled: dict[QPalette.ColorRole, str]
+) -> QPalette:
     pal = QPalette()
     for role, value in colours.items():
         pal.setColor(Group.All, role, QColor(value))
@@ -96,9 +98,9 @@ def light_palette() -> QPalette:
             Role.LinkVisited: "#7b3fb5",
         },
         {
-            Role.WindowText: "#8c8c8c",
-            Role.Text: "#8c8c8c",
-            Role.ButtonText: "#8c8c8c",
+            Role.WindowText: "#767676",
+            Role.Text: "#767676",
+            Role.ButtonText: "#767676",
             Role.Highlight: "#c9c9c9",
             Role.HighlightedText: "#5a5a5a",
         },
@@ -155,7 +157,7 @@ class ThemeManager(QObject):
             hints.colorSchemeChanged.connect(self._scheme_changed)
 
     def system_scheme(self) -> str:
-        """"dark", "light" or "unknown", as the platform reports it."""
+        """ "dark", "light" or "unknown", as the platform reports it."""
         hints = QGuiApplication.styleHints()
         scheme = getattr(hints, "colorScheme", None)
         if scheme is None:
@@ -195,9 +197,8 @@ class ThemeManager(QObject):
         # widgets with a style sheet keep the palette they were polished with: polish again
         for widget in self.app.allWidgets():
             if widget.styleSheet():
-                style = widget.style()
-                style.unpolish(widget)
-                style.polish(widget)
+                widget.style().unpolish(widget)
+                widget.style().polish(widget)
 
     def _scheme_changed(self, *_: Any) -> None:
         if self.current == "system":

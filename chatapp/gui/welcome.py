@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -111,7 +112,9 @@ class WelcomeView(QWidget):
             "Downloads the selected starter model from Hugging Face, then opens it"
         )
         self.open_button = QPushButton("&Open a model file…")
-        self.open_button.setAccessibleDescription("Use a .gguf file that is already on this computer")
+        self.open_button.setAccessibleDescription(
+            "Use a .gguf file that is already on this computer"
+        )
         self.manager_button = QPushButton("More &models…")
         self.manager_button.setAccessibleDescription(
             "The model manager: search Hugging Face, and the models on this computer"
@@ -174,9 +177,7 @@ class Welcome(QObject):
         self.job: Job | None = None
         self.free = sysinfo.free_ram()
         self.view = WelcomeView(starters, self._fit)
-        first_fit = next(
-            (i for i, s in enumerate(starters) if self._fit(s) == catalog.FIT_OK), 0
-        )
+        first_fit = next((i for i, s in enumerate(starters) if self._fit(s) == catalog.FIT_OK), 0)
         self.view.select(first_fit)
         self.view.download_button.clicked.connect(self.download_selected)
         self.view.table.doubleClicked.connect(lambda _i: self.download_selected())
@@ -197,16 +198,20 @@ class Welcome(QObject):
         messages = self.window.message_view
         parent = messages.parentWidget()
         layout = parent.layout() if parent is not None else None
-        index = layout.indexOf(messages) if layout is not None else -1
-        if index < 0:  # the window's layout changed: fall back to a separate window-less view
-            log.warning("welcome view: the message view is not in a layout")
+        if not isinstance(layout, QBoxLayout) or layout.indexOf(messages) < 0:
+            log.warning("welcome view not shown: the message view is not in a box layout")
+            self.placed = False
             return
-        layout.insertWidget(index, self.view, 1)
+        layout.insertWidget(layout.indexOf(messages), self.view, 1)
+        self.placed = True
 
     def _fit(self, starter: Starter) -> str:
-        return catalog.estimate_fit(
-            starter.size, self.window.settings.context_limit, self.free, quant=starter.quant
-        ).label or "?"
+        return (
+            catalog.estimate_fit(
+                starter.size, self.window.settings.context_limit, self.free, quant=starter.quant
+            ).label
+            or "?"
+        )
 
     # -- visibility ------------------------------------------------------------------------
 
@@ -215,6 +220,7 @@ class Welcome(QObject):
         return not self.view.isHidden()
 
     def set_shown(self, shown: bool) -> None:
+        shown = shown and self.placed
         self.view.setVisible(shown)
         self.window.message_view.setVisible(not shown)
         if shown:

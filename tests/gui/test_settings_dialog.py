@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel, QPushButton
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel, QPushButton, QWidget
 
 from chatapp.core.settings import Settings, max_threads
 from chatapp.gui.settings_dialog import PRIVACY_TEXT, SettingsDialog, add_settings_page
@@ -51,7 +51,12 @@ def test_ok_saves_every_group_and_applies_the_appearance(qtbot: Any, make_window
     _click(d, QDialogButtonBox.StandardButton.Ok)
     assert not d.isVisible()
     s = w.settings
-    assert (s.models_dir, s.context_limit, s.n_gpu_layers, s.n_threads) == ("/srv/models", 8192, -1, 1)
+    assert (s.models_dir, s.context_limit, s.n_gpu_layers, s.n_threads) == (
+        "/srv/models",
+        8192,
+        -1,
+        1,
+    )
     assert (s.system_prompt, s.temperature, s.top_k, s.max_tokens, s.seed) == (
         "Answer in haiku.",
         0.25,
@@ -62,7 +67,10 @@ def test_ok_saves_every_group_and_applies_the_appearance(qtbot: Any, make_window
     assert (s.theme, s.font_size) == ("dark", 17)
     on_disk = Settings.load(_settings_file())
     assert on_disk == s
-    assert json.loads(_settings_file().read_text())["appearance"] == {"theme": "dark", "font_size": 17}
+    assert json.loads(_settings_file().read_text())["appearance"] == {
+        "theme": "dark",
+        "font_size": 17,
+    }
     assert is_dark(QApplication.palette()) and QApplication.style().name().lower() == "fusion"
     assert w.input.font().pointSize() == 17 and w.message_view.font().pointSize() == 17
     # the chat session reads the same object: the next answer uses the new sampling
@@ -124,7 +132,7 @@ class ServerPage:
     title = "Local server"
 
     def __init__(self, settings: Settings) -> None:
-        self.widget = QLabel("port")
+        self.widget: QWidget = QLabel("port")
         self.applied: list[Settings] = []
 
     def apply(self, settings: Settings) -> None:
@@ -135,7 +143,12 @@ class ServerPage:
 def test_other_features_add_pages(qtbot: Any, make_window: Any) -> None:
     w = make_window(extensions=EXT)
     pages: list[ServerPage] = []
-    add_settings_page(w, lambda s: pages.append(ServerPage(s)) or pages[-1])
+
+    def make_page(settings: Settings) -> ServerPage:
+        pages.append(ServerPage(settings))
+        return pages[-1]
+
+    add_settings_page(w, make_page)
     d = w._settings_actions.show_dialog()
     assert d.tabs.tabText(d.tabs.count() - 1) == "Local server"
     _click(d, QDialogButtonBox.StandardButton.Ok)
