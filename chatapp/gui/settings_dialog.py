@@ -182,7 +182,9 @@ class SettingsDialog(QDialog):
             special=f"Automatic{cores}",
         )
         form = QFormLayout()
-        form.addRow("Models &folder:", row)
+        folder_label = QLabel("Models &folder:")
+        folder_label.setBuddy(self.models_dir)  # a row holding a layout gets no buddy itself
+        form.addRow(folder_label, row)
         form.addRow("&Context length:", self.context)
         form.addRow("&GPU layers:", self.gpu_layers)
         form.addRow("CPU &threads:", self.threads)

@@ -78,7 +78,9 @@ class ShortcutSheet(QDialog):
         self.table.setAccessibleDescription("Each row: where, what it does, and its keys")
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().hide()
+        rows = self.table.verticalHeader()
+        rows.hide()
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.table.setWordWrap(False)
         for r, (where, what, keys) in enumerate(all_rows):
             for c, text in enumerate((where, what, keys)):
@@ -94,7 +96,7 @@ class ShortcutSheet(QDialog):
         layout.addWidget(intro)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(560, 520)
+        self.resize(600, 640)
 
     def keys_for(self, what: str) -> str | None:
         for r in range(self.table.rowCount()):
