@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,6 @@ class WelcomeView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         for w in (self.table, self.download_button, self.open_button, self.manager_button):
             w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        QWidget.setTabOrder(self.table, self.download_button)
-        QWidget.setTabOrder(self.download_button, self.open_button)
-        QWidget.setTabOrder(self.open_button, self.manager_button)
 
     def select(self, row: int) -> None:
         if 0 <= row < self.model.rowCount():
@@ -204,6 +202,13 @@ class Welcome(QObject):
             return
         layout.insertWidget(layout.indexOf(messages), self.view, 1)
         self.placed = True
+        # Tab order: the model bar, then the welcome's controls, then the message view
+        v = self.view
+        chain = [getattr(self.window, "open_button", None), v.table, v.download_button]
+        chain += [v.open_button, v.manager_button, messages]
+        present = [w for w in chain if isinstance(w, QWidget)]
+        for a, b in pairwise(present):
+            QWidget.setTabOrder(a, b)
 
     def _fit(self, starter: Starter) -> str:
         return (

@@ -218,3 +218,21 @@ def test_opening_a_conversation_leaves_the_welcome(qtbot: Any, make_window: Any)
     qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)
     w.conversation_view.setCurrentIndex(w.conversations.index(0))
     assert not w._welcome.shown and w.message_view.isVisible()
+
+
+def test_the_welcome_works_from_the_keyboard(qtbot: Any, make_window: Any) -> None:
+    w = make_window(extensions=GUI_EXTENSIONS)
+    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5_000)
+    v = w._welcome.view
+    w.open_button.setFocus()
+    seen = []
+    for _ in range(5):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+    assert seen == [v.table, v.download_button, v.open_button, v.manager_button, w.input]
+    v.select(0)
+    v.table.setFocus()
+    qtbot.keyClick(v.table, Qt.Key.Key_Down)  # arrows choose a starter
+    assert v.selected() == STARTERS[1]
