@@ -82,6 +82,7 @@ def test_first_run_from_nothing_to_a_streamed_answer(
     served = f"SmolLM2-135M-Instruct-{starter.quant}.gguf"
     hub.add(starter.repo, {served: Blob(path=smollm2_path), "README.md": Blob(data=b"# hi")})
     w = _real_window(make_window, max_tokens=24, seed=1)
+    w.activateWindow()
     welcome = w._welcome
     qtbot.waitUntil(lambda: welcome.shown, timeout=5_000)
     assert not w.message_view.isVisible()
@@ -108,6 +109,7 @@ def test_first_run_from_nothing_to_a_streamed_answer(
     assert [j.state for j in w._models_controller.queue.jobs] == [DONE]
     assert hub.served[served] == smollm2_path.stat().st_size  # downloaded once, for real
     assert not welcome.shown and w.message_view.isVisible()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is w.input, timeout=5_000)  # type away
     assert w.settings.last_model == str(path)
     assert json.loads(w.paths.settings.read_text())["models"]["last_model"] == str(path)
 
@@ -236,3 +238,14 @@ def test_the_welcome_works_from_the_keyboard(qtbot: Any, make_window: Any) -> No
     v.table.setFocus()
     qtbot.keyClick(v.table, Qt.Key.Key_Down)  # arrows choose a starter
     assert v.selected() == STARTERS[1]
+
+
+def test_models_already_on_disk_are_pointed_out(qtbot: Any, make_window: Any) -> None:
+    model = app_paths().ensure().models / "org" / "x" / "x-Q4_0.gguf"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"GGUF" + b"\0" * 100)
+    w = make_window(extensions=GUI_EXTENSIONS)
+    label = w._welcome.view.local_label
+    qtbot.waitUntil(lambda: not label.isHidden(), timeout=10_000)
+    count = label.text().split(" ", 1)[0]  # the Hugging Face cache may add its own
+    assert int(count) >= 1 and "already on this computer" in label.text()
