@@ -47,6 +47,7 @@ from chatapp.gui.model_manager_models import (
     ProgressDelegate,
     run_in_thread,
 )
+from chatapp.gui.theme import ERROR_HUE, hued_text
 from chatapp.hub import api
 from chatapp.hub.auth import find_token
 from chatapp.hub.queue import DONE, FAILED, PAUSED, QUEUED, RUNNING, DownloadQueue, Job
@@ -171,7 +172,8 @@ class ModelManagerDialog(QDialog):
 
     def say(self, text: str, *, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #b00020;" if error else "")
+        colour = hued_text(self.palette(), ERROR_HUE).name() if error else ""
+        self.status.setStyleSheet(f"color: {colour};" if error else "")
 
     def _fail(self, e: Exception) -> None:
         if isinstance(e, UserError):

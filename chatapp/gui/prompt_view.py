@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatapp.gui.theme import WARNING_HUE, hued_text
+
 log = logging.getLogger(__name__)
 
 # Shapes of special tokens across model families; exact tokens can be added per model.
@@ -161,7 +163,7 @@ class PromptView(QDialog):
         layout.addWidget(self.summary)
         self.warning = QLabel(warning)
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("color: #8a5300")
+        self.warning.setStyleSheet(f"color: {hued_text(self.palette(), WARNING_HUE).name()}")
         self.warning.setVisible(bool(warning))
         layout.addWidget(self.warning)
 

@@ -32,6 +32,7 @@ from chatapp.core.prompting import build_prompt
 from chatapp.core.settings import Settings
 from chatapp.core.templates import ChatTemplate, resolve_template
 from chatapp.gui.prompt_view import SpecialTokenHighlighter, monospace, show_whitespace
+from chatapp.gui.theme import ERROR_HUE, hued_text
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class TemplateEditor(QDialog):
         except TemplateError as e:
             self.error = e.message
             self.status.setText(e.message)
-            self.status.setStyleSheet("color: #b00020")
+            self.status.setStyleSheet(f"color: {hued_text(self.palette(), ERROR_HUE).name()}")
             self._mark_error_line(e)
             self.save_button.setEnabled(False)
             return

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 Role = QPalette.ColorRole
 Group = QPalette.ColorGroup
 
-# Semantic hues (not text colours): mixed into the palette's base colour for tints.
+# Semantic hues (not text colours): mixed into palette colours for tints and coloured text.
 ERROR_HUE = QColor(220, 50, 47)
+WARNING_HUE = QColor(210, 130, 0)
 
 
 def _palette(
@@ -126,6 +127,12 @@ def notice_colours(palette: QPalette, *, error: bool) -> tuple[QColor, QColor, Q
     base = palette.color(Role.Base)
     hue = ERROR_HUE if error else palette.color(Role.Highlight)
     return mix(base, hue, 0.16), mix(base, hue, 0.55), palette.color(Role.Text)
+
+
+def hued_text(palette: QPalette, hue: QColor) -> QColor:
+    """Text in a hue (an error's red, a warning's amber) that still reads on the window's
+    background in light and dark palettes: the palette's text colour pulled towards the hue."""
+    return mix(palette.color(Role.WindowText), hue, 0.55)
 
 
 def relative_luminance(c: QColor) -> float:

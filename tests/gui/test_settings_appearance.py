@@ -20,10 +20,13 @@ from PySide6.QtWidgets import (
 from chatapp.core.conversation import Role as MsgRole
 from chatapp.core.settings import Settings
 from chatapp.gui.theme import (
+    ERROR_HUE,
+    WARNING_HUE,
     ThemeManager,
     apply_font_size,
     contrast,
     dark_palette,
+    hued_text,
     is_dark,
     light_palette,
     theme_manager,
@@ -55,6 +58,15 @@ def test_every_text_colour_reads_on_its_background(palette: QPalette) -> None:
     for fg, bg in TEXT_ON:
         ratio = contrast(palette.color(fg), palette.color(bg))
         assert ratio >= 4.5, f"{fg.name} on {bg.name}: {ratio:.2f}"
+
+
+@pytest.mark.parametrize("palette", [dark_palette(), light_palette()], ids=["dark", "light"])
+@pytest.mark.parametrize("hue", [ERROR_HUE, WARNING_HUE], ids=["error", "warning"])
+def test_error_and_warning_text_reads_on_the_window(palette: QPalette, hue: QColor) -> None:
+    colour = hued_text(palette, hue)
+    assert contrast(colour, palette.color(Role.Window)) >= 4.5
+    assert contrast(colour, palette.color(Role.Base)) >= 4.5
+    assert colour.hsvHue() != -1  # a colour, not a grey
 
 
 def test_contrast_is_the_wcag_ratio() -> None:
