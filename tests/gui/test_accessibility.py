@@ -130,7 +130,16 @@ def test_main_window_and_every_dialog_name_their_controls(
         w.open_model(str(smollm2_path))  # the scripted engine, on the real file
     w.conversation_view.setCurrentIndex(w.conversations.index(0))
     checked["main window in a chat"] = unnamed(w)
-    checked["show prompt"] = unnamed(w._template_actions.show_prompt())
+    views: list[QWidget] = []
+    actions = w._template_actions
+    opened = getattr(actions, "prompt_view_opened", None)  # prepared in the background
+    if opened is not None:
+        opened.connect(views.append)
+    shown = actions.show_prompt()
+    if isinstance(shown, QWidget):
+        views.append(shown)
+    qtbot.waitUntil(lambda: bool(views), timeout=20_000)
+    checked["show prompt"] = unnamed(views[0])
     checked["template editor"] = unnamed(w._template_actions.edit_template())
 
     export = w.menus["file"].findChild(ExportActions)

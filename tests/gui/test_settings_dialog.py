@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel, QPushButto
 from chatapp.core.settings import Settings, max_threads
 from chatapp.gui.settings_dialog import PRIVACY_TEXT, SettingsDialog, add_settings_page
 from chatapp.gui.theme import is_dark, theme_manager
-from chatapp.gui.worker import default_engine_factory
 from chatapp.paths import app_paths
+from tests.gui.real_backend import real_factory
 
 EXT = ("chatapp.gui.theme", "chatapp.gui.settings_dialog")
 
@@ -210,7 +210,7 @@ def test_absurd_thread_counts_never_reach_llama_cpp(
     qtbot: Any, make_window: Any, smollm2_path: Path
 ) -> None:
     _settings_file().write_text(json.dumps({"n_threads": 100000, "context_limit": 10**12}))
-    w = make_window(engine_factory=default_engine_factory, extensions=EXT)
+    w = make_window(engine_factory=real_factory(), extensions=EXT)
     with qtbot.waitSignal(w.session.model_loaded, timeout=60_000) as loaded:
         w.open_model(str(smollm2_path))
     info = loaded.args[0].info

@@ -20,10 +20,10 @@ from chatapp.core.gguf import check_model_file
 from chatapp.core.settings import Settings
 from chatapp.gui.mainwindow import GUI_EXTENSIONS
 from chatapp.gui.welcome import INTRO, choose_group
-from chatapp.gui.worker import default_engine_factory
 from chatapp.hub.queue import DONE
 from chatapp.paths import app_paths
 from chatapp.resources import resource_path
+from tests.gui.real_backend import real_factory
 from tests.hub.conftest import hub, online  # noqa: F401  (fixtures)
 from tests.hub.fake_hf import Blob, FakeHub
 
@@ -32,7 +32,7 @@ STARTERS = load_starters(resource_path("models.json"))
 
 def _real_window(make_window: Any, **settings: Any) -> Any:
     Settings(**settings).save(app_paths().ensure().settings)
-    return make_window(engine_factory=default_engine_factory, extensions=GUI_EXTENSIONS)
+    return make_window(engine_factory=real_factory(), extensions=GUI_EXTENSIONS)
 
 
 def _drag(target: QWidget, path: Path) -> tuple[QDragEnterEvent, QDropEvent]:
