@@ -186,7 +186,7 @@ class Settings:
         flat = _flatten(data)
         settings = cls()
         defaults = cls()
-        for name, check in _CHECKS.items():
+        for name, check in field_checks().items():
             if name not in flat:
                 continue
             try:
@@ -413,14 +413,43 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "font_size": _opt_int(*FONT_SIZE_RANGE),
     "extra": _dict,
 }
-assert set(_CHECKS) == {f.name for f in fields(Settings) if f.init}, "a field without a check"
+
+
+def _same_type_as(default: Any) -> Callable[[Any], Any]:
+    """For a field added without its own check: the default's JSON type, or anything if the
+    default is None. (Give new fields a real check above, with a range where one applies.)"""
+    if default is None:
+        return lambda v: v
+    if isinstance(default, bool):
+        kind: tuple[type, ...] = (bool,)
+    elif isinstance(default, (int, float)):
+        return lambda v: _number(v, type(default), -math.inf, math.inf)
+    else:
+        kind = (type(default),)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise _Bad(f"is a {_type_name(value)}, not a {kind[0].__name__}")
+        return value
+
+    return check
+
+
+def field_checks() -> dict[str, Callable[[Any], Any]]:
+    """A check for every saved field."""
+    defaults = Settings()
+    return {
+        f.name: _CHECKS.get(f.name) or _same_type_as(getattr(defaults, f.name))
+        for f in fields(Settings)
+        if f.init
+    }
 
 
 def validated(settings: Settings) -> list[str]:
     """Clamp a Settings object changed in code (e.g. by a dialog) the way load() does;
     returns what was changed, one line each."""
     changed = []
-    for name, check in _CHECKS.items():
+    for name, check in field_checks().items():
         value = getattr(settings, name)
         try:
             good = check(value)

@@ -229,3 +229,17 @@ def test_the_cli_says_so_in_one_line(tmp_path: Path, chatapp_home: Path) -> None
     kept = list(path.parent.glob("settings.json.broken-*"))
     assert len(kept) == 1 and kept[0].read_text() == TRAILING_COMMA
     assert "hf_keep_me" in kept[0].read_text()
+
+
+def test_a_field_added_without_a_check_is_still_type_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another feature adding a field must not make loading fail, nor let wrong types in."""
+    monkeypatch.delitem(settings_mod._CHECKS, "theme")
+    monkeypatch.delitem(settings_mod._CHECKS, "top_k")
+    path = _write(tmp_path / "settings.json", json.dumps({"theme": 5, "top_k": "many"}))
+    s = Settings.load(path)
+    assert s.theme == "system" and s.top_k == 40
+    path.write_text(json.dumps({"theme": "neon", "top_k": 7.0}))
+    s = Settings.load(path)
+    assert s.theme == "neon" and s.top_k == 7 and isinstance(s.top_k, int)
