@@ -55,6 +55,7 @@ def run(argv: Sequence[str]) -> int:
         parser.print_help()
         return 2
     setup_logging(verbose=args.verbose)
+    _warn_about_settings()
     try:
         return int(args.func(args) or 0)
     except UserError as e:
@@ -65,3 +66,13 @@ def run(argv: Sequence[str]) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _warn_about_settings() -> None:
+    """Settings.load moves an unreadable settings file aside: say so, in one line."""
+    from chatapp.core.settings import Settings
+    from chatapp.paths import app_paths
+
+    notice = Settings.load(app_paths().settings).notice
+    if notice:
+        print(f"chatapp: warning: {notice}", file=sys.stderr)

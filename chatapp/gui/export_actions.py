@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QProgressDialog, QWidget
 
 from chatapp.core.conversation import Conversation, Message
@@ -88,6 +88,8 @@ class ExportActions(QObject):
         self.export_action = QAction("Export conversation…", self)
         self.export_all_action = QAction("Export all…", self)
         self.import_action = QAction("Import…", self)
+        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_all_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
         self.export_action.setStatusTip("Save the selected conversations as Markdown, HTML…")
         self.export_all_action.setStatusTip("Save every conversation in one zip with an index")
         self.import_action.setStatusTip(

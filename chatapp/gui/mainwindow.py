@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QModelIndex, QPoint, QRectF, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -42,6 +42,7 @@ from chatapp.gui.chat_session import ChatSession
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
 from chatapp.gui.message_view import MessageView
+from chatapp.gui.theme import notice_colours
 from chatapp.service import LoadedModel
 from chatapp.paths import AppPaths
 
@@ -53,19 +54,28 @@ GUI_EXTENSIONS = (
     "chatapp.gui.template_actions",
     "chatapp.gui.model_picker",
     "chatapp.gui.chat_settings_panel",
+    # issue 12: appearance, settings, keyboard, accessibility, first run, drop a .gguf
+    "chatapp.gui.theme",
+    "chatapp.gui.settings_dialog",
+    "chatapp.gui.shortcuts",
+    "chatapp.gui.accessibility",
+    "chatapp.gui.welcome",
+    "chatapp.gui.model_drop",
 )
 
 
 class MessageBar(QFrame):
-    """A non-modal line above the input for errors and notices."""
+    """A non-modal line above the input for errors and notices (colours from the palette)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 6, 6, 6)
+        self.error = False
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setForegroundRole(QPalette.ColorRole.Text)  # drawn on a tint of Base
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
@@ -75,11 +85,18 @@ class MessageBar(QFrame):
         self.hide()
 
     def show_message(self, text: str, *, error: bool) -> None:
-        bg, fg = ("#fdecea", "#8a1c13") if error else ("#e8f4fd", "#0b4a6f")
-        self.setStyleSheet(f"MessageBar {{ background: {bg}; border-radius: 6px; }}")
-        self.label.setStyleSheet(f"color: {fg};")
+        self.error = error
         self.label.setText(text)
+        self.update()
         self.show()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        background, border, _text = notice_colours(self.palette(), error=self.error)
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(border)
+        p.setBrush(background)
+        p.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 6, 6)
 
 
 class MainWindow(QMainWindow):
@@ -431,7 +448,8 @@ class MainWindow(QMainWindow):
             self.conversation_view.selectionModel().clearSelection()
             self.message_view.clear()
         self._update_buttons()
-        self.input.setFocus()
+        if not self.conversation_view.hasFocus():  # arrow keys keep browsing the list
+            self.input.setFocus()
 
     def _on_reply_started(self, conversation_id: str, message_id: str) -> None:
         if conversation_id == self.session.conversation_id:

@@ -47,6 +47,7 @@ from chatapp.gui.model_manager_models import (
     ProgressDelegate,
     run_in_thread,
 )
+from chatapp.gui.theme import ERROR_HUE, hued_text
 from chatapp.hub import api
 from chatapp.hub.auth import find_token
 from chatapp.hub.queue import DONE, FAILED, PAUSED, QUEUED, RUNNING, DownloadQueue, Job
@@ -171,7 +172,8 @@ class ModelManagerDialog(QDialog):
 
     def say(self, text: str, *, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #b00020;" if error else "")
+        colour = hued_text(self.palette(), ERROR_HUE).name() if error else ""
+        self.status.setStyleSheet(f"color: {colour};" if error else "")
 
     def _fail(self, e: Exception) -> None:
         if isinstance(e, UserError):
@@ -197,6 +199,10 @@ class ModelManagerDialog(QDialog):
         self.prev_button, self.next_button = QPushButton("◀"), QPushButton("▶")
         self.prev_button.setToolTip("Previous page")
         self.next_button.setToolTip("Next page")
+        self.prev_button.setAccessibleName("Previous page")
+        self.next_button.setAccessibleName("Next page")
+        self.query.setAccessibleName("Search Hugging Face")
+        self.sort.setAccessibleName("Sort results by")
         self.query.returnPressed.connect(self.search)
         self.search_button.clicked.connect(self.search)
         self.prev_button.clicked.connect(lambda: self.search(self.page - 1))
@@ -242,6 +248,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.results = _table(self.results_model, stretch=1)
+        self.results.setAccessibleName("Repositories")
         self.results.selectionModel().selectionChanged.connect(self._repo_selected)
 
         self.files_model: ListTableModel[FileGroup] = ListTableModel(
@@ -258,6 +265,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.files = _table(self.files_model)
+        self.files.setAccessibleName("Model files in the repository")
         self.files.doubleClicked.connect(lambda _: self.download_selected())
         self.repo_label = QLabel("Choose a repository to see its files.")
         self.download_button = QPushButton("Download")
@@ -399,6 +407,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.library_view = _table(self.library_model)
+        self.library_view.setAccessibleName("Models on this computer")
         self.library_view.doubleClicked.connect(lambda _: self.use_selected())
         self.library_view.selectionModel().selectionChanged.connect(self._show_details)
         self.details_label = QLabel()
@@ -524,6 +533,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.jobs_view = _table(self.jobs_model)
+        self.jobs_view.setAccessibleName("Downloads")
         self.jobs_view.setItemDelegateForColumn(1, ProgressDelegate(self.jobs_view))
         self.jobs_view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
         self.jobs_view.setColumnWidth(1, 240)

@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatapp.gui.theme import WARNING_HUE, hued_text
+
 log = logging.getLogger(__name__)
 
 # Shapes of special tokens across model families; exact tokens can be added per model.
@@ -161,7 +163,7 @@ class PromptView(QDialog):
         layout.addWidget(self.summary)
         self.warning = QLabel(warning)
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("color: #8a5300")
+        self.warning.setStyleSheet(f"color: {hued_text(self.palette(), WARNING_HUE).name()}")
         self.warning.setVisible(bool(warning))
         layout.addWidget(self.warning)
 
@@ -170,12 +172,14 @@ class PromptView(QDialog):
         self.text_view.setReadOnly(True)
         self.text_view.setFont(monospace())
         self.text_view.setPlainText(text)
+        self.text_view.setAccessibleName("Prompt text")
         self.highlighter = SpecialTokenHighlighter(self.text_view.document(), special_tokens)
         self.tabs.addTab(self.text_view, "Text")
 
         self.token_model = TokenTableModel()
         self.token_table = QTableView()
         self.token_table.setModel(self.token_model)
+        self.token_table.setAccessibleName("Prompt tokens")
         self.token_table.setFont(monospace())
         self.token_table.verticalHeader().setVisible(False)
         self.token_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)

@@ -32,6 +32,7 @@ from chatapp.core.prompting import build_prompt
 from chatapp.core.settings import Settings
 from chatapp.core.templates import ChatTemplate, resolve_template
 from chatapp.gui.prompt_view import SpecialTokenHighlighter, monospace, show_whitespace
+from chatapp.gui.theme import ERROR_HUE, hued_text
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,10 @@ class TemplateEditor(QDialog):
         self.editor = QPlainTextEdit()
         self.editor.setFont(monospace())
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.editor.setAccessibleName("Chat template")
+        self.editor.setAccessibleDescription("The Jinja template; the preview follows as you type")
         self.preview = QPlainTextEdit()
+        self.preview.setAccessibleName("Rendered prompt preview")
         self.preview.setReadOnly(True)
         self.preview.setFont(monospace())
         self.highlighter = SpecialTokenHighlighter(
@@ -157,7 +161,7 @@ class TemplateEditor(QDialog):
         except TemplateError as e:
             self.error = e.message
             self.status.setText(e.message)
-            self.status.setStyleSheet("color: #b00020")
+            self.status.setStyleSheet(f"color: {hued_text(self.palette(), ERROR_HUE).name()}")
             self._mark_error_line(e)
             self.save_button.setEnabled(False)
             return

@@ -1,0 +1,423 @@
+"""File > Settings… (Ctrl+,): models folder, hardware, defaults for new chats, appearance,
+privacy, and pages that other parts of the app add.
+
+The dialog edits the window's one Settings object in place (the chat session reads the
+same object), validates it with core.settings.validated, saves it and applies the
+appearance at once. Hardware values apply the next time a model is loaded.
+
+Extension point: another extension (e.g. the local API server) adds a page with
+`add_settings_page(window, factory)`; `factory(settings)` returns a SettingsPage (a title,
+a widget, and apply(settings) called on OK/Apply). Pages are built each time the dialog
+opens, so the order of installation does not matter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from chatapp.core import settings as cs
+from chatapp.core.settings import Settings, max_threads, validated
+from chatapp.gui.theme import apply_appearance
+
+log = logging.getLogger(__name__)
+
+PRIVACY_TEXT = (
+    "<p><b>Your conversations stay on this computer.</b> Models run here, with llama.cpp; "
+    "chats, prompts and settings are stored only in chatapp's folders on this computer.</p>"
+    "<p>chatapp uses the network for two things only: <b>searching for models</b> and "
+    "<b>downloading them</b> from Hugging Face (huggingface.co), when you ask it to. "
+    "A Hugging Face token, if you set one, is sent only to Hugging Face.</p>"
+    "<p>There is <b>no telemetry</b>: no usage statistics, no crash reports, no update "
+    "checks. Nothing else leaves this machine.</p>"
+)
+HARDWARE_NOTE = "Hardware settings apply the next time a model is loaded."
+THEMES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
+
+
+class SettingsPage(Protocol):
+    title: str
+    widget: QWidget
+
+    def apply(self, settings: Settings) -> None: ...
+
+
+PageFactory = Callable[[Settings], SettingsPage]
+
+
+def add_settings_page(window: Any, factory: PageFactory) -> None:
+    """Register a page for the settings dialog (the extension point for other features)."""
+    pages = getattr(window, "settings_pages", None)
+    if pages is None:
+        pages = window.settings_pages = []
+    pages.append(factory)
+
+
+def _named(widget: QWidget, name: str, description: str = "") -> QWidget:
+    widget.setAccessibleName(name)
+    if description:
+        widget.setAccessibleDescription(description)
+        widget.setToolTip(description)
+    return widget
+
+
+def _spin(lo: int, hi: int, name: str, description: str = "", special: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    if special:
+        box.setSpecialValueText(special)
+    _named(box, name, description)
+    return box
+
+
+def _double(lo: float, hi: float, step: float, name: str, description: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(2)
+    _named(box, name, description)
+    return box
+
+
+class SettingsDialog(QDialog):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        default_models_dir: Path,
+        pages: list[SettingsPage] | None = None,
+        on_apply: Callable[[list[str]], None] = lambda _changed: None,
+        physical_cores: int | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.settings = settings
+        self.default_models_dir = default_models_dir
+        self.pages = list(pages or [])
+        self.on_apply = on_apply
+        self.physical_cores = physical_cores
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._models_page(), "Models && hardware")
+        self.tabs.addTab(self._new_chats_page(), "New chats")
+        self.tabs.addTab(self._appearance_page(), "Appearance")
+        self.tabs.addTab(self._privacy_page(), "Privacy")
+        for page in self.pages:
+            self.tabs.addTab(page.widget, page.title)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.Apply
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        apply_button = self.buttons.button(QDialogButtonBox.StandardButton.Apply)
+        apply_button.clicked.connect(self.apply)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.buttons)
+        self.load(settings)
+        self.resize(620, 520)
+
+    # -- pages ------------------------------------------------------------------------------
+
+    def _models_page(self) -> QWidget:
+        self.models_dir = QLineEdit()
+        self.models_dir.setPlaceholderText(str(self.default_models_dir))
+        self.models_dir.setClearButtonEnabled(True)
+        _named(
+            self.models_dir,
+            "Models folder",
+            "Where downloaded models are kept. Empty: the default folder.",
+        )
+        browse = QPushButton("Browse…")
+        _named(browse, "Choose the models folder")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.models_dir, 1)
+        row.addWidget(browse)
+        cores = f" ({self.physical_cores} physical cores)" if self.physical_cores else ""
+        self.context = _spin(
+            *cs.CONTEXT_RANGE,
+            "Context length",
+            "The most tokens a conversation can hold; a model's own trained length caps it. "
+            "Longer needs more memory.",
+        )
+        self.context.setSingleStep(1024)
+        self.context.setSuffix(" tokens")
+        self.gpu_layers = _spin(
+            *cs.GPU_LAYERS_RANGE,
+            "GPU layers",
+            "How many of the model's layers run on the GPU (GPU builds of llama.cpp): "
+            "0 runs on the CPU only, All offloads every layer.",
+            special="All",
+        )
+        self.threads = _spin(
+            0,
+            max_threads(),
+            "CPU threads",
+            "Threads llama.cpp uses. Automatic uses one per physical core, usually fastest.",
+            special=f"Automatic{cores}",
+        )
+        form = QFormLayout()
+        folder_label = QLabel("Models &folder:")
+        folder_label.setBuddy(self.models_dir)  # a row holding a layout gets no buddy itself
+        form.addRow(folder_label, row)
+        form.addRow("&Context length:", self.context)
+        form.addRow("&GPU layers:", self.gpu_layers)
+        form.addRow("CPU &threads:", self.threads)
+        note = QLabel(HARDWARE_NOTE)
+        note.setWordWrap(True)
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.addLayout(form)
+        v.addWidget(note)
+        v.addStretch(1)
+        return page
+
+    def _new_chats_page(self) -> QWidget:
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setTabChangesFocus(True)
+        self.system_prompt.setPlaceholderText("For example: Answer briefly, in plain English.")
+        _named(
+            self.system_prompt,
+            "System prompt",
+            "Instructions given to the model at the start of every new chat.",
+        )
+        self.temperature = _double(
+            *cs.TEMPERATURE_RANGE, 0.05, "Temperature", "Higher is more varied, 0 is greedy."
+        )
+        self.top_p = _double(
+            *cs.TOP_P_RANGE,
+            0.01,
+            "Top-p",
+            "Sample only from the most likely tokens whose probabilities add up to this.",
+        )
+        self.min_p = _double(
+            *cs.MIN_P_RANGE,
+            0.01,
+            "Min-p",
+            "Drop tokens less likely than this fraction of the most likely one.",
+        )
+        self.top_k = _spin(
+            *cs.TOP_K_RANGE, "Top-k", "Sample from at most this many tokens.", special="Off"
+        )
+        self.repeat_penalty = _double(
+            *cs.REPEAT_PENALTY_RANGE, 0.05, "Repeat penalty", "Above 1 discourages repetition."
+        )
+        self.max_tokens = _spin(
+            0,
+            cs.MAX_TOKENS_RANGE[1],
+            "Maximum answer length",
+            "The most tokens one answer may have.",
+            special="No limit",
+        )
+        self.max_tokens.setSuffix(" tokens")
+        self.seed = _spin(
+            -1,
+            cs.SEED_RANGE[1],
+            "Seed",
+            "A fixed seed gives the same answer to the same prompt.",
+            special="Random",
+        )
+        form = QFormLayout()
+        form.addRow("&System prompt:", self.system_prompt)
+        form.addRow("T&emperature:", self.temperature)
+        form.addRow("Top-&p:", self.top_p)
+        form.addRow("&Min-p:", self.min_p)
+        form.addRow("Top-&k:", self.top_k)
+        form.addRow("&Repeat penalty:", self.repeat_penalty)
+        form.addRow("Maximum &answer length:", self.max_tokens)
+        form.addRow("See&d:", self.seed)
+        defaults = QPushButton("Restore defaults")
+        _named(defaults, "Restore the defaults for new chats")
+        defaults.clicked.connect(self._restore_chat_defaults)
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.addLayout(form)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(defaults)
+        v.addLayout(row)
+        return page
+
+    def _appearance_page(self) -> QWidget:
+        self.theme = QComboBox()
+        for value, label in THEMES:
+            self.theme.addItem(label, value)
+        _named(self.theme, "Theme", "Light or dark colours; by default the system's choice.")
+        lo, hi = cs.FONT_SIZE_RANGE
+        self.font_size = _spin(
+            lo - 1, hi, "Chat font size", "The size of the conversation's text.", "System size"
+        )
+        self.font_size.setSuffix(" pt")
+        form = QFormLayout()
+        form.addRow("&Theme:", self.theme)
+        form.addRow("Chat &font size:", self.font_size)
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.addLayout(form)
+        v.addStretch(1)
+        return page
+
+    def _privacy_page(self) -> QWidget:
+        text = QLabel(PRIVACY_TEXT)
+        text.setWordWrap(True)
+        text.setTextFormat(Qt.TextFormat.RichText)
+        text.setAccessibleName("Privacy")
+        self.privacy_label = text
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.addWidget(text)
+        v.addStretch(1)
+        return page
+
+    # -- values -----------------------------------------------------------------------------
+
+    def load(self, s: Settings) -> None:
+        """Show the values of `s` in the widgets."""
+        self.models_dir.setText(s.models_dir or "")
+        self.context.setValue(s.context_limit)
+        self.gpu_layers.setValue(s.n_gpu_layers)
+        self.threads.setValue(s.n_threads or 0)
+        self.system_prompt.setPlainText(s.system_prompt)
+        self._load_sampling(s)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+        self.font_size.setValue(s.font_size or self.font_size.minimum())
+
+    def _load_sampling(self, s: Settings) -> None:
+        self.temperature.setValue(s.temperature)
+        self.top_p.setValue(s.top_p)
+        self.min_p.setValue(s.min_p)
+        self.top_k.setValue(s.top_k)
+        self.repeat_penalty.setValue(s.repeat_penalty)
+        self.max_tokens.setValue(s.max_tokens or 0)
+        self.seed.setValue(-1 if s.seed is None else s.seed)
+
+    def store(self, s: Settings) -> None:
+        """Write the widgets' values into `s`."""
+        s.models_dir = self.models_dir.text().strip() or None
+        s.context_limit = self.context.value()
+        s.n_gpu_layers = self.gpu_layers.value()
+        s.n_threads = self.threads.value() or None
+        s.system_prompt = self.system_prompt.toPlainText()
+        s.temperature = round(self.temperature.value(), 4)
+        s.top_p = round(self.top_p.value(), 4)
+        s.min_p = round(self.min_p.value(), 4)
+        s.top_k = self.top_k.value()
+        s.repeat_penalty = round(self.repeat_penalty.value(), 4)
+        s.max_tokens = self.max_tokens.value() or None
+        s.seed = None if self.seed.value() < 0 else self.seed.value()
+        s.theme = str(self.theme.currentData())
+        size = self.font_size.value()
+        s.font_size = None if size == self.font_size.minimum() else size
+
+    def apply(self) -> None:
+        s = self.settings
+        before = (s.context_limit, s.n_gpu_layers, s.n_threads)
+        self.store(s)
+        for page in self.pages:
+            page.apply(s)
+        for line in validated(s):
+            log.warning("settings dialog: %s", line)
+        changed = ["hardware"] if before != (s.context_limit, s.n_gpu_layers, s.n_threads) else []
+        self.load(s)  # show what was kept after validation
+        self.on_apply(changed)
+
+    def accept(self) -> None:
+        self.apply()
+        super().accept()
+
+    def _restore_chat_defaults(self) -> None:
+        defaults = Settings()
+        self.system_prompt.setPlainText(defaults.system_prompt)
+        self._load_sampling(defaults)
+
+    def _browse(self) -> None:
+        start = self.models_dir.text() or str(self.default_models_dir)
+        folder = QFileDialog.getExistingDirectory(self, "Models folder", start)
+        if folder:
+            self.models_dir.setText(folder)
+
+
+class SettingsActions:
+    def __init__(self, window: Any) -> None:
+        self.window = window
+        self.dialog: SettingsDialog | None = None
+        self.action = QAction("&Settings…", window)
+        self.action.setObjectName("settings_action")
+        self.action.setShortcut(QKeySequence("Ctrl+,"))
+        self.action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.action.setStatusTip("Models folder, hardware, defaults for new chats, appearance")
+        self.action.triggered.connect(self.show_dialog)
+        window.menus["file"].addAction(self.action)
+        window.settings_action = self.action
+
+    def show_dialog(self) -> SettingsDialog:
+        if self.dialog is not None and self.dialog.isVisible():
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+            return self.dialog
+        factories = getattr(self.window, "settings_pages", [])
+        pages = [factory(self.window.settings) for factory in factories]
+        try:
+            from chatapp.engine.hardware import physical_cores
+
+            cores: int | None = physical_cores()
+        except (ImportError, OSError):
+            cores = None
+        self.dialog = SettingsDialog(
+            self.window.settings,
+            default_models_dir=self.window.paths.models,
+            pages=pages,
+            on_apply=self._applied,
+            physical_cores=cores,
+            parent=self.window,
+        )
+        self.dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.dialog.destroyed.connect(self._forget)
+        self.dialog.open()
+        return self.dialog
+
+    def _forget(self, *_: Any) -> None:
+        self.dialog = None
+
+    def _applied(self, changed: list[str]) -> None:
+        self.window.save_settings()
+        apply_appearance(self.window)
+        if "hardware" in changed and self.window.model_info() is not None:
+            self.window.show_info(HARDWARE_NOTE)
+
+
+def install(window: Any) -> SettingsActions:
+    if not hasattr(window, "settings_pages"):
+        window.settings_pages = []
+    actions = SettingsActions(window)
+    window._settings_actions = actions
+    notice = window.settings.notice
+    if notice:
+        # after the window's own start-up messages, so this one is the one left showing
+        QTimer.singleShot(0, window, lambda: window.show_error(notice))
+    return actions
