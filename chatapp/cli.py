@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "chatapp.cli_models",  # models search|list|download|import|remove|info
     "chatapp.cli_export",  # export, import
     "chatapp.cli_prompt",  # prompt
+    "chatapp.cli_db",  # db check|recover
 )
 
 
