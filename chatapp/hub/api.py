@@ -62,7 +62,36 @@ class RepoFiles:
 def _api(token: str | None) -> Any:
     from huggingface_hub import HfApi
 
+    _set_http_timeouts()
     return HfApi(endpoint=endpoint(), token=token or False, library_name="chatapp")
+
+
+_timeouts_set = False
+
+
+def _set_http_timeouts() -> None:
+    """huggingface_hub's HTTP client waits forever by default (timeout=None): give it
+    connect and read timeouts, so even a call we stopped waiting for ends by itself."""
+    global _timeouts_set
+    if _timeouts_set:
+        return
+    _timeouts_set = True
+    try:
+        import huggingface_hub
+        from huggingface_hub.utils import _http
+    except ImportError:  # pragma: no cover
+        return
+    factory = getattr(_http, "default_client_factory", None)
+    setter = getattr(huggingface_hub, "set_client_factory", None)
+    if factory is None or setter is None:  # pragma: no cover - older huggingface_hub
+        return
+
+    def client() -> Any:
+        c = factory()
+        c.timeout = type(c.timeout)(API_TIMEOUT, connect=CONNECT_TIMEOUT)
+        return c
+
+    setter(client)
 
 
 def _call(fn: Callable[[], T], repo_id: str = "", filename: str | None = None) -> T:
