@@ -23,7 +23,6 @@ from pathlib import Path
 
 from chatapp.core.errors import DiskFullError, StoreError
 from chatapp.core.store import Store
-from chatapp.core.store_conn import decode_text
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ def _swap(path: Path, new: Path, kept: Path) -> None:
 
 def _copy_rows(snapshot: Path, store: Store, result: Recovery) -> None:
     src = sqlite3.connect(str(snapshot), isolation_level=None)
-    src.text_factory = decode_text
+    src.text_factory = lambda b: b.decode("utf-8", "replace")  # garbled rows: keep them quiet
     dst = store._db
     try:
         dst.execute("PRAGMA foreign_keys=OFF")
@@ -181,33 +180,37 @@ def _copy_table(
 def _salvage(
     src: sqlite3.Connection, table: str, names: str, result: Recovery
 ) -> Iterator[tuple[object, ...]]:
-    """Every readable row in rowid order; past an unreadable stretch, seek ahead in
-    growing steps to the next row that can be read."""
+    """Every readable row in rowid order. Past a row that cannot be read, look for the
+    next one that can, stepping ahead in growing steps; every turn either yields a row
+    further on or doubles the step, so this ends."""
     query = f'SELECT rowid, {names} FROM "{table}" WHERE rowid > ? ORDER BY rowid'
-    seek = f'SELECT rowid FROM "{table}" WHERE rowid >= ? ORDER BY rowid LIMIT 1'
+    probe_q = f'SELECT rowid, {names} FROM "{table}" WHERE rowid >= ? ORDER BY rowid LIMIT 1'
     last = -(2**63)
+    step = 1
     while True:
         try:
             for row in src.execute(query, (last,)):
-                last = row[0]
+                last, step = row[0], 1
                 yield tuple(row[1:])
             return
         except sqlite3.DatabaseError as e:
-            log.warning("recover: rows of %s after rowid %d cannot be read: %s", table, last, e)
-            result.unreadable += 1
-        step = 1
+            if step == 1:
+                log.warning("recover: rows of %s after rowid %d cannot be read: %s", table, last, e)
+                result.unreadable += 1
         while True:
             probe = last + step
             if probe >= 2**63 - 1:
                 return
             try:
-                hit = src.execute(seek, (probe,)).fetchone()
+                hit = src.execute(probe_q, (probe,)).fetchone()
             except sqlite3.DatabaseError:
                 step *= 2
                 continue
             if hit is None:
                 return
-            last = hit[0] - 1
+            last = hit[0]
+            step *= 2  # if the scan fails again right here, look further next time
+            yield tuple(hit[1:])
             break
 
 

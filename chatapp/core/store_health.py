@@ -19,7 +19,10 @@ def quick_check(db: sqlite3.Connection, full: bool = False) -> str:
     """"" when the file is sound, else SQLite's first complaint."""
     rows = db.execute("PRAGMA integrity_check(1)" if full else "PRAGMA quick_check(1)").fetchall()
     first = str(rows[0][0]) if rows else "no answer"
-    return "" if first == "ok" else first
+    if first == "ok":
+        return ""
+    # "*** in database main ***\nPage 84: btreeInitPage() ..." -> one line
+    return " ".join(first.replace("*** in database main ***", "").split())
 
 
 def _tables(db: sqlite3.Connection) -> dict[str, set[str]]:
