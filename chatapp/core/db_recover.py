@@ -42,7 +42,11 @@ class Recovery:
     def summary(self) -> str:
         conv = self.rows.get("conversations", 0)
         msgs = self.rows.get("messages", 0)
-        lost = f"; nothing could be read from {', '.join(self.lost_tables)}" if self.lost_tables else ""
+        lost = (
+            f"; nothing could be read from {', '.join(self.lost_tables)}"
+            if self.lost_tables
+            else ""
+        )
         return (
             f"Recovered {conv} conversation(s) and {msgs} message(s) into {self.database}; "
             f"the damaged file is kept as {self.kept_copy}{lost}."

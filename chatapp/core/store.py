@@ -289,7 +289,9 @@ class Store:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
         ).fetchone()
         applied = (
-            {r[0] for r in self._db.execute("SELECT name FROM _migrations")} if have_table else set()
+            {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
+            if have_table
+            else set()
         )
         self._refuse_newer(applied, migrations)
         if have_table and all(name in applied for name, _ in migrations):
@@ -356,9 +358,7 @@ class Store:
                 ),
             )
             if self._batch is not None:
-                db.execute(
-                    "INSERT INTO write_batch_rows VALUES (?, ?)", (self._batch.id, conv.id)
-                )
+                db.execute("INSERT INTO write_batch_rows VALUES (?, ?)", (self._batch.id, conv.id))
         return conv
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:

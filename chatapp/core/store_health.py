@@ -16,7 +16,7 @@ from chatapp.core.migrations import Migration
 
 
 def quick_check(db: sqlite3.Connection, full: bool = False) -> str:
-    """"" when the file is sound, else SQLite's first complaint."""
+    """ "" when the file is sound, else SQLite's first complaint."""
     rows = db.execute("PRAGMA integrity_check(1)" if full else "PRAGMA quick_check(1)").fetchall()
     first = str(rows[0][0]) if rows else "no answer"
     if first == "ok":
@@ -49,7 +49,7 @@ def _expected(migrations: tuple[tuple[str, Migration], ...]) -> dict[str, set[st
 
 
 def missing_schema(db: sqlite3.Connection, migrations: Sequence[tuple[str, Migration]]) -> str:
-    """"" when every table and column the applied migrations make is there, else what
+    """ "" when every table and column the applied migrations make is there, else what
     is missing (call it once every migration is applied)."""
     want = _expected(tuple(migrations))
     have = _tables(db)

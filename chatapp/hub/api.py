@@ -143,7 +143,7 @@ def _with_deadline(fn: Callable[[], T], seconds: float) -> T:
     def run() -> None:
         try:
             box["result"] = fn()
-        except BaseException as e:  # handed to the caller
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
             box["error"] = e
         done.set()
 

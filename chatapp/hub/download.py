@@ -317,7 +317,7 @@ class Downloader:
         def run() -> None:
             try:
                 result: object = self._opener.open(req, timeout=self.timeout)
-            except BaseException as e:  # handed to the waiting thread
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
                 result = e
             with lock:
                 if box.get("abandoned"):  # nobody waits any more
@@ -467,9 +467,8 @@ class _Watchdog:
         self._total = 0
         self._thread = threading.Thread(target=self._run, name="download-watchdog", daemon=True)
 
-    def __enter__(self) -> _Watchdog:
+    def __enter__(self) -> None:
         self._thread.start()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()

@@ -1,11 +1,11 @@
 """A second process on the same database, for the contention tests (runs this worktree).
 
-    python store_child.py DB stream N     wait until an import is under way, then stream
-                                          an answer: N saves, each a Store write; prints
-                                          JSON with the answer's id and what it saw
-    python store_child.py DB import ZIP EXIT_AFTER
-                                          import ZIP through the batched API and die
-                                          (os._exit) after EXIT_AFTER conversations
+python store_child.py DB stream N     wait until an import is under way, then stream
+                                      an answer: N saves, each a Store write; prints
+                                      JSON with the answer's id and what it saw
+python store_child.py DB import ZIP EXIT_AFTER
+                                      import ZIP through the batched API and die
+                                      (os._exit) after EXIT_AFTER conversations
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
 
-from chatapp.core import importers, store  # noqa: E402
-from chatapp.core.conversation import FinishReason, Role  # noqa: E402
+from chatapp.core import importers, store
+from chatapp.core.conversation import FinishReason, Role
 
 
 def stream(db: Path, saves: int) -> None:

@@ -29,7 +29,11 @@ BOUND = 300  # seconds: a hang fails instead of blocking forever
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(RUN_CLI), *args], capture_output=True, text=True, timeout=BOUND
+        [sys.executable, str(RUN_CLI), *args],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        check=False,
     )
 
 
@@ -44,7 +48,10 @@ def _big_export(dest: Path, conversations: int, messages: int) -> Path:
             role = Role.USER if j % 2 == 0 else Role.ASSISTANT
             msgs.append(Message(mid, cid, parent, role, f"message {j} of {i}. " * 20, 1e9 + j))
             parent = mid
-        convs[cid] = (Conversation(cid, f"conv {i}", 1e9 + i, 1e9 + i, current_leaf_id=parent), msgs)
+        convs[cid] = (
+            Conversation(cid, f"conv {i}", 1e9 + i, 1e9 + i, current_leaf_id=parent),
+            msgs,
+        )
     return export.export_many(list(convs), convs.__getitem__, "json", dest)
 
 
@@ -68,6 +75,7 @@ def test_a_long_import_and_a_streaming_answer_in_two_processes_both_complete(tmp
     streamer = subprocess.run(
         [sys.executable, str(CHILD), str(db), "stream", "60"],
         capture_output=True,
+        check=False,
         text=True,
         timeout=BOUND,
     )
@@ -149,7 +157,11 @@ def test_a_start_reads_first_and_leaves_a_live_answer_alone(tmp_path):
         conv = s.create_conversation("live one")
         user = s.add_message(conv.id, Role.USER, "q")
         live = s.add_message(
-            conv.id, Role.ASSISTANT, "so far", parent_id=user.id, finish_reason=FinishReason.STREAMING
+            conv.id,
+            Role.ASSISTANT,
+            "so far",
+            parent_id=user.id,
+            finish_reason=FinishReason.STREAMING,
         )
     holder = _holder(db)
     try:
@@ -170,8 +182,13 @@ def test_a_start_reads_first_and_leaves_a_live_answer_alone(tmp_path):
 
 def test_a_start_recovers_an_answer_whose_process_died(tmp_path):
     db = app_paths().ensure().database
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
-                          capture_output=True, timeout=BOUND)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=False,
+        timeout=BOUND,
+    )
     dead_pid = int(dead.stdout)
     with Store(db) as s:
         conv = s.create_conversation("t")
@@ -235,6 +252,7 @@ def test_an_import_killed_midway_is_removed_at_the_next_start(tmp_path):
     r = subprocess.run(
         [sys.executable, str(CHILD), str(db), "import", str(src), "12"],
         capture_output=True,
+        check=False,
         text=True,
         timeout=BOUND,
     )

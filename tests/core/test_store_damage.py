@@ -26,7 +26,11 @@ PAGE = 4096
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(RUN_CLI), *args], capture_output=True, text=True, timeout=300
+        [sys.executable, str(RUN_CLI), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -93,8 +97,12 @@ def test_random_bytes_in_a_page_are_named_never_written_and_recovered(
         " be read into a new file."
     )
     assert not (tmp_path / "one.json").exists()
-    for args in (["conversations"], ["conversations", ids[0]], ["export", "--all", "-o",
-                 str(tmp_path / "all.zip")], ["db", "check"]):
+    for args in (
+        ["conversations"],
+        ["conversations", ids[0]],
+        ["export", "--all", "-o", str(tmp_path / "all.zip")],
+        ["db", "check"],
+    ):
         line = _one_error_line(_cli(*args))
         assert f"The chat database {db} is damaged" in line and "chatapp db recover" in line
     # an import would write: it is refused, and the file is untouched
@@ -138,7 +146,9 @@ def test_a_dropped_table_is_named_and_recovered(db: Path) -> None:
     raw.close()
     before = _digest(db)
     line = _one_error_line(_cli("conversations"))
-    assert line.startswith(f"chatapp: error: The chat database {db} is damaged (the table messages is missing).")
+    assert line.startswith(
+        f"chatapp: error: The chat database {db} is damaged (the table messages is missing)."
+    )
     assert _digest(db) == before
     r = _cli("db", "recover")
     assert r.returncode == 0, r.stderr
@@ -183,13 +193,16 @@ def test_bad_values_in_one_row_fall_back_and_the_rest_reads(db: Path, tmp_path: 
     with Store(db) as s:
         conv = s.create_conversation("bad rows", meta={"ok": True})
         u = s.add_message(conv.id, Role.USER, "fine question")
-        a = s.add_message(conv.id, Role.ASSISTANT, "fine answer", parent_id=u.id,
-                          finish_reason=FinishReason.STOP)
+        a = s.add_message(
+            conv.id, Role.ASSISTANT, "fine answer", parent_id=u.id, finish_reason=FinishReason.STOP
+        )
         b = s.add_message(conv.id, Role.ASSISTANT, "odd", parent_id=a.id)
     raw = sqlite3.connect(db)
     raw.execute("PRAGMA ignore_check_constraints=ON")
     raw.execute("UPDATE conversations SET meta = '{broken' WHERE id = ?", (conv.id,))
-    raw.execute("UPDATE messages SET meta = '[1, 2]', finish_reason = 'exploded' WHERE id = ?", (a.id,))
+    raw.execute(
+        "UPDATE messages SET meta = '[1, 2]', finish_reason = 'exploded' WHERE id = ?", (a.id,)
+    )
     raw.execute("UPDATE messages SET role = 'robot', prompt_tokens = 'many' WHERE id = ?", (b.id,))
     raw.execute("UPDATE messages SET content = CAST(x'66ff6f' AS TEXT) WHERE id = ?", (u.id,))
     raw.commit()

@@ -35,7 +35,7 @@ def _in_thread(fn) -> tuple[threading.Thread, dict]:  # type: ignore[no-untyped-
     def run() -> None:
         try:
             box["result"] = fn()
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 - handed to the test
             box["error"] = e
 
     t = threading.Thread(target=run, daemon=True)
