@@ -65,8 +65,8 @@ _MSG_COLS = (
     " prompt_tokens, completion_tokens, tokens_per_second, meta"
 )
 
-BATCH_SECONDS = 0.25  # a batched write commits at least this often...
-BATCH_PAUSE = 0.06  # ...and leaves the lock free this long, so waiting writers get in
+BATCH_SECONDS = 0.5  # a batched write commits at least this often...
+BATCH_PAUSE = 0.025  # ...and leaves the lock free this long (waiting writers poll every ~10 ms)
 BATCH_ROWS = 500  # messages per statement group inside a batch
 
 

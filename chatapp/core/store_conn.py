@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_MS = 50  # SQLite's own wait per attempt: polls at 0, 1, 3, 8, 18, 33, 50 ms
+BUSY_TIMEOUT_MS = 10  # SQLite's own wait per attempt: polls at 0, 1, 3, 8, 10 ms
 WRITE_TIMEOUT = 30.0  # give up on a write (or read) that has waited this long
 NOTIFY_AFTER = 0.3  # tell on_busy once a wait is longer than this
 NOTIFY_EVERY = 1.0
-_SLEEP_MIN, _SLEEP_MAX = 0.002, 0.02
+_SLEEP_MIN, _SLEEP_MAX = 0.002, 0.01
 
 # SQLite primary result codes (extended codes carry them in the low byte)
 _BUSY, _LOCKED, _CORRUPT, _FULL, _IOERR, _READONLY, _CANTOPEN, _NOTADB = 5, 6, 11, 13, 10, 8, 14, 26

@@ -40,11 +40,13 @@ def stream(db: Path, saves: int) -> None:
     )
     longest = 0.0
     text = ""
+    counts = []  # conversations committed so far, seen after each save
     for i in range(saves):
         text += f"piece {i} "
         t = time.monotonic()
         s.update_message(reply.id, content=text)
         longest = max(longest, time.monotonic() - t)
+        counts.append(s.count_conversations())
         time.sleep(0.02)
     s.update_message(reply.id, content=text, finish_reason=FinishReason.STOP)
     importing = s._db.execute("SELECT count(*) FROM write_batches").fetchone()[0] > 0
@@ -56,6 +58,7 @@ def stream(db: Path, saves: int) -> None:
                 "text": text,
                 "longest_save": longest,
                 "import_still_running": importing,
+                "counts": counts,
                 "busy_messages": waits,
             }
         )
