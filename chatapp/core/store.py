@@ -296,6 +296,9 @@ class Store:
         self._refuse_newer(applied, migrations)
         if have_table and all(name in applied for name, _ in migrations):
             return
+        if not have_table and self._db.execute("SELECT 1 FROM sqlite_master").fetchone():
+            self._db.is_damaged = True  # tables, but no record of how they were made
+            raise damaged(self.path, "the table _migrations is missing")
         with self.transaction() as db:  # another process may have migrated meanwhile
             db.execute(
                 "CREATE TABLE IF NOT EXISTS _migrations"

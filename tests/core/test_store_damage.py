@@ -160,6 +160,24 @@ def test_a_dropped_table_is_named_and_recovered(db: Path) -> None:
         assert [s.get_conversation(i).current_leaf_id for i in ids] == [None] * 5  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("table", ["_migrations", "app_state", "conversations"])
+def test_any_dropped_table_is_named_and_nothing_is_written(tmp_path: Path, table: str) -> None:
+    path = tmp_path / "db.sqlite3"
+    _fill(path, conversations=2, messages=2)
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA foreign_keys=OFF")
+    raw.execute(f"DROP TABLE {table}")
+    raw.commit()
+    raw.close()
+    before = _digest(path)
+    with pytest.raises(DatabaseDamaged) as info:
+        Store(path)
+    assert str(info.value).startswith(
+        f"The chat database {path} is damaged (the table {table} is missing)."
+    )
+    assert _digest(path) == before
+
+
 def test_a_file_that_is_not_a_database_at_all(db: Path) -> None:
     _fill(db, conversations=2, messages=2)
     _smash_page(db, 1, seed=7)  # the header and the schema
