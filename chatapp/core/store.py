@@ -265,11 +265,10 @@ class Store:
         self._begin()
         try:
             yield self._db
+            self._db.execute("COMMIT")  # may fail too (a full disk): then roll back
         except BaseException:
             self._rollback()
             raise
-        else:
-            self._db.execute("COMMIT")
 
     def _begin(self) -> None:
         if self._db.is_damaged:
