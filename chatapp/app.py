@@ -11,7 +11,7 @@ from pathlib import Path
 from chatapp import __version__
 from chatapp.core.errors import StoreError
 from chatapp.core.settings import Settings
-from chatapp.core.store import Store
+from chatapp.core.store import DatabaseDamaged, Store
 from chatapp.logsetup import setup_logging
 from chatapp.paths import app_paths
 
@@ -82,7 +82,14 @@ def run_app(argv: Sequence[str]) -> int:
     app.setApplicationVersion(__version__)
     _route_qt_messages()
     try:
-        window = build_window(args.model)
+        try:
+            window = build_window(args.model)
+        except DatabaseDamaged as e:
+            from chatapp.gui.damaged_db import offer_recovery
+
+            if not offer_recovery(e, app_paths().database):
+                return 1
+            window = build_window(args.model)
     except StoreError as e:
         QMessageBox.critical(None, "chatapp", str(e))
         return 1

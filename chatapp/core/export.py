@@ -11,7 +11,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import shutil
+import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message, Role, thread
+from chatapp.core.errors import UserError
 from chatapp.core.export_schema import conversation_to_doc
 
 log = logging.getLogger(__name__)
@@ -270,9 +274,53 @@ def export_many(
     """Write conversations into a zip (dest ends in .zip) or a folder, with an index.
 
     `load(id)` fetches one conversation with all its messages, so memory holds one at a
-    time plus the zip being built. The zip is written atomically when complete.
+    time plus the zip being built. Both are all or nothing: the zip is written atomically
+    when complete; a folder's files are written into a hidden staging folder and moved
+    into place only once every one of them is on disk.
     """
     dest = Path(dest)
+    if dest.suffix.lower() == ".zip":
+        return _export_many(conversation_ids, load, fmt, dest, renderer, progress)
+    staging = _staging_folder(dest)
+    try:
+        _export_many(conversation_ids, load, fmt, staging, renderer, progress)
+        _publish_folder(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("exported %d conversations as %s to %s", len(conversation_ids), fmt, dest)
+    return dest
+
+
+def _staging_folder(dest: Path) -> Path:
+    """Beside a new folder (then one rename publishes it), inside an existing one (so the
+    moves stay on one file system)."""
+    parent = dest if dest.is_dir() else dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.export-", dir=parent))
+    except OSError as e:
+        raise UserError(f"Could not write into {parent}: {e.strerror or e}") from e
+
+
+def _publish_folder(staging: Path, dest: Path) -> None:
+    try:
+        if not dest.exists():
+            os.rename(staging, dest)
+            return
+        for f in sorted(staging.iterdir()):
+            os.replace(f, dest / f.name)
+    except OSError as e:
+        raise UserError(f"Could not move the export into {dest}: {e.strerror or e}") from e
+
+
+def _export_many(
+    conversation_ids: Sequence[str],
+    load: Loader,
+    fmt: str,
+    dest: Path,
+    renderer: Renderer | None,
+    progress: Progress | None,
+) -> Path:
     render_bytes = renderer or text_renderer(fmt)
     ext = EXTENSIONS[fmt]
     taken = {"index.html", "index.json"}
@@ -317,7 +365,8 @@ def export_many(
         atomic.write_bytes(dest / "index.json", index_json)
     if progress:
         progress(total, total)
-    log.info("exported %d conversations as %s to %s", total, fmt, dest)
+    if as_zip:
+        log.info("exported %d conversations as %s to %s", total, fmt, dest)
     return dest
 
 

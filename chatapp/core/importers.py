@@ -383,8 +383,9 @@ def import_file(
 def insert(
     store: Store, items: list[Item], result: ImportResult, progress: Progress | None = None
 ) -> None:
-    """Add the conversations not yet in the store, all in one transaction."""
-    with store.transaction():
+    """Add the conversations not yet in the store: all or nothing, committed in short
+    batches so a chat streaming in another process never waits long."""
+    with store.batched():
         taken: set[str] = set()  # conversation ids added by this import
         used: set[str] = set()  # message ids added by this import
         for i, (conv, messages) in enumerate(items):

@@ -72,8 +72,41 @@ def m003_prompt_tokens(db: sqlite3.Connection) -> None:
     )
 
 
+def m006_live_writers(db: sqlite3.Connection) -> None:
+    """Who is writing what, so a start recovers only work whose process is gone: answers
+    being streamed (with a heartbeat) and imports that commit in batches (their
+    conversations are removed again if the import never finished)."""
+    _script(
+        db,
+        """
+        CREATE TABLE live_answers (
+            message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started TEXT NOT NULL,
+            heartbeat REAL NOT NULL
+        );
+        CREATE TABLE write_batches (
+            id TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started TEXT NOT NULL,
+            heartbeat REAL NOT NULL
+        );
+        CREATE TABLE write_batch_rows (
+            batch_id TEXT NOT NULL REFERENCES write_batches(id) ON DELETE CASCADE,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            PRIMARY KEY (batch_id, conversation_id)
+        );
+        CREATE INDEX write_batch_rows_conversation ON write_batch_rows(conversation_id);
+        CREATE INDEX messages_streaming ON messages(id) WHERE finish_reason = 'streaming'
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_key_value", m002_key_value),
     ("003_prompt_tokens", m003_prompt_tokens),
+    ("006_live_writers", m006_live_writers),
 ]

@@ -3,7 +3,14 @@
 stdlib sqlite3 in WAL mode with synchronous=NORMAL: a committed transaction survives a
 killed process, and readers never block the writer. Every write goes through
 `transaction()`, which rolls back on error, so a failure never leaves half a change.
-The Store belongs to one thread (the GUI thread, or the CLI's main thread).
+A Store (one connection) belongs to one thread: a thread that saves on its own (the chat
+service's) opens its own Store on the same file.
+
+Several processes may use the file at once (the window, `chatapp chat`, an import):
+writes are short, a write that finds the database busy waits and retries (store_conn),
+large imports commit in batches (`batched()`), and a start recovers only the answers and
+imports whose process is gone (liveness). A damaged file is named at open and never
+written (store_health); a bad value in one row falls back with a warning in the log.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatapp.core import liveness
 from chatapp.core.conversation import (
     Conversation,
     FinishReason,
@@ -28,6 +38,25 @@ from chatapp.core.conversation import (
 from chatapp.core.errors import StoreError
 from chatapp.core.migrations import MIGRATIONS, Migration
 from chatapp.core.receipt import pack_tokens, unpack_tokens
+from chatapp.core.store_conn import (
+    WRITE_TIMEOUT,
+    BusyCallback,
+    DatabaseDamaged,
+    StoreBusy,
+    StoreDiskFull,
+    WriteWait,
+    connect,
+    damaged,
+)
+from chatapp.core.store_health import missing_schema, quick_check
+
+__all__ = [
+    "DatabaseDamaged",
+    "Store",
+    "StoreBusy",
+    "StoreDiskFull",
+    "WriteWait",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,57 +66,186 @@ _MSG_COLS = (
     " prompt_tokens, completion_tokens, tokens_per_second, meta"
 )
 
+BATCH_SECONDS = 0.5  # a batched write commits at least this often...
+BATCH_PAUSE = 0.025  # ...and leaves the lock free this long (waiting writers poll every ~10 ms)
+BATCH_ROWS = 500  # messages per statement group inside a batch
+
+
+# -- reading rows: one bad value never breaks the rest ------------------------------------
+
+
+def _bad(row: sqlite3.Row, col: str, value: object, used: object) -> None:
+    log.warning(
+        "chat database: %s of row %s has a bad value %.80r; using %r",
+        col,
+        row["id"],
+        value,
+        used,
+    )
+
+
+def _meta(row: sqlite3.Row) -> dict[str, Any]:
+    raw = row["meta"]
+    try:
+        value = json.loads(raw) if raw else {}
+    except (ValueError, TypeError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        _bad(row, "meta", raw, {})
+        return {}
+    return value
+
+
+def _str(row: sqlite3.Row, col: str, default: str = "") -> str:
+    value = row[col]
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return default
+    used = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    _bad(row, col, value, used)
+    return used
+
+
+def _opt_str(row: sqlite3.Row, col: str) -> str | None:
+    return None if row[col] is None else _str(row, col)
+
+
+def _num(row: sqlite3.Row, col: str, kind: type, default: Any = None) -> Any:
+    value = row[col]
+    if value is None or (type(value) is kind) or (kind is float and type(value) is int):
+        return default if value is None else kind(value)
+    _bad(row, col, value, default)
+    return default
+
 
 def _conv(row: sqlite3.Row) -> Conversation:
     return Conversation(
-        id=row["id"],
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        model_path=row["model_path"],
-        system_prompt=row["system_prompt"],
-        current_leaf_id=row["current_leaf_id"],
-        meta=json.loads(row["meta"] or "{}"),
+        id=_str(row, "id"),
+        title=_str(row, "title", "Untitled"),
+        created_at=_num(row, "created_at", float, 0.0),
+        updated_at=_num(row, "updated_at", float, 0.0),
+        model_path=_opt_str(row, "model_path"),
+        system_prompt=_str(row, "system_prompt"),
+        current_leaf_id=_opt_str(row, "current_leaf_id"),
+        meta=_meta(row),
     )
+
+
+def _role(row: sqlite3.Row) -> Role:
+    try:
+        return Role(row["role"])
+    except ValueError:
+        # shown, and sent to the model, as the user's words: the safer guess for a row
+        # whose author is unknown
+        _bad(row, "role", row["role"], Role.USER.value)
+        return Role.USER
+
+
+def _finish(row: sqlite3.Row) -> FinishReason | None:
+    fr = row["finish_reason"]
+    if not fr:
+        return None
+    try:
+        return FinishReason(fr)
+    except ValueError:
+        _bad(row, "finish_reason", fr, None)
+        return None
 
 
 def _msg(row: sqlite3.Row) -> Message:
-    fr = row["finish_reason"]
     return Message(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        parent_id=row["parent_id"],
-        role=Role(row["role"]),
-        content=row["content"],
-        thinking=row["thinking"],
-        created_at=row["created_at"],
-        model=row["model"],
-        finish_reason=FinishReason(fr) if fr else None,
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        tokens_per_second=row["tokens_per_second"],
-        meta=json.loads(row["meta"] or "{}"),
+        id=_str(row, "id"),
+        conversation_id=_str(row, "conversation_id"),
+        parent_id=_opt_str(row, "parent_id"),
+        role=_role(row),
+        content=_str(row, "content"),
+        thinking=_str(row, "thinking"),
+        created_at=_num(row, "created_at", float, 0.0),
+        model=_opt_str(row, "model"),
+        finish_reason=_finish(row),
+        prompt_tokens=_num(row, "prompt_tokens", int),
+        completion_tokens=_num(row, "completion_tokens", int),
+        tokens_per_second=_num(row, "tokens_per_second", float),
+        meta=_meta(row),
     )
+
+
+@dataclass
+class _Batch:
+    id: str
+    opened: float = 0.0
+    conversations: int = 0
 
 
 class Store:
     def __init__(
-        self, path: Path | str, migrations: Sequence[tuple[str, Migration]] = MIGRATIONS
+        self,
+        path: Path | str,
+        migrations: Sequence[tuple[str, Migration]] = MIGRATIONS,
+        *,
+        on_busy: BusyCallback | None = None,
+        write_timeout: float = WRITE_TIMEOUT,
+        check: bool = True,
     ) -> None:
+        """Open (or create) the database and bring its schema up to date.
+
+        `check` runs PRAGMA quick_check first: a damaged file raises DatabaseDamaged and
+        is not written. `on_busy` hears about writes that wait for another process.
+        """
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._batch: _Batch | None = None
+        if check and self.path.is_file() and self.path.stat().st_size > 0:
+            self._check_file(write_timeout)
+        self._db = connect(self.path, write_timeout=write_timeout, on_busy=on_busy)
         try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._open(migrations)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _check_file(self, write_timeout: float) -> None:
+        """quick_check on a read-only connection: a damaged file is not even
+        checkpointed into, which closing a read-write connection would do."""
+        ro = connect(self.path, write_timeout=write_timeout, read_only=True)
+        try:
+            problem = quick_check(ro)
+        finally:
+            ro.close()
+        if problem:
+            raise damaged(self.path, problem)
+
+    def _open(self, migrations: Sequence[tuple[str, Migration]]) -> None:
+        db = self._db
+        try:
+            # only a new file is switched to WAL: asking again would be a write
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
             self._migrate(migrations)
+            problem = missing_schema(db, migrations)
+            if problem:
+                db.is_damaged = True
+                raise damaged(self.path, problem)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"Cannot open the chat database {self.path}: {e}") from e
 
     # -- plumbing -----------------------------------------------------------------
+
+    @property
+    def on_busy(self) -> BusyCallback | None:
+        """Told (on the writing thread) when a write waits for another process."""
+        return self._db.on_busy
+
+    @on_busy.setter
+    def on_busy(self, callback: BusyCallback | None) -> None:
+        self._db.on_busy = callback
+
+    @property
+    def is_damaged(self) -> bool:
+        return self._db.is_damaged
 
     def close(self) -> None:
         self._db.close()
@@ -100,37 +258,68 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        if self._db.in_transaction:  # nested: join the outer transaction
+        if self._db.in_transaction:  # nested, or inside batched(): join
             yield self._db
+            if self._batch is not None:
+                self._maybe_commit_batch()
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             yield self._db
+            self._db.execute("COMMIT")  # may fail too (a full disk): then roll back
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
-        else:
-            self._db.execute("COMMIT")
+
+    def _begin(self) -> None:
+        if self._db.is_damaged:
+            raise damaged(self.path, "it failed a check earlier; nothing more is written to it")
+        self._db.execute("BEGIN IMMEDIATE")  # waits while another process writes
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except (sqlite3.Error, StoreError):
+                log.exception("rollback failed")
 
     def _migrate(self, migrations: Sequence[tuple[str, Migration]]) -> None:
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        """Read first: a database that is up to date is not written at all."""
+        have_table = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+        ).fetchone()
+        applied = (
+            {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
+            if have_table
+            else set()
         )
-        applied = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
-        known = {name for name, _ in migrations}
-        unknown = sorted(applied - known)
+        self._refuse_newer(applied, migrations)
+        if have_table and all(name in applied for name, _ in migrations):
+            return
+        if not have_table and self._db.execute("SELECT 1 FROM sqlite_master").fetchone():
+            self._db.is_damaged = True  # tables, but no record of how they were made
+            raise damaged(self.path, "the table _migrations is missing")
+        with self.transaction() as db:  # another process may have migrated meanwhile
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations"
+                " (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            applied = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+            self._refuse_newer(applied, migrations)
+            for name, fn in migrations:
+                if name in applied:
+                    continue
+                log.info("applying migration %s to %s", name, self.path)
+                fn(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
+
+    def _refuse_newer(self, applied: set[str], migrations: Sequence[tuple[str, Migration]]) -> None:
+        unknown = sorted(applied - {name for name, _ in migrations})
         if unknown:
             raise StoreError(
                 f"The chat database {self.path} was written by a newer chatapp "
                 f"(it has migration {unknown[-1]}). Update chatapp to open it.",
             )
-        for name, fn in migrations:
-            if name in applied:
-                continue
-            log.info("applying migration %s to %s", name, self.path)
-            with self.transaction() as db:
-                fn(db)
-                db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
 
     def applied_migrations(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT name FROM _migrations ORDER BY name")]
@@ -171,6 +360,8 @@ class Store:
                     json.dumps(conv.meta),
                 ),
             )
+            if self._batch is not None:
+                db.execute("INSERT INTO write_batch_rows VALUES (?, ?)", (self._batch.id, conv.id))
         return conv
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -253,6 +444,8 @@ class Store:
         )
         with self.transaction() as db:
             self._insert_message(db, msg)
+            if msg.finish_reason is FinishReason.STREAMING:
+                self._mark_live(db, msg.id)
             if make_current:
                 db.execute(
                     "UPDATE conversations SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
@@ -281,10 +474,78 @@ class Store:
         )
 
     def insert_messages(self, messages: Sequence[Message]) -> None:
-        """Bulk insert as they are (imports); parents must come before children."""
+        """Bulk insert as they are (imports); parents must come before children.
+        Inside `batched()` a long list is committed in pieces."""
+        step = BATCH_ROWS if self._batch is not None else max(len(messages), 1)
+        for i in range(0, len(messages), step):
+            with self.transaction() as db:
+                for m in messages[i : i + step]:
+                    self._insert_message(db, m)
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Write a large change (an import) in short transactions, so other processes
+        (an answer streaming in the window) never wait more than a moment.
+
+        Inside the block, Store writes commit about every BATCH_SECONDS. It is still all
+        or nothing for what it adds: if the block raises, the conversations it created are
+        removed again; if the process dies, the next start removes them.
+        """
+        if self._batch is not None or self._db.in_transaction:
+            raise RuntimeError("batched() cannot be nested or run inside a transaction")
+        batch = _Batch(new_id())
+        owner = liveness.me()
         with self.transaction() as db:
-            for m in messages:
-                self._insert_message(db, m)
+            db.execute(
+                "INSERT INTO write_batches VALUES (?, ?, ?, ?, ?)",
+                (batch.id, owner.pid, owner.host, owner.started, now()),
+            )
+        try:
+            self._begin()
+            batch.opened = time.monotonic()
+            self._batch = batch
+            yield
+            self._batch = None
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._batch = None
+            self._rollback()
+            self._undo_batch(batch.id)
+            raise
+        with self.transaction() as db:  # done: what it added is here to stay
+            db.execute("DELETE FROM write_batches WHERE id = ?", (batch.id,))
+
+    def _maybe_commit_batch(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        if time.monotonic() - batch.opened < BATCH_SECONDS:
+            return
+        self._db.execute("UPDATE write_batches SET heartbeat = ? WHERE id = ?", (now(), batch.id))
+        self._db.execute("COMMIT")
+        time.sleep(BATCH_PAUSE)  # SQLite's locks are not fair: let a waiting writer in
+        self._begin()
+        batch.opened = time.monotonic()
+
+    def _undo_batch(self, batch_id: str) -> int:
+        """Remove the conversations an unfinished batched write added, a few at a time."""
+        removed = 0
+        while True:
+            with self.transaction() as db:
+                ids = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT conversation_id FROM write_batch_rows WHERE batch_id = ? LIMIT 20",
+                        (batch_id,),
+                    )
+                ]
+                db.executemany("DELETE FROM conversations WHERE id = ?", [(i,) for i in ids])
+                if not ids:
+                    db.execute("DELETE FROM write_batches WHERE id = ?", (batch_id,))
+                    break
+                removed += len(ids)
+        if removed:
+            log.info("removed %d conversations of an unfinished import", removed)
+        return removed
 
     def update_message(self, message_id: str, **fields: Any) -> None:
         allowed = {
@@ -305,8 +566,30 @@ class Store:
         if "meta" in fields:
             fields["meta"] = json.dumps(fields["meta"])
         sets = ", ".join(f"{k} = ?" for k in fields)
+        finish = fields.get("finish_reason", FinishReason.STREAMING.value)
         with self.transaction() as db:
             db.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*fields.values(), message_id))
+            if finish == FinishReason.STREAMING.value:
+                db.execute(
+                    "UPDATE live_answers SET heartbeat = ? WHERE message_id = ?",
+                    (now(), message_id),
+                )
+            else:
+                db.execute("DELETE FROM live_answers WHERE message_id = ?", (message_id,))
+
+    def heartbeat(self, message_id: str) -> None:
+        """Say that this streaming answer is still being written (when no text came)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE live_answers SET heartbeat = ? WHERE message_id = ?", (now(), message_id)
+            )
+
+    def _mark_live(self, db: sqlite3.Connection, message_id: str) -> None:
+        owner = liveness.me()
+        db.execute(
+            "INSERT OR REPLACE INTO live_answers VALUES (?, ?, ?, ?, ?)",
+            (message_id, owner.pid, owner.host, owner.started, now()),
+        )
 
     def delete_message(self, message_id: str) -> None:
         """Remove a message and its replies; a conversation that pointed at it points at
@@ -381,11 +664,38 @@ class Store:
                 )
 
     def recover_interrupted(self) -> int:
-        """Answers that were still streaming when the process died keep what was saved
-        and are marked as stopped. Returns how many."""
+        """Answers that were still streaming when their process died keep what was saved
+        and are marked as stopped; imports whose process died are removed. Answers and
+        imports of a process still running (another window, a CLI chat) are left alone.
+        Reads first: with nothing to recover, nothing is written. Returns how many answers."""
+        t = now()
+        rows = self._db.execute(
+            "SELECT m.id, l.pid, l.host, l.started, l.heartbeat FROM messages m"
+            " LEFT JOIN live_answers l ON l.message_id = m.id"
+            " WHERE m.finish_reason = 'streaming'"
+        ).fetchall()
+        dead = [r[0] for r in rows if r[1] is None or not _alive(r, t)]
+        batches = self._db.execute(
+            "SELECT id, pid, host, started, heartbeat FROM write_batches"
+        ).fetchall()
+        for b in batches:
+            if not _alive(b, t):
+                log.info("an import that did not finish (pid %s) is removed", b[1])
+                self._undo_batch(b[0])
+        if not dead:
+            return 0
         with self.transaction() as db:
-            cur = db.execute(
-                "UPDATE messages SET finish_reason = ? WHERE finish_reason = ?",
-                (FinishReason.CANCELLED.value, FinishReason.STREAMING.value),
-            )
-            return cur.rowcount
+            n = 0
+            for message_id in dead:
+                n += db.execute(
+                    "UPDATE messages SET finish_reason = ? WHERE id = ? AND finish_reason = ?",
+                    (FinishReason.CANCELLED.value, message_id, FinishReason.STREAMING.value),
+                ).rowcount
+                db.execute("DELETE FROM live_answers WHERE message_id = ?", (message_id,))
+        log.info("recovered %d interrupted answers", n)
+        return n
+
+
+def _alive(row: sqlite3.Row, t: float) -> bool:
+    owner = liveness.Owner(int(row[1]), str(row[2]), str(row[3]))
+    return liveness.is_alive(owner, float(row[4]), t)

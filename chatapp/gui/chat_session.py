@@ -87,6 +87,7 @@ class ChatSession(QObject):
         b.model_loaded.connect(self._on_loaded)
         b.model_failed.connect(self._on_load_failed)
         b.model_unloaded.connect(self._on_unloaded)
+        b.store_waiting.connect(self._on_store_waiting)
         b.turn_started.connect(self._on_started)
         b.turn_prompt.connect(self._on_prompt)
         b.turn_delta.connect(self._on_delta)
@@ -162,6 +163,9 @@ class ChatSession(QObject):
 
     def _on_unloaded(self) -> None:
         self.model = None
+
+    def _on_store_waiting(self, message: str, done: bool) -> None:
+        self.notice.emit(message)
 
     # -- prompts --------------------------------------------------------------------
 

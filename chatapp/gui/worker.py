@@ -21,6 +21,7 @@ from chatapp.service.events import (
     ModelLoadFailed,
     ModelLoading,
     ModelUnloaded,
+    StoreWaiting,
     TurnChunk,
     TurnFailed,
     TurnFinished,
@@ -36,6 +37,7 @@ class ServiceBridge(QObject):
     model_loaded = Signal(object)  # LoadedModel
     model_failed = Signal(object, str)  # ModelRef, message
     model_unloaded = Signal()
+    store_waiting = Signal(str, bool)  # message, the wait is over
     turn_started = Signal(object)  # TurnStarted
     turn_prompt = Signal(object)  # TurnPrompt
     turn_delta = Signal(str, str, str, str)  # turn id, message id, answer added, thinking added
@@ -64,6 +66,8 @@ class ServiceBridge(QObject):
             self.model_failed.emit(event.ref, event.message)
         elif isinstance(event, ModelUnloaded):
             self.model_unloaded.emit()
+        elif isinstance(event, StoreWaiting):
+            self.store_waiting.emit(event.message, event.done)
 
     def turn_listener(self) -> Callable[[Any], None]:
         """A listener for one turn: chunks are coalesced into turn_delta signals."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SORTS = {"downloads": "downloads", "likes": "likes", "recent": "last_modified"}
 T = TypeVar("T")
+# The longest a hub call may take, start to end (huggingface_hub's HTTP client may wait
+# forever on a server that accepts the connection and never answers).
+API_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 5.0
 
 
 def endpoint() -> str:
@@ -57,7 +62,36 @@ class RepoFiles:
 def _api(token: str | None) -> Any:
     from huggingface_hub import HfApi
 
+    _set_http_timeouts()
     return HfApi(endpoint=endpoint(), token=token or False, library_name="chatapp")
+
+
+_timeouts_set = False
+
+
+def _set_http_timeouts() -> None:
+    """huggingface_hub's HTTP client waits forever by default (timeout=None): give it
+    connect and read timeouts, so even a call we stopped waiting for ends by itself."""
+    global _timeouts_set
+    if _timeouts_set:
+        return
+    _timeouts_set = True
+    try:
+        import huggingface_hub
+        from huggingface_hub.utils import _http
+    except ImportError:  # pragma: no cover
+        return
+    factory = getattr(_http, "default_client_factory", None)
+    setter = getattr(huggingface_hub, "set_client_factory", None)
+    if factory is None or setter is None:  # pragma: no cover - older huggingface_hub
+        return
+
+    def client() -> Any:
+        c = factory()
+        c.timeout = type(c.timeout)(API_TIMEOUT, connect=CONNECT_TIMEOUT)
+        return c
+
+    setter(client)
 
 
 def _call(fn: Callable[[], T], repo_id: str = "", filename: str | None = None) -> T:
@@ -75,7 +109,7 @@ def _call(fn: Callable[[], T], repo_id: str = "", filename: str | None = None) -
     transport += (httpx.TransportError,)
 
     try:
-        return fn()
+        return _with_deadline(fn, API_TIMEOUT)
     except hf.OfflineModeIsEnabled as e:
         raise errors.offline() from e
     except hf.HfHubHTTPError as e:
@@ -100,6 +134,31 @@ def _call(fn: Callable[[], T], repo_id: str = "", filename: str | None = None) -
         raise errors.offline() from e
 
 
+def _with_deadline(fn: Callable[[], T], seconds: float) -> T:
+    """fn() on a daemon thread, given up after `seconds` (the thread is left to end on its
+    own: an HTTP call cannot be interrupted from outside)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+        done.set()
+
+    threading.Thread(target=run, name="hub-call", daemon=True).start()
+    if not done.wait(seconds):
+        log.info("hub call gave no answer within %.0f s", seconds)
+        raise errors.HubTimeoutError(
+            f"Hugging Face ({endpoint()}) did not answer within {seconds:.0f} s.",
+            hint="The server or the network is too slow right now; try again later.",
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
 _reachable_until = 0.0
 _reachable_endpoint = ""
 
@@ -113,7 +172,7 @@ def _check_reachable() -> None:
     url = urllib.parse.urlsplit(endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection((url.hostname or "", port), timeout=5).close()
+        socket.create_connection((url.hostname or "", port), timeout=CONNECT_TIMEOUT).close()
     except OSError as e:
         log.info("hub unreachable: %s", e)
         raise errors.offline() from e

@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 SPACE_MARGIN = 16 * 1024 * 1024
+CONNECT_TIMEOUT = 15.0  # to connect and to get the response's headers
+READ_TIMEOUT = 30.0  # for any one read of the body
+# A transfer slower than MIN_SPEED bytes/s over STALL_WINDOW seconds has stalled: it is
+# dropped and retried from its offset (like curl's --speed-limit/--speed-time).
+MIN_SPEED = 1024.0
+STALL_WINDOW = 30.0
+WATCH_INTERVAL = 0.1  # how often pause, cancel and the speed rule are checked mid-read
 
 
 class DownloadStopped(Exception):
@@ -113,7 +120,10 @@ class Downloader:
         retries: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
-        timeout: float = 30.0,
+        timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        min_speed: float = MIN_SPEED,
+        stall_window: float = STALL_WINDOW,
         chunk_size: int = CHUNK,
         sleep: Callable[[float], None] = time.sleep,
         progress_interval: float = 0.25,
@@ -125,6 +135,9 @@ class Downloader:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.timeout = timeout
+        self.read_timeout = read_timeout
+        self.min_speed = min_speed
+        self.stall_window = stall_window
         self.chunk_size = chunk_size
         self.sleep = sleep
         self.progress_interval = progress_interval
@@ -222,6 +235,19 @@ class Downloader:
             st.reset()
         meta["etag"] = (old or {}).get("etag")
         atomic.write_text(sidecar, json.dumps(meta, indent=1))
+        try:
+            self._fetch(url, st, f, meter, meta, sidecar)
+        except DownloadStopped:
+            raise
+        except BaseException:
+            if not part.exists():  # refused before a byte came: nothing to resume
+                sidecar.unlink(missing_ok=True)
+            raise
+        self._finish(part, sidecar, dest, f, st.hasher.hexdigest())
+
+    def _fetch(
+        self, url: str, st: _State, f: RemoteFile, meter: _Meter, meta: dict, sidecar: Path
+    ) -> None:
         attempt = 0
         while f.size is None or st.offset < f.size:
             if self.cancel.is_set():
@@ -243,7 +269,6 @@ class Downloader:
                 attempt = 0
             if f.size is None:
                 break
-        self._finish(part, sidecar, dest, f, st.hasher.hexdigest())
 
     def _wait(self, seconds: float) -> None:
         """Sleep before a retry, in slices so pause and cancel stay responsive."""
@@ -276,7 +301,45 @@ class Downloader:
         if offset:
             headers["Range"] = f"bytes={offset}-"
         req = urllib.request.Request(url, headers=headers)
-        return self._opener.open(req, timeout=self.timeout)  # type: ignore[no-any-return]
+        resp = self._open_cancellable(req)
+        sock = _socket_of(resp)
+        if sock is not None:
+            sock.settimeout(self.read_timeout)
+        return resp
+
+    def _open_cancellable(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        """urlopen on a helper thread, so pause and cancel act while a server makes us wait
+        for its answer (the connect timeout still bounds the wait itself)."""
+        box: dict[str, object] = {}
+        ready = threading.Event()
+        lock = threading.Lock()
+
+        def run() -> None:
+            try:
+                result: object = self._opener.open(req, timeout=self.timeout)
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+                result = e
+            with lock:
+                if box.get("abandoned"):  # nobody waits any more
+                    if hasattr(result, "close"):
+                        result.close()
+                    return
+                box["result"] = result
+            ready.set()
+
+        threading.Thread(target=run, name="download-connect", daemon=True).start()
+        while not ready.wait(WATCH_INTERVAL):
+            if self.cancel.is_set() or self.pause.is_set():
+                with lock:
+                    if "result" not in box:
+                        box["abandoned"] = True
+                        raise DownloadCancelled() if self.cancel.is_set() else DownloadPaused()
+                break
+        ready.wait()
+        result = box["result"]
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[return-value]
 
     def _transfer(
         self, url: str, st: _State, f: RemoteFile, meter: _Meter, meta: dict, sidecar: Path
@@ -327,9 +390,10 @@ class Downloader:
                 meta["etag"] = etag
                 atomic.write_text(sidecar, json.dumps(meta, indent=1))
             start = st.offset
+            watch = _Watchdog(resp, self, f.name)
             # Unbuffered: what write() returned is on disk, and a full disk fails here, not
             # later in close().
-            with open(st.part, "ab" if st.offset else "wb", buffering=0) as out:
+            with watch, open(st.part, "ab" if st.offset else "wb", buffering=0) as out:
                 while True:
                     if self.cancel.is_set():
                         raise DownloadCancelled()
@@ -337,10 +401,13 @@ class Downloader:
                         raise DownloadPaused()
                     try:
                         chunk = resp.read1(self.chunk_size)
-                    except (OSError, http.client.HTTPException) as e:
+                    except (OSError, http.client.HTTPException, ValueError) as e:
+                        watch.check()
                         raise _Retry(self._offline_error(e), None) from None
+                    watch.check()
                     if not chunk:
                         break
+                    watch.got(len(chunk))
                     try:
                         view = memoryview(chunk)
                         while view:
@@ -375,6 +442,89 @@ class Downloader:
             f"The connection to Hugging Face failed ({e}).",
             hint="Check the network and resume: the partial file is kept.",
         )
+
+
+def _socket_of(resp: object) -> socket.socket | None:
+    """The socket under an http.client response (the watchdog shuts it to end a read)."""
+    raw = getattr(getattr(resp, "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class _Watchdog:
+    """Ends a blocked read within WATCH_INTERVAL when the user pauses or cancels, or when
+    the transfer has stalled (below min_speed over stall_window), by shutting the socket.
+    `check()` then raises what happened instead of a bare connection error."""
+
+    def __init__(self, resp: object, dl: Downloader, name: str) -> None:
+        self.sock = _socket_of(resp)
+        self.dl = dl
+        self.name = name
+        self.stalled = False
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._history: list[tuple[float, int]] = [(time.monotonic(), 0)]
+        self._total = 0
+        self._thread = threading.Thread(target=self._run, name="download-watchdog", daemon=True)
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def got(self, n: int) -> None:
+        with self._lock:
+            self._total += n
+            now = time.monotonic()
+            self._history.append((now, self._total))
+            # keep one point at least stall_window old, to measure the speed over it
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while len(self._history) > 1 and now - self._history[1][0] >= self.dl.stall_window:
+            self._history.pop(0)
+
+    def _is_stalled(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._trim(now)
+            t0, n0 = self._history[0]
+            if now - t0 < self.dl.stall_window:
+                return False
+            # bytes over the last stall_window (the oldest point at or before its start)
+            return (self._total - n0) / (now - t0) < self.dl.min_speed
+
+    def _run(self) -> None:
+        while not self._done.wait(WATCH_INTERVAL):
+            stop = self.dl.cancel.is_set() or self.dl.pause.is_set()
+            if not stop and self._is_stalled():
+                self.stalled = True
+                log.info("download of %s stalled (below %.0f B/s)", self.name, self.dl.min_speed)
+                stop = True
+            if stop:
+                if self.sock is not None:
+                    try:
+                        self.sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+
+    def check(self) -> None:
+        if self.dl.cancel.is_set():
+            raise DownloadCancelled()
+        if self.dl.pause.is_set():
+            raise DownloadPaused()
+        if self.stalled:
+            raise _Retry(
+                NetworkError(
+                    f"The download of {self.name} stalled (less than "
+                    f"{self.dl.min_speed / 1024:.0f} KB/s for {self.dl.stall_window:.0f} s).",
+                    hint="Check the network and resume: the partial file is kept.",
+                ),
+                None,
+            )
 
 
 class _Retry(Exception):

@@ -34,6 +34,10 @@ class ServerError(NetworkError):
     """5xx from the hub."""
 
 
+class HubTimeoutError(NetworkError):
+    """The hub accepted the connection but did not answer in time."""
+
+
 class ChecksumError(BadModelFile):
     """The downloaded bytes do not match the hub's LFS sha256; the file is quarantined."""
 

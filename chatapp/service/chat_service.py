@@ -49,6 +49,7 @@ from chatapp.service.events import (
     ModelLoadFailed,
     ModelLoading,
     ModelUnloaded,
+    StoreWaiting,
     TurnChunk,
     TurnEvent,
     TurnFailed,
@@ -156,15 +157,21 @@ class ChatService:
         settings: Settings,
         backend_factory: BackendFactory = default_backend_factory,
         *,
-        store_factory: Callable[[Path], Store] = Store,
+        store_factory: Callable[[Path], Store] | None = None,
     ) -> None:
         self.settings = settings
         self._factory = backend_factory
+        self._subscribers: list[Listener] = []
+        if store_factory is None:
+            # the service's writes wait for another process's lock off the GUI thread;
+            # subscribers hear that they wait (the window says so)
+            def store_factory(path: Path) -> Store:
+                return Store(path, on_busy=lambda wait: self._publish(StoreWaiting(wait.message, wait.done)))
+
         self._db = StoreThread(store_path, store_factory)
         self._infer = SerialExecutor("chat-inference")
         self._backend: Backend | None = None  # touched on the inference thread only
         self.loaded: LoadedModel | None = None
-        self._subscribers: list[Listener] = []
         self._turns: dict[str, TurnHandle] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()

@@ -46,6 +46,14 @@ class ModelUnloaded:
 
 
 @dataclass(frozen=True)
+class StoreWaiting:
+    """A write waits for another process's lock on the database (or the wait ended)."""
+
+    message: str
+    done: bool = False
+
+
+@dataclass(frozen=True)
 class TurnStarted:
     """The question (None for a regenerate) and the answer's row are saved."""
 

@@ -8,7 +8,8 @@ huggingface_hub's HfApi and chatapp's downloader use.
                                                        X-Linked-Size, X-Linked-Etag, ETag
 
 It counts the bytes it serves per file and can be told to misbehave: cut a transfer after
-N bytes, corrupt a byte, ignore Range, answer with an error status, serve slowly.
+N bytes, corrupt a byte, ignore Range, answer with an error status, serve slowly, never
+answer at all (`hang`), or send one byte every few seconds (`trickle`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class Faults:
     retry_after: str = "0"
     delay: dict[str, float] = field(default_factory=dict)  # seconds per chunk
     chunk: int = 1 << 16
+    # never answer a request whose path starts with one of these (until the hub stops)
+    hang: set[str] = field(default_factory=set)
+    # send the headers, then one byte every N seconds
+    trickle: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +110,8 @@ class FakeHub:
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, Range
         self.transfers: list[Transfer] = []  # every GET of a file, with the bytes it sent
         self.lock = threading.Lock()
+        self.stopping = threading.Event()  # ends hanging and trickling answers
+        self.release = threading.Event()  # ends hanging answers (the connection just closes)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -119,6 +126,8 @@ class FakeHub:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -168,6 +177,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 hub.requests.append((self.command, self.path, self.headers.get("Range")))
             url = urllib.parse.urlsplit(self.path)
             path = urllib.parse.unquote(url.path)
+            if any(path.startswith(p) for p in hub.faults.hang):
+                hub.release.wait()  # a server that accepted the connection, then nothing
+                self.close_connection = True
+                return
             query = dict(urllib.parse.parse_qsl(url.query))
             if path == "/api/models":
                 return self._search(query)
@@ -276,6 +289,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
+            if name in hub.faults.trickle:
+                return self._trickle(blob, start, end, name, hub.faults.trickle[name])
             cut = hub.faults.cut_after.pop(name, None)
             corrupt = name in hub.faults.corrupt
             delay = hub.faults.delay.get(name, 0.0)
@@ -302,6 +317,22 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         time.sleep(delay)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
+
+        def _trickle(self, blob: Blob, start: int, end: int, name: str, every: float) -> None:
+            transfer = Transfer(name, self.headers.get("Range"))
+            with hub.lock:
+                hub.transfers.append(transfer)
+            data = b"".join(blob.read(start, end))
+            try:
+                for i in range(len(data)):
+                    if hub.stopping.wait(every):
+                        break
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    self._count(name, 1, transfer)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
 
         def _count(self, name: str, n: int, transfer: Transfer) -> None:
             with hub.lock:
