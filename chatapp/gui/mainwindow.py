@@ -51,6 +51,8 @@ GUI_EXTENSIONS = (
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
+    "chatapp.gui.conversation_actions",  # grouped two-line rows, pins, tags, Delete key
+    "chatapp.gui.search_panel",  # search all chats (Ctrl+F), above the conversation list
 )
 
 

@@ -19,9 +19,7 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture(autouse=True)
 def only_these_commands(monkeypatch):
-    monkeypatch.setattr(
-        cli, "COMMAND_MODULES", ("chatapp.cli.conversations", "chatapp.cli.search")
-    )
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("chatapp.cli.conversations", "chatapp.cli.search"))
 
 
 def _db() -> Store:
@@ -90,8 +88,7 @@ def test_search_prints_id_title_and_marked_text(capsys):
     assert cli.run(["search", "apples"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        f"{ids['conv'][:12]}  Fruit talk  (assistant {ids['a1'][:8]}, "
-        + out[0].split(", ", 1)[1],
+        f"{ids['conv'][:12]}  Fruit talk  (assistant {ids['a1'][:8]}, " + out[0].split(", ", 1)[1],
         "    **Apples**, clearly.",
         f"{ids['conv'][:12]}  Fruit talk  (user {ids['f1'][:8]}, " + out[2].split(", ", 1)[1],
         "    Why **apples**?",
