@@ -140,13 +140,19 @@ def test_cli_search_end_to_end_in_a_subprocess(tmp_path, chatapp_home):
     ids = _branched()
     run = [sys.executable, str(ROOT / "tests/hub/run_cli.py")]
     r = subprocess.run(
-        [*run, "search", "potassium"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [*run, "search", "potassium"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"{ids['conv'][:12]}  Fruit talk  (assistant {ids['a2'][:8]}")
     assert "**potassium**" in r.stdout
     r = subprocess.run(
         [*run, "conversations", ids["conv"][:10], "--tree"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
