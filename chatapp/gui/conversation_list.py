@@ -1,7 +1,7 @@
 """The conversation list: a thin Qt model over the store, pinned first, then most recent
 first, grouped by date (Pinned, Today, Yesterday, This week, Older), optionally only
 the conversations with one tag; and the delegate that draws a row as the title over a
-small line with the chat's model, time and tags, under its group's heading.
+small line with its time, tags and model, under its group's heading.
 
 Rows are fetched a page at a time (canFetchMore/fetchMore), so start-up with thousands
 of conversations reads only the first page.
@@ -45,7 +45,7 @@ class ConversationRole(IntEnum):
     TAGS = Qt.ItemDataRole.UserRole + 5
     GROUP = Qt.ItemDataRole.UserRole + 6  # Pinned, Today, Yesterday, This week, Older
     GROUP_START = Qt.ItemDataRole.UserRole + 7  # the first row of its group: draw a heading
-    DETAIL = Qt.ItemDataRole.UserRole + 8  # the small second line: model · time · tags
+    DETAIL = Qt.ItemDataRole.UserRole + 8  # the small second line: time · tags · model
 
 
 def date_group(updated_at: float, now: float) -> str:
@@ -154,9 +154,11 @@ class ConversationListModel(QAbstractListModel):
         )
 
     def _detail(self, conv: Conversation, group: str) -> str:
-        parts = [Path(conv.model_path).name] if conv.model_path else []
-        parts.append(_short_time(conv.updated_at, group))
+        # the model's file name last: it is the long part, cut short when space runs out
+        parts = [_short_time(conv.updated_at, group)]
         parts += [f"#{t}" for t in self._tags.get(conv.id, [])]
+        if conv.model_path:
+            parts.append(Path(conv.model_path).name)
         return " · ".join(parts)
 
     def _tooltip(self, conv: Conversation) -> str:
@@ -201,7 +203,7 @@ class ConversationListModel(QAbstractListModel):
 
 
 class ConversationDelegate(QStyledItemDelegate):
-    """Draws a row as its title over a smaller line (model · time · tags), and the group's
+    """Draws a row as its title over a smaller line (time · tags · model), and the group's
     heading above the first row of each group. Colours come from the palette."""
 
     PAD = 6
@@ -221,7 +223,7 @@ class ConversationDelegate(QStyledItemDelegate):
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         title, small, _ = self._fonts(option)
-        h = QFontMetrics(title).height() + QFontMetrics(small).height() + 2 * self.PAD + 2
+        h = QFontMetrics(title).height() + QFontMetrics(small).height() + 2 * self.PAD + 5
         return QSize(100, h + self._heading_height(option, index))
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:

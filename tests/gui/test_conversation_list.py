@@ -71,8 +71,8 @@ def test_pinned_first_groups_model_and_qtmodeltester(qtmodeltester, tmp_path):
         assert _rows(model, ConversationRole.TAGS)[0] == ["Reading", "work"]
         details = _rows(model, ConversationRole.DETAIL)
         day = f"{datetime.fromtimestamp(_at(days=40)):%Y-%m-%d}"
-        assert details[0] == f"gemma.gguf · {day} · #Reading · #work"
-        assert details[1] == f"smol-q8.gguf · {datetime.fromtimestamp(_at(hours=1)):%H:%M}"
+        assert details[0] == f"{day} · #Reading · #work · gemma.gguf"
+        assert details[1] == f"{datetime.fromtimestamp(_at(hours=1)):%H:%M} · smol-q8.gguf"
         assert details[2] == f"{datetime.fromtimestamp(_at(days=1)):%H:%M}"  # no model yet
         tip = model.index(1).data(Qt.ItemDataRole.ToolTipRole)
         assert tip.startswith("Today's chat\nModel: smol-q8.gguf\nLast message: ")
