@@ -93,8 +93,13 @@ def _one_line(text: str) -> str:
 
 
 def search(db: sqlite3.Connection, text: str, limit: int = 50) -> list[SearchHit]:
-    """Title hits first (best first), then message hits, best first (bm25), at most
-    `limit` in all. Never raises on what the user typed."""
+    """Title hits first (best first), then message hits, at most `limit` in all. Never
+    raises on what the user typed.
+
+    Message hits are ordered by relevance (bm25) when at most RANK_LIMIT messages match;
+    a query matched by more (a common word) lists the newest matches first instead, since
+    ranking costs time in proportion to the matches (a second for "the" over 200,000
+    messages) while newest-first stops after `limit`."""
     query = fts_query(text)
     if query is None or limit <= 0:
         return []
@@ -107,25 +112,68 @@ def search(db: sqlite3.Connection, text: str, limit: int = 50) -> list[SearchHit
     ).fetchall()
     hits = [SearchHit(r[0], r[1], None, None, _one_line(r[2]), r[3]) for r in titles]
     if len(hits) < limit:
-        # the inner query is FTS5 alone, so ORDER BY rank ... LIMIT is done by FTS5 and
-        # snippet() runs only for the rows returned
-        rows = db.execute(
-            "SELECT m.conversation_id, c.title, m.id, m.role, h.snip, m.created_at FROM ("
-            "  SELECT rowid AS r, snippet(messages_fts, -1, ?, ?, ?, ?) AS snip, rank AS score"
-            "  FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?"
-            ") h JOIN messages m ON m.rowid = h.r"
-            " JOIN conversations c ON c.id = m.conversation_id ORDER BY h.score",
-            (HIT_START, HIT_END, ELLIPSIS, SNIPPET_TOKENS, query, limit - len(hits)),
-        ).fetchall()
-        hits += [SearchHit(r[0], r[1], r[2], r[3], _one_line(r[4]), r[5]) for r in rows]
+        hits += _message_hits(db, query, limit - len(hits))
     return hits
 
 
-def bare_query(db: sqlite3.Connection, query: str, limit: int = 50) -> list[tuple[int, str]]:
-    """The plain FTS5 query search() is built on (for the benchmark's baseline)."""
+RANK_LIMIT = 2000
+
+
+def _message_hits(db: sqlite3.Connection, query: str, limit: int) -> list[SearchHit]:
+    newest = [
+        r[0]
+        for r in db.execute(
+            "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+            (query, RANK_LIMIT + 1),
+        )
+    ]
+    if len(newest) <= RANK_LIMIT:
+        top = [
+            r[0]
+            for r in db.execute(
+                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+                (query, limit),
+            )
+        ]
+    else:
+        top = newest[:limit]
+    if not top:
+        return []
+    # snippets and rows for the chosen few only (snippet() in the ranking query would
+    # run for every match)
+    marks = ", ".join("?" * len(top))
+    snippets = dict(
+        db.execute(
+            "SELECT rowid, snippet(messages_fts, -1, ?, ?, ?, ?) FROM messages_fts"
+            f" WHERE messages_fts MATCH ? AND rowid IN ({marks})",
+            (HIT_START, HIT_END, ELLIPSIS, SNIPPET_TOKENS, query, *top),
+        ).fetchall()
+    )
+    rows = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT m.rowid, m.conversation_id, c.title, m.id, m.role, m.created_at"
+            " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            f" WHERE m.rowid IN ({marks})",
+            top,
+        )
+    }
+    return [
+        SearchHit(row[0], row[1], row[2], row[3], _one_line(snippets.get(rid, "")), row[4])
+        for rid in top
+        if (row := rows.get(rid)) is not None
+    ]
+
+
+def bare_query(
+    db: sqlite3.Connection, query: str, limit: int = 50, order: str = "rank"
+) -> list[tuple[int, str]]:
+    """A plain FTS5 query, snippets included (the benchmark's baselines): ORDER BY rank,
+    or ORDER BY rowid DESC with order="newest"."""
+    order_by = "rowid DESC" if order == "newest" else "rank"
     return db.execute(
         "SELECT rowid, snippet(messages_fts, -1, ?, ?, ?, ?) FROM messages_fts"
-        " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+        f" WHERE messages_fts MATCH ? ORDER BY {order_by} LIMIT ?",
         (HIT_START, HIT_END, ELLIPSIS, SNIPPET_TOKENS, query, limit),
     ).fetchall()
 

@@ -311,3 +311,21 @@ def test_leaf_through_picks_the_newest_child():
     assert leaf_through(msgs, "a", "b1") == "a1"
     assert leaf_through(msgs, "r", "a1") == "a1"
     assert leaf_through(msgs, "zzz", "a1") == "a1"
+
+
+def test_relevance_order_and_newest_first_for_very_common_words(tmp_path, monkeypatch):
+    from chatapp.core import search as search_mod
+
+    with _db(tmp_path) as store:
+        c = store.create_conversation("c")
+        weak = store.add_message(c.id, Role.USER, "kiwi " + "filler words here " * 30)
+        strong = store.add_message(c.id, Role.USER, "kiwi kiwi kiwi")
+        # few matches: by relevance (bm25), the strong match first though it is newer
+        # only by insertion; make the weak one the newest to be sure the order is rank
+        newest_weak = store.add_message(c.id, Role.USER, "kiwi " + "more filler text " * 30)
+        ranked = [h.message_id for h in store.search("kiwi")]
+        assert ranked[0] == strong.id and set(ranked) == {weak.id, strong.id, newest_weak.id}
+        # more matches than RANK_LIMIT: the newest first, and still only `limit` of them
+        monkeypatch.setattr(search_mod, "RANK_LIMIT", 2)
+        assert [h.message_id for h in store.search("kiwi", limit=2)] == [newest_weak.id, strong.id]
+        assert all(HIT_START + "kiwi" + HIT_END in h.snippet for h in store.search("kiwi"))
