@@ -97,9 +97,9 @@ def search(db: sqlite3.Connection, text: str, limit: int = 50) -> list[SearchHit
     raises on what the user typed.
 
     Message hits are ordered by relevance (bm25) when at most RANK_LIMIT messages match;
-    a query matched by more (a common word) lists the newest matches first instead, since
-    ranking costs time in proportion to the matches (a second for "the" over 200,000
-    messages) while newest-first stops after `limit`."""
+    a query matched by more (a common word) lists the newest matches first instead:
+    ranking (and snippet()) cost time in proportion to the matches (over a second for
+    "the" in 200,000 messages), while newest-first stops after `limit`."""
     query = fts_query(text)
     if query is None or limit <= 0:
         return []
@@ -116,7 +116,7 @@ def search(db: sqlite3.Connection, text: str, limit: int = 50) -> list[SearchHit
     return hits
 
 
-RANK_LIMIT = 2000
+RANK_LIMIT = 500
 
 
 def _message_hits(db: sqlite3.Connection, query: str, limit: int) -> list[SearchHit]:
@@ -127,40 +127,39 @@ def _message_hits(db: sqlite3.Connection, query: str, limit: int) -> list[Search
             (query, RANK_LIMIT + 1),
         )
     ]
+    snip = "snippet(messages_fts, -1, ?, ?, ?, ?)"
+    marks = (HIT_START, HIT_END, ELLIPSIS, SNIPPET_TOKENS)
     if len(newest) <= RANK_LIMIT:
-        top = [
-            r[0]
-            for r in db.execute(
-                "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-                (query, limit),
-            )
-        ]
-    else:
-        top = newest[:limit]
-    if not top:
-        return []
-    # snippets and rows for the chosen few only (snippet() in the ranking query would
-    # run for every match)
-    marks = ", ".join("?" * len(top))
-    snippets = dict(
-        db.execute(
-            "SELECT rowid, snippet(messages_fts, -1, ?, ?, ?, ?) FROM messages_fts"
-            f" WHERE messages_fts MATCH ? AND rowid IN ({marks})",
-            (HIT_START, HIT_END, ELLIPSIS, SNIPPET_TOKENS, query, *top),
+        # few matches: rank them all (snippet() runs for each match, so only for few)
+        found = db.execute(
+            f"SELECT rowid, {snip} FROM messages_fts WHERE messages_fts MATCH ?"
+            " ORDER BY rank LIMIT ?",
+            (*marks, query, limit),
         ).fetchall()
-    )
+    else:
+        # many: the newest `limit`, a rowid range FTS5 seeks to (rowid IN or = would
+        # walk the whole match for each)
+        top = newest[:limit]
+        found = db.execute(
+            f"SELECT rowid, {snip} FROM messages_fts WHERE messages_fts MATCH ?"
+            " AND rowid BETWEEN ? AND ? ORDER BY rowid DESC",
+            (*marks, query, top[-1], top[0]),
+        ).fetchall()
+    if not found:
+        return []
+    rowids = [r[0] for r in found]
     rows = {
         r[0]: r[1:]
         for r in db.execute(
             "SELECT m.rowid, m.conversation_id, c.title, m.id, m.role, m.created_at"
             " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            f" WHERE m.rowid IN ({marks})",
-            top,
+            f" WHERE m.rowid IN ({', '.join('?' * len(rowids))})",
+            rowids,
         )
     }
     return [
-        SearchHit(row[0], row[1], row[2], row[3], _one_line(snippets.get(rid, "")), row[4])
-        for rid in top
+        SearchHit(row[0], row[1], row[2], row[3], _one_line(text), row[4])
+        for rid, text in found
         if (row := rows.get(rid)) is not None
     ]
 
