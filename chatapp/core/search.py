@@ -5,7 +5,8 @@ The index is SQLite FTS5 (migration 004_search_index): two external-content tabl
 conversations(title), kept in step with their tables by triggers. Whatever the user
 types is searched as plain words: each word is quoted, so FTS syntax (`foo*`, `AND`,
 `NEAR`, quotes, parentheses, `-`, `:`) is never interpreted and never raises. The last
-word also matches as a prefix, so results appear while a word is still being typed.
+word (of two characters or more) also matches as a prefix, so results appear while a
+word is still being typed.
 
 Pure Python over a sqlite3 connection: the window runs it on a worker thread with its
 own read-only connection (`open_readonly`), the CLI on the Store's connection.
@@ -58,7 +59,8 @@ def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
     if not terms:
         return None
     quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-    if prefix_last:
+    if prefix_last and sum(ch.isalnum() for ch in terms[-1]) >= 2:
+        # (one letter as a prefix would merge a large part of the index: not worth it)
         quoted[-1] += "*"
     return " ".join(quoted)
 

@@ -329,3 +329,12 @@ def test_relevance_order_and_newest_first_for_very_common_words(tmp_path, monkey
         monkeypatch.setattr(search_mod, "RANK_LIMIT", 2)
         assert [h.message_id for h in store.search("kiwi", limit=2)] == [newest_weak.id, strong.id]
         assert all(HIT_START + "kiwi" + HIT_END in h.snippet for h in store.search("kiwi"))
+
+
+def test_query_text_becomes_quoted_words():
+    assert fts_query("sort python") == '"sort" "python"*'
+    assert fts_query('say "hi" NEAR(x)') == '"say" """hi""" "NEAR(x)"*'
+    assert fts_query("a") == '"a"'  # one letter: no prefix (it would merge half the index)
+    assert fts_query("x -") == '"x"'  # a lone '-' is no word
+    assert fts_query("- * ( ) :") is None
+    assert fts_query("python", prefix_last=False) == '"python"'
