@@ -39,6 +39,14 @@ class ConversationActions(QObject):
         delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         view.addAction(delete)
 
+        # Ctrl+N belongs to the menu's New chat action, so the menu shows it (on the button
+        # as well it would be an ambiguous shortcut that fires neither)
+        new_chat = QKeySequence(QKeySequence.StandardKey.New)
+        if window.new_button.shortcut() == new_chat and window.new_action.shortcut().isEmpty():
+            window.new_button.setShortcut(QKeySequence())
+            window.new_action.setShortcut(new_chat)
+            window.new_button.setToolTip(f"New chat ({new_chat.toString()})")
+
         self.pin_action = QAction("&Pin chat", window)
         self.pin_action.setToolTip("Keep the chat on top of the list")
         self.pin_action.triggered.connect(self.toggle_pin)

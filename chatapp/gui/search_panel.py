@@ -362,7 +362,8 @@ def scroll_to_message(view: Any, message_id: str) -> bool:
     own = getattr(type(view), "scroll_to_message", None)
     if own is not None:
         return bool(own(view, message_id))
-    w = view.widget_for(message_id)
+    widget_for = getattr(view, "widget_for", None)
+    w = widget_for(message_id) if widget_for else None
     if w is None:
         return False
     inner = view.widget()

@@ -166,6 +166,11 @@ def test_window_list_pin_tags_filter_and_delete_key(qtbot, make_window, monkeypa
     assert ("Re&name chat…", "F2") in menus[0]
     assert ("&Delete chat…", QKeySequence(QKeySequence.StandardKey.Delete).toString()) in menus[0]
     assert "Un&pin chat" in [t for t, _ in menus[0]]
+    # the Chat menu shows the shortcuts: Ctrl+N moved from the button to the menu's action
+    shown = {a.text(): a.shortcut().toString() for a in chat_menu.actions()}
+    assert shown["&New chat"] == QKeySequence(QKeySequence.StandardKey.New).toString()
+    assert shown["&Find in chats…"] == QKeySequence(QKeySequence.StandardKey.Find).toString()
+    assert w.new_button.shortcut().isEmpty()
     # Delete in the list asks first: Cancel keeps the chat, Yes deletes it
     asked = []
 
@@ -197,6 +202,11 @@ def test_window_list_pin_tags_filter_and_delete_key(qtbot, make_window, monkeypa
     qtbot.keyClick(w.input, Qt.Key.Key_Delete)
     assert w.input.toPlainText() == "bc" and len(asked) == 2
     assert w.store.count_conversations() == 3
+    # and Ctrl+N (now the menu action's) still starts a new chat
+    w.session.select_conversation(ids["today"])
+    with qtbot.waitSignal(w.session.conversation_selected) as sig:
+        qtbot.keyClick(w.input, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert sig.args == [""] and w.current_conversation_id() is None
 
 
 def test_the_list_draws_two_lines_under_group_headings(qtbot, make_window):
