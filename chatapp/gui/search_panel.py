@@ -383,11 +383,15 @@ def install(window: Any) -> SearchPanel:
     layout.insertWidget(at + 1, panel.results, 1)
     window.search_panel = panel
     window.focus_search = panel.focus_search
-    # Ctrl+F: reuse an action another part of the window already made for it
+    # Ctrl+F: an action the keyboard extension made for it (window.search_action, left
+    # disabled until a search is there), or any other with that key; else one of our own
     find = QKeySequence(QKeySequence.StandardKey.Find)
-    existing = [a for a in window.findChildren(QAction) if a.shortcut() == find]
-    if existing:
-        existing[0].triggered.connect(panel.focus_search)
+    existing = getattr(window, "search_action", None) or next(
+        (a for a in window.findChildren(QAction) if a.shortcut() == find), None
+    )
+    if existing is not None:
+        existing.triggered.connect(panel.focus_search)
+        existing.setEnabled(True)
     else:
         action = QAction("&Find in chats…", window)
         action.setShortcut(find)

@@ -38,6 +38,12 @@ def _branched(store):
     return {"conv": c.id, "q": q.id, "a1": a1.id, "leaf1": parent, "a2": a2.id, "other": other.id}
 
 
+def _top_in_viewport(view, message_id):
+    if hasattr(view, "row_rect"):  # a model/view message list
+        return view.row_rect(message_id).top()
+    return view.widget_for(message_id).mapTo(view.viewport(), QPoint(0, 0)).y()
+
+
 def _search(qtbot, panel, text):
     with qtbot.waitSignal(panel.results_shown, timeout=10000) as sig:
         panel.field.setText(text)
@@ -73,8 +79,7 @@ def test_search_opens_the_hit_on_its_branch_scrolled_to_it(qtbot, make_window):
     # scrolled so the hit is in sight (not at the bottom, where a chat opens)
     bar = w.message_view.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() < bar.maximum())
-    hit = w.message_view.widget_for(ids["a1"])
-    top = hit.mapTo(w.message_view.viewport(), QPoint(0, 0)).y()
+    top = _top_in_viewport(w.message_view, ids["a1"])
     assert 0 <= top < w.message_view.viewport().height()
 
 
@@ -147,3 +152,25 @@ def test_results_model_passes_qtmodeltester(qtmodeltester, tmp_path):
 
 def test_snippet_html_escapes_the_text():
     assert snippet_html("a <b> \x02c&d\x03") == "a &lt;b&gt; <b>c&amp;d</b>"
+
+
+def test_ctrl_f_reuses_the_search_action_another_extension_made(qtbot, make_window):
+    from PySide6.QtGui import QAction, QKeySequence
+
+    from chatapp.gui import search_panel
+
+    w = make_window(extensions=())
+    action = QAction("&Search conversations…", w)  # as the keyboard extension makes it
+    action.setShortcut(QKeySequence.StandardKey.Find)
+    action.setEnabled(False)
+    w.menus["chat"].addAction(action)
+    w.search_action = action
+    panel = search_panel.install(w)
+    assert action.isEnabled() and panel.find_action is None
+    finds = [a for a in w.findChildren(QAction) if a.shortcut() == action.shortcut()]
+    assert finds == [action]  # no second Ctrl+F (an ambiguous shortcut fires neither)
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)
+    w.input.setFocus()
+    qtbot.keyClick(w.input, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(panel.field.hasFocus)
