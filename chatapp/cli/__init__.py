@@ -18,7 +18,9 @@ from chatapp.core.errors import UserError
 log = logging.getLogger(__name__)
 
 COMMAND_MODULES = (
-    "chatapp.cli.chat",  # chat, conversations
+    "chatapp.cli.chat",  # chat
+    "chatapp.cli.conversations",  # conversations (list, show, --tree, pin, tags)
+    "chatapp.cli.search",  # search
     "chatapp.cli.models",  # models search|list|download|import|remove|info
     "chatapp.cli.export",  # export, import
     "chatapp.cli.prompt",  # prompt

@@ -1,5 +1,5 @@
-"""`chatapp chat` and `chatapp conversations`: the headless chat, through the same chat
-service as the window (no Qt)."""
+"""`chatapp chat`: the headless chat, through the same chat service as the window (no
+Qt)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
     p.set_defaults(func=chat)
-
-    c = sub.add_parser("conversations", help="list conversations, or show one")
-    c.add_argument("id", nargs="?", help="show this conversation's active branch")
-    c.add_argument("-n", "--limit", type=int, default=50)
-    c.set_defaults(func=conversations)
 
 
 def _open_store() -> tuple[Store, Settings]:
@@ -189,24 +183,3 @@ def _wait(handle: TurnHandle) -> tuple[TurnFinished | TurnFailed, bool]:
         except KeyboardInterrupt:
             interrupted = True
             handle.cancel()
-
-
-def conversations(args: argparse.Namespace) -> int:
-    store, _ = _open_store()
-    try:
-        if args.id:
-            conv = store.find_conversation(args.id)
-            if conv is None:
-                raise UserError(f"No conversation with id {args.id}.")
-            print(f"# {conv.title}  ({conv.id})")
-            if conv.system_prompt:
-                print(f"\n[system]\n{conv.system_prompt}")
-            for m in store.active_thread(conv.id):
-                print(f"\n[{m.role.value}]\n{m.content}")
-            return 0
-        for c in store.list_conversations(limit=args.limit):
-            when = datetime.fromtimestamp(c.updated_at).strftime("%Y-%m-%d %H:%M")
-            print(f"{c.id[:12]}  {when}  {c.title}")
-        return 0
-    finally:
-        store.close()

@@ -57,6 +57,8 @@ __all__ = [
     "StoreDiskFull",
     "WriteWait",
 ]
+from chatapp.core.search import SearchHit, leaf_through
+from chatapp.core.search import search as search_index
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,13 @@ class _Batch:
     id: str
     opened: float = 0.0
     conversations: int = 0
+def _tag_filter(tag: str | None) -> tuple[str, tuple[str, ...]]:
+    if tag is None:
+        return "", ()
+    return (
+        "WHERE id IN (SELECT conversation_id FROM conversation_tags WHERE tag = ?)",
+        (tag,),
+    )
 
 
 class Store:
@@ -381,17 +390,23 @@ class Store:
         ).fetchall()
         return _conv(rows[0]) if len(rows) == 1 else None
 
-    def list_conversations(self, limit: int | None = None, offset: int = 0) -> list[Conversation]:
-        """Most recently updated first."""
+    def list_conversations(
+        self, limit: int | None = None, offset: int = 0, *, tag: str | None = None
+    ) -> list[Conversation]:
+        """Pinned first, then most recently updated first; only those tagged `tag` if given."""
+        where, args = _tag_filter(tag)
         rows = self._db.execute(
-            f"SELECT {_CONV_COLS} FROM conversations ORDER BY updated_at DESC, rowid DESC"
-            " LIMIT ? OFFSET ?",
-            (-1 if limit is None else limit, offset),
+            f"SELECT {_CONV_COLS} FROM conversations {where}"
+            " ORDER BY pinned DESC, updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*args, -1 if limit is None else limit, offset),
         ).fetchall()
         return [_conv(r) for r in rows]
 
-    def count_conversations(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
+    def count_conversations(self, *, tag: str | None = None) -> int:
+        where, args = _tag_filter(tag)
+        return int(
+            self._db.execute(f"SELECT COUNT(*) FROM conversations {where}", args).fetchone()[0]
+        )
 
     def update_conversation(self, conversation_id: str, **fields: Any) -> Conversation:
         allowed = {"title", "model_path", "system_prompt", "current_leaf_id", "meta", "updated_at"}
@@ -645,6 +660,84 @@ class Store:
             "SELECT tokens FROM prompt_tokens WHERE message_id = ?", (message_id,)
         ).fetchone()
         return unpack_tokens(row[0]) if row else None
+    # -- pins, tags, search -------------------------------------------------------
+
+    def set_pinned(self, conversation_id: str, pinned: bool) -> None:
+        """Pinned conversations stay on top of the list (the order among them: recency)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE conversations SET pinned = ? WHERE id = ?", (int(pinned), conversation_id)
+            )
+
+    def pinned_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT id FROM conversations WHERE pinned")}
+
+    def tags(self, conversation_id: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT tag FROM conversation_tags WHERE conversation_id = ? ORDER BY tag",
+            (conversation_id,),
+        )
+        return [r[0] for r in rows]
+
+    def tags_of(self, conversation_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Tags of many conversations at once (the list shows a page at a time)."""
+        out: dict[str, list[str]] = {cid: [] for cid in conversation_ids}
+        for i in range(0, len(conversation_ids), 500):
+            chunk = list(conversation_ids[i : i + 500])
+            rows = self._db.execute(
+                "SELECT conversation_id, tag FROM conversation_tags WHERE conversation_id IN"
+                f" ({', '.join('?' * len(chunk))}) ORDER BY tag",
+                chunk,
+            )
+            for cid, tag in rows:
+                out[cid].append(tag)
+        return out
+
+    def set_tags(self, conversation_id: str, tags: Sequence[str]) -> list[str]:
+        """Replace the conversation's tags; returns them as stored (cleaned, no repeats)."""
+        clean: dict[str, str] = {}
+        for t in tags:
+            t = " ".join(t.split()).lstrip("#").strip()[:40]
+            if t:
+                clean.setdefault(t.casefold(), t)
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM conversation_tags WHERE conversation_id = ?", (conversation_id,)
+            )
+            db.executemany(
+                "INSERT INTO conversation_tags VALUES (?, ?)",
+                [(conversation_id, t) for t in clean.values()],
+            )
+        return self.tags(conversation_id)
+
+    def all_tags(self) -> list[tuple[str, int]]:
+        """Every tag in use with how many conversations carry it, by name."""
+        rows = self._db.execute(
+            "SELECT tag, COUNT(*) FROM conversation_tags GROUP BY tag ORDER BY tag"
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        return search_index(self._db, text, limit)
+
+    def show_branch_of(self, message_id: str) -> str | None:
+        """Make the branch through `message_id` its conversation's current one (keeping the
+        current leaf if the message is on it already). Returns the leaf now current."""
+        msg = self.get_message(message_id)
+        conv = self.get_conversation(msg.conversation_id) if msg else None
+        if msg is None or conv is None:
+            return None
+        leaf = leaf_through(self.messages(conv.id), message_id, conv.current_leaf_id)
+        if leaf != conv.current_leaf_id:  # switching branches does not move the chat up
+            self.update_conversation(conv.id, current_leaf_id=leaf, updated_at=conv.updated_at)
+        return leaf
+
+    def rebuild_search_index(self) -> None:
+        """Re-read every title and message into the search index (after a VACUUM that
+        renumbered rows, or to repair it)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+            db.execute("INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild')")
 
     # -- app state ----------------------------------------------------------------
 

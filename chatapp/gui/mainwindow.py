@@ -58,6 +58,8 @@ GUI_EXTENSIONS = (
     "chatapp.gui.theme",
     "chatapp.gui.settings_dialog",
     "chatapp.gui.shortcuts",
+    "chatapp.gui.conversation_actions",  # grouped two-line rows, pins, tags, Delete key
+    "chatapp.gui.search_panel",  # search all chats (Ctrl+F), above the conversation list
     "chatapp.gui.accessibility",
     "chatapp.gui.welcome",
     "chatapp.gui.model_drop",

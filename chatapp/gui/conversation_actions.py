@@ -1,0 +1,154 @@
+"""The conversation list's look and actions: two-line rows grouped by date (with the
+chat's model), pinned chats on top, tags and a tag filter, the Delete key.
+
+Installed through the window's GUI_EXTENSIONS: `install(window)` adds the actions to
+the Chat menu and to the list's context menu, and a "Show" filter under the list.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu
+
+from chatapp.gui.conversation_list import setup_view
+
+log = logging.getLogger(__name__)
+
+ALL = ""  # the filter's "all chats" entry
+
+
+def install(window: Any) -> ConversationActions:
+    return ConversationActions(window)
+
+
+class ConversationActions(QObject):
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        view = window.conversation_view
+        setup_view(view)
+
+        # Delete deletes the selected chats (asking first) while the list has the focus;
+        # the menu shows the key. Elsewhere (the input box) Delete edits text as usual.
+        delete = window.delete_action
+        delete.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        view.addAction(delete)
+
+        # Ctrl+N belongs to the menu's New chat action, so the menu shows it (on the button
+        # as well it would be an ambiguous shortcut that fires neither)
+        new_chat = QKeySequence(QKeySequence.StandardKey.New)
+        if window.new_button.shortcut() == new_chat and window.new_action.shortcut().isEmpty():
+            window.new_button.setShortcut(QKeySequence())
+            window.new_action.setShortcut(new_chat)
+            window.new_button.setToolTip(f"New chat ({new_chat.toString()})")
+
+        self.pin_action = QAction("&Pin chat", window)
+        self.pin_action.setToolTip("Keep the chat on top of the list")
+        self.pin_action.triggered.connect(self.toggle_pin)
+        self.tags_action = QAction("&Tags…", window)
+        self.tags_action.setToolTip("Group chats under tags; filter the list by tag below it")
+        self.tags_action.triggered.connect(self.edit_tags)
+        chat = window.menus["chat"]
+        chat.insertActions(delete, [self.pin_action, self.tags_action])
+        chat.aboutToShow.connect(self._update_pin_text)
+        window.conversation_list_menu_hooks.append(self._add_to_menu)
+
+        self.filter = QComboBox()
+        self.filter.setObjectName("conversation_tag_filter")
+        self.filter.setAccessibleName("Show chats with tag")
+        self.filter.setToolTip("Show only the chats with this tag")
+        self.filter.activated.connect(self._filter_chosen)
+        layout = view.parentWidget().layout()
+        layout.insertWidget(layout.indexOf(view) + 1, self.filter)
+        window.session.conversations_changed.connect(self.refresh_filter)
+        self.refresh_filter()
+
+    # -- what the actions act on ------------------------------------------------------
+
+    def _targets(self) -> list[str]:
+        ids = self.window.selected_conversation_ids()
+        cid = self.window.current_conversation_id()
+        return ids or ([cid] if cid else [])
+
+    def _update_pin_text(self) -> None:
+        ids = self._targets()
+        pinned = self.window.store.pinned_ids()
+        all_pinned = bool(ids) and all(i in pinned for i in ids)
+        self.pin_action.setText("Un&pin chat" if all_pinned else "&Pin chat")
+        self.pin_action.setEnabled(bool(ids))
+        self.tags_action.setEnabled(bool(ids))
+
+    def _add_to_menu(self, menu: QMenu, ids: list[str]) -> None:
+        self._update_pin_text()
+        first = menu.actions()[0] if menu.actions() else None
+        menu.insertActions(first, [self.pin_action, self.tags_action])  # type: ignore[arg-type]
+        menu.insertSeparator(first)  # type: ignore[arg-type]
+
+    # -- actions ------------------------------------------------------------------------
+
+    @Slot()
+    def toggle_pin(self) -> None:
+        ids = self._targets()
+        if not ids:
+            return
+        store = self.window.store
+        pin = not all(i in store.pinned_ids() for i in ids)
+        for cid in ids:
+            store.set_pinned(cid, pin)
+        self.window.refresh_conversations()
+
+    @Slot()
+    def edit_tags(self) -> None:
+        ids = self._targets()
+        if not ids:
+            return
+        store = self.window.store
+        current = store.tags(ids[0])
+        what = "this chat" if len(ids) == 1 else f"these {len(ids)} chats"
+        text, ok = QInputDialog.getText(
+            self.window,
+            "Tags",
+            f"Tags for {what}, separated by commas:",
+            text=", ".join(current),
+        )
+        if not ok:
+            return
+        tags = [t for t in text.split(",") if t.strip()]
+        for cid in ids:
+            store.set_tags(cid, tags)
+        self.window.refresh_conversations()
+        self.refresh_filter()
+
+    # -- the tag filter -----------------------------------------------------------------
+
+    @Slot()
+    def refresh_filter(self) -> None:
+        tags = self.window.store.all_tags()
+        chosen = self.window.conversations.tag
+        self.filter.blockSignals(True)
+        self.filter.clear()
+        self.filter.addItem("All chats", ALL)
+        for tag, n in tags:
+            self.filter.addItem(f"#{tag}  ({n})", tag)
+        i = self.filter.findData(chosen) if chosen else 0
+        if chosen and i < 0:  # the last chat with that tag lost it: show all again
+            self.window.conversations.set_tag(None)
+            i = 0
+        self.filter.setCurrentIndex(max(i, 0))
+        self.filter.blockSignals(False)
+        self.filter.setVisible(bool(tags))
+
+    def set_tag_filter(self, tag: str | None) -> None:
+        self.window.conversations.set_tag(tag)
+        cid = self.window.current_conversation_id()
+        if cid:
+            self.window.refresh_conversations()  # re-selects the open chat if it is listed
+        self.refresh_filter()
+
+    def _filter_chosen(self, index: int) -> None:
+        self.set_tag_filter(self.filter.itemData(index) or None)
