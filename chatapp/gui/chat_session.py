@@ -79,6 +79,7 @@ class ChatSession(QObject):
         self.loading_path: str | None = None
         self.conversation_id: str | None = None
         self._streaming: _Streaming | None = None
+        self._closed = False
 
         self.bridge = ServiceBridge()
         self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
@@ -358,6 +359,9 @@ class ChatSession(QObject):
     def shutdown(self) -> None:
         """Cancel, stop the service's threads, then free the model (the service closes
         it only once nothing can touch it); a streaming answer is kept as cancelled."""
+        if self._closed:
+            return
+        self._closed = True
         self._unsubscribe()
         self._streaming = None
         self.service.shutdown()
