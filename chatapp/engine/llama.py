@@ -26,7 +26,7 @@ import llama_cpp
 from chatapp.core.engine import Cancelled, ModelInfo, SamplingParams
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
 from chatapp.core.gguf import GGUFInfo, check_model_file
-from chatapp.engine import llama_log
+from chatapp.engine import llama_guard, llama_log
 from chatapp.engine.hardware import physical_cores
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class LlamaEngine:
         seed: int | None = None,
     ) -> None:
         llama_log.install()
+        llama_guard.install()  # the GGUF's templates are rendered by us, under limits
         self._gguf: GGUFInfo = check_model_file(path)
         meta = self._gguf.metadata
         self.path = str(Path(path).resolve())
