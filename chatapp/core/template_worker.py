@@ -328,8 +328,8 @@ class _Pool:
 
     def request(self, request: dict[str, Any], time_limit: float) -> dict[str, Any]:
         """Send one request; the answer, or a TemplateError if the worker overran or died.
-        A worker that died before it read the request (killed from outside between two
-        renders) is replaced once; one that died on the request is not retried."""
+        A worker that was gone before it read the request, or was killed from outside, is
+        replaced once; one that crashed or overran on the request is not retried."""
         try:
             frame = _encode(request)
         except (TypeError, ValueError, RecursionError) as e:
@@ -348,7 +348,7 @@ class _Pool:
                 ) from None
             except _WorkerGone as gone:
                 w.kill()
-                if attempt == 1 and not gone.sent:
+                if attempt == 1 and (not gone.sent or _ended_from_outside(w.proc.returncode)):
                     continue
                 raise TemplateError(_death_message(w.proc.returncode, time_limit)) from None
             except BaseException:  # Ctrl-C while waiting: the worker's state is unknown
@@ -364,6 +364,14 @@ class _Pool:
             self._give(w)
             return reply
         raise AssertionError("unreachable")
+
+
+def _ended_from_outside(code: int | None) -> bool:
+    """Killed or terminated by someone else (often between two renders, so the request
+    only reached a dying process): worth one retry on a fresh worker. Limits end a
+    worker otherwise (SIGXCPU, an abort, a reply about memory)."""
+    ends = {getattr(signal, name, None) for name in ("SIGKILL", "SIGTERM")} - {None}
+    return code is not None and -code in ends
 
 
 def _memory_message() -> str:

@@ -261,7 +261,8 @@ def resolve_template(
             check_syntax(text)
         except TemplateError as e:
             what = "Your template" if source == "user" else "The model file's chat template"
-            skipped.append(f"{what} does not parse ({e.message}).")
+            why = "does not parse" if e.message.startswith("Template syntax") else "is refused"
+            skipped.append(f"{what} {why} ({e.message.rstrip('.')}).")
             log.warning("%s template %s skipped: %s", source, name, e.message)
             continue
         return _from_text(name, source, text, eos_token, preset, " ".join(skipped))
