@@ -146,8 +146,10 @@ def _key_text(key: str) -> str:
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return f"the decimal {value:g}"
     if isinstance(value, str):
         return "text"
     if isinstance(value, list):
@@ -387,8 +389,6 @@ class _Reader:
         # Read in big chunks and walk the lengths: fast even for a 262k-token vocabulary.
         # Every string takes at least its 8-byte length, and the count is capped, so the
         # walk is bounded by the file's real size (checked before the first step).
-        if count > _MAX_STRING_ARRAY:
-            raise _damaged(key, f"is an array of {count:,} strings (impossibly many)")
         unpack = struct.Struct("<Q").unpack_from
         pos = self.f.tell()
         end = self.size
@@ -432,6 +432,8 @@ class _Reader:
             smallest = 8 if et == _STR else _SCALAR_SIZE[et]
             if count * smallest > self.left():
                 raise _damaged(key, f"declares {count:,} items, more than the file can hold")
+            if et == _STR and count > _MAX_STRING_ARRAY:
+                raise _damaged(key, f"is an array of {count:,} strings (impossibly many)")
             if not keep_arrays and count > 64:
                 info.array_lengths[key] = count
                 if et == _STR:
