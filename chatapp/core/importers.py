@@ -269,7 +269,11 @@ def parse_chatgpt(doc: Any, where: str) -> Parsed:
         )
     parsed = Parsed([])
     for raw in convs:
-        item = _chatgpt_conversation(raw, parsed)
+        try:
+            item = _chatgpt_conversation(raw, parsed)
+        except _OutOfRange as e:
+            title = raw.get("title") if isinstance(raw, dict) else None
+            raise ImportFormatError(f"{where}: conversation {_shown(title)}: {e}.") from None
         if item is None:
             parsed.skipped_conversations += 1
         else:
@@ -282,14 +286,21 @@ def parse_chatgpt(doc: Any, where: str) -> Parsed:
     return parsed
 
 
+class _OutOfRange(Exception):
+    """A timestamp that is a number, but not one a calendar can show."""
+
+
 def _number(x: Any) -> float | None:
-    """A timestamp from a ChatGPT export, or None for anything that is not a sane one
-    (a 400-digit integer included: it must not reach float())."""
+    """A timestamp from a ChatGPT export; None where there is none (null, not a number).
+    A number out of range (a 400-digit integer, a negative one, infinity) is an error:
+    it must never reach float() or the database."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
-    if isinstance(x, int):
-        return float(x) if 0 <= x <= MAX_TIMESTAMP else None
-    return x if math.isfinite(x) and 0 <= x <= MAX_TIMESTAMP else None
+    if (isinstance(x, int) and 0 <= x <= MAX_TIMESTAMP) or (
+        isinstance(x, float) and math.isfinite(x) and 0 <= x <= MAX_TIMESTAMP
+    ):
+        return float(x)
+    raise _OutOfRange(f"a timestamp is out of range ({_shown(x)})")
 
 
 def _chatgpt_conversation(raw: Any, parsed: Parsed) -> Item | None:
@@ -487,8 +498,8 @@ def check_items(items: list[Item], where: str) -> None:
         for name in ("created_at", "updated_at"):
             _check_time(getattr(conv, name), c, name)
         _check_meta(conv.meta, c)
-        for i, m in enumerate(messages, 1):
-            w = f"{c}: message {i}"
+        for m in messages:
+            w = f"{c}: message {_shown(m.id)}"
             for name in ("id", "parent_id", "content", "thinking", "model"):
                 _check_text(getattr(m, name), w, name)
             _check_time(m.created_at, w, "created_at")
