@@ -204,31 +204,35 @@ class GGUFInfo:
 
     # -- typed getters --------------------------------------------------------------
 
+    def _what(self, key: str) -> str:
+        return "a list" if key in self.array_types else _kind(self.metadata.get(key))
+
     def int_value(self, key: str, minimum: int = 0) -> int | None:
         """An integer value (any integer type), or None if the key is absent."""
-        v = self.metadata.get(key)
-        if v is None and key not in self.metadata:
+        if key not in self.metadata:
             return None
-        if not _is_int(v):
-            raise _damaged(key, f"should be a whole number, not {_kind(v)}")
-        if v < minimum:
-            raise _damaged(key, f"is {v}, below {minimum}")
-        return int(v)
+        v = self.metadata[key]
+        if key in self.array_types or not _is_int(v):
+            raise _damaged(key, f"should be a whole number, not {self._what(key)}")
+        n = int(v)
+        if n < minimum:
+            raise _damaged(key, f"is {n}, below {minimum}")
+        return n
 
     def str_value(self, key: str) -> str | None:
-        v = self.metadata.get(key)
-        if v is None and key not in self.metadata:
+        if key not in self.metadata:
             return None
-        if not isinstance(v, str):
-            raise _damaged(key, f"should be text, not {_kind(v)}")
+        v = self.metadata[key]
+        if key in self.array_types or not isinstance(v, str):
+            raise _damaged(key, f"should be text, not {self._what(key)}")
         return v
 
     def bool_value(self, key: str) -> bool | None:
-        v = self.metadata.get(key)
-        if v is None and key not in self.metadata:
+        if key not in self.metadata:
             return None
-        if not isinstance(v, bool):
-            raise _damaged(key, f"should be true/false, not {_kind(v)}")
+        v = self.metadata[key]
+        if key in self.array_types or not isinstance(v, bool):
+            raise _damaged(key, f"should be true/false, not {self._what(key)}")
         return v
 
     def int_or_ints(self, key: str) -> int | list[int] | None:

@@ -37,7 +37,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from chatapp.core.errors import TemplateError
 
@@ -67,7 +67,7 @@ def _encode(obj: Any) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
     chunks: list[bytes] = []
     while n > 0:
         chunk = stream.read(min(n, 1 << 20))
@@ -78,7 +78,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _read_frame(stream: BinaryIO) -> Any:
+def _read_frame(stream: IO[bytes]) -> Any:
     (n,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
     if n > MAX_FRAME:
         raise ValueError(f"frame of {n} bytes")
