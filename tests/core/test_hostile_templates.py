@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,31 @@ def test_llama_cpp_python_compiles_no_gguf_template(smollm2_path: Path, tmp_path
             handler(messages=[])
     finally:
         llm.close()
+
+
+def test_a_frozen_build_starts_its_worker_with_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PyInstaller build has no `python -m`: the worker is its own executable run with
+    --template-worker, handled first thing in chatapp.__main__. Stand in for that
+    executable with a script that runs chatapp.__main__ on its arguments."""
+    root = Path(__file__).resolve().parents[2]
+    exe = tmp_path / "chatapp-frozen"
+    exe.write_text(
+        "#!/bin/sh\n"
+        f'exec {sys.executable} -c "import sys; sys.path.insert(0, {str(root)!r}); '
+        'from chatapp.__main__ import main; sys.exit(main(sys.argv[1:]))" "$@"\n'
+    )
+    exe.chmod(0o755)
+    template_worker.shutdown()
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(exe))
+    started = template_worker.workers_started()
+    try:
+        assert render("{{ messages[0].content }}!", [{"role": "user", "content": "Hi"}]) == "Hi!"
+        assert template_worker.workers_started() == started + 1
+        (pid,) = template_worker.idle_worker_pids()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--template-worker" in cmdline and b"-m" not in cmdline
+    finally:
+        template_worker.shutdown()
