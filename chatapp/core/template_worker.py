@@ -336,6 +336,10 @@ class _Pool:
             raise TemplateError(
                 f"The data for the chat template cannot be passed to it ({type(e).__name__})."
             ) from None
+        if len(frame) > MAX_FRAME:
+            raise TemplateError(
+                f"The conversation is too large to render ({len(frame) / 1e6:.0f} MB of data)."
+            )
         for attempt in (1, 2):
             w = self._take()
             try:
