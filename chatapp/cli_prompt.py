@@ -132,9 +132,6 @@ def tokenize_with_vocab(model: Path, text: str) -> list[tuple[int, str]]:
         import llama_cpp
     except ImportError as e:
         raise UserError("--tokens needs llama-cpp-python, which is not installed.") from e
-    from chatapp.engine import llama_guard
-
-    llama_guard.install()  # llama-cpp-python must not compile the GGUF's template
     try:
         llm = llama_cpp.Llama(model_path=str(model), vocab_only=True, verbose=False)
     except (ValueError, RuntimeError) as e:

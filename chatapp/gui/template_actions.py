@@ -45,9 +45,6 @@ class Vocabularies:
             return existing
         import llama_cpp
 
-        from chatapp.engine import llama_guard
-
-        llama_guard.install()  # llama-cpp-python must not compile the GGUF's template
         vocab = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
         with self._lock:
             self._loaded.setdefault(path, vocab)
