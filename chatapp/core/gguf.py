@@ -109,6 +109,7 @@ FILE_TYPES = {
     38: "MXFP4_MOE",
 }
 
+MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS: it asserts (aborts) past it
 _MAX_STRING = 64 * 1024 * 1024  # a chat template is kilobytes; refuse absurd lengths
 # Arrays of strings are walked one length at a time; decoded arrays are held in memory.
 # The largest real vocabularies hold ~262k tokens, so these caps are 16 times that.
@@ -511,6 +512,13 @@ def read_gguf(path: str | os.PathLike[str], *, keep_arrays: bool = False) -> GGU
 def check_model_file(path: str | os.PathLike[str]) -> GGUFInfo:
     """read_gguf plus the checks that matter before handing the file to llama.cpp."""
     info = read_gguf(path)
+    layers_key = f"{info.architecture}.block_count"
+    layers = info.int_value(layers_key)
+    if layers is not None and not 1 <= layers <= MAX_LAYERS:  # llama.cpp aborts the process
+        raise BadModelFile(
+            f"{info.path.name}: The file's header is damaged: {layers_key!r} is {layers}; "
+            f"a model has 1 to {MAX_LAYERS} layers."
+        )
     if not info.tensors:
         raise BadModelFile(f"{info.path.name} holds no tensors: it is not a usable model.")
     expected = info.expected_size
