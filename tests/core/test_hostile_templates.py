@@ -284,3 +284,37 @@ def test_a_frozen_build_starts_its_worker_with_the_flag(
         assert b"--template-worker" in cmdline and b"-m" not in cmdline
     finally:
         template_worker.shutdown()
+
+
+CTRL_C_RUNNER = """
+import json, os, signal
+from chatapp.core import template_worker, templates
+from chatapp.core.errors import TemplateError
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGALRM, interrupt)
+signal.setitimer(signal.ITIMER_REAL, 1.0)  # Ctrl-C a second into a 60 s spin in C
+try:
+    templates.render("{{ ([[1]] * 3999999) | sum(start=[]) }}", [], time_limit=60)
+    outcome = "rendered"
+except KeyboardInterrupt:
+    outcome = "interrupted"
+except TemplateError as e:
+    outcome = "error: " + e.message  # the deadline, not Ctrl-C, ended it
+children = set()
+for tid in os.listdir("/proc/self/task"):
+    with open(f"/proc/self/task/{tid}/children") as f:
+        children.update(int(p) for p in f.read().split())
+print(json.dumps({"outcome": outcome, "children": sorted(children),
+                  "again": templates.render("{{ 6 * 7 }}", [])}))
+"""
+
+
+def test_ctrl_c_during_a_runaway_render_stops_it_and_its_worker() -> None:
+    (row,) = json_lines(run_limited(CTRL_C_RUNNER, memory=2 * GiB, cpu_s=60))
+    assert row["outcome"] == "interrupted"
+    assert row["again"] == "42"
+    assert (
+        row["children"] == []
+    )  # listed before "again" started a fresh worker: the spinner is gone
