@@ -202,23 +202,31 @@ class _Worker:
 
     def __init__(self) -> None:
         cmd, env = _command()
-        self.proc = subprocess.Popen(
-            [*cmd, "--memory", str(MEMORY_LIMIT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            # its own process group: a terminal's Ctrl-C goes to the parent alone
-            start_new_session=sys.platform != "win32",
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [*cmd, "--memory", str(MEMORY_LIMIT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                # its own process group: a terminal's Ctrl-C goes to the parent alone
+                start_new_session=sys.platform != "win32",
+            )
+        except OSError as e:
+            raise TemplateError(
+                f"The template renderer could not start ({e.strerror or e})."
+            ) from e
         self.replies: queue.Queue[_Reply] = queue.Queue()
         self.stderr_tail: list[str] = []
         threading.Thread(target=self._read_replies, name="template-worker-out", daemon=True).start()
         threading.Thread(target=self._read_stderr, name="template-worker-err", daemon=True).start()
         try:
             ready = self._wait(START_TIMEOUT_S)
-        except _WorkerGone:
+        except (_WorkerGone, TimeoutError):
             ready = None
+        except BaseException:  # Ctrl-C while it starts
+            self.kill()
+            raise
         if not (isinstance(ready, dict) and ready.get("ready")):
             self.kill()
             detail = self.stderr_tail[-1] if self.stderr_tail else "no answer"
