@@ -219,7 +219,10 @@ class _Worker:
         self.replies: queue.Queue[_Reply] = queue.Queue()
         self.stderr_tail: list[str] = []
         threading.Thread(target=self._read_replies, name="template-worker-out", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name="template-worker-err", daemon=True).start()
+        self._err_reader = threading.Thread(
+            target=self._read_stderr, name="template-worker-err", daemon=True
+        )
+        self._err_reader.start()
         try:
             ready = self._wait(START_TIMEOUT_S)
         except (_WorkerGone, TimeoutError):
@@ -228,6 +231,12 @@ class _Worker:
             self.kill()
             raise
         if not (isinstance(ready, dict) and ready.get("ready")):
+            try:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._err_reader.join(timeout=5)  # its last words say why
             self.kill()
             detail = self.stderr_tail[-1] if self.stderr_tail else "no answer"
             raise TemplateError(f"The template renderer could not start ({detail}).")

@@ -318,3 +318,21 @@ def test_ctrl_c_during_a_runaway_render_stops_it_and_its_worker() -> None:
     assert (
         row["children"] == []
     )  # listed before "again" started a fresh worker: the spinner is gone
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["/nonexistent/chatapp"], r"could not start \(No such file or directory\)"),
+        ([sys.executable, "-c", "import sys; print('boom', file=sys.stderr)"], r"\(boom\)"),
+    ],
+)
+def test_a_worker_that_cannot_start_is_one_line(
+    command: list[str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template_worker.shutdown()
+    monkeypatch.setattr(template_worker, "_command", lambda: (command, dict(os.environ)))
+    with pytest.raises(TemplateError, match=says) as e:
+        render("{{ 1 }}", [])
+    assert "\n" not in str(e.value)
+    assert _template_workers() == set()
