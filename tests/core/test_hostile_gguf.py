@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ from chatapp.core.errors import BadModelFile
 from chatapp.core.gguf import read_gguf
 from tests.core import hostile_gguf as g
 from tests.core.hostile_run import GiB, json_lines, run_limited
+
+# RLIMIT_AS is enforced on Linux only (macOS ignores it), and these tests read /proc.
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux resource limits")
 
 NAN = float("nan")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from chatapp.core.store import Store
 from tests.core import hostile_zip
 from tests.core.hostile_run import GiB, json_lines, run_limited
 from tests.golden.sample import sample
+
+# RLIMIT_AS is enforced on Linux only (macOS ignores it), and these tests read /proc.
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux resource limits")
 
 TITLE = repr(sample()[0].title)
 

@@ -20,6 +20,9 @@ from chatapp.core.templates import render, resolve_template
 from tests.core import hostile_gguf
 from tests.core.hostile_run import GiB, json_lines, run_limited
 
+# RLIMIT_AS is enforced on Linux only (macOS ignores it), and these tests read /proc.
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux resource limits")
+
 STOPPED = r"^The chat template was stopped: "
 CASES: list[tuple[str, str, str]] = [
     # (name, template, expected message: a regular expression)

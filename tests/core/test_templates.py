@@ -91,11 +91,13 @@ def test_runaway_templates_are_stopped_and_their_worker_ends(text: str) -> None:
         render(text, CHAT, time_limit=1.0)
     # a worker that overran was killed and reaped: the ones left are idle, none rendering
     running = set()
-    for task in Path("/proc/self/task").iterdir():
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.is_dir() else ():  # Linux only
         for pid in (task / "children").read_text().split():
             if b"--template-worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 running.add(int(pid))
-    assert running == set(template_worker.idle_worker_pids())
+    if tasks.is_dir():
+        assert running == set(template_worker.idle_worker_pids())
 
 
 @pytest.mark.parametrize(
