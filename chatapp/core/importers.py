@@ -579,7 +579,12 @@ def import_file(
         skipped_conversations=parsed.skipped_conversations,
         skipped_messages=parsed.skipped_messages,
     )
-    insert(store, parsed.items, result, progress)
+    try:
+        insert(store, parsed.items, result, progress)
+    except (sqlite3.DataError, OverflowError, UnicodeEncodeError) as e:
+        # check_items lets no such value through; if one slips by, the insert's
+        # transaction has rolled back and the user gets one line, not a traceback
+        raise ImportFormatError(f"The import could not be stored, so none of it was ({e}).") from e
     log.info("import of %s: %s", path, result.summary())
     return result
 
@@ -587,19 +592,7 @@ def import_file(
 def insert(
     store: Store, items: list[Item], result: ImportResult, progress: Progress | None = None
 ) -> None:
-    """Add the conversations not yet in the store, all in one transaction. A value the
-    database refuses (check_items lets none through) still rolls everything back."""
-    try:
-        _insert(store, items, result, progress)
-    except (sqlite3.DataError, OverflowError, UnicodeEncodeError) as e:
-        raise ImportFormatError(f"The import could not be stored, so none of it was ({e}).") from e
-    if progress:
-        progress(PROGRESS_TOTAL, PROGRESS_TOTAL)
-
-
-def _insert(
-    store: Store, items: list[Item], result: ImportResult, progress: Progress | None
-) -> None:
+    """Add the conversations not yet in the store, all in one transaction."""
     with store.transaction():
         taken: set[str] = set()  # conversation ids added by this import
         used: set[str] = set()  # message ids added by this import
@@ -626,6 +619,8 @@ def _insert(
             )
             result.imported.append(conv.id)
             result.messages += len(messages)
+    if progress:
+        progress(PROGRESS_TOTAL, PROGRESS_TOTAL)
 
 
 def _fresh_ids_if_taken(

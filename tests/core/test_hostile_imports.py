@@ -216,10 +216,16 @@ def test_a_string_past_the_limit_is_refused(
     )
 
 
-def test_a_value_the_database_refuses_rolls_everything_back(tmp_path: Path) -> None:
-    conv, messages = sample()
-    bad = [m.with_(prompt_tokens=10**30) if i == 3 else m for i, m in enumerate(messages)]
+def test_a_value_the_database_refuses_rolls_everything_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a value get past check_items, the insert still writes nothing and the user
+    gets one line."""
+    monkeypatch.setattr(importers, "check_items", lambda items, where: None)
+    monkeypatch.setattr(importers, "_check_integers", lambda doc, where: None)
+    path = _json(tmp_path, "t.json", _chatapp_doc(**{"messages.3.prompt_tokens": 10**30}))
     with Store(tmp_path / "db.sqlite3") as store:
-        with pytest.raises(UserError, match="could not be stored, so none of it was"):
-            importers.insert(store, [(conv, bad)], importers.ImportResult())
+        with pytest.raises(UserError, match="could not be stored, so none of it was") as e:
+            importers.import_file(store, path)
+        assert "\n" not in str(e.value)
         assert store.list_conversations() == []
