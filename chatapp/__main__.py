@@ -15,6 +15,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chatapp.gui.pdf import main as pdf_main
 
         return pdf_main(args[1:])
+    if args[:1] == ["--template-worker"]:  # the chat template renderer's child process
+        from chatapp.core.template_worker import main as template_worker_main
+
+        return template_worker_main(args[1:])
     from chatapp import cli
 
     first = next((a for a in args if not a.startswith("-")), None)

@@ -147,22 +147,43 @@ def guess_kv_bytes_per_token(model_bytes: int, quant: str = "") -> int:
     return max(16 * 1024, int(128 * 1024 * math.sqrt(params / 8e9)))
 
 
+def _count(v: Any) -> int | None:
+    """A positive whole number from metadata, else None (never raises on odd values)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def _per_layer(v: Any, layers: int) -> list[int] | None:
+    """A head count for every layer: one number for all, or a list with one per layer."""
+    if isinstance(v, list):
+        if len(v) != layers or not all(isinstance(x, int) and x >= 0 for x in v):
+            return None
+        return [int(x) for x in v]
+    n = _count(v)
+    return [n] * layers if n else None
+
+
 def kv_bytes_per_token(metadata: dict[str, Any]) -> int | None:
-    """The exact f16 KV-cache size per token from GGUF metadata, if it has the numbers."""
+    """The exact f16 KV-cache size per token from GGUF metadata, if it has the numbers
+    (None when they are missing or odd: the caller then guesses from the file size)."""
     arch = metadata.get("general.architecture")
-    if not arch:
+    if not isinstance(arch, str) or not arch:
         return None
-    layers = metadata.get(f"{arch}.block_count")
-    heads = metadata.get(f"{arch}.attention.head_count")
-    kv_heads = metadata.get(f"{arch}.attention.head_count_kv", heads)
-    embd = metadata.get(f"{arch}.embedding_length")
-    if not layers or not heads or not isinstance(kv_heads, int):
+    layers = _count(metadata.get(f"{arch}.block_count"))
+    if not layers or layers > 100_000:
         return None
-    k_len = metadata.get(f"{arch}.attention.key_length") or (embd // heads if embd else None)
-    v_len = metadata.get(f"{arch}.attention.value_length") or k_len
-    if not k_len:
+    heads = _per_layer(metadata.get(f"{arch}.attention.head_count"), layers)
+    kv_raw = metadata.get(f"{arch}.attention.head_count_kv")
+    kv_heads = _per_layer(kv_raw, layers) if kv_raw is not None else heads
+    embd = _count(metadata.get(f"{arch}.embedding_length"))
+    if not heads or not kv_heads or not max(heads):
         return None
-    return int(layers) * int(kv_heads) * (int(k_len) + int(v_len or k_len)) * 2
+    k_len = _count(metadata.get(f"{arch}.attention.key_length")) or (
+        embd // max(heads) if embd else None
+    )
+    v_len = _count(metadata.get(f"{arch}.attention.value_length")) or k_len
+    if not k_len or not v_len:
+        return None
+    return sum(kv_heads) * (k_len + v_len) * 2
 
 
 @dataclass(frozen=True)
@@ -563,9 +584,11 @@ class DetailsCache:
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         self._load()
         hit = self._mem.get(key)
-        if hit is not None:
+        if isinstance(hit, dict):
             try:
-                return ModelDetails(**hit)
+                cached = ModelDetails(**hit)
+                if _sound(cached):
+                    return cached
             except TypeError:
                 pass
         info = read_gguf(path)
@@ -576,7 +599,7 @@ class DetailsCache:
             quantization=info.quantization,
             context_length=info.context_length,
             has_chat_template=bool(info.chat_template),
-            license=str(info.get("general.license") or ""),
+            license=info.str_value("general.license") or "",
             file_size=st.st_size,
             kv_bytes_per_token=kv_bytes_per_token(info.metadata),
             split_count=info.split_count,
@@ -591,6 +614,23 @@ class DetailsCache:
             except UserError as e:
                 log.warning("details cache not saved: %s", e)
         return d
+
+
+def _sound(d: ModelDetails) -> bool:
+    """A cached entry has the types ModelDetails promises (the cache file may be damaged)."""
+
+    def whole(v: Any, optional: bool = False) -> bool:
+        return (v is None and optional) or (isinstance(v, int) and not isinstance(v, bool))
+
+    return (
+        all(isinstance(v, str) for v in (d.name, d.architecture, d.quantization, d.license))
+        and isinstance(d.has_chat_template, bool)
+        and whole(d.parameter_count)
+        and whole(d.file_size)
+        and whole(d.split_count)
+        and whole(d.context_length, optional=True)
+        and whole(d.kv_bytes_per_token, optional=True)
+    )
 
 
 def human_size(n: int | None) -> str:

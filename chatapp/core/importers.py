@@ -9,16 +9,19 @@ their own (uuid5), so a conversation that is already there is recognised and ski
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
+import os
+import sqlite3
+import stat
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from chatapp.core.conversation import Conversation, Message, Role, new_id
 from chatapp.core.errors import UserError
@@ -36,7 +39,16 @@ from chatapp.core.store import Store
 log = logging.getLogger(__name__)
 
 IMPORT_FORMATS = ("auto", "chatapp", "chatgpt")
-MAX_IMPORT_BYTES = 2 * 1024**3
+MAX_IMPORT_BYTES = 2 * 1024**3  # a file, or the JSON a zip expands to
+# One JSON document is parsed whole (the stdlib has no streaming parser): its Python
+# objects take a few times its size, so this cap is what bounds memory.
+MAX_JSON_BYTES = 512 * 1024**2
+MAX_ZIP_RATIO = 100  # JSON exports compress 5-20 times
+_RATIO_FREE_BYTES = 1024**2  # a small member may compress as well as it likes
+MAX_ZIP_MEMBERS = 100_000
+MAX_TEXT_CHARS = 100_000_000  # one message's text; SQLite holds at most 1e9 bytes
+MAX_TIMESTAMP = 253_402_300_799.0  # 9999-12-31: datetime's limit
+_MAX_INT = (1 << 63) - 1  # SQLite's INTEGER
 _CHUNK = 8 * 1024 * 1024
 _CHATGPT_NS = uuid.UUID("4b1e1f6c-4a55-5d0e-9c3b-2f7d1c0a6e11")
 
@@ -76,50 +88,117 @@ class Parsed:
 
 
 def read_documents(path: str | Path, progress: Progress | None = None) -> list[tuple[str, Any]]:
-    """The parsed JSON documents in a file: one for .json, each .json member of a .zip."""
+    """The parsed JSON documents in a file: one for .json, each .json member of a .zip.
+
+    Memory stays bounded: only regular files are read (a FIFO would block, /dev/zero never
+    ends), a file is read no further than its limit whatever its size claims, and zip
+    members are checked by declared size and compression ratio before one is expanded."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise UserError(f"Cannot read {p}: {e.strerror or e}") from e
-    if size > MAX_IMPORT_BYTES:
-        raise UserError(
-            f"{p.name} is {size / 1e9:.1f} GB; files over {MAX_IMPORT_BYTES / 1e9:.1f} GB "
-            "cannot be imported."
-        )
-    data = _read_bytes(p, size, progress)
-    if data[:4] == b"PK\x03\x04":
-        return _zip_documents(p.name, data)
+    fd = _open_regular(p)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_IMPORT_BYTES:
+            raise UserError(
+                f"{p.name} is {size / 1e9:.1f} GB; files over {MAX_IMPORT_BYTES / 1e9:.1f} GB "
+                "cannot be imported."
+            )
+        if f.read(4) == b"PK\x03\x04":
+            f.seek(0)
+            return _zip_documents(p.name, f)
+        f.seek(0)
+        if size > MAX_JSON_BYTES:
+            raise UserError(
+                f"{p.name} is {size / 1e6:.0f} MB; a JSON file over "
+                f"{MAX_JSON_BYTES / 1e6:.0f} MB cannot be imported at once.",
+                hint="Split it, or zip it with one conversation per file.",
+            )
+        data = _read_capped(f, p, MAX_JSON_BYTES, size, progress)
     return [(p.name, parse_json(data, p.name))]
 
 
-def _read_bytes(p: Path, size: int, progress: Progress | None) -> bytes:
+def _open_regular(p: Path) -> int:
+    """Open for reading without blocking (a FIFO would wait for a writer) and refuse
+    anything but a regular file."""
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except IsADirectoryError:
+        raise UserError(f"{p} is a folder; give a .json or .zip file to import.") from None
+    except OSError as e:
+        raise UserError(f"Cannot read {p}: {e.strerror or e}") from e
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device or a pipe?)"
+        raise UserError(f"{p} is {what}; give a .json or .zip file to import.")
+    return fd
+
+
+def _read_capped(f: BinaryIO, p: Path, cap: int, size: int, progress: Progress | None) -> bytes:
+    """At most `cap` bytes (a file may grow while it is read: the cap holds anyway)."""
     chunks: list[bytes] = []
     done = 0
     try:
-        with open(p, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                chunks.append(chunk)
-                done += len(chunk)
-                if progress:  # reading is the first 40% of the bar
-                    progress(int(0.4 * PROGRESS_TOTAL * done / max(size, 1)), PROGRESS_TOTAL)
+        while chunk := f.read(min(_CHUNK, cap + 1 - done)):
+            chunks.append(chunk)
+            done += len(chunk)
+            if done > cap:
+                raise UserError(f"{p.name} grew past {cap / 1e6:.0f} MB while it was read.")
+            if progress:  # reading is the first 40% of the bar
+                progress(int(0.4 * PROGRESS_TOTAL * min(done, size) / max(size, 1)), PROGRESS_TOTAL)
     except OSError as e:
         raise UserError(f"Cannot read {p}: {e.strerror or e}") from e
     return b"".join(chunks)
 
 
-def _zip_documents(name: str, data: bytes) -> list[tuple[str, Any]]:
+def _zip_documents(name: str, f: BinaryIO) -> list[tuple[str, Any]]:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            names = [n for n in zf.namelist() if n.lower().endswith(".json")]
-            if any(Path(n).name == "conversations.json" for n in names):  # a ChatGPT export
-                names = [n for n in names if Path(n).name == "conversations.json"]
-            names = [n for n in names if Path(n).name != "index.json"]
-            if not names:
+        with zipfile.ZipFile(f) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise ImportFormatError(f"{name} holds {len(infos):,} files; too many to import.")
+            wanted = [i for i in infos if i.filename.lower().endswith(".json") and not i.is_dir()]
+            if any(Path(i.filename).name == "conversations.json" for i in wanted):
+                wanted = [i for i in wanted if Path(i.filename).name == "conversations.json"]
+            wanted = [i for i in wanted if Path(i.filename).name != "index.json"]
+            if not wanted:
                 raise ImportFormatError(f"{name} holds no .json files to import.")
-            return [(f"{name}/{n}", parse_json(zf.read(n), f"{name}/{n}")) for n in names]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as e:
+            for info in wanted:  # every member judged before any is expanded
+                _check_member(name, info)
+            total = sum(i.file_size for i in wanted)
+            if total > MAX_IMPORT_BYTES:
+                raise ImportFormatError(
+                    f"{name} would expand to {total / 1e9:.1f} GB of JSON; more than "
+                    f"{MAX_IMPORT_BYTES / 1e9:.1f} GB cannot be imported."
+                )
+            docs = []
+            for info in wanted:
+                where = f"{name}/{info.filename}"
+                with zf.open(info) as member:
+                    data = member.read(info.file_size + 1)  # never past what it declared
+                if len(data) > info.file_size:
+                    raise ImportFormatError(f"{where} is larger than the zip says.")
+                docs.append((where, parse_json(data, where)))
+                del data
+            return docs
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error) as e:
         raise ImportFormatError(f"{name} is not a readable zip file ({e}).") from e
+    except (NotImplementedError, RuntimeError) as e:  # an unsupported method, encryption
+        raise ImportFormatError(f"{name} cannot be read: {e}.") from e
+
+
+def _check_member(name: str, info: zipfile.ZipInfo) -> None:
+    where = f"{name}/{info.filename}"
+    if info.file_size > MAX_JSON_BYTES:
+        raise ImportFormatError(
+            f"{where} would expand to {info.file_size / 1e6:.0f} MB; a JSON file over "
+            f"{MAX_JSON_BYTES / 1e6:.0f} MB cannot be imported at once."
+        )
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > _RATIO_FREE_BYTES and ratio > MAX_ZIP_RATIO:
+        raise ImportFormatError(
+            f"{where} would expand {ratio:,.0f} times ({info.compress_size:,} bytes to "
+            f"{info.file_size:,}); that is a zip bomb, not an export."
+        )
 
 
 def parse_json(data: bytes, where: str) -> Any:
@@ -133,6 +212,15 @@ def parse_json(data: bytes, where: str) -> Any:
         raise ImportFormatError(f"{where} is not UTF-8 text.") from e
     except RecursionError as e:
         raise ImportFormatError(f"{where} is nested too deeply to be a chat export.") from e
+    except ValueError as e:  # a number of more than 4300 digits
+        raise ImportFormatError(f"{where} is not valid JSON ({_short(e)}).") from e
+    except MemoryError as e:
+        raise ImportFormatError(f"{where} is too large to read in the memory available.") from e
+
+
+def _short(e: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def detect_format(doc: Any) -> str:
@@ -149,7 +237,25 @@ def detect_format(doc: Any) -> str:
 
 
 def parse_chatapp(doc: Any, where: str) -> Parsed:
+    _check_integers(doc, where)
     return Parsed([doc_to_conversation(d, where) for d in docs_in(doc, where)])
+
+
+def _check_integers(doc: Any, where: str) -> None:
+    """No integer past SQLite's range anywhere (a 400-digit created_at would otherwise
+    overflow in float(), a 400-digit token count in the insert)."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((v, (*path, str(k))) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*path, str(i))) for i, v in enumerate(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+            field = ".".join(path[-3:]) or "the file"
+            raise ImportFormatError(
+                f"{where}: {field} is a number of {len(str(abs(value)))} digits, out of range."
+            )
 
 
 # -- ChatGPT conversations.json -------------------------------------------------------
@@ -163,7 +269,11 @@ def parse_chatgpt(doc: Any, where: str) -> Parsed:
         )
     parsed = Parsed([])
     for raw in convs:
-        item = _chatgpt_conversation(raw, parsed)
+        try:
+            item = _chatgpt_conversation(raw, parsed)
+        except _OutOfRange as e:
+            title = raw.get("title") if isinstance(raw, dict) else None
+            raise ImportFormatError(f"{where}: conversation {_shown(title)}: {e}.") from None
         if item is None:
             parsed.skipped_conversations += 1
         else:
@@ -176,15 +286,21 @@ def parse_chatgpt(doc: Any, where: str) -> Parsed:
     return parsed
 
 
+class _OutOfRange(Exception):
+    """A timestamp that is a number, but not one a calendar can show."""
+
+
 def _number(x: Any) -> float | None:
-    if (
-        isinstance(x, (int, float))
-        and not isinstance(x, bool)
-        and math.isfinite(x)
-        and abs(x) < 1e13
+    """A timestamp from a ChatGPT export; None where there is none (null, not a number).
+    A number out of range (a 400-digit integer, a negative one, infinity) is an error:
+    it must never reach float() or the database."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    if (isinstance(x, int) and 0 <= x <= MAX_TIMESTAMP) or (
+        isinstance(x, float) and math.isfinite(x) and 0 <= x <= MAX_TIMESTAMP
     ):
         return float(x)
-    return None
+    raise _OutOfRange(f"a timestamp is out of range ({_shown(x)})")
 
 
 def _chatgpt_conversation(raw: Any, parsed: Parsed) -> Item | None:
@@ -341,7 +457,7 @@ def _part_text(part: Any) -> str:
     return "" if part is None else f"[{type(part).__name__} not imported]"
 
 
-# -- into the store -----------------------------------------------------------------
+# -- all of a file -------------------------------------------------------------------
 
 
 def parse_documents(docs: Iterable[tuple[str, Any]], fmt: str = "auto") -> Parsed:
@@ -350,18 +466,105 @@ def parse_documents(docs: Iterable[tuple[str, Any]], fmt: str = "auto") -> Parse
     out = Parsed([])
     for where, doc in docs:
         kind = detect_format(doc) if fmt == "auto" else fmt
-        if kind == "chatapp":
-            parsed = parse_chatapp(doc, where)
-        elif kind == "chatgpt":
-            parsed = parse_chatgpt(doc, where)
-        else:
+        if kind not in ("chatapp", "chatgpt"):
             raise ImportFormatError(
                 f"{where} is neither a chatapp export nor a ChatGPT conversations.json."
             )
+        try:
+            parsed = parse_chatapp(doc, where) if kind == "chatapp" else parse_chatgpt(doc, where)
+        except UnicodeEncodeError as e:  # an id with a lone surrogate, hashed into a uuid
+            raise ImportFormatError(
+                f"{where}: a text holds a lone surrogate ({_short(e)}), which is not valid text."
+            ) from e
+        except OverflowError as e:
+            raise ImportFormatError(f"{where}: a number is out of range ({_short(e)}).") from e
         out.items += parsed.items
         out.skipped_conversations += parsed.skipped_conversations
         out.skipped_messages += parsed.skipped_messages
     return out
+
+
+# -- values the store can hold ---------------------------------------------------------
+
+
+def check_items(items: list[Item], where: str) -> None:
+    """Every value fits the store and reads back: text without lone surrogates and under
+    MAX_TEXT_CHARS, timestamps a calendar can show, counts SQLite can hold, finite
+    numbers in meta. Raises ImportFormatError naming the first bad value."""
+    for conv, messages in items:
+        c = f"{where}: conversation {_shown(conv.title)}"
+        for name in ("id", "title", "model_path", "system_prompt", "current_leaf_id"):
+            _check_text(getattr(conv, name), c, name)
+        for name in ("created_at", "updated_at"):
+            _check_time(getattr(conv, name), c, name)
+        _check_meta(conv.meta, c)
+        for m in messages:
+            w = f"{c}: message {_shown(m.id)}"
+            for name in ("id", "parent_id", "content", "thinking", "model"):
+                _check_text(getattr(m, name), w, name)
+            _check_time(m.created_at, w, "created_at")
+            for name in ("prompt_tokens", "completion_tokens"):
+                n = getattr(m, name)
+                if n is not None and not (isinstance(n, int) and 0 <= n <= _MAX_INT):
+                    raise ImportFormatError(f"{w}: {name} is out of range ({_shown(n)}).")
+            tps = m.tokens_per_second
+            if tps is not None and not (math.isfinite(tps) and 0 <= tps < 1e12):
+                raise ImportFormatError(f"{w}: tokens_per_second is out of range ({tps}).")
+            _check_meta(m.meta, w)
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**20:
+        return f"a number of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _check_text(value: Any, where: str, name: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ImportFormatError(f"{where}: {name} must be text, not {type(value).__name__}.")
+    if len(value) > MAX_TEXT_CHARS:
+        raise ImportFormatError(
+            f"{where}: {name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,}."
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ImportFormatError(
+            f"{where}: {name} holds a lone surrogate (U+{ord(value[e.start]):04X}), "
+            "which is not valid text."
+        ) from None
+
+
+def _check_time(value: Any, where: str, name: str) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP):
+        raise ImportFormatError(f"{where}: {name} is out of range ({_shown(value)}).")
+
+
+def _check_meta(meta: Any, where: str) -> None:
+    stack = [meta]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                _check_text(k, where, "a meta key")
+                stack.append(v)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            _check_text(value, where, "a meta value")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ImportFormatError(f"{where}: a meta value is not a finite number.")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+            raise ImportFormatError(f"{where}: a meta value is out of range ({_shown(value)}).")
+    if len(json.dumps(meta)) > MAX_TEXT_CHARS:
+        raise ImportFormatError(f"{where}: its meta data is too large to store.")
+
+
+# -- into the store -----------------------------------------------------------------
 
 
 def import_file(
@@ -371,11 +574,17 @@ def import_file(
     docs = read_documents(path, progress)
     parsed = parse_documents(docs, fmt)
     del docs
+    check_items(parsed.items, Path(path).name)
     result = ImportResult(
         skipped_conversations=parsed.skipped_conversations,
         skipped_messages=parsed.skipped_messages,
     )
-    insert(store, parsed.items, result, progress)
+    try:
+        insert(store, parsed.items, result, progress)
+    except (sqlite3.DataError, OverflowError, UnicodeEncodeError) as e:
+        # check_items lets no such value through; if one slips by, the insert's
+        # transaction has rolled back and the user gets one line, not a traceback
+        raise ImportFormatError(f"The import could not be stored, so none of it was ({e}).") from e
     log.info("import of %s: %s", path, result.summary())
     return result
 

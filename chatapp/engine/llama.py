@@ -34,7 +34,7 @@ import numpy as np
 from chatapp.core.engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
 from chatapp.core.gguf import GGUFInfo, check_model_file
-from chatapp.engine import llama_log
+from chatapp.engine import llama_guard, llama_log
 from chatapp.engine.hardware import physical_cores
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class LlamaEngine:
         seed: int | None = None,
     ) -> None:
         llama_log.install()
+        llama_guard.install()  # the GGUF's templates are rendered by us, under limits
         self._gguf: GGUFInfo = check_model_file(path)
         meta = self._gguf.metadata
         self.path = str(Path(path).resolve())
