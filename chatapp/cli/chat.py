@@ -115,7 +115,7 @@ def chat(args: argparse.Namespace) -> int:
         ).result()
         if loaded.template.warning:
             print(f"chatapp: note: {loaded.template.warning}", file=sys.stderr)
-        printer = _Printer()
+        printer = _Printer(said=loaded.template.warning)
         opts = TurnOptions(sampling=sampling, system_prompt=args.system)
         if args.edit:
             handle = service.edit(args.edit, text, options=opts, listener=printer)
@@ -159,8 +159,9 @@ class _Printer:
     """The answer to stdout and thinking to stderr, as it streams (on the service's
     inference thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, said: str = "") -> None:
         self.lock = threading.Lock()
+        self.said = said  # a note already printed (the template's), not repeated
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, TurnChunk) and event.chunk.text:
@@ -169,7 +170,9 @@ class _Printer:
                 out.write(event.chunk.text)
                 out.flush()
         elif isinstance(event, TurnPrompt) and event.prompt.warning:
-            print(f"chatapp: note: {event.prompt.warning}", file=sys.stderr)
+            note = event.prompt.warning.replace(self.said, "").strip() if self.said else event.prompt.warning
+            if note:
+                print(f"chatapp: note: {note}", file=sys.stderr)
 
 
 def _wait(handle: TurnHandle) -> tuple[TurnFinished | TurnFailed, bool]:
