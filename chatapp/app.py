@@ -41,6 +41,8 @@ def _route_qt_messages() -> None:
 
     def handler(mode: QtMsgType, _context: object, message: str) -> None:
         qt_log.log(levels.get(mode, logging.INFO), "%s", message)
+        if mode == QtMsgType.QtFatalMsg:  # Qt aborts next: say why where the user looks
+            print(f"chatapp: Qt: {message}", file=sys.stderr, flush=True)
 
     qInstallMessageHandler(handler)
 
@@ -77,10 +79,14 @@ def run_app(argv: Sequence[str]) -> int:
     setup_logging(verbose=args.verbose)
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    from chatapp.gui.appicon import app_icon
+
+    _route_qt_messages()  # before QApplication: a platform plugin failure is logged too
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("chatapp")
     app.setApplicationVersion(__version__)
-    _route_qt_messages()
+    app.setDesktopFileName("io.github.chatapp")  # Wayland: the icon and name of the launcher
+    app.setWindowIcon(app_icon())
     try:
         window = build_window(args.model)
     except StoreError as e:
