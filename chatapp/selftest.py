@@ -93,6 +93,27 @@ def check_resources() -> str:
     return f"{len(presets)} template presets, {len(starters)} starter models, icons"
 
 
+def check_libraries() -> str:
+    """The libraries imported late or by name (a bundle can miss those): Jinja, Markdown,
+    Pygments' lexers, the Hugging Face client."""
+    import jinja2
+    import markdown_it
+    import platformdirs
+    import pygments
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import errors as hf_errors
+    from pygments.lexers import get_lexer_by_name
+
+    for name in ("python", "rust", "bash", "json", "cpp"):
+        get_lexer_by_name(name)
+    hub = [HfApi.__name__, get_token.__name__, hf_errors.HfHubHTTPError.__name__]
+    return (
+        f"jinja2 {jinja2.__version__}, markdown-it {markdown_it.__version__}, "
+        f"pygments {pygments.__version__}, platformdirs {platformdirs.__version__}, "
+        f"huggingface_hub ({', '.join(hub)})"
+    )
+
+
 def default_model(paths: AppPaths) -> Path:
     """The smallest complete model in the library (the folder, registered files, the
     Hugging Face cache and LM Studio's folder)."""
@@ -173,6 +194,7 @@ def run_checks(model: str | None = None) -> list[CheckResult]:
         ("folders", lambda: check_folders(paths)),
         ("database", lambda: check_database(paths)),
         ("resources", check_resources),
+        ("libraries", check_libraries),
         ("model", lambda: check_model(paths, model)),
         ("qt", check_qt),
         ("pdf", check_pdf_worker),
@@ -197,10 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(list(argv or []))
     from chatapp.logsetup import setup_logging
 
-    try:
-        setup_logging(verbose=args.verbose)
-    except OSError:
-        pass  # the folders check says what is wrong
+    setup_logging(verbose=args.verbose)
+    if not logging.getLogger().handlers:  # no log file (the folders check says why):
+        logging.getLogger().addHandler(logging.NullHandler())  # no tracebacks on stderr
     print(f"chatapp {__version__} self-test ({'frozen' if getattr(sys, 'frozen', False) else 'source'})")
     results = run_checks(args.model)
     failed = [r for r in results if not r.ok]

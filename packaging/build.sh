@@ -38,6 +38,9 @@ trap 'rm -rf "$home"' EXIT
 export CHATAPP_HOME="$home"
 
 "$app" --version
+bash packaging/install-bundle.sh "$home/prefix" >/dev/null  # a user's install, then run it
+"$home/prefix/bin/chatapp" --version >/dev/null
+grep -q "^Exec=$home/prefix/bin/chatapp %f" "$home/prefix/share/applications/io.github.chatapp.desktop"
 rc=0; "$app" frobnicate 2>"$home/err" || rc=$?
 [ "$rc" = 2 ] && grep -q "unknown command 'frobnicate'" "$home/err" \
   || { echo "unknown command: exit $rc, $(cat "$home/err")"; exit 1; }

@@ -34,7 +34,10 @@ else
   sed -i "s|^Exec=chatapp|Exec=$PREFIX/bin/chatapp|; s|^TryExec=chatapp|TryExec=$PREFIX/bin/chatapp|" \
     "$PREFIX/share/applications/io.github.chatapp.desktop"
 fi
-command -v update-desktop-database >/dev/null && update-desktop-database -q "$PREFIX/share/applications" || true
-command -v update-mime-database >/dev/null && update-mime-database "$PREFIX/share/mime" || true
-command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q -t "$PREFIX/share/icons/hicolor" || true
+# the desktop's caches; each tool is optional, and says nothing unless asked
+for cmd in "update-desktop-database -q $PREFIX/share/applications" \
+           "update-mime-database $PREFIX/share/mime" \
+           "gtk-update-icon-cache -q -t $PREFIX/share/icons/hicolor"; do
+  command -v "${cmd%% *}" >/dev/null && $cmd >/dev/null 2>&1 || true
+done
 echo "chatapp $([ "$uninstall" = 1 ] && echo removed from || echo installed in) $PREFIX"
