@@ -38,15 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not _looks_like_model_file(positionals[0]):
             return _unknown_command(positionals[0], commands)
         if len(positionals) > 1:
-            print(f"chatapp: error: the window opens one model file, not also {positionals[1]!r}",
-                  file=sys.stderr)
+            print(
+                f"chatapp: error: the window opens one model file, not also {positionals[1]!r}",
+                file=sys.stderr,
+            )
             return USAGE_ERROR
         if "--model" not in args:  # `chatapp FILE.gguf`: the .desktop file's Exec=chatapp %f
             args = [a for a in args if a != positionals[0]] + ["--model", positionals[0]]
     unknown = [a for a in args if a.startswith("-") and a not in _WINDOW_FLAGS]
     unknown = [a for a in unknown if not a.startswith(("--model=", "-psn_"))]  # -psn: macOS
     if unknown:
-        print(f"chatapp: error: unknown option {unknown[0]!r} (see chatapp --help)", file=sys.stderr)
+        print(
+            f"chatapp: error: unknown option {unknown[0]!r} (see chatapp --help)", file=sys.stderr
+        )
         return USAGE_ERROR
     from chatapp.display import display_problem
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chatapp import __version__
 from chatapp.core.errors import StoreError
@@ -74,6 +77,22 @@ def build_window(model: str | None = None):  # -> MainWindow (Qt imported lazily
     return window
 
 
+def _startup_probe(app: Any, window: Any) -> None:
+    """For bench/startup.py (which cannot run code inside a frozen build): with
+    CHATAPP_STARTUP_PROBE=<time.time() at launch>, print the seconds to a shown window and
+    the conversation rows loaded, then quit."""
+    t0 = os.environ.get("CHATAPP_STARTUP_PROBE")
+    if not t0:
+        return
+    from PySide6.QtCore import QTimer
+
+    def shown() -> None:
+        print(time.time() - float(t0), window.conversations.rowCount(), flush=True)
+        app.quit()
+
+    QTimer.singleShot(0, shown)
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = _args(argv)
     setup_logging(verbose=args.verbose)
@@ -82,7 +101,8 @@ def run_app(argv: Sequence[str]) -> int:
     from chatapp.gui.appicon import app_icon
 
     _route_qt_messages()  # before QApplication: a platform plugin failure is logged too
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("chatapp")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("io.github.chatapp")  # Wayland: the icon and name of the launcher
@@ -93,6 +113,7 @@ def run_app(argv: Sequence[str]) -> int:
         QMessageBox.critical(None, "chatapp", str(e))
         return 1
     window.show()
+    _startup_probe(app, window)
     code = app.exec()
     window.store.close()
     return int(code)

@@ -25,7 +25,7 @@ def versions(extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     try:
         build = llama_build_info()
         llama = [("llama-cpp-python", build.version), ("llama.cpp backend", build.backend)]
-    except Exception as e:  # a broken llama_cpp install is exactly what a report is for
+    except (ImportError, OSError, AttributeError) as e:  # a broken install: report it
         llama = [("llama-cpp-python", f"unavailable ({type(e).__name__}: {e})")]
     return [
         ("chatapp", __version__ + (" (frozen)" if getattr(sys, "frozen", False) else "")),
@@ -41,8 +41,10 @@ def _model_lines(model: Any) -> list[str]:
     return [
         f"model: {model.name} ({model.architecture})",
         f"model file: {model.path}",
-        f"context: {model.n_ctx} of {model.n_ctx_train} trained tokens, "
-        f"threads {model.n_threads}, GPU layers {model.n_gpu_layers}",
+        (
+            f"context: {model.n_ctx} of {model.n_ctx_train} trained tokens, "
+            f"threads {model.n_threads}, GPU layers {model.n_gpu_layers}"
+        ),
     ]
 
 
@@ -64,11 +66,12 @@ def report(
     lines.append(f"RAM: {human_size(total_ram())} total, {human_size(free_ram())} available")
     try:
         build = llama_build_info()
+    except (ImportError, OSError, AttributeError):
+        build = None  # versions() already said llama_cpp is unavailable
+    if build is not None:
         lines += [f"device: {d}" for d in build.devices]
         if build.system_info:
             lines.append(f"llama.cpp system info: {build.system_info}")
-    except Exception:
-        pass  # versions() already said llama_cpp is unavailable
     lines += [
         f"data folder: {paths.data}",
         f"database: {paths.database}",

@@ -21,7 +21,9 @@ HEADLESS_PLATFORMS = frozenset(
 )
 
 
-def display_problem(env: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
+def display_problem(
+    env: Mapping[str, str] | None = None, platform: str | None = None
+) -> str | None:
     """Why the window cannot open here, in a few words, or None when it can (or we cannot tell).
 
     Only Linux and the BSDs have this problem: Windows and macOS always have a window system.

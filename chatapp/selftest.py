@@ -222,7 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=args.verbose)
     if not logging.getLogger().handlers:  # no log file (the folders check says why):
         logging.getLogger().addHandler(logging.NullHandler())  # no tracebacks on stderr
-    print(f"chatapp {__version__} self-test ({'frozen' if getattr(sys, 'frozen', False) else 'source'})")
+    print(
+        f"chatapp {__version__} self-test ({'frozen' if getattr(sys, 'frozen', False) else 'source'})"
+    )
     results = run_checks(args.model)
     failed = [r for r in results if not r.ok]
     if failed:

@@ -42,7 +42,7 @@ def render() -> list[Path]:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         renderer.render(painter)
         painter.end()
-        if not image.save(str(png_path(size)), "PNG"):
+        if not image.save(str(png_path(size))):
             raise SystemExit(f"could not write {png_path(size)}")
         out.append(png_path(size))
     convert = shutil.which("convert")

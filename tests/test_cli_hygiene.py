@@ -30,6 +30,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def _chatapp(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(RUN_CLI), *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,

@@ -35,7 +35,9 @@ def test_the_log_rotates_and_keeps_a_bounded_number_of_files(chatapp_home: Path)
     log_file = app_paths().log_file
     files = sorted(log_file.parent.glob("chatapp.log*"))
     names = [p.name for p in files]
-    assert names == ["chatapp.log"] + [f"chatapp.log.{i}" for i in range(1, logsetup.BACKUP_COUNT + 1)]
+    assert names == ["chatapp.log"] + [
+        f"chatapp.log.{i}" for i in range(1, logsetup.BACKUP_COUNT + 1)
+    ]
     for p in files:
         assert p.stat().st_size <= logsetup.MAX_BYTES
     # the newest line is in the current file, older ones moved to .1, the oldest are gone

@@ -109,7 +109,9 @@ def _registry() -> tuple[list[str], list[str]]:
         kind = _DEVICE_TYPES.get(lib.ggml_backend_dev_type(dev), "device")
         free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
         lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
-        memory = f", {free.value / 1e9:.1f} of {total.value / 1e9:.1f} GB free" if total.value else ""
+        memory = (
+            f", {free.value / 1e9:.1f} of {total.value / 1e9:.1f} GB free" if total.value else ""
+        )
         devices.append(f"{name}: {desc} ({kind}{memory})")
     return names, devices
 
@@ -120,19 +122,19 @@ def llama_build_info() -> BuildInfo:
 
     try:
         system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-    except Exception as e:  # an ABI mismatch must not take the About dialog down
+    except (OSError, AttributeError, ValueError) as e:  # an ABI mismatch: report, go on
         log.warning("llama_print_system_info failed: %s", e)
         system_info = ""
     try:
         names, devices = _registry()
-    except Exception as e:
+    except (OSError, AttributeError, ValueError) as e:
         log.warning("reading ggml's backend registry failed: %s", e)
         names, devices = [], []
     if not names:
         names = names_from_system_info(system_info)
     try:
         offload = bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:
+    except (OSError, AttributeError):
         offload = False
     return BuildInfo(
         version=str(getattr(llama_cpp, "__version__", "?")),
