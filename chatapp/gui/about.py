@@ -50,6 +50,7 @@ class AboutDialog(QDialog):
         self.models_dir = models_dir
         self.setWindowTitle(self.tr("About chatapp"))
         self.setAccessibleName(self.tr("About chatapp"))
+        self.setMinimumWidth(440)
 
         icon = QLabel()
         icon.setPixmap(app_icon().pixmap(64, 64))
