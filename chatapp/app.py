@@ -99,6 +99,7 @@ def run_app(argv: Sequence[str]) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from chatapp.gui.appicon import app_icon
+    from chatapp.gui.i18n import install_translators
 
     _route_qt_messages()  # before QApplication: a platform plugin failure is logged too
     existing = QApplication.instance()
@@ -107,6 +108,7 @@ def run_app(argv: Sequence[str]) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("io.github.chatapp")  # Wayland: the icon and name of the launcher
     app.setWindowIcon(app_icon())
+    install_translators(app)
     try:
         window = build_window(args.model)
     except StoreError as e:

@@ -48,6 +48,19 @@ def test_metainfo_validates() -> None:
     assert "Validation was successful" in r.stdout
 
 
+@pytest.mark.skipif(
+    shutil.which("desktop-file-validate") is None, reason="desktop-file-utils not installed"
+)
+def test_desktop_file_validates_without_hints() -> None:
+    r = subprocess.run(
+        ["desktop-file-validate", str(PACKAGING / f"{APP_ID}.desktop")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr
+
+
 def test_desktop_file_metainfo_and_mime_type_agree() -> None:
     entry = _desktop()
     assert entry["Type"] == "Application"
