@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 def install_translators(
     app: QCoreApplication, locale: QLocale | None = None, folder: Path | None = None
-) -> list[str]:
-    """Install what exists for `locale` (default: the system's); returns what was loaded."""
+) -> list[QTranslator]:
+    """Install what exists for `locale` (default: the system's); returns the translators
+    installed (removeTranslator undoes it)."""
     locale = locale or QLocale.system()
     folder = folder or resource_path("i18n")
-    loaded = []
+    loaded: list[QTranslator] = []
+    names = []
     sources = [
         ("qtbase", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)),
         ("chatapp", str(folder)),
@@ -32,6 +34,7 @@ def install_translators(
         translator = QTranslator(app)
         if translator.load(locale, name, "_", directory):
             app.installTranslator(translator)
-            loaded.append(name)
-    log.info("translations for %s: %s", locale.name(), ", ".join(loaded) or "none")
+            loaded.append(translator)
+            names.append(name)
+    log.info("translations for %s: %s", locale.name(), ", ".join(names) or "none")
     return loaded
