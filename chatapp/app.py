@@ -42,10 +42,20 @@ def _route_qt_messages() -> None:
         QtMsgType.QtFatalMsg: logging.CRITICAL,
     }
 
+    last_warning = [""]  # the cause often comes as a warning just before the fatal error
+
     def handler(mode: QtMsgType, _context: object, message: str) -> None:
         qt_log.log(levels.get(mode, logging.INFO), "%s", message)
-        if mode == QtMsgType.QtFatalMsg:  # Qt aborts next: say why where the user looks
-            print(f"chatapp: Qt: {message}", file=sys.stderr, flush=True)
+        if mode == QtMsgType.QtWarningMsg:
+            last_warning[0] = " ".join(message.split())
+        if mode == QtMsgType.QtFatalMsg:  # Qt would abort (SIGABRT) next: say why, exit 1
+            first = message.strip().splitlines()[0] if message.strip() else "fatal error"
+            cause = f" ({last_warning[0]})" if last_warning[0] else ""
+            print(f"chatapp: cannot start the window: Qt: {first}{cause}", file=sys.stderr)
+            sys.stderr.flush()
+            for h in logging.getLogger().handlers:
+                h.flush()
+            os._exit(1)
 
     qInstallMessageHandler(handler)
 

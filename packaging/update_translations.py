@@ -28,7 +28,9 @@ def lupdate_command() -> list[str] | None:
         import PySide6
     except ImportError:
         return None
-    binary = Path(PySide6.__file__).parent / ("lupdate.exe" if sys.platform == "win32" else "lupdate")
+    binary = Path(PySide6.__file__).parent / (
+        "lupdate.exe" if sys.platform == "win32" else "lupdate"
+    )
     return [str(binary)] if binary.exists() else None
 
 

@@ -138,3 +138,12 @@ def test_a_running_x_server_is_found(tmp_path: Path) -> None:
         xvfb.terminate()
         xvfb.wait(10)
     assert not x_server_answers(display)
+
+
+def test_a_qt_platform_failure_exits_1_with_qts_reason() -> None:
+    # WAYLAND_DISPLAY set: the display check lets it through; Qt then finds no such plugin
+    r = _chatapp(env=_clean_env(QT_QPA_PLATFORM="no-such-platform", WAYLAND_DISPLAY="wayland-9"))
+    assert r.returncode == 1, (r.returncode, r.stderr)  # not SIGABRT
+    assert "cannot start the window: Qt: " in r.stderr
+    assert "no-such-platform" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
