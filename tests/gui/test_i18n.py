@@ -50,6 +50,7 @@ def test_a_compiled_translation_reaches_the_dialog(qtbot, tmp_path: Path) -> Non
     subprocess.run([*lrelease, str(ts), "-qm", str(tmp_path / "chatapp_de.qm")], check=True)
 
     app = QApplication.instance()
+    assert app is not None
     translators = install_translators(app, QLocale("de_DE"), folder=tmp_path)
     try:
         dialog = AboutDialog(app_paths().ensure())
