@@ -38,6 +38,7 @@ trap 'rm -rf "$home"' EXIT
 export CHATAPP_HOME="$home"
 
 "$app" --version
+"$app" conversations >/dev/null  # a headless command, from the bundle
 bash packaging/install-bundle.sh "$home/prefix" >/dev/null  # a user's install, then run it
 "$home/prefix/bin/chatapp" --version >/dev/null
 grep -q "^Exec=$home/prefix/bin/chatapp %f" "$home/prefix/share/applications/io.github.chatapp.desktop"

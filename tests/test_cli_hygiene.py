@@ -147,3 +147,12 @@ def test_a_qt_platform_failure_exits_1_with_qts_reason() -> None:
     assert "cannot start the window: Qt: " in r.stderr
     assert "no-such-platform" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_model_file_argument_is_for_the_window_not_a_command(tmp_path: Path) -> None:
+    """The .desktop file starts `chatapp %f`: a .gguf path is not an unknown command."""
+    r = _chatapp(str(tmp_path / "some-model.gguf"), env=_clean_env())
+    assert r.returncode == 1, r.stderr
+    assert "no display found" in r.stderr and "unknown command" not in r.stderr
+    r = _chatapp(str(tmp_path / "a.gguf"), "extra", env=_clean_env())
+    assert r.returncode == 2 and "not also 'extra'" in r.stderr
