@@ -42,6 +42,9 @@ export CHATAPP_HOME="$home"
 bash packaging/install-bundle.sh "$home/prefix" >/dev/null  # a user's install, then run it
 "$home/prefix/bin/chatapp" --version >/dev/null
 grep -q "^Exec=$home/prefix/bin/chatapp %f" "$home/prefix/share/applications/io.github.chatapp.desktop"
+bash packaging/install-bundle.sh --uninstall "$home/prefix" >/dev/null
+left=$(find "$home/prefix" -name "*chatapp*")  # the desktop's caches may stay
+[ -z "$left" ] || { echo "uninstall left behind: $left"; exit 1; }
 rc=0; "$app" frobnicate 2>"$home/err" || rc=$?
 [ "$rc" = 2 ] && grep -q "unknown command 'frobnicate'" "$home/err" \
   || { echo "unknown command: exit $rc, $(cat "$home/err")"; exit 1; }
