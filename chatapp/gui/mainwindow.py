@@ -47,10 +47,10 @@ from chatapp.paths import AppPaths
 log = logging.getLogger(__name__)
 
 GUI_EXTENSIONS = (
+    "chatapp.gui.about",  # Help > About chatapp
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
-    "chatapp.gui.about",  # Help > About chatapp
 )
 
 
