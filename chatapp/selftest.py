@@ -144,7 +144,11 @@ def check_model(paths: AppPaths, model: str | None) -> str:
         prompt = prepare_prompt(engine, template, "", [{"role": "user", "content": PROMPT}])
         params = SamplingParams(temperature=0.0, max_tokens=N_TOKENS, seed=1)
         t1 = time.perf_counter()
-        tokens = list(engine.generate(prompt.tokens, params, threading.Event()))
+        # token ids, or Sampled(token_id, ...) where the engine reports what it sampled
+        tokens = [
+            t if isinstance(t, int) else t.token_id
+            for t in engine.generate(prompt.tokens, params, threading.Event())
+        ]
         took = time.perf_counter() - t1
         text = b"".join(engine.token_bytes(t) for t in tokens).decode("utf-8", "replace")
     finally:
