@@ -124,3 +124,48 @@ def test_ci_builds_and_self_tests_the_bundle_after_the_tests() -> None:
     assert lines.index("bash packaging/build.sh") > lines.index("python3 -m pytest")
     build = (PACKAGING / "build.sh").read_text()
     assert "--self-test --model" in build and "QT_QPA_PLATFORM=offscreen" in build
+
+
+def _load_script(name: str):  # type: ignore[no-untyped-def]
+    """packaging/ holds scripts, not a package (and `packaging` is a PyPI name)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, PACKAGING / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# (context, source) pairs from each converted module, as pyside6-lupdate must find them
+KNOWN = [
+    ("AboutDialog", "&Copy diagnostics"),
+    ("ModelManagerDialog", "Search Hugging Face for GGUF models…"),
+    ("ModelManagerDialog", "Queued {name}."),
+    ("ModelsController", "Model manager…"),
+    ("InputBox", "Message the model (Enter to send, Shift+Enter for a new line)"),
+]
+
+
+def _messages(ts: Path) -> set[tuple[str, str]]:
+    root = ET.parse(ts).getroot()
+    return {
+        (ctx.findtext("name") or "", m.findtext("source") or "")
+        for ctx in root.iter("context")
+        for m in ctx.iter("message")
+    }
+
+
+def test_lupdate_extracts_the_gui_strings(tmp_path: Path) -> None:
+    tool = _load_script("update_translations")
+    if tool.lupdate_command() is None:
+        pytest.skip("pyside6-lupdate is not installed (it ships with PySide6-Essentials)")
+    ts = tmp_path / "chatapp_en.ts"
+    tool.extract(ts)
+    found = _messages(ts)
+    for pair in KNOWN:
+        assert pair in found, pair
+    # the committed file is such an extraction (regenerate: packaging/update_translations.py)
+    committed = _messages(ROOT / "resources" / "i18n" / "chatapp_en.ts")
+    for pair in KNOWN:
+        assert pair in committed, pair
