@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -121,22 +120,25 @@ def test_display_problem(env: dict[str, str], platform: str, ok: bool) -> None:
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
-def test_a_running_x_server_is_found(tmp_path: Path) -> None:
-    display = f":{100 + os.getpid() % 500}"
-    xvfb = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+def test_a_running_x_server_is_found() -> None:
+    read_end, write_end = os.pipe()
+    xvfb = subprocess.Popen(  # -displayfd: Xvfb picks a free display and writes its number
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    os.close(write_end)
     try:
-        deadline = time.monotonic() + 30
-        while not x_server_answers(display) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with os.fdopen(read_end) as f:
+            number = f.readline().strip()  # written once the server accepts connections
+        assert number, f"Xvfb gave no display number (exit code {xvfb.poll()})"
+        display = f":{number}"
         assert x_server_answers(display)
         assert display_problem({"DISPLAY": display}, "linux") is None
     finally:
         xvfb.terminate()
-        xvfb.wait(10)
+        xvfb.wait(30)
     assert not x_server_answers(display)
 
 
