@@ -144,6 +144,8 @@ KNOWN = [
     ("ModelManagerDialog", "Queued {name}."),
     ("ModelsController", "Model manager…"),
     ("InputBox", "Message the model (Enter to send, Shift+Enter for a new line)"),
+    ("ExportActions", "Exported {what} to {path}"),
+    ("PromptView", "Show whitespace"),
 ]
 
 
