@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chatapp.selftest import main as selftest_main
 
         return selftest_main([a for a in args if a != "--self-test"])
+    if positionals[:1] == ["help"]:
+        return _gui_help(args)
     if any(a in ("-h", "--help", "--version") for a in args) and "--model" not in args:
         return cli.run(args) if "--version" in args else _gui_help(args)
     if positionals:

@@ -70,6 +70,11 @@ def test_serv_suggests_serve_only_if_serve_exists() -> None:
     assert ("did you mean 'serve'?" in r.stderr) == ("serve" in _commands())
 
 
+def test_help_as_a_word_prints_the_help() -> None:
+    r = _chatapp("help")
+    assert r.returncode == 0 and "usage: chatapp" in r.stdout and "--self-test" in r.stdout
+
+
 def test_unknown_option_is_an_error() -> None:
     r = _chatapp("--frobnicate")
     assert r.returncode == 2
