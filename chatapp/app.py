@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chatapp import __version__
 from chatapp.core.errors import StoreError
@@ -39,8 +42,20 @@ def _route_qt_messages() -> None:
         QtMsgType.QtFatalMsg: logging.CRITICAL,
     }
 
+    last_warning = [""]  # the cause often comes as a warning just before the fatal error
+
     def handler(mode: QtMsgType, _context: object, message: str) -> None:
         qt_log.log(levels.get(mode, logging.INFO), "%s", message)
+        if mode == QtMsgType.QtWarningMsg:
+            last_warning[0] = " ".join(message.split())
+        if mode == QtMsgType.QtFatalMsg:  # Qt would abort (SIGABRT) next: say why, exit 1
+            first = message.strip().splitlines()[0] if message.strip() else "fatal error"
+            cause = f" ({last_warning[0]})" if last_warning[0] else ""
+            print(f"chatapp: cannot start the window: Qt: {first}{cause}", file=sys.stderr)
+            sys.stderr.flush()
+            for h in logging.getLogger().handlers:
+                h.flush()
+            os._exit(1)
 
     qInstallMessageHandler(handler)
 
@@ -72,15 +87,38 @@ def build_window(model: str | None = None):  # -> MainWindow (Qt imported lazily
     return window
 
 
+def _startup_probe(app: Any, window: Any) -> None:
+    """For bench/startup.py (which cannot run code inside a frozen build): with
+    CHATAPP_STARTUP_PROBE=<time.time() at launch>, print the seconds to a shown window and
+    the conversation rows loaded, then quit."""
+    t0 = os.environ.get("CHATAPP_STARTUP_PROBE")
+    if not t0:
+        return
+    from PySide6.QtCore import QTimer
+
+    def shown() -> None:
+        print(time.time() - float(t0), window.conversations.rowCount(), flush=True)
+        app.quit()
+
+    QTimer.singleShot(0, shown)
+
+
 def run_app(argv: Sequence[str]) -> int:
     args = _args(argv)
     setup_logging(verbose=args.verbose)
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from chatapp.gui.appicon import app_icon
+    from chatapp.gui.i18n import install_translators
+
+    _route_qt_messages()  # before QApplication: a platform plugin failure is logged too
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("chatapp")
     app.setApplicationVersion(__version__)
-    _route_qt_messages()
+    app.setDesktopFileName("io.github.chatapp")  # Wayland: the icon and name of the launcher
+    app.setWindowIcon(app_icon())
+    install_translators(app)
     try:
         try:
             window = build_window(args.model)
@@ -94,6 +132,7 @@ def run_app(argv: Sequence[str]) -> int:
         QMessageBox.critical(None, "chatapp", str(e))
         return 1
     window.show()
+    _startup_probe(app, window)
     code = app.exec()
     window.store.close()
     return int(code)

@@ -1,14 +1,44 @@
-"""Logging: a rotating log file in the user log dir; stderr only with --verbose."""
+"""Logging: a rotating log file in the user log dir; stderr only with --verbose.
+
+The file rotates at MAX_BYTES into chatapp.log.1 ... .BACKUP_COUNT, so the log never
+takes more than about (BACKUP_COUNT + 1) * MAX_BYTES of disk.
+"""
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
 import os
+from pathlib import Path
 
 from chatapp.paths import app_paths
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_BYTES = 2_000_000
+BACKUP_COUNT = 3
+
+
+class _RotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Several chatapp processes (the window, a CLI command, the PDF worker) may share the
+    file. Where one cannot rename it because another holds it open (Windows), it keeps
+    writing to the current file instead of printing a logging error on the terminal."""
+
+    def rotate(self, source: str, dest: str) -> None:
+        try:
+            super().rotate(source, dest)
+        except OSError:
+            pass
+
+
+def file_handler(
+    path: Path, *, max_bytes: int = MAX_BYTES, backup_count: int = BACKUP_COUNT
+) -> logging.Handler:
+    handler = _RotatingFileHandler(
+        path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+    )
+    handler.setLevel(logging.DEBUG if os.environ.get("CHATAPP_DEBUG") else logging.INFO)
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    return handler
 
 
 def setup_logging(*, verbose: bool = False) -> None:
@@ -16,14 +46,8 @@ def setup_logging(*, verbose: bool = False) -> None:
     if getattr(root, "_chatapp_configured", False):
         return
     root.setLevel(logging.DEBUG)
-    paths = app_paths().ensure()
     try:
-        fh = logging.handlers.RotatingFileHandler(
-            paths.log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-        )
-        fh.setLevel(logging.DEBUG if os.environ.get("CHATAPP_DEBUG") else logging.INFO)
-        fh.setFormatter(logging.Formatter(_FORMAT))
-        root.addHandler(fh)
+        root.addHandler(file_handler(app_paths().ensure().log_file))
     except OSError:
         pass  # a read-only home must not stop the app
     if verbose:

@@ -109,7 +109,11 @@ class ExportActions(QObject):
     def add_context_entries(self, menu: QMenu, ids: list[str]) -> None:
         if not ids:
             return
-        label = "Export…" if len(ids) == 1 else f"Export {len(ids)} conversations…"
+        label = (
+            self.tr("Export…")
+            if len(ids) == 1
+            else self.tr("Export {n} conversations…").format(n=len(ids))
+        )
         action = menu.addAction(label)
         action.triggered.connect(lambda: self.export_interactive(list(ids)))
 
@@ -119,14 +123,14 @@ class ExportActions(QObject):
             current = self.window.current_conversation_id()
             ids = [current] if current else []
         if not ids:
-            self.window.show_info("There is no conversation to export yet.")
+            self.window.show_info(self.tr("There is no conversation to export yet."))
             return
         self.export_interactive(ids)
 
     def export_all(self) -> None:
         ids = [c.id for c in self.window.store.list_conversations()]
         if not ids:
-            self.window.show_info("There are no conversations to export.")
+            self.window.show_info(self.tr("There are no conversations to export."))
             return
         self.export_interactive(ids, force_zip=True)
 
@@ -145,7 +149,7 @@ class ExportActions(QObject):
         chosen_filter = next(label for label, f in filters if f == fmt)
         path, chosen = QFileDialog.getSaveFileName(
             self._parent_widget(),
-            "Export",
+            self.tr("Export"),
             start,
             ";;".join(label for label, _ in filters),
             chosen_filter,
@@ -167,7 +171,7 @@ class ExportActions(QObject):
     def import_interactive(self) -> None:
         start = str(self.window.settings.export_dir or Path.home())
         path, _ = QFileDialog.getOpenFileName(
-            self._parent_widget(), "Import conversations", start, IMPORT_FILTER
+            self._parent_widget(), self.tr("Import conversations"), start, IMPORT_FILTER
         )
         if path:
             self.start_import(Path(path))
@@ -178,7 +182,7 @@ class ExportActions(QObject):
         """Export in the background; reports through window.show_info / show_error."""
         db_path = self.window.store.path
         ids = list(ids)
-        progress = self._begin("Exporting…", len(ids))
+        progress = self._begin(self.tr("Exporting…"), len(ids))
 
         def job() -> Path:
             with Store(db_path) as store:
@@ -186,7 +190,9 @@ class ExportActions(QObject):
                 def load(conv_id: str) -> tuple[Conversation, list[Message]]:
                     conv = store.get_conversation(conv_id)
                     if conv is None:
-                        raise UserError("A conversation was deleted while it was being exported.")
+                        raise UserError(
+                            self.tr("A conversation was deleted while it was being exported.")
+                        )
                     return conv, store.messages(conv_id)
 
                 if as_zip:
@@ -201,14 +207,18 @@ class ExportActions(QObject):
         def done(path: Path) -> None:
             self._end()
             self._remember_folder(path.parent)
-            what = "1 conversation" if len(ids) == 1 else f"{len(ids)} conversations"
-            self.window.show_info(f"Exported {what} to {path}")
+            what = (
+                self.tr("1 conversation")
+                if len(ids) == 1
+                else self.tr("{n} conversations").format(n=len(ids))
+            )
+            self.window.show_info(self.tr("Exported {what} to {path}").format(what=what, path=path))
 
         self.window.run_in_background(job, done, self._failed)
 
     def start_import(self, path: Path, fmt: str = "auto") -> None:
         db_path = self.window.store.path
-        progress = self._begin("Importing…", PROGRESS_TOTAL)
+        progress = self._begin(self.tr("Importing…"), PROGRESS_TOTAL)
 
         def job() -> ImportResult:
             with Store(db_path) as store:
@@ -230,14 +240,14 @@ class ExportActions(QObject):
             self.window.show_error(str(error))
         else:
             log.error("export/import failed", exc_info=error)
-            self.window.show_error(f"Export or import failed: {error}")
+            self.window.show_error(self.tr("Export or import failed: {error}").format(error=error))
 
     # -- progress --------------------------------------------------------------------
 
     def _begin(self, label: str, total: int) -> Callable[[int, int], None]:
         """Show a progress dialog; return the thread-safe callback for the job."""
         self.busy = True
-        dialog = QProgressDialog(label, "Cancel", 0, max(total, 1), self._parent_widget())
+        dialog = QProgressDialog(label, self.tr("Cancel"), 0, max(total, 1), self._parent_widget())
         dialog.setWindowTitle("chatapp")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(400)  # quick jobs finish without a flash of a dialog
@@ -251,7 +261,7 @@ class ExportActions(QObject):
 
         def progress(done: int, total: int) -> None:  # called on the worker thread
             if cancel.is_set():
-                raise ExportCancelled("Cancelled; nothing was changed.")
+                raise ExportCancelled(self.tr("Cancelled; nothing was changed."))
             if done != last[0]:  # thousands of equal values would only flood the queue
                 last[0] = done
                 relay.progress.emit(done, total)

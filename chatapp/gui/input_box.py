@@ -12,7 +12,9 @@ class InputBox(QPlainTextEdit):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setPlaceholderText("Message the model (Enter to send, Shift+Enter for a new line)")
+        self.setPlaceholderText(
+            self.tr("Message the model (Enter to send, Shift+Enter for a new line)")
+        )
         self.setTabChangesFocus(True)
         self.setFixedHeight(84)
 

@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatapp import __version__
 from chatapp.core.engine import ModelInfo
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
@@ -49,6 +48,7 @@ from chatapp.paths import AppPaths
 log = logging.getLogger(__name__)
 
 GUI_EXTENSIONS = (
+    "chatapp.gui.about",  # Help > About chatapp
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
@@ -241,9 +241,6 @@ class MainWindow(QMainWindow):
         self.default_model_action.setEnabled(False)
         self.default_model_action.toggled.connect(self._set_default_model)
         self.menus["models"].addAction(self.default_model_action)
-        about = QAction("&About chatapp", self)
-        about.triggered.connect(self._about)
-        self.menus["help"].addAction(about)
         log_action = QAction("Open &log folder", self)
         log_action.triggered.connect(self._open_log_folder)
         self.menus["help"].addAction(log_action)
@@ -406,15 +403,6 @@ class MainWindow(QMainWindow):
         for hook in self.conversation_list_menu_hooks:
             hook(menu, ids)
         menu.exec(self.conversation_view.viewport().mapToGlobal(pos))
-
-    def _about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About chatapp",
-            f"<b>chatapp {__version__}</b><p>Chat with local GGUF models through llama.cpp. "
-            "Everything runs on this computer; the network is used only to find and "
-            "download models.</p>",
-        )
 
     def _open_log_folder(self) -> None:
         from PySide6.QtCore import QUrl

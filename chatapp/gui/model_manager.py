@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -68,13 +68,20 @@ def _fmt_eta(s: float | None) -> str:
 def job_status(job: Job) -> str:
     if job.state == RUNNING:
         return (
-            f"{human_size(int(job.speed))}/s · {_fmt_eta(job.eta)} left"
+            QCoreApplication.translate("ModelManagerDialog", "{speed}/s · {eta} left").format(
+                speed=human_size(int(job.speed)), eta=_fmt_eta(job.eta)
+            )
             if job.speed
-            else "starting"
+            else QCoreApplication.translate("ModelManagerDialog", "starting")
         )
     if job.state == FAILED:
         return job.error
-    return job.state
+    states = {
+        QUEUED: QCoreApplication.translate("ModelManagerDialog", "queued"),
+        PAUSED: QCoreApplication.translate("ModelManagerDialog", "paused"),
+        DONE: QCoreApplication.translate("ModelManagerDialog", "done"),
+    }
+    return states.get(job.state, job.state)
 
 
 def _table(model: ListTableModel[Any], stretch: int = 0) -> QTableView:
@@ -117,7 +124,7 @@ class ModelManagerDialog(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Models")
+        self.setWindowTitle(self.tr("Models"))
         self.resize(900, 560)
         self.settings = settings
         self.library = library
@@ -137,9 +144,9 @@ class ModelManagerDialog(QDialog):
         self._vram = free_vram() if settings.n_gpu_layers else None
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._discover_tab(), "Discover")
-        self.tabs.addTab(self._library_tab(), "Library")
-        self.tabs.addTab(self._downloads_tab(), "Downloads")
+        self.tabs.addTab(self._discover_tab(), self.tr("Discover"))
+        self.tabs.addTab(self._library_tab(), self.tr("Library"))
+        self.tabs.addTab(self._downloads_tab(), self.tr("Downloads"))
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -154,7 +161,7 @@ class ModelManagerDialog(QDialog):
     # --- helpers -------------------------------------------------------------------------
 
     def _ask(self, text: str) -> bool:
-        answer = QMessageBox.question(self, "Models", text)
+        answer = QMessageBox.question(self, self.tr("Models"), text)
         return answer == QMessageBox.StandardButton.Yes
 
     def _start(
@@ -180,7 +187,10 @@ class ModelManagerDialog(QDialog):
             self.say(str(e), error=True)
         else:
             log.error("model manager task failed", exc_info=e)
-            self.say(f"Something went wrong: {e}. Details are in the log.", error=True)
+            self.say(
+                self.tr("Something went wrong: {error}. Details are in the log.").format(error=e),
+                error=True,
+            )
 
     def _fit(self, size: int | None, quant: str = "") -> str:
         if size is None:
@@ -192,12 +202,12 @@ class ModelManagerDialog(QDialog):
     # --- Discover ------------------------------------------------------------------------
 
     def _discover_tab(self) -> QWidget:
-        self.query = QLineEdit(placeholderText="Search Hugging Face for GGUF models…")
+        self.query = QLineEdit(placeholderText=self.tr("Search Hugging Face for GGUF models…"))
         self.sort = QComboBox()
         self.sort.addItems(list(api.SORTS))
-        self.search_button = QPushButton("Search")
+        self.search_button = QPushButton(self.tr("Search"))
         self.prev_button, self.next_button = QPushButton("◀"), QPushButton("▶")
-        self.prev_button.setToolTip("Previous page")
+        self.prev_button.setToolTip("Previous page")  # tr() after h-desktop's merge (a11y)
         self.next_button.setToolTip("Next page")
         self.prev_button.setAccessibleName("Previous page")
         self.next_button.setAccessibleName("Next page")
@@ -207,10 +217,12 @@ class ModelManagerDialog(QDialog):
         self.search_button.clicked.connect(self.search)
         self.prev_button.clicked.connect(lambda: self.search(self.page - 1))
         self.next_button.clicked.connect(lambda: self.search(self.page + 1))
-        self.token_button = QPushButton("HF token…")
+        self.token_button = QPushButton(self.tr("HF token…"))
         self.token_button.setToolTip(
-            "A Hugging Face access token, for gated and private models "
-            "(HF_TOKEN and `huggingface-cli login` are used first)."
+            self.tr(
+                "A Hugging Face access token, for gated and private models "
+                "(HF_TOKEN and `huggingface-cli login` are used first)."
+            )
         )
         self.token_button.clicked.connect(self.set_token)
         top = QHBoxLayout()
@@ -226,18 +238,23 @@ class ModelManagerDialog(QDialog):
 
         self.results_model: ListTableModel[Any] = ListTableModel(
             [
-                Column("Repository", lambda r: r.repo if isinstance(r, Starter) else r.repo_id),
                 Column(
-                    "About",
+                    self.tr("Repository"),
+                    lambda r: r.repo if isinstance(r, Starter) else r.repo_id,
+                ),
+                Column(
+                    self.tr("About"),
                     lambda r: (
                         f"{r.title}: {r.description}"
                         if isinstance(r, Starter)
-                        else f"{r.downloads:,} downloads · {r.likes:,} likes"
-                        + (" · gated" if r.gated else "")
+                        else self.tr("{downloads} downloads · {likes} likes").format(
+                            downloads=f"{r.downloads:,}", likes=f"{r.likes:,}"
+                        )
+                        + (self.tr(" · gated") if r.gated else "")
                     ),
                 ),
                 Column(
-                    "Fit",
+                    self.tr("Fit"),
                     lambda r: (
                         f"~{r.size_gb:.1f} GB, {self._fit(r.size, r.quant)}"
                         if isinstance(r, Starter)
@@ -254,12 +271,17 @@ class ModelManagerDialog(QDialog):
         self.files_model: ListTableModel[FileGroup] = ListTableModel(
             [
                 Column(
-                    "File", lambda g: g.name + (f" ({len(g.files)} parts)" if g.is_split else "")
+                    self.tr("File"),
+                    lambda g: (
+                        g.name
+                        + (self.tr(" ({n} parts)").format(n=len(g.files)) if g.is_split else "")
+                    ),
                 ),
-                Column("Quant", lambda g: g.quant or "?"),
-                Column("Size", lambda g: human_size(g.size), align_right=True),
+                Column(self.tr("Quant"), lambda g: g.quant or "?"),
+                Column(self.tr("Size"), lambda g: human_size(g.size), align_right=True),
                 Column(
-                    f"Fit ({self.settings.context_limit} ctx)", lambda g: self._fit(g.size, g.quant)
+                    self.tr("Fit ({context} ctx)").format(context=self.settings.context_limit),
+                    lambda g: self._fit(g.size, g.quant),
                 ),
             ],
             self,
@@ -267,8 +289,8 @@ class ModelManagerDialog(QDialog):
         self.files = _table(self.files_model)
         self.files.setAccessibleName("Model files in the repository")
         self.files.doubleClicked.connect(lambda _: self.download_selected())
-        self.repo_label = QLabel("Choose a repository to see its files.")
-        self.download_button = QPushButton("Download")
+        self.repo_label = QLabel(self.tr("Choose a repository to see its files."))
+        self.download_button = QPushButton(self.tr("Download"))
         self.download_button.clicked.connect(self.download_selected)
         bottom = QHBoxLayout()
         bottom.addWidget(self.repo_label, 1)
@@ -290,8 +312,8 @@ class ModelManagerDialog(QDialog):
     def _ask_token(self) -> str | None:
         text, ok = QInputDialog.getText(
             self,
-            "Hugging Face token",
-            "Access token (from huggingface.co/settings/tokens); empty to remove:",
+            self.tr("Hugging Face token"),
+            self.tr("Access token (from huggingface.co/settings/tokens); empty to remove:"),
             QLineEdit.EchoMode.Password,
             self.settings.hf_token or "",
         )
@@ -303,7 +325,7 @@ class ModelManagerDialog(QDialog):
             return
         self.settings.hf_token = value.strip() or None
         self.save_settings()
-        self.say("Token saved." if self.settings.hf_token else "Token removed.")
+        self.say(self.tr("Token saved.") if self.settings.hf_token else self.tr("Token removed."))
 
     def show_starters(self) -> None:
         self.results_model.set_items(self.starters)
@@ -313,7 +335,7 @@ class ModelManagerDialog(QDialog):
     def search(self, page: int | bool = 0) -> None:
         page = max(0, int(page))
         query, sort = self.query.text().strip(), self.sort.currentText()
-        self.say("Searching…")
+        self.say(self.tr("Searching…"))
         self.search_button.setEnabled(False)
         token = self.token()
 
@@ -324,9 +346,9 @@ class ModelManagerDialog(QDialog):
             self.prev_button.setEnabled(page > 0)
             self.next_button.setEnabled(len(results) == PAGE_SIZE)
             self.say(
-                f"{len(results)} repositories (page {page + 1})."
+                self.tr("{n} repositories (page {page}).").format(n=len(results), page=page + 1)
                 if results
-                else "No GGUF models found."
+                else self.tr("No GGUF models found.")
             )
 
         def failed(e: Exception) -> None:
@@ -346,7 +368,7 @@ class ModelManagerDialog(QDialog):
         repo_id = item.repo if isinstance(item, Starter) else item.repo_id
         prefer = item.quant if isinstance(item, Starter) else ""
         self.files_model.set_items([])
-        self.repo_label.setText(f"Loading the files of {repo_id}…")
+        self.repo_label.setText(self.tr("Loading the files of {repo}…").format(repo=repo_id))
         token = self.token()
 
         def done(files: api.RepoFiles) -> None:
@@ -370,10 +392,15 @@ class ModelManagerDialog(QDialog):
     def download_selected(self) -> Job | None:
         group = _selected(self.files, self.files_model)
         if group is None or self.repo is None:
-            self.say("Choose a file to download.")
+            self.say(self.tr("Choose a file to download."))
             return None
         if not group.complete:
-            self.say(f"{group.name} is missing parts on the hub; it cannot be used.", error=True)
+            self.say(
+                self.tr("{name} is missing parts on the hub; it cannot be used.").format(
+                    name=group.name
+                ),
+                error=True,
+            )
             return None
         try:
             job = self.queue.add(self.repo.repo_id, self.repo.revision, group)
@@ -383,7 +410,7 @@ class ModelManagerDialog(QDialog):
         self.jobs_model.set_items(self.queue.jobs)
         self.jobs_view.selectRow(self.queue.jobs.index(job))
         self.tabs.setCurrentIndex(2)
-        self.say(f"Queued {group.name}.")
+        self.say(self.tr("Queued {name}.").format(name=group.name))
         return job
 
     # --- Library -------------------------------------------------------------------------
@@ -391,15 +418,18 @@ class ModelManagerDialog(QDialog):
     def _library_tab(self) -> QWidget:
         self.library_model: ListTableModel[LocalModel] = ListTableModel(
             [
-                Column("Model", lambda m: m.name + ("" if m.complete else "  (incomplete)")),
-                Column("Quant", lambda m: m.quant or "?"),
-                Column("Size", lambda m: human_size(m.size), align_right=True),
                 Column(
-                    "Where",
+                    self.tr("Model"),
+                    lambda m: m.name + ("" if m.complete else self.tr("  (incomplete)")),
+                ),
+                Column(self.tr("Quant"), lambda m: m.quant or "?"),
+                Column(self.tr("Size"), lambda m: human_size(m.size), align_right=True),
+                Column(
+                    self.tr("Where"),
                     lambda m: {
                         "library": "chatapp",
-                        "registered": "in place",
-                        "hf-cache": "Hugging Face cache",
+                        "registered": self.tr("in place"),
+                        "hf-cache": self.tr("Hugging Face cache"),
                         "lmstudio": "LM Studio",
                     }.get(m.source, m.source),
                 ),
@@ -414,11 +444,11 @@ class ModelManagerDialog(QDialog):
         self.details_label.setWordWrap(True)
         self.disk_label = QLabel()
         buttons = QHBoxLayout()
-        self.use_button = QPushButton("Use this model")
+        self.use_button = QPushButton(self.tr("Use this model"))
         self.use_button.setDefault(True)
-        self.import_button = QPushButton("Import GGUF…")
-        self.delete_button = QPushButton("Delete…")
-        refresh = QPushButton("Refresh")
+        self.import_button = QPushButton(self.tr("Import GGUF…"))
+        self.delete_button = QPushButton(self.tr("Delete…"))
+        refresh = QPushButton(self.tr("Refresh"))
         self.use_button.clicked.connect(self.use_selected)
         self.import_button.clicked.connect(self.import_dialog)
         self.delete_button.clicked.connect(self.delete_selected)
@@ -437,7 +467,9 @@ class ModelManagerDialog(QDialog):
 
     def refresh_library(self) -> None:
         self.library_model.set_items(self.library.models())
-        self.disk_label.setText(f"chatapp's models use {human_size(self.library.disk_use())}")
+        self.disk_label.setText(
+            self.tr("chatapp's models use {size}").format(size=human_size(self.library.disk_use()))
+        )
 
     def _show_details(self, *_: Any) -> None:
         m = _selected(self.library_view, self.library_model)
@@ -455,10 +487,19 @@ class ModelManagerDialog(QDialog):
             )
             params = catalog.human_params(d.parameter_count)
             self.details_label.setText(
-                f"{d.name} · {d.architecture} · {params} parameters"
-                f" · {d.quantization} · trained context {d.context_length or '?'}"
-                f" · chat template: {'yes' if d.has_chat_template else 'no'}"
-                f" · license {d.license or '?'} · {fit.describe()}"
+                self.tr(
+                    "{name} · {arch} · {params} parameters · {quant} · trained context {context}"
+                    " · chat template: {template} · license {license} · {fit}"
+                ).format(
+                    name=d.name,
+                    arch=d.architecture,
+                    params=params,
+                    quant=d.quantization,
+                    context=d.context_length or "?",
+                    template=self.tr("yes") if d.has_chat_template else self.tr("no"),
+                    license=d.license or "?",
+                    fit=fit.describe(),
+                )
             )
 
         self._start(lambda: self.details_cache.details(m.path), done, self._fail)
@@ -466,30 +507,37 @@ class ModelManagerDialog(QDialog):
     def use_selected(self) -> None:
         m = _selected(self.library_view, self.library_model)
         if m is None:
-            self.say("Choose a model first.")
+            self.say(self.tr("Choose a model first."))
             return
         if not m.complete:
-            self.say(f"{m.name} is an incomplete split model: some parts are missing.", error=True)
+            self.say(
+                self.tr("{name} is an incomplete split model: some parts are missing.").format(
+                    name=m.name
+                ),
+                error=True,
+            )
             return
         self.open_model(str(m.path))
-        self.say(f"Opening {m.name}…")
+        self.say(self.tr("Opening {name}…").format(name=m.name))
 
     def import_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Import a GGUF model", "", "GGUF models (*.gguf)"
+            self, self.tr("Import a GGUF model"), "", self.tr("GGUF models (*.gguf)")
         )
         if path:
             copy = self.confirm(
-                "Copy the file into chatapp's models folder?\nChoose No to use it where it is."
+                self.tr(
+                    "Copy the file into chatapp's models folder?\nChoose No to use it where it is."
+                )
             )
             self.import_file(Path(path), copy=copy)
 
     def import_file(self, path: Path, *, copy: bool) -> None:
-        self.say(f"Importing {path.name}…")
+        self.say(self.tr("Importing {name}…").format(name=path.name))
 
         def done(m: LocalModel) -> None:
             self.refresh_library()
-            self.say(f"Added {m.name}.")
+            self.say(self.tr("Added {name}.").format(name=m.name))
 
         self._start(lambda: self.library.import_file(path, copy=copy), done, self._fail)
 
@@ -498,12 +546,18 @@ class ModelManagerDialog(QDialog):
         if m is None:
             return
         if not (m.owned or m.source == catalog.SOURCE_REGISTERED):
-            self.say(f"{m.name} belongs to another tool ({m.source}); chatapp does not delete it.")
+            self.say(
+                self.tr(
+                    "{name} belongs to another tool ({source}); chatapp does not delete it."
+                ).format(name=m.name, source=m.source)
+            )
             return
         question = (
-            f"Delete {m.name} ({human_size(m.size)}) from disk?"
+            self.tr("Delete {name} ({size}) from disk?").format(
+                name=m.name, size=human_size(m.size)
+            )
             if m.owned
-            else f"Forget {m.name}? The file itself stays where it is."
+            else self.tr("Forget {name}? The file itself stays where it is.").format(name=m.name)
         )
         if not self.confirm(question):
             return
@@ -512,7 +566,7 @@ class ModelManagerDialog(QDialog):
         except UserError as e:
             self._fail(e)
         self.refresh_library()
-        self.say(f"Removed {m.name}.")
+        self.say(self.tr("Removed {name}.").format(name=m.name))
 
     # --- Downloads -----------------------------------------------------------------------
 
@@ -522,13 +576,15 @@ class ModelManagerDialog(QDialog):
 
         self.jobs_model: ListTableModel[Job] = ListTableModel(
             [
-                Column("Download", lambda j: j.title),
+                Column(self.tr("Download"), lambda j: j.title),
                 Column(
-                    "Progress",
-                    lambda j: f"{human_size(j.done)} of {human_size(j.total)}",
+                    self.tr("Progress"),
+                    lambda j: self.tr("{done} of {total}").format(
+                        done=human_size(j.done), total=human_size(j.total)
+                    ),
                     progress=pct,
                 ),
-                Column("Status", job_status),
+                Column(self.tr("Status"), job_status),
             ],
             self,
         )
@@ -539,11 +595,11 @@ class ModelManagerDialog(QDialog):
         self.jobs_view.setColumnWidth(1, 240)
         self.jobs_view.selectionModel().selectionChanged.connect(self._update_job_buttons)
         buttons = QHBoxLayout()
-        self.pause_button = QPushButton("Pause")
-        self.resume_button = QPushButton("Resume")
-        self.cancel_button = QPushButton("Cancel")
-        self.use_download_button = QPushButton("Use this model")
-        clear = QPushButton("Clear finished")
+        self.pause_button = QPushButton(self.tr("Pause"))
+        self.resume_button = QPushButton(self.tr("Resume"))
+        self.cancel_button = QPushButton(self.tr("Cancel"))
+        self.use_download_button = QPushButton(self.tr("Use this model"))
+        clear = QPushButton(self.tr("Clear finished"))
         self.pause_button.clicked.connect(lambda: self._job_action(self.queue.pause))
         self.resume_button.clicked.connect(lambda: self._job_action(self.queue.resume))
         self.cancel_button.clicked.connect(self.cancel_selected)
@@ -576,7 +632,7 @@ class ModelManagerDialog(QDialog):
     def cancel_selected(self) -> None:
         job = self.selected_job()
         if job is not None and self.confirm(
-            f"Cancel {job.group.name} and delete what was downloaded?"
+            self.tr("Cancel {name} and delete what was downloaded?").format(name=job.group.name)
         ):
             self.queue.cancel(job)
 
@@ -605,6 +661,10 @@ class ModelManagerDialog(QDialog):
         self._update_job_buttons()
         if job.state == DONE:
             self.refresh_library()
-            self.say(f"Downloaded and verified {job.group.name}. Use it from the Library tab.")
+            self.say(
+                self.tr("Downloaded and verified {name}. Use it from the Library tab.").format(
+                    name=job.group.name
+                )
+            )
         elif job.state == FAILED:
             self.say(job.error, error=True)

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
@@ -78,14 +79,20 @@ class ModelsController:
 
     def import_gguf(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            None, "Import a GGUF model", "", "GGUF models (*.gguf)"
+            None,
+            QCoreApplication.translate("ModelsController", "Import a GGUF model"),
+            "",
+            QCoreApplication.translate("ModelsController", "GGUF models (*.gguf)"),
         )
         if not path:
             return
         answer = QMessageBox.question(
             None,
-            "Import GGUF",
-            "Copy the file into chatapp's models folder?\nChoose No to use it where it is.",
+            QCoreApplication.translate("ModelsController", "Import GGUF"),
+            QCoreApplication.translate(
+                "ModelsController",
+                "Copy the file into chatapp's models folder?\nChoose No to use it where it is.",
+            ),
         )
         self.import_path(Path(path), copy=answer == QMessageBox.StandardButton.Yes)
 
@@ -93,7 +100,11 @@ class ModelsController:
         lib = self.library()
 
         def done(m: catalog.LocalModel) -> None:
-            self.window.show_info(f"Added {m.name} to the library.")
+            self.window.show_info(
+                QCoreApplication.translate(
+                    "ModelsController", "Added {name} to the library."
+                ).format(name=m.name)
+            )
             if self.dialog is not None:
                 self.dialog.refresh_library()
 
@@ -111,10 +122,10 @@ class ModelsController:
 def install(window: Any) -> ModelsController:
     controller = ModelsController(window)
     menu = window.menus["models"]
-    manager = QAction("Model manager…", menu)
+    manager = QAction(QCoreApplication.translate("ModelsController", "Model manager…"), menu)
     manager.setShortcut(QKeySequence("Ctrl+M"))
     manager.triggered.connect(controller.show_manager)
-    importer = QAction("Import GGUF…", menu)
+    importer = QAction(QCoreApplication.translate("ModelsController", "Import GGUF…"), menu)
     importer.triggered.connect(controller.import_gguf)
     menu.addAction(manager)
     menu.addAction(importer)

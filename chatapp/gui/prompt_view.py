@@ -153,7 +153,7 @@ class PromptView(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Prompt")
+        self.setWindowTitle(self.tr("Prompt"))
         self.resize(760, 560)
         self._text = text
         layout = QVBoxLayout(self)
@@ -174,7 +174,7 @@ class PromptView(QDialog):
         self.text_view.setPlainText(text)
         self.text_view.setAccessibleName("Prompt text")
         self.highlighter = SpecialTokenHighlighter(self.text_view.document(), special_tokens)
-        self.tabs.addTab(self.text_view, "Text")
+        self.tabs.addTab(self.text_view, self.tr("Text"))
 
         self.token_model = TokenTableModel()
         self.token_table = QTableView()
@@ -183,20 +183,20 @@ class PromptView(QDialog):
         self.token_table.setFont(monospace())
         self.token_table.verticalHeader().setVisible(False)
         self.token_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.tokens_status = QLabel("Tokenizing…")
+        self.tokens_status = QLabel(self.tr("Tokenizing…"))
         tokens_page = QWidget()
         tokens_layout = QVBoxLayout(tokens_page)
         tokens_layout.addWidget(self.tokens_status)
         tokens_layout.addWidget(self.token_table)
-        self.tabs.addTab(tokens_page, "Tokens")
+        self.tabs.addTab(tokens_page, self.tr("Tokens"))
         layout.addWidget(self.tabs)
 
-        self.whitespace_box = QCheckBox("Show whitespace")
+        self.whitespace_box = QCheckBox(self.tr("Show whitespace"))
         self.whitespace_box.toggled.connect(lambda on: show_whitespace(self.text_view, on))
         layout.addWidget(self.whitespace_box)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.copy_button = QPushButton("Copy text")
+        self.copy_button = QPushButton(self.tr("Copy text"))
         self.copy_button.clicked.connect(self.copy_text)
         buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
@@ -210,18 +210,22 @@ class PromptView(QDialog):
 
     def set_tokens(self, tokens: Sequence[tuple[int, str]]) -> None:
         self.token_model.set_tokens(tokens)
-        self.tokens_status.setText(f"{len(tokens):,} tokens")
+        self.tokens_status.setText(self.tr("{n} tokens").format(n=f"{len(tokens):,}"))
         self._update_summary(len(tokens))
 
     def _update_summary(self, n_tokens: int | None) -> None:
-        parts = [f"Template: {self._template_name}"] if self._template_name else []
-        parts.append(f"{len(self._text):,} characters")
+        parts = (
+            [self.tr("Template: {name}").format(name=self._template_name)]
+            if self._template_name
+            else []
+        )
+        parts.append(self.tr("{n} characters").format(n=f"{len(self._text):,}"))
         if n_tokens is not None:
-            parts.append(f"{n_tokens:,} tokens")
+            parts.append(self.tr("{n} tokens").format(n=f"{n_tokens:,}"))
         self.summary.setText(" · ".join(parts))
 
     def set_tokens_error(self, message: str) -> None:
-        self.tokens_status.setText(f"Could not tokenize: {message}")
+        self.tokens_status.setText(self.tr("Could not tokenize: {error}").format(error=message))
 
     def copy_text(self) -> None:
         QApplication.clipboard().setText(self._text)
