@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
+    add_token_flags(p)
     p.set_defaults(func=chat)
 
     c = sub.add_parser("conversations", help="list conversations, or show one")
@@ -68,6 +70,7 @@ def _prompt_text(args: argparse.Namespace) -> str:
 
 
 def chat(args: argparse.Namespace) -> int:
+    check_json_flags(args)
     text = _prompt_text(args)
     regenerate = args.regenerate is not None
     if regenerate and (args.edit or text.strip()):
@@ -121,8 +124,8 @@ def chat(args: argparse.Namespace) -> int:
         ).result()
         if loaded.template.warning:
             print(f"chatapp: note: {loaded.template.warning}", file=sys.stderr)
-        printer = _Printer()
-        opts = TurnOptions(sampling=sampling, system_prompt=args.system)
+        printer = TokenPrinter() if args.json else _Printer()
+        opts = TurnOptions(sampling=sampling, system_prompt=args.system, logprobs=args.logprobs)
         if args.edit:
             handle = service.edit(args.edit, text, options=opts, listener=printer)
         elif regenerate:
@@ -133,7 +136,8 @@ def chat(args: argparse.Namespace) -> int:
         result, interrupted = _wait(handle)
     finally:
         service.shutdown()
-    sys.stdout.write("\n")
+    if not args.json:
+        sys.stdout.write("\n")
     sys.stdout.flush()
     if isinstance(result, TurnFailed):
         raise UserError(result.error)

@@ -185,7 +185,7 @@ class ExportActions(QObject):
                     conv = store.get_conversation(conv_id)
                     if conv is None:
                         raise UserError("A conversation was deleted while it was being exported.")
-                    return conv, store.messages(conv_id)
+                    return conv, store.messages(conv_id, with_tokens=fmt == "json")
 
                 if as_zip:
                     return export_many(

@@ -57,8 +57,10 @@ class _LlamaChain:
     llama.cpp's C API: what the real sampler does to the logits before it draws."""
 
     def __init__(self, n_vocab: int, p: SamplingParams, last_n: int = 64) -> None:
-        self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        add = lambda s: llama_cpp.llama_sampler_chain_add(self.chain, s)  # noqa: E731
+        self.chain = llama_cpp.llama_sampler_chain_init(
+            llama_cpp.llama_sampler_chain_default_params()
+        )
+        add = lambda s: llama_cpp.llama_sampler_chain_add(self.chain, s)
         add(llama_cpp.llama_sampler_init_penalties(n_vocab, last_n, p.repeat_penalty, 0.0, 0.0))
         add(llama_cpp.llama_sampler_init_top_k(p.top_k))
         add(llama_cpp.llama_sampler_init_typical(1.0, 1))
@@ -89,10 +91,16 @@ class _LlamaChain:
 @pytest.mark.parametrize(
     "params",
     [
-        SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, seed=3),
+        SamplingParams(
+            temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, seed=3
+        ),
         # strong penalty and loose truncation: the window and the top-p cut both matter
-        SamplingParams(temperature=1.3, top_k=100, top_p=0.9, min_p=0.0, repeat_penalty=1.5, seed=7),
-        SamplingParams(temperature=0.5, top_k=0, top_p=0.8, min_p=0.02, repeat_penalty=1.2, seed=11),
+        SamplingParams(
+            temperature=1.3, top_k=100, top_p=0.9, min_p=0.0, repeat_penalty=1.5, seed=7
+        ),
+        SamplingParams(
+            temperature=0.5, top_k=0, top_p=0.8, min_p=0.02, repeat_penalty=1.2, seed=11
+        ),
     ],
 )
 def test_sampled_distribution_matches_llama_cpp_samplers(smol, params):
@@ -122,8 +130,12 @@ def test_temperature_zero_draws_the_top_of_the_sampled_distribution(smol):
     # the default repeat penalty (1.1) is on: the raw top may lose to it, the sampled top never
     params = SamplingParams(temperature=0.0, max_tokens=60, seed=1)
     steps = list(
-        smol.generate(_prompt(smol, "Count from one to twenty in words."), params,
-                      threading.Event(), logprobs=5)
+        smol.generate(
+            _prompt(smol, "Count from one to twenty in words."),
+            params,
+            threading.Event(),
+            logprobs=5,
+        )
     )
     assert len(steps) >= 20
     for s in steps:
@@ -133,7 +145,9 @@ def test_temperature_zero_draws_the_top_of_the_sampled_distribution(smol):
 
 def test_top_k_one_leaves_one_candidate_with_probability_one(smol):
     params = SamplingParams(temperature=0.9, top_k=1, max_tokens=30, seed=5)
-    steps = list(smol.generate(_prompt(smol, "Name a colour."), params, threading.Event(), logprobs=5))
+    steps = list(
+        smol.generate(_prompt(smol, "Name a colour."), params, threading.Event(), logprobs=5)
+    )
     assert steps
     for s in steps:
         assert [t for t, _ in s.sampled_top] == [s.token_id]
@@ -143,7 +157,9 @@ def test_top_k_one_leaves_one_candidate_with_probability_one(smol):
 
 def test_raw_and_sampled_alternatives_are_probabilities(smol):
     params = SamplingParams(temperature=0.7, max_tokens=40, seed=2)
-    steps = list(smol.generate(_prompt(smol, "Why is the sky blue?"), params, threading.Event(), logprobs=5))
+    steps = list(
+        smol.generate(_prompt(smol, "Why is the sky blue?"), params, threading.Event(), logprobs=5)
+    )
     assert len(steps) >= 10
     for s in steps:
         for top in (s.top, s.sampled_top):
