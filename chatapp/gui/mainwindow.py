@@ -51,6 +51,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
+    "chatapp.gui.tokenizer_playground",  # View > Tokenizer playground (h-inside, issue 10)
 )
 
 
