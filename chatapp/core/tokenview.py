@@ -24,7 +24,7 @@ EXPLAIN_TOKENS = (
     "vocabulary learned from lots of text (byte-pair encoding). Common words are one token, "
     "rare words several; a space usually belongs to the word after it. Each coloured block "
     "is one token; hover for its number in the vocabulary and its bytes. Special tokens "
-    "(framed) are markers such as the start of a turn, never typed text. A character such "
+    "(bold, lined above) are markers such as the start of a turn, never typed text. A character such "
     "as an emoji can be split over two tokens: its pieces show as \\x.. bytes."
 )
 EXPLAIN_PROBABILITIES = (
@@ -292,7 +292,11 @@ def _span_html(span: TokenSpan, bg: str, colors: TokenColors, marked: bool = Fal
         deco.append("underline")
     style += f" text-decoration:{' '.join(deco) or 'none'};"
     label = html.escape(span.label) or "&nbsp;"
-    return f'<a name="tok{span.index}" title="{html.escape(tooltip(span))}" style="{style}">{label}</a>'
+    brk = "<br>" if span.data.endswith(b"\n") else ""  # the label shows \n; the line breaks too
+    return (
+        f'<a name="tok{span.index}" title="{html.escape(tooltip(span))}" style="{style}">'
+        f"{label}</a>{brk}"
+    )
 
 
 def token_view_html(

@@ -53,8 +53,8 @@ def palette_colors(widget: QWidget) -> tv.TokenColors:
     return tv.TokenColors(
         text=pal.color(QPalette.ColorRole.Text).name(),
         base=base.name(),
-        even=mix(0.18),
-        odd=mix(0.42),
+        even=mix(0.28),
+        odd=mix(0.55),
         special=pal.color(QPalette.ColorRole.PlaceholderText).name(),
         hot=hi.name(),
     )
@@ -169,6 +169,11 @@ class TokenizerPlayground(QDialog):
 
     def set_other_model(self, path: Path | None) -> None:
         self.other_path = path
+        at = self.model_box.findData(str(path) if path else None)
+        if at < 0 and path is not None:
+            self.model_box.addItem(path.name, str(path))
+            at = self.model_box.count() - 1
+        self.model_box.setCurrentIndex(max(at, 0))
         if path is None:
             self.right.tokens, self.right.special = [], set()
             self.right.count.setText("")
