@@ -49,8 +49,9 @@ class TokenPrinter:
     def __call__(self, event: Any) -> None:
         chunk = event if isinstance(event, Chunk) else getattr(event, "chunk", None)
         prompt = getattr(event, "prompt", None)
-        if prompt is not None and getattr(prompt, "warning", ""):
-            print(f"chatapp: note: {prompt.warning}", file=sys.stderr)
+        warning = str(getattr(prompt, "warning", "") or "")
+        if warning:
+            print(f"chatapp: note: {warning}", file=sys.stderr)
         if not isinstance(chunk, Chunk) or chunk.token_id is None:
             return
         line = json.dumps(chunk_to_json(chunk), ensure_ascii=False, allow_nan=False)

@@ -537,10 +537,13 @@ class ChatService:
                 raw_prompt=text,
             )
             stream = backend.execute(request, cancel or threading.Event())
+            pieces: list[str] = []
             for chunk in stream:
+                if chunk.channel == "answer":
+                    pieces.append(chunk.text)
                 if listener is not None:
                     listener(chunk)
-            return Completion(stream.prompt, stream.answer, stream.stats)
+            return Completion(stream.prompt, "".join(pieces), stream.stats)
 
         return self._infer.submit(job)
 
