@@ -494,6 +494,9 @@ class ChatService:
                 raise UserError(
                     f"This answer was written by {answer.model}; load that model to branch from it."
                 )
+            n_vocab = self.loaded.info.n_vocab if self.loaded else 0
+            if not 0 <= token_id < n_vocab:  # llama.cpp would read out of bounds
+                raise UserError(f"Token {token_id} is not in this model's vocabulary.")
             if not 0 <= position < len(trace.steps):
                 raise UserError(
                     f"The answer has {len(trace.steps)} tokens; no position {position}."
