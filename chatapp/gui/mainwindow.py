@@ -51,7 +51,9 @@ GUI_EXTENSIONS = (
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
-    "chatapp.gui.tokenizer_playground",  # View > Tokenizer playground (h-inside, issue 10)
+    # h-inside, issue 10: View > Tokenizer playground, Chat > Answer tokens and probabilities
+    "chatapp.gui.tokenizer_playground",
+    "chatapp.gui.answer_tokens",
 )
 
 
