@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from chatapp.core import tokenview as tv
 from chatapp.core.conversation import Role
-from chatapp.core.logprobs import TokenTrace, sampling_summary
+from chatapp.core.logprobs import TokenTrace
 from chatapp.gui.tokenizer_playground import palette_colors
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,6 @@ class AnswerTokensDialog(QDialog):
             modes.addWidget(b)
         self.mode_group.button(0).setChecked(True)
         modes.addStretch(1)
-        self.shaped = QLabel(f"Shaped by: {sampling_summary(trace.sampling)}")
-        modes.addWidget(self.shaped)
         lay.addLayout(modes)
         self.legend = QLabel()
         lay.addWidget(self.legend)
@@ -143,7 +141,7 @@ class AnswerTokensDialog(QDialog):
         sampled = dict(step.sampled_top)
         for token_id, lp in step.top:
             p_s = sampled.get(token_id)
-            s_text = f"{100 * math.exp(p_s):.1f}%" if p_s is not None else "not a candidate"
+            s_text = f"{100 * math.exp(p_s):.1f}%" if p_s is not None else "cut"
             label = tv.token_label(self.trace.data(token_id))
             item = QListWidgetItem(
                 f"{label!r}  raw {100 * math.exp(lp):.1f}% · sampled {s_text}"
