@@ -97,14 +97,14 @@ class AnswerTokensDialog(QDialog):
         split.setStretchFactor(1, 1)
         lay.addWidget(split, 1)
         self.alternatives.currentItemChanged.connect(self._alt_changed)
-        self.mode_group.idClicked.connect(lambda _i: self.render())
-        self.render()
+        self.mode_group.idClicked.connect(lambda _i: self.redraw())
+        self.redraw()
 
     @property
     def mode(self) -> int:
         return self.mode_group.checkedId()
 
-    def render(self) -> None:
+    def redraw(self) -> None:
         colors = palette_colors(self)
         if self.mode == 2:
             body = tv.token_view_html(self.spans, colors)
