@@ -27,6 +27,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(RUN_CLI), *args],
         capture_output=True,
+        check=False,
         text=True,
         timeout=600,
         env=dict(os.environ),
