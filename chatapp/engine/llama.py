@@ -304,19 +304,8 @@ class LlamaEngine:
         of the logits) and sampled (the distribution after the sampler chain)."""
         ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
-        m = float(logits.max())
-        log_z = m + float(np.log(np.exp(logits - m).sum(dtype=np.float64)))
-        top = np.argpartition(logits, -top_n)[-top_n:]
-        top = top[np.argsort(logits[top])[::-1]]
-        ids, lps = dist.distribution(logits)
-        chosen = np.flatnonzero(ids == token)
-        return Sampled(
-            token,
-            float(logits[token]) - log_z,
-            tuple((int(t), float(logits[t]) - log_z) for t in top),
-            sampled_logprob=float(lps[chosen[0]]) if len(chosen) else None,
-            sampled_top=tuple((int(t), float(lp)) for t, lp in zip(ids[:top_n], lps[:top_n])),
-        )
+        raw_lp, raw_top, sampled_lp, sampled_top = dist.capture(logits, token, top_n)
+        return Sampled(token, raw_lp, raw_top, sampled_lp, sampled_top)
 
     def _prompt_eval(self, prompt: list[int]) -> PromptEval:
         """How much of the prompt llama-cpp-python's generate() will take from the KV

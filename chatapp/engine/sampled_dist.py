@@ -32,6 +32,8 @@ from chatapp.core.engine import SamplingParams
 
 DEFAULT_LAST_N = 64
 
+Alternatives = tuple[tuple[int, float], ...]
+
 
 class SampledDistribution:
     """Follows one generate() call: feed it each step's logits, then the token drawn."""
@@ -68,15 +70,19 @@ class SampledDistribution:
     def distribution(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The candidates the sampler draws from, best first, and their log-probabilities
         (they sum to 1 in probability)."""
+        return self._chain(self.penalized(logits), None)
+
+    def _chain(self, pen: np.ndarray, best: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """best: indices holding at least the top_k highest penalized logits, if known."""
         p = self.params
-        pen = self.penalized(logits)
         if p.temperature == 0:
             return np.array([int(np.argmax(pen))]), np.zeros(1)
         if p.temperature < 0:
             return _softmax_sorted(np.arange(pen.shape[0]), pen.astype(np.float64))
         n = pen.shape[0]
         if 0 < p.top_k < n:
-            ids = np.argpartition(pen, -p.top_k)[-p.top_k :]
+            pool = best if best is not None else np.argpartition(pen, -p.top_k)[-p.top_k :]
+            ids = pool[np.argsort(-pen[pool], kind="stable")[: p.top_k]]
         else:
             ids = np.arange(n)
         vals = pen[ids].astype(np.float64)
@@ -93,6 +99,35 @@ class SampledDistribution:
             floor = vals[0] + math.log(p.min_p)
             keep = min(keep, max(1, int(np.count_nonzero(vals >= floor))))
         return _softmax_sorted(ids[:keep], vals[:keep] / p.temperature)
+
+    def capture(
+        self, logits: np.ndarray, token: int, top_n: int
+    ) -> tuple[float, Alternatives, float | None, Alternatives]:
+        """One step's record: the token's raw log-probability, the raw top_n, its
+        sampled log-probability (None if outside the candidates) and the sampled top_n.
+
+        One partial sort serves both: the penalty only lowers the logits of the tokens
+        in its window, so the raw top_n lies within the penalized top (top_n + window)
+        together with the window's tokens, and that set also holds the top_k."""
+        pen = self.penalized(logits)
+        m = float(logits.max())
+        buf = np.subtract(logits, np.float32(m))
+        np.exp(buf, out=buf)
+        log_z = m + math.log(float(buf.sum(dtype=np.float64)))
+        k = max(top_n, max(0, self.params.top_k)) + len(self._counts)
+        k = min(k, logits.shape[0])
+        pool = np.argpartition(pen, -k)[-k:]
+        if self._counts:
+            pool = np.union1d(pool, np.fromiter(self._counts, dtype=np.int64))
+        raw_top = pool[np.argsort(-logits[pool], kind="stable")[:top_n]]
+        ids, lps = self._chain(pen, pool)
+        chosen = np.flatnonzero(ids == token)
+        return (
+            float(logits[token]) - log_z,
+            tuple((int(t), float(logits[t]) - log_z) for t in raw_top),
+            float(lps[chosen[0]]) if len(chosen) else None,
+            tuple((int(t), float(lp)) for t, lp in zip(ids[:top_n], lps[:top_n])),
+        )
 
 
 def _softmax_sorted(ids: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
