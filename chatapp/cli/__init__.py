@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "chatapp.cli.export",  # export, import
     "chatapp.cli.prompt",  # prompt
     "chatapp.cli.db",  # db check|recover
+    "chatapp.cli.complete",  # complete (completion mode)
 )
 
 

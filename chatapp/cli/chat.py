@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
+    add_token_flags(p)
     p.set_defaults(func=chat)
 
 
@@ -62,6 +64,7 @@ def _prompt_text(args: argparse.Namespace) -> str:
 
 
 def chat(args: argparse.Namespace) -> int:
+    check_json_flags(args)
     text = _prompt_text(args)
     regenerate = args.regenerate is not None
     if regenerate and (args.edit or text.strip()):
@@ -115,8 +118,8 @@ def chat(args: argparse.Namespace) -> int:
         ).result()
         if loaded.template.warning:
             print(f"chatapp: note: {loaded.template.warning}", file=sys.stderr)
-        printer = _Printer(said=loaded.template.warning)
-        opts = TurnOptions(sampling=sampling, system_prompt=args.system)
+        printer = TokenPrinter() if args.json else _Printer(said=loaded.template.warning)
+        opts = TurnOptions(sampling=sampling, system_prompt=args.system, logprobs=args.logprobs)
         if args.edit:
             handle = service.edit(args.edit, text, options=opts, listener=printer)
         elif regenerate:
@@ -127,7 +130,8 @@ def chat(args: argparse.Namespace) -> int:
         result, interrupted = _wait(handle)
     finally:
         service.shutdown()
-    sys.stdout.write("\n")
+    if not args.json:
+        sys.stdout.write("\n")
     sys.stdout.flush()
     if isinstance(result, TurnFailed):
         raise UserError(result.error)

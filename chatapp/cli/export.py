@@ -99,7 +99,7 @@ def export_command(args: argparse.Namespace) -> int:
         def load(conv_id: str) -> tuple[Conversation, list[Message]]:
             conv = store.get_conversation(conv_id)
             assert conv is not None
-            return conv, store.messages(conv_id)
+            return conv, store.messages(conv_id, with_tokens=fmt == "json")
 
         if len(ids) == 1 and not args.all:
             return _export_one(*load(ids[0]), fmt, args.output)

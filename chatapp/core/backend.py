@@ -104,6 +104,10 @@ class Chunk:
     token_id: int | None = None
     logprob: float | None = None
     top: tuple[TokenAlternative, ...] = ()
+    # the distribution the sampler drew from (after penalties, top-k/p, min-p, temperature)
+    sampled_logprob: float | None = None
+    sampled_top: tuple[TokenAlternative, ...] = ()
+    data: bytes = b""  # the token's own bytes (a multi-byte character may span tokens)
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,12 @@ class ChatRequest:
     cache_key: str | None = None
     tools: list[dict[str, Any]] | None = None  # offered to a template that reads them
     add_generation_prompt: bool = True  # open the assistant's turn at the end
+    # completion mode: this text as written, no chat template, only the BOS token the
+    # vocabulary asks for (history and system_prompt are then ignored)
+    raw_prompt: str | None = None
+    # branching from an alternative: tokens that start the answer as if generated (the
+    # kept prefix and the chosen token), with what was known of them; the rest is sampled
+    forced: tuple[Any, ...] = ()  # core.engine.Sampled
 
 
 @dataclass(frozen=True)

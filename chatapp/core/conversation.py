@@ -48,6 +48,9 @@ class Message:
     completion_tokens: int | None = None
     tokens_per_second: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # per-token probabilities (core.logprobs.TokenTrace), attached only when asked for
+    # (Store.messages(with_tokens=True), an import); stored in table token_logprobs
+    tokens: Any = field(default=None, compare=False, repr=False)
 
     def with_(self, **changes: Any) -> Message:
         return replace(self, **changes)

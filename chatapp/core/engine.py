@@ -51,11 +51,16 @@ class Sampled:
 
     logprob and top are log-probabilities of the model's raw next-token distribution
     (softmax of the logits at this step), captured only when asked for; top holds the
-    best (token id, log-probability) pairs, best first."""
+    best (token id, log-probability) pairs, best first. sampled_logprob and sampled_top
+    are the same for the distribution the sampler actually drew from (after repeat
+    penalty, top-k, top-p, min-p, temperature); it may hold fewer candidates than asked
+    for (top_k=1: one, with log-probability 0)."""
 
     token_id: int
     logprob: float | None = None
     top: tuple[tuple[int, float], ...] = ()
+    sampled_logprob: float | None = None
+    sampled_top: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role
 from chatapp.core.errors import UserError
+from chatapp.core.logprobs import TraceFormatError, trace_from_doc, trace_to_doc
 
 FORMAT = "chatapp.conversation"
 COLLECTION_FORMAT = "chatapp.conversations"
@@ -50,6 +51,8 @@ def message_to_doc(m: Message) -> dict[str, Any]:
         "completion_tokens": m.completion_tokens,
         "tokens_per_second": _finite(m.tokens_per_second),
         "meta": meta,
+        # optional: per-token probabilities, only for answers that have them (issue 10)
+        **({"tokens": trace_to_doc(m.tokens)} if m.tokens is not None else {}),
     }
 
 
@@ -231,6 +234,12 @@ def _message(conv_id: str, where: str, i: int, raw: Any) -> Message:
         if d.get(key) is not None:
             meta[key] = d[key]
     tps = c.get(d, "tokens_per_second", NUM, required=False)
+    tokens = None
+    if d.get("tokens") is not None:
+        try:
+            tokens = trace_from_doc(d["tokens"])
+        except TraceFormatError as e:
+            raise c.fail(str(e)) from e
     return Message(
         id=msg_id,
         conversation_id=conv_id,
@@ -245,4 +254,5 @@ def _message(conv_id: str, where: str, i: int, raw: Any) -> Message:
         completion_tokens=c.get(d, "completion_tokens", (int,), required=False),
         tokens_per_second=float(tps) if tps is not None else None,
         meta=meta,
+        tokens=tokens,
     )

@@ -14,6 +14,7 @@ import codecs
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from chatapp.core.backend import Chunk, PreparedPrompt, ReplyStats, TokenAlternative
 from chatapp.core.conversation import FinishReason
@@ -40,6 +41,7 @@ class ReplyStream:
         start_inside_thinking: bool = False,
         logprobs: int = 0,
         cache_key: str | None = None,
+        forced: Sequence[Sampled] = (),
     ) -> None:
         self.engine = engine
         self.prompt: PreparedPrompt | None = prompt if isinstance(prompt, PreparedPrompt) else None
@@ -48,6 +50,7 @@ class ReplyStream:
         self.cancel = cancel
         self.logprobs = logprobs
         self.cache_key = cache_key
+        self.forced = list(forced)  # branching: the answer starts with these (see _steps)
         self._out = AnswerStream(stop_markers, think_tags, start_inside=start_inside_thinking)
         self.stats = ReplyStats(prompt_tokens=len(self.prompt_tokens), seed=params.seed)
         self._pieces: dict[int, str] = {}
@@ -71,13 +74,11 @@ class ReplyStream:
             self._pieces[token_id] = text
         return text
 
-    def _chunks(self, s: Sampled, pieces: list[tuple[str, str]]) -> Iterator[Chunk]:
+    def _chunks(self, s: Sampled, pieces: list[tuple[str, str]], data: bytes) -> Iterator[Chunk]:
         top = tuple(TokenAlternative(t, self._piece(t), lp) for t, lp in s.top)
-        if not pieces:
-            yield Chunk("", ANSWER, s.token_id, s.logprob, top)
-            return
-        channel, text = pieces[0]
-        yield Chunk(text, channel, s.token_id, s.logprob, top)
+        stop = tuple(TokenAlternative(t, self._piece(t), lp) for t, lp in s.sampled_top)
+        channel, text = pieces[0] if pieces else (ANSWER, "")
+        yield Chunk(text, channel, s.token_id, s.logprob, top, s.sampled_logprob, stop, data)
         for channel, text in pieces[1:]:
             yield Chunk(text, channel)
 
@@ -88,14 +89,8 @@ class ReplyStream:
         n = 0
         finish = FinishReason.LENGTH
         try:
-            for s in self.engine.generate(
-                self.prompt_tokens,
-                self.params,
-                self.cancel,
-                logprobs=self.logprobs,
-                cache_key=self.cache_key,
-            ):
-                if t_first is None:
+            for s, is_forced in self._steps():
+                if t_first is None and not is_forced:
                     t_first = time.perf_counter()
                     ev = getattr(self.engine, "last_prompt", None)
                     if ev is not None:
@@ -107,8 +102,9 @@ class ReplyStream:
                     # flagged end-of-generation) ends the turn; it is never shown
                     finish = FinishReason.STOP
                     break
-                pieces = self._out.feed(decoder.decode(self.engine.token_bytes(s.token_id)))
-                yield from self._chunks(s, pieces)
+                data = self.engine.token_bytes(s.token_id)
+                pieces = self._out.feed(decoder.decode(data))
+                yield from self._chunks(s, pieces, data)
                 if self._out.stopped:
                     finish = FinishReason.STOP
                     break
@@ -133,6 +129,26 @@ class ReplyStream:
         self.stats.completion_tokens = n
         self.stats.prompt_seconds = (t_first or t_end) - t0
         self.stats.generation_seconds = t_end - (t_first or t_end)
+
+    def _steps(self) -> Iterator[tuple[Sampled, bool]]:
+        """The forced tokens (as recorded when they were first generated), then what the
+        engine samples after prompt + forced tokens. max_tokens counts both."""
+        for s in self.forced:
+            yield s, True
+        params = self.params
+        if self.forced and params.max_tokens is not None:
+            left = params.max_tokens - len(self.forced)
+            if left <= 0:
+                return
+            params = replace(params, max_tokens=left)
+        for s in self.engine.generate(
+            self.prompt_tokens + [s.token_id for s in self.forced],
+            params,
+            self.cancel,
+            logprobs=self.logprobs,
+            cache_key=self.cache_key,
+        ):
+            yield s, False
 
     def _natural_finish(self, n: int) -> FinishReason:
         if self.params.max_tokens is not None and n >= self.params.max_tokens:

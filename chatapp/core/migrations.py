@@ -178,6 +178,17 @@ def m005_pins_and_tags(db: sqlite3.Connection) -> None:
     )
 
 
+def m007_token_logprobs(db: sqlite3.Connection) -> None:
+    """Each answer's generated tokens with their probabilities and top alternatives, raw
+    and as sampled (core.logprobs: one packed, compressed blob per answer), kept apart
+    from messages like prompt_tokens: only read when a view or an export asks."""
+    db.execute(
+        "CREATE TABLE token_logprobs ("
+        " message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
+        " data BLOB NOT NULL)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_key_value", m002_key_value),
@@ -185,4 +196,5 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_search_index", m004_search_index),
     ("005_pins_and_tags", m005_pins_and_tags),
     ("006_live_writers", m006_live_writers),
+    ("007_token_logprobs", m007_token_logprobs),
 ]

@@ -36,6 +36,7 @@ from chatapp.core.conversation import (
     thread,
 )
 from chatapp.core.errors import StoreError
+from chatapp.core.logprobs import TokenTrace, pack_trace, unpack_trace
 from chatapp.core.migrations import MIGRATIONS, Migration
 from chatapp.core.receipt import pack_tokens, unpack_tokens
 from chatapp.core.store_conn import (
@@ -496,6 +497,8 @@ class Store:
             with self.transaction() as db:
                 for m in messages[i : i + step]:
                     self._insert_message(db, m)
+                    if m.tokens is not None:  # an imported answer's token probabilities
+                        self.save_token_trace(m.id, m.tokens)
 
     @contextmanager
     def batched(self) -> Iterator[None]:
@@ -625,14 +628,19 @@ class Store:
         ).fetchone()
         return _msg(row) if row else None
 
-    def messages(self, conversation_id: str) -> list[Message]:
-        """Every message of the conversation (all branches), oldest first."""
+    def messages(self, conversation_id: str, *, with_tokens: bool = False) -> list[Message]:
+        """Every message of the conversation (all branches), oldest first. with_tokens:
+        attach each answer's token probabilities (for the JSON export)."""
         rows = self._db.execute(
             f"SELECT {_MSG_COLS} FROM messages WHERE conversation_id = ?"
             " ORDER BY created_at, rowid",
             (conversation_id,),
         ).fetchall()
-        return [_msg(r) for r in rows]
+        msgs = [_msg(r) for r in rows]
+        if with_tokens:
+            traces = self.token_traces(conversation_id)
+            msgs = [m.with_(tokens=traces[m.id]) if m.id in traces else m for m in msgs]
+        return msgs
 
     def active_thread(self, conversation_id: str) -> list[Message]:
         conv = self.get_conversation(conversation_id)
@@ -738,6 +746,31 @@ class Store:
         with self.transaction() as db:
             db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
             db.execute("INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild')")
+
+    # -- per-token probabilities (h-inside, issue 10) ---------------------------------
+
+    def save_token_trace(self, message_id: str, trace: TokenTrace) -> None:
+        """An answer's tokens with their probabilities (core.logprobs), one blob."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO token_logprobs VALUES (?, ?)"
+                " ON CONFLICT(message_id) DO UPDATE SET data = excluded.data",
+                (message_id, pack_trace(trace)),
+            )
+
+    def token_trace(self, message_id: str) -> TokenTrace | None:
+        row = self._db.execute(
+            "SELECT data FROM token_logprobs WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return unpack_trace(row[0]) if row else None
+
+    def token_traces(self, conversation_id: str) -> dict[str, TokenTrace]:
+        rows = self._db.execute(
+            "SELECT t.message_id, t.data FROM token_logprobs t"
+            " JOIN messages m ON m.id = t.message_id WHERE m.conversation_id = ?",
+            (conversation_id,),
+        )
+        return {r[0]: unpack_trace(r[1]) for r in rows}
 
     # -- app state ----------------------------------------------------------------
 

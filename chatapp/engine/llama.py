@@ -6,9 +6,10 @@ prompt is evaluated (a long prompt takes seconds). The abort callback is install
 for prompt evaluation: it is called for every graph node, and leaving it on during
 token-by-token generation would cost several percent of speed.
 
-Log-probabilities are read from the last logits at each step (llama_get_logits_ith), the
-distribution the sampler just drew from, never through logits_all (context x vocabulary
-floats). The KV state of the most recent conversations is kept in a bounded cache
+Log-probabilities are read from the last logits at each step (llama_get_logits_ith),
+never through logits_all (context x vocabulary floats): the raw distribution (softmax of
+the logits) and the one the sampler actually drew from (after repeat penalty, top-k,
+top-p, min-p and temperature, recomputed by engine.sampled_dist from the same logits). The KV state of the most recent conversations is kept in a bounded cache
 (StateCache), so switching A -> B -> A evaluates only A's new tokens.
 """
 
@@ -36,6 +37,7 @@ from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
 from chatapp.core.gguf import GGUFInfo, check_model_file
 from chatapp.engine import llama_guard, llama_log
 from chatapp.engine.hardware import physical_cores
+from chatapp.engine.sampled_dist import SampledDistribution
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +261,8 @@ class LlamaEngine:
         abort_on = True
         produced = 0
         top_n = max(0, min(int(logprobs), 20))
+        # h-inside: the sampler's own distribution, followed step by step beside the raw one
+        dist = SampledDistribution(params, self._llm.last_n_tokens_size) if top_n else None
         try:
             gen = self._llm.generate(
                 prompt,
@@ -276,7 +280,11 @@ class LlamaEngine:
                     raise Cancelled()
                 if token in self.info.eog_token_ids:
                     return
-                yield self._sampled(ctx, token, top_n) if top_n else Sampled(token)
+                if dist is not None:
+                    yield self._sampled(ctx, token, top_n, dist)
+                    dist.accept(token)
+                else:
+                    yield Sampled(token)
                 produced += 1
                 if params.max_tokens is not None and produced >= params.max_tokens:
                     return
@@ -291,20 +299,14 @@ class LlamaEngine:
             if abort_on:
                 llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
 
-    def _sampled(self, ctx: Any, token: int, top_n: int) -> Sampled:
-        """The token with its log-probability and the top_n alternatives, from the
-        logits the sampler just drew from (the last row of the context's logits)."""
+    def _sampled(self, ctx: Any, token: int, top_n: int, dist: SampledDistribution) -> Sampled:
+        """The token with its log-probability and the top_n alternatives, from the logits
+        the sampler just drew from (the last row of the context's logits): raw (softmax
+        of the logits) and sampled (the distribution after the sampler chain)."""
         ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
-        m = float(logits.max())
-        log_z = m + float(np.log(np.exp(logits - m, dtype=np.float64).sum()))
-        top = np.argpartition(logits, -top_n)[-top_n:]
-        top = top[np.argsort(logits[top])[::-1]]
-        return Sampled(
-            token,
-            float(logits[token]) - log_z,
-            tuple((int(t), float(logits[t]) - log_z) for t in top),
-        )
+        raw_lp, raw_top, sampled_lp, sampled_top = dist.capture(logits, token, top_n)
+        return Sampled(token, raw_lp, raw_top, sampled_lp, sampled_top)
 
     def _prompt_eval(self, prompt: list[int]) -> PromptEval:
         """How much of the prompt llama-cpp-python's generate() will take from the KV

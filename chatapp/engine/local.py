@@ -22,6 +22,10 @@ from chatapp.core.templates import ChatTemplate
 
 log = logging.getLogger(__name__)
 
+# completion mode (ChatRequest.raw_prompt): no chat format, nothing ends the text but the
+# model's end-of-generation token or the token limit
+COMPLETION = ChatTemplate("completion", "completion", "")
+
 MAX_SEED = 2**31 - 1
 
 
@@ -51,6 +55,8 @@ class LocalBackend:
         return tpl
 
     def prepare(self, request: ChatRequest) -> PreparedPrompt:
+        if request.raw_prompt is not None:
+            return self.prepare_text(request.raw_prompt)
         template = self.template(request.user_template)
         return prepare_prompt(
             self.engine,
@@ -60,6 +66,19 @@ class LocalBackend:
             tools=request.tools,
             add_generation_prompt=request.add_generation_prompt,
         )
+
+    def prepare_text(self, text: str) -> PreparedPrompt:
+        """Completion mode: the text as written (special-token markers in it are plain
+        text), with nothing added but the BOS token the vocabulary asks for."""
+        info = self.info
+        tokens = self.engine.tokenize(text, special=False)
+        shown = text
+        if info.add_bos and info.bos_token:
+            bos = self.engine.tokenize(info.bos_token, special=True)
+            if len(bos) == 1:
+                tokens = bos + tokens
+                shown = info.bos_token + text
+        return PreparedPrompt(shown, tokens, COMPLETION)
 
     def execute(self, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
         prompt = self.prepare(request)
@@ -76,6 +95,7 @@ class LocalBackend:
             start_inside_thinking=prompt.starts_inside_thinking,
             logprobs=request.logprobs,
             cache_key=request.cache_key,
+            forced=request.forced,
         )
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:

@@ -193,7 +193,7 @@ class ExportActions(QObject):
                         raise UserError(
                             self.tr("A conversation was deleted while it was being exported.")
                         )
-                    return conv, store.messages(conv_id)
+                    return conv, store.messages(conv_id, with_tokens=fmt == "json")
 
                 if as_zip:
                     return export_many(

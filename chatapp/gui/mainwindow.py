@@ -63,6 +63,9 @@ GUI_EXTENSIONS = (
     "chatapp.gui.accessibility",
     "chatapp.gui.welcome",
     "chatapp.gui.model_drop",
+    # h-inside, issue 10: View > Tokenizer playground, Chat > Answer tokens and probabilities
+    "chatapp.gui.tokenizer_playground",
+    "chatapp.gui.answer_tokens",
 )
 
 

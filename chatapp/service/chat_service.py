@@ -27,8 +27,10 @@ from chatapp.core.backend import (
     Backend,
     Capabilities,
     ChatRequest,
+    Chunk,
     ModelRef,
     PreparedPrompt,
+    ReplyStats,
     TokensUnavailable,
 )
 from chatapp.core.chat_settings import (
@@ -40,6 +42,7 @@ from chatapp.core.chat_settings import (
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role, title_from
 from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import ContextFullError, DiskFullError, StoreError, UserError
+from chatapp.core.logprobs import TokenTrace, TraceBuilder, forced_tokens, top_n_setting
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
@@ -99,10 +102,20 @@ class TurnOptions:
 
     sampling: SamplingParams | None = None
     system_prompt: str | None = None  # for a new conversation (None: the settings')
-    logprobs: int = 0
+    # alternatives kept per token (None: the settings' logprobs_top_n, 5 by default; 0: none)
+    logprobs: int | None = None
 
 
 _NOT_GIVEN: Any = object()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished completion-mode request (ChatService.complete)."""
+
+    prompt: PreparedPrompt
+    text: str
+    stats: ReplyStats
 
 
 class TurnHandle:
@@ -148,6 +161,10 @@ class _Turn:
     context_policy: str = "stop"
     answer: list[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
+    # h-inside (issue 10): the answer's tokens and probabilities, saved by _finish
+    tokens: TraceBuilder | None = None
+    trace: TokenTrace | None = None
+    forced: tuple[Any, ...] = ()  # branch_from: tokens the answer starts with
 
 
 class ChatService:
@@ -494,6 +511,88 @@ class ChatService:
         return resolve_sampling(
             self.settings.sampling(), model_defaults(self.settings.extra, model_file), chat
         )
+    def branch_from(
+        self,
+        answer_id: str,
+        position: int,
+        token_id: int,
+        *,
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+    ) -> TurnHandle:
+        """A new sibling of an answer that keeps its first `position` tokens exactly,
+        puts token_id at `position` (one of the alternatives there), and samples the
+        rest. Needs the answer's recorded tokens and the model that wrote it."""
+        opts = options or TurnOptions()
+        handle = self._new_handle(listener)
+
+        def setup(store: Store) -> None:
+            ref = self._loaded_ref()
+            answer = store.get_message(answer_id)
+            if answer is None or answer.role is not Role.ASSISTANT:
+                raise UserError(f"No answer with id {answer_id}.")
+            trace = store.token_trace(answer.id)
+            if trace is None:
+                raise UserError("This answer has no recorded tokens to branch from.")
+            if answer.meta.get("model_path") not in (None, str(ref)):
+                raise UserError(
+                    f"This answer was written by {answer.model}; load that model to branch from it."
+                )
+            n_vocab = self.loaded.info.n_vocab if self.loaded else 0
+            if not 0 <= token_id < n_vocab:  # llama.cpp would read out of bounds
+                raise UserError(f"Token {token_id} is not in this model's vocabulary.")
+            if not 0 <= position < len(trace.steps):
+                raise UserError(
+                    f"The answer has {len(trace.steps)} tokens; no position {position}."
+                )
+            conv = store.get_conversation(answer.conversation_id)
+            question = store.get_message(answer.parent_id) if answer.parent_id else None
+            if conv is None or question is None:
+                raise UserError("There is no question to answer in this conversation.")
+            forced = forced_tokens(trace, position, token_id)
+            sampling = opts.sampling
+            if sampling is None and isinstance(answer.meta.get("sampling"), dict):
+                known = set(SamplingParams.__dataclass_fields__)
+                kept = {k: v for k, v in answer.meta["sampling"].items() if k in known}
+                sampling = replace(SamplingParams(**kept), seed=None)
+            origin = {"message_id": answer.id, "position": position, "token_id": token_id}
+            opts_now = replace(opts, sampling=sampling)
+            meta = {"branched_from": origin}
+            self._begin(store, handle, conv, question, None, ref, opts_now, False, forced, meta)
+
+        self._setup(handle, setup)
+        return handle
+
+    def complete(
+        self,
+        text: str,
+        *,
+        sampling: SamplingParams | None = None,
+        logprobs: int = 0,
+        listener: Callable[[Chunk], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Future[Completion]:
+        """Completion mode: the model continues `text` as written (no chat template,
+        only the BOS token its vocabulary asks for). Nothing is saved."""
+
+        def job() -> Completion:
+            backend = self._require_backend()
+            request = ChatRequest(
+                [],
+                sampling=sampling or self.settings.sampling(),
+                logprobs=logprobs,
+                raw_prompt=text,
+            )
+            stream = backend.execute(request, cancel or threading.Event())
+            pieces: list[str] = []
+            for chunk in stream:
+                if chunk.channel == "answer":
+                    pieces.append(chunk.text)
+                if listener is not None:
+                    listener(chunk)
+            return Completion(stream.prompt, "".join(pieces), stream.stats)
+
+        return self._infer.submit(job)
 
     def _loaded_ref(self) -> ModelRef:
         loaded = self.loaded
@@ -537,6 +636,8 @@ class ChatService:
         ref: ModelRef,
         opts: TurnOptions,
         new: bool,
+        forced: tuple[Any, ...] = (),
+        extra_meta: dict[str, Any] | None = None,
     ) -> None:
         """On the store thread: write the answer's row, then queue the generation."""
         handle.conversation_id = conv.id
@@ -563,14 +664,26 @@ class ChatService:
                 "model_path": str(ref),
                 "template": loaded.template.name if loaded else "",
                 "sampling": sampling.as_dict(),
+                **(extra_meta or {}),
             },
         )
         if conv.model_path != str(ref):
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
+        top_n = top_n_setting(self.settings) if opts.logprobs is None else opts.logprobs
         turn = _Turn(
-            handle, conv, reply, history, sampling, ref, opts.logprobs, chat.context_policy
+            handle,
+            conv,
+            reply,
+            history,
+            sampling,
+            ref,
+            max(0, min(top_n, 20)),
+            chat.context_policy,
         )
+        turn.forced = forced
+        if turn.logprobs:
+            turn.tokens = TraceBuilder(turn.logprobs, sampling.as_dict())
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._generate, turn)
 
@@ -593,6 +706,7 @@ class ChatService:
                 user_template=self._user_template(backend.ref),
                 logprobs=turn.logprobs,
                 cache_key=turn.conversation.id,
+                forced=turn.forced,
             )
             request, dropped = fit_context(backend, request, turn.context_policy)
             if dropped:
@@ -610,9 +724,14 @@ class ChatService:
                     (turn.thinking if chunk.channel == "thinking" else turn.answer).append(
                         chunk.text
                     )
+                if turn.tokens is not None:
+                    turn.tokens.add(chunk)
                 handle.emit(TurnChunk(handle.turn_id, reply.id, chunk))
                 if self._db.stream_error(reply.id) is not None:
                     handle.cancel()  # the disk or database failed: stop, keep what we can
+            if turn.tokens is not None:  # the vocabulary is read here, on the model's thread
+                turn.tokens.forced = len(turn.forced)
+                turn.trace = turn.tokens.build(backend.token_bytes)
         except UserError as e:
             self._fail(turn, str(e))
             return
@@ -686,6 +805,9 @@ class ChatService:
             )
             if prompt.tokens_known:
                 store.save_prompt_tokens(turn.reply.id, prompt.tokens)
+            # h-inside (issue 10): per-token probabilities, one packed blob per answer
+            if turn.trace is not None:
+                store.save_token_trace(turn.reply.id, turn.trace)
         message = store.get_message(turn.reply.id)
         assert message is not None
         return message

@@ -1,0 +1,154 @@
+"""What capturing the top alternatives costs: tokens/s with top-N capture (raw and
+sampled distributions, engine.sampled_dist) against generation without capture.
+
+    python bench/logprobs_cost.py [--model PATH] [--tokens 300] [--rounds 5] [--top 5]
+    python bench/logprobs_cost.py --in-run [--model PATH] [--tokens 300]
+
+Same model file, prompt, sampling and seed on both sides, so both generate the same
+tokens (capture only reads the logits). Each measurement runs in its own process (see
+bench/stream_speed.py: leftover OpenMP threads skew a second run in one process), and
+rounds alternate so machine noise hits both alike. Prints the medians and their ratio.
+On a busy shared machine the runs' speeds vary more than the cost being measured; --in-run
+then times each step's capture inside one generation and reports its share of the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# an editable install of another checkout must not supply modules this tree lacks
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+
+PROMPT = "Write a long story about a lighthouse keeper and the ships she saw."
+SEED = 7
+
+
+def measure(model: str, threads: int, n_tokens: int, top: int) -> dict[str, float]:
+    from chatapp.core.chat import prepare_prompt, template_for
+    from chatapp.core.engine import SamplingParams
+    from chatapp.engine.llama import LlamaEngine
+
+    eng = LlamaEngine(model, n_threads=threads)
+    prompt = prepare_prompt(eng, template_for(eng), "", [{"role": "user", "content": PROMPT}])
+    params = SamplingParams(seed=SEED, max_tokens=n_tokens)  # the app's default sampling
+    n, t_first, t_last = 0, 0.0, 0.0
+    ids = []
+    for s in eng.generate(prompt.tokens, params, threading.Event(), logprobs=top):
+        now = time.perf_counter()
+        n += 1
+        ids.append(s.token_id)
+        if n == 1:
+            t_first = now
+        t_last = now
+    eng.close()
+    rate = (n - 1) / (t_last - t_first) if n > 1 and t_last > t_first else 0.0
+    return {"tokens": n, "tok_s": rate, "ids_hash": hash(tuple(ids))}
+
+
+def in_run(model: str, threads: int, n_tokens: int, top: int) -> None:
+    """Capture's share of one run's time: every step's capture (engine._sampled) is timed
+    inside the same generation, so machine noise hits capture and decoding alike."""
+    from chatapp.core.chat import prepare_prompt, template_for
+    from chatapp.core.engine import SamplingParams
+    from chatapp.engine.llama import LlamaEngine
+
+    eng = LlamaEngine(model, n_threads=threads)
+    prompt = prepare_prompt(eng, template_for(eng), "", [{"role": "user", "content": PROMPT}])
+    spent = [0.0]
+    real = eng._sampled
+
+    def timed(*a: object) -> object:
+        t = time.perf_counter()
+        try:
+            return real(*a)  # type: ignore[arg-type]
+        finally:
+            spent[0] += time.perf_counter() - t
+
+    eng._sampled = timed  # type: ignore[method-assign, assignment]
+    params = SamplingParams(seed=SEED, max_tokens=n_tokens)
+    n, t_first, t_last, cap_first = 0, 0.0, 0.0, 0.0
+    for _ in eng.generate(prompt.tokens, params, threading.Event(), logprobs=top):
+        now = time.perf_counter()
+        n += 1
+        if n == 1:
+            t_first, cap_first = now, spent[0]
+        t_last = now
+    eng.close()
+    total = t_last - t_first
+    cap = spent[0] - cap_first
+    print(f"model: {Path(model).name}, {threads} threads, {n} tokens, top-{top}")
+    print(
+        f"with capture: {(n - 1) / total:.1f} tok/s; capture took {1e3 * cap / (n - 1):.2f} ms"
+        f" of {1e3 * total / (n - 1):.2f} ms per token"
+    )
+    print(
+        f"without it the same run would go {(n - 1) / (total - cap):.1f} tok/s:"
+        f" cost {100 * cap / total:.1f}% (target < 10%)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--tokens", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--top", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--child", nargs=1, metavar="TOP")
+    ap.add_argument(
+        "--in-run", action="store_true", help="time capture inside one run (robust to noise)"
+    )
+    args = ap.parse_args()
+    if args.model is None:
+        from tests import fetch_models
+
+        args.model = str(fetch_models.fetch() / fetch_models.SMOLLM2)
+    if args.in_run:
+        in_run(args.model, args.threads, args.tokens, args.top)
+        return
+    if args.child:
+        out = measure(args.model, args.threads, args.tokens, int(args.child[0]))
+        print(json.dumps(out))
+        return
+    runs: dict[int, list[dict[str, float]]] = {0: [], args.top: []}
+    for r in range(args.rounds):
+        for top in (0, args.top) if r % 2 == 0 else (args.top, 0):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--model",
+                args.model,
+                "--tokens",
+                str(args.tokens),
+                "--threads",
+                str(args.threads),
+                "--child",
+                str(top),
+            ]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=None)
+            runs[top].append(json.loads(res.stdout.strip().splitlines()[-1]))
+            print(
+                f"round {r + 1} top={top}: {runs[top][-1]['tok_s']:.1f} tok/s "
+                f"({runs[top][-1]['tokens']:.0f} tokens)",
+                flush=True,
+            )
+    same = {x["ids_hash"] for x in runs[0]} == {x["ids_hash"] for x in runs[args.top]}
+    off = statistics.median(x["tok_s"] for x in runs[0])
+    on = statistics.median(x["tok_s"] for x in runs[args.top])
+    print(f"model: {Path(args.model).name}, {args.threads} threads, {args.tokens} tokens max")
+    print(f"without capture: {off:.1f} tok/s (median of {args.rounds})")
+    print(f"with top-{args.top} capture (raw + sampled): {on:.1f} tok/s")
+    print(f"cost: {100 * (1 - on / off):.1f}% (target < 10%); same tokens both ways: {same}")
+
+
+if __name__ == "__main__":
+    main()
