@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "chatapp.cli.models",  # models search|list|download|import|remove|info
     "chatapp.cli.export",  # export, import
     "chatapp.cli.prompt",  # prompt
+    "chatapp.cli.serve",  # serve (the OpenAI-compatible API)
 )
 
 
