@@ -144,6 +144,7 @@ class Api:
             top_p=base.top_p if s.top_p is None else s.top_p,
             max_tokens=s.max_tokens,
             seed=s.seed,
+            repeat_penalty=1.0,  # OpenAI's API has none (nor top_k, min_p: the settings')
         )
         logprobs = max(call.top_logprobs, 1) if call.logprobs else 0
         return TurnOptions(sampling=sampling, logprobs=logprobs)
