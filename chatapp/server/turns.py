@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class TokenLogprob:
     token: str
     logprob: float
-    bytes: bytes
+    raw: bytes
     top: tuple[tuple[str, float, bytes], ...] = ()
 
 
@@ -166,7 +166,7 @@ def chat_logprobs(tokens: list[TokenLogprob]) -> list[dict[str, Any]]:
         {
             "token": t.token,
             "logprob": t.logprob,
-            "bytes": list(t.bytes),
+            "bytes": list(t.raw),
             "top_logprobs": [
                 {"token": text, "logprob": lp, "bytes": list(raw)} for text, lp, raw in t.top
             ],

@@ -66,6 +66,7 @@ class LoadRequest:
     context_limit: int = 4096
     n_gpu_layers: int = 0
     n_threads: int | None = None
+    api_key: str = ""  # a remote server's key (never stored with the conversation)
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
@@ -73,7 +74,9 @@ BackendFactory = Callable[[LoadRequest], Backend]
 
 def default_backend_factory(req: LoadRequest) -> Backend:
     if not req.ref.is_local:
-        raise UserError(f"Remote models are not supported yet: {req.ref.label}")
+        from chatapp.engine.remote import RemoteBackend
+
+        return RemoteBackend(req.ref.endpoint, req.ref.name, api_key=req.api_key)
     from chatapp.engine.llama import VERSION, LlamaEngine
     from chatapp.engine.local import LocalBackend
 
