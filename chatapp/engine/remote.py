@@ -52,7 +52,7 @@ def api_base(url: str) -> str:
     """The API root: "http://host:8080" and "http://host:8080/" mean ".../v1"; a URL
     with a path of its own is taken as given."""
     url = url.strip().rstrip("/")
-    if not urlsplit(url).scheme:
+    if "://" not in url:
         url = "http://" + url
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
