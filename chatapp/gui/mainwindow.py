@@ -51,6 +51,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
+    "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
 )
 
 

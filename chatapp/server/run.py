@@ -37,6 +37,7 @@ def check_binding(host: str, api_key: str) -> None:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0: a free one), or a UserError saying why not."""
+    sock: socket.socket | None = None
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
@@ -44,6 +45,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(addr)
         sock.listen(128)
     except OSError as e:
+        if sock is not None:
+            sock.close()
         raise UserError(f"Cannot listen on {host}:{port}: {e.strerror or e}") from e
     return sock
 
@@ -61,7 +64,13 @@ class ServerThread:
     def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sock = bind(host, port)
         self.url = url_of(self.sock)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=2,  # open streams are cut (and their turns cancelled)
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="api-server", daemon=True
