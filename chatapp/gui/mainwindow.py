@@ -52,6 +52,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
     "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
+    "chatapp.gui.remote_actions",  # Models > Use a model on a server…
 )
 
 

@@ -13,6 +13,8 @@ from chatapp.core.backend import ModelRef
 from chatapp.core.settings import Settings
 from chatapp.server import ServerConfig, ServerThread, create_app
 from chatapp.service import ChatService, LoadRequest
+from tests.gui.conftest import fake_model_file, make_window  # noqa: F401  (fixtures used here)
+from tests.service.conftest import fake_service  # noqa: F401  (fixture used here)
 
 WAIT = 300
 MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"

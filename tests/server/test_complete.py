@@ -6,10 +6,10 @@ from chatapp.core.conversation import FinishReason
 from chatapp.core.engine import SamplingParams
 from chatapp.service import TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
-from tests.service.conftest import Recorder, fake_service  # noqa: F401  (fixture)
+from tests.service.conftest import Recorder
 
 
-def test_complete_answers_and_saves_nothing(fake_service) -> None:  # noqa: F811
+def test_complete_answers_and_saves_nothing(fake_service) -> None:
     service = fake_service(reply="Hi there.")
     rec = Recorder()
     handle = service.complete(
@@ -29,7 +29,7 @@ def test_complete_answers_and_saves_nothing(fake_service) -> None:  # noqa: F811
     assert service.read(lambda s: s.list_conversations()).result() == []
 
 
-def test_complete_raw_text_skips_the_template(fake_service) -> None:  # noqa: F811
+def test_complete_raw_text_skips_the_template(fake_service) -> None:
     service = fake_service(reply="ok")
     rec = Recorder()
     result = service.complete([], listener=rec, prompt_text="Once upon").result(10)
@@ -38,7 +38,7 @@ def test_complete_raw_text_skips_the_template(fake_service) -> None:  # noqa: F8
     assert service.engines[0].prompts[-1] == service.engines[0].tokenize("Once upon")
 
 
-def test_complete_can_be_cancelled(fake_service) -> None:  # noqa: F811
+def test_complete_can_be_cancelled(fake_service) -> None:
     service = fake_service(reply="a long reply " * 20, delay=0.01)
     seen: list[object] = []
 
@@ -54,7 +54,7 @@ def test_complete_can_be_cancelled(fake_service) -> None:  # noqa: F811
     assert len([e for e in seen if isinstance(e, TurnChunk)]) <= 4
 
 
-def test_complete_without_a_model_fails_plainly(fake_service) -> None:  # noqa: F811
+def test_complete_without_a_model_fails_plainly(fake_service) -> None:
     service = fake_service()
     service.unload().result(10)
     result = service.complete([{"role": "user", "content": "hi"}]).result(10)

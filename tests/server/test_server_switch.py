@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gui.conftest import fake_model_file, make_window  # noqa: F401  (fixtures)
 from tests.server.conftest import client
 
 
@@ -23,7 +22,7 @@ def test_switch_serves_the_windows_model(
     make_window,
     fake_model_file: Path,
     qtbot,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     port = _free_port()
     monkeypatch.setenv("CHATAPP_API_PORT", str(port))
@@ -52,7 +51,7 @@ def test_switch_serves_the_windows_model(
 def test_a_busy_port_is_an_error_and_the_switch_stays_off(
     make_window,
     qtbot,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
