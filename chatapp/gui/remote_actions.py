@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class RemoteDialog(QDialog):
     def __init__(self, window: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.window = window
+        self.main = window
         self.setWindowTitle("Use a model on a server")
         self.url = QLineEdit("http://127.0.0.1:8080/v1")
         self.key = QLineEdit()
@@ -76,7 +76,7 @@ class RemoteDialog(QDialog):
             self.list_button.setEnabled(True)
             self.status.setText(str(e))
 
-        self.window.run_in_background(lambda: list_models(url, key), done, failed)
+        self.main.run_in_background(lambda: list_models(url, key), done, failed)
 
     def chosen(self) -> tuple[ModelRef, str] | None:
         url, model = self.url.text().strip(), self.models.currentText().strip()
