@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "chatapp.cli.prompt",  # prompt
     "chatapp.cli.db",  # db check|recover
     "chatapp.cli.complete",  # complete (completion mode)
+    "chatapp.cli.serve",  # serve (the OpenAI-compatible API)
 )
 
 

@@ -4,6 +4,7 @@ Qt)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -25,6 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="send a prompt and stream the answer to stdout")
     p.add_argument("prompt", nargs="*", help="the message ('-' reads it from stdin)")
     p.add_argument("-m", "--model", metavar="PATH", help="a .gguf file (default: the chat's model)")
+    p.add_argument(
+        "--backend",
+        metavar="URL",
+        help="an OpenAI-compatible server (llama.cpp server, vLLM, Ollama) instead of a local file",
+    )
+    p.add_argument("--backend-model", metavar="NAME", help="the server's model id (with --backend)")
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get("CHATAPP_REMOTE_API_KEY", ""),
+        help="the server's API key (default $CHATAPP_REMOTE_API_KEY)",
+    )
     p.add_argument("-c", "--conversation", metavar="ID", help="continue this conversation")
     p.add_argument("-s", "--system", metavar="TEXT", help="system prompt for a new conversation")
     p.add_argument(
@@ -94,8 +107,14 @@ def chat(args: argparse.Namespace) -> int:
             answer_id = found.id
     finally:
         store.close()
+    if bool(args.backend) != bool(args.backend_model):
+        raise UserError("--backend URL and --backend-model NAME go together.")
+    if args.backend and args.model:
+        raise UserError("Give either --model PATH or --backend URL, not both.")
     model = args.model or (conv.model_path if conv else None) or settings.default_model
     model = model or settings.last_model
+    if args.backend:
+        model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
     if not model:
         raise UserError("No model given: use --model PATH to a .gguf file.")
     ref = ModelRef.parse(model)
@@ -114,6 +133,7 @@ def chat(args: argparse.Namespace) -> int:
                 context_limit=args.context or settings.context_limit,
                 n_threads=args.threads or settings.n_threads,
                 n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+                api_key=args.api_key,
             )
         ).result()
         if loaded.template.warning:

@@ -90,7 +90,7 @@ def complete(args: argparse.Namespace) -> int:
         if args.echo and not args.json:
             sys.stdout.write(text)
         printer = TokenPrinter() if args.json else _TextPrinter()
-        fut = service.complete(
+        fut = service.continue_text(
             text,
             sampling=sampling,
             logprobs=logprobs if args.json else 0,

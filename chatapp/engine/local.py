@@ -18,6 +18,7 @@ from chatapp.core.backend import Capabilities, ChatRequest, ModelRef, PreparedPr
 from chatapp.core.chat import prepare_prompt, template_for_model
 from chatapp.core.engine import Engine, ModelInfo
 from chatapp.core.generation import ReplyStream
+from chatapp.core.prompting import needs_bos
 from chatapp.core.templates import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,29 @@ class LocalBackend:
             logprobs=request.logprobs,
             cache_key=request.cache_key,
             forced=request.forced,
+        )
+
+    def execute_text(self, text: str, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
+        """A raw completion (the API's /v1/completions): `text` as-is, no chat template,
+        special tokens parsed, plus the BOS the vocabulary asks for. It ends at an
+        end-of-generation token or a limit; there are no template stop markers."""
+        info = self.info
+        tokens = self.engine.tokenize(text, special=True)
+        if needs_bos(text, info.bos_token, info.add_bos):
+            bos = self.engine.tokenize(info.bos_token, special=True) if info.bos_token else []
+            if len(bos) == 1:
+                tokens, text = bos + tokens, info.bos_token + text
+        prompt = PreparedPrompt(text, tokens, self.template(request.user_template))
+        params = request.sampling
+        if params.seed is None:
+            params = replace(params, seed=fresh_seed())
+        return ReplyStream(
+            self.engine,
+            prompt,
+            params,
+            cancel,
+            logprobs=request.logprobs,
+            cache_key=request.cache_key,
         )
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:

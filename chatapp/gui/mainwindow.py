@@ -66,6 +66,8 @@ GUI_EXTENSIONS = (
     # h-inside, issue 10: View > Tokenizer playground, Chat > Answer tokens and probabilities
     "chatapp.gui.tokenizer_playground",
     "chatapp.gui.answer_tokens",
+    "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
+    "chatapp.gui.remote_actions",  # Models > Use a model on a server…
 )
 
 

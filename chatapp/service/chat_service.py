@@ -76,6 +76,7 @@ class LoadRequest:
     context_limit: int = 4096
     n_gpu_layers: int = 0
     n_threads: int | None = None
+    api_key: str = ""  # a remote server's key (never stored with the conversation)
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
@@ -83,7 +84,9 @@ BackendFactory = Callable[[LoadRequest], Backend]
 
 def default_backend_factory(req: LoadRequest) -> Backend:
     if not req.ref.is_local:
-        raise UserError(f"Remote models are not supported yet: {req.ref.label}")
+        from chatapp.engine.remote import RemoteBackend
+
+        return RemoteBackend(req.ref.endpoint, req.ref.name, api_key=req.api_key)
     from chatapp.engine.llama import VERSION, LlamaEngine
     from chatapp.engine.local import LocalBackend
 
@@ -563,7 +566,7 @@ class ChatService:
         self._setup(handle, setup)
         return handle
 
-    def complete(
+    def continue_text(
         self,
         text: str,
         *,
@@ -835,6 +838,87 @@ class ChatService:
         except Exception as e:
             log.error("could not record the failed answer %s: %s", reply.id, e)
         turn.handle.emit(TurnFailed(turn.handle.turn_id, turn.conversation.id, kept, error))
+
+    # -- turns outside the store (the API server) ------------------------------------------
+
+    def complete(
+        self,
+        messages: Sequence[dict[str, Any]],
+        system_prompt: str = "",
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+        *,
+        cache_key: str | None = None,
+        prompt_text: str | None = None,
+    ) -> TurnHandle:
+        """Answer `messages` (role/content dicts) with the loaded model, saving nothing.
+
+        For API clients: the turn queues on the inference thread with every other turn
+        (arrival order). prompt_text: a raw completion of that text as-is, no chat
+        template (the backend must offer execute_text). cache_key names the caller's
+        conversation for KV-state reuse. Events: TurnPrompt, TurnChunk..., then
+        TurnFinished (its message is not saved: id "") or TurnFailed."""
+        opts = options or TurnOptions()
+        sampling = opts.sampling or self.settings.sampling()
+        handle = self._new_handle(listener)
+
+        def job() -> None:
+            answer: list[str] = []
+            thinking: list[str] = []
+            try:
+                backend = self._require_backend()
+                request = ChatRequest(
+                    list(messages),
+                    system_prompt,
+                    sampling,
+                    user_template=self._user_template(backend.ref),
+                    logprobs=opts.logprobs or 0,  # an API client asks for them explicitly
+                    cache_key=cache_key,
+                )
+                if prompt_text is None:
+                    stream: Any = backend.execute(request, handle.cancel_event)
+                else:
+                    execute_text = getattr(backend, "execute_text", None)
+                    if execute_text is None:
+                        raise UserError(f"{backend.ref.label} does not take raw-text prompts.")
+                    stream = execute_text(prompt_text, request, handle.cancel_event)
+                handle.emit(TurnPrompt(handle.turn_id, "", stream.prompt, backend.info.n_ctx))
+                for chunk in stream:
+                    (thinking if chunk.channel == "thinking" else answer).append(chunk.text)
+                    handle.emit(TurnChunk(handle.turn_id, "", chunk))
+            except UserError as e:
+                handle.emit(TurnFailed(handle.turn_id, None, None, str(e)))
+                return
+            except Exception as e:
+                log.exception("generation failed")
+                handle.emit(TurnFailed(handle.turn_id, None, None, f"Generation failed: {e}"))
+                return
+            stats = stream.stats
+            message = Message(
+                id="",
+                conversation_id="",
+                parent_id=None,
+                role=Role.ASSISTANT,
+                content="".join(answer).strip(),
+                created_at=time.time(),
+                thinking="".join(thinking).strip(),
+                model=backend.ref.label,
+                finish_reason=stats.finish_reason,
+                prompt_tokens=stats.prompt_tokens,
+                completion_tokens=stats.completion_tokens,
+                tokens_per_second=round(stats.tokens_per_second, 2),
+            )
+            handle.emit(
+                TurnFinished(
+                    handle.turn_id, "", message, stats, backend.info.n_ctx, stream.prompt.warning
+                )
+            )
+
+        try:
+            self._infer.submit(job)
+        except RuntimeError as e:  # shut down
+            handle.emit(TurnFailed(handle.turn_id, None, None, str(e)))
+        return handle
 
     # -- lifetime ------------------------------------------------------------------------
 

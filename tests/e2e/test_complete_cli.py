@@ -59,7 +59,7 @@ def test_completion_with_gemma_sends_exactly_bos_and_the_text(tmp_path, gemma_pa
             lambda: service._backend.prepare(ChatRequest([], raw_prompt=TEXT))  # type: ignore[union-attr]
         )
         assert prepared.tokens == expected
-        done = service.complete(
+        done = service.continue_text(
             TEXT, sampling=SamplingParams(temperature=0.0, max_tokens=4, seed=1)
         )
         result = done.result(300)

@@ -1,0 +1,88 @@
+"""`chatapp serve`: the loaded model as an OpenAI-compatible API on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from chatapp.core.backend import ModelRef
+from chatapp.core.errors import UserError
+from chatapp.core.settings import Settings
+from chatapp.paths import app_paths
+from chatapp.service import ChatService, LoadRequest
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="serve a model as an OpenAI-compatible API (/v1/chat/completions ...)"
+    )
+    p.add_argument(
+        "-m", "--model", metavar="PATH", help="a .gguf file (default: the default model)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free one)")
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get("CHATAPP_API_KEY", ""),
+        help="require 'Authorization: Bearer KEY' (needed off loopback; default $CHATAPP_API_KEY)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser requests from this origin (repeatable; CORS is off by default)",
+    )
+    p.add_argument(
+        "--record", action="store_true", help="save each request and answer as a conversation"
+    )
+    p.add_argument("--context", type=int, default=None, help="context limit in tokens")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
+    p.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from chatapp.server import ServerConfig, check_binding, create_app
+    from chatapp.server.run import bind, serve_forever, url_of
+
+    check_binding(args.host, args.api_key)
+    paths = app_paths().ensure()
+    settings = Settings.load(paths.settings)
+    model = args.model or settings.default_model or settings.last_model
+    if not model:
+        raise UserError("No model given: use --model PATH to a .gguf file.")
+    ref = ModelRef.parse(model)
+    if ref.is_local:
+        ref = ModelRef.local(ref.name)
+    sock = bind(args.host, args.port)  # before loading: a busy port fails fast
+    service = ChatService(paths.database, settings)
+    try:
+        loaded = service.load(
+            LoadRequest(
+                ref,
+                context_limit=args.context or settings.context_limit,
+                n_threads=args.threads or settings.n_threads,
+                n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+            )
+        ).result()
+        config = ServerConfig(
+            api_key=args.api_key, cors_origins=tuple(args.cors_origin), record=args.record
+        )
+        app = create_app(service, config)
+        from chatapp.server import model_id
+
+        print(
+            f"Serving {loaded.ref.label} as '{model_id(service)}' on {url_of(sock)}/v1"
+            + (" (API key required)" if args.api_key else "")
+            + (" · recording requests as conversations" if args.record else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        serve_forever(app, sock)
+    finally:
+        service.shutdown()
+        sock.close()
+    return 0

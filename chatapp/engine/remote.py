@@ -1,0 +1,383 @@
+"""A remote OpenAI-compatible server (llama.cpp's server, vLLM, Ollama, our own
+`chatapp serve`) behind the Backend protocol.
+
+The server renders the prompt with its own template, so there are no local tokens:
+capabilities say tokens=False, and log-probabilities only once the server has returned
+some. The reply streams over server-sent events (httpx); thinking is split out of the
+text with the same core.thinking code as for local models, and a server's own
+`reasoning_content` deltas go to the thinking channel as they are. A reader thread
+feeds the lines to the generating thread, so a cancel ends the turn at once even while
+the server is silent. Every failure becomes one line a person can act on (NetworkError);
+the service keeps whatever was already streamed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from chatapp.core.backend import (
+    Capabilities,
+    ChatRequest,
+    Chunk,
+    ModelRef,
+    PreparedPrompt,
+    ReplyStats,
+    TokenAlternative,
+    TokensUnavailable,
+)
+from chatapp.core.conversation import FinishReason, Message
+from chatapp.core.engine import ModelInfo
+from chatapp.core.errors import NetworkError
+from chatapp.core.prompting import conversation_messages
+from chatapp.core.templates import ChatTemplate
+from chatapp.core.thinking import DEFAULT_TAGS, THINKING, AnswerStream
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 120.0  # a big prompt on a busy server can take a while to start
+_END = object()
+
+
+def api_base(url: str) -> str:
+    """The API root: "http://host:8080" and "http://host:8080/" mean ".../v1"; a URL
+    with a path of its own is taken as given."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url + "/v1" if urlsplit(url).path in ("", "/") else url
+
+
+def _server_template() -> ChatTemplate:
+    return ChatTemplate(
+        name="the server's own",
+        source="server",
+        text="",
+        think_tags=DEFAULT_TAGS,
+    )
+
+
+class RemoteClient:
+    """HTTP to one server, with its failures as one-line NetworkErrors."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str = "",
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.base = api_base(base_url)
+        self.read_timeout = read_timeout
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(
+            base_url=self.base,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        )
+
+    def models(self) -> list[str]:
+        """The ids the server offers."""
+        try:
+            r = self.http.get("/models")
+        except httpx.HTTPError as e:
+            raise self.transport_error(e) from e
+        self.check(r, "")
+        try:
+            return [str(m["id"]) for m in r.json().get("data", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise NetworkError(
+                f"{self.base} did not answer like an OpenAI-compatible server."
+            ) from e
+
+    def transport_error(self, e: Exception) -> NetworkError:
+        if isinstance(e, httpx.ConnectTimeout):
+            return NetworkError(f"Cannot reach {self.base}: the connection timed out.")
+        if isinstance(e, httpx.TimeoutException):
+            return NetworkError(
+                f"{self.base} did not answer within {self.read_timeout:g} s; "
+                "the server may be overloaded or stuck."
+            )
+        if isinstance(e, httpx.ConnectError):
+            return NetworkError(f"Cannot reach {self.base}: is the server running? ({e})")
+        if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return NetworkError(f"The connection to {self.base} broke off mid-answer.")
+        return NetworkError(f"Talking to {self.base} failed: {e}")
+
+    def check(self, r: httpx.Response, model: str) -> None:
+        if r.status_code < 400:
+            return
+        try:
+            r.read()
+            detail = r.json().get("error", {})
+            message = str(detail.get("message", "") if isinstance(detail, dict) else detail)
+        except (ValueError, AttributeError, httpx.HTTPError):
+            message = r.text[:200] if not r.is_stream_consumed else ""
+        message = " ".join(message.split())[:200]
+        status = r.status_code
+        if status in (401, 403):
+            raise NetworkError(
+                f"{self.base} refused the API key ({status}): "
+                + ("set the right key." if status == 401 else "it may not allow this model.")
+            )
+        if status == 404:
+            if model:
+                raise NetworkError(f"{self.base} has no model '{model}'.")
+            raise NetworkError(f"{self.base} has no OpenAI-compatible API there (404).")
+        if status == 429:
+            wait = r.headers.get("retry-after", "")
+            when = f"try again in {wait} s" if wait.isdigit() else "try again later"
+            raise NetworkError(f"{self.base} is rate-limiting requests (429): {when}.")
+        raise NetworkError(f"{self.base} answered {status}: {message or r.reason_phrase}")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class RemoteStream:
+    """The ChunkStream of one reply from the server."""
+
+    def __init__(
+        self,
+        client: RemoteClient,
+        body: dict[str, Any],
+        prompt: PreparedPrompt,
+        cancel: threading.Event,
+        on_logprobs: Any,
+    ) -> None:
+        self.client = client
+        self.body = body
+        self.prompt = prompt
+        self.cancel = cancel
+        self.stats = ReplyStats(seed=body.get("seed"))
+        self._out = AnswerStream((), prompt.template.think_tags)
+        self._thinking: list[str] = []
+        self._on_logprobs = on_logprobs
+
+    @property
+    def answer(self) -> str:
+        return self._out.answer
+
+    @property
+    def thinking(self) -> str:
+        return (self._out.thinking + "".join(self._thinking)).strip()
+
+    def _lines(self, lines: queue.Queue[Any], stop: threading.Event) -> None:
+        """On a reader thread: the response's lines, then _END, or the error."""
+        model = str(self.body.get("model", ""))
+        try:
+            with self.client.http.stream("POST", "/chat/completions", json=self.body) as r:
+                self.client.check(r, model)
+                for line in r.iter_lines():
+                    if stop.is_set():
+                        return
+                    lines.put(line)
+            lines.put(_END)
+        except NetworkError as e:
+            lines.put(e)
+        except httpx.HTTPError as e:
+            lines.put(self.client.transport_error(e))
+        except Exception as e:  # a bug: reported by the generating thread
+            log.exception("reading the stream of %s failed", self.client.base)
+            lines.put(e)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        lines: queue.Queue[Any] = queue.Queue()
+        stop = threading.Event()
+        reader = threading.Thread(target=self._lines, args=(lines, stop), daemon=True)
+        t0 = time.perf_counter()
+        t_first: float | None = None
+        finish = FinishReason.STOP
+        n = 0
+        reader.start()
+        try:
+            while True:
+                if self.cancel.is_set():
+                    finish = FinishReason.CANCELLED
+                    break
+                try:
+                    item = lines.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    break
+                if isinstance(item, Exception):
+                    raise item
+                data = item[5:].strip() if item.startswith("data:") else ""
+                if not data:
+                    continue
+                if data == "[DONE]":
+                    break
+                event = json.loads(data)
+                if "error" in event:
+                    err = event["error"]
+                    msg = err.get("message", err) if isinstance(err, dict) else err
+                    raise NetworkError(f"{self.client.base} reported an error: {msg}")
+                usage = event.get("usage") or {}
+                if usage:
+                    self.stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                    self.stats.completion_tokens = int(usage.get("completion_tokens") or 0)
+                for choice in event.get("choices") or []:
+                    chunks = list(self._chunks(choice))
+                    if chunks and t_first is None:
+                        t_first = time.perf_counter()
+                    n += sum(1 for c in chunks if c.logprob is not None) or (1 if chunks else 0)
+                    yield from chunks
+                    reason = choice.get("finish_reason")
+                    if reason == "length":
+                        finish = FinishReason.LENGTH
+        finally:
+            stop.set()
+        for channel, text in self._out.finish():
+            yield Chunk(text, channel)
+        t_end = time.perf_counter()
+        self.stats.finish_reason = finish
+        if not self.stats.completion_tokens:
+            self.stats.completion_tokens = n
+        self.stats.prompt_seconds = (t_first or t_end) - t0
+        self.stats.generation_seconds = t_end - (t_first or t_end)
+
+    def _chunks(self, choice: dict[str, Any]) -> Iterator[Chunk]:
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning:
+            self._thinking.append(reasoning)
+            yield Chunk(reasoning, THINKING)
+        text = delta.get("content") or ""
+        entries = ((choice.get("logprobs") or {}).get("content")) or []
+        first = entries[0] if entries else None
+        logprob: float | None = None
+        top: tuple[TokenAlternative, ...] = ()
+        if first is not None:
+            self._on_logprobs()
+            logprob = float(first.get("logprob", 0.0))
+            top = tuple(
+                TokenAlternative(-1, str(t.get("token", "")), float(t.get("logprob", 0.0)))
+                for t in first.get("top_logprobs") or []
+            )
+        pieces = self._out.feed(text) if text else []
+        if not pieces and first is not None:
+            yield Chunk("", logprob=logprob, top=top)
+            return
+        for i, (channel, piece) in enumerate(pieces):
+            if i == 0:
+                yield Chunk(piece, channel, logprob=logprob, top=top)
+            else:
+                yield Chunk(piece, channel)
+
+
+class RemoteBackend:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str = "",
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        check: bool = True,
+    ) -> None:
+        """check: ask the server for its models now, so a wrong URL, key or model
+        name fails at load time with its own message."""
+        self.client = RemoteClient(
+            base_url, api_key, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+        self.ref = ModelRef(name=model, endpoint=base_url)
+        if check:
+            try:
+                offered = self.client.models()
+            except NetworkError:
+                self.client.close()
+                raise
+            if offered and model not in offered:
+                self.client.close()
+                raise NetworkError(
+                    f"{self.client.base} has no model '{model}'; it offers: "
+                    + ", ".join(offered[:8])
+                )
+        self.info = ModelInfo(
+            path=str(self.ref),
+            name=model,
+            architecture="remote",
+            n_ctx=0,
+            n_ctx_train=0,
+            n_vocab=0,
+            bos_token="",
+            eos_token="",
+            eog_token_ids=frozenset(),
+            add_bos=False,
+        )
+        self.capabilities = Capabilities(tokens=False, logprobs=False)
+        self.version = f"OpenAI-compatible server at {self.client.base}"
+        self._template = _server_template()
+
+    def template(self, user_template: str | None = None) -> ChatTemplate:
+        return self._template
+
+    def prepare(self, request: ChatRequest) -> PreparedPrompt:
+        items = list(request.history)
+        if items and isinstance(items[0], Message):
+            messages = conversation_messages(items, self._template)  # type: ignore[arg-type]
+        else:
+            messages = [dict(m) for m in items if isinstance(m, dict)]
+        if request.system_prompt.strip():
+            messages = [m for m in messages if m.get("role") != "system"]
+            messages.insert(0, {"role": "system", "content": request.system_prompt})
+        text = json.dumps(messages, ensure_ascii=False, indent=2)
+        return PreparedPrompt(text, [], self._template, messages, tokens_known=False)
+
+    def _body(self, request: ChatRequest, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        s = request.sampling
+        body: dict[str, Any] = {
+            "model": self.ref.name,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+        }
+        if s.max_tokens is not None:
+            body["max_tokens"] = s.max_tokens
+        if s.seed is not None:
+            body["seed"] = s.seed
+        if request.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = min(request.logprobs, 20)
+        return body
+
+    def _saw_logprobs(self) -> None:
+        if not self.capabilities.logprobs:
+            self.capabilities = Capabilities(tokens=False, logprobs=True)
+
+    def execute(self, request: ChatRequest, cancel: threading.Event) -> RemoteStream:
+        prompt = self.prepare(request)
+        body = self._body(request, prompt.messages)
+        return RemoteStream(self.client, body, prompt, cancel, self._saw_logprobs)
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        raise TokensUnavailable(f"The server of {self.ref.label} does not provide its tokenizer.")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        raise TokensUnavailable(f"The server of {self.ref.label} does not provide its tokens.")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def list_models(base_url: str, api_key: str = "", *, timeout: float = CONNECT_TIMEOUT) -> list[str]:
+    """The model ids an OpenAI-compatible server offers (NetworkError if it cannot say)."""
+    client = RemoteClient(base_url, api_key, connect_timeout=timeout, read_timeout=timeout)
+    try:
+        return client.models()
+    finally:
+        client.close()

@@ -1,0 +1,342 @@
+"""The OpenAI-compatible API: a Starlette app over the chat service.
+
+/v1/models, /v1/chat/completions and /v1/completions, streamed as server-sent events or
+not, in OpenAI's request, response, usage and error shapes. Every request is one more
+client of the service: its turn queues on the inference thread with the window's own
+turns, in arrival order. With an API key every route wants `Authorization: Bearer KEY`;
+CORS is off unless origins are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from chatapp.core.engine import SamplingParams
+from chatapp.server.errors import ApiError, bad_api_key, unknown_model
+from chatapp.server.record import record_turn
+from chatapp.server.requests import Call, chat_call, completion_call, read_json
+from chatapp.server.turns import (
+    ApiTurn,
+    Delta,
+    TurnError,
+    chat_logprobs,
+    completion_logprobs,
+    usage,
+)
+from chatapp.service import ChatService, TurnOptions
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    api_key: str = ""  # "": no key asked (loopback only; the CLI enforces it)
+    cors_origins: tuple[str, ...] = ()
+    record: bool = False  # save each request and its answer as a conversation
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+class ApiKeyMiddleware:
+    """Every HTTP route wants the key (CORS preflights are answered before this)."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = Headers(scope=scope).get("authorization", "").encode()
+            if not hmac.compare_digest(given, self.expected):
+                await bad_api_key().response()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def model_id(service: ChatService) -> str | None:
+    loaded = service.loaded
+    if loaded is None:
+        return None
+    ref = loaded.ref
+    return Path(ref.name).stem if ref.is_local else ref.name
+
+
+def _check_model(service: ChatService, name: str) -> str:
+    served = model_id(service)
+    loaded = service.loaded
+    if served is None or loaded is None:
+        raise unknown_model(name)
+    if name not in (served, Path(loaded.ref.name).name, str(loaded.ref)):
+        raise unknown_model(name)
+    return served
+
+
+class Api:
+    def __init__(self, service: ChatService, config: ServerConfig) -> None:
+        self.service = service
+        self.config = config
+        self._vocab: dict[str, dict[int, bytes]] = {}
+
+    # -- routes -----------------------------------------------------------------------
+
+    async def models(self, request: Request) -> Response:
+        served = model_id(self.service)
+        data = [] if served is None else [self._model_card(served)]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def model(self, request: Request) -> Response:
+        name = request.path_params["model"]
+        return JSONResponse(self._model_card(_check_model(self.service, name)))
+
+    def _model_card(self, served: str) -> dict[str, Any]:
+        return {"id": served, "object": "model", "created": 0, "owned_by": "chatapp"}
+
+    async def chat(self, request: Request) -> Response:
+        call = chat_call(await read_json(request, self.config.max_body_bytes))
+        return await self._run(request, call, chat=True)
+
+    async def completions(self, request: Request) -> Response:
+        call = completion_call(await read_json(request, self.config.max_body_bytes))
+        return await self._run(request, call, chat=False)
+
+    # -- one turn -----------------------------------------------------------------------
+
+    async def _vocabulary(self) -> dict[int, bytes]:
+        """Every token's bytes, read once per model (log-probabilities name tokens)."""
+        loaded = self.service.loaded
+        if loaded is None:
+            return {}
+        key = str(loaded.ref)
+        if key not in self._vocab:
+            pairs = await asyncio.wrap_future(
+                self.service.describe_tokens(range(loaded.info.n_vocab))
+            )
+            self._vocab = {key: dict(pairs)}
+        return self._vocab[key]
+
+    def _options(self, call: Call) -> TurnOptions:
+        s = call.sampling
+        base: SamplingParams = self.service.settings.sampling()
+        sampling = replace(
+            base,
+            temperature=base.temperature if s.temperature is None else s.temperature,
+            top_p=base.top_p if s.top_p is None else s.top_p,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            repeat_penalty=1.0,  # OpenAI's API has none (nor top_k, min_p: the settings')
+        )
+        logprobs = max(call.top_logprobs, 1) if call.logprobs else 0
+        return TurnOptions(sampling=sampling, logprobs=logprobs)
+
+    async def _run(self, request: Request, call: Call, *, chat: bool) -> Response:
+        served = _check_model(self.service, call.model)
+        vocab = await self._vocabulary() if call.logprobs else None
+        turn = ApiTurn(self.service, stops=call.sampling.stop, vocab=vocab)
+        turn.handle = self.service.complete(
+            call.messages,
+            "",
+            self._options(call),
+            turn.listener,
+            cache_key=call.cache_key,
+            prompt_text=call.prompt,
+        )
+        ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+        if call.stream:
+            return EventSourceResponse(
+                self._events(turn, call, ident, served, chat), ping=15, sep="\n"
+            )
+        return await self._whole(request, turn, call, ident, served, chat)
+
+    async def _record(self, call: Call, turn: ApiTurn) -> None:
+        if not self.config.record or turn.finished is None:
+            return
+        finished = turn.finished
+        loaded = self.service.loaded
+        path = str(loaded.ref) if loaded else ""
+        try:
+            await asyncio.wrap_future(
+                self.service.read(lambda store: record_turn(store, call, finished, path))
+            )
+        except Exception:
+            log.exception("could not record the API request")
+
+    async def _whole(
+        self, request: Request, turn: ApiTurn, call: Call, ident: str, served: str, chat: bool
+    ) -> Response:
+        answer: list[str] = []
+        thinking: list[str] = []
+        tokens: list[Any] = []
+        watcher = asyncio.create_task(_watch_disconnect(request, turn))
+        try:
+            async for d in turn.deltas():
+                (thinking if d.channel == "thinking" else answer).append(d.text)
+                if d.channel != "thinking":
+                    tokens.extend(d.tokens)
+        except TurnError as e:
+            raise _turn_error(str(e)) from e
+        finally:
+            watcher.cancel()
+        await self._record(call, turn)
+        text = "".join(answer)
+        head = {"id": ident, "created": int(time.time()), "model": served}
+        if chat:
+            message: dict[str, Any] = {"role": "assistant", "content": text.strip()}
+            if thinking:
+                message["reasoning_content"] = "".join(thinking).strip()
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": message,
+                "logprobs": {"content": chat_logprobs(tokens)} if call.logprobs else None,
+                "finish_reason": turn.finish_reason,
+            }
+            body = {**head, "object": "chat.completion", "choices": [choice]}
+        else:
+            choice = {
+                "index": 0,
+                "text": text,
+                "logprobs": completion_logprobs(tokens, 0) if call.logprobs else None,
+                "finish_reason": turn.finish_reason,
+            }
+            body = {**head, "object": "text_completion", "choices": [choice]}
+        body["usage"] = usage(turn.stats)
+        return JSONResponse(body)
+
+    async def _events(
+        self, turn: ApiTurn, call: Call, ident: str, served: str, chat: bool
+    ) -> AsyncIterator[dict[str, str]]:
+        created = int(time.time())
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        offset = 0
+
+        def event(choices: list[dict[str, Any]], **extra: Any) -> dict[str, str]:
+            body = {"id": ident, "object": kind, "created": created, "model": served}
+            body.update(choices=choices, **extra)
+            return {"data": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
+
+        def piece(d: Delta | None, finish: str | None = None) -> dict[str, Any]:
+            nonlocal offset
+            text = d.text if d else ""
+            toks = d.tokens if d else []
+            if chat:
+                delta: dict[str, Any] = {}
+                if d is not None:
+                    delta["reasoning_content" if d.channel == "thinking" else "content"] = text
+                lp = {"content": chat_logprobs(toks)} if call.logprobs and toks else None
+                return {"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish}
+            lp2 = completion_logprobs(toks, offset) if call.logprobs and toks else None
+            offset += len(text)
+            return {"index": 0, "text": text, "logprobs": lp2, "finish_reason": finish}
+
+        if chat:
+            yield event(
+                [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ]
+            )
+        try:
+            async for d in turn.deltas():
+                yield event([piece(d)])
+        except TurnError as e:
+            err = _turn_error(str(e))
+            yield {"data": json.dumps(err.body())}
+            yield {"data": "[DONE]"}
+            return
+        await self._record(call, turn)
+        yield event([piece(None, turn.finish_reason)])
+        if call.include_usage:
+            yield event([], usage=usage(turn.stats))
+        yield {"data": "[DONE]"}
+
+
+async def _watch_disconnect(request: Request, turn: ApiTurn) -> None:
+    """A non-streaming client that hangs up stops its turn too."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            if turn.handle is not None:
+                turn.handle.cancel()
+            return
+
+
+def _turn_error(message: str) -> ApiError:
+    if "context" in message.lower():
+        return ApiError(400, message, code="context_length_exceeded")
+    if "no model is loaded" in message.lower():
+        return ApiError(503, message, "server_error", code="model_not_loaded")
+    return ApiError(500, message, "server_error")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else None
+    return ApiError(exc.status_code, str(exc.detail), code=code).response()
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("API request failed", exc_info=exc)
+    return ApiError(500, f"The server had an error: {exc}", "server_error").response()
+
+
+def create_app(service: ChatService, config: ServerConfig | None = None) -> Starlette:
+    config = config or ServerConfig()
+    api = Api(service, config)
+    routes = [
+        Route("/v1/models", api.models, methods=["GET"]),
+        Route("/v1/models/{model:path}", api.model, methods=["GET"]),
+        Route("/v1/chat/completions", api.chat, methods=["POST"]),
+        Route("/v1/completions", api.completions, methods=["POST"]),
+    ]
+    middleware = []
+    if config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
+    if config.api_key:
+        middleware.append(Middleware(ApiKeyMiddleware, key=config.api_key))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.api = api
+    return app

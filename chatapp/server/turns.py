@@ -1,0 +1,188 @@
+"""One API request as a service turn, seen from asyncio.
+
+The service delivers a turn's events on its inference thread; the listener here moves
+them onto the server's event loop. `ApiTurn.deltas()` yields the reply in pieces with
+their tokens' log-probabilities, ending the turn at the request's stop sequences (the
+text from a stop sequence on is never sent). Leaving the iteration early (a client that
+went away) cancels the turn, which the service ends within one token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatapp.core.backend import Chunk, ReplyStats
+from chatapp.core.conversation import FinishReason
+from chatapp.core.templates import partial_stop_len
+from chatapp.core.thinking import THINKING
+from chatapp.service import ChatService, TurnHandle
+from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    raw: bytes
+    top: tuple[tuple[str, float, bytes], ...] = ()
+
+
+@dataclass
+class Delta:
+    channel: str  # "answer" or "thinking"
+    text: str
+    tokens: list[TokenLogprob] = field(default_factory=list)
+
+
+class TurnError(Exception):
+    """The turn failed; the message is the service's one line."""
+
+
+class _StopFilter:
+    """Holds back answer text that may begin a stop sequence; finds the first one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = stops
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        if not self.stops:
+            return text
+        self.pending += text
+        hits = [i for s in self.stops if (i := self.pending.find(s)) >= 0]
+        if hits:
+            out, self.pending, self.stopped = self.pending[: min(hits)], "", True
+            return out
+        keep = partial_stop_len(self.pending, self.stops)
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(self.pending) - keep :]
+        return out
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class ApiTurn:
+    def __init__(
+        self,
+        service: ChatService,
+        *,
+        stops: tuple[str, ...] = (),
+        vocab: dict[int, bytes] | None = None,
+    ) -> None:
+        self.service = service
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.handle: TurnHandle | None = None
+        self.vocab = vocab or {}
+        self._stop = _StopFilter(stops)
+        self.stats: ReplyStats | None = None
+        self.finished: TurnFinished | None = None
+        self.finish_reason = "stop"
+
+    def listener(self, event: Any) -> None:
+        """On the inference thread: hand the event to the server's loop."""
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def _token(self, chunk: Chunk) -> TokenLogprob | None:
+        if chunk.token_id is None or chunk.logprob is None:
+            return None
+        raw = self.vocab.get(chunk.token_id, chunk.text.encode())
+        top = tuple(
+            (
+                self.vocab.get(a.token_id, a.text.encode()).decode("utf-8", "replace"),
+                a.logprob,
+                self.vocab.get(a.token_id, a.text.encode()),
+            )
+            for a in chunk.top
+        )
+        return TokenLogprob(raw.decode("utf-8", "replace"), chunk.logprob, raw, top)
+
+    async def deltas(self) -> AsyncIterator[Delta]:
+        """The reply's pieces; afterwards stats and finish_reason are set. Raises
+        TurnError if the turn failed."""
+        assert self.handle is not None
+        pending: list[TokenLogprob] = []
+        try:
+            while True:
+                event = await self.queue.get()
+                if isinstance(event, TurnChunk):
+                    if self._stop.stopped:
+                        continue  # the one token the model may add after the cancel
+                    chunk = event.chunk
+                    tok = self._token(chunk)
+                    if tok is not None:
+                        pending.append(tok)
+                    if chunk.channel == THINKING:
+                        if chunk.text:
+                            yield Delta(THINKING, chunk.text, pending)
+                            pending = []
+                        continue
+                    text = self._stop.feed(chunk.text)
+                    if self._stop.stopped:
+                        self.handle.cancel()
+                    if text or (self._stop.stopped and pending):
+                        yield Delta("answer", text, pending)
+                        pending = []
+                elif isinstance(event, TurnFinished):
+                    self.finished = event
+                    self.stats = event.stats
+                    rest = "" if self._stop.stopped else self._stop.flush()
+                    if rest or pending:
+                        yield Delta("answer", rest, pending)
+                    self.finish_reason = _finish_reason(event.stats, self._stop.stopped)
+                    return
+                elif isinstance(event, TurnFailed):
+                    raise TurnError(event.error)
+        finally:
+            if self.handle is not None and not self.handle.done:
+                self.handle.cancel()  # the client went away (or the server is stopping)
+
+
+def _finish_reason(stats: ReplyStats, stopped: bool) -> str:
+    if stopped:
+        return "stop"
+    if stats.finish_reason is FinishReason.LENGTH:
+        return "length"
+    return "stop"
+
+
+def usage(stats: ReplyStats | None) -> dict[str, int]:
+    p = stats.prompt_tokens if stats else 0
+    c = stats.completion_tokens if stats else 0
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def chat_logprobs(tokens: list[TokenLogprob]) -> list[dict[str, Any]]:
+    return [
+        {
+            "token": t.token,
+            "logprob": t.logprob,
+            "bytes": list(t.raw),
+            "top_logprobs": [
+                {"token": text, "logprob": lp, "bytes": list(raw)} for text, lp, raw in t.top
+            ],
+        }
+        for t in tokens
+    ]
+
+
+def completion_logprobs(tokens: list[TokenLogprob], offset: int) -> dict[str, Any]:
+    offsets, pos = [], offset
+    for t in tokens:
+        offsets.append(pos)
+        pos += len(t.token)
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [{text: lp for text, lp, _ in t.top} for t in tokens],
+        "text_offset": offsets,
+    }
