@@ -228,19 +228,6 @@ class ChatSession(QObject):
         self._start_reply(user)
         return True
 
-    def regenerate(self) -> bool:
-        """A new answer to the last user message, kept as a sibling branch of the old one."""
-        if self.busy or self.model is None or self.conversation_id is None:
-            if self.model is None:
-                self.error.emit("No model is loaded.")
-            return False
-        branch = self.thread()
-        users = [m for m in branch if m.role is Role.USER]
-        if not users:
-            return False
-        self._start_reply(users[-1])
-        return True
-
     def stop(self) -> None:
         if self._streaming:
             self.worker.cancel()
@@ -373,3 +360,107 @@ class ChatSession(QObject):
             )
             self._streaming = None
         self.worker.close_model()
+
+    # h-view: branch actions (lead merges into the service) ---------------------------
+    # Minimal versions of edit / regenerate-any / continue for the message view's
+    # actions; regenerate() moved here from above and takes an optional answer id.
+
+    def _can_answer(self) -> bool:
+        if self.busy:
+            self.error.emit("An answer is still streaming: stop it first (Esc).")
+            return False
+        if self.model is None:
+            self.error.emit("No model is loaded.")
+            return False
+        return self.conversation_id is not None
+
+    def regenerate(self, message_id: str | None = None) -> bool:
+        """A new answer kept as a sibling of the old one: to the question of answer
+        `message_id`, or (no id: the Regenerate button) to the thread's last question."""
+        if not self._can_answer():
+            return False
+        if not message_id:  # a button's clicked(bool) may pass False
+            users = [m for m in self.thread() if m.role is Role.USER]
+            if not users:
+                return False
+            self._start_reply(users[-1])
+            return True
+        answer = self.store.get_message(message_id)
+        question = self.store.get_message(answer.parent_id) if answer and answer.parent_id else None
+        if answer is None or question is None or answer.conversation_id != self.conversation_id:
+            self.error.emit("That answer is no longer there.")
+            return False
+        self.store.set_current_leaf(question.conversation_id, question.id)
+        self._start_reply(question)
+        return True
+
+    def edit_message(self, message_id: str, text: str) -> bool:
+        """Save an edited user message as a new version (a sibling: the original stays)
+        and answer it. Without a model the edit is still saved, and the error says why
+        there is no answer."""
+        text = text.strip()
+        orig = self.store.get_message(message_id)
+        if orig is None or orig.role is not Role.USER or orig.conversation_id != self.conversation_id:
+            self.error.emit("Only your own messages in this chat can be edited.")
+            return False
+        if not text:
+            self.error.emit("An empty message cannot be sent: the edit was not saved.")
+            return False
+        if self.busy:
+            self.error.emit("An answer is still streaming: stop it first (Esc).")
+            return False
+        edited = self.store.add_message(orig.conversation_id, Role.USER, text, parent_id=orig.parent_id)
+        self.conversations_changed.emit()
+        if self.model is None:
+            self.conversation_selected.emit(orig.conversation_id)
+            conv = self.store.get_conversation(orig.conversation_id)
+            used = f" (this chat used {Path(conv.model_path).name})" if conv and conv.model_path else ""
+            self.error.emit(
+                f"The edit is saved as a new version, but no model is loaded to answer it{used}."
+            )
+            return False
+        self._start_reply(edited)
+        return True
+
+    def continue_answer(self, message_id: str) -> bool:
+        """Carry on a cut-off (length limit or stopped) answer in place: the model gets
+        the prompt with the answer so far as the start of its turn, and what it writes
+        is appended."""
+        if not self._can_answer():
+            return False
+        msg = self.store.get_message(message_id)
+        branch = self.thread()
+        if msg is None or msg.role is not Role.ASSISTANT or not branch or branch[-1].id != msg.id:
+            self.error.emit("Only the last answer of the shown thread can be continued.")
+            return False
+        assert self.model is not None and self.conversation_id is not None
+        conv = self.store.get_conversation(self.conversation_id)
+        assert conv is not None
+        template = self.model.template
+        messages = conversation_messages(branch[:-1], template)
+        params = self.settings.sampling()
+        self.store.update_message(msg.id, finish_reason=FinishReason.STREAMING)
+        self._seq += 1
+        now = time.monotonic()
+        self._streaming = _Streaming(
+            f"r{self._seq}",
+            msg.id,
+            conv.id,
+            text=msg.content,
+            thinking=msg.thinking,
+            saved_at=now,
+            started_at=now,
+        )
+        self.busy_changed.emit(True)
+        self.reply_started.emit(conv.id, msg.id)
+        self._generate.emit(
+            GenerateRequest(
+                self._streaming.request_id,
+                messages,
+                conv.system_prompt,
+                params,
+                prefill=msg.content,
+                prefill_thinking=msg.thinking,
+            )
+        )
+        return True

@@ -41,7 +41,7 @@ from chatapp.gui.background import BackgroundRunner
 from chatapp.gui.chat_session import ChatSession
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
-from chatapp.gui.message_view import MessageView
+from chatapp.gui.chatview.view import MessageView
 from chatapp.gui.worker import LoadedModel
 from chatapp.paths import AppPaths
 
@@ -51,6 +51,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.models_actions",
     "chatapp.gui.export_actions",
     "chatapp.gui.template_actions",
+    "chatapp.gui.branch_actions",
 )
 
 

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -53,6 +53,10 @@ class GenerateRequest:
     messages: list[dict[str, Any]]  # role/content dicts of the history, no system message
     system_prompt: str = ""
     params: SamplingParams = field(default_factory=SamplingParams)
+    # continue a cut-off answer: the model's turn starts with `prefill`, and the reply's
+    # text (thinking) is the prefill (prefill_thinking) followed by what it adds
+    prefill: str = ""
+    prefill_thinking: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,12 @@ class InferenceWorker(QObject):
         self._cancel.clear()
         try:
             prompt = prepare_prompt(engine, template, req.system_prompt, req.messages)
+            if req.prefill:
+                prompt = replace(
+                    prompt,
+                    text=prompt.text + req.prefill,
+                    tokens=prompt.tokens + engine.tokenize(req.prefill, special=False),
+                )
             self.started.emit(req.request_id, len(prompt.tokens), engine.info.n_ctx)
             stream = ReplyStream(
                 engine,
@@ -176,8 +186,8 @@ class InferenceWorker(QObject):
         self.finished.emit(
             ReplyDone(
                 req.request_id,
-                stream.answer,
-                stream.thinking,
+                req.prefill + stream.answer,
+                req.prefill_thinking + stream.thinking,
                 stream.stats,
                 prompt,
                 engine.info.n_ctx,
