@@ -54,7 +54,7 @@ class GenerateRequest:
     system_prompt: str = ""
     params: SamplingParams = field(default_factory=SamplingParams)
     # continue a cut-off answer: the model's turn starts with `prefill`, and the reply's
-    # text (thinking) is the prefill (prefill_thinking) followed by what it adds
+    # text (thinking) is `prefill` (`prefill_thinking`) followed by what the model adds
     prefill: str = ""
     prefill_thinking: str = ""
 
@@ -163,6 +163,11 @@ class InferenceWorker(QObject):
                 template.think_tags,
                 start_inside_thinking=prompt.starts_inside_thinking,
             )
+            if req.prefill or req.prefill_thinking:
+                # h-view (continue): the reply so far is already in its channels, so what
+                # follows is appended as it comes (not stripped as a reply's start is)
+                stream._out.splitter.answer = req.prefill
+                stream._out.splitter.thinking = req.prefill_thinking
             answer: list[str] = []
             thinking: list[str] = []
             last = time.perf_counter()
@@ -186,8 +191,8 @@ class InferenceWorker(QObject):
         self.finished.emit(
             ReplyDone(
                 req.request_id,
-                req.prefill + stream.answer,
-                req.prefill_thinking + stream.thinking,
+                stream.answer,
+                stream.thinking,
                 stream.stats,
                 prompt,
                 engine.info.n_ctx,

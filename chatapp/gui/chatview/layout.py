@@ -281,7 +281,7 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
         frame = doc_layout.frameBoundingRect(table)
         first = doc_layout.blockBoundingRect(table.cellAt(0, 0).firstCursorPosition().block())
         r = QRect(
-            round(frame.right()) - copy_w - m.gap,
+            round(frame.right()) - copy_w - m.pad,
             round(first.top()),
             copy_w,
             max(m.small_h, round(first.height())),
