@@ -27,6 +27,7 @@ from chatapp.core.conversation import (
 )
 from chatapp.core.errors import StoreError
 from chatapp.core.migrations import MIGRATIONS, Migration
+from chatapp.core.tree import Link
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +335,16 @@ class Store:
             (conversation_id,),
         ).fetchall()
         return [_msg(r) for r in rows]
+
+    def message_links(self, conversation_id: str) -> list[Link]:
+        """Every message's place in the tree (id, parent, time) without its text: cheap
+        enough to count versions in a long conversation on every change."""
+        rows = self._db.execute(
+            "SELECT id, conversation_id, parent_id, created_at FROM messages"
+            " WHERE conversation_id = ? ORDER BY created_at, rowid",
+            (conversation_id,),
+        ).fetchall()
+        return [Link(*r) for r in rows]
 
     def active_thread(self, conversation_id: str) -> list[Message]:
         conv = self.get_conversation(conversation_id)

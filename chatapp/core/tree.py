@@ -10,8 +10,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from chatapp.core.conversation import Message
+
+
+class Node(Protocol):
+    """What the tree needs of a message (a Message, or a Link when that is all there is)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> float: ...
+
+
+class Link(NamedTuple):
+    """A message's place in the tree without its text (Store.message_links): enough to
+    count versions and pick branches in a long conversation cheaply."""
+
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    created_at: float
+
+
+N = TypeVar("N", bound=Node)
 
 
 @dataclass(frozen=True)
@@ -29,12 +56,12 @@ class Deletion:
     leaf_after: str | None
 
 
-class Tree:
-    """One conversation's messages indexed by id and by parent."""
+class Tree(Generic[N]):
+    """One conversation's messages (or links) indexed by id and by parent."""
 
-    def __init__(self, messages: Iterable[Message]) -> None:
-        self.by_id: dict[str, Message] = {}
-        self.children: dict[str | None, list[Message]] = {}
+    def __init__(self, messages: Iterable[N]) -> None:
+        self.by_id: dict[str, N] = {}
+        self.children: dict[str | None, list[N]] = {}
         order: dict[str, int] = {}
         for i, m in enumerate(messages):
             self.by_id[m.id] = m
@@ -46,7 +73,7 @@ class Tree:
             kids.sort(key=lambda m: (m.created_at, order[m.id]))
         self._order = order
 
-    def siblings(self, message_id: str) -> list[Message]:
+    def siblings(self, message_id: str) -> list[N]:
         """The versions of a message (itself included), oldest first; [] if unknown."""
         m = self.by_id.get(message_id)
         if m is None:
@@ -69,12 +96,12 @@ class Tree:
                 out[mid] = v
         return out
 
-    def subtree(self, message_id: str) -> list[Message]:
+    def subtree(self, message_id: str) -> list[N]:
         """The message and everything under it, parents before children."""
         root = self.by_id.get(message_id)
         if root is None:
             return []
-        out: list[Message] = []
+        out: list[N] = []
         seen: set[str] = set()
         queue = [root]
         while queue:
@@ -106,10 +133,13 @@ class Tree:
             return None
         return self.newest_leaf(ids[j])
 
-    def plan_delete(self, message_id: str, current_leaf_id: str | None) -> Deletion | None:
+    def plan_delete(
+        self: Tree[Message], message_id: str, current_leaf_id: str | None
+    ) -> Deletion | None:
         """Delete a message with its replies (all their versions). If the shown branch
         goes through it, show a neighbouring version instead (the previous one, else the
-        next), else its parent. None if the message is unknown."""
+        next), else its parent. None if the message is unknown. Needs whole Messages
+        (the undo puts them back)."""
         doomed = self.subtree(message_id)
         if not doomed:
             return None

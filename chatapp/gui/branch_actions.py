@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 
 from chatapp.core.errors import StoreError
-from chatapp.core.tree import Deletion, Tree
+from chatapp.core.tree import Deletion, Link, Tree
 
 if TYPE_CHECKING:
     from chatapp.gui.mainwindow import MainWindow
@@ -51,8 +51,8 @@ class BranchActions(QObject):
             return True
         return False
 
-    def _tree(self, conversation_id: str) -> Tree:
-        return Tree(self.window.store.messages(conversation_id))
+    def _links(self, conversation_id: str) -> Tree[Link]:
+        return Tree(self.window.store.message_links(conversation_id))
 
     def refresh_versions(self) -> None:
         cid = self.window.session.conversation_id
@@ -60,7 +60,7 @@ class BranchActions(QObject):
         if not cid:
             return
         shown = [r.message_id for r in view.widgets()]
-        view.set_versions(self._tree(cid).versions(shown))
+        view.set_versions(self._links(cid).versions(shown))
 
     def _show(self, anchor: str | None) -> None:
         view = self.window.message_view
@@ -73,7 +73,7 @@ class BranchActions(QObject):
         cid = self.window.session.conversation_id
         if not cid or self._busy():
             return
-        leaf = self._tree(cid).switch(message_id, step)
+        leaf = self._links(cid).switch(message_id, step)
         if leaf is None:
             return
         self.window.store.set_current_leaf(cid, leaf)
@@ -85,7 +85,7 @@ class BranchActions(QObject):
         conv = store.get_conversation(cid) if cid else None
         if conv is None or self._busy():
             return
-        plan = self._tree(conv.id).plan_delete(message_id, conv.current_leaf_id)
+        plan = Tree(store.messages(conv.id)).plan_delete(message_id, conv.current_leaf_id)
         if plan is None:
             return
         shown = [r.message_id for r in self.window.message_view.widgets()]

@@ -18,7 +18,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import get_lexer_by_name, guess_lexer
+from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from chatapp.gui.chatview.contrast import parse_hex, readable, to_hex
@@ -49,18 +49,15 @@ def _formatter(style: str) -> HtmlFormatter[Any]:
     return HtmlFormatter(noclasses=True, nowrap=True, style=style)
 
 
-def _lexer(code: str, lang: str) -> Any:
+def _lexer(lang: str) -> Any:
+    """The named language's lexer; none for an unnamed block (guessing tries every lexer
+    Pygments has, far too slow for text that re-renders while it streams)."""
+    if not lang:
+        return None
     try:
-        if lang:
-            return get_lexer_by_name(lang)
+        return get_lexer_by_name(lang)
     except ClassNotFound:
-        pass
-    if len(code) > 40:
-        try:
-            return guess_lexer(code)
-        except ClassNotFound:
-            return None
-    return None
+        return None
 
 
 _COLOUR = re.compile(r"(?<!-)color: ?#([0-9a-fA-F]{6})")
@@ -83,7 +80,7 @@ def code_block_html(code: str, lang: str, theme: CodeTheme) -> str:
     """A code block as a two-row table: a caption row (where the view paints its Copy
     button) and the code, wrapped rather than cut (pre-wrap; the view's text option
     breaks an unbroken line anywhere)."""
-    lexer = _lexer(code, lang)
+    lexer = _lexer(lang)
     if lexer:
         body = _fix_colours(highlight(code, lexer, _formatter(theme.style)), theme)
     else:
@@ -106,8 +103,10 @@ def _md() -> MarkdownIt:
     return md
 
 
+@lru_cache(maxsize=256)
 def render(text: str, theme: CodeTheme = LIGHT) -> Rendered:
-    """Markdown to Qt rich text, with the sources of its code blocks (for Copy)."""
+    """Markdown to Qt rich text, with the sources of its code blocks (for Copy). Cached:
+    a resize or a palette change lays rows out again without parsing them again."""
     md = _md()
     tokens = md.parse(text)
     blocks: list[str] = []

@@ -33,25 +33,30 @@ class MessageDelegate(QStyledItemDelegate):
         self._view = view
         self._cache: OrderedDict[str, L.RowLayout] = OrderedDict()
         self.theme: Theme = theme_from(view.palette())
+        self._theme_hash = hash(self.theme.key)
         self.metrics = L.Metrics.of(view.font())
+        self.model: MessageListModel = view.message_model
+        self._width = 120
         self.built = 0  # layouts built (tests check that a long chat builds few)
 
     # -- style changes ---------------------------------------------------------------
 
     def restyle(self) -> None:
         self.theme = theme_from(self._view.palette())
+        self._theme_hash = hash(self.theme.key)
         self.metrics = L.Metrics.of(self._view.font())
         self._cache.clear()
 
-    @property
-    def model(self) -> MessageListModel:
-        return self._view.message_model
+    def sync_width(self) -> None:
+        """Read the viewport's width (before a layout): sizeHint runs once per row per
+        layout, so it uses this cached value."""
+        self._width = max(120, self._view.viewport().width())
 
     def width(self) -> int:
-        return max(120, self._view.viewport().width())
+        return self._width
 
     def _key(self, row: Row, width: int) -> tuple[int, int, int]:
-        return (width, hash(self.theme.key), row.rev)
+        return (width, self._theme_hash, row.rev)
 
     # -- layouts -------------------------------------------------------------------------
 
@@ -66,6 +71,7 @@ class MessageDelegate(QStyledItemDelegate):
         lay = self._cache.get(row.message_id)
         if lay is not None and lay.key == self._key(row, width):
             self._cache.move_to_end(row.message_id)
+            row.height = (width, self._theme_hash, row.rev, lay.height)
             return lay
         is_last = bool(self.model.rows) and self.model.rows[-1] is row
         lay = L.build(row, width, self.theme, self.metrics, is_last)
@@ -74,24 +80,23 @@ class MessageDelegate(QStyledItemDelegate):
         self._cache.move_to_end(row.message_id)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        row.height = (width, hash(self.theme.key), row.rev, lay.height)
+        row.height = (width, self._theme_hash, row.rev, lay.height)
         return lay
 
     def height(self, row: Row) -> int:
-        width = self.width()
-        th = hash(self.theme.key)
+        width = self._width
         w, t, rev, h = row.height
-        if (w, t, rev) == (width, th, row.rev):
+        if w == width and rev == row.rev and t == self._theme_hash:
             return h
         ew, erev, eh = row.estimate
-        if (ew, erev) != (width, row.rev):
+        if ew != width or erev != row.rev:
             eh = L.estimate_height(row, width, self.metrics)
             row.estimate = (width, row.rev, eh)
         return eh
 
     def measured(self, row: Row) -> bool:
         w, t, rev, _h = row.height
-        return (w, t, rev) == (self.width(), hash(self.theme.key), row.rev)
+        return w == self._width and rev == row.rev and t == self._theme_hash
 
     def ensure_measured(self, row: Row) -> bool:
         """Lay the row out if it has not been at this width; True if its height changed
@@ -107,10 +112,10 @@ class MessageDelegate(QStyledItemDelegate):
     # -- Qt ------------------------------------------------------------------------------
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        rows = self.model.rows
-        if not 0 <= index.row() < len(rows):
+        try:
+            return QSize(self._width, self.height(self.model.rows[index.row()]))
+        except IndexError:
             return QSize(0, 0)
-        return QSize(self.width(), self.height(rows[index.row()]))
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         rows = self.model.rows

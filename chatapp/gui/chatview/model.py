@@ -7,6 +7,7 @@ its layout caches keyed by `Row.rev`, which every change bumps.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -18,6 +19,8 @@ from chatapp.core.conversation import FinishReason, Message, Role
 _ROLE_NAMES = {Role.USER: "You", Role.ASSISTANT: "Assistant", Role.SYSTEM: "System"}
 
 Index = QModelIndex | QPersistentModelIndex
+
+_revisions = itertools.count(1)  # unique across rows: a layout cache key never repeats
 
 
 class MessageRole(IntEnum):
@@ -36,7 +39,7 @@ class Row:
     thinking: str
     versions: tuple[int, int] = (1, 1)
     thinking_open: bool = False
-    rev: int = 0
+    rev: int = field(default_factory=lambda: next(_revisions))
     # delegate caches: (width, theme, rev) -> height
     height: tuple[int, int, int, int] = field(default=(-1, -1, -1, 0))
     estimate: tuple[int, int, int] = field(default=(-1, -1, 0))
@@ -58,7 +61,7 @@ class Row:
         return f"{name}: {self.text}"
 
     def touch(self) -> None:
-        self.rev += 1
+        self.rev = next(_revisions)
 
 
 def role_name(role: Role) -> str:

@@ -112,6 +112,7 @@ class MessageView(QListView):
         self._follow = True  # stick to the bottom
         self._adjusting = 0
         self._ready = False  # until constructed
+        self._in_layout = False
         self._placeholder = ""
         self._pending: dict[str, tuple[str, str]] = {}
         self._copied: tuple[str, str] | None = None
@@ -192,6 +193,7 @@ class MessageView(QListView):
             self.undo_bar.dismiss()
             self.message_model.reset(messages)
             self._follow = True
+            self._premeasure_bottom()
             self._relayout()
             return
         keep = 0
@@ -320,13 +322,13 @@ class MessageView(QListView):
             sb.setValue(top - hold[1])
 
     def _rows_near_view(self) -> range:
-        """Rows within one viewport height above and below the visible area."""
+        """Rows on screen and within a quarter screen above and below it."""
         n = self.message_model.rowCount()
         if n == 0:
             return range(0)
         h = self.viewport().height()
         value = self.verticalScrollBar().value()
-        lo, hi = value - h, value + 2 * h
+        lo, hi = value - h // 4, value + h + h // 4
 
         def top(i: int) -> int:
             return self.rectForIndex(self.message_model.index(i)).top()
@@ -364,20 +366,43 @@ class MessageView(QListView):
         """Every relayout keeps what the user looks at in place: the bottom while
         following, else the row at the top; rows near the view are laid out exactly
         first, so what is painted has its real height."""
-        if not self._ready:
+        if not self._ready or self._in_layout:
             super().doItemsLayout()
             return
         self._relayout(None if self._follow else self._capture())
 
+    def _premeasure_bottom(self) -> None:
+        """Lay out the newest rows, a screen and a bit, before the view's layout: a
+        conversation opens at the bottom, so one pass of the layout is right."""
+        self._delegate.sync_width()
+        want = self.viewport().height() * 5 // 4
+        rows = self.message_model.rows
+        total = 0
+        for row in reversed(rows):
+            total += self._delegate.layout_for(row).height
+            if total >= want:
+                break
+
+    def _layout_now(self) -> None:
+        """One pass of QListView's layout, which also settles a layout Qt has queued
+        (after rows were inserted or removed), so no second pass follows later."""
+        self._in_layout = True
+        try:
+            self.scheduleDelayedItemsLayout()
+            self.executeDelayedItemsLayout()  # -> doItemsLayout -> QListView's layout
+        finally:
+            self._in_layout = False
+
     def _relayout(self, hold: tuple[int, int] | None = None) -> None:
         self._adjusting += 1
+        self._delegate.sync_width()
         try:
-            super().doItemsLayout()
+            self._layout_now()
             self._restore(hold)
             for _ in range(4):
                 if not self._measure_near_view():
                     break
-                super().doItemsLayout()
+                self._layout_now()
                 self._restore(hold)
         finally:
             self._adjusting -= 1
