@@ -42,17 +42,35 @@ def make_conversation(store, n_messages: int) -> str:  # type: ignore[no-untyped
     conv = store.create_conversation(f"{n_messages} messages", created_at=1_700_000_000)
     rows, parent, t = [], None, 1_700_000_000.0
     for i in range(n_messages // 2):
-        q = Message(new_id(), conv.id, parent, Role.USER,
-                    f"Question {i}: how does step {i} work, and why? " * (1 + i % 3), created_at=t)
+        q = Message(
+            new_id(),
+            conv.id,
+            parent,
+            Role.USER,
+            f"Question {i}: how does step {i} work, and why? " * (1 + i % 3),
+            created_at=t,
+        )
         answer = (
             f"Step {i} works like this.\n\n- first, the input is read\n- then it is **parsed**\n\n"
             + "It keeps going for a while, as answers do. " * (2 + i % 9)
-            + (f"\n\n```python\ndef step_{i}(x):\n    return x + {i}  # {'long ' * 20}\n```\n"
-               if i % 4 == 0 else "")
+            + (
+                f"\n\n```python\ndef step_{i}(x):\n    return x + {i}  # {'long ' * 20}\n```\n"
+                if i % 4 == 0
+                else ""
+            )
         )
-        a = Message(new_id(), conv.id, q.id, Role.ASSISTANT, answer, created_at=t + 1,
-                    model="model.gguf", finish_reason=FinishReason.STOP, completion_tokens=120,
-                    tokens_per_second=30.0)
+        a = Message(
+            new_id(),
+            conv.id,
+            q.id,
+            Role.ASSISTANT,
+            answer,
+            created_at=t + 1,
+            model="model.gguf",
+            finish_reason=FinishReason.STOP,
+            completion_tokens=120,
+            tokens_per_second=30.0,
+        )
         rows += [q, a]
         parent, t = a.id, t + 2
     store.insert_messages(rows)
@@ -136,8 +154,9 @@ def main() -> None:
         return
 
     def child(n: int) -> dict[str, float]:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
+        ).stdout
         return json.loads(out.strip().splitlines()[-1])
 
     small, large = [], []
@@ -145,13 +164,15 @@ def main() -> None:
         s, big = child(2), child(args.messages)
         small.append(s)
         large.append(big)
-        print(f"round {r + 1}: 2 messages {s['open_ms']:.0f} ms (first open "
-              f"{s['cold_open_ms']:.0f}), {s['rss_after_mb']:.0f} MB | {args.messages} messages "
-              f"{big['open_ms']:.0f} ms (first open {big['cold_open_ms']:.0f}), "
-              f"{big['rss_after_mb']:.0f} MB "
-              f"({big['rss_scrolled_mb']:.0f} MB after paging to the top in "
-              f"{big['scroll_steps']:.0f} steps, slowest step {big['scroll_worst_ms']:.0f} ms)",
-              flush=True)
+        print(
+            f"round {r + 1}: 2 messages {s['open_ms']:.0f} ms (first open "
+            f"{s['cold_open_ms']:.0f}), {s['rss_after_mb']:.0f} MB | {args.messages} messages "
+            f"{big['open_ms']:.0f} ms (first open {big['cold_open_ms']:.0f}), "
+            f"{big['rss_after_mb']:.0f} MB "
+            f"({big['rss_scrolled_mb']:.0f} MB after paging to the top in "
+            f"{big['scroll_steps']:.0f} steps, slowest step {big['scroll_worst_ms']:.0f} ms)",
+            flush=True,
+        )
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(x[key] for x in rows)
@@ -162,13 +183,19 @@ def main() -> None:
     print(f"  {args.messages} messages:           {b_ms:.0f} ms  (target < 300 ms)")
     print(f"  ratio:                   {b_ms / s_ms:.2f}")
     s_cold, b_cold = med(small, "cold_open_ms"), med(large, "cold_open_ms")
-    print(f"  first open after start:  {s_cold:.0f} ms against {b_cold:.0f} ms "
-          f"(ratio {b_cold / s_cold:.2f})")
+    print(
+        f"  first open after start:  {s_cold:.0f} ms against {b_cold:.0f} ms "
+        f"(ratio {b_cold / s_cold:.2f})"
+    )
     mem = med(large, "rss_after_mb") - med(small, "rss_after_mb")
     mem_scrolled = med(large, "rss_scrolled_mb") - med(small, "rss_after_mb")
-    print(f"memory, {args.messages} against 2 messages: +{mem:.0f} MB after opening, "
-          f"+{mem_scrolled:.0f} MB after paging through all of it  (target < 100 MB)")
-    print(f"slowest page step while scrolling through: {max(x['scroll_worst_ms'] for x in large):.0f} ms")
+    print(
+        f"memory, {args.messages} against 2 messages: +{mem:.0f} MB after opening, "
+        f"+{mem_scrolled:.0f} MB after paging through all of it  (target < 100 MB)"
+    )
+    print(
+        f"slowest page step while scrolling through: {max(x['scroll_worst_ms'] for x in large):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -400,7 +400,8 @@ class ChatSession(QObject):
         there is no answer."""
         text = text.strip()
         orig = self.store.get_message(message_id)
-        if orig is None or orig.role is not Role.USER or orig.conversation_id != self.conversation_id:
+        conv_id = self.conversation_id
+        if orig is None or orig.role is not Role.USER or orig.conversation_id != conv_id:
             self.error.emit("Only your own messages in this chat can be edited.")
             return False
         if not text:
@@ -409,12 +410,16 @@ class ChatSession(QObject):
         if self.busy:
             self.error.emit("An answer is still streaming: stop it first (Esc).")
             return False
-        edited = self.store.add_message(orig.conversation_id, Role.USER, text, parent_id=orig.parent_id)
+        edited = self.store.add_message(
+            orig.conversation_id, Role.USER, text, parent_id=orig.parent_id
+        )
         self.conversations_changed.emit()
         if self.model is None:
             self.conversation_selected.emit(orig.conversation_id)
             conv = self.store.get_conversation(orig.conversation_id)
-            used = f" (this chat used {Path(conv.model_path).name})" if conv and conv.model_path else ""
+            used = ""
+            if conv and conv.model_path:
+                used = f" (this chat used {Path(conv.model_path).name})"
             self.error.emit(
                 f"The edit is saved as a new version, but no model is loaded to answer it{used}."
             )

@@ -39,9 +39,9 @@ from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.gui.background import BackgroundRunner
 from chatapp.gui.chat_session import ChatSession
+from chatapp.gui.chatview.view import MessageView
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
-from chatapp.gui.chatview.view import MessageView
 from chatapp.gui.worker import LoadedModel
 from chatapp.paths import AppPaths
 

@@ -20,12 +20,21 @@ def fill(store: Store, turns: int, *, title: str = "Long chat") -> str:
     from chatapp.core.conversation import Message, new_id
 
     for i in range(turns):
-        q = Message(new_id(), conv.id, parent, Role.USER, f"Question {i}: " + "why " * (i % 9),
-                    created_at=t)
-        a = Message(new_id(), conv.id, q.id, Role.ASSISTANT,
-                    f"Answer {i}. " + "Because of reasons. " * (i % 13 + 1)
-                    + ("\n\n```python\nprint(%d)\n```" % i if i % 5 == 0 else ""),
-                    created_at=t + 1, model="m.gguf", finish_reason=FinishReason.STOP)
+        q = Message(
+            new_id(), conv.id, parent, Role.USER, f"Question {i}: " + "why " * (i % 9), created_at=t
+        )
+        a = Message(
+            new_id(),
+            conv.id,
+            q.id,
+            Role.ASSISTANT,
+            f"Answer {i}. "
+            + "Because of reasons. " * (i % 13 + 1)
+            + (f"\n\n```python\nprint({i})\n```" if i % 5 == 0 else ""),
+            created_at=t + 1,
+            model="m.gguf",
+            finish_reason=FinishReason.STOP,
+        )
         rows += [q, a]
         parent = a.id
         t += 2
@@ -52,19 +61,30 @@ def wheel(view, steps: int) -> None:
     """Scroll like a mouse wheel (positive: up)."""
     vp = view.viewport()
     pos = QPointF(vp.width() / 2, vp.height() / 2)
-    ev = QWheelEvent(pos, QPointF(vp.mapToGlobal(pos.toPoint())), QPoint(0, 0),
-                     QPoint(0, 120 * steps), Qt.MouseButton.NoButton,
-                     Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    ev = QWheelEvent(
+        pos,
+        QPointF(vp.mapToGlobal(pos.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(vp, ev)
 
 
 def dark_palette() -> QPalette:
     p = QPalette()
     colours = {
-        QPalette.ColorRole.Window: "#2d2d2d", QPalette.ColorRole.WindowText: "#f0f0f0",
-        QPalette.ColorRole.Base: "#1e1e1e", QPalette.ColorRole.AlternateBase: "#2a2a2a",
-        QPalette.ColorRole.Text: "#f0f0f0", QPalette.ColorRole.Button: "#353535",
-        QPalette.ColorRole.ButtonText: "#f0f0f0", QPalette.ColorRole.Highlight: "#2a82da",
+        QPalette.ColorRole.Window: "#2d2d2d",
+        QPalette.ColorRole.WindowText: "#f0f0f0",
+        QPalette.ColorRole.Base: "#1e1e1e",
+        QPalette.ColorRole.AlternateBase: "#2a2a2a",
+        QPalette.ColorRole.Text: "#f0f0f0",
+        QPalette.ColorRole.Button: "#353535",
+        QPalette.ColorRole.ButtonText: "#f0f0f0",
+        QPalette.ColorRole.Highlight: "#2a82da",
         QPalette.ColorRole.HighlightedText: "#ffffff",
         # a typical dark theme's link blue: only 3.9:1 on #1e1e1e, the view must fix it
         QPalette.ColorRole.Link: "#2a6fc9",

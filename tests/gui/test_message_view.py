@@ -12,7 +12,14 @@ from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.gui.chatview.layout import _code_tables
 from chatapp.gui.chatview.model import MessageListModel
 from chatapp.gui.chatview.view import MessageView
-from tests.gui.helpers_view import dark_palette, fill, open_conversation, text_contrast, visible, wheel
+from tests.gui.helpers_view import (
+    dark_palette,
+    fill,
+    open_conversation,
+    text_contrast,
+    visible,
+    wheel,
+)
 
 BRANCHES = ("chatapp.gui.branch_actions",)
 LONG_CODE = "x = '" + "0123456789" * 40 + "'"  # a 400-character line without a break
@@ -132,9 +139,14 @@ def test_message_colours_have_enough_contrast_under_a_dark_palette(qtbot):
     view.show()
     msgs = [
         _msg(0, Role.USER, "A question in plain words, long enough to have many glyphs."),
-        _msg(1, Role.ASSISTANT, "An answer with a [link](https://example.com/page) and prose.\n\n"
-             "```python\ndef f(x):\n    return x * 2  # doubled\n```",
-             model="m.gguf", finish_reason=FinishReason.STOP),
+        _msg(
+            1,
+            Role.ASSISTANT,
+            "An answer with a [link](https://example.com/page) and prose.\n\n"
+            "```python\ndef f(x):\n    return x * 2  # doubled\n```",
+            model="m.gguf",
+            finish_reason=FinishReason.STOP,
+        ),
     ]
     view.show_thread(msgs)
     qtbot.waitUntil(lambda: view.paint_count > 0)
@@ -166,7 +178,10 @@ def test_message_colours_have_enough_contrast_under_a_dark_palette(qtbot):
     t = view._delegate.theme
     for bg in (t.user, t.assistant):
         link = t.link
-        assert contrast((link.red(), link.green(), link.blue()), (bg.red(), bg.green(), bg.blue())) >= 4.5
+        assert (
+            contrast((link.red(), link.green(), link.blue()), (bg.red(), bg.green(), bg.blue()))
+            >= 4.5
+        )
 
 
 def test_scrolling_up_while_streaming_holds_the_position(qtbot, make_window, fake_model_file):
@@ -201,7 +216,9 @@ def test_scrolling_up_while_streaming_holds_the_position(qtbot, make_window, fak
         w.session.stop()
 
 
-def test_edit_walk_versions_and_regenerate_a_middle_answer(qtbot, make_window, fake_model_file, monkeypatch):
+def test_edit_walk_versions_and_regenerate_a_middle_answer(
+    qtbot, make_window, fake_model_file, monkeypatch
+):
     w = make_window(reply="an answer", extensions=BRANCHES)
     _load(qtbot, w, fake_model_file)
     for q in ("first question", "second question", "third question"):
@@ -303,7 +320,9 @@ def test_reasoning_opens_and_closes(qtbot):
     view.show_thread([_msg(0, Role.USER, "q"), m])
     closed = view.row_layout(m.id)
     assert closed.thinking_doc is None and "Thinking (4 words)" in closed.thinking_label
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.click_point(m.id, "thinking"))
+    qtbot.mouseClick(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=view.click_point(m.id, "thinking")
+    )
     opened = view.row_layout(m.id)
     assert opened.thinking_doc.toPlainText() == "Step one. Step two."
     assert opened.height > closed.height

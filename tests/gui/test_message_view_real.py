@@ -68,7 +68,9 @@ def test_a_2000_message_chat_opens_at_its_newest_message_and_a_send_stays_in_vie
     assert visible(view, answer.message_id) and view.following
 
 
-def test_edit_the_first_message_then_walk_back_with_the_arrows(qtbot, make_window, smollm2_path, monkeypatch):
+def test_edit_the_first_message_then_walk_back_with_the_arrows(
+    qtbot, make_window, smollm2_path, monkeypatch
+):
     w = _window(qtbot, make_window, smollm2_path, max_tokens=12)
     view = w.message_view
     for q in ("Name a fruit.", "Name a colour.", "Name an animal."):
@@ -78,7 +80,9 @@ def test_edit_the_first_message_then_walk_back_with_the_arrows(qtbot, make_windo
     cid = w.current_conversation_id()
     first = view.widgets()[0].message_id
 
-    monkeypatch.setattr(QInputDialog, "getMultiLineText", lambda *a, **k: ("Name a vegetable.", True))
+    monkeypatch.setattr(
+        QInputDialog, "getMultiLineText", lambda *a, **k: ("Name a vegetable.", True)
+    )
     with qtbot.waitSignal(w.session.reply_finished, timeout=120000):
         _click(qtbot, view, first, "edit")
     edited = _texts(w)
@@ -113,7 +117,10 @@ def test_regenerate_a_middle_answer(qtbot, make_window, smollm2_path):
     assert new.message.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
     assert new.text == w.store.get_message(new.message_id).content
     assert new.versions == (2, 2)
-    assert w.store.get_message(new.message_id).parent_id == w.store.get_message(middle.message_id).parent_id
+    assert (
+        w.store.get_message(new.message_id).parent_id
+        == w.store.get_message(middle.message_id).parent_id
+    )
     _click(qtbot, view, new.message_id, "prev")  # the old answer, and the turn after it
     assert _texts(w) == original
     assert len(w.store.messages(cid)) == 7

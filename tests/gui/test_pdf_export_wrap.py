@@ -21,12 +21,14 @@ SPACED = "curl -sSL " + " ".join(f"--header 'X-Field-{i:02d}: value{i:02d}'" for
 def _text(tmp_path, messages):
     from chatapp.pdf_export import write_pdf
 
-    conv = Conversation("c1", "Wide code", 1_735_732_800.0, 1_735_732_800.0,
-                        current_leaf_id=messages[-1].id)
+    conv = Conversation(
+        "c1", "Wide code", 1_735_732_800.0, 1_735_732_800.0, current_leaf_id=messages[-1].id
+    )
     out = tmp_path / "wide.pdf"
     write_pdf(conv, messages, out)
-    return subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _squeeze(text: str) -> str:
@@ -38,8 +40,15 @@ def test_long_code_lines_wrap_in_the_pdf(tmp_path, qapp):
     body = f"Two long lines:\n\n```bash\n{SPACED}\n```\n\n```\n{UNBROKEN}\n```\n\nThe end."
     messages = [
         Message("u", "c1", None, Role.USER, "Show me", created_at=1_735_732_801.0),
-        Message("a", "c1", "u", Role.ASSISTANT, body, created_at=1_735_732_802.0,
-                finish_reason=FinishReason.STOP),
+        Message(
+            "a",
+            "c1",
+            "u",
+            Role.ASSISTANT,
+            body,
+            created_at=1_735_732_802.0,
+            finish_reason=FinishReason.STOP,
+        ),
     ]
     text = _text(tmp_path, messages)
     assert "The end." in text

@@ -169,9 +169,12 @@ class RowLayout:
                 return ("action", name)
         if "prev" in self.nav and self.nav["prev"].contains(p) and self.versions[0] > 1:
             return ("nav", -1)
-        if "next" in self.nav and self.nav["next"].contains(p):
-            if self.versions[0] < self.versions[1]:
-                return ("nav", 1)
+        if (
+            "next" in self.nav
+            and self.nav["next"].contains(p)
+            and self.versions[0] < self.versions[1]
+        ):
+            return ("nav", 1)
         if self.thinking_toggle is not None and self.thinking_toggle.contains(p):
             return ("thinking", None)
         for i, r in enumerate(self.code_copy):

@@ -56,10 +56,12 @@ log = logging.getLogger(__name__)
 RENDER_INTERVAL_MS = 120
 MAX_RENDER_INTERVAL_MS = 400
 COPIED_MS = 1500
+IDLE_MS = 250  # quiet time before laying out rows ahead of scrolling
+IDLE_SLICE_S = 0.012  # at most this long per slice of that work
 
 
 class UndoBar(QFrame):
-    """"Deleted 3 messages [Undo] [x]" over the bottom of the view."""
+    """ "Deleted 3 messages [Undo] [x]" over the bottom of the view."""
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -138,6 +140,12 @@ class MessageView(QListView):
         self._timer.setSingleShot(True)
         self._timer.setInterval(RENDER_INTERVAL_MS)
         self._timer.timeout.connect(self._flush)
+        # while nothing happens, rows a little further from the screen are laid out in
+        # small slices, so scrolling into them later costs a paint, not a layout
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(IDLE_MS)
+        self._idle.timeout.connect(self._measure_ahead)
         self.render_count = 0  # renders of streaming text (for tests and benchmarks)
         self.render_seconds = 0.0
         self.paint_count = 0
@@ -185,8 +193,10 @@ class MessageView(QListView):
         tail). Another conversation opens at its newest message. With `anchor`, that
         message keeps its place on screen (switching a version below it)."""
         rows = self.message_model.rows
-        same = bool(rows) and bool(messages) and rows[0].message.conversation_id == (
-            messages[0].conversation_id
+        same = (
+            bool(rows)
+            and bool(messages)
+            and rows[0].message.conversation_id == (messages[0].conversation_id)
         )
         if not same:
             self._pending.clear()
@@ -362,7 +372,7 @@ class MessageView(QListView):
         if changed:
             self._relayout()
 
-    def doItemsLayout(self) -> None:  # noqa: N802 (Qt override)
+    def doItemsLayout(self) -> None:
         """Every relayout keeps what the user looks at in place: the bottom while
         following, else the row at the top; rows near the view are laid out exactly
         first, so what is painted has its real height."""
@@ -408,6 +418,7 @@ class MessageView(QListView):
             self._adjusting -= 1
         self._update_jump()
         self.viewport().update()
+        self._idle.start()
 
     def _refresh_row(self, i: int) -> None:
         """A row's content changed: relayout if its height did, else repaint it."""
@@ -430,6 +441,41 @@ class MessageView(QListView):
         if self._measure_near_view():
             self._relayout(None if self._follow else self._capture())
         self._update_jump()
+        self._idle.start()
+
+    def _measure_ahead(self) -> None:
+        """Lay out unmeasured rows within two screens of the visible area (above first:
+        scrolling up is where long chats are read), a slice at a time."""
+        if self._pending or self._timer.isActive():
+            self._idle.start()  # an answer is streaming: later
+            return
+        n = self.message_model.rowCount()
+        if n == 0:
+            return
+        h = self.viewport().height()
+        value = self.verticalScrollBar().value()
+        first = self.indexAt(QPoint(self.viewport().width() // 2, 0)).row()
+        if first < 0:
+            first = n - 1
+        rows = self.message_model.rows
+        deadline = time.perf_counter() + IDLE_SLICE_S
+        changed = False
+        done = True
+        for order in (range(first, -1, -1), range(first + 1, n)):
+            for i in order:
+                rect = self.rectForIndex(self.message_model.index(i))
+                if rect.bottom() < value - 2 * h or rect.top() > value + 3 * h:
+                    break
+                if self._delegate.measured(rows[i]):
+                    continue
+                if time.perf_counter() > deadline:
+                    done = False
+                    break
+                changed |= self._delegate.ensure_measured(rows[i])
+        if changed:
+            self._relayout(None if self._follow else self._capture())
+        if not done:
+            self._idle.start()
 
     def _on_range(self, _lo: int, hi: int) -> None:
         if self._follow and not self._adjusting:
@@ -437,11 +483,7 @@ class MessageView(QListView):
 
     def _update_jump(self) -> None:
         sb = self.verticalScrollBar()
-        show = (
-            not self._follow
-            and bool(self.message_model.rows)
-            and sb.value() < sb.maximum() - 2
-        )
+        show = not self._follow and bool(self.message_model.rows) and sb.value() < sb.maximum() - 2
         self.jump_button.setVisible(show)
         if show:
             self._place_overlays()
@@ -475,12 +517,12 @@ class MessageView(QListView):
 
     # -- events ------------------------------------------------------------------------------
 
-    def resizeEvent(self, e: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, e: QResizeEvent) -> None:
         super().resizeEvent(e)
         if self._ready:
             self._place_overlays()
 
-    def changeEvent(self, e: QEvent) -> None:  # noqa: N802
+    def changeEvent(self, e: QEvent) -> None:
         super().changeEvent(e)
         if self._ready and e.type() in (QEvent.Type.PaletteChange, QEvent.Type.FontChange):
             self._delegate.restyle()
@@ -488,7 +530,7 @@ class MessageView(QListView):
                 row.estimate = (-1, -1, 0)
             self._relayout(None if self._follow else self._capture())
 
-    def paintEvent(self, e: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, e: QPaintEvent) -> None:
         super().paintEvent(e)
         self.paint_count += 1
         if not self.message_model.rows and self._placeholder:
@@ -509,13 +551,13 @@ class MessageView(QListView):
         hit = lay.hit(pos - self.visualRect(idx).topLeft())
         return (row, hit[0], hit[1]) if hit else None
 
-    def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, e: QMouseEvent) -> None:
         super().mouseMoveEvent(e)
         hit = self._hit(e.position().toPoint())
         shape = Qt.CursorShape.PointingHandCursor if hit else Qt.CursorShape.ArrowCursor
         self.viewport().setCursor(shape)
 
-    def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:
         super().mouseReleaseEvent(e)
         if e.button() != Qt.MouseButton.LeftButton:
             return
@@ -523,7 +565,7 @@ class MessageView(QListView):
         if hit is not None:
             self._activate(*hit)
 
-    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, e: QKeyEvent) -> None:
         if e.matches(QKeySequence.StandardKey.Copy):
             idx = self.currentIndex()
             if idx.isValid():
@@ -531,7 +573,7 @@ class MessageView(QListView):
                 return
         super().keyPressEvent(e)
 
-    def contextMenuEvent(self, e: QContextMenuEvent) -> None:  # noqa: N802
+    def contextMenuEvent(self, e: QContextMenuEvent) -> None:
         if e.reason() == QContextMenuEvent.Reason.Mouse:
             idx = self.indexAt(e.pos())
         else:
