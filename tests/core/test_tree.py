@@ -95,6 +95,10 @@ def test_delete_and_undo_through_the_store_restore_every_message(tmp_path):
     a1b = store.add_message(conv.id, Role.ASSISTANT, "a1b", parent_id=u1.id)
     store.set_current_leaf(conv.id, store.messages(conv.id)[3].id)  # back on a1's branch
     before = store.messages(conv.id)
+    # the light links give the same versions as whole messages
+    ids = [m.id for m in before]
+    assert Tree(store.message_links(conv.id)).versions(ids) == Tree(before).versions(ids)
+    assert Tree(before).versions(ids) == {a1.id: (1, 2), a1b.id: (2, 2)}
     d = Tree(before).plan_delete(a1.id, store.get_conversation(conv.id).current_leaf_id)
     with store.transaction():
         store.delete_message(d.message_id)

@@ -359,3 +359,30 @@ def test_paragraphs_wrap_to_the_width_at_any_window_size(qtbot, width):
     assert lay.body.size().width() <= lay.body.textWidth() + 0.5
     assert lay.body.textWidth() > view.viewport().width() * 0.8  # uses the room it has
     QApplication.processEvents()
+
+
+def test_the_context_menu_offers_the_same_actions(qtbot):
+    view = MessageView()
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    answer = _msg(1, Role.ASSISTANT, "```sh\nls\n```", finish_reason=FinishReason.LENGTH)
+    view.show_thread([_msg(0, Role.USER, "q"), answer])
+    view.set_versions({"m1": (1, 2)})
+    menu = view.context_menu(view.model().index(1, 0))
+    labels = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert labels == [
+        "Copy",
+        "Regenerate",
+        "Continue",
+        "Delete",
+        "Copy code block 1",
+        "Previous version",
+        "Next version",
+    ]
+    assert [a.isEnabled() for a in menu.actions() if not a.isSeparator()][-2:] == [False, True]
+    with qtbot.waitSignal(view.version_requested) as sig:
+        menu.actions()[-1].trigger()
+    assert sig.args == ["m1", 1]
+    user_menu = view.context_menu(view.model().index(0, 0))
+    assert [a.text() for a in user_menu.actions()] == ["Copy", "Edit", "Delete"]
