@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QInputDialog
+from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QTextBrowser
 
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.gui.chatview.layout import _code_tables
@@ -376,6 +376,7 @@ def test_the_context_menu_offers_the_same_actions(qtbot):
         "Regenerate",
         "Continue",
         "Delete",
+        "Select text…",
         "Copy code block 1",
         "Previous version",
         "Next version",
@@ -385,4 +386,22 @@ def test_the_context_menu_offers_the_same_actions(qtbot):
         menu.actions()[-1].trigger()
     assert sig.args == ["m1", 1]
     user_menu = view.context_menu(view.model().index(0, 0))
-    assert [a.text() for a in user_menu.actions()] == ["Copy", "Edit", "Delete"]
+    assert [a.text() for a in user_menu.actions()] == ["Copy", "Edit", "Delete", "Select text…"]
+
+
+def test_double_click_opens_the_message_to_select_text(qtbot):
+    view = MessageView()
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    answer = _msg(1, Role.ASSISTANT, "Some **bold** words to select.")
+    view.show_thread([_msg(0, Role.USER, "q"), answer])
+    lay = view.row_layout("m1")
+    pos = view.row_rect("m1").topLeft() + lay.body_origin + QPoint(5, 5)
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    dialogs = [d for d in view.findChildren(QDialog) if d.isVisible()]
+    assert len(dialogs) == 1
+    browser = dialogs[0].findChild(QTextBrowser)
+    assert browser.toPlainText().strip() == "Some bold words to select."
+    assert browser.textCursor().selectedText().strip() == "Some bold words to select."
+    dialogs[0].close()

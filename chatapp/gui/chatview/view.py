@@ -35,6 +35,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
     QFrame,
     QHBoxLayout,
     QInputDialog,
@@ -42,7 +44,9 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QPushButton,
+    QTextBrowser,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -565,6 +569,38 @@ class MessageView(QListView):
         if hit is not None:
             self._activate(*hit)
 
+    def mouseDoubleClickEvent(self, e: QMouseEvent) -> None:
+        super().mouseDoubleClickEvent(e)
+        idx = self.indexAt(e.position().toPoint())
+        if idx.isValid() and self._hit(e.position().toPoint()) is None:
+            self.select_text(self.message_model.rows[idx.row()].message_id)
+
+    def select_text(self, message_id: str) -> QDialog | None:
+        """The message in a text browser, to select and copy any part of it (rows are
+        painted, so the list itself does not select text)."""
+        row = self.message_model.row_for(message_id)
+        if row is None:
+            return None
+        lay = self._delegate.layout_for(row)
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Select text")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        browser = QTextBrowser(dialog)
+        browser.setOpenExternalLinks(True)
+        link = self._delegate.theme.link.name()
+        browser.document().setDefaultStyleSheet(f"a {{ color: {link}; }}")
+        browser.setHtml(lay.html)
+        browser.selectAll()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
+        buttons.rejected.connect(dialog.reject)
+        box = QVBoxLayout(dialog)
+        box.addWidget(browser)
+        box.addWidget(buttons)
+        top = self.window()
+        dialog.resize(max(400, top.width() * 2 // 3), max(300, top.height() * 2 // 3))
+        dialog.show()
+        return dialog
+
     def keyPressEvent(self, e: QKeyEvent) -> None:
         if e.matches(QKeySequence.StandardKey.Copy):
             idx = self.currentIndex()
@@ -592,6 +628,8 @@ class MessageView(QListView):
         for name in actions_for(row, is_last):
             act = menu.addAction(ACTION_LABELS[name])
             act.triggered.connect(lambda _=False, n=name, r=row: self._activate(r, "action", n))
+        select = menu.addAction("Select text…")
+        select.triggered.connect(lambda _=False, r=row: self.select_text(r.message_id))
         lay = self._delegate.layout_for(row)
         for i in range(len(lay.code_blocks)):
             act = menu.addAction(f"Copy code block {i + 1}")
