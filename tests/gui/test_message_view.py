@@ -244,6 +244,25 @@ def test_edit_walk_versions_and_regenerate_a_middle_answer(
     assert [r.text for r in view.widgets()] == ["first, edited", "an answer"]
     _click(qtbot, view, edited.message_id, "prev")
 
+    # switching the version of a message in the middle of the screen keeps it in place
+    w.resize(900, 500)
+    view.scroll_to_message(view.widgets()[0].message_id)
+    view.verticalScrollBar().setValue(view.verticalScrollBar().value() + 30)
+    second = view.widgets()[2]
+    top = view.row_rect(second.message_id).top()
+    other = w.store.add_message(
+        cid, Role.USER, "second, another version", parent_id=second.message.parent_id
+    )
+    w.store.add_message(cid, Role.ASSISTANT, "long " * 400, parent_id=other.id)
+    w.branch_actions.refresh_versions()
+    qtbot.mouseClick(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=view.click_point(second.message_id, "next")
+    )
+    assert view.widgets()[2].text == "second, another version"
+    assert view.row_rect(view.widgets()[2].message_id).top() == top
+    _click(qtbot, view, view.widgets()[2].message_id, "prev")
+    assert [r.text for r in view.widgets()] == original
+
     # regenerate the middle answer: a sibling of it; the thread ends there
     w.engines[0].reply = "a better answer"
     middle = view.widgets()[3]

@@ -214,6 +214,8 @@ class MessageView(QListView):
         while keep < min(len(rows), len(messages)) and rows[keep].message_id == messages[keep].id:
             keep += 1
         hold = self._capture(anchor) if anchor else None
+        if hold is not None:
+            self._follow = False  # the anchored row keeps its place, even at the bottom
         for i in range(keep):  # finished answers, new stats, edited text
             m = messages[i]
             if rows[i].message != m and m.id not in self._pending:
