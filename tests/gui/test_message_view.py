@@ -424,3 +424,57 @@ def test_double_click_opens_the_message_to_select_text(qtbot):
     assert browser.toPlainText().strip() == "Some bold words to select."
     assert browser.textCursor().selectedText().strip() == "Some bold words to select."
     dialogs[0].close()
+
+
+_SCALED = """
+import json, sys
+from PySide6.QtWidgets import QApplication
+from chatapp.core.conversation import Message, Role
+from chatapp.gui.chatview.view import MessageView
+app = QApplication([])
+view = MessageView()
+view.resize(800, 600)
+view.show()
+text = sys.argv[1]
+view.show_thread([Message("m0", "c", None, Role.USER, text, created_at=1.0),
+                  Message("m1", "c", "m0", Role.ASSISTANT, text, created_at=2.0)])
+app.processEvents()
+out = []
+for mid in ("m0", "m1"):
+    lay = view.row_layout(mid)
+    doc = lay.body
+    widest, block = 0.0, doc.begin()
+    while block.isValid():
+        box = doc.documentLayout().blockBoundingRect(block)
+        for i in range(block.layout().lineCount()):
+            line = block.layout().lineAt(i)
+            widest = max(widest, box.x() + line.x() + line.naturalTextWidth())
+        block = block.next()
+    out.append({"widest": widest, "limit": doc.textWidth(), "bubble_right": lay.bubble.right(),
+                "viewport": view.viewport().width(), "ratio": view.devicePixelRatioF(),
+                "whole": LONG in doc.toPlainText()})
+print(json.dumps(out))
+"""
+
+
+def test_nothing_is_cut_at_2x_scaling(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = f"{LONG_URL} and {LONG_CODE}\n\n" + "a paragraph that wraps " * 30
+    script = tmp_path / "scaled.py"
+    script.write_text(f"LONG = {LONG_CODE!r}\n" + _SCALED)
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, QT_SCALE_FACTOR="2", QT_QPA_PLATFORM="offscreen", PYTHONPATH=root)
+    out = subprocess.run(
+        [sys.executable, str(script), text], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    rows = json.loads(out.strip().splitlines()[-1])
+    for r in rows:
+        assert r["ratio"] == 2.0
+        assert r["widest"] <= r["limit"] + 0.5
+        assert r["bubble_right"] <= r["viewport"]
+        assert r["whole"]
