@@ -36,17 +36,11 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
-    QDialogButtonBox,
     QFrame,
-    QHBoxLayout,
     QInputDialog,
-    QLabel,
     QListView,
     QMenu,
-    QPushButton,
-    QTextBrowser,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -54,6 +48,7 @@ from chatapp.core.conversation import Message, Role
 from chatapp.gui.chatview.delegate import MessageDelegate
 from chatapp.gui.chatview.layout import ACTION_LABELS, RowLayout, actions_for
 from chatapp.gui.chatview.model import MessageListModel, Row
+from chatapp.gui.chatview.widgets import SelectTextDialog, UndoBar
 
 log = logging.getLogger(__name__)
 
@@ -62,46 +57,6 @@ MAX_RENDER_INTERVAL_MS = 400
 COPIED_MS = 1500
 IDLE_MS = 250  # quiet time before laying out rows ahead of scrolling
 IDLE_SLICE_S = 0.012  # at most this long per slice of that work
-
-
-class UndoBar(QFrame):
-    """ "Deleted 3 messages [Undo] [x]" over the bottom of the view."""
-
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setAutoFillBackground(True)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 4, 4, 4)
-        self.label = QLabel()
-        self.button = QPushButton("Undo")
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.dismiss)
-        self.button.clicked.connect(self._undo)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(self.button)
-        lay.addWidget(close)
-        self._callback: Callable[[], None] | None = None
-        self.hide()
-
-    def offer(self, text: str, callback: Callable[[], None]) -> None:
-        self.label.setText(text)
-        self._callback = callback
-        self.show()
-        self.raise_()
-
-    def dismiss(self) -> None:
-        self._callback = None
-        self.hide()
-
-    def _undo(self) -> None:
-        cb, self._callback = self._callback, None
-        self.hide()
-        if cb is not None:
-            cb()
 
 
 class MessageView(QListView):
@@ -583,21 +538,8 @@ class MessageView(QListView):
         row = self.message_model.row_for(message_id)
         if row is None:
             return None
-        lay = self._delegate.layout_for(row)
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Select text")
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        browser = QTextBrowser(dialog)
-        browser.setOpenExternalLinks(True)
-        link = self._delegate.theme.link.name()
-        browser.document().setDefaultStyleSheet(f"a {{ color: {link}; }}")
-        browser.setHtml(lay.html)
-        browser.selectAll()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
-        buttons.rejected.connect(dialog.reject)
-        box = QVBoxLayout(dialog)
-        box.addWidget(browser)
-        box.addWidget(buttons)
+        html = self._delegate.layout_for(row).html
+        dialog = SelectTextDialog(html, self._delegate.theme.link.name(), self)
         top = self.window()
         dialog.resize(max(400, top.width() * 2 // 3), max(300, top.height() * 2 // 3))
         dialog.show()
