@@ -200,13 +200,11 @@ def test_scrolling_up_while_streaming_holds_the_position(qtbot, make_window, fak
     assert not view.following and view.jump_button.isVisible()
     top = view.indexAt(QPoint(10, 0)).row()
     offset = view.visualRect(view.model().index(top, 0)).top()
-    value = view.verticalScrollBar().value()
     renders = view.render_count
     qtbot.waitUntil(lambda: view.render_count >= renders + 3, timeout=20000)
     assert view.widget_for(answer_id).text.count("word") > 20  # it kept streaming
     assert view.indexAt(QPoint(10, 0)).row() == top
     assert view.visualRect(view.model().index(top, 0)).top() == offset
-    assert view.verticalScrollBar().value() == value
     qtbot.mouseClick(view.jump_button, Qt.MouseButton.LeftButton)
     assert view.following and not view.jump_button.isVisible()
     renders = view.render_count

@@ -407,18 +407,18 @@ class MessageView(QListView):
     def _measure_ahead(self) -> None:
         """Lay out unmeasured rows within two screens of the visible area (above first:
         scrolling up is where long chats are read), a slice at a time."""
-        if self._pending or self._timer.isActive():
-            self._idle.start()  # an answer is streaming: later
+        rows = self.message_model.rows
+        if not rows:
             return
-        n = self.message_model.rowCount()
-        if n == 0:
+        if self._pending or self._timer.isActive() or rows[-1].streaming:
+            self._idle.start()  # an answer is streaming: its CPU time goes to the model
             return
+        n = len(rows)
         h = self.viewport().height()
         value = self.verticalScrollBar().value()
         first = self.indexAt(QPoint(self.viewport().width() // 2, 0)).row()
         if first < 0:
             first = n - 1
-        rows = self.message_model.rows
         deadline = time.perf_counter() + IDLE_SLICE_S
         changed = False
         done = True
