@@ -76,10 +76,12 @@ def _fix_colours(body: str, theme: CodeTheme) -> str:
     )
 
 
+@lru_cache(maxsize=512)
 def code_block_html(code: str, lang: str, theme: CodeTheme) -> str:
     """A code block as a two-row table: a caption row (where the view paints its Copy
     button) and the code, wrapped rather than cut (pre-wrap; the view's text option
-    breaks an unbroken line anywhere)."""
+    breaks an unbroken line anywhere). Cached: while an answer streams, the blocks it
+    has finished are not highlighted again on every update."""
     lexer = _lexer(lang)
     if lexer:
         body = _fix_colours(highlight(code, lexer, _formatter(theme.style)), theme)
