@@ -245,13 +245,16 @@ class MessageView(QListView):
         i = self.message_model.row_of(message_id)
         return self.visualRect(self.message_model.index(i)) if i >= 0 else QRect()
 
-    def scroll_to_message(self, message_id: str) -> None:
+    def scroll_to_message(self, message_id: str) -> bool:
+        """Put the message at the top of the view (a search hit); False if not shown."""
         i = self.message_model.row_of(message_id)
-        if i >= 0:
-            self._follow = False
-            self._ensure_measured_around(i)
-            self.scrollTo(self.message_model.index(i), QAbstractItemView.ScrollHint.PositionAtTop)
-            self._update_jump()
+        if i < 0:
+            return False
+        self._follow = False
+        self._ensure_measured_around(i)
+        self.scrollTo(self.message_model.index(i), QAbstractItemView.ScrollHint.PositionAtTop)
+        self._update_jump()
+        return True
 
     def click_point(self, message_id: str, target: str) -> QPoint | None:
         """Where to click (viewport coordinates) for a row's action ("edit", "copy", …),
