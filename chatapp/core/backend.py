@@ -135,6 +135,9 @@ class ChatRequest:
     # branching from an alternative: tokens that start the answer as if generated (the
     # kept prefix and the chosen token), with what was known of them; the rest is sampled
     forced: tuple[Any, ...] = ()  # core.engine.Sampled
+    # Continue a cut-off answer: the model's turn starts with this text (and thinking)
+    prefill: str = ""
+    prefill_thinking: str = ""
 
 
 @dataclass(frozen=True)

@@ -432,7 +432,8 @@ ul.index li { margin: .35rem 0; }
 
 
 # QTextDocument understands a subset of CSS (no custom properties or media queries):
-# these rules restate the look of the page in terms it applies.
+# these rules restate the look of the page in terms it applies. Code wraps (pre-wrap)
+# instead of running past the margin, where a printed page would cut it.
 PRINT_CSS = """
 body { font-size: 10pt; color: #1f2328; }
 h1 { font-size: 16pt; }
@@ -440,7 +441,7 @@ h1 { font-size: 16pt; }
 .role { font-weight: bold; }
 .head { margin-top: 10pt; }
 .note { color: #0969da; }
-pre { background-color: #f6f8fa; font-size: 8.5pt; }
+pre { background-color: #f6f8fa; font-size: 8.5pt; white-space: pre-wrap; }
 code { font-family: "DejaVu Sans Mono", monospace; }
 .thinking { color: #59636e; font-style: italic; }
 table { border-collapse: collapse; }

@@ -42,6 +42,7 @@ class ReplyStream:
         logprobs: int = 0,
         cache_key: str | None = None,
         forced: Sequence[Sampled] = (),
+        prefill: tuple[str, str] = ("", ""),
     ) -> None:
         self.engine = engine
         self.prompt: PreparedPrompt | None = prompt if isinstance(prompt, PreparedPrompt) else None
@@ -52,6 +53,8 @@ class ReplyStream:
         self.cache_key = cache_key
         self.forced = list(forced)  # branching: the answer starts with these (see _steps)
         self._out = AnswerStream(stop_markers, think_tags, start_inside=start_inside_thinking)
+        if prefill[0] or prefill[1]:  # Continue: the answer so far, then what comes
+            self._out.resume(*prefill)
         self.stats = ReplyStats(prompt_tokens=len(self.prompt_tokens), seed=params.seed)
         self._pieces: dict[int, str] = {}
 

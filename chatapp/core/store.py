@@ -60,6 +60,7 @@ __all__ = [
 ]
 from chatapp.core.search import SearchHit, leaf_through
 from chatapp.core.search import search as search_index
+from chatapp.core.tree import Link
 
 log = logging.getLogger(__name__)
 
@@ -595,6 +596,16 @@ class Store:
             else:
                 db.execute("DELETE FROM live_answers WHERE message_id = ?", (message_id,))
 
+    def mark_streaming(self, message_id: str) -> None:
+        """An existing answer is being written again (Continue): streaming, and owned by
+        this process until it finishes."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE messages SET finish_reason = ? WHERE id = ?",
+                (FinishReason.STREAMING.value, message_id),
+            )
+            self._mark_live(db, message_id)
+
     def heartbeat(self, message_id: str) -> None:
         """Say that this streaming answer is still being written (when no text came)."""
         with self.transaction() as db:
@@ -641,6 +652,16 @@ class Store:
             traces = self.token_traces(conversation_id)
             msgs = [m.with_(tokens=traces[m.id]) if m.id in traces else m for m in msgs]
         return msgs
+
+    def message_links(self, conversation_id: str) -> list[Link]:
+        """Every message's place in the tree (id, parent, time) without its text: cheap
+        enough to count versions in a long conversation on every change."""
+        rows = self._db.execute(
+            "SELECT id, conversation_id, parent_id, created_at FROM messages"
+            " WHERE conversation_id = ? ORDER BY created_at, rowid",
+            (conversation_id,),
+        ).fetchall()
+        return [Link(*r) for r in rows]
 
     def active_thread(self, conversation_id: str) -> list[Message]:
         conv = self.get_conversation(conversation_id)

@@ -160,6 +160,12 @@ class AnswerStream:
             start_inside=starts_inside_thinking(prompt, tags),
         )
 
+    def resume(self, answer: str, thinking: str = "") -> None:
+        """Carry on an answer that already has this text (Continue): what follows is
+        appended as it comes, not stripped as the start of a reply is."""
+        self.splitter.answer = answer
+        self.splitter.thinking = thinking
+
     @property
     def thinking(self) -> str:
         return self.splitter.thinking.strip()

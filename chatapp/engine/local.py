@@ -59,7 +59,7 @@ class LocalBackend:
         if request.raw_prompt is not None:
             return self.prepare_text(request.raw_prompt)
         template = self.template(request.user_template)
-        return prepare_prompt(
+        prompt = prepare_prompt(
             self.engine,
             template,
             request.system_prompt,
@@ -67,6 +67,13 @@ class LocalBackend:
             tools=request.tools,
             add_generation_prompt=request.add_generation_prompt,
         )
+        if request.prefill:  # Continue: the answer so far opens the model's turn, as text
+            prompt = replace(
+                prompt,
+                text=prompt.text + request.prefill,
+                tokens=prompt.tokens + self.engine.tokenize(request.prefill, special=False),
+            )
+        return prompt
 
     def prepare_text(self, text: str) -> PreparedPrompt:
         """Completion mode: the text as written (special-token markers in it are plain
@@ -97,6 +104,7 @@ class LocalBackend:
             logprobs=request.logprobs,
             cache_key=request.cache_key,
             forced=request.forced,
+            prefill=(request.prefill, request.prefill_thinking),
         )
 
     def execute_text(self, text: str, request: ChatRequest, cancel: threading.Event) -> ReplyStream:

@@ -278,6 +278,15 @@ class ChatSession(QObject):
         self._track(self.service.edit(message_id, text, listener=self.bridge.turn_listener()))
         return True
 
+    def continue_answer(self, message_id: str) -> bool:
+        """Carry on a cut-off or stopped answer in place."""
+        if self.conversation_id is None or not self._can_start():
+            return False
+        self._track(
+            self.service.continue_answer(message_id, listener=self.bridge.turn_listener())
+        )
+        return True
+
     def stop(self) -> None:
         if self._streaming:
             self._streaming.handle.cancel()
@@ -291,6 +300,7 @@ class ChatSession(QObject):
         if st is None:
             return
         st.conversation_id, st.message_id = ev.conversation_id, ev.reply.id
+        st.text, st.thinking = ev.reply.content, ev.reply.thinking  # Continue starts with text
         if ev.new_conversation or self.conversation_id != ev.conversation_id:
             self.conversation_id = ev.conversation_id
             self.conversations_changed.emit()

@@ -38,9 +38,9 @@ from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.gui.background import BackgroundRunner
 from chatapp.gui.chat_session import ChatSession
+from chatapp.gui.chatview.view import MessageView
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
-from chatapp.gui.message_view import MessageView
 from chatapp.gui.theme import notice_colours
 from chatapp.service import LoadedModel
 from chatapp.paths import AppPaths
@@ -68,6 +68,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.answer_tokens",
     "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
     "chatapp.gui.remote_actions",  # Models > Use a model on a server…
+    "chatapp.gui.branch_actions",
 )
 
 

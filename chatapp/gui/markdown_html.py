@@ -2,55 +2,140 @@
 
 markdown-it-py parses (CommonMark + tables + strikethrough) with raw HTML disabled, so
 a message's own <tags> show as text; Pygments colours fenced code with inline styles.
+Colours come from a `CodeTheme` the view derives from its palette, so code blocks read
+under light and dark themes. Code keeps its line breaks but wraps at the view's width
+(white-space: pre-wrap): a long line never widens the message.
 """
 
 from __future__ import annotations
 
 import html
+import re
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import get_lexer_by_name, guess_lexer
+from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-_FORMATTER = HtmlFormatter(noclasses=True, nowrap=True, style="default")
-_PRE = (
-    '<table width="100%" cellpadding="8" cellspacing="0" style="background-color:#f6f8fa;'
-    ' margin-top:4px; margin-bottom:4px;"><tr><td>'
-    '<pre style="font-family:monospace; margin:0;">{code}</pre></td></tr></table>'
-)
+from chatapp.gui.chatview.contrast import parse_hex, readable, to_hex
 
 
-def _highlight(code: str, lang: str, _attrs: str) -> str:
+@dataclass(frozen=True)
+class CodeTheme:
+    """Colours of code blocks: background, caption text, table rules, Pygments style."""
+
+    background: str = "#f3f4f6"
+    text: str = "#1f2328"
+    caption: str = "#59636e"
+    rule: str = "#d0d7de"
+    style: str = "default"  # a Pygments style; "github-dark" under a dark palette
+
+
+LIGHT = CodeTheme()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str
+    code_blocks: tuple[str, ...]  # each fenced/indented block's source, in document order
+
+
+@lru_cache(maxsize=4)
+def _formatter(style: str) -> HtmlFormatter[Any]:
+    return HtmlFormatter(noclasses=True, nowrap=True, style=style)
+
+
+def _lexer(lang: str) -> Any:
+    """The named language's lexer; none for an unnamed block (guessing tries every lexer
+    Pygments has, far too slow for text that re-renders while it streams)."""
+    if not lang:
+        return None
     try:
-        lexer = get_lexer_by_name(lang) if lang else None
+        return get_lexer_by_name(lang)
     except ClassNotFound:
-        lexer = None
-    if lexer is None and len(code) > 40:
-        try:
-            lexer = guess_lexer(code)
-        except ClassNotFound:
-            lexer = None
-    body = highlight(code, lexer, _FORMATTER) if lexer else html.escape(code)
-    return _PRE.format(code=body.rstrip("\n"))
+        return None
+
+
+_COLOUR = re.compile(r"(?<!-)color: ?#([0-9a-fA-F]{6})")
+
+
+@lru_cache(maxsize=512)
+def _readable_colour(colour: str, background: str, text: str) -> str:
+    return to_hex(readable(parse_hex(colour), parse_hex(background), parse_hex(text)))
+
+
+def _fix_colours(body: str, theme: CodeTheme) -> str:
+    """Pygments styles pick token colours for their own background: each is moved just
+    far enough towards the text colour to read on ours (WCAG 4.5:1)."""
+    return _COLOUR.sub(
+        lambda m: "color: " + _readable_colour(m.group(1), theme.background, theme.text), body
+    )
+
+
+@lru_cache(maxsize=512)
+def code_block_html(code: str, lang: str, theme: CodeTheme) -> str:
+    """A code block as a two-row table: a caption row (where the view paints its Copy
+    button) and the code, wrapped rather than cut (pre-wrap; the view's text option
+    breaks an unbroken line anywhere). Cached: while an answer streams, the blocks it
+    has finished are not highlighted again on every update."""
+    lexer = _lexer(lang)
+    if lexer:
+        body = _fix_colours(highlight(code, lexer, _formatter(theme.style)), theme)
+    else:
+        body = html.escape(code)
+    caption = html.escape(lang or (lexer.name.lower() if lexer else "code"))
+    return (
+        f'<table width="100%" border="0" cellpadding="6" cellspacing="0"'
+        f' bgcolor="{theme.background}" style="margin-top:4px; margin-bottom:4px;">'
+        f'<tr><td><span style="font-size:small; color:{theme.caption};">{caption}</span></td></tr>'
+        f'<tr><td><pre style="white-space:pre-wrap; margin:0; color:{theme.text};">'
+        f"{body.rstrip(chr(10))}</pre>"
+        "</td></tr></table>"
+    )
 
 
 @lru_cache(maxsize=1)
 def _md() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False})
     md.enable(["table", "strikethrough"])
     return md
 
 
-def to_html(text: str) -> str:
-    rendered = _md().render(text).replace(
-        "<table>", '<table border="1" cellspacing="0" cellpadding="4" style="border-color:#d0d7de;">'
+@lru_cache(maxsize=256)
+def render(text: str, theme: CodeTheme = LIGHT) -> Rendered:
+    """Markdown to Qt rich text, with the sources of its code blocks (for Copy). Cached:
+    a resize or a palette change lays rows out again without parsing them again."""
+    md = _md()
+    tokens = md.parse(text)
+    blocks: list[str] = []
+    for tok in tokens:
+        if tok.type in ("fence", "code_block"):
+            blocks.append(tok.content)
+            lang = tok.info.split()[0] if tok.type == "fence" and tok.info.strip() else ""
+            # replace the token by its rendering: the renderer copies html_block verbatim
+            tok.type = "html_block"
+            tok.content = code_block_html(tok.content, lang, theme)
+    rendered = md.renderer.render(tokens, md.options, {})
+    rendered = rendered.replace(
+        "<table>",
+        f'<table border="1" cellspacing="0" cellpadding="4" style="border-color:{theme.rule};">',
     )
-    # markdown-it wraps highlighted output in <pre><code>; the table already frames it
-    return rendered.replace("<pre><code", "<div").replace("</code></pre>", "</div>")
+    return Rendered(rendered, tuple(blocks))
+
+
+def to_html(text: str, theme: CodeTheme = LIGHT) -> str:
+    return render(text, theme).html
 
 
 def plain_to_html(text: str) -> str:
-    return html.escape(text).replace("\n", "<br>")
+    """Plain text (a user's message, reasoning) as rich text that keeps its line breaks
+    and wraps long words."""
+    return (
+        '<p style="white-space:pre-wrap; margin:0;">'
+        + html.escape(text).replace("\n", "<br>")
+        + "</p>"
+    )

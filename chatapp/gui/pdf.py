@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QEventLoop, QIODevice, QMarginsF
-from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtGui import (
+    QGuiApplication,
+    QPageLayout,
+    QPageSize,
+    QPdfWriter,
+    QTextDocument,
+    QTextOption,
+)
 
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message
@@ -60,6 +67,10 @@ def pdf_bytes(html: str, *, title: str = "") -> bytes:
         )
     )
     doc = QTextDocument()
+    # a code line or URL with no break point wraps anywhere rather than off the page
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+    doc.setDefaultTextOption(option)
     doc.setHtml(html)
     doc.setMetaInformation(QTextDocument.MetaInformation.DocumentTitle, title)
     doc.print_(writer)

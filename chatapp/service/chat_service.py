@@ -168,6 +168,7 @@ class _Turn:
     tokens: TraceBuilder | None = None
     trace: TokenTrace | None = None
     forced: tuple[Any, ...] = ()  # branch_from: tokens the answer starts with
+    prefill: tuple[str, str] = ("", "")  # continue_answer: the answer and thinking so far
 
 
 class ChatService:
@@ -597,6 +598,51 @@ class ChatService:
 
         return self._infer.submit(job)
 
+    def continue_answer(
+        self,
+        answer_id: str,
+        *,
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+    ) -> TurnHandle:
+        """Carry on a cut-off (length limit) or stopped answer in place: the model's turn
+        starts with the answer so far, and what it writes is appended to it."""
+        opts = options or TurnOptions()
+        handle = self._new_handle(listener)
+
+        def setup(store: Store) -> None:
+            ref = self._loaded_ref()
+            answer = store.get_message(answer_id)
+            if answer is None or answer.role is not Role.ASSISTANT or not answer.parent_id:
+                raise UserError(f"No answer with id {answer_id}.")
+            conv = store.get_conversation(answer.conversation_id)
+            question = store.get_message(answer.parent_id)
+            assert conv is not None and question is not None
+            from chatapp.core.conversation import thread
+
+            history = thread(store.messages(conv.id), question.id)
+            store.mark_streaming(answer.id)
+            store.set_current_leaf(conv.id, answer.id)
+            handle.conversation_id, handle.message_id = conv.id, answer.id
+            chat = ChatSettings.from_meta(conv.meta)
+            sampling = opts.sampling or self.sampling_for(ref, conv)
+            top_n = top_n_setting(self.settings) if opts.logprobs is None else opts.logprobs
+            turn = _Turn(
+                handle, conv, answer, history, sampling, ref, max(0, min(top_n, 20)),
+                chat.context_policy,
+            )
+            turn.prefill = (answer.content, answer.thinking)
+            turn.answer.append(answer.content)
+            if answer.thinking:
+                turn.thinking.append(answer.thinking)
+            if turn.logprobs:
+                turn.tokens = TraceBuilder(turn.logprobs, sampling.as_dict())
+            handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
+            self._infer.submit(self._generate, turn)
+
+        self._setup(handle, setup)
+        return handle
+
     def _loaded_ref(self) -> ModelRef:
         loaded = self.loaded
         if loaded is None:
@@ -710,6 +756,8 @@ class ChatService:
                 logprobs=turn.logprobs,
                 cache_key=turn.conversation.id,
                 forced=turn.forced,
+                prefill=turn.prefill[0],
+                prefill_thinking=turn.prefill[1],
             )
             request, dropped = fit_context(backend, request, turn.context_policy)
             if dropped:

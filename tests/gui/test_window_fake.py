@@ -29,7 +29,7 @@ def test_send_streams_saves_and_lists(qtbot, make_window, fake_model_file):
     assert [m.role for m in thread] == [Role.USER, Role.ASSISTANT]
     assert thread[1].content == "**Bold** answer with `code`."
     assert thread[1].finish_reason is FinishReason.STOP
-    body = w.message_view.widget_for(thread[1].id).body.text()
+    body = w.message_view.row_layout(thread[1].id).html
     assert "<strong>Bold</strong>" in body and "<code>code</code>" in body
     assert w.conversations.rowCount() == 1
     assert w.conversations.data(w.conversations.index(0)) == "Hello there"

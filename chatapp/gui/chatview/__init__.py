@@ -1,0 +1,1 @@
+"""The message view: a list model, a painting delegate and the view (see view.py)."""

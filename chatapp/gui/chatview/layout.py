@@ -1,0 +1,384 @@
+"""How one message is laid out and painted: a bubble with a header, the optional
+reasoning section, the body (rich text in a QTextDocument wrapped to the view's width)
+and a line of actions.
+
+Everything is measured from the font (em = the line height), so sizes follow the font
+and the scale factor. A RowLayout is built only for rows near the visible area; rows
+further away get an estimated height from their text length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QFont,
+    QFontMetrics,
+    QPainter,
+    QPalette,
+    QPen,
+    QTextDocument,
+    QTextFrame,
+    QTextOption,
+    QTextTable,
+)
+
+from chatapp.core.conversation import FinishReason, Role
+from chatapp.gui.chatview.model import Row, role_name
+from chatapp.gui.chatview.theme import Theme
+from chatapp.gui.markdown_html import plain_to_html, render
+
+ACTION_LABELS = {
+    "copy": "Copy",
+    "edit": "Edit",
+    "regenerate": "Regenerate",
+    "continue": "Continue",
+    "delete": "Delete",
+}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Sizes derived from the view's font."""
+
+    font: QFont
+    small: QFont
+    bold: QFont
+    em: int
+    small_h: int
+    margin_x: int
+    margin_y: int
+    pad: int
+    gap: int
+    avg_char: float
+
+    @classmethod
+    def of(cls, font: QFont) -> Metrics:
+        fm = QFontMetrics(font)
+        small = QFont(font)
+        if font.pointSizeF() > 0:
+            small.setPointSizeF(font.pointSizeF() * 0.88)
+        else:
+            small.setPixelSize(max(8, round(font.pixelSize() * 0.88)))
+        bold = QFont(small)
+        bold.setBold(True)
+        em = fm.height()
+        return cls(
+            font=font,
+            small=small,
+            bold=bold,
+            em=em,
+            small_h=QFontMetrics(small).height(),
+            margin_x=round(em * 0.6),
+            margin_y=max(2, round(em * 0.3)),
+            pad=round(em * 0.6),
+            gap=max(2, round(em * 0.3)),
+            avg_char=max(1.0, fm.averageCharWidth() * 1.05),
+        )
+
+
+def actions_for(row: Row, is_last: bool) -> list[str]:
+    if row.streaming:
+        return ["copy"]
+    out = ["copy"]
+    if row.role is Role.USER:
+        out.append("edit")
+    elif row.role is Role.ASSISTANT:
+        out.append("regenerate")
+        cut = row.message.finish_reason in (FinishReason.LENGTH, FinishReason.CANCELLED)
+        if cut and row.text and is_last:
+            out.append("continue")
+    out.append("delete")
+    return out
+
+
+def header_meta(row: Row) -> str:
+    m = row.message
+    parts = []
+    if m.role is Role.ASSISTANT and m.model:
+        parts.append(m.model)
+    parts.append(datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M"))
+    if m.tokens_per_second:
+        parts.append(f"{m.completion_tokens} tokens, {m.tokens_per_second:.1f} tok/s")
+    status = {
+        FinishReason.CANCELLED: "stopped",
+        FinishReason.ERROR: "failed",
+        FinishReason.LENGTH: "cut at the length limit",
+        FinishReason.STREAMING: "writing…",
+    }.get(m.finish_reason)  # type: ignore[arg-type]
+    if status:
+        parts.append(status)
+    return " · ".join(parts)
+
+
+def _new_doc(font: QFont, html: str, width: float, theme: Theme) -> QTextDocument:
+    doc = QTextDocument()
+    doc.setDocumentMargin(0)
+    doc.setDefaultFont(font)
+    opt = QTextOption()
+    # a long URL or an unbroken code line breaks anywhere rather than widening the message
+    opt.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+    doc.setDefaultTextOption(opt)
+    doc.setDefaultStyleSheet(f"a {{ color: {theme.link.name()}; }}")
+    doc.setHtml(html)
+    doc.setTextWidth(max(10.0, width))
+    return doc
+
+
+def _code_tables(frame: QTextFrame) -> list[QTextTable]:
+    """Code blocks are the borderless tables (Markdown tables have a border), in order."""
+    out: list[QTextTable] = []
+    for child in frame.childFrames():
+        if isinstance(child, QTextTable) and child.format().border() == 0:
+            out.append(child)
+        out.extend(_code_tables(child))
+    return out
+
+
+@dataclass
+class RowLayout:
+    width: int
+    key: tuple[int, int, int]  # (width, theme, rev): rebuilt when any changes
+    height: int = 0
+    bubble: QRectF = field(default_factory=QRectF)
+    header: QRect = field(default_factory=QRect)
+    role_text: str = ""
+    meta_text: str = ""
+    nav: dict[str, QRect] = field(default_factory=dict)  # prev, label, next
+    versions: tuple[int, int] = (1, 1)
+    thinking_toggle: QRect | None = None
+    thinking_label: str = ""
+    thinking_doc: QTextDocument | None = None
+    thinking_origin: QPoint = field(default_factory=QPoint)
+    html: str = ""  # the body's rich text, as rendered from the message
+    body: QTextDocument | None = None
+    body_origin: QPoint = field(default_factory=QPoint)
+    code_copy: list[QRect] = field(default_factory=list)
+    code_blocks: tuple[str, ...] = ()
+    actions: list[tuple[str, QRect]] = field(default_factory=list)
+
+    def hit(self, p: QPoint) -> tuple[str, object] | None:
+        """What a click at p (row coordinates) means: ("action", name), ("nav", ±1),
+        ("thinking", None), ("code", block index), ("link", href); None for nothing."""
+        for name, r in self.actions:
+            if r.contains(p):
+                return ("action", name)
+        if "prev" in self.nav and self.nav["prev"].contains(p) and self.versions[0] > 1:
+            return ("nav", -1)
+        if (
+            "next" in self.nav
+            and self.nav["next"].contains(p)
+            and self.versions[0] < self.versions[1]
+        ):
+            return ("nav", 1)
+        if self.thinking_toggle is not None and self.thinking_toggle.contains(p):
+            return ("thinking", None)
+        for i, r in enumerate(self.code_copy):
+            if r.contains(p):
+                return ("code", i)
+        if self.body is not None:
+            local = QPointF(p - self.body_origin)
+            href = self.body.documentLayout().anchorAt(local)
+            if href:
+                return ("link", href)
+        return None
+
+    def target(self, name: str) -> QRect | None:
+        """The rectangle of a clickable part (row coordinates), for keyboard-free tests
+        and the context menu: an action name, "prev", "next", "thinking" or "code:N"."""
+        for n, r in self.actions:
+            if n == name:
+                return r
+        if name in ("prev", "next"):
+            return self.nav.get(name)
+        if name == "thinking":
+            return self.thinking_toggle
+        if name.startswith("code:"):
+            i = int(name[5:])
+            return self.code_copy[i] if i < len(self.code_copy) else None
+        return None
+
+
+def estimate_height(row: Row, width: int, m: Metrics) -> int:
+    """A cheap guess from the text's length, for rows that have not been laid out."""
+    inner = max(40, width - 2 * m.margin_x - 2 * m.pad)
+    per_line = max(8, int(inner / m.avg_char))
+    lines = 0
+    for para in row.text.split("\n"):
+        lines += max(1, math.ceil(len(para) / per_line))
+    line_h = round(m.em * 1.05)
+    chrome = 2 * m.margin_y + 2 * m.pad + 2 * (m.small_h + m.gap)
+    if row.thinking:
+        chrome += m.small_h
+    return chrome + lines * line_h
+
+
+def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowLayout:
+    lay = RowLayout(width=width, key=(width, hash(theme.key), row.rev))
+    bx = m.margin_x
+    bw = max(60, width - 2 * m.margin_x)
+    inner_x = bx + m.pad
+    inner_w = max(40, bw - 2 * m.pad)
+    y = m.margin_y + m.pad
+
+    # header: role, meta (elided to fit), versions "‹ 2/3 ›" on the right
+    lay.role_text = role_name(row.role)
+    sfm = QFontMetrics(m.small)
+    bfm = QFontMetrics(m.bold)
+    nav_w = 0
+    lay.versions = row.versions
+    if row.versions[1] > 1:
+        label = f"{row.versions[0]}/{row.versions[1]}"
+        arrow_w = max(sfm.horizontalAdvance("‹"), sfm.horizontalAdvance("›")) + m.em
+        label_w = sfm.horizontalAdvance(label) + m.gap
+        right = inner_x + inner_w
+        lay.nav["next"] = QRect(right - arrow_w, y, arrow_w, m.small_h)
+        lay.nav["label"] = QRect(right - arrow_w - label_w, y, label_w, m.small_h)
+        lay.nav["prev"] = QRect(right - 2 * arrow_w - label_w, y, arrow_w, m.small_h)
+        nav_w = 2 * arrow_w + label_w + m.gap
+    role_w = bfm.horizontalAdvance(lay.role_text) + m.gap * 2
+    meta_w = max(0, inner_w - role_w - nav_w)
+    lay.meta_text = sfm.elidedText(header_meta(row), Qt.TextElideMode.ElideRight, meta_w)
+    lay.header = QRect(inner_x, y, inner_w, m.small_h)
+    y += m.small_h + m.gap
+
+    # reasoning, collapsed by default
+    if row.thinking:
+        words = len(row.thinking.split())
+        arrow = "▾" if row.thinking_open else "▸"
+        lay.thinking_label = f"{arrow} Thinking ({words} words)"
+        lay.thinking_toggle = QRect(
+            inner_x, y, sfm.horizontalAdvance(lay.thinking_label) + m.gap, m.small_h
+        )
+        y += m.small_h + m.gap
+        if row.thinking_open:
+            indent = m.pad
+            lay.thinking_doc = _new_doc(
+                m.small,
+                f'<div style="color:{theme.muted.name()};">{plain_to_html(row.thinking)}</div>',
+                inner_w - indent,
+                theme,
+            )
+            lay.thinking_origin = QPoint(inner_x + indent, y)
+            y += math.ceil(lay.thinking_doc.size().height()) + m.gap
+
+    # body
+    if row.role is Role.ASSISTANT:
+        if row.text:
+            rendered = render(row.text, theme.code)
+            html, lay.code_blocks = rendered.html, rendered.code_blocks
+        else:
+            html = "<i>thinking…</i>" if row.thinking else "<i>…</i>"
+    else:
+        html = plain_to_html(row.text)
+    lay.html = html
+    lay.body = _new_doc(m.font, html, inner_w, theme)
+    lay.body_origin = QPoint(inner_x, y)
+    doc_layout = lay.body.documentLayout()
+    copy_w = sfm.horizontalAdvance("Copied ✓") + m.gap
+    for table in _code_tables(lay.body.rootFrame())[: len(lay.code_blocks)]:
+        frame = doc_layout.frameBoundingRect(table)
+        first = doc_layout.blockBoundingRect(table.cellAt(0, 0).firstCursorPosition().block())
+        r = QRect(
+            round(frame.right()) - copy_w - m.pad,
+            round(first.top()),
+            copy_w,
+            max(m.small_h, round(first.height())),
+        )
+        lay.code_copy.append(r.translated(lay.body_origin))
+    y += math.ceil(lay.body.size().height()) + m.gap
+
+    # actions
+    x = inner_x
+    for name in actions_for(row, is_last):
+        w = sfm.horizontalAdvance(ACTION_LABELS[name]) + m.em
+        lay.actions.append((name, QRect(x, y, w, m.small_h)))
+        x += w
+    y += m.small_h + m.pad
+    lay.bubble = QRectF(bx, m.margin_y, bw, y - m.margin_y)
+    lay.height = y + m.margin_y
+    return lay
+
+
+def paint(
+    p: QPainter,
+    lay: RowLayout,
+    row: Row,
+    theme: Theme,
+    m: Metrics,
+    *,
+    focused: bool,
+    copied: str | None,
+) -> None:
+    """Paint a row at the painter's origin (the row's top-left)."""
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    radius = m.em * 0.45
+    p.setPen(QPen(theme.focus if focused else theme.border, 2 if focused else 1))
+    p.setBrush(theme.bubble(row.role.value))
+    p.drawRoundedRect(lay.bubble.adjusted(0.5, 0.5, -0.5, -0.5), radius, radius)
+
+    # header
+    p.setFont(m.bold)
+    p.setPen(theme.text)
+    h = lay.header
+    p.drawText(h, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, lay.role_text)
+    role_w = QFontMetrics(m.bold).horizontalAdvance(lay.role_text) + m.gap * 2
+    p.setFont(m.small)
+    p.setPen(theme.muted)
+    p.drawText(
+        h.adjusted(role_w, 0, 0, 0),
+        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+        lay.meta_text,
+    )
+    if lay.nav:
+        i, n = lay.versions
+        centre = Qt.AlignmentFlag.AlignCenter
+        p.setPen(theme.link if i > 1 else theme.muted)
+        p.drawText(lay.nav["prev"], centre, "‹")
+        p.setPen(theme.muted)
+        p.drawText(lay.nav["label"], centre, f"{i}/{n}")
+        p.setPen(theme.link if i < n else theme.muted)
+        p.drawText(lay.nav["next"], centre, "›")
+
+    ctx = QAbstractTextDocumentLayout.PaintContext()
+    ctx.palette.setColor(QPalette.ColorRole.Text, theme.text)
+    ctx.palette.setColor(QPalette.ColorRole.Link, theme.link)
+
+    if lay.thinking_toggle is not None:
+        p.setPen(theme.muted)
+        p.drawText(
+            lay.thinking_toggle,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            lay.thinking_label,
+        )
+    if lay.thinking_doc is not None:
+        o = lay.thinking_origin
+        hgt = lay.thinking_doc.size().height()
+        p.setPen(QPen(theme.border, max(2, m.gap // 2)))
+        p.drawLine(o.x() - m.pad // 2, o.y(), o.x() - m.pad // 2, round(o.y() + hgt))
+        p.save()
+        p.translate(o)
+        tctx = QAbstractTextDocumentLayout.PaintContext()
+        tctx.palette.setColor(QPalette.ColorRole.Text, theme.muted)
+        lay.thinking_doc.documentLayout().draw(p, tctx)
+        p.restore()
+
+    if lay.body is not None:
+        p.save()
+        p.translate(lay.body_origin)
+        lay.body.documentLayout().draw(p, ctx)
+        p.restore()
+
+    p.setFont(m.small)
+    for i, r in enumerate(lay.code_copy):
+        p.setPen(theme.link)
+        text = "Copied ✓" if copied == f"code:{i}" else "Copy"
+        p.drawText(r, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+    p.setPen(theme.link)
+    for name, r in lay.actions:
+        text = "Copied ✓" if copied == name else ACTION_LABELS[name]
+        p.drawText(r, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
