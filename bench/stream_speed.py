@@ -41,13 +41,20 @@ def bare_llama(model: str, threads: int, n_tokens: int) -> tuple[float, int]:
     prompt = prepare_prompt(eng, template_for(eng), "", [{"role": "user", "content": PROMPT}])
     n_ctx = eng.info.n_ctx
     eng.close()
-    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_threads=threads,
-                          n_threads_batch=threads, seed=SEED, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=model,
+        n_ctx=n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        seed=SEED,
+        verbose=False,
+    )
     eog = {t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)}
     n = 0
     t_first = t_last = 0.0
-    for tok in llm.generate(prompt.tokens, top_k=40, top_p=0.95, min_p=0.05, temp=0.7,
-                            repeat_penalty=1.1):
+    for tok in llm.generate(
+        prompt.tokens, top_k=40, top_p=0.95, min_p=0.05, temp=0.7, repeat_penalty=1.1
+    ):
         now = time.perf_counter()
         if tok in eog:
             break
@@ -139,9 +146,21 @@ def main() -> None:
 
     def child(kind: str) -> dict:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", kind, "--model", model, "--threads", str(threads),
-             "--tokens", str(args.tokens)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                kind,
+                "--model",
+                model,
+                "--threads",
+                str(threads),
+                "--tokens",
+                str(args.tokens),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         return json.loads(out.strip().splitlines()[-1])
 
@@ -152,18 +171,23 @@ def main() -> None:
         wr = child("window")
         base.append(b)
         win.append(wr)
-        print(f"round {r + 1}: llama-cpp-python {b:.1f} tok/s ({nb} tokens) | window "
-              f"{wr['gui_tps']:.1f} tok/s ({wr['tokens']:.0f} tokens, worker "
-              f"{wr['worker_tps']:.1f}) | max GUI stall {wr['max_stall_ms']:.1f} ms, "
-              f"{wr['renders']:.0f} renders of {wr['render_ms']:.1f} ms", flush=True)
+        print(
+            f"round {r + 1}: llama-cpp-python {b:.1f} tok/s ({nb} tokens) | window "
+            f"{wr['gui_tps']:.1f} tok/s ({wr['tokens']:.0f} tokens, worker "
+            f"{wr['worker_tps']:.1f}) | max GUI stall {wr['max_stall_ms']:.1f} ms, "
+            f"{wr['renders']:.0f} renders of {wr['render_ms']:.1f} ms",
+            flush=True,
+        )
     b_med = statistics.median(base)
     w_med = statistics.median(x["gui_tps"] for x in win)
     print(f"\nmodel {Path(model).name}, {threads} threads, {args.tokens}-token answers")
     print(f"median llama-cpp-python generate loop: {b_med:.1f} tok/s")
     print(f"median through the window:            {w_med:.1f} tok/s")
     print(f"ratio window / llama.cpp:             {w_med / b_med:.3f}  (target >= 0.95)")
-    print(f"worst GUI event-loop stall:           "
-          f"{max(x['max_stall_ms'] for x in win):.1f} ms  (target <= 50)")
+    print(
+        f"worst GUI event-loop stall:           "
+        f"{max(x['max_stall_ms'] for x in win):.1f} ms  (target <= 50)"
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,10 @@ def main() -> None:
     if args.switches % 2:
         load(a)
     last = rss_mb()
-    print(f"back on {Path(a).name}: {last:.1f} MB, {100 * (last / first - 1):+.1f}% vs the first load"
-          " (target within 5%)")
+    print(
+        f"back on {Path(a).name}: {last:.1f} MB, {100 * (last / first - 1):+.1f}% vs the first load"
+        " (target within 5%)"
+    )
     session.shutdown()
     store.close()
     app.processEvents()

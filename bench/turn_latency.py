@@ -95,8 +95,12 @@ def main() -> None:
     last = ttft[-1]
     stay = statistics.median(ttft[-3:])
     print(f"\nmodel {Path(model).name}, {args.turns} turns, {args.tokens}-token answers")
-    print(f"time to first token, turn {args.turns} / turn 1:       {last / first:.2f}  (target <= 1.5)")
-    print(f"after switching back / staying put (median of last 3): {t_back / stay:.2f}  (target <= 1.5)")
+    print(
+        f"time to first token, turn {args.turns} / turn 1:       {last / first:.2f}  (target <= 1.5)"
+    )
+    print(
+        f"after switching back / staying put (median of last 3): {t_back / stay:.2f}  (target <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

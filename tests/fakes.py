@@ -17,8 +17,14 @@ class ScriptedEngine:
     """Tokens are bytes: token id = byte value + 1; id 0 ends the turn.
     `reply` is what every generate() yields, one byte-token at a time."""
 
-    def __init__(self, path: str = "/models/fake.gguf", reply: str = "Hello from the fake model.",
-                 delay: float = 0.0, metadata: dict | None = None, n_ctx: int = 4096) -> None:
+    def __init__(
+        self,
+        path: str = "/models/fake.gguf",
+        reply: str = "Hello from the fake model.",
+        delay: float = 0.0,
+        metadata: dict | None = None,
+        n_ctx: int = 4096,
+    ) -> None:
         self.reply = reply
         self.delay = delay
         self.closed = False
@@ -26,9 +32,19 @@ class ScriptedEngine:
         self.last_prompt = PromptEval()
         self.cache_keys: list[str | None] = []
         self.info = ModelInfo(
-            path=path, name="Fake model", architecture="fake", n_ctx=n_ctx, n_ctx_train=n_ctx,
-            n_vocab=257, bos_token="", eos_token="", eog_token_ids=frozenset({EOS}), add_bos=False,
-            metadata=metadata if metadata is not None else {
+            path=path,
+            name="Fake model",
+            architecture="fake",
+            n_ctx=n_ctx,
+            n_ctx_train=n_ctx,
+            n_vocab=257,
+            bos_token="",
+            eos_token="",
+            eog_token_ids=frozenset({EOS}),
+            add_bos=False,
+            metadata=metadata
+            if metadata is not None
+            else {
                 "general.architecture": "fake",
                 "tokenizer.chat_template": "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}"
                 "<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}",
@@ -44,9 +60,15 @@ class ScriptedEngine:
     def is_special(self, token_id: int) -> bool:
         return token_id == EOS
 
-    def generate(self, prompt: list[int], params: SamplingParams,
-                 cancel: threading.Event, *, logprobs: int = 0,
-                 cache_key: str | None = None) -> Iterator[Sampled]:
+    def generate(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        cancel: threading.Event,
+        *,
+        logprobs: int = 0,
+        cache_key: str | None = None,
+    ) -> Iterator[Sampled]:
         assert not self.closed, "used after close()"
         self.prompts.append(list(prompt))
         self.cache_keys.append(cache_key)

@@ -9,7 +9,6 @@ import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
@@ -101,7 +100,9 @@ def chat(args: argparse.Namespace) -> int:
             args.edit = edited.id
         answer_id = None
         if regenerate and args.regenerate:
-            found = store.get_message(args.regenerate) or _find_message(store, conv, args.regenerate)
+            found = store.get_message(args.regenerate) or _find_message(
+                store, conv, args.regenerate
+            )
             if found is None:
                 raise UserError(f"No message with id {args.regenerate}.")
             answer_id = found.id
@@ -194,7 +195,11 @@ class _Printer:
                 out.write(event.chunk.text)
                 out.flush()
         elif isinstance(event, TurnPrompt) and event.prompt.warning:
-            note = event.prompt.warning.replace(self.said, "").strip() if self.said else event.prompt.warning
+            note = (
+                event.prompt.warning.replace(self.said, "").strip()
+                if self.said
+                else event.prompt.warning
+            )
             if note:
                 print(f"chatapp: note: {note}", file=sys.stderr)
 

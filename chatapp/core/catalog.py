@@ -55,9 +55,8 @@ _OVERHEAD = 300 * 1024 * 1024  # compute buffers, the app itself
 
 def quant_of(filename: str) -> str:
     """The quantization named in a file name ("Q4_K_M"), or "" if it names none."""
-    m = None
-    for m in _QUANT_RE.finditer(Path(filename).name):
-        pass  # the last match wins: "Q8_0-model-Q4_K_M.gguf" is Q4_K_M
+    matches = list(_QUANT_RE.finditer(Path(filename).name))
+    m = matches[-1] if matches else None  # the last wins: "Q8_0-model-Q4_K_M.gguf" is Q4_K_M
     if m is None:
         return ""
     q = m.group(1).upper()

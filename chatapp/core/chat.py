@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from chatapp.core.backend import PreparedPrompt
 from chatapp.core.conversation import Message
@@ -45,7 +45,7 @@ def prepare_prompt(
     engine: Tokenizer,
     template: ChatTemplate,
     system_prompt: str,
-    history: Iterable[Message] | list[dict[str, Any]],
+    history: Iterable[Message] | Iterable[dict[str, Any]],
     *,
     tools: list[dict[str, Any]] | None = None,
     add_generation_prompt: bool = True,
@@ -56,7 +56,7 @@ def prepare_prompt(
     if items and isinstance(items[0], Message):
         messages = conversation_messages(items, template)  # type: ignore[arg-type]
     else:
-        messages = [dict(m) for m in items]  # type: ignore[arg-type]
+        messages = [dict(cast(dict[str, Any], m)) for m in items]
         systems = [m for m in messages if m.get("role") == "system"]
         if systems and not system_prompt.strip():
             system_prompt = str(systems[0].get("content", ""))

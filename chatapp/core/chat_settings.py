@@ -145,7 +145,9 @@ def resolve_sampling(
 def describe(params: SamplingParams) -> str:
     """One line for "what the next answer will use"."""
     seed = "a new seed each answer" if params.seed is None else f"seed {params.seed}"
-    limit = "no length limit" if params.max_tokens is None else f"at most {params.max_tokens} tokens"
+    limit = (
+        "no length limit" if params.max_tokens is None else f"at most {params.max_tokens} tokens"
+    )
     return (
         f"temperature {params.temperature:g} · top-p {params.top_p:g} · top-k {params.top_k}"
         f" · min-p {params.min_p:g} · repeat penalty {params.repeat_penalty:g} · {seed} · {limit}"

@@ -19,6 +19,7 @@ from dataclasses import replace
 from chatapp.core.backend import Chunk, PreparedPrompt, ReplyStats, TokenAlternative
 from chatapp.core.conversation import FinishReason
 from chatapp.core.engine import Cancelled, Engine, Sampled, SamplingParams
+from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import ANSWER, THINKING, AnswerStream
 
 __all__ = ["ANSWER", "THINKING", "ReplyStats", "ReplyStream"]
@@ -45,8 +46,10 @@ class ReplyStream:
         prefill: tuple[str, str] = ("", ""),
     ) -> None:
         self.engine = engine
-        self.prompt: PreparedPrompt | None = prompt if isinstance(prompt, PreparedPrompt) else None
-        self.prompt_tokens = list(prompt.tokens if isinstance(prompt, PreparedPrompt) else prompt)
+        if not isinstance(prompt, PreparedPrompt):  # bare token ids (tests, benchmarks)
+            prompt = PreparedPrompt("", list(prompt), ChatTemplate("tokens", "completion", ""))
+        self.prompt: PreparedPrompt = prompt
+        self.prompt_tokens = list(prompt.tokens)
         self.params = params
         self.cancel = cancel
         self.logprobs = logprobs

@@ -82,7 +82,10 @@ def details(msg: Message) -> list[tuple[str, str]]:
         n = len(msg.meta["context_dropped"])
         rows.append(("Context", f"{n} older message(s) were left out to fit the context"))
     rows.append(
-        ("Check it", f"chatapp prompt --conversation {msg.conversation_id[:12]} --message {msg.id[:12]}")
+        (
+            "Check it",
+            f"chatapp prompt --conversation {msg.conversation_id[:12]} --message {msg.id[:12]}",
+        )
     )
     return rows
 

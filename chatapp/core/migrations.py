@@ -53,7 +53,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX messages_conversation ON messages(conversation_id, created_at);
         CREATE INDEX messages_parent ON messages(parent_id);
-        """
+        """,
     )
 
 

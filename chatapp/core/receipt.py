@@ -66,7 +66,7 @@ class Receipt:
         return {"version": RECEIPT_VERSION, **self.__dict__}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Receipt | None:
+    def from_dict(cls, data: Any) -> Receipt | None:
         """None for a missing or malformed receipt (older answers have none)."""
         if not isinstance(data, dict):
             return None

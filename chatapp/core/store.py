@@ -180,6 +180,8 @@ class _Batch:
     id: str
     opened: float = 0.0
     conversations: int = 0
+
+
 def _tag_filter(tag: str | None) -> tuple[str, tuple[str, ...]]:
     if tag is None:
         return "", ()
@@ -689,6 +691,7 @@ class Store:
             "SELECT tokens FROM prompt_tokens WHERE message_id = ?", (message_id,)
         ).fetchone()
         return unpack_tokens(row[0]) if row else None
+
     # -- pins, tags, search -------------------------------------------------------
 
     def set_pinned(self, conversation_id: str, pinned: bool) -> None:

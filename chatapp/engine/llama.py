@@ -143,7 +143,11 @@ class LlamaEngine:
         mark = llama_log.mark()
         log.info(
             "loading %s (n_ctx=%d of %d trained, threads=%d, gpu_layers=%d)",
-            self.path, n_ctx, trained, threads, n_gpu_layers,
+            self.path,
+            n_ctx,
+            trained,
+            threads,
+            n_gpu_layers,
         )
         try:
             with contextlib.redirect_stderr(_StderrToLog()):
@@ -208,7 +212,11 @@ class LlamaEngine:
 
     def _load_error(self, e: Exception, mark: int) -> Exception:
         said = llama_log.errors_since(mark)
-        reasons = [s.split("error loading model:", 1)[1].strip() for s in said if "error loading model:" in s]
+        reasons = [
+            s.split("error loading model:", 1)[1].strip()
+            for s in said
+            if "error loading model:" in s
+        ]
         detail = reasons[0] if reasons else (said[-1] if said else str(e))
         if "unknown model architecture" in detail:
             return BadModelFile(

@@ -225,7 +225,7 @@ class ChatSession(QObject):
             self.select_conversation(None)
         self.conversations_changed.emit()
 
-    def thread(self) -> list[Message]:
+    def thread(self) -> list[Message]:  # type: ignore[override]  # (not QObject.thread)
         return self.store.active_thread(self.conversation_id) if self.conversation_id else []
 
     # -- chatting -----------------------------------------------------------------
@@ -236,7 +236,9 @@ class ChatSession(QObject):
             return False
         if self.model is None:
             self.error.emit(
-                "No model is loaded yet." if not self.loading_path else "The model is still loading."
+                "No model is loaded yet."
+                if not self.loading_path
+                else "The model is still loading."
             )
             return False
         return True
@@ -282,9 +284,7 @@ class ChatSession(QObject):
         """Carry on a cut-off or stopped answer in place."""
         if self.conversation_id is None or not self._can_start():
             return False
-        self._track(
-            self.service.continue_answer(message_id, listener=self.bridge.turn_listener())
-        )
+        self._track(self.service.continue_answer(message_id, listener=self.bridge.turn_listener()))
         return True
 
     def stop(self) -> None:

@@ -174,9 +174,17 @@ class ChatSettingsPanel(QObject):
         own = self.chat.overrides
         for name, edit in self.fields.items():
             value = own.get(name)
-            edit.setText("" if value is None else f"{value:g}" if isinstance(value, float) else str(value))
+            edit.setText(
+                "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+            )
             base = getattr(inherited, name) if inherited is not None else None
-            edit.setPlaceholderText("default" if base is None else f"default: {base:g}" if isinstance(base, float) else f"default: {base}")
+            edit.setPlaceholderText(
+                "default"
+                if base is None
+                else f"default: {base:g}"
+                if isinstance(base, float)
+                else f"default: {base}"
+            )
         self.preset.clear()
         self.preset.addItem("Apply a preset…", None)
         for name in presets(self.window.settings.extra):
@@ -184,7 +192,9 @@ class ChatSettingsPanel(QObject):
         self.policy.setCurrentIndex(max(0, self.policy.findData(self.chat.context_policy)))
         params = self._effective()
         self.next_answer.setText(
-            f"Next answer: {describe(params)}" if params is not None else "Next answer: load a model first."
+            f"Next answer: {describe(params)}"
+            if params is not None
+            else "Next answer: load a model first."
         )
 
     def _ref(self) -> ModelRef | None:
@@ -201,7 +211,11 @@ class ChatSettingsPanel(QObject):
         ref = self._ref()
         if ref is None:
             return None
-        conv = self.window.store.get_conversation(self.conversation_id) if self.conversation_id else None
+        conv = (
+            self.window.store.get_conversation(self.conversation_id)
+            if self.conversation_id
+            else None
+        )
         if conv is not None:
             conv = conv.with_(meta={**conv.meta, "chat_settings": self.chat.to_json()})
         return self.session.service.sampling_for(ref, conv)
@@ -246,7 +260,13 @@ class ChatSettingsPanel(QObject):
             fut = self.session.service.set_chat_settings(
                 self.conversation_id, system_prompt=self.system.toPlainText()
             )
-            self.session.bridge.when_done(fut, lambda _c: self.window.show_info("System prompt saved: it applies to the next answer."), self._failed)
+            self.session.bridge.when_done(
+                fut,
+                lambda _c: self.window.show_info(
+                    "System prompt saved: it applies to the next answer."
+                ),
+                self._failed,
+            )
 
     def _save(self) -> None:
         if not self.conversation_id:

@@ -42,8 +42,8 @@ from chatapp.gui.chatview.view import MessageView
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
 from chatapp.gui.theme import notice_colours
-from chatapp.service import LoadedModel
 from chatapp.paths import AppPaths
+from chatapp.service import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
             self._install_extension(name)
         f = self.menus["file"]
         f.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         quit_action.triggered.connect(self.close)
         f.addAction(quit_action)
         self._update_buttons()
@@ -224,14 +224,18 @@ class MainWindow(QMainWindow):
             "help": mb.addMenu("&Help"),
         }
         f = self.menus["file"]
-        self.open_action = QAction("&Open model…", self, shortcut=QKeySequence.StandardKey.Open)
+        self.open_action = QAction(
+            "&Open model…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open)
+        )
         f.addAction(self.open_action)
         c = self.menus["chat"]
         self.new_action = QAction("&New chat", self)
         self.stop_action = QAction("&Stop answer", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
         self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.regenerate_action = QAction("&Regenerate answer", self, shortcut="Ctrl+R")
-        self.rename_action = QAction("Re&name chat…", self, shortcut="F2")
+        self.regenerate_action = QAction(
+            "&Regenerate answer", self, shortcut=QKeySequence("Ctrl+R")
+        )
+        self.rename_action = QAction("Re&name chat…", self, shortcut=QKeySequence("F2"))
         self.delete_action = QAction("&Delete chat…", self)
         for a in (
             self.new_action,
@@ -299,7 +303,9 @@ class MainWindow(QMainWindow):
 
     def selected_conversation_ids(self) -> list[str]:
         rows = sorted(i.row() for i in self.conversation_view.selectionModel().selectedRows())
-        ids = [self.conversations.data(self.conversations.index(r), ConversationRole.ID) for r in rows]
+        ids = [
+            self.conversations.data(self.conversations.index(r), ConversationRole.ID) for r in rows
+        ]
         return [i for i in ids if i]
 
     def refresh_conversations(self) -> None:
@@ -338,7 +344,10 @@ class MainWindow(QMainWindow):
     def choose_model_file(self) -> None:
         start = self.settings.last_model or str(Path.home())
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open a GGUF model", str(Path(start).parent), "GGUF models (*.gguf);;All files (*)"
+            self,
+            "Open a GGUF model",
+            str(Path(start).parent),
+            "GGUF models (*.gguf);;All files (*)",
         )
         if path:
             self.open_model(path)
@@ -478,7 +487,8 @@ class MainWindow(QMainWindow):
         tpl = loaded.template
         self.status_model.setText(
             f"{info.name} · {info.architecture} · template: {tpl.name} ({tpl.source})"
-            f" · {info.n_threads} threads" + (f" · GPU layers {info.n_gpu_layers}" if info.n_gpu_layers else "")
+            f" · {info.n_threads} threads"
+            + (f" · GPU layers {info.n_gpu_layers}" if info.n_gpu_layers else "")
         )
         self.setWindowTitle(f"chatapp — {info.name}")
         self.default_model_action.blockSignals(True)

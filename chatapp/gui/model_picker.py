@@ -48,7 +48,9 @@ class ModelPicker(QObject):
         self.combo.setObjectName("model_picker")
         self.combo.setAccessibleName("Model for this chat")
         self.combo.setToolTip("The model this chat uses: pick one to load it")
-        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.combo.setMinimumContentsLength(24)
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.hardware = QLabel()

@@ -78,9 +78,9 @@ class ShortcutSheet(QDialog):
         self.table.setAccessibleDescription("Each row: where, what it does, and its keys")
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        rows = self.table.verticalHeader()
-        rows.hide()
-        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.table.verticalHeader()
+        header.hide()
+        header.setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.table.setWordWrap(False)
         for r, (where, what, keys) in enumerate(all_rows):
             for c, text in enumerate((where, what, keys)):

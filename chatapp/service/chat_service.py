@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from chatapp.core.backend import (
     Backend,
@@ -187,7 +187,9 @@ class ChatService:
             # the service's writes wait for another process's lock off the GUI thread;
             # subscribers hear that they wait (the window says so)
             def store_factory(path: Path) -> Store:
-                return Store(path, on_busy=lambda wait: self._publish(StoreWaiting(wait.message, wait.done)))
+                return Store(
+                    path, on_busy=lambda wait: self._publish(StoreWaiting(wait.message, wait.done))
+                )
 
         self._db = StoreThread(store_path, store_factory)
         self._infer = SerialExecutor("chat-inference")
@@ -267,7 +269,9 @@ class ChatService:
 
         def job() -> Any:
             backend = self._require_backend()
-            text = self._user_template(backend.ref) if user_template is _NOT_GIVEN else user_template
+            text = (
+                self._user_template(backend.ref) if user_template is _NOT_GIVEN else user_template
+            )
             return backend.template(text)
 
         return self._infer.submit(job)
@@ -294,9 +298,11 @@ class ChatService:
 
         def job() -> PreparedPrompt:
             backend = self._require_backend()
-            text = self._user_template(backend.ref) if user_template is _NOT_GIVEN else user_template
+            text = (
+                self._user_template(backend.ref) if user_template is _NOT_GIVEN else user_template
+            )
             request = ChatRequest(
-                list(history),
+                list(cast(Sequence[Any], history)),
                 system_prompt,
                 user_template=text,
                 tools=tools,
@@ -515,6 +521,7 @@ class ChatService:
         return resolve_sampling(
             self.settings.sampling(), model_defaults(self.settings.extra, model_file), chat
         )
+
     def branch_from(
         self,
         answer_id: str,
@@ -628,7 +635,13 @@ class ChatService:
             sampling = opts.sampling or self.sampling_for(ref, conv)
             top_n = top_n_setting(self.settings) if opts.logprobs is None else opts.logprobs
             turn = _Turn(
-                handle, conv, answer, history, sampling, ref, max(0, min(top_n, 20)),
+                handle,
+                conv,
+                answer,
+                history,
+                sampling,
+                ref,
+                max(0, min(top_n, 20)),
                 chat.context_policy,
             )
             turn.prefill = (answer.content, answer.thinking)
@@ -649,7 +662,9 @@ class ChatService:
             raise UserError("No model is loaded. Open a .gguf model first.")
         return loaded.ref
 
-    def _setup(self, handle: TurnHandle, fn: Callable[[Store], None], restore_input: str = "") -> None:
+    def _setup(
+        self, handle: TurnHandle, fn: Callable[[Store], None], restore_input: str = ""
+    ) -> None:
         def done(fut: Future[None]) -> None:
             e = fut.exception()
             if e is None:
@@ -1001,7 +1016,9 @@ def answer_reserve(request: ChatRequest, n_ctx: int) -> int:
     return max(16, min(wanted, n_ctx // 4))
 
 
-def fit_context(backend: Backend, request: ChatRequest, policy: str) -> tuple[ChatRequest, list[str]]:
+def fit_context(
+    backend: Backend, request: ChatRequest, policy: str
+) -> tuple[ChatRequest, list[str]]:
     """The request as it will be sent, and the ids of the messages left out.
 
     Policy "stop": nothing is left out; a conversation longer than the context is a
@@ -1012,7 +1029,7 @@ def fit_context(backend: Backend, request: ChatRequest, policy: str) -> tuple[Ch
     if not n_ctx or not getattr(backend, "capabilities", Capabilities()).tokens:
         return request, []
     prompt = backend.prepare(request)
-    history = list(request.history)
+    history: list[Any] = list(request.history)
     if len(prompt.tokens) < n_ctx and (
         policy != DROP_OLDEST or len(prompt.tokens) + answer_reserve(request, n_ctx) <= n_ctx
     ):
@@ -1084,4 +1101,3 @@ def _storage_message(e: BaseException) -> str:
     if "malformed" in text or "not a database" in text:
         return f"The chat database is damaged: {e}"
     return ""
-

@@ -46,8 +46,12 @@ def test_values_take_their_fields_type_and_none_clears() -> None:
 def test_stored_settings_round_trip_and_bad_stored_values_are_dropped() -> None:
     chat = ChatSettings(context_policy=DROP_OLDEST).with_override("top_p", 0.5)
     assert ChatSettings.from_meta({"chat_settings": chat.to_json()}) == chat
-    damaged = {"chat_settings": {"sampling": {"top_p": 7, "top_k": "x", "min_p": 0.1},
-                                 "context_policy": "explode"}}
+    damaged = {
+        "chat_settings": {
+            "sampling": {"top_p": 7, "top_k": "x", "min_p": 0.1},
+            "context_policy": "explode",
+        }
+    }
     loaded = ChatSettings.from_meta(damaged)
     assert loaded.overrides == {"min_p": 0.1} and loaded.context_policy == STOP
     assert ChatSettings.from_meta({"chat_settings": [1]}) == ChatSettings()

@@ -55,8 +55,9 @@ def test_cancel_keeps_what_came_so_far():
 
 def test_thinking_goes_to_its_own_channel():
     eng = ScriptedEngine(reply="<think>Let me see: 2+2.</think>It is 4.<|im_end|>junk")
-    rs = ReplyStream(eng, [1], SamplingParams(), threading.Event(), ["<|im_end|>"],
-                     [("<think>", "</think>")])
+    rs = ReplyStream(
+        eng, [1], SamplingParams(), threading.Event(), ["<|im_end|>"], [("<think>", "</think>")]
+    )
     got = {"thinking": "", "answer": ""}
     for c in rs:
         got[c.channel] += c.text

@@ -4,17 +4,31 @@ from chatapp.core.message_info import details, stats_line
 
 def _answer(**meta) -> Message:
     return Message(
-        id="a" * 32, conversation_id="c" * 32, parent_id="q", role=Role.ASSISTANT,
-        content="Hi", created_at=0.0, model="m.gguf", finish_reason=FinishReason.LENGTH,
-        completion_tokens=12, tokens_per_second=33.3, meta=meta,
+        id="a" * 32,
+        conversation_id="c" * 32,
+        parent_id="q",
+        role=Role.ASSISTANT,
+        content="Hi",
+        created_at=0.0,
+        model="m.gguf",
+        finish_reason=FinishReason.LENGTH,
+        completion_tokens=12,
+        tokens_per_second=33.3,
+        meta=meta,
     )
 
 
 RECEIPT = {
-    "prompt_tokens": 40, "prompt_sha256": "f" * 64, "template": "chatml",
-    "template_source": "gguf", "template_sha256": "e" * 64,
-    "sampling": {"temperature": 0.7, "seed": 5}, "backend": "llama-cpp-python 0.3.36",
-    "model": "/m.gguf", "reused_tokens": 30, "evaluated_tokens": 10,
+    "prompt_tokens": 40,
+    "prompt_sha256": "f" * 64,
+    "template": "chatml",
+    "template_source": "gguf",
+    "template_sha256": "e" * 64,
+    "sampling": {"temperature": 0.7, "seed": 5},
+    "backend": "llama-cpp-python 0.3.36",
+    "model": "/m.gguf",
+    "reused_tokens": 30,
+    "evaluated_tokens": 10,
 }
 
 

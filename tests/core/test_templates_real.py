@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from transformers.utils import chat_template_utils  # noqa: E402  (required test extra)
 
 from chatapp.core.errors import TemplateError
 from chatapp.core.presets import load_presets
 from chatapp.core.templates import TemplateRefused, render
-
-from transformers.utils import chat_template_utils  # noqa: E402  (required test extra)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "templates"
 REAL = sorted(p.name for p in DATA.glob("*.jinja"))

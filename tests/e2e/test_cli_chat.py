@@ -79,9 +79,22 @@ def test_regenerate_needs_a_conversation_and_bad_ids_are_one_line_errors(
 
 def test_ctrl_c_keeps_the_partial_answer_as_cancelled(smollm2_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, str(RUN_CLI), "chat", "--model", str(smollm2_path), "--threads", "2",
-         "--max-tokens", "2000", "Write a very long story about the sea."],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        [
+            sys.executable,
+            str(RUN_CLI),
+            "chat",
+            "--model",
+            str(smollm2_path),
+            "--threads",
+            "2",
+            "--max-tokens",
+            "2000",
+            "Write a very long story about the sea.",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     assert proc.stdout is not None
     got = ""

@@ -29,7 +29,11 @@ def test_kill_minus_9_while_streaming(smollm2_path, chatapp_home):
     env = dict(os.environ, CHATAPP_HOME=str(chatapp_home), QT_QPA_PLATFORM="offscreen")
     child = subprocess.Popen(
         [sys.executable, str(ROOT / "tests/e2e/kill9_child.py"), str(smollm2_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        text=True,
     )
     updates: list[tuple[float, str]] = []  # of the answer streaming now
     streaming_id = None

@@ -60,7 +60,10 @@ def test_open_chat_stop_restart(qtbot, smollm2_path):
     qtbot.addWidget(w2)
     w2.show()
     assert w2.conversations.rowCount() >= 1
-    assert w2.conversations.data(w2.conversations.index(0)) == "What is the capital of France? One sentence."
+    assert (
+        w2.conversations.data(w2.conversations.index(0))
+        == "What is the capital of France? One sentence."
+    )
     w2.conversation_view.setCurrentIndex(w2.conversations.index(0))
     assert [x.text for x in w2.message_view.widgets()] == texts
     qtbot.waitUntil(lambda: w2.session.model is not None, timeout=60000)

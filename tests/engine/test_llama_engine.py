@@ -45,8 +45,9 @@ def test_chat_answer_streams_and_stops_at_end_of_turn(smol):
     im_start, im_end = smol.tokenize("<|im_start|>"), smol.tokenize("<|im_end|>")
     assert len(im_start) == 1 and len(im_end) == 1  # parsed as special tokens, not text
     assert p.tokens.count(im_start[0]) == 3 and p.tokens.count(im_end[0]) == 2
-    rs = ReplyStream(smol, p.tokens, SamplingParams(seed=42, max_tokens=200), threading.Event(),
-                     tpl.stop_markers)
+    rs = ReplyStream(
+        smol, p.tokens, SamplingParams(seed=42, max_tokens=200), threading.Event(), tpl.stop_markers
+    )
     pieces = [c.text for c in rs if c.text]
     text = "".join(pieces)
     assert text.strip()
@@ -80,8 +81,11 @@ def test_cancel_during_prompt_evaluation_uses_the_abort_callback(smol):
         next(iter(smol.generate(p.tokens, SamplingParams(max_tokens=5), cancel)))
     assert smol.context_used < len(p.tokens)  # the prompt was not fully evaluated
     # and the engine is fine afterwards
-    ok = list(smol.generate(smol.tokenize("Hello"), SamplingParams(seed=1, max_tokens=3),
-                            threading.Event()))
+    ok = list(
+        smol.generate(
+            smol.tokenize("Hello"), SamplingParams(seed=1, max_tokens=3), threading.Event()
+        )
+    )
     assert 1 <= len(ok) <= 3
 
 
@@ -103,8 +107,9 @@ def test_gemma_base_gets_gemma_turns_and_no_marker_leaks(gemma_path):
         assert p.tokens[0] == 2 and p.tokens.count(2) == 1  # exactly one BOS
         sot = e.tokenize("<start_of_turn>")
         assert len(sot) == 1 and p.tokens.count(sot[0]) == 2
-        rs = ReplyStream(e, p.tokens, SamplingParams(seed=3, max_tokens=60), threading.Event(),
-                         tpl.stop_markers)
+        rs = ReplyStream(
+            e, p.tokens, SamplingParams(seed=3, max_tokens=60), threading.Event(), tpl.stop_markers
+        )
         text = "".join(c.text for c in rs)
         assert not any(m in text for m in MARKERS)
     finally:

@@ -60,7 +60,10 @@ class _LlamaChain:
         self.chain = llama_cpp.llama_sampler_chain_init(
             llama_cpp.llama_sampler_chain_default_params()
         )
-        add = lambda s: llama_cpp.llama_sampler_chain_add(self.chain, s)
+
+        def add(sampler: object) -> None:
+            llama_cpp.llama_sampler_chain_add(self.chain, sampler)
+
         add(llama_cpp.llama_sampler_init_penalties(n_vocab, last_n, p.repeat_penalty, 0.0, 0.0))
         add(llama_cpp.llama_sampler_init_top_k(p.top_k))
         add(llama_cpp.llama_sampler_init_typical(1.0, 1))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import llama_cpp  # noqa: E402  (required: a missing package fails, never skips)
 import pytest
 
 from chatapp.core.gguf import read_gguf
@@ -16,8 +17,6 @@ from chatapp.core.presets import special_tokens_from_metadata, token_text
 from chatapp.core.prompting import build_prompt
 from chatapp.core.templates import ChatTemplate, resolve_template
 from chatapp.core.thinking import AnswerStream
-
-import llama_cpp  # noqa: E402  (required: a missing package fails, never skips)
 
 pytestmark = pytest.mark.model
 

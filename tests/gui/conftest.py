@@ -7,8 +7,8 @@ import pytest
 
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
-from chatapp.paths import app_paths
 from chatapp.engine.local import LocalBackend
+from chatapp.paths import app_paths
 from tests.fakes import ScriptedEngine
 
 

@@ -61,8 +61,9 @@ def test_preset_and_system_prompt_apply_to_the_next_answer(
     panel.system.setPlainText("Answer in French.")
     panel.save_system.click()
     qtbot.waitUntil(
-        lambda: w.store.get_conversation(w.session.conversation_id).system_prompt
-        == "Answer in French."
+        lambda: (
+            w.store.get_conversation(w.session.conversation_id).system_prompt == "Answer in French."
+        )
     )
     with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
         w.input.setPlainText("second")
@@ -93,5 +94,6 @@ def test_the_draft_is_counted_and_the_picker_lists_recent_models(
     assert picker.hardware.text().startswith("CPU (")
     assert "base model" in w.message_bar.label.text()
     assert picker.combo.itemData(picker.combo.currentIndex(), Qt.ItemDataRole.UserRole) in (
-        str(other), str(other.resolve())
+        str(other),
+        str(other.resolve()),
     )

@@ -13,7 +13,6 @@ import pytest
 
 from chatapp.core.receipt import Receipt, text_sha256
 from chatapp.core.store import Store
-from chatapp.gui import template_actions
 from chatapp.paths import app_paths
 from chatapp.service import default_backend_factory
 
@@ -69,8 +68,18 @@ def test_window_cli_and_service_send_identical_prompts_and_receipts_verify(
     qtbot: Any, make_window: Any, smollm2_path: Path
 ) -> None:
     # an answer made by the CLI
-    res = _cli("chat", "--model", str(smollm2_path), "--seed", "1", "--max-tokens", "12",
-               "--threads", "2", "Name three fruits.")
+    res = _cli(
+        "chat",
+        "--model",
+        str(smollm2_path),
+        "--seed",
+        "1",
+        "--max-tokens",
+        "12",
+        "--threads",
+        "2",
+        "Name three fruits.",
+    )
     assert res.returncode == 0, res.stderr
     cid = re.search(r"\[conversation (\w+)", res.stderr).group(1)
     with Store(app_paths().database) as store:
@@ -81,8 +90,9 @@ def test_window_cli_and_service_send_identical_prompts_and_receipts_verify(
     assert "matches the receipt" in check.stderr
 
     # the same conversation in the window: Show prompt == chatapp prompt == the next send
-    w = make_window(engine_factory=default_backend_factory, extensions=(
-        "chatapp.gui.template_actions",))
+    w = make_window(
+        engine_factory=default_backend_factory, extensions=("chatapp.gui.template_actions",)
+    )
     w.settings.max_tokens, w.settings.n_threads = 12, 2
     with qtbot.waitSignal(w.session.model_loaded, timeout=WAIT):
         w.session.select_conversation(conv.id)  # loads the conversation's model
@@ -92,8 +102,11 @@ def test_window_cli_and_service_send_identical_prompts_and_receipts_verify(
     assert cli.returncode == 0, cli.stderr
     # chatapp prompt has no draft: the window's prompt is the CLI's plus the new turn
     cli_ids = _cli_ids(cli.stdout)
-    service_ids = w.session.service.prepare_conversation(
-        conv.id, draft="And three vegetables?").result(300).tokens
+    service_ids = (
+        w.session.service.prepare_conversation(conv.id, draft="And three vegetables?")
+        .result(300)
+        .tokens
+    )
     assert shown == service_ids and shown[: len(cli_ids) - 3] == cli_ids[:-3]
     window_answer = _send(qtbot, w, "And three vegetables?")
     with Store(app_paths().database) as store:

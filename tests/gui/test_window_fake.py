@@ -55,7 +55,9 @@ def test_stop_keeps_the_partial_answer(qtbot, make_window, fake_model_file):
     w.input.setPlainText("Tell me a long story")
     with qtbot.waitSignal(w.session.reply_finished, timeout=30000):
         qtbot.keyClick(w.input, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: len(w.session._streaming.text) > 20 if w.session._streaming else False)
+        qtbot.waitUntil(
+            lambda: len(w.session._streaming.text) > 20 if w.session._streaming else False
+        )
         qtbot.keyClick(w, Qt.Key.Key_Escape)
     answer = w.store.active_thread(w.current_conversation_id())[-1]
     assert answer.finish_reason is FinishReason.CANCELLED
@@ -153,7 +155,9 @@ def test_send_without_model_says_so(qtbot, make_window):
     assert w.input.toPlainText() == "hi"  # nothing lost
 
 
-def test_default_model_is_saved_and_used_for_new_chats(qtbot, make_window, fake_model_file, tmp_path):
+def test_default_model_is_saved_and_used_for_new_chats(
+    qtbot, make_window, fake_model_file, tmp_path
+):
     w = make_window(reply="ok")
     _load(qtbot, w, fake_model_file)
     w.default_model_action.setChecked(True)

@@ -91,9 +91,10 @@ def test_regenerate_any_answer_and_edit_make_siblings(fake_service, tmp_path: Pa
         )
         assert edited.message.parent_id != q1.id
     # the model saw only the edited branch
-    assert service.engines[0].tokenize("Q2")[0:1] and bytes(
-        t - 1 for t in service.engines[0].prompts[-1]
-    ).decode().count("Q2") == 0
+    assert (
+        service.engines[0].tokenize("Q2")[0:1]
+        and bytes(t - 1 for t in service.engines[0].prompts[-1]).decode().count("Q2") == 0
+    )
 
 
 def test_a_saved_user_template_applies_to_the_very_next_send(fake_service) -> None:
@@ -106,7 +107,11 @@ def test_a_saved_user_template_applies_to_the_very_next_send(fake_service) -> No
     shown = service.prepare_conversation(cid, draft="two").result(WAIT)
     service.send(cid, "two").result(WAIT)
     sent = service.engines[0].prompts[-1]
-    assert bytes(t - 1 for t in sent).decode() == shown.text == "[one][Hello from the fake model.][two]"
+    assert (
+        bytes(t - 1 for t in sent).decode()
+        == shown.text
+        == "[one][Hello from the fake model.][two]"
+    )
     assert shown.tokens == sent
 
 

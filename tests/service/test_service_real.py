@@ -52,11 +52,15 @@ def test_switching_a_b_a_evaluates_only_a_new_tokens(smol_service: ChatService) 
 def test_without_the_state_cache_the_history_is_evaluated_again(
     smol_service: ChatService,
 ) -> None:
-    smol_service._infer.call(lambda: setattr(smol_service._backend.engine._states, "max_entries", 0))
+    smol_service._infer.call(
+        lambda: setattr(smol_service._backend.engine._states, "max_entries", 0)
+    )
     first = smol_service.send(None, "Tell me about cats.", options=OPTS).result(WAIT)
     a1 = _receipt(first)
     smol_service.send(None, "Name a colour.", options=OPTS).result(WAIT)
-    back = _receipt(smol_service.send(first.conversation_id, "And dogs?", options=OPTS).result(WAIT))
+    back = _receipt(
+        smol_service.send(first.conversation_id, "And dogs?", options=OPTS).result(WAIT)
+    )
     # only the shared start (the template's default system prompt) is reused
     assert back.reused_tokens < a1.prompt_tokens
 
