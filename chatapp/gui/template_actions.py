@@ -82,8 +82,9 @@ class TemplateActions(QObject):
             if prepared.tokens_known:
                 session.bridge.when_done(
                     session.service.describe_tokens(prepared.tokens),
-                    lambda pairs: view.set_tokens(_decode(pairs)),
-                    lambda e: view.set_tokens_error(str(e)),
+                    # the dialog may be closed (and deleted) before the tokens come
+                    lambda pairs: view.set_tokens(_decode(pairs)) if view in self.dialogs else None,
+                    lambda e: view.set_tokens_error(str(e)) if view in self.dialogs else None,
                 )
             else:
                 view.set_tokens_error("The remote server does not report the prompt's tokens.")

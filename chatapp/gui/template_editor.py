@@ -71,6 +71,8 @@ class TemplateEditor(QDialog):
         self._bos, self._eos = bos_token, eos_token
         self._prepare = prepare
         self._asked = 0  # the latest preview asked of prepare(); older answers are dropped
+        self._closed = False  # an answer arriving after the dialog closed is dropped
+        self.finished.connect(self._on_closed)
         self.default_template = resolve_template(metadata, eos_token=eos_token)
         self.last_good_text: str | None = None  # the last text that rendered
         self.error: str = ""
@@ -178,17 +180,20 @@ class TemplateEditor(QDialog):
         self.status.setText("Preparing the prompt…")
 
         def done(prepared: Any) -> None:
-            if asked == self._asked:
+            if asked == self._asked and not self._closed:
                 self._show_preview(prepared.text, len(prepared.tokens), prepared.warning)
 
         def failed(e: BaseException) -> None:
-            if asked == self._asked:
+            if asked == self._asked and not self._closed:
                 self.error = str(e)
                 self.status.setText(str(e))
                 self.status.setStyleSheet("color: #b00020")
                 self.save_button.setEnabled(False)
 
         self._prepare(text, done, failed)
+
+    def _on_closed(self, _result: int) -> None:
+        self._closed = True
 
     def _show_preview(self, text: str, count: int | None, warning: str) -> None:
         if self.preview.toPlainText() != text:

@@ -130,8 +130,7 @@ def test_a_saved_template_edit_changes_the_very_next_prompt(
 ) -> None:
     w = _window(qtbot, make_window, smollm2_path)
     _send(qtbot, w, "Hi!")
-    editor = w._template_actions.edit_template()
-    qtbot.addWidget(editor)
+    editor = w._template_actions.edit_template()  # the actions own it and delete it on close
     mine = (
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
         "{% endfor %}<|im_start|>assistant\nCertainly:"
