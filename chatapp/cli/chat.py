@@ -11,6 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from typing import Any
 
+from chatapp.cli.common import model_ref
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
@@ -112,15 +113,10 @@ def chat(args: argparse.Namespace) -> int:
         raise UserError("--backend URL and --backend-model NAME go together.")
     if args.backend and args.model:
         raise UserError("Give either --model PATH or --backend URL, not both.")
-    model = args.model or (conv.model_path if conv else None) or settings.default_model
-    model = model or settings.last_model
+    model = args.model or (conv.model_path if conv else None)
     if args.backend:
         model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
-    if not model:
-        raise UserError("No model given: use --model PATH to a .gguf file.")
-    ref = ModelRef.parse(model)
-    if ref.is_local:
-        ref = ModelRef.local(ref.name)
+    ref = model_ref(model, settings)
     # --seed alone decides the CLI's seed (none: a fresh one each run, recorded in the receipt)
     sampling = replace(
         settings.sampling(temperature=args.temperature, max_tokens=args.max_tokens),

@@ -9,10 +9,10 @@ import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from pathlib import Path
 
+from chatapp.cli.common import model_ref
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
-from chatapp.core.backend import Chunk, ModelRef
+from chatapp.core.backend import Chunk
 from chatapp.core.errors import UserError
 from chatapp.core.logprobs import top_n_setting
 from chatapp.core.settings import Settings
@@ -62,14 +62,7 @@ def complete(args: argparse.Namespace) -> int:
         raise UserError("There is no text to continue.")
     paths = app_paths().ensure()
     settings = Settings.load(paths.settings)
-    model = args.model or settings.default_model or settings.last_model
-    if not model:
-        raise UserError("No model given: use --model PATH to a .gguf file.")
-    ref = ModelRef.parse(model)
-    if ref.is_local:
-        if not Path(ref.name).expanduser().exists():
-            raise UserError(f"No such model file: {ref.name}")
-        ref = ModelRef.local(ref.name)
+    ref = model_ref(args.model, settings, must_exist=True)
     sampling = replace(
         settings.sampling(temperature=args.temperature, max_tokens=args.max_tokens),
         seed=args.seed,

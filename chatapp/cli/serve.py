@@ -6,8 +6,7 @@ import argparse
 import os
 import sys
 
-from chatapp.core.backend import ModelRef
-from chatapp.core.errors import UserError
+from chatapp.cli.common import model_ref
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, LoadRequest
@@ -51,12 +50,7 @@ def serve(args: argparse.Namespace) -> int:
     check_binding(args.host, args.api_key)
     paths = app_paths().ensure()
     settings = Settings.load(paths.settings)
-    model = args.model or settings.default_model or settings.last_model
-    if not model:
-        raise UserError("No model given: use --model PATH to a .gguf file.")
-    ref = ModelRef.parse(model)
-    if ref.is_local:
-        ref = ModelRef.local(ref.name)
+    ref = model_ref(args.model, settings)
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     service = ChatService(paths.database, settings)
     try:
