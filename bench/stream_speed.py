@@ -69,7 +69,7 @@ def bare_llama(model: str, threads: int, n_tokens: int) -> tuple[float, int]:
 
 
 def window(model: str, threads: int, n_tokens: int) -> dict[str, float]:
-    """The real window: ChatSession + InferenceWorker thread + MessageView rendering."""
+    """The real window: ChatSession over the chat service + MessageView rendering."""
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 

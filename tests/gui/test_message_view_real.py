@@ -7,7 +7,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QInputDialog
 
 from chatapp.core.conversation import FinishReason, Role
-from chatapp.gui.worker import default_engine_factory
+from chatapp.service import default_backend_factory
 from tests.gui.helpers_view import fill, open_conversation, visible, wheel
 
 pytestmark = pytest.mark.model
@@ -16,7 +16,7 @@ BRANCHES = ("chatapp.gui.branch_actions",)
 
 
 def _window(qtbot, make_window, smollm2_path, max_tokens):
-    w = make_window(engine_factory=default_engine_factory, extensions=BRANCHES)
+    w = make_window(engine_factory=default_backend_factory, extensions=BRANCHES)
     w.resize(1000, 700)
     w.settings.max_tokens = max_tokens
     w.settings.seed = 1
