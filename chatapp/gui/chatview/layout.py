@@ -28,6 +28,7 @@ from PySide6.QtGui import (
 )
 
 from chatapp.core.conversation import FinishReason, Role
+from chatapp.core.message_info import stats_line
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
 from chatapp.gui.markdown_html import plain_to_html, render
@@ -102,16 +103,14 @@ def header_meta(row: Row) -> str:
     if m.role is Role.ASSISTANT and m.model:
         parts.append(m.model)
     parts.append(datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M"))
-    if m.tokens_per_second:
-        parts.append(f"{m.completion_tokens} tokens, {m.tokens_per_second:.1f} tok/s")
-    status = {
-        FinishReason.CANCELLED: "stopped",
-        FinishReason.ERROR: "failed",
-        FinishReason.LENGTH: "cut at the length limit",
-        FinishReason.STREAMING: "writing…",
-    }.get(m.finish_reason)  # type: ignore[arg-type]
-    if status:
-        parts.append(status)
+    if m.finish_reason is FinishReason.STREAMING:
+        parts.append("writing…")
+    elif stats_line(m):  # first token, speed, tokens, prompt reuse, why it stopped
+        parts.append(stats_line(m))
+    elif m.finish_reason is FinishReason.ERROR:
+        parts.append("failed")
+    if row.unseen:
+        parts.append("not in the model's context any more (left out to fit)")
     return " · ".join(parts)
 
 

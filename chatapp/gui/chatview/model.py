@@ -39,6 +39,7 @@ class Row:
     thinking: str
     versions: tuple[int, int] = (1, 1)
     thinking_open: bool = False
+    unseen: bool = False  # left out of the latest prompt to fit the context window
     rev: int = field(default_factory=lambda: next(_revisions))
     # delegate caches: (width, theme, rev) -> height
     height: tuple[int, int, int, int] = field(default=(-1, -1, -1, 0))
@@ -125,7 +126,26 @@ class MessageListModel(QAbstractListModel):
         self.beginResetModel()
         self.rows = [self.make_row(m) for m in messages]
         self._reindex()
+        self.mark_unseen(messages)
         self.endResetModel()
+
+    def mark_unseen(self, messages: list[Message]) -> list[int]:
+        """Mark the messages the latest answer's prompt left out (the context policy
+        dropped them; never silently); returns the rows that changed."""
+        dropped: set[str] = set()
+        for m in reversed(messages):
+            ids = m.meta.get("context_dropped")
+            if m.role is Role.ASSISTANT and isinstance(ids, list):
+                dropped = {str(i) for i in ids}
+                break
+        changed = []
+        for i, row in enumerate(self.rows):
+            unseen = row.message_id in dropped
+            if unseen != row.unseen:
+                row.unseen = unseen
+                row.rev = next(_revisions)
+                changed.append(i)
+        return changed
 
     def truncate(self, n: int) -> None:
         if n < len(self.rows):

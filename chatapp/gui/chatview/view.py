@@ -17,6 +17,7 @@ the window wires them to the chat session and the store (chatapp.gui.branch_acti
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.core.conversation import Message, Role
+from chatapp.core.message_info import details as message_details
 from chatapp.gui.chatview.delegate import MessageDelegate
 from chatapp.gui.chatview.layout import ACTION_LABELS, RowLayout, actions_for
 from chatapp.gui.chatview.model import MessageListModel, Row
@@ -208,6 +210,11 @@ class MessageView(QListView):
             return
         self.message_model.set_message(i, msg)
         self._refresh_row(i)
+        if msg.meta.get("context_dropped"):
+            shown = [r.message for r in self.message_model.rows]
+            for j in self.message_model.mark_unseen(shown):
+                self.message_model.changed(j)
+                self._refresh_row(j)
 
     def set_versions(self, versions: dict[str, tuple[int, int]]) -> None:
         """Which shown messages have other versions: id -> (index, count), 1-based."""
@@ -548,6 +555,23 @@ class MessageView(QListView):
         dialog.show()
         return dialog
 
+    def show_details(self, message_id: str) -> QDialog | None:
+        """An answer's receipt and statistics: what exactly produced it, and how to check."""
+        row = self.message_model.row_for(message_id)
+        if row is None:
+            return None
+        rows = "".join(
+            f"<tr><th align=left valign=top>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in message_details(row.message)
+        )
+        dialog = SelectTextDialog(
+            f"<table cellspacing=6>{rows}</table>", self._delegate.theme.link.name(), self
+        )
+        dialog.setWindowTitle("How this answer was made")
+        dialog.resize(640, 360)
+        dialog.show()
+        return dialog
+
     def keyPressEvent(self, e: QKeyEvent) -> None:
         if e.matches(QKeySequence.StandardKey.Copy):
             idx = self.currentIndex()
@@ -577,6 +601,9 @@ class MessageView(QListView):
             act.triggered.connect(lambda _=False, n=name, r=row: self._activate(r, "action", n))
         select = menu.addAction("Select text…")
         select.triggered.connect(lambda _=False, r=row: self.select_text(r.message_id))
+        if row.role is Role.ASSISTANT:
+            details = menu.addAction("Details (how it was made)…")
+            details.triggered.connect(lambda _=False, r=row: self.show_details(r.message_id))
         lay = self._delegate.layout_for(row)
         for i in range(len(lay.code_blocks)):
             act = menu.addAction(f"Copy code block {i + 1}")
