@@ -19,6 +19,14 @@ from chatapp.core.engine import SamplingParams
 META_KEY = "chat_settings"
 MODEL_DEFAULTS_KEY = "model_defaults"  # Settings.extra: {model file name: {field: value}}
 PRESETS_KEY = "sampling_presets"  # Settings.extra: {preset name: {field: value}}
+HARDWARE_KEY = "model_hardware"  # Settings.extra: {model file name: {field: value}}
+
+# per-model hardware: (lowest, highest, what it does); GPU layers -1 means all
+HARDWARE_RANGES: dict[str, tuple[int, int, str]] = {
+    "context_limit": (256, 1_048_576, "the context window, in tokens (the model's own caps it)"),
+    "n_gpu_layers": (-1, 1000, "layers on the GPU: -1 all, 0 none (CPU)"),
+    "n_threads": (1, 1024, "CPU threads"),
+}
 
 # context policies: what happens when the next turn would not fit the context window
 STOP = "stop"  # stop and explain
@@ -122,6 +130,47 @@ class ChatSettings:
 def model_defaults(extra: dict[str, Any], model_file: str) -> dict[str, Any]:
     table = extra.get(MODEL_DEFAULTS_KEY)
     return clean(table.get(model_file)) if isinstance(table, dict) else {}
+
+
+def check_hardware(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if name not in HARDWARE_RANGES:
+        raise BadValue(f"unknown setting {name!r}")
+    lo, hi, _what = HARDWARE_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise BadValue(f"{name} must be a whole number")
+    if not lo <= value <= hi:
+        raise BadValue(f"{name} must be between {lo} and {hi}")
+    return int(value)
+
+
+def model_hardware(extra: dict[str, Any], model_file: str) -> dict[str, int]:
+    """A model's own context length, GPU layers and threads (valid stored values only)."""
+    table = extra.get(HARDWARE_KEY)
+    raw = table.get(model_file) if isinstance(table, dict) else None
+    out: dict[str, int] = {}
+    for k, v in (raw or {}).items() if isinstance(raw, dict) else ():
+        try:
+            checked = check_hardware(k, v)
+        except BadValue:
+            continue
+        if checked is not None:
+            out[k] = checked
+    return out
+
+
+def set_model_entry(
+    extra: dict[str, Any], key: str, model_file: str, values: dict[str, Any]
+) -> None:
+    """Store a model's defaults (sampling or hardware) in Settings.extra; empty removes."""
+    table = extra.get(key)
+    if not isinstance(table, dict):
+        table = extra[key] = {}
+    if values:
+        table[model_file] = dict(values)
+    else:
+        table.pop(model_file, None)
 
 
 def presets(extra: dict[str, Any]) -> dict[str, dict[str, Any]]:

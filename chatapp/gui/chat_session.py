@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from chatapp.core.backend import ModelRef, PreparedPrompt
+from chatapp.core.chat_settings import model_hardware
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.engine import ModelInfo
 from chatapp.core.settings import Settings
@@ -120,12 +121,13 @@ class ChatSession(QObject):
         self.loading_path = str(p.resolve())
         self.model_loading.emit(self.loading_path)
         s = self.settings
+        own = model_hardware(s.extra, p.name)  # this model's hardware, else the app's
         self.service.load(
             LoadRequest(
                 ModelRef.local(p),
-                context_limit=s.context_limit,
-                n_gpu_layers=s.n_gpu_layers,
-                n_threads=s.n_threads,
+                context_limit=own.get("context_limit", s.context_limit),
+                n_gpu_layers=own.get("n_gpu_layers", s.n_gpu_layers),
+                n_threads=own.get("n_threads", s.n_threads),
             )
         )
 

@@ -11,6 +11,7 @@ model's tokenizer as you type. install(window) adds it as a dock (GUI_EXTENSIONS
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer
@@ -30,13 +31,19 @@ from PySide6.QtWidgets import (
 
 from chatapp.core.backend import ModelRef
 from chatapp.core.chat_settings import (
+    HARDWARE_KEY,
+    HARDWARE_RANGES,
+    MODEL_DEFAULTS_KEY,
     POLICIES,
     RANGES,
     BadValue,
     ChatSettings,
+    check_hardware,
     check_value,
     describe,
+    model_hardware,
     presets,
+    set_model_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -104,7 +111,39 @@ class ChatSettingsPanel(QObject):
             self.policy.addItem(text, key)
         self.policy.activated.connect(self._policy_chosen)
         form.addRow("Context full", self.policy)
+        self.model_defaults_button = QPushButton("Make these the model's defaults")
+        self.model_defaults_button.setAccessibleName(
+            "Make this chat's sampling the model's defaults"
+        )
+        self.model_defaults_button.clicked.connect(self._save_model_defaults)
+        form.addRow("", self.model_defaults_button)
         lay.addLayout(form)
+        # this model's hardware: context length, GPU layers, threads (applied by a reload)
+        self.model_title = QLabel()
+        self.model_title.setWordWrap(True)
+        lay.addWidget(self.model_title)
+        hw = QFormLayout()
+        self.hardware: dict[str, QLineEdit] = {}
+        for name, label in (
+            ("context_limit", "Context length"),
+            ("n_gpu_layers", "GPU layers"),
+            ("n_threads", "Threads"),
+        ):
+            edit = QLineEdit()
+            edit.setObjectName(f"model_{name}")
+            edit.setAccessibleName(f"{label} for this model")
+            edit.setToolTip(HARDWARE_RANGES[name][2])
+            self.hardware[name] = edit
+            hw.addRow(label, edit)
+        self.hardware_error = QLabel()
+        self.hardware_error.setWordWrap(True)
+        self.hardware_error.hide()
+        hw.addRow("", self.hardware_error)
+        self.hardware_button = QPushButton("Save for this model and reload it")
+        self.hardware_button.setAccessibleName("Save the hardware settings for this model")
+        self.hardware_button.clicked.connect(self._save_hardware)
+        hw.addRow("", self.hardware_button)
+        lay.addLayout(hw)
         self.next_answer = QLabel()
         self.next_answer.setObjectName("next_answer")
         self.next_answer.setWordWrap(True)
@@ -190,6 +229,7 @@ class ChatSettingsPanel(QObject):
         for name in presets(self.window.settings.extra):
             self.preset.addItem(name, name)
         self.policy.setCurrentIndex(max(0, self.policy.findData(self.chat.context_policy)))
+        self._refresh_model()
         params = self._effective()
         self.next_answer.setText(
             f"Next answer: {describe(params)}"
@@ -274,6 +314,66 @@ class ChatSettingsPanel(QObject):
         fut = self.session.service.set_chat_settings(self.conversation_id, self.chat)
         self.session.bridge.when_done(fut, lambda _c: self.refresh(), self._failed)
         self.refresh()
+
+    # -- this model ------------------------------------------------------------------------
+
+    def _model_file(self) -> str | None:
+        ref = self._ref()
+        return Path(ref.name).name if ref is not None and ref.is_local else None
+
+    def _refresh_model(self) -> None:
+        model_file = self._model_file()
+        s = self.window.settings
+        self.model_title.setText(
+            f"This model ({model_file}): leave a field empty to use the app's setting."
+            if model_file
+            else "Load a local model to give it its own hardware settings."
+        )
+        own = model_hardware(s.extra, model_file) if model_file else {}
+        app = {
+            "context_limit": s.context_limit,
+            "n_gpu_layers": s.n_gpu_layers,
+            "n_threads": s.n_threads,
+        }
+        for name, edit in self.hardware.items():
+            edit.setEnabled(model_file is not None)
+            edit.setText(str(own[name]) if name in own else "")
+            edit.setPlaceholderText(f"app: {app[name] if app[name] is not None else 'auto'}")
+        self.hardware_button.setEnabled(model_file is not None)
+        self.model_defaults_button.setEnabled(model_file is not None and bool(self.chat.overrides))
+
+    def _save_hardware(self) -> None:
+        model_file = self._model_file()
+        if model_file is None:
+            return
+        values: dict[str, int] = {}
+        try:
+            for name, edit in self.hardware.items():
+                text = edit.text().strip()
+                if text:
+                    checked = check_hardware(name, float(text))
+                    if checked is not None:
+                        values[name] = checked
+        except ValueError as e:
+            reason = str(e) if isinstance(e, BadValue) else "each value must be a whole number"
+            self.hardware_error.setText(f"Not saved: {reason}.")
+            self.hardware_error.show()
+            return
+        self.hardware_error.hide()
+        set_model_entry(self.window.settings.extra, HARDWARE_KEY, model_file, values)
+        self.window.save_settings()
+        model = self.session.model_info
+        if model is not None and not self.session.busy:
+            self.session.open_model(model.path)  # reload with the new settings
+
+    def _save_model_defaults(self) -> None:
+        model_file = self._model_file()
+        if model_file is None:
+            return
+        extra = self.window.settings.extra
+        set_model_entry(extra, MODEL_DEFAULTS_KEY, model_file, self.chat.overrides)
+        self.window.save_settings()
+        self.window.show_info(f"New chats with {model_file} will use these sampling settings.")
 
     def _failed(self, e: BaseException) -> None:
         self.window.show_error(f"Could not save the chat settings: {e}")

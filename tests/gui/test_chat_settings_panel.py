@@ -97,3 +97,43 @@ def test_the_draft_is_counted_and_the_picker_lists_recent_models(
         str(other),
         str(other.resolve()),
     )
+
+
+def test_model_hardware_is_kept_per_model_and_applied_by_a_reload(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    from chatapp.engine.local import LocalBackend
+    from tests.fakes import ScriptedEngine
+
+    requests: list[Any] = []
+
+    def factory(req: Any) -> LocalBackend:
+        requests.append(req)
+        return LocalBackend(ScriptedEngine(path=req.ref.name))
+
+    w = _ready(qtbot, make_window, fake_model_file, engine_factory=factory)
+    panel = w._chat_settings_panel
+    panel.hardware["context_limit"].setText("100")  # below the smallest allowed
+    panel.hardware_button.click()
+    assert "between 256 and" in panel.hardware_error.text() and len(requests) == 1
+    panel.hardware["context_limit"].setText("1024")
+    panel.hardware["n_threads"].setText("1")
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        panel.hardware_button.click()
+    assert (requests[-1].context_limit, requests[-1].n_threads) == (1024, 1)
+    assert w.settings.extra["model_hardware"][fake_model_file.name] == {
+        "context_limit": 1024,
+        "n_threads": 1,
+    }
+    # this chat's sampling as the model's defaults: a new chat with the model uses them
+    field = panel.fields["top_k"]
+    field.setText("7")
+    field.editingFinished.emit()
+    panel.model_defaults_button.click()
+    assert w.settings.extra["model_defaults"][fake_model_file.name] == {"top_k": 7}
+    w.session.new_conversation()
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
+        w.input.setPlainText("fresh chat")
+        w.send_button.click()
+    answer = w.store.active_thread(w.session.conversation_id)[-1]
+    assert answer.meta["sampling"]["top_k"] == 7
