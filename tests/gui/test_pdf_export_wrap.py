@@ -19,7 +19,7 @@ SPACED = "curl -sSL " + " ".join(f"--header 'X-Field-{i:02d}: value{i:02d}'" for
 
 
 def _text(tmp_path, messages):
-    from chatapp.pdf_export import write_pdf
+    from chatapp.gui.pdf import write_pdf
 
     conv = Conversation(
         "c1", "Wide code", 1_735_732_800.0, 1_735_732_800.0, current_leaf_id=messages[-1].id
