@@ -82,14 +82,21 @@ def main() -> None:
             f"{st.completion_tokens} generated",
             flush=True,
         )
-    _, t_other, _ = turn(None, "Name a colour.")
     assert cid is not None
-    _, t_back, res = turn(cid, "Thanks! One more fact, please.")
-    st = res.stats
-    print(
-        f"other conversation: ttft {t_other * 1000:.1f} ms; back: ttft {t_back * 1000:.1f} ms, "
-        f"prompt {st.prompt_tokens} ({st.reused_tokens} reused, {st.evaluated_tokens} evaluated)"
-    )
+    backs: list[float] = []
+    other = None
+    for i in range(3):  # away to another conversation and back, three times
+        other, t_other, _ = turn(other, f"Name a colour, please ({i}).")
+        _, t_back, res = turn(cid, "Thanks! One more fact, please.")
+        backs.append(t_back)
+        st = res.stats
+        print(
+            f"other conversation: ttft {t_other * 1000:.1f} ms; back: ttft {t_back * 1000:.1f} "
+            f"ms, prompt {st.prompt_tokens} ({st.reused_tokens} reused, "
+            f"{st.evaluated_tokens} evaluated)",
+            flush=True,
+        )
+    t_back = statistics.median(backs)
     service.shutdown()
     first = statistics.median(ttft[:1])
     last = ttft[-1]
@@ -99,7 +106,8 @@ def main() -> None:
         f"time to first token, turn {args.turns} / turn 1:       {last / first:.2f}  (target <= 1.5)"
     )
     print(
-        f"after switching back / staying put (median of last 3): {t_back / stay:.2f}  (target <= 1.5)"
+        f"after switching back (median of 3) / staying put (median of last 3): {t_back / stay:.2f}"
+        "  (target <= 1.5)"
     )
 
 

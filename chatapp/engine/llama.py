@@ -50,11 +50,12 @@ VERSION = f"llama-cpp-python {llama_cpp.__version__}"
 @dataclass
 class _SavedState:
     input_ids: np.ndarray  # the evaluated tokens
-    data: bytes  # llama_state_get_data: the KV cache of those tokens
+    data: Any  # the ctypes buffer llama_state_get_data filled: the KV cache of those tokens
+    n_bytes: int  # how much of it holds the state
 
     @property
     def size(self) -> int:
-        return len(self.data) + self.input_ids.nbytes
+        return ctypes.sizeof(self.data) + self.input_ids.nbytes
 
 
 class StateCache:
@@ -366,13 +367,13 @@ class LlamaEngine:
         if int(n) > int(size):
             raise RuntimeError("llama_state_get_data wrote past its buffer")
         ids = self._llm.input_ids[: self._llm.n_tokens].copy()
-        return _SavedState(ids, ctypes.string_at(buf, int(n)))
+        # the buffer itself is kept (no second copy of what may be hundreds of MB)
+        return _SavedState(ids, buf, int(n))
 
     def _load_state(self, saved: _SavedState) -> None:
         ctx = self._llm._ctx.ctx
-        size = len(saved.data)
-        buf = (ctypes.c_uint8 * size).from_buffer_copy(saved.data)
-        if llama_cpp.llama_state_set_data(ctx, buf, size) != size:
+        size = saved.n_bytes
+        if llama_cpp.llama_state_set_data(ctx, saved.data, size) != size:
             raise RuntimeError("llama_state_set_data refused the saved state")
         n = len(saved.input_ids)
         self._llm.input_ids[:n] = saved.input_ids
