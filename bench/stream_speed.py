@@ -85,6 +85,8 @@ def window(model: str, threads: int, n_tokens: int) -> dict[str, float]:
     paths = app_paths().ensure()
     store = Store(paths.database)
     settings = Settings(n_threads=threads, max_tokens=n_tokens, seed=SEED)
+    # how many alternatives the window captures per token (the app's default is 5)
+    settings.logprobs_top_n = int(os.environ.get("CHATAPP_BENCH_TOP_N", "5"))  # type: ignore[attr-defined]
     session = ChatSession(store, settings)
     w = MainWindow(store, settings, paths, session, extensions=())
     w.resize(1000, 800)
