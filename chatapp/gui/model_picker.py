@@ -10,6 +10,7 @@ the GUI thread.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy
 
 from chatapp.core import catalog
+from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -85,11 +87,18 @@ class ModelPicker(QObject):
             entries = [(str(m.path), m.name) for m in models if m.complete]
             known = {p for p, _ in entries}
             for p in w.settings.extra.get(RECENT_KEY, []):
-                if isinstance(p, str) and p not in known and Path(p).exists():
+                if not isinstance(p, str) or p in known:
+                    continue
+                ref = ModelRef.parse(p)
+                if not ref.is_local:  # a model on an OpenAI-compatible server
+                    entries.append((p, f"{ref.label} (remote)"))
+                elif Path(p).exists():
                     entries.append((p, f"{Path(p).name} (recent)"))
             cache = catalog.DetailsCache()
             details: dict[str, bool] = {}
             for p, _ in entries:
+                if not ModelRef.parse(p).is_local:
+                    continue
                 try:
                     details[p] = cache.details(Path(p)).has_chat_template
                 except (UserError, OSError, ValueError):
@@ -139,6 +148,17 @@ class ModelPicker(QObject):
             self._select(current.path if current else None)
             return
         info = self.window.session.model_info
+        if path and not ModelRef.parse(str(path)).is_local:
+            if info is None or info.path != path:
+                from chatapp.gui.remote_actions import use_remote
+
+                # the key is never stored: from the environment, else the server says 401
+                use_remote(
+                    self.window,
+                    ModelRef.parse(str(path)),
+                    os.environ.get("CHATAPP_REMOTE_API_KEY", ""),
+                )
+            return
         if path and (info is None or Path(path) != Path(info.path)):
             self.window.open_model(str(path))
 
@@ -154,6 +174,9 @@ class ModelPicker(QObject):
             self._filling = True
             self._select(info.path)
             self._filling = False
+        if not loaded.ref.is_local:  # the server decides where it runs
+            self.hardware.setText(f"on the server {loaded.ref.endpoint}")
+            return
         self.hardware.setText(hardware_text(info.n_gpu_layers, gpu_supported()))
         has_template = bool(info.metadata.get("tokenizer.chat_template"))
         if is_base_model(Path(info.path).name, has_template) or is_base_model(

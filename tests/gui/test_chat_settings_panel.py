@@ -137,3 +137,17 @@ def test_model_hardware_is_kept_per_model_and_applied_by_a_reload(
         w.send_button.click()
     answer = w.store.active_thread(w.session.conversation_id)[-1]
     assert answer.meta["sampling"]["top_k"] == 7
+
+
+def test_the_picker_lists_local_and_remote_models_together(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    remote = "remote:http://127.0.0.1:9/v1#qwen2.5-7b"
+    w = make_window(extensions=EXT)
+    w.settings.extra["recent_models"] = [remote, str(fake_model_file.resolve())]
+    picker = w._model_picker
+    picker.refresh()
+    qtbot.waitUntil(lambda: picker.combo.findData(remote) >= 0, timeout=10000)
+    label = picker.combo.itemText(picker.combo.findData(remote))
+    assert label == "qwen2.5-7b @ http://127.0.0.1:9/v1 (remote)"
+    assert picker.combo.findData(str(fake_model_file.resolve())) >= 0
