@@ -397,6 +397,7 @@ def test_the_context_menu_offers_the_same_actions(qtbot):
         "Continue",
         "Delete",
         "Select text…",
+        "Details (how it was made)…",
         "Copy code block 1",
         "Previous version",
         "Next version",
