@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from chatapp.core.backend import Capabilities, ChatRequest, ModelRef, PreparedPrompt
 from chatapp.core.chat import prepare_prompt, template_for_model
-from chatapp.core.engine import Engine, ModelInfo
+from chatapp.core.engine import Engine, ModelInfo, SamplingParams
 from chatapp.core.generation import ReplyStream
 from chatapp.core.prompting import needs_bos
 from chatapp.core.templates import ChatTemplate
@@ -32,6 +32,12 @@ MAX_SEED = 2**31 - 1
 
 def fresh_seed() -> int:
     return secrets.randbelow(MAX_SEED)
+
+
+def _seeded(params: SamplingParams) -> SamplingParams:
+    """The sampling with the seed it will really use (a fresh one when none was asked
+    for), so a receipt can replay it."""
+    return params if params.seed is not None else replace(params, seed=fresh_seed())
 
 
 class LocalBackend:
@@ -78,21 +84,26 @@ class LocalBackend:
     def prepare_text(self, text: str) -> PreparedPrompt:
         """Completion mode: the text as written (special-token markers in it are plain
         text), with nothing added but the BOS token the vocabulary asks for."""
+        # markers are plain text here, so a text that starts with the BOS's text still
+        # gets the BOS token the vocabulary asks for
+        shown, tokens = self._with_bos(text, special=False)
+        return PreparedPrompt(shown, tokens, COMPLETION)
+
+    def _with_bos(self, text: str, *, special: bool) -> tuple[str, list[int]]:
+        """The text's tokens, and the BOS token in front where the vocabulary wants one
+        (unless, with special tokens parsed, the text already starts with it)."""
         info = self.info
-        tokens = self.engine.tokenize(text, special=False)
-        shown = text
-        if info.add_bos and info.bos_token:
+        tokens = self.engine.tokenize(text, special=special)
+        wanted = needs_bos(text, info.bos_token, info.add_bos) if special else info.add_bos
+        if wanted and info.bos_token:
             bos = self.engine.tokenize(info.bos_token, special=True)
             if len(bos) == 1:
-                tokens = bos + tokens
-                shown = info.bos_token + text
-        return PreparedPrompt(shown, tokens, COMPLETION)
+                return info.bos_token + text, bos + tokens
+        return text, tokens
 
     def execute(self, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
         prompt = self.prepare(request)
-        params = request.sampling
-        if params.seed is None:  # record the seed actually used, so a receipt can replay it
-            params = replace(params, seed=fresh_seed())
+        params = _seeded(request.sampling)
         return ReplyStream(
             self.engine,
             prompt,
@@ -111,16 +122,9 @@ class LocalBackend:
         """A raw completion (the API's /v1/completions): `text` as-is, no chat template,
         special tokens parsed, plus the BOS the vocabulary asks for. It ends at an
         end-of-generation token or a limit; there are no template stop markers."""
-        info = self.info
-        tokens = self.engine.tokenize(text, special=True)
-        if needs_bos(text, info.bos_token, info.add_bos):
-            bos = self.engine.tokenize(info.bos_token, special=True) if info.bos_token else []
-            if len(bos) == 1:
-                tokens, text = bos + tokens, info.bos_token + text
-        prompt = PreparedPrompt(text, tokens, self.template(request.user_template))
-        params = request.sampling
-        if params.seed is None:
-            params = replace(params, seed=fresh_seed())
+        shown, tokens = self._with_bos(text, special=True)
+        prompt = PreparedPrompt(shown, tokens, self.template(request.user_template))
+        params = _seeded(request.sampling)
         return ReplyStream(
             self.engine,
             prompt,
