@@ -3,9 +3,6 @@ committed before it intact, the Store still usable. A real 1 MB tmpfs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,24 +11,14 @@ import pytest
 from chatapp.core.conversation import Role
 from chatapp.core.errors import DiskFullError
 from chatapp.core.store import Store, StoreDiskFull
+from tests.tmpfs import small_tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs (needs root, as in the CI container; skipped elsewhere)."""
-    mnt = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if r.returncode != 0 or os.geteuid() != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    try:
+    with small_tmpfs(tmp_path, "1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_is_a_clear_error_and_loses_nothing_saved(small_disk: Path) -> None:

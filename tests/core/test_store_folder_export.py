@@ -3,9 +3,6 @@ half way (a conversation that cannot be read, a full disk) leaves the folder as 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 from chatapp.core import export
 from chatapp.core.conversation import Conversation, Message, Role
 from chatapp.core.errors import DiskFullError
+from tests.tmpfs import small_tmpfs
 
 
 def _many(n: int, size: int = 200) -> dict[str, tuple[Conversation, list[Message]]]:
@@ -74,19 +72,8 @@ def test_a_complete_export_into_an_existing_folder_replaces_only_its_own_files(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 256 KB tmpfs (needs root, as in the CI container; skipped elsewhere)."""
-    mnt = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-        capture_output=True,
-        check=False,
-    )
-    if r.returncode != 0 or os.geteuid() != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    try:
+    with small_tmpfs(tmp_path, "256k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.mark.parametrize("existing", [False, True])

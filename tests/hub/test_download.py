@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from chatapp.hub.download import (
     partial_paths,
 )
 from tests.hub.fake_hf import Blob, FakeHub
+from tests.tmpfs import small_tmpfs
 
 
 def _downloader(hub: FakeHub, models: Path, **kw: object) -> Downloader:
@@ -289,21 +291,10 @@ def test_stale_partial_from_another_file_version_is_discarded(
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 512 KiB tmpfs, where the system lets us mount one (root on Linux); else skip."""
-    import subprocess
-
-    mnt = tmp_path / "tiny-disk"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with small_tmpfs(tmp_path, "512k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_midway_keeps_the_partial(
