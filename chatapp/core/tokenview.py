@@ -280,7 +280,14 @@ def tooltip(span: TokenSpan) -> str:
     return "\n".join(lines)
 
 
-def _span_html(span: TokenSpan, bg: str, colors: TokenColors, marked: bool = False) -> str:
+def _span_html(
+    span: TokenSpan,
+    bg: str,
+    colors: TokenColors,
+    marked: bool = False,
+    link: bool = False,
+    title: bool = True,
+) -> str:
     # Qt's rich text has no inline borders: specials are bold, grey and overlined,
     # tokens cut differently from another model are underlined
     style = f"background-color:{bg}; color:{colors.text};"
@@ -293,28 +300,39 @@ def _span_html(span: TokenSpan, bg: str, colors: TokenColors, marked: bool = Fal
     style += f" text-decoration:{' '.join(deco) or 'none'};"
     label = html.escape(span.label) or "&nbsp;"
     brk = "<br>" if span.data.endswith(b"\n") else ""  # the label shows \n; the line breaks too
-    return (
-        f'<a name="tok{span.index}" title="{html.escape(tooltip(span))}" style="{style}">'
-        f"{label}</a>{brk}"
-    )
+    # a link "tok:INDEX" lets a view pick the token on click; a view that paints the
+    # document shows the tooltip itself and leaves the title out (it is most of the HTML)
+    anchor = f'href="tok:{span.index}"' if link else f'name="tok{span.index}"'
+    tip = f' title="{html.escape(tooltip(span))}"' if title else ""
+    return f'<a {anchor}{tip} style="{style}">{label}</a>{brk}'
 
 
 def token_view_html(
     spans: Sequence[TokenSpan],
     colors: TokenColors | None = None,
     marked: Container[int] = (),
+    *,
+    links: bool = False,
+    titles: bool = True,
 ) -> str:
     """Tokens on alternating backgrounds; specials marked; hover for id and bytes.
-    marked: token indices to underline (where another tokenizer cuts differently)."""
+    marked: token indices to underline (where another tokenizer cuts differently).
+    links: tokens are links "tok:INDEX"; titles=False leaves the tooltips out."""
     c = colors or TokenColors()
     body = "".join(
-        _span_html(s, c.even if s.index % 2 == 0 else c.odd, c, s.index in marked) for s in spans
+        _span_html(s, c.even if s.index % 2 == 0 else c.odd, c, s.index in marked, links, titles)
+        for s in spans
     )
     return f'<div style="white-space:pre-wrap; font-family:monospace;">{body}</div>'
 
 
 def heatmap_html(
-    spans: Sequence[TokenSpan], colors: TokenColors | None = None, *, raw: bool = False
+    spans: Sequence[TokenSpan],
+    colors: TokenColors | None = None,
+    *,
+    raw: bool = False,
+    links: bool = False,
+    titles: bool = True,
 ) -> str:
     """The text coloured by how sure the model was of each token (sampled probability,
     or raw with raw=True); tokens with no probability keep the base colour."""
@@ -323,7 +341,7 @@ def heatmap_html(
     for s in spans:
         p = s.raw_probability if raw else s.probability
         bg = c.base if p is None else band_color(band(p), c)
-        parts.append(_span_html(s, bg, c))
+        parts.append(_span_html(s, bg, c, link=links, title=titles))
     return f'<div style="white-space:pre-wrap;">{"".join(parts)}</div>'
 
 

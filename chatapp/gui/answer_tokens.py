@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.core import tokenview as tv
-from chatapp.core.conversation import Role
+from chatapp.core.conversation import Message, Role
 from chatapp.core.logprobs import TokenTrace
 from chatapp.gui.tokenizer_playground import palette_colors
 
@@ -106,17 +106,14 @@ class AnswerTokensDialog(QDialog):
 
     def redraw(self) -> None:
         colors = palette_colors(self)
+        # tokens are links so a click can pick one (the href carries the index)
         if self.mode == 2:
-            body = tv.token_view_html(self.spans, colors)
+            body = tv.token_view_html(self.spans, colors, links=True)
             self.legend.setText(f"{len(self.spans)} tokens")
         else:
             raw = self.mode == 1
-            body = tv.heatmap_html(self.spans, colors, raw=raw)
+            body = tv.heatmap_html(self.spans, colors, raw=raw, links=True)
             self.legend.setText(tv.legend_html(colors, dict(self.trace.sampling), raw=raw))
-        # tokens become links so a click can pick one (the href carries the index)
-        body = body.replace('<a name="tok', '<a href="tok:').replace(
-            'style="', 'style="text-decoration:none; ', -1
-        )
         self.view.setHtml(body)
 
     def _clicked(self, url: QUrl) -> None:
@@ -178,7 +175,15 @@ def open_for_last_answer(window: Any) -> AnswerTokensDialog | None:
     if not answers:
         window.show_error("There is no answer in this conversation yet.")
         return None
-    answer = answers[-1]
+    return open_for_answer(window, answers[-1])
+
+
+def open_for_answer(
+    window: Any, answer: Message, position: int | None = None
+) -> AnswerTokensDialog | None:
+    """An answer's tokens and probabilities; with `position`, that token's candidates
+    shown (a click on a token in the message view)."""
+    session = window.session
     trace = window.store.token_trace(answer.id)
     if trace is None:
         window.show_error("This answer has no recorded tokens (made before chatapp kept them).")
@@ -203,5 +208,7 @@ def open_for_last_answer(window: Any) -> AnswerTokensDialog | None:
 
     dlg = AnswerTokensDialog(trace, special, branch if same_model else None, parent=window)
     dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    if position is not None and 0 <= position < len(trace.steps):
+        dlg.pick(position)
     dlg.show()
     return dlg

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -56,6 +57,7 @@ class ChatSession(QObject):
     # replies
     reply_started = Signal(str, str)  # conversation id, message id
     reply_delta = Signal(str, str, str)  # message id, whole answer and thinking so far
+    reply_tokens = Signal(str, object)  # message id, the new chunks (token id, probabilities)
     reply_finished = Signal(str)  # message id
     busy_changed = Signal(bool)
     context_changed = Signal(int, int)  # used, n_ctx
@@ -93,6 +95,7 @@ class ChatSession(QObject):
         b.turn_started.connect(self._on_started)
         b.turn_prompt.connect(self._on_prompt)
         b.turn_delta.connect(self._on_delta)
+        b.turn_tokens.connect(self._on_tokens)
         b.turn_finished.connect(self._on_finished)
         b.turn_failed.connect(self._on_failed)
 
@@ -321,6 +324,10 @@ class ChatSession(QObject):
         st.text += text
         st.thinking += thinking
         self.reply_delta.emit(message_id, st.text, st.thinking)
+
+    def _on_tokens(self, turn_id: str, message_id: str, chunks: list[Any]) -> None:
+        if self._current(turn_id) is not None:
+            self.reply_tokens.emit(message_id, chunks)
 
     def _on_finished(self, ev: TurnFinished) -> None:
         st = self._current(ev.turn_id)

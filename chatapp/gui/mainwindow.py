@@ -66,6 +66,9 @@ GUI_EXTENSIONS = (
     # h-inside, issue 10: View > Tokenizer playground, Chat > Answer tokens and probabilities
     "chatapp.gui.tokenizer_playground",
     "chatapp.gui.answer_tokens",
+    "chatapp.gui.message_tokens",  # View > Messages as: tokens, confidence (live)
+    "chatapp.gui.input_tokens",  # the input's live token count and token view
+    "chatapp.gui.completion_view",  # View > Completion mode (base models)
     "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
     "chatapp.gui.remote_actions",  # Models > Use a model on a server…
     "chatapp.gui.branch_actions",
@@ -88,15 +91,30 @@ class MessageBar(QFrame):
         close.setText("✕")
         close.setAutoRaise(True)
         close.clicked.connect(self.hide)
+        self.action_button = QPushButton()  # a notice's one action, if it has one
+        self.action_button.hide()
+        self.action_button.clicked.connect(self._act)
+        self._action: Callable[[], Any] | None = None
         lay.addWidget(self.label, 1)
+        lay.addWidget(self.action_button)
         lay.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str, *, error: bool) -> None:
+    def show_message(
+        self, text: str, *, error: bool, action: tuple[str, Callable[[], Any]] | None = None
+    ) -> None:
         self.error = error
         self.label.setText(text)
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.update()
         self.show()
+
+    def _act(self) -> None:
+        if self._action is not None:
+            self._action()
+        self.hide()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         background, border, _text = notice_colours(self.palette(), error=self.error)
@@ -198,6 +216,7 @@ class MainWindow(QMainWindow):
         row.addWidget(self.input, 1)
         row.addLayout(buttons)
         rl.addLayout(row)
+        self.chat_layout = rl  # extensions add around the input (its token count and view)
 
         split = QSplitter()
         split.addWidget(left)
@@ -318,8 +337,9 @@ class MainWindow(QMainWindow):
         log.info("shown to the user: %s", text)
         self.message_bar.show_message(text, error=True)
 
-    def show_info(self, text: str) -> None:
-        self.message_bar.show_message(text, error=False)
+    def show_info(self, text: str, action: tuple[str, Callable[[], Any]] | None = None) -> None:
+        """A notice above the input; with `action` (label, callback), a button for it."""
+        self.message_bar.show_message(text, error=False, action=action)
 
     def model_info(self) -> ModelInfo | None:
         return self.session.model_info

@@ -178,14 +178,7 @@ class ModelPicker(QObject):
             self.hardware.setText(f"on the server {loaded.ref.endpoint}")
             return
         self.hardware.setText(hardware_text(info.n_gpu_layers, gpu_supported()))
-        has_template = bool(info.metadata.get("tokenizer.chat_template"))
-        if is_base_model(Path(info.path).name, has_template) or is_base_model(
-            info.name, has_template
-        ):
-            self.window.show_info(
-                f"{info.name} looks like a base model (it has no chat template of its own): "
-                "it continues text rather than answering. Completion mode suits it better."
-            )
+        # a model without a chat template: completion_view suggests completion mode
 
 
 def gpu_supported() -> bool:

@@ -41,6 +41,9 @@ class ServiceBridge(QObject):
     turn_started = Signal(object)  # TurnStarted
     turn_prompt = Signal(object)  # TurnPrompt
     turn_delta = Signal(str, str, str, str)  # turn id, message id, answer added, thinking added
+    # turn id, message id, the chunks with a token since the last update (sent just before
+    # the matching turn_delta): the token and probability views follow the stream with these
+    turn_tokens = Signal(str, str, object)
     turn_finished = Signal(object)  # TurnFinished
     turn_failed = Signal(object)  # TurnFailed
     # Connect these only to methods of GUI-thread QObjects (never to lambdas), so that
@@ -74,23 +77,31 @@ class ServiceBridge(QObject):
         lock = threading.Lock()
         answer: list[str] = []
         thinking: list[str] = []
+        tokens: list[Any] = []
         last = [0.0]
 
         def flush(turn_id: str, message_id: str) -> None:
             with lock:
-                if not answer and not thinking:
+                if not answer and not thinking and not tokens:
                     return
                 a, t = "".join(answer), "".join(thinking)
+                toks = tokens[:]
                 answer.clear()
                 thinking.clear()
-            self.turn_delta.emit(turn_id, message_id, a, t)
+                tokens.clear()
+            if toks:
+                self.turn_tokens.emit(turn_id, message_id, toks)
+            if a or t:
+                self.turn_delta.emit(turn_id, message_id, a, t)
 
         def listener(event: Any) -> None:
             if isinstance(event, TurnChunk):
                 text = event.chunk.text
-                if text:
-                    with lock:
+                with lock:
+                    if text:
                         (thinking if event.chunk.channel == "thinking" else answer).append(text)
+                    if event.chunk.token_id is not None:
+                        tokens.append(event.chunk)
                 now = time.monotonic()
                 if now - last[0] >= EMIT_INTERVAL:
                     last[0] = now

@@ -76,6 +76,8 @@ class MessageDelegate(QStyledItemDelegate):
         is_last = bool(self.model.rows) and self.model.rows[-1] is row
         lay = L.build(row, width, self.theme, self.metrics, is_last)
         self.built += 1
+        if row.display != "text" and row.spans is None and not row.spans_note:
+            self._view.want_spans(row)  # the controller delivers them (set_spans)
         self._cache[row.message_id] = lay
         self._cache.move_to_end(row.message_id)
         while len(self._cache) > CACHE_SIZE:

@@ -31,6 +31,7 @@ from chatapp.core.conversation import FinishReason, Role
 from chatapp.core.message_info import stats_line
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
+from chatapp.gui.chatview.tokens import body_html, token_colors
 from chatapp.gui.markdown_html import plain_to_html, render
 
 ACTION_LABELS = {
@@ -266,7 +267,10 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
             y += math.ceil(lay.thinking_doc.size().height()) + m.gap
 
     # body
-    if row.role is Role.ASSISTANT:
+    if row.display != "text":  # tokens or the heat map (chatview.tokens)
+        colors = token_colors(theme, row.role.value)
+        html = body_html(row.display, row.spans, row.spans_note, row.sampling, colors)
+    elif row.role is Role.ASSISTANT:
         if row.text:
             rendered = render(row.text, theme.code)
             html, lay.code_blocks = rendered.html, rendered.code_blocks

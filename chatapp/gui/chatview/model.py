@@ -40,6 +40,12 @@ class Row:
     versions: tuple[int, int] = (1, 1)
     thinking_open: bool = False
     unseen: bool = False  # left out of the latest prompt to fit the context window
+    # how the body is shown: "text", or one of the token views (see chatview.tokens)
+    display: str = "text"
+    spans: list[Any] | None = None  # core.tokenview.TokenSpan, once known
+    spans_note: str = ""  # why there are no spans (shown instead of them)
+    spans_wanted: bool = False  # asked for, not yet delivered
+    sampling: dict[str, Any] = field(default_factory=dict)  # what shaped the probabilities
     rev: int = field(default_factory=lambda: next(_revisions))
     # delegate caches: (width, theme, rev) -> height
     height: tuple[int, int, int, int] = field(default=(-1, -1, -1, 0))
@@ -72,6 +78,7 @@ def role_name(role: Role) -> str:
 class MessageListModel(QAbstractListModel):
     def __init__(self) -> None:
         super().__init__()
+        self.default_display = "text"  # the display new rows start with
         self.rows: list[Row] = []
         self._by_id: dict[str, int] = {}
 
@@ -122,9 +129,14 @@ class MessageListModel(QAbstractListModel):
     def make_row(msg: Message, versions: tuple[int, int] = (1, 1)) -> Row:
         return Row(msg, msg.content, msg.thinking, versions)
 
+    def _new_row(self, msg: Message) -> Row:
+        row = self.make_row(msg)
+        row.display = self.default_display
+        return row
+
     def reset(self, messages: list[Message]) -> None:
         self.beginResetModel()
-        self.rows = [self.make_row(m) for m in messages]
+        self.rows = [self._new_row(m) for m in messages]
         self._reindex()
         self.mark_unseen(messages)
         self.endResetModel()
@@ -160,7 +172,7 @@ class MessageListModel(QAbstractListModel):
             return
         start = len(self.rows)
         self.beginInsertRows(QModelIndex(), start, start + len(messages) - 1)
-        self.rows.extend(self.make_row(m) for m in messages)
+        self.rows.extend(self._new_row(m) for m in messages)
         self._reindex(start)
         self.endInsertRows()
 
@@ -171,6 +183,9 @@ class MessageListModel(QAbstractListModel):
 
     def set_message(self, i: int, msg: Message) -> None:
         row = self.rows[i]
+        if msg.content != row.message.content or msg.finish_reason != row.message.finish_reason:
+            # the tokens shown came from the old text, or from the stream: read them again
+            row.spans, row.spans_note, row.spans_wanted = None, "", False
         row.message, row.text, row.thinking = msg, msg.content, msg.thinking
         self.changed(i)
 

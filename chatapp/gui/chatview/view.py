@@ -41,15 +41,19 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QListView,
     QMenu,
+    QMessageBox,
     QToolButton,
+    QToolTip,
     QWidget,
 )
 
 from chatapp.core.conversation import Message, Role
 from chatapp.core.message_info import details as message_details
+from chatapp.core.tokenview import tooltip
 from chatapp.gui.chatview.delegate import MessageDelegate
 from chatapp.gui.chatview.layout import ACTION_LABELS, RowLayout, actions_for
 from chatapp.gui.chatview.model import MessageListModel, Row
+from chatapp.gui.chatview.tokens import DISPLAYS, TEXT, display_labels, explanation
 from chatapp.gui.chatview.widgets import SelectTextDialog, UndoBar
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,11 @@ IDLE_MS = 250  # quiet time before laying out rows ahead of scrolling
 IDLE_SLICE_S = 0.012  # at most this long per slice of that work
 
 
+def _x(value: object) -> float:
+    """QTextLine.cursorToX's x (PySide6 returns (x, position))."""
+    return float(value[0] if isinstance(value, tuple) else value)  # type: ignore[arg-type]
+
+
 class MessageView(QListView):
     edit_requested = Signal(str, str)  # message id, new text
     regenerate_requested = Signal(str)  # answer id
@@ -68,6 +77,9 @@ class MessageView(QListView):
     delete_requested = Signal(str)  # message id (with its replies)
     version_requested = Signal(str, int)  # message id, -1 previous / +1 next version
     copied = Signal(str)  # the text put on the clipboard
+    # a row shown as tokens needs them: the window's controller answers with set_spans
+    spans_requested = Signal(str)  # message id
+    token_clicked = Signal(str, int)  # message id, token index (a token view's click)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +91,7 @@ class MessageView(QListView):
         self._placeholder = ""
         self._pending: dict[str, tuple[str, str]] = {}
         self._copied: tuple[str, str] | None = None
+        self._token_tip = False  # the tooltip shown is a token's
         self.message_model = MessageListModel()
         self.setModel(self.message_model)
         self._delegate = MessageDelegate(self)
@@ -140,6 +153,77 @@ class MessageView(QListView):
 
     def widget_for(self, message_id: str) -> Row | None:
         return self.message_model.row_for(message_id)
+
+    # -- token displays (chatview.tokens) ---------------------------------------------------
+
+    @property
+    def default_display(self) -> str:
+        return self.message_model.default_display
+
+    def set_default_display(self, display: str) -> None:
+        """Show every message (and those to come) as text, tokens or a heat map."""
+        if display not in DISPLAYS:
+            raise ValueError(display)
+        self.message_model.default_display = display
+        hold = None if self._follow else self._capture()
+        for i, row in enumerate(self.message_model.rows):
+            if row.display != display:
+                row.display = display
+                self.message_model.changed(i)
+        self._relayout(hold)
+
+    def set_display(self, message_id: str, display: str) -> None:
+        """Show one message as text, tokens or a heat map."""
+        if display not in DISPLAYS:
+            raise ValueError(display)
+        i = self.message_model.row_of(message_id)
+        if i < 0 or self.message_model.rows[i].display == display:
+            return
+        self.message_model.rows[i].display = display
+        self.message_model.changed(i)
+        self._refresh_row(i)
+
+    def want_spans(self, row: Row) -> None:
+        """Called while laying out a row shown as tokens that has none: ask once, after
+        the layout (the answer may come at once and change the row again)."""
+        if row.spans_wanted:
+            return
+        row.spans_wanted = True
+        mid = row.message_id
+        QTimer.singleShot(0, self, lambda: self.spans_requested.emit(mid))
+
+    def set_spans(
+        self,
+        message_id: str,
+        spans: list | None,
+        *,
+        note: str = "",
+        sampling: dict | None = None,
+    ) -> None:
+        """The tokens of a message (core.tokenview.TokenSpan), or a note saying why there
+        are none. While an answer streams this is called again with the spans so far."""
+        i = self.message_model.row_of(message_id)
+        if i < 0:
+            return
+        row = self.message_model.rows[i]
+        row.spans, row.spans_note = spans, note
+        row.spans_wanted = False  # delivered, or forgotten (None): asked again when shown
+        if sampling is not None:
+            row.sampling = dict(sampling)
+        if row.display == TEXT:
+            return  # kept for when it is shown as tokens
+        if row.streaming:  # laid out with the next coalesced text update
+            pending = self._pending.get(message_id, (row.text, row.thinking))
+            self.update_text(message_id, *pending)
+            return
+        self.message_model.changed(i)
+        self._refresh_row(i)
+
+    def span_at(self, message_id: str, index: int) -> object | None:
+        row = self.message_model.row_for(message_id)
+        if row is None or row.spans is None or not 0 <= index < len(row.spans):
+            return None
+        return row.spans[index]
 
     def clear(self) -> None:
         self._pending.clear()
@@ -262,6 +346,32 @@ class MessageView(QListView):
         self.scrollTo(self.message_model.index(i), QAbstractItemView.ScrollHint.PositionAtTop)
         self._update_jump()
         return True
+
+    def token_point(self, message_id: str, index: int) -> QPoint | None:
+        """The middle of a token (viewport coordinates) in a row shown as tokens."""
+        lay = self.row_layout(message_id)
+        if lay is None or lay.body is None:
+            return None
+        href = f"tok:{index}"
+        block = lay.body.begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                if frag.charFormat().anchorHref() == href:
+                    rel = frag.position() - block.position()
+                    line = block.layout().lineForTextPosition(rel)
+                    x0 = _x(line.cursorToX(rel))
+                    x1 = _x(line.cursorToX(rel + max(1, min(frag.length(), 2))))
+                    top = lay.body.documentLayout().blockBoundingRect(block).topLeft()
+                    local = QPoint(
+                        round(top.x() + (x0 + x1) / 2),
+                        round(top.y() + line.y() + line.height() / 2),
+                    )
+                    return self.row_rect(message_id).topLeft() + lay.body_origin + local
+                it += 1
+            block = block.next()
+        return None
 
     def click_point(self, message_id: str, target: str) -> QPoint | None:
         """Where to click (viewport coordinates) for a row's action ("edit", "copy", …),
@@ -527,6 +637,19 @@ class MessageView(QListView):
         hit = self._hit(e.position().toPoint())
         shape = Qt.CursorShape.PointingHandCursor if hit else Qt.CursorShape.ArrowCursor
         self.viewport().setCursor(shape)
+        tip = self.token_tooltip(hit[0], str(hit[2])) if hit and hit[1] == "link" else ""
+        if tip:
+            QToolTip.showText(e.globalPosition().toPoint(), tip, self.viewport())
+        elif QToolTip.isVisible() and self._token_tip:
+            QToolTip.hideText()
+        self._token_tip = bool(tip)
+
+    def token_tooltip(self, row: Row, href: str) -> str:
+        """A token's id, bytes, probability and candidates, for a "tok:N" link."""
+        if not href.startswith("tok:") or row.spans is None:
+            return ""
+        i = int(href[4:])
+        return tooltip(row.spans[i]) if 0 <= i < len(row.spans) else ""
 
     def mouseReleaseEvent(self, e: QMouseEvent) -> None:
         super().mouseReleaseEvent(e)
@@ -604,6 +727,14 @@ class MessageView(QListView):
         if row.role is Role.ASSISTANT:
             details = menu.addAction("Details (how it was made)…")
             details.triggered.connect(lambda _=False, r=row: self.show_details(r.message_id))
+        show_as = menu.addMenu(self.tr("Show as"))
+        for display, label in display_labels().items():
+            act = show_as.addAction(label)
+            act.setCheckable(True)
+            act.setChecked(row.display == display)
+            act.triggered.connect(
+                lambda _=False, d=display, r=row: self.set_display(r.message_id, d)
+            )
         lay = self._delegate.layout_for(row)
         for i in range(len(lay.code_blocks)):
             act = menu.addAction(f"Copy code block {i + 1}")
@@ -634,6 +765,10 @@ class MessageView(QListView):
             i = int(data)  # type: ignore[call-overload]
             if i < len(lay.code_blocks):
                 self._copy(row, f"code:{i}", lay.code_blocks[i])
+        elif kind == "link" and str(data).startswith("tok:"):
+            self.token_clicked.emit(mid, int(str(data)[4:]))
+        elif kind == "link" and str(data).startswith("explain:"):
+            self.explain(str(data)[8:])
         elif kind == "link":
             from PySide6.QtCore import QUrl
             from PySide6.QtGui import QDesktopServices
@@ -651,6 +786,20 @@ class MessageView(QListView):
                 self.continue_requested.emit(mid)
             elif name == "delete":
                 self.delete_requested.emit(mid)
+
+    def explain(self, name: str) -> QMessageBox:
+        """The app's plain-language explanation of a token view (non-modal)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            self.tr("What am I seeing?"),
+            explanation(name),
+            QMessageBox.StandardButton.Close,
+            self,
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setModal(False)
+        box.show()
+        return box
 
     def _copy(self, row: Row, target: str, text: str | None = None) -> None:
         text = row.text if text is None else text

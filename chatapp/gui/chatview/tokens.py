@@ -1,0 +1,104 @@
+"""A message's body as tokens: the token view or the confidence heat map, in the bubble.
+
+A row shows its text, or (Show as… in its menu, or View > Messages as…) one of:
+  tokens      each token on its own background, specials marked, hover for id and bytes
+  confidence  the heat map: each token coloured by its probability as sampled, legend above
+  raw         the same under the model's raw distribution (before the sampler reshaped it)
+The spans come from core.tokenview (the window's controller fills Row.spans: a stored
+answer's trace, the live stream's chunks, or the loaded model's tokenization of a typed
+message). Tokens are links "tok:N" so the view can show a tooltip and open the candidates;
+"explain:NAME" links open the app's plain-language explanation.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication
+
+from chatapp.core import tokenview as tv
+from chatapp.gui.chatview.contrast import contrast, mix, parse_hex, to_hex
+from chatapp.gui.chatview.theme import Theme
+
+TEXT, TOKENS, CONFIDENCE, RAW = "text", "tokens", "confidence", "raw"
+DISPLAYS = (TEXT, TOKENS, CONFIDENCE, RAW)
+
+
+def _t(text: str) -> str:
+    return QCoreApplication.translate("MessageTokens", text)
+
+
+def display_labels() -> dict[str, str]:
+    return {
+        TEXT: _t("Text"),
+        TOKENS: _t("Tokens"),
+        CONFIDENCE: _t("Confidence (as sampled)"),
+        RAW: _t("Confidence (raw model)"),
+    }
+
+
+EXPLANATIONS = {
+    "tokens": tv.EXPLAIN_TOKENS,
+    "probabilities": tv.EXPLAIN_PROBABILITIES + "\n\n" + tv.EXPLAIN_SAMPLING,
+}
+
+
+def explanation(name: str) -> str:
+    return _t(EXPLANATIONS.get(name, ""))
+
+
+def token_colors(theme: Theme, role: str) -> tv.TokenColors:
+    """The token views' colours for a bubble, from the palette: alternating tints of the
+    highlight colour, and for the heat map the highlight itself, toned down until the
+    text stays readable on it (contrast 4.5:1)."""
+    bubble = theme.bubble(role)
+    bg = parse_hex(bubble.name())
+    hi = parse_hex(theme.focus.name())
+    text = parse_hex(theme.text.name())
+    t = 1.0
+    while t > 0.2 and contrast(text, mix(bg, hi, t)) < 4.5:
+        t -= 0.05
+    return tv.TokenColors(
+        text=theme.text.name(),
+        base=bubble.name(),
+        even=to_hex(mix(bg, hi, 0.22 * t)),
+        odd=to_hex(mix(bg, hi, 0.5 * t)),
+        special=theme.muted.name(),
+        hot=to_hex(mix(bg, hi, t)),
+    )
+
+
+def has_probabilities(spans: list[Any]) -> bool:
+    return any(s.probability is not None or s.raw_probability is not None for s in spans)
+
+
+def body_html(
+    display: str, spans: list[Any] | None, note: str, sampling: dict[str, Any], colors: Any
+) -> str:
+    """The bubble's body in a token display."""
+    muted = colors.special
+    if spans is None:
+        text = note or _t("Reading the tokens…")
+        return f'<i style="color:{muted};">{html.escape(text)}</i>'
+    n = len(spans)
+    split = sum(1 for s in spans if s.note)
+    count = _t("{n} tokens").format(n=n) if n != 1 else _t("1 token")
+    if split:
+        count += _t(", {k} holding part of a character").format(k=split)
+    probabilities = display in (CONFIDENCE, RAW) and has_probabilities(spans)
+    if probabilities:
+        head = tv.legend_html(colors, sampling, raw=display == RAW)
+        why = f'<a href="explain:probabilities">{html.escape(_t("What do the colours mean?"))}</a>'
+        head += f'<div style="color:{muted};">{html.escape(count)} · {why}</div>'
+        body = tv.heatmap_html(spans, colors, raw=display == RAW, links=True, titles=False)
+    else:
+        extra = ""
+        if display in (CONFIDENCE, RAW):
+            extra = " · " + html.escape(
+                note or _t("no probabilities recorded for this message: its tokens are shown")
+            )
+        why = f'<a href="explain:tokens">{html.escape(_t("What are tokens?"))}</a>'
+        head = f'<div style="color:{muted};">{html.escape(count)}{extra} · {why}</div>'
+        body = tv.token_view_html(spans, colors, links=True, titles=False)
+    return head + body
