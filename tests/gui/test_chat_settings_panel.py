@@ -12,7 +12,11 @@ from PySide6.QtCore import Qt
 from chatapp.core.receipt import Receipt
 
 pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
-EXT = ("chatapp.gui.chat_settings_panel", "chatapp.gui.model_picker")
+EXT = (
+    "chatapp.gui.chat_settings_panel",
+    "chatapp.gui.model_picker",
+    "chatapp.gui.completion_view",  # suggests completion mode for a base model
+)
 
 
 def _ready(qtbot: Any, make_window: Any, model: Path, **kw: Any) -> Any:
@@ -93,6 +97,7 @@ def test_the_draft_is_counted_and_the_picker_lists_recent_models(
     assert w.session.model.info.path == str(other.resolve())
     assert picker.hardware.text().startswith("CPU (")
     assert "base model" in w.message_bar.label.text()
+    assert w.message_bar.action_button.text() == "Open completion mode"
     assert picker.combo.itemData(picker.combo.currentIndex(), Qt.ItemDataRole.UserRole) in (
         str(other),
         str(other.resolve()),
