@@ -2,8 +2,9 @@
 
     python packaging/update_translations.py [OUT.ts]
 
-Runs pyside6-lupdate (it ships with PySide6-Essentials) over chatapp/gui/*.py: every
-self.tr("...") and QCoreApplication.translate("Context", "...") becomes a <message> in
+Runs pyside6-lupdate (it ships with PySide6-Essentials) over chatapp/gui/**/*.py: every
+self.tr("..."), QCoreApplication.translate("Context", "...") and QT_TRANSLATE_NOOP("Context",
+"...") (a constant translated where it is shown) becomes a <message> in
 the .ts file, which Qt Linguist edits and pyside6-lrelease compiles to the .qm that
 chatapp.gui.i18n loads. chatapp_en.ts is the source-language file: the template that a
 translation starts from.
@@ -35,7 +36,7 @@ def lupdate_command() -> list[str] | None:
 
 
 def gui_sources() -> list[Path]:
-    return sorted((ROOT / "chatapp" / "gui").glob("*.py"))
+    return sorted((ROOT / "chatapp" / "gui").rglob("*.py"))
 
 
 def extract(ts: Path = DEFAULT_TS) -> subprocess.CompletedProcess[str]:

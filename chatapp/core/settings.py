@@ -35,7 +35,7 @@ from chatapp.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 THEMES = ("system", "light", "dark")
 
 # Sane ranges, shared with the settings dialog's spin boxes.
@@ -49,8 +49,11 @@ REPEAT_PENALTY_RANGE = (0.5, 5.0)  # 1.0: off
 MAX_TOKENS_RANGE = (1, 1_048_576)
 SEED_RANGE = (0, 2**31 - 1)
 FONT_SIZE_RANGE = (6, 48)  # points
+PORT_RANGE = (1, 65535)
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8080
 
-# How version 2 groups the keys in the file; keys not named here stay at the top level.
+# How version 2 (and 3, which adds "api_server") groups the keys in the file; keys not named here stay at the top level.
 GROUPS: dict[str, tuple[str, ...]] = {
     "models": ("models_dir", "default_model", "last_model", "user_templates"),
     "hardware": ("context_limit", "n_gpu_layers", "n_threads"),
@@ -65,6 +68,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "seed",
     ),
     "appearance": ("theme", "font_size"),
+    "api_server": ("api_autostart", "api_host", "api_port", "api_key", "api_cors_origins"),
 }
 
 
@@ -98,6 +102,12 @@ class Settings:
     export_dir: str | None = None
     theme: str = "system"  # "system", "light" or "dark"
     font_size: int | None = None  # points for the chat; None: the system's size
+    # the window's local API server (Models > Serve…, Settings > API server)
+    api_autostart: bool = False  # start it when the window opens
+    api_host: str = DEFAULT_API_HOST  # anything but loopback needs api_key (enforced)
+    api_port: int = DEFAULT_API_PORT  # $CHATAPP_API_PORT overrides it
+    api_key: str | None = None  # None: no key asked (loopback only)
+    api_cors_origins: list[str] = field(default_factory=list)  # browser origins allowed
     extra: dict[str, Any] = field(default_factory=dict)  # other modules' keys
 
     # Not saved: what loading found. `notice` is one line for the user (window or stderr).
@@ -298,7 +308,18 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 adds the "api_server" group (the window's local API server: start at
+    launch, host, port, key, CORS origins); its defaults apply (off, 127.0.0.1:8080)."""
+    out = {k: v for k, v in data.items() if k != "schema_version"}
+    out["schema_version"] = 3
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+}
 
 
 # -- field checks: each returns the value to use or raises _Bad -------------------------------
@@ -385,6 +406,35 @@ def _str_dict(value: Any) -> dict[str, str]:
     return good
 
 
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"is a {_type_name(value)}, not true or false")
+    return value
+
+
+def _host(value: Any) -> str:
+    text = _text(value).strip()
+    if not text or any(c.isspace() or c in "/\0" for c in text):
+        raise _Bad("is not a host name or address")
+    return text
+
+
+def _key(value: Any) -> str | None:
+    text = _opt_str(value)
+    if text is None:
+        return None
+    return text.strip() or None  # an empty key is no key
+
+
+def _origins(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise _Bad(f"is a {_type_name(value)}, not a list")
+    good = [v.strip() for v in value if isinstance(v, str) and v.strip()]
+    if len(good) != len(value):
+        log.warning("settings: dropped api_cors_origins entries that are not text")
+    return good
+
+
 def _dict(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Bad(f"is a {_type_name(value)}, not an object")
@@ -411,6 +461,11 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "export_dir": _path,
     "theme": _theme,
     "font_size": _opt_int(*FONT_SIZE_RANGE),
+    "api_autostart": _bool,
+    "api_host": _host,
+    "api_port": _int(*PORT_RANGE),
+    "api_key": _key,
+    "api_cors_origins": _origins,
     "extra": _dict,
 }
 

@@ -54,7 +54,7 @@ class AboutDialog(QDialog):
 
         icon = QLabel()
         icon.setPixmap(app_icon().pixmap(64, 64))
-        title = QLabel(f"<b>chatapp {__version__}</b>")
+        title = QLabel(self.tr("<b>chatapp {version}</b>").format(version=__version__))
         title.setTextFormat(Qt.TextFormat.RichText)
         blurb = QLabel(
             self.tr(

@@ -11,25 +11,55 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QToolButton, QWidget
 
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
+
+# marked for lupdate here, translated when set (context "Accessibility")
 NAMES: dict[str, tuple[str, str]] = {
-    "new_button": ("New chat", "Start a new, empty chat"),
+    "new_button": (
+        QT_TRANSLATE_NOOP("Accessibility", "New chat"),
+        QT_TRANSLATE_NOOP("Accessibility", "Start a new, empty chat"),
+    ),
     "conversation_view": (
-        "Conversations",
-        "Your chats, most recent first. Arrow keys choose one; Delete deletes it.",
+        QT_TRANSLATE_NOOP("Accessibility", "Conversations"),
+        QT_TRANSLATE_NOOP(
+            "Accessibility",
+            "Your chats, most recent first. Arrow keys choose one; Delete deletes it.",
+        ),
     ),
-    "open_button": ("Open model", "Open a .gguf model file"),
-    "model_progress": ("Loading the model", ""),
-    "message_view": ("Conversation", "The messages of the open chat"),
-    "input": ("Message", "Type a message: Enter sends it, Shift+Enter starts a new line"),
-    "send_button": ("Send", "Send the message (Enter)"),
-    "stop_button": ("Stop", "Stop the answer; what came so far is kept (Esc)"),
+    "open_button": (
+        QT_TRANSLATE_NOOP("Accessibility", "Open model"),
+        QT_TRANSLATE_NOOP("Accessibility", "Open a .gguf model file"),
+    ),
+    "model_progress": (QT_TRANSLATE_NOOP("Accessibility", "Loading the model"), ""),
+    "message_view": (
+        QT_TRANSLATE_NOOP("Accessibility", "Conversation"),
+        QT_TRANSLATE_NOOP("Accessibility", "The messages of the open chat"),
+    ),
+    "input": (
+        QT_TRANSLATE_NOOP("Accessibility", "Message"),
+        QT_TRANSLATE_NOOP(
+            "Accessibility", "Type a message: Enter sends it, Shift+Enter starts a new line"
+        ),
+    ),
+    "send_button": (
+        QT_TRANSLATE_NOOP("Accessibility", "Send"),
+        QT_TRANSLATE_NOOP("Accessibility", "Send the message (Enter)"),
+    ),
+    "stop_button": (
+        QT_TRANSLATE_NOOP("Accessibility", "Stop"),
+        QT_TRANSLATE_NOOP("Accessibility", "Stop the answer; what came so far is kept (Esc)"),
+    ),
     "regenerate_button": (
-        "Regenerate",
-        "A new answer to your last message; the old one is kept as a branch (Ctrl+R)",
+        QT_TRANSLATE_NOOP("Accessibility", "Regenerate"),
+        QT_TRANSLATE_NOOP(
+            "Accessibility",
+            "A new answer to your last message; the old one is kept as a branch (Ctrl+R)",
+        ),
     ),
-    "model_label": ("Model", ""),
+    "model_label": (QT_TRANSLATE_NOOP("Accessibility", "Model"), ""),
 }
 
 
@@ -38,16 +68,20 @@ def name_widgets(window: Any) -> None:
         widget = getattr(window, attr, None)
         if isinstance(widget, QWidget):
             if not widget.accessibleName():
-                widget.setAccessibleName(name)
+                widget.setAccessibleName(QCoreApplication.translate("Accessibility", name))
             if description and not widget.accessibleDescription():
-                widget.setAccessibleDescription(description)
+                widget.setAccessibleDescription(
+                    QCoreApplication.translate("Accessibility", description)
+                )
     bar = getattr(window, "message_bar", None)
     if isinstance(bar, QWidget):
-        bar.setAccessibleName("Message from chatapp")
+        bar.setAccessibleName(QCoreApplication.translate("Accessibility", "Message from chatapp"))
         for button in bar.findChildren(QToolButton):
             if not button.accessibleName():
-                button.setAccessibleName("Close this message")
-                button.setToolTip("Close this message")
+                button.setAccessibleName(
+                    QCoreApplication.translate("Accessibility", "Close this message")
+                )
+                button.setToolTip(QCoreApplication.translate("Accessibility", "Close this message"))
 
 
 def install(window: Any) -> None:

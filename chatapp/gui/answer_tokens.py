@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QCoreApplication, Qt, QUrl
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -50,7 +50,7 @@ class AnswerTokensDialog(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Answer tokens and probabilities")
+        self.setWindowTitle(self.tr("Answer tokens and probabilities"))
         self.resize(980, 620)
         self.trace = trace
         self.spans = tv.spans_from_trace(trace, special)
@@ -63,7 +63,9 @@ class AnswerTokensDialog(QDialog):
         lay.addWidget(explain)
         modes = QHBoxLayout()
         self.mode_group = QButtonGroup(self)
-        for i, name in enumerate(("Sampled probability", "Raw probability", "Tokens")):
+        for i, name in enumerate(
+            (self.tr("Sampled probability"), self.tr("Raw probability"), self.tr("Tokens"))
+        ):
             b = QRadioButton(name)
             self.mode_group.addButton(b, i)
             modes.addWidget(b)
@@ -81,17 +83,19 @@ class AnswerTokensDialog(QDialog):
         side = QWidget()
         sl = QVBoxLayout(side)
         sl.setContentsMargins(0, 0, 0, 0)
-        self.picked = QLabel("Click a token to see the candidates it was drawn from.")
+        self.picked = QLabel(self.tr("Click a token to see the candidates it was drawn from."))
         self.picked.setWordWrap(True)
         sl.addWidget(self.picked)
         self.alternatives = QListWidget()
         sl.addWidget(self.alternatives, 1)
-        self.branch_button = QPushButton("Branch from here with this token")
+        self.branch_button = QPushButton(self.tr("Branch from here with this token"))
         self.branch_button.setEnabled(False)
         self.branch_button.clicked.connect(self._branch)
         sl.addWidget(self.branch_button)
         if on_branch is None:
-            self.branch_button.setToolTip("Load the model that wrote this answer to branch.")
+            self.branch_button.setToolTip(
+                self.tr("Load the model that wrote this answer to branch.")
+            )
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
@@ -109,7 +113,7 @@ class AnswerTokensDialog(QDialog):
         # tokens are links so a click can pick one (the href carries the index)
         if self.mode == 2:
             body = tv.token_view_html(self.spans, colors, links=True)
-            self.legend.setText(f"{len(self.spans)} tokens")
+            self.legend.setText(self.tr("{n} tokens").format(n=len(self.spans)))
         else:
             raw = self.mode == 1
             body = tv.heatmap_html(self.spans, colors, raw=raw, links=True)
@@ -127,9 +131,9 @@ class AnswerTokensDialog(QDialog):
         step = self.trace.steps[position]
         span = self.spans[position]
         self.picked.setText(
-            f"Token {position + 1}: {span.label!r}"
+            self.tr("Token {n}: {label}").format(n=position + 1, label=repr(span.label))
             + (
-                f", {100 * span.probability:.1f}% as sampled"
+                self.tr(", {p:.1f}% as sampled").format(p=100 * span.probability)
                 if span.probability is not None
                 else ""
             )
@@ -138,11 +142,13 @@ class AnswerTokensDialog(QDialog):
         sampled = dict(step.sampled_top)
         for token_id, lp in step.top:
             p_s = sampled.get(token_id)
-            s_text = f"{100 * math.exp(p_s):.1f}%" if p_s is not None else "cut"
+            s_text = f"{100 * math.exp(p_s):.1f}%" if p_s is not None else self.tr("cut")
             label = tv.token_label(self.trace.data(token_id))
             item = QListWidgetItem(
-                f"{label!r}  raw {100 * math.exp(lp):.1f}% · sampled {s_text}"
-                + ("  (chosen)" if token_id == step.token_id else "")
+                self.tr("{label}  raw {p:.1f}% · sampled {sampled}").format(
+                    label=repr(label), p=100 * math.exp(lp), sampled=s_text
+                )
+                + (self.tr("  (chosen)") if token_id == step.token_id else "")
             )
             item.setData(Qt.ItemDataRole.UserRole, token_id)
             self.alternatives.addItem(item)
@@ -162,7 +168,10 @@ class AnswerTokensDialog(QDialog):
 
 
 def install(window: Any) -> QAction:
-    action = QAction("Answer &tokens and probabilities…", window)
+    action = QAction(
+        QCoreApplication.translate("AnswerTokensDialog", "Answer &tokens and probabilities…"),
+        window,
+    )
     action.triggered.connect(lambda: open_for_last_answer(window))
     window.menus["chat"].addAction(action)
     window._answer_tokens_action = action
@@ -173,7 +182,11 @@ def open_for_last_answer(window: Any) -> AnswerTokensDialog | None:
     session = window.session
     answers = [m for m in session.thread() if m.role is Role.ASSISTANT]
     if not answers:
-        window.show_error("There is no answer in this conversation yet.")
+        window.show_error(
+            QCoreApplication.translate(
+                "AnswerTokensDialog", "There is no answer in this conversation yet."
+            )
+        )
         return None
     return open_for_answer(window, answers[-1])
 
@@ -186,7 +199,12 @@ def open_for_answer(
     session = window.session
     trace = window.store.token_trace(answer.id)
     if trace is None:
-        window.show_error("This answer has no recorded tokens (made before chatapp kept them).")
+        window.show_error(
+            QCoreApplication.translate(
+                "AnswerTokensDialog",
+                "This answer has no recorded tokens (made before chatapp kept them).",
+            )
+        )
         return None
     info = window.model_info()
     same_model = info is not None and answer.meta.get("model_path") in (None, info.path)
@@ -199,7 +217,11 @@ def open_for_answer(
 
     def branch(position: int, token_id: int) -> None:
         if session.busy:
-            window.show_error("An answer is still streaming: stop it first (Esc).")
+            window.show_error(
+                QCoreApplication.translate(
+                    "AnswerTokensDialog", "An answer is still streaming: stop it first (Esc)."
+                )
+            )
             return
         handle = session.service.branch_from(
             answer.id, position, token_id, listener=session.bridge.turn_listener()

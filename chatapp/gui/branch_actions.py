@@ -37,7 +37,7 @@ class BranchActions(QObject):
         view.edit_requested.connect(self.edit)
         view.regenerate_requested.connect(self.regenerate)
         view.continue_requested.connect(self.continue_answer)
-        view.copied.connect(lambda _text: window.statusBar().showMessage("Copied.", 2000))
+        view.copied.connect(lambda _text: window.statusBar().showMessage(self.tr("Copied."), 2000))
         # after the window has shown the thread (it connected first), mark the versions
         session.conversation_selected.connect(lambda _cid: self.refresh_versions())
         session.reply_started.connect(lambda _cid, _mid: self.refresh_versions())
@@ -47,7 +47,7 @@ class BranchActions(QObject):
 
     def _busy(self) -> bool:
         if self.window.session.busy:
-            self.window.show_error("An answer is still streaming: stop it first (Esc).")
+            self.window.show_error(self.tr("An answer is still streaming: stop it first (Esc)."))
             return True
         return False
 
@@ -96,7 +96,10 @@ class BranchActions(QObject):
         self._show(anchor=above)
         n = len(plan.messages)
         self.window.message_view.offer_undo(
-            f"Deleted {n} message{'s' if n != 1 else ''}.", lambda: self.undo(plan)
+            self.tr("Deleted 1 message.")
+            if n == 1
+            else self.tr("Deleted {n} messages.").format(n=n),
+            lambda: self.undo(plan),
         )
 
     def undo(self, plan: Deletion) -> None:
@@ -107,7 +110,7 @@ class BranchActions(QObject):
                 store.set_current_leaf(plan.conversation_id, plan.leaf_before)
         except (sqlite3.Error, StoreError, KeyError) as e:  # e.g. the chat was deleted since
             log.warning("undo of a delete failed: %s", e)
-            self.window.show_error(f"Could not undo the delete: {e}")
+            self.window.show_error(self.tr("Could not undo the delete: {error}").format(error=e))
             return
         if self.window.session.conversation_id == plan.conversation_id:
             self._show(anchor=None)

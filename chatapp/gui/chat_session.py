@@ -115,11 +115,11 @@ class ChatSession(QObject):
 
     def open_model(self, path: str) -> None:
         if self.busy:
-            self.error.emit("Stop the answer in progress before switching models.")
+            self.error.emit(self.tr("Stop the answer in progress before switching models."))
             return
         p = Path(path).expanduser()
         if not p.exists():
-            self.error.emit(f"No such file: {p}")
+            self.error.emit(self.tr("No such file: {path}").format(path=p))
             return
         self.loading_path = str(p.resolve())
         self.model_loading.emit(self.loading_path)
@@ -237,13 +237,13 @@ class ChatSession(QObject):
 
     def _can_start(self) -> bool:
         if self.busy:
-            self.error.emit("An answer is still streaming: stop it first (Esc).")
+            self.error.emit(self.tr("An answer is still streaming: stop it first (Esc)."))
             return False
         if self.model is None:
             self.error.emit(
-                "No model is loaded yet."
+                self.tr("No model is loaded yet.")
                 if not self.loading_path
-                else "The model is still loading."
+                else self.tr("The model is still loading.")
             )
             return False
         return True
@@ -280,7 +280,7 @@ class ChatSession(QObject):
         text = text.strip()
         if not text or self.busy:
             if self.busy:
-                self.error.emit("An answer is still streaming: stop it first (Esc).")
+                self.error.emit(self.tr("An answer is still streaming: stop it first (Esc)."))
             return False
         self._track(self.service.edit(message_id, text, listener=self.bridge.turn_listener()))
         return True
@@ -343,7 +343,9 @@ class ChatSession(QObject):
         self.speed_changed.emit(stats.tokens_per_second)
         self.context_changed.emit(stats.context_used, ev.n_ctx)
         if stats.finish_reason is FinishReason.LENGTH:
-            self.notice.emit("The answer stopped at the length limit (max tokens or context).")
+            self.notice.emit(
+                self.tr("The answer stopped at the length limit (max tokens or context).")
+            )
 
     def _on_failed(self, ev: TurnFailed) -> None:
         st = self._current(ev.turn_id)

@@ -45,18 +45,20 @@ from chatapp.core.chat_settings import (
     presets,
     set_model_entry,
 )
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
+# marked for lupdate here, translated where shown (self.tr in ChatSettingsPanel)
 LABELS = {
-    "temperature": "Temperature",
-    "top_p": "Top-p",
-    "top_k": "Top-k",
-    "min_p": "Min-p",
-    "repeat_penalty": "Repeat penalty",
-    "seed": "Seed",
-    "max_tokens": "Max tokens",
+    "temperature": QT_TRANSLATE_NOOP("ChatSettingsPanel", "Temperature"),
+    "top_p": QT_TRANSLATE_NOOP("ChatSettingsPanel", "Top-p"),
+    "top_k": QT_TRANSLATE_NOOP("ChatSettingsPanel", "Top-k"),
+    "min_p": QT_TRANSLATE_NOOP("ChatSettingsPanel", "Min-p"),
+    "repeat_penalty": QT_TRANSLATE_NOOP("ChatSettingsPanel", "Repeat penalty"),
+    "seed": QT_TRANSLATE_NOOP("ChatSettingsPanel", "Seed"),
+    "max_tokens": QT_TRANSLATE_NOOP("ChatSettingsPanel", "Max tokens"),
 }
 COUNT_DELAY_MS = 300
 
@@ -77,24 +79,24 @@ class ChatSettingsPanel(QObject):
         lay.addWidget(self.note)
         form = QFormLayout()
         self.system = QPlainTextEdit()
-        self.system.setPlaceholderText("No system prompt")
-        self.system.setAccessibleName("System prompt of this chat")
+        self.system.setPlaceholderText(self.tr("No system prompt"))
+        self.system.setAccessibleName(self.tr("System prompt of this chat"))
         self.system.setMaximumHeight(110)
-        self.save_system = QPushButton("Save system prompt")
-        self.save_system.setAccessibleName("Save the system prompt")
+        self.save_system = QPushButton(self.tr("Save system prompt"))
+        self.save_system.setAccessibleName(self.tr("Save the system prompt"))
         self.save_system.clicked.connect(self._save_system)
-        form.addRow("System prompt", self.system)
+        form.addRow(self.tr("System prompt"), self.system)
         form.addRow("", self.save_system)
         self.preset = QComboBox()
-        self.preset.setAccessibleName("Sampling preset")
+        self.preset.setAccessibleName(self.tr("Sampling preset"))
         self.preset.activated.connect(self._apply_preset)
-        form.addRow("Preset", self.preset)
+        form.addRow(self.tr("Preset"), self.preset)
         self.fields: dict[str, QLineEdit] = {}
         self.errors: dict[str, QLabel] = {}
         for name in FIELDS:
             edit = QLineEdit()
             edit.setObjectName(f"chat_{name}")
-            edit.setAccessibleName(LABELS[name])
+            edit.setAccessibleName(self.tr(LABELS[name]))
             edit.setAccessibleDescription(RANGES[name][3])
             edit.setToolTip(RANGES[name][3])
             edit.editingFinished.connect(lambda n=name: self._field_done(n))
@@ -103,17 +105,17 @@ class ChatSettingsPanel(QObject):
             err.setWordWrap(True)
             err.hide()
             self.fields[name], self.errors[name] = edit, err
-            form.addRow(LABELS[name], edit)
+            form.addRow(self.tr(LABELS[name]), edit)
             form.addRow("", err)
         self.policy = QComboBox()
-        self.policy.setAccessibleName("When the conversation no longer fits the context")
+        self.policy.setAccessibleName(self.tr("When the conversation no longer fits the context"))
         for key, text in POLICIES.items():
             self.policy.addItem(text, key)
         self.policy.activated.connect(self._policy_chosen)
-        form.addRow("Context full", self.policy)
-        self.model_defaults_button = QPushButton("Make these the model's defaults")
+        form.addRow(self.tr("Context full"), self.policy)
+        self.model_defaults_button = QPushButton(self.tr("Make these the model's defaults"))
         self.model_defaults_button.setAccessibleName(
-            "Make this chat's sampling the model's defaults"
+            self.tr("Make this chat's sampling the model's defaults")
         )
         self.model_defaults_button.clicked.connect(self._save_model_defaults)
         form.addRow("", self.model_defaults_button)
@@ -125,13 +127,13 @@ class ChatSettingsPanel(QObject):
         hw = QFormLayout()
         self.hardware: dict[str, QLineEdit] = {}
         for name, label in (
-            ("context_limit", "Context length"),
-            ("n_gpu_layers", "GPU layers"),
-            ("n_threads", "Threads"),
+            ("context_limit", self.tr("Context length")),
+            ("n_gpu_layers", self.tr("GPU layers")),
+            ("n_threads", self.tr("Threads")),
         ):
             edit = QLineEdit()
             edit.setObjectName(f"model_{name}")
-            edit.setAccessibleName(f"{label} for this model")
+            edit.setAccessibleName(self.tr("{label} for this model").format(label=label))
             edit.setToolTip(HARDWARE_RANGES[name][2])
             self.hardware[name] = edit
             hw.addRow(label, edit)
@@ -139,8 +141,8 @@ class ChatSettingsPanel(QObject):
         self.hardware_error.setWordWrap(True)
         self.hardware_error.hide()
         hw.addRow("", self.hardware_error)
-        self.hardware_button = QPushButton("Save for this model and reload it")
-        self.hardware_button.setAccessibleName("Save the hardware settings for this model")
+        self.hardware_button = QPushButton(self.tr("Save for this model and reload it"))
+        self.hardware_button.setAccessibleName(self.tr("Save the hardware settings for this model"))
         self.hardware_button.clicked.connect(self._save_hardware)
         hw.addRow("", self.hardware_button)
         lay.addLayout(hw)
@@ -161,7 +163,7 @@ class ChatSettingsPanel(QObject):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(body)
-        self.dock = QDockWidget("Chat settings", window)
+        self.dock = QDockWidget(self.tr("Chat settings"), window)
         self.dock.setObjectName("chat_settings_dock")
         self.dock.setWidget(scroll)
         self.dock.setMinimumWidth(280)
@@ -169,7 +171,7 @@ class ChatSettingsPanel(QObject):
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
         self.toggle = self.dock.toggleViewAction()
-        self.toggle.setText("Chat &settings panel")
+        self.toggle.setText(self.tr("Chat &settings panel"))
         self.toggle.setShortcut(QKeySequence("Ctrl+Shift+S"))
         window.menus["view"].addAction(self.toggle)
 
@@ -203,9 +205,9 @@ class ChatSettingsPanel(QObject):
     def refresh(self) -> None:
         has_chat = self.conversation_id is not None
         self.note.setText(
-            "These settings belong to this chat and apply to its next answer."
+            self.tr("These settings belong to this chat and apply to its next answer.")
             if has_chat
-            else "Start the chat first: new chats use the defaults from Settings."
+            else self.tr("Start the chat first: new chats use the defaults from Settings.")
         )
         for w in (self.system, self.save_system, self.preset, self.policy, *self.fields.values()):
             w.setEnabled(has_chat)
@@ -218,23 +220,23 @@ class ChatSettingsPanel(QObject):
             )
             base = getattr(inherited, name) if inherited is not None else None
             edit.setPlaceholderText(
-                "default"
+                self.tr("default")
                 if base is None
-                else f"default: {base:g}"
-                if isinstance(base, float)
-                else f"default: {base}"
+                else self.tr("default: {value}").format(
+                    value=f"{base:g}" if isinstance(base, float) else base
+                )
             )
         self.preset.clear()
-        self.preset.addItem("Apply a preset…", None)
+        self.preset.addItem(self.tr("Apply a preset…"), None)
         for name in presets(self.window.settings.extra):
             self.preset.addItem(name, name)
         self.policy.setCurrentIndex(max(0, self.policy.findData(self.chat.context_policy)))
         self._refresh_model()
         params = self._effective()
         self.next_answer.setText(
-            f"Next answer: {describe(params)}"
+            self.tr("Next answer: {what}").format(what=describe(params))
             if params is not None
-            else "Next answer: load a model first."
+            else self.tr("Next answer: load a model first.")
         )
 
     def _ref(self) -> ModelRef | None:
@@ -268,10 +270,16 @@ class ChatSettingsPanel(QObject):
         try:
             value = None if not text else check_value(name, float(text))
         except ValueError as e:  # BadValue, or not a number at all
-            reason = str(e) if isinstance(e, BadValue) else f"{name} must be a number"
-            err.setText(f"Not saved: {reason}.")
+            reason = (
+                str(e)
+                if isinstance(e, BadValue)
+                else self.tr("{name} must be a number").format(name=name)
+            )
+            err.setText(self.tr("Not saved: {reason}.").format(reason=reason))
             err.show()
-            self.fields[name].setAccessibleDescription(f"Not saved: {reason}")
+            self.fields[name].setAccessibleDescription(
+                self.tr("Not saved: {reason}").format(reason=reason)
+            )
             return
         err.hide()
         self.fields[name].setAccessibleDescription(RANGES[name][3])
@@ -303,7 +311,7 @@ class ChatSettingsPanel(QObject):
             self.session.bridge.when_done(
                 fut,
                 lambda _c: self.window.show_info(
-                    "System prompt saved: it applies to the next answer."
+                    self.tr("System prompt saved: it applies to the next answer.")
                 ),
                 self._failed,
             )
@@ -325,9 +333,11 @@ class ChatSettingsPanel(QObject):
         model_file = self._model_file()
         s = self.window.settings
         self.model_title.setText(
-            f"This model ({model_file}): leave a field empty to use the app's setting."
+            self.tr("This model ({file}): leave a field empty to use the app's setting.").format(
+                file=model_file
+            )
             if model_file
-            else "Load a local model to give it its own hardware settings."
+            else self.tr("Load a local model to give it its own hardware settings.")
         )
         own = model_hardware(s.extra, model_file) if model_file else {}
         app = {
@@ -338,7 +348,11 @@ class ChatSettingsPanel(QObject):
         for name, edit in self.hardware.items():
             edit.setEnabled(model_file is not None)
             edit.setText(str(own[name]) if name in own else "")
-            edit.setPlaceholderText(f"app: {app[name] if app[name] is not None else 'auto'}")
+            edit.setPlaceholderText(
+                self.tr("app: {value}").format(
+                    value=app[name] if app[name] is not None else self.tr("auto")
+                )
+            )
         self.hardware_button.setEnabled(model_file is not None)
         self.model_defaults_button.setEnabled(model_file is not None and bool(self.chat.overrides))
 
@@ -355,8 +369,10 @@ class ChatSettingsPanel(QObject):
                     if checked is not None:
                         values[name] = checked
         except ValueError as e:
-            reason = str(e) if isinstance(e, BadValue) else "each value must be a whole number"
-            self.hardware_error.setText(f"Not saved: {reason}.")
+            reason = (
+                str(e) if isinstance(e, BadValue) else self.tr("each value must be a whole number")
+            )
+            self.hardware_error.setText(self.tr("Not saved: {reason}.").format(reason=reason))
             self.hardware_error.show()
             return
         self.hardware_error.hide()
@@ -373,10 +389,14 @@ class ChatSettingsPanel(QObject):
         extra = self.window.settings.extra
         set_model_entry(extra, MODEL_DEFAULTS_KEY, model_file, self.chat.overrides)
         self.window.save_settings()
-        self.window.show_info(f"New chats with {model_file} will use these sampling settings.")
+        self.window.show_info(
+            self.tr("New chats with {file} will use these sampling settings.").format(
+                file=model_file
+            )
+        )
 
     def _failed(self, e: BaseException) -> None:
-        self.window.show_error(f"Could not save the chat settings: {e}")
+        self.window.show_error(self.tr("Could not save the chat settings: {error}").format(error=e))
 
     # -- the draft's tokens --------------------------------------------------------------------
 
@@ -390,7 +410,9 @@ class ChatSettingsPanel(QObject):
 
         def done(pairs: list[Any]) -> None:
             if asked == self._counting:
-                self.draft_label.setText(f"+{len(pairs)} tokens with your message")
+                self.draft_label.setText(
+                    self.tr("+{n} tokens with your message").format(n=len(pairs))
+                )
 
         def failed(e: BaseException) -> None:
             if asked == self._counting:

@@ -45,13 +45,17 @@ class ConversationActions(QObject):
         if window.new_button.shortcut() == new_chat and window.new_action.shortcut().isEmpty():
             window.new_button.setShortcut(QKeySequence())
             window.new_action.setShortcut(new_chat)
-            window.new_button.setToolTip(f"New chat ({new_chat.toString()})")
+            window.new_button.setToolTip(
+                self.tr("New chat ({keys})").format(keys=new_chat.toString())
+            )
 
-        self.pin_action = QAction("&Pin chat", window)
-        self.pin_action.setToolTip("Keep the chat on top of the list")
+        self.pin_action = QAction(self.tr("&Pin chat"), window)
+        self.pin_action.setToolTip(self.tr("Keep the chat on top of the list"))
         self.pin_action.triggered.connect(self.toggle_pin)
-        self.tags_action = QAction("&Tags…", window)
-        self.tags_action.setToolTip("Group chats under tags; filter the list by tag below it")
+        self.tags_action = QAction(self.tr("&Tags…"), window)
+        self.tags_action.setToolTip(
+            self.tr("Group chats under tags; filter the list by tag below it")
+        )
         self.tags_action.triggered.connect(self.edit_tags)
         chat = window.menus["chat"]
         chat.insertActions(delete, [self.pin_action, self.tags_action])
@@ -60,8 +64,8 @@ class ConversationActions(QObject):
 
         self.filter = QComboBox()
         self.filter.setObjectName("conversation_tag_filter")
-        self.filter.setAccessibleName("Show chats with tag")
-        self.filter.setToolTip("Show only the chats with this tag")
+        self.filter.setAccessibleName(self.tr("Show chats with tag"))
+        self.filter.setToolTip(self.tr("Show only the chats with this tag"))
         self.filter.activated.connect(self._filter_chosen)
         layout = view.parentWidget().layout()
         layout.insertWidget(layout.indexOf(view) + 1, self.filter)
@@ -79,7 +83,7 @@ class ConversationActions(QObject):
         ids = self._targets()
         pinned = self.window.store.pinned_ids()
         all_pinned = bool(ids) and all(i in pinned for i in ids)
-        self.pin_action.setText("Un&pin chat" if all_pinned else "&Pin chat")
+        self.pin_action.setText(self.tr("Un&pin chat") if all_pinned else self.tr("&Pin chat"))
         self.pin_action.setEnabled(bool(ids))
         self.tags_action.setEnabled(bool(ids))
 
@@ -109,11 +113,12 @@ class ConversationActions(QObject):
             return
         store = self.window.store
         current = store.tags(ids[0])
-        what = "this chat" if len(ids) == 1 else f"these {len(ids)} chats"
         text, ok = QInputDialog.getText(
             self.window,
-            "Tags",
-            f"Tags for {what}, separated by commas:",
+            self.tr("Tags"),
+            self.tr("Tags for this chat, separated by commas:")
+            if len(ids) == 1
+            else self.tr("Tags for these {n} chats, separated by commas:").format(n=len(ids)),
             text=", ".join(current),
         )
         if not ok:
@@ -132,7 +137,7 @@ class ConversationActions(QObject):
         chosen = self.window.conversations.tag
         self.filter.blockSignals(True)
         self.filter.clear()
-        self.filter.addItem("All chats", ALL)
+        self.filter.addItem(self.tr("All chats"), ALL)
         for tag, n in tags:
             self.filter.addItem(f"#{tag}  ({n})", tag)
         i = self.filter.findData(chosen) if chosen else 0

@@ -30,11 +30,17 @@ from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOpti
 
 from chatapp.core.conversation import Conversation
 from chatapp.core.store import Store
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 
 PAGE = 100
 Index = QModelIndex | QPersistentModelIndex
 
-PINNED, TODAY, YESTERDAY, THIS_WEEK, OLDER = "Pinned", "Today", "Yesterday", "This week", "Older"
+# group keys, shown as headings translated (the delegate's self.tr)
+PINNED = QT_TRANSLATE_NOOP("ConversationDelegate", "Pinned")
+TODAY = QT_TRANSLATE_NOOP("ConversationDelegate", "Today")
+YESTERDAY = QT_TRANSLATE_NOOP("ConversationDelegate", "Yesterday")
+THIS_WEEK = QT_TRANSLATE_NOOP("ConversationDelegate", "This week")
+OLDER = QT_TRANSLATE_NOOP("ConversationDelegate", "Older")
 
 
 class ConversationRole(IntEnum):
@@ -164,13 +170,12 @@ class ConversationListModel(QAbstractListModel):
     def _tooltip(self, conv: Conversation) -> str:
         lines = [conv.title]
         if conv.model_path:
-            lines.append(f"Model: {Path(conv.model_path).name}")
-        lines.append(
-            datetime.fromtimestamp(conv.updated_at).strftime("Last message: %Y-%m-%d %H:%M")
-        )
+            lines.append(self.tr("Model: {name}").format(name=Path(conv.model_path).name))
+        when = datetime.fromtimestamp(conv.updated_at).strftime("%Y-%m-%d %H:%M")
+        lines.append(self.tr("Last message: {time}").format(time=when))
         tags = self._tags.get(conv.id)
         if tags:
-            lines.append("Tags: " + ", ".join(tags))
+            lines.append(self.tr("Tags: {tags}").format(tags=", ".join(tags)))
         return "\n".join(lines)
 
     @property
@@ -240,7 +245,7 @@ class ConversationDelegate(QStyledItemDelegate):
             painter.drawText(
                 rect.adjusted(self.PAD, self.PAD, -self.PAD, 0),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-                str(index.data(ConversationRole.GROUP)),
+                self.tr(str(index.data(ConversationRole.GROUP))),
             )
             rect.setTop(rect.top() + head)
         # the item's own background (selection, hover) below the heading only

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from chatapp.core.db_recover import recover
@@ -19,14 +19,22 @@ log = logging.getLogger(__name__)
 def damaged_box(error: DatabaseDamaged, parent: QWidget | None = None) -> QMessageBox:
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Critical)
-    box.setWindowTitle("chatapp: damaged chat database")
+    box.setWindowTitle(QCoreApplication.translate("DamagedDb", "chatapp: damaged chat database"))
     box.setText(error.message)
     box.setInformativeText(
-        "chatapp will not write into it. It can keep the damaged file as a copy and "
-        "recover what can still be read into a new database."
+        QCoreApplication.translate(
+            "DamagedDb",
+            "chatapp will not write into it. It can keep the damaged file as a copy and "
+            "recover what can still be read into a new database.",
+        )
     )
-    recover_button = box.addButton("Keep a copy and recover", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    recover_button = box.addButton(
+        QCoreApplication.translate("DamagedDb", "Keep a copy and recover"),
+        QMessageBox.ButtonRole.AcceptRole,
+    )
+    box.addButton(
+        QCoreApplication.translate("DamagedDb", "Quit"), QMessageBox.ButtonRole.RejectRole
+    )
     box.setDefaultButton(recover_button)
     box.setObjectName("damagedDatabase")
     return box
@@ -43,8 +51,14 @@ def offer_recovery(error: DatabaseDamaged, path: Path) -> bool:
         result = recover(path)
     except UserError as e:
         QApplication.restoreOverrideCursor()
-        QMessageBox.critical(None, "chatapp", f"The recovery failed: {e}")
+        QMessageBox.critical(
+            None,
+            QCoreApplication.translate("DamagedDb", "chatapp"),
+            QCoreApplication.translate("DamagedDb", "The recovery failed: {error}").format(error=e),
+        )
         return False
     QApplication.restoreOverrideCursor()
-    QMessageBox.information(None, "chatapp", result.summary())
+    QMessageBox.information(
+        None, QCoreApplication.translate("DamagedDb", "chatapp"), result.summary()
+    )
     return True

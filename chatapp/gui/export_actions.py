@@ -24,21 +24,19 @@ from chatapp.core.errors import UserError
 from chatapp.core.export import EXTENSIONS, export_many, render, safe_filename
 from chatapp.core.importers import PROGRESS_TOTAL, ImportResult, import_file
 from chatapp.core.store import Store
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 
 log = logging.getLogger(__name__)
 
-# (file dialog filter, format); one file per conversation, or a zip of them
+# (file dialog filter, format); one file per conversation, or a zip of them. Marked for
+# lupdate here, translated when the dialog opens (ExportActions.filters)
 ONE_FILE_FILTERS = [
-    ("Markdown (*.md)", "md"),
-    ("HTML page (*.html)", "html"),
-    ("JSON, lossless, importable (*.json)", "json"),
-    ("Plain text (*.txt)", "txt"),
-    ("PDF (*.pdf)", "pdf"),
+    (QT_TRANSLATE_NOOP("ExportActions", "Markdown (*.md)"), "md"),
+    (QT_TRANSLATE_NOOP("ExportActions", "HTML page (*.html)"), "html"),
+    (QT_TRANSLATE_NOOP("ExportActions", "JSON, lossless, importable (*.json)"), "json"),
+    (QT_TRANSLATE_NOOP("ExportActions", "Plain text (*.txt)"), "txt"),
+    (QT_TRANSLATE_NOOP("ExportActions", "PDF (*.pdf)"), "pdf"),
 ]
-ZIP_FILTERS = [
-    (f"{label.split(' (')[0]} files in a zip (*.zip)", fmt) for label, fmt in ONE_FILE_FILTERS
-]
-IMPORT_FILTER = "Chat exports (*.json *.zip);;All files (*)"
 FORMAT_KEY = "export.format"  # in settings.extra: the format chosen last time
 
 
@@ -85,15 +83,19 @@ class ExportActions(QObject):
         file_menu: QMenu = window.menus["file"]
         super().__init__(file_menu)  # lives as long as the menu
         self.window = window
-        self.export_action = QAction("Export conversation…", self)
-        self.export_all_action = QAction("Export all…", self)
-        self.import_action = QAction("Import…", self)
+        self.export_action = QAction(self.tr("Export conversation…"), self)
+        self.export_all_action = QAction(self.tr("Export all…"), self)
+        self.import_action = QAction(self.tr("Import…"), self)
         self.export_action.setShortcut(QKeySequence("Ctrl+E"))
         self.export_all_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
-        self.export_action.setStatusTip("Save the selected conversations as Markdown, HTML…")
-        self.export_all_action.setStatusTip("Save every conversation in one zip with an index")
+        self.export_action.setStatusTip(
+            self.tr("Save the selected conversations as Markdown, HTML…")
+        )
+        self.export_all_action.setStatusTip(
+            self.tr("Save every conversation in one zip with an index")
+        )
         self.import_action.setStatusTip(
-            "Import a chatapp JSON export or ChatGPT conversations.json"
+            self.tr("Import a chatapp JSON export or ChatGPT conversations.json")
         )
         self.export_action.triggered.connect(self.export_selected)
         self.export_all_action.triggered.connect(self.export_all)
@@ -134,10 +136,20 @@ class ExportActions(QObject):
             return
         self.export_interactive(ids, force_zip=True)
 
+    def filters(self, as_zip: bool) -> list[tuple[str, str]]:
+        """(file dialog filter, format), translated: one file each, or a zip of them."""
+        one = [(self.tr(label), fmt) for label, fmt in ONE_FILE_FILTERS]
+        if not as_zip:
+            return one
+        return [
+            (self.tr("{kind} files in a zip (*.zip)").format(kind=label.split(" (")[0]), fmt)
+            for label, fmt in one
+        ]
+
     def export_interactive(self, ids: list[str], *, force_zip: bool = False) -> None:
         """Ask where and in which format (remembered), then export in the background."""
         as_zip = force_zip or len(ids) > 1
-        filters = ZIP_FILTERS if as_zip else ONE_FILE_FILTERS
+        filters = self.filters(as_zip)
         last = self.window.settings.extra.get(FORMAT_KEY)
         fmt = last if last in {f for _, f in filters} else filters[0][1]
         if as_zip:
@@ -171,7 +183,10 @@ class ExportActions(QObject):
     def import_interactive(self) -> None:
         start = str(self.window.settings.export_dir or Path.home())
         path, _ = QFileDialog.getOpenFileName(
-            self._parent_widget(), self.tr("Import conversations"), start, IMPORT_FILTER
+            self._parent_widget(),
+            self.tr("Import conversations"),
+            start,
+            self.tr("Chat exports (*.json *.zip);;All files (*)"),
         )
         if path:
             self.start_import(Path(path))
@@ -248,7 +263,7 @@ class ExportActions(QObject):
         """Show a progress dialog; return the thread-safe callback for the job."""
         self.busy = True
         dialog = QProgressDialog(label, self.tr("Cancel"), 0, max(total, 1), self._parent_widget())
-        dialog.setWindowTitle("chatapp")
+        dialog.setWindowTitle(self.tr("chatapp"))
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(400)  # quick jobs finish without a flash of a dialog
         dialog.setAutoClose(False)

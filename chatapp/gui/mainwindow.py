@@ -142,7 +142,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.background = BackgroundRunner()
         self.conversation_list_menu_hooks: list[Callable[[QMenu, list[str]], None]] = []
-        self.setWindowTitle("chatapp")
+        self.setWindowTitle(self.tr("chatapp"))
         self.resize(1100, 760)
 
         self._build_widgets()
@@ -153,7 +153,9 @@ class MainWindow(QMainWindow):
             self._install_extension(name)
         f = self.menus["file"]
         f.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
+        quit_action = QAction(
+            self.tr("&Quit"), self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit)
+        )
         quit_action.triggered.connect(self.close)
         f.addAction(quit_action)
         self._update_buttons()
@@ -166,7 +168,7 @@ class MainWindow(QMainWindow):
         left.setMinimumWidth(180)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(8, 8, 4, 8)
-        self.new_button = QPushButton("New chat")
+        self.new_button = QPushButton(self.tr("New chat"))
         self.new_button.setShortcut(QKeySequence.StandardKey.New)
         self.conversations = ConversationListModel(self.store)
         self.conversation_view = QListView()
@@ -184,14 +186,14 @@ class MainWindow(QMainWindow):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(4, 8, 8, 8)
         bar = QHBoxLayout()
-        self.model_label = QLabel("No model loaded")
+        self.model_label = QLabel(self.tr("No model loaded"))
         self.model_label.setStyleSheet("font-weight: bold;")
         self.model_progress = QProgressBar()
         self.model_progress.setRange(0, 0)
         self.model_progress.setMaximumWidth(140)
         self.model_progress.setTextVisible(False)
         self.model_progress.hide()
-        self.open_button = QPushButton("Open model…")
+        self.open_button = QPushButton(self.tr("Open model…"))
         bar.addWidget(self.model_label, 1)
         bar.addWidget(self.model_progress)
         bar.addWidget(self.open_button)
@@ -204,12 +206,14 @@ class MainWindow(QMainWindow):
         row = QHBoxLayout()
         self.input = InputBox()
         buttons = QVBoxLayout()
-        self.send_button = QPushButton("Send")
+        self.send_button = QPushButton(self.tr("Send"))
         self.send_button.setDefault(True)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop the answer (Esc)")
-        self.regenerate_button = QPushButton("Regenerate")
-        self.regenerate_button.setToolTip("A new answer to your last message (the old one is kept)")
+        self.stop_button = QPushButton(self.tr("Stop"))
+        self.stop_button.setToolTip(self.tr("Stop the answer (Esc)"))
+        self.regenerate_button = QPushButton(self.tr("Regenerate"))
+        self.regenerate_button.setToolTip(
+            self.tr("A new answer to your last message (the old one is kept)")
+        )
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.regenerate_button)
@@ -225,7 +229,7 @@ class MainWindow(QMainWindow):
         split.setSizes([260, 840])
         self.setCentralWidget(split)
 
-        self.status_model = QLabel("No model")
+        self.status_model = QLabel(self.tr("No model"))
         self.status_speed = QLabel("")
         self.status_context = QLabel("")
         sb = self.statusBar()
@@ -236,26 +240,28 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         self.menus: dict[str, QMenu] = {
-            "file": mb.addMenu("&File"),
-            "chat": mb.addMenu("&Chat"),
-            "models": mb.addMenu("&Models"),
-            "view": mb.addMenu("&View"),
-            "help": mb.addMenu("&Help"),
+            "file": mb.addMenu(self.tr("&File")),
+            "chat": mb.addMenu(self.tr("&Chat")),
+            "models": mb.addMenu(self.tr("&Models")),
+            "view": mb.addMenu(self.tr("&View")),
+            "help": mb.addMenu(self.tr("&Help")),
         }
         f = self.menus["file"]
         self.open_action = QAction(
-            "&Open model…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open)
+            self.tr("&Open model…"), self, shortcut=QKeySequence(QKeySequence.StandardKey.Open)
         )
         f.addAction(self.open_action)
         c = self.menus["chat"]
-        self.new_action = QAction("&New chat", self)
-        self.stop_action = QAction("&Stop answer", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
+        self.new_action = QAction(self.tr("&New chat"), self)
+        self.stop_action = QAction(
+            self.tr("&Stop answer"), self, shortcut=QKeySequence(Qt.Key.Key_Escape)
+        )
         self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.regenerate_action = QAction(
-            "&Regenerate answer", self, shortcut=QKeySequence("Ctrl+R")
+            self.tr("&Regenerate answer"), self, shortcut=QKeySequence("Ctrl+R")
         )
-        self.rename_action = QAction("Re&name chat…", self, shortcut=QKeySequence("F2"))
-        self.delete_action = QAction("&Delete chat…", self)
+        self.rename_action = QAction(self.tr("Re&name chat…"), self, shortcut=QKeySequence("F2"))
+        self.delete_action = QAction(self.tr("&Delete chat…"), self)
         for a in (
             self.new_action,
             self.stop_action,
@@ -265,12 +271,14 @@ class MainWindow(QMainWindow):
         ):
             c.addAction(a)
         self.addAction(self.stop_action)  # Esc works wherever focus is
-        self.default_model_action = QAction("Use this model for &new chats and at start-up", self)
+        self.default_model_action = QAction(
+            self.tr("Use this model for &new chats and at start-up"), self
+        )
         self.default_model_action.setCheckable(True)
         self.default_model_action.setEnabled(False)
         self.default_model_action.toggled.connect(self._set_default_model)
         self.menus["models"].addAction(self.default_model_action)
-        log_action = QAction("Open &log folder", self)
+        log_action = QAction(self.tr("Open &log folder"), self)
         log_action.triggered.connect(self._open_log_folder)
         self.menus["help"].addAction(log_action)
 
@@ -301,7 +309,9 @@ class MainWindow(QMainWindow):
         s.reply_finished.connect(self._on_reply_finished)
         s.busy_changed.connect(lambda _busy: self._update_buttons())
         s.context_changed.connect(self._on_context)
-        s.speed_changed.connect(lambda tps: self.status_speed.setText(f"{tps:.1f} tok/s"))
+        s.speed_changed.connect(
+            lambda tps: self.status_speed.setText(self.tr("{tps:.1f} tok/s").format(tps=tps))
+        )
         s.error.connect(self.show_error)
         s.notice.connect(self.show_info)
         s.input_restored.connect(self._restore_input)
@@ -315,7 +325,7 @@ class MainWindow(QMainWindow):
         try:
             self.settings.save(self.paths.settings)
         except Exception as e:  # a full disk must not take the window down
-            self.show_error(f"Could not save settings: {e}")
+            self.show_error(self.tr("Could not save settings: {error}").format(error=e))
 
     def current_conversation_id(self) -> str | None:
         return self.session.conversation_id
@@ -365,9 +375,9 @@ class MainWindow(QMainWindow):
         start = self.settings.last_model or str(Path.home())
         path, _ = QFileDialog.getOpenFileName(
             self,
-            "Open a GGUF model",
+            self.tr("Open a GGUF model"),
             str(Path(start).parent),
-            "GGUF models (*.gguf);;All files (*)",
+            self.tr("GGUF models (*.gguf);;All files (*)"),
         )
         if path:
             self.open_model(path)
@@ -392,7 +402,9 @@ class MainWindow(QMainWindow):
         conv = self.store.get_conversation(ids[0])
         if conv is None:
             return
-        title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=conv.title)
+        title, ok = QInputDialog.getText(
+            self, self.tr("Rename chat"), self.tr("Title:"), text=conv.title
+        )
         if ok and title.strip():
             self.session.rename_conversation(conv.id, title)
 
@@ -405,12 +417,12 @@ class MainWindow(QMainWindow):
         what = (
             f"“{self.store.get_conversation(ids[0]).title}”"  # type: ignore[union-attr]
             if len(ids) == 1
-            else f"{len(ids)} chats"
+            else self.tr("{n} chats").format(n=len(ids))
         )
         answer = QMessageBox.question(
             self,
-            "Delete chat",
-            f"Delete {what}? This cannot be undone.",
+            self.tr("Delete chat"),
+            self.tr("Delete {what}? This cannot be undone.").format(what=what),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
@@ -486,7 +498,7 @@ class MainWindow(QMainWindow):
                 for m in thread:
                     if m.id not in shown:
                         self.message_view.add_message(m)
-        self.status_speed.setText("generating…")
+        self.status_speed.setText(self.tr("generating…"))
 
     def _on_reply_finished(self, message_id: str) -> None:
         msg = self.store.get_message(message_id)
@@ -495,9 +507,9 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def _on_model_loading(self, path: str) -> None:
-        self.model_label.setText(f"Loading {Path(path).name}…")
+        self.model_label.setText(self.tr("Loading {name}…").format(name=Path(path).name))
         self.model_progress.show()
-        self.status_model.setText(f"Loading {Path(path).name}…")
+        self.status_model.setText(self.tr("Loading {name}…").format(name=Path(path).name))
         self._update_buttons()
 
     def _on_model_loaded(self, loaded: LoadedModel) -> None:
@@ -506,27 +518,40 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"{info.name}  ({Path(info.path).name})")
         tpl = loaded.template
         self.status_model.setText(
-            f"{info.name} · {info.architecture} · template: {tpl.name} ({tpl.source})"
-            f" · {info.n_threads} threads"
-            + (f" · GPU layers {info.n_gpu_layers}" if info.n_gpu_layers else "")
+            self.tr("{name} · {arch} · template: {template} ({source}) · {threads} threads").format(
+                name=info.name,
+                arch=info.architecture,
+                template=tpl.name,
+                source=tpl.source,
+                threads=info.n_threads,
+            )
+            + (
+                self.tr(" · GPU layers {n}").format(n=info.n_gpu_layers)
+                if info.n_gpu_layers
+                else ""
+            )
         )
-        self.setWindowTitle(f"chatapp — {info.name}")
+        self.setWindowTitle(self.tr("chatapp — {name}").format(name=info.name))
         self.default_model_action.blockSignals(True)
         self.default_model_action.setEnabled(True)
         self.default_model_action.setChecked(self.settings.default_model == info.path)
         self.default_model_action.blockSignals(False)
         self.save_settings()
-        self.message_view.set_placeholder(f"{info.name} is ready. Say hello.")
+        self.message_view.set_placeholder(
+            self.tr("{name} is ready. Say hello.").format(name=info.name)
+        )
         self._update_buttons()
 
     def _on_model_failed(self, message: str) -> None:
         self.model_progress.hide()
-        self.model_label.setText("No model loaded")
-        self.status_model.setText("No model")
+        self.model_label.setText(self.tr("No model loaded"))
+        self.status_model.setText(self.tr("No model"))
         self._update_buttons()
 
     def _on_context(self, used: int, n_ctx: int) -> None:
-        self.status_context.setText(f"context {used} / {n_ctx} tokens")
+        self.status_context.setText(
+            self.tr("context {used} / {n_ctx} tokens").format(used=used, n_ctx=n_ctx)
+        )
 
     def _update_buttons(self) -> None:
         busy = self.session.busy

@@ -32,10 +32,6 @@ Tokens = list[tuple[int, bytes]]
 SHORTCUTS = {TEXT: "Ctrl+Shift+1", TOKENS: "Ctrl+Shift+2", CONFIDENCE: "Ctrl+Shift+3", RAW: ""}
 
 
-def _t(text: str) -> str:
-    return QCoreApplication.translate("MessageTokens", text)
-
-
 class LoadedTokenizer(QObject):
     """The loaded model's tokenizer, usable on the GUI thread at any time: a vocabulary-only
     load of the same file, read in the background after the model loads. `ready` fires
@@ -49,7 +45,9 @@ class LoadedTokenizer(QObject):
         self._vocab: Any = None
         self._path: str | None = None
         self._lock = threading.Lock()
-        self.unavailable = _t("Load a model to see how it cuts text into tokens.")
+        self.unavailable = QCoreApplication.translate(
+            "MessageTokens", "Load a model to see how it cuts text into tokens."
+        )
         window.session.model_loaded.connect(self._on_loaded)
         info = window.model_info()
         if info is not None:
@@ -66,13 +64,16 @@ class LoadedTokenizer(QObject):
         self._close()
         self._path = path
         if path.startswith("remote:"):
-            self.unavailable = _t(
+            self.unavailable = QCoreApplication.translate(
+                "MessageTokens",
                 "The model runs on a server, which does not provide its tokenizer: "
-                "token views of typed text need a local model."
+                "token views of typed text need a local model.",
             )
             self.ready.emit()
             return
-        self.unavailable = _t("Reading the model's vocabulary…")
+        self.unavailable = QCoreApplication.translate(
+            "MessageTokens", "Reading the model's vocabulary…"
+        )
 
         def job() -> Any:
             from chatapp.engine.vocab import VocabTokenizer
@@ -88,7 +89,9 @@ class LoadedTokenizer(QObject):
             self.ready.emit()
 
         def failed(e: Exception) -> None:
-            self.unavailable = _t("Could not read the model's vocabulary: {e}").format(e=e)
+            self.unavailable = QCoreApplication.translate(
+                "MessageTokens", "Could not read the model's vocabulary: {e}"
+            ).format(e=e)
             self.ready.emit()
 
         self._window.run_in_background(job, done, failed)
@@ -190,10 +193,11 @@ class MessageTokens(QObject):
         self._typed.add(message_id)
         note = ""
         if row.role is Role.ASSISTANT:
-            note = _t(
+            note = QCoreApplication.translate(
+                "MessageTokens",
                 "no tokens were recorded with this answer (a server that returns no "
                 "probabilities, or an older answer): the loaded model's tokenization of "
-                "its text is shown"
+                "its text is shown",
             )
         self.view.set_spans(message_id, typed, note=note)
 
@@ -250,7 +254,7 @@ def install(window: Any) -> MessageTokens:
     """View > Messages as: Text / Tokens / Confidence / Raw confidence."""
     controller = MessageTokens(window)
     window.message_tokens = controller
-    menu = window.menus["view"].addMenu(_t("&Messages as"))
+    menu = window.menus["view"].addMenu(QCoreApplication.translate("MessageTokens", "&Messages as"))
     group = QActionGroup(window)
     group.setExclusive(True)
     actions: dict[str, QAction] = {}

@@ -62,7 +62,13 @@ def _fmt_eta(s: float | None) -> str:
     if s is None:
         return ""
     s = int(s)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+    if s >= 3600:
+        return QCoreApplication.translate("ModelManagerDialog", "{h}h {m:02d}m").format(
+            h=s // 3600, m=s % 3600 // 60
+        )
+    return QCoreApplication.translate("ModelManagerDialog", "{m}m {s:02d}s").format(
+        m=s // 60, s=s % 60
+    )
 
 
 def job_status(job: Job) -> str:
@@ -207,12 +213,12 @@ class ModelManagerDialog(QDialog):
         self.sort.addItems(list(api.SORTS))
         self.search_button = QPushButton(self.tr("Search"))
         self.prev_button, self.next_button = QPushButton("◀"), QPushButton("▶")
-        self.prev_button.setToolTip("Previous page")  # tr() after h-desktop's merge (a11y)
-        self.next_button.setToolTip("Next page")
-        self.prev_button.setAccessibleName("Previous page")
-        self.next_button.setAccessibleName("Next page")
-        self.query.setAccessibleName("Search Hugging Face")
-        self.sort.setAccessibleName("Sort results by")
+        self.prev_button.setToolTip(self.tr("Previous page"))  # tr() after h-desktop's merge (a11y)
+        self.next_button.setToolTip(self.tr("Next page"))
+        self.prev_button.setAccessibleName(self.tr("Previous page"))
+        self.next_button.setAccessibleName(self.tr("Next page"))
+        self.query.setAccessibleName(self.tr("Search Hugging Face"))
+        self.sort.setAccessibleName(self.tr("Sort results by"))
         self.query.returnPressed.connect(self.search)
         self.search_button.clicked.connect(self.search)
         self.prev_button.clicked.connect(lambda: self.search(self.page - 1))
@@ -256,7 +262,9 @@ class ModelManagerDialog(QDialog):
                 Column(
                     self.tr("Fit"),
                     lambda r: (
-                        f"~{r.size_gb:.1f} GB, {self._fit(r.size, r.quant)}"
+                        self.tr("~{size:.1f} GB, {fit}").format(
+                            size=r.size_gb, fit=self._fit(r.size, r.quant)
+                        )
                         if isinstance(r, Starter)
                         else ""
                     ),
@@ -265,7 +273,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.results = _table(self.results_model, stretch=1)
-        self.results.setAccessibleName("Repositories")
+        self.results.setAccessibleName(self.tr("Repositories"))
         self.results.selectionModel().selectionChanged.connect(self._repo_selected)
 
         self.files_model: ListTableModel[FileGroup] = ListTableModel(
@@ -287,7 +295,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.files = _table(self.files_model)
-        self.files.setAccessibleName("Model files in the repository")
+        self.files.setAccessibleName(self.tr("Model files in the repository"))
         self.files.doubleClicked.connect(lambda _: self.download_selected())
         self.repo_label = QLabel(self.tr("Choose a repository to see its files."))
         self.download_button = QPushButton(self.tr("Download"))
@@ -374,14 +382,18 @@ class ModelManagerDialog(QDialog):
         def done(files: api.RepoFiles) -> None:
             self.repo = files
             self.files_model.set_items(files.groups)
-            lic = f" · license {files.license}" if files.license else ""
-            gated = " · gated: accept its license on the model page" if files.gated else ""
-            self.repo_label.setText(f"{files.repo_id}: {len(files.groups)} GGUF models{lic}{gated}")
+            lic = self.tr(" · license {license}").format(license=files.license)
+            gated = self.tr(" · gated: accept its license on the model page")
+            self.repo_label.setText(
+                self.tr("{repo}: {n} GGUF models").format(repo=files.repo_id, n=len(files.groups))
+                + (lic if files.license else "")
+                + (gated if files.gated else "")
+            )
             for row, g in enumerate(files.groups):
                 if prefer and g.quant == prefer:
                     self.files.selectRow(row)
             if not files.groups:
-                self.say(f"{files.repo_id} has no GGUF chat model files.")
+                self.say(self.tr("{repo} has no GGUF chat model files.").format(repo=files.repo_id))
 
         def failed(e: Exception) -> None:
             self.repo_label.setText(repo_id)
@@ -437,7 +449,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.library_view = _table(self.library_model)
-        self.library_view.setAccessibleName("Models on this computer")
+        self.library_view.setAccessibleName(self.tr("Models on this computer"))
         self.library_view.doubleClicked.connect(lambda _: self.use_selected())
         self.library_view.selectionModel().selectionChanged.connect(self._show_details)
         self.details_label = QLabel()
@@ -589,7 +601,7 @@ class ModelManagerDialog(QDialog):
             self,
         )
         self.jobs_view = _table(self.jobs_model)
-        self.jobs_view.setAccessibleName("Downloads")
+        self.jobs_view.setAccessibleName(self.tr("Downloads"))
         self.jobs_view.setItemDelegateForColumn(1, ProgressDelegate(self.jobs_view))
         self.jobs_view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
         self.jobs_view.setColumnWidth(1, 240)

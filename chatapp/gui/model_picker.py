@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QCoreApplication, QObject, Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy
 
 from chatapp.core import catalog
@@ -48,8 +48,8 @@ class ModelPicker(QObject):
         self.window = window
         self.combo = QComboBox()
         self.combo.setObjectName("model_picker")
-        self.combo.setAccessibleName("Model for this chat")
-        self.combo.setToolTip("The model this chat uses: pick one to load it")
+        self.combo.setAccessibleName(self.tr("Model for this chat"))
+        self.combo.setToolTip(self.tr("The model this chat uses: pick one to load it"))
         self.combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
@@ -91,9 +91,9 @@ class ModelPicker(QObject):
                     continue
                 ref = ModelRef.parse(p)
                 if not ref.is_local:  # a model on an OpenAI-compatible server
-                    entries.append((p, f"{ref.label} (remote)"))
+                    entries.append((p, self.tr("{name} (remote)").format(name=ref.label)))
                 elif Path(p).exists():
-                    entries.append((p, f"{Path(p).name} (recent)"))
+                    entries.append((p, self.tr("{name} (recent)").format(name=Path(p).name)))
             cache = catalog.DetailsCache()
             details: dict[str, bool] = {}
             for p, _ in entries:
@@ -114,23 +114,25 @@ class ModelPicker(QObject):
         current = self.window.session.model_info
         for path, label in self._entries:
             base = is_base_model(label, self._details.get(path, True))
-            text = f"{label}  · base model" if base else label
+            text = self.tr("{name}  · base model").format(name=label) if base else label
             self.combo.addItem(text, path)
             if base:
                 self.combo.setItemData(
                     self.combo.count() - 1,
-                    "A base model continues text; it has not learned to answer. "
-                    "Completion mode suits it better than a chat.",
+                    self.tr(
+                        "A base model continues text; it has not learned to answer. "
+                        "Completion mode suits it better than a chat."
+                    ),
                     Qt.ItemDataRole.ToolTipRole,
                 )
-        self.combo.addItem("Open a .gguf file…", OPEN_FILE)
+        self.combo.addItem(self.tr("Open a .gguf file…"), OPEN_FILE)
         self._select(current.path if current else None)
         self._filling = False
 
     def _select(self, path: str | None) -> None:
         if path is None:
             self.combo.setCurrentIndex(-1)
-            self.combo.setPlaceholderText("No model loaded")
+            self.combo.setPlaceholderText(self.tr("No model loaded"))
             return
         i = self.combo.findData(path)
         if i < 0:
@@ -175,7 +177,9 @@ class ModelPicker(QObject):
             self._select(info.path)
             self._filling = False
         if not loaded.ref.is_local:  # the server decides where it runs
-            self.hardware.setText(f"on the server {loaded.ref.endpoint}")
+            self.hardware.setText(
+                self.tr("on the server {endpoint}").format(endpoint=loaded.ref.endpoint)
+            )
             return
         self.hardware.setText(hardware_text(info.n_gpu_layers, gpu_supported()))
         # a model without a chat template: completion_view suggests completion mode
@@ -193,13 +197,23 @@ def gpu_supported() -> bool:
 def hardware_text(n_gpu_layers: int, supported: bool) -> str:
     """Where the model runs, and why."""
     if n_gpu_layers and supported:
-        layers = "all layers" if n_gpu_layers < 0 else f"{n_gpu_layers} layers"
-        return f"GPU ({layers} offloaded)"
+        layers = (
+            QCoreApplication.translate("ModelPicker", "all layers")
+            if n_gpu_layers < 0
+            else QCoreApplication.translate("ModelPicker", "{n} layers").format(n=n_gpu_layers)
+        )
+        return QCoreApplication.translate("ModelPicker", "GPU ({layers} offloaded)").format(
+            layers=layers
+        )
     if n_gpu_layers and not supported:
-        return "CPU (this llama.cpp build has no GPU support)"
+        return QCoreApplication.translate(
+            "ModelPicker", "CPU (this llama.cpp build has no GPU support)"
+        )
     if supported:
-        return "CPU (GPU layers set to 0 in the settings)"
-    return "CPU (this llama.cpp build is CPU-only)"
+        return QCoreApplication.translate(
+            "ModelPicker", "CPU (GPU layers set to 0 in the settings)"
+        )
+    return QCoreApplication.translate("ModelPicker", "CPU (this llama.cpp build is CPU-only)")
 
 
 def install(window: Any) -> ModelPicker:

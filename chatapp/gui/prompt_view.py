@@ -8,7 +8,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -32,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.theme import WARNING_HUE, hued_text
 
 log = logging.getLogger(__name__)
@@ -97,7 +103,11 @@ def visible_whitespace(piece: str) -> str:
 class TokenTableModel(QAbstractTableModel):
     """A thin adapter over a list of (token id, piece) pairs."""
 
-    HEADERS = ("#", "Id", "Piece")
+    HEADERS = (
+        "#",
+        QT_TRANSLATE_NOOP("TokenTableModel", "Id"),
+        QT_TRANSLATE_NOOP("TokenTableModel", "Piece"),
+    )
 
     def __init__(self, tokens: Sequence[tuple[int, str]] = (), parent: Any = None) -> None:
         super().__init__(parent)
@@ -134,7 +144,7 @@ class TokenTableModel(QAbstractTableModel):
             and orientation == Qt.Orientation.Horizontal
             and 0 <= section < len(self.HEADERS)
         ):
-            return self.HEADERS[section]
+            return self.tr(self.HEADERS[section])
         return None
 
 
@@ -172,14 +182,14 @@ class PromptView(QDialog):
         self.text_view.setReadOnly(True)
         self.text_view.setFont(monospace())
         self.text_view.setPlainText(text)
-        self.text_view.setAccessibleName("Prompt text")
+        self.text_view.setAccessibleName(self.tr("Prompt text"))
         self.highlighter = SpecialTokenHighlighter(self.text_view.document(), special_tokens)
         self.tabs.addTab(self.text_view, self.tr("Text"))
 
         self.token_model = TokenTableModel()
         self.token_table = QTableView()
         self.token_table.setModel(self.token_model)
-        self.token_table.setAccessibleName("Prompt tokens")
+        self.token_table.setAccessibleName(self.tr("Prompt tokens"))
         self.token_table.setFont(monospace())
         self.token_table.verticalHeader().setVisible(False)
         self.token_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)

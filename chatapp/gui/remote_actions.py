@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
@@ -35,14 +36,14 @@ class RemoteDialog(QDialog):
     def __init__(self, window: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.main = window
-        self.setWindowTitle("Use a model on a server")
+        self.setWindowTitle(self.tr("Use a model on a server"))
         self.url = QLineEdit("http://127.0.0.1:8080/v1")
         self.key = QLineEdit()
         self.key.setEchoMode(QLineEdit.EchoMode.Password)
-        self.key.setPlaceholderText("optional")
+        self.key.setPlaceholderText(self.tr("optional"))
         self.models = QComboBox()
         self.models.setEditable(True)
-        self.list_button = QPushButton("List models")
+        self.list_button = QPushButton(self.tr("List models"))
         self.list_button.clicked.connect(self.list_models)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -50,9 +51,9 @@ class RemoteDialog(QDialog):
         row.addWidget(self.models, 1)
         row.addWidget(self.list_button)
         form = QFormLayout(self)
-        form.addRow("Server URL", self.url)
-        form.addRow("API key", self.key)
-        form.addRow("Model", row)
+        form.addRow(self.tr("Server URL"), self.url)
+        form.addRow(self.tr("API key"), self.key)
+        form.addRow(self.tr("Model"), row)
         form.addRow(self.status)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -63,14 +64,18 @@ class RemoteDialog(QDialog):
 
     def list_models(self) -> None:
         url, key = self.url.text().strip(), self.key.text().strip()
-        self.status.setText("Asking the server…")
+        self.status.setText(self.tr("Asking the server…"))
         self.list_button.setEnabled(False)
 
         def done(ids: list[str]) -> None:
             self.list_button.setEnabled(True)
             self.models.clear()
             self.models.addItems(ids)
-            self.status.setText(f"{len(ids)} model(s)." if ids else "The server lists no models.")
+            self.status.setText(
+                self.tr("{n} model(s).").format(n=len(ids))
+                if ids
+                else self.tr("The server lists no models.")
+            )
 
         def failed(e: Exception) -> None:
             self.list_button.setEnabled(True)
@@ -90,14 +95,18 @@ def use_remote(window: Any, ref: ModelRef, api_key: str) -> None:
     the session's usual model events (a failure is one line in the message bar)."""
     session = window.session
     if session.busy:
-        window.show_error("Stop the answer in progress before switching models.")
+        window.show_error(
+            QCoreApplication.translate(
+                "RemoteDialog", "Stop the answer in progress before switching models."
+            )
+        )
         return
     session.service.load(LoadRequest(ref, api_key=api_key))
 
 
 def install(window: Any) -> RemoteDialog | None:
     menu = window.menus["models"]
-    action = QAction("Use a model on a server…", menu)
+    action = QAction(QCoreApplication.translate("RemoteDialog", "Use a model on a server…"), menu)
 
     def open_dialog() -> None:
         dialog = RemoteDialog(window, window if isinstance(window, QWidget) else None)

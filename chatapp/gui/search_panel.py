@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractListModel,
     QByteArray,
+    QCoreApplication,
     QEvent,
     QModelIndex,
     QObject,
@@ -144,7 +145,12 @@ class HitDelegate(QStyledItemDelegate):
         if hit.message_id is None:
             doc.setHtml(f"<div>{body}</div>")
         else:
-            role = "You" if hit.role == "user" else (hit.role or "").capitalize()
+            names = {
+                "user": self.tr("You"),
+                "assistant": self.tr("Assistant"),
+                "system": self.tr("System"),
+            }
+            role = names.get(hit.role or "", (hit.role or "").capitalize())
             doc.setHtml(
                 f"<div>{html.escape(hit.title)}</div><div><i>{html.escape(role)}:</i> {body}</div>"
             )
@@ -211,8 +217,8 @@ class SearchPanel(QWidget):
         self.main = window
         self.field = SearchField()
         self.field.setObjectName("conversation_search")
-        self.field.setPlaceholderText("Search all chats (Ctrl+F)")
-        self.field.setAccessibleName("Search all chats")
+        self.field.setPlaceholderText(self.tr("Search all chats (Ctrl+F)"))
+        self.field.setAccessibleName(self.tr("Search all chats"))
         self.field.setClearButtonEnabled(True)
         self.status = QLabel()
         self.status.setObjectName("search_status")
@@ -227,7 +233,7 @@ class SearchPanel(QWidget):
         self.model = SearchResultsModel()
         self.results = QListView()
         self.results.setObjectName("search_results")
-        self.results.setAccessibleName("Search results")
+        self.results.setAccessibleName(self.tr("Search results"))
         self.results.setModel(self.model)
         self.results.setItemDelegate(HitDelegate(self.results))
         self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -269,7 +275,7 @@ class SearchPanel(QWidget):
             # (the open chat keeps its branch while an answer streams into it)
             w.store.show_branch_of(hit.message_id)
         if w.store.get_conversation(hit.conversation_id) is None:
-            w.show_error("That chat was deleted after the search.")
+            w.show_error(self.tr("That chat was deleted after the search."))
             self._start()
             return
         session.select_conversation(hit.conversation_id)
@@ -312,7 +318,7 @@ class SearchPanel(QWidget):
         if hits:
             self.status.hide()
         else:
-            self.status.setText(f"No chat contains “{query}”.")
+            self.status.setText(self.tr("No chat contains “{query}”.").format(query=query))
             self.status.show()
         if hits:
             self.results.setCurrentIndex(self.model.index(0))
@@ -322,7 +328,7 @@ class SearchPanel(QWidget):
         self._running = None
         log.warning("search failed: %s", exc)
         self.model.set_hits([])
-        self.status.setText(f"Search failed: {exc}")
+        self.status.setText(self.tr("Search failed: {error}").format(error=exc))
         self.status.show()
         self.results_shown.emit(self.field.text().strip())
 
@@ -393,9 +399,13 @@ def install(window: Any) -> SearchPanel:
         existing.triggered.connect(panel.focus_search)
         existing.setEnabled(True)
     else:
-        action = QAction("&Find in chats…", window)
+        action = QAction(QCoreApplication.translate("SearchPanel", "&Find in chats…"), window)
         action.setShortcut(find)
-        action.setToolTip("Search the titles and messages of every chat")
+        action.setToolTip(
+            QCoreApplication.translate(
+                "SearchPanel", "Search the titles and messages of every chat"
+            )
+        )
         action.triggered.connect(panel.focus_search)
         window.menus["chat"].insertAction(window.menus["chat"].actions()[0], action)
         window.menus["chat"].insertSeparator(window.menus["chat"].actions()[1])

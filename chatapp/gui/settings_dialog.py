@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -40,21 +40,30 @@ from PySide6.QtWidgets import (
 
 from chatapp.core import settings as cs
 from chatapp.core.settings import Settings, max_threads, validated
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.theme import apply_appearance
 
 log = logging.getLogger(__name__)
 
-PRIVACY_TEXT = (
+# marked for lupdate here, translated where shown (context "SettingsDialog")
+PRIVACY_TEXT = QT_TRANSLATE_NOOP(
+    "SettingsDialog",
     "<p><b>Your conversations stay on this computer.</b> Models run here, with llama.cpp; "
     "chats, prompts and settings are stored only in chatapp's folders on this computer.</p>"
     "<p>chatapp uses the network for two things only: <b>searching for models</b> and "
     "<b>downloading them</b> from Hugging Face (huggingface.co), when you ask it to. "
     "A Hugging Face token, if you set one, is sent only to Hugging Face.</p>"
     "<p>There is <b>no telemetry</b>: no usage statistics, no crash reports, no update "
-    "checks. Nothing else leaves this machine.</p>"
+    "checks. Nothing else leaves this machine.</p>",
 )
-HARDWARE_NOTE = "Hardware settings apply the next time a model is loaded."
-THEMES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
+HARDWARE_NOTE = QT_TRANSLATE_NOOP(
+    "SettingsDialog", "Hardware settings apply the next time a model is loaded."
+)
+THEMES = (
+    ("system", QT_TRANSLATE_NOOP("SettingsDialog", "Follow the system")),
+    ("light", QT_TRANSLATE_NOOP("SettingsDialog", "Light")),
+    ("dark", QT_TRANSLATE_NOOP("SettingsDialog", "Dark")),
+)
 
 
 class SettingsPage(Protocol):
@@ -113,17 +122,17 @@ class SettingsDialog(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Settings")
+        self.setWindowTitle(self.tr("Settings"))
         self.settings = settings
         self.default_models_dir = default_models_dir
         self.pages = list(pages or [])
         self.on_apply = on_apply
         self.physical_cores = physical_cores
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._models_page(), "Models && hardware")
-        self.tabs.addTab(self._new_chats_page(), "New chats")
-        self.tabs.addTab(self._appearance_page(), "Appearance")
-        self.tabs.addTab(self._privacy_page(), "Privacy")
+        self.tabs.addTab(self._models_page(), self.tr("Models && hardware"))
+        self.tabs.addTab(self._new_chats_page(), self.tr("New chats"))
+        self.tabs.addTab(self._appearance_page(), self.tr("Appearance"))
+        self.tabs.addTab(self._privacy_page(), self.tr("Privacy"))
         for page in self.pages:
             self.tabs.addTab(page.widget, page.title)
         self.buttons = QDialogButtonBox(
@@ -149,46 +158,56 @@ class SettingsDialog(QDialog):
         self.models_dir.setClearButtonEnabled(True)
         _named(
             self.models_dir,
-            "Models folder",
-            "Where downloaded models are kept. Empty: the default folder.",
+            self.tr("Models folder"),
+            self.tr("Where downloaded models are kept. Empty: the default folder."),
         )
-        browse = QPushButton("Browse…")
-        _named(browse, "Choose the models folder")
+        browse = QPushButton(self.tr("Browse…"))
+        _named(browse, self.tr("Choose the models folder"))
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.models_dir, 1)
         row.addWidget(browse)
-        cores = f" ({self.physical_cores} physical cores)" if self.physical_cores else ""
+        cores = (
+            self.tr(" ({n} physical cores)").format(n=self.physical_cores)
+            if self.physical_cores
+            else ""
+        )
         self.context = _spin(
             *cs.CONTEXT_RANGE,
-            "Context length",
-            "The most tokens a conversation can hold; a model's own trained length caps it. "
-            "Longer needs more memory.",
+            self.tr("Context length"),
+            self.tr(
+                "The most tokens a conversation can hold; a model's own trained length caps it. "
+                "Longer needs more memory."
+            ),
         )
         self.context.setSingleStep(1024)
-        self.context.setSuffix(" tokens")
+        self.context.setSuffix(self.tr(" tokens"))
         self.gpu_layers = _spin(
             *cs.GPU_LAYERS_RANGE,
-            "GPU layers",
-            "How many of the model's layers run on the GPU (GPU builds of llama.cpp): "
-            "0 runs on the CPU only, All offloads every layer.",
-            special="All",
+            self.tr("GPU layers"),
+            self.tr(
+                "How many of the model's layers run on the GPU (GPU builds of llama.cpp): "
+                "0 runs on the CPU only, All offloads every layer."
+            ),
+            special=self.tr("All"),
         )
         self.threads = _spin(
             0,
             max_threads(),
-            "CPU threads",
-            "Threads llama.cpp uses. Automatic uses one per physical core, usually fastest.",
-            special=f"Automatic{cores}",
+            self.tr("CPU threads"),
+            self.tr(
+                "Threads llama.cpp uses. Automatic uses one per physical core, usually fastest."
+            ),
+            special=self.tr("Automatic") + cores,
         )
         form = QFormLayout()
-        folder_label = QLabel("Models &folder:")
+        folder_label = QLabel(self.tr("Models &folder:"))
         folder_label.setBuddy(self.models_dir)  # a row holding a layout gets no buddy itself
         form.addRow(folder_label, row)
-        form.addRow("&Context length:", self.context)
-        form.addRow("&GPU layers:", self.gpu_layers)
-        form.addRow("CPU &threads:", self.threads)
-        note = QLabel(HARDWARE_NOTE)
+        form.addRow(self.tr("&Context length:"), self.context)
+        form.addRow(self.tr("&GPU layers:"), self.gpu_layers)
+        form.addRow(self.tr("CPU &threads:"), self.threads)
+        note = QLabel(self.tr(HARDWARE_NOTE))
         note.setWordWrap(True)
         page = QWidget()
         v = QVBoxLayout(page)
@@ -200,59 +219,70 @@ class SettingsDialog(QDialog):
     def _new_chats_page(self) -> QWidget:
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setTabChangesFocus(True)
-        self.system_prompt.setPlaceholderText("For example: Answer briefly, in plain English.")
+        self.system_prompt.setPlaceholderText(
+            self.tr("For example: Answer briefly, in plain English.")
+        )
         _named(
             self.system_prompt,
-            "System prompt",
-            "Instructions given to the model at the start of every new chat.",
+            self.tr("System prompt"),
+            self.tr("Instructions given to the model at the start of every new chat."),
         )
         self.temperature = _double(
-            *cs.TEMPERATURE_RANGE, 0.05, "Temperature", "Higher is more varied, 0 is greedy."
+            *cs.TEMPERATURE_RANGE,
+            0.05,
+            self.tr("Temperature"),
+            self.tr("Higher is more varied, 0 is greedy."),
         )
         self.top_p = _double(
             *cs.TOP_P_RANGE,
             0.01,
-            "Top-p",
-            "Sample only from the most likely tokens whose probabilities add up to this.",
+            self.tr("Top-p"),
+            self.tr("Sample only from the most likely tokens whose probabilities add up to this."),
         )
         self.min_p = _double(
             *cs.MIN_P_RANGE,
             0.01,
-            "Min-p",
-            "Drop tokens less likely than this fraction of the most likely one.",
+            self.tr("Min-p"),
+            self.tr("Drop tokens less likely than this fraction of the most likely one."),
         )
         self.top_k = _spin(
-            *cs.TOP_K_RANGE, "Top-k", "Sample from at most this many tokens.", special="Off"
+            *cs.TOP_K_RANGE,
+            self.tr("Top-k"),
+            self.tr("Sample from at most this many tokens."),
+            special=self.tr("Off"),
         )
         self.repeat_penalty = _double(
-            *cs.REPEAT_PENALTY_RANGE, 0.05, "Repeat penalty", "Above 1 discourages repetition."
+            *cs.REPEAT_PENALTY_RANGE,
+            0.05,
+            self.tr("Repeat penalty"),
+            self.tr("Above 1 discourages repetition."),
         )
         self.max_tokens = _spin(
             0,
             cs.MAX_TOKENS_RANGE[1],
-            "Maximum answer length",
-            "The most tokens one answer may have.",
-            special="No limit",
+            self.tr("Maximum answer length"),
+            self.tr("The most tokens one answer may have."),
+            special=self.tr("No limit"),
         )
-        self.max_tokens.setSuffix(" tokens")
+        self.max_tokens.setSuffix(self.tr(" tokens"))
         self.seed = _spin(
             -1,
             cs.SEED_RANGE[1],
-            "Seed",
-            "A fixed seed gives the same answer to the same prompt.",
-            special="Random",
+            self.tr("Seed"),
+            self.tr("A fixed seed gives the same answer to the same prompt."),
+            special=self.tr("Random"),
         )
         form = QFormLayout()
-        form.addRow("&System prompt:", self.system_prompt)
-        form.addRow("T&emperature:", self.temperature)
-        form.addRow("Top-&p:", self.top_p)
-        form.addRow("&Min-p:", self.min_p)
-        form.addRow("Top-&k:", self.top_k)
-        form.addRow("&Repeat penalty:", self.repeat_penalty)
-        form.addRow("Maximum &answer length:", self.max_tokens)
-        form.addRow("See&d:", self.seed)
-        defaults = QPushButton("Restore defaults")
-        _named(defaults, "Restore the defaults for new chats")
+        form.addRow(self.tr("&System prompt:"), self.system_prompt)
+        form.addRow(self.tr("T&emperature:"), self.temperature)
+        form.addRow(self.tr("Top-&p:"), self.top_p)
+        form.addRow(self.tr("&Min-p:"), self.min_p)
+        form.addRow(self.tr("Top-&k:"), self.top_k)
+        form.addRow(self.tr("&Repeat penalty:"), self.repeat_penalty)
+        form.addRow(self.tr("Maximum &answer length:"), self.max_tokens)
+        form.addRow(self.tr("See&d:"), self.seed)
+        defaults = QPushButton(self.tr("Restore defaults"))
+        _named(defaults, self.tr("Restore the defaults for new chats"))
         defaults.clicked.connect(self._restore_chat_defaults)
         page = QWidget()
         v = QVBoxLayout(page)
@@ -266,16 +296,24 @@ class SettingsDialog(QDialog):
     def _appearance_page(self) -> QWidget:
         self.theme = QComboBox()
         for value, label in THEMES:
-            self.theme.addItem(label, value)
-        _named(self.theme, "Theme", "Light or dark colours; by default the system's choice.")
+            self.theme.addItem(self.tr(label), value)
+        _named(
+            self.theme,
+            self.tr("Theme"),
+            self.tr("Light or dark colours; by default the system's choice."),
+        )
         lo, hi = cs.FONT_SIZE_RANGE
         self.font_size = _spin(
-            lo - 1, hi, "Chat font size", "The size of the conversation's text.", "System size"
+            lo - 1,
+            hi,
+            self.tr("Chat font size"),
+            self.tr("The size of the conversation's text."),
+            self.tr("System size"),
         )
-        self.font_size.setSuffix(" pt")
+        self.font_size.setSuffix(self.tr(" pt"))
         form = QFormLayout()
-        form.addRow("&Theme:", self.theme)
-        form.addRow("Chat &font size:", self.font_size)
+        form.addRow(self.tr("&Theme:"), self.theme)
+        form.addRow(self.tr("Chat &font size:"), self.font_size)
         page = QWidget()
         v = QVBoxLayout(page)
         v.addLayout(form)
@@ -283,10 +321,10 @@ class SettingsDialog(QDialog):
         return page
 
     def _privacy_page(self) -> QWidget:
-        text = QLabel(PRIVACY_TEXT)
+        text = QLabel(self.tr(PRIVACY_TEXT))
         text.setWordWrap(True)
         text.setTextFormat(Qt.TextFormat.RichText)
-        text.setAccessibleName("Privacy")
+        text.setAccessibleName(self.tr("Privacy"))
         self.privacy_label = text
         page = QWidget()
         v = QVBoxLayout(page)
@@ -357,7 +395,7 @@ class SettingsDialog(QDialog):
 
     def _browse(self) -> None:
         start = self.models_dir.text() or str(self.default_models_dir)
-        folder = QFileDialog.getExistingDirectory(self, "Models folder", start)
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Models folder"), start)
         if folder:
             self.models_dir.setText(folder)
 
@@ -366,11 +404,15 @@ class SettingsActions:
     def __init__(self, window: Any) -> None:
         self.window = window
         self.dialog: SettingsDialog | None = None
-        self.action = QAction("&Settings…", window)
+        self.action = QAction(QCoreApplication.translate("SettingsActions", "&Settings…"), window)
         self.action.setObjectName("settings_action")
         self.action.setShortcut(QKeySequence("Ctrl+,"))
         self.action.setMenuRole(QAction.MenuRole.PreferencesRole)
-        self.action.setStatusTip("Models folder, hardware, defaults for new chats, appearance")
+        self.action.setStatusTip(
+            QCoreApplication.translate(
+                "SettingsActions", "Models folder, hardware, defaults for new chats, appearance"
+            )
+        )
         self.action.triggered.connect(self.show_dialog)
         window.menus["file"].addAction(self.action)
         window.settings_action = self.action
@@ -408,7 +450,7 @@ class SettingsActions:
         self.window.save_settings()
         apply_appearance(self.window)
         if "hardware" in changed and self.window.model_info() is not None:
-            self.window.show_info(HARDWARE_NOTE)
+            self.window.show_info(QCoreApplication.translate("SettingsDialog", HARDWARE_NOTE))
 
 
 def install(window: Any) -> SettingsActions:

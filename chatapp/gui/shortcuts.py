@@ -13,7 +13,7 @@ import logging
 from itertools import pairwise
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,15 +28,38 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
+
 log = logging.getLogger(__name__)
 
-# Keys handled by widgets rather than actions, shown at the end of the help sheet.
+# Keys handled by widgets rather than actions, shown at the end of the help sheet
+# (translated there: ShortcutSheet's self.tr).
 WIDGET_KEYS = (
-    ("Message box", "Enter", "Send the message"),
-    ("Message box", "Shift+Enter", "Start a new line"),
-    ("Conversation list", "Delete", "Delete the selected chats (asks first)"),
-    ("Anywhere", "Tab / Shift+Tab", "Move to the next / previous control"),
-    ("Menus", "Alt+underlined letter", "Open a menu"),
+    (
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Message box"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Enter"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Send the message"),
+    ),
+    (
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Message box"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Shift+Enter"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Start a new line"),
+    ),
+    (
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Conversation list"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Delete"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Delete the selected chats (asks first)"),
+    ),
+    (
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Anywhere"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Tab / Shift+Tab"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Move to the next / previous control"),
+    ),
+    (
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Menus"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Alt+underlined letter"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Open a menu"),
+    ),
 )
 
 
@@ -56,7 +79,8 @@ def menu_shortcuts(window: Any) -> list[tuple[str, str, str]]:
                 continue
             keys = [_text(s) for s in action.shortcuts() if not s.isEmpty()]
             if keys and not action.isSeparator():
-                rows.append((title, action.text().replace("&", ""), " or ".join(keys)))
+                or_ = QCoreApplication.translate("ShortcutSheet", " or ")
+                rows.append((title, action.text().replace("&", ""), or_.join(keys)))
 
     for action in window.menuBar().actions():
         menu = action.menu()
@@ -70,12 +94,12 @@ class ShortcutSheet(QDialog):
 
     def __init__(self, rows: list[tuple[str, str, str]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
-        all_rows = [*rows, *((w, d, k) for w, k, d in WIDGET_KEYS)]
+        self.setWindowTitle(self.tr("Keyboard shortcuts"))
+        all_rows = [*rows, *((self.tr(w), self.tr(d), self.tr(k)) for w, k, d in WIDGET_KEYS)]
         self.table = QTableWidget(len(all_rows), 3)
-        self.table.setHorizontalHeaderLabels(["Where", "What", "Keys"])
-        self.table.setAccessibleName("Keyboard shortcuts")
-        self.table.setAccessibleDescription("Each row: where, what it does, and its keys")
+        self.table.setHorizontalHeaderLabels([self.tr("Where"), self.tr("What"), self.tr("Keys")])
+        self.table.setAccessibleName(self.tr("Keyboard shortcuts"))
+        self.table.setAccessibleDescription(self.tr("Each row: where, what it does, and its keys"))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.table.verticalHeader()
@@ -88,7 +112,7 @@ class ShortcutSheet(QDialog):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        intro = QLabel("Every action is also in the menus; press Alt to reach them.")
+        intro = QLabel(self.tr("Every action is also in the menus; press Alt to reach them."))
         intro.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -114,7 +138,9 @@ class Shortcuts:
         # New chat: the menu action owns Ctrl+N (the button had it, where menus did not show it)
         if hasattr(w, "new_button"):
             w.new_button.setShortcut(QKeySequence())
-            w.new_button.setToolTip("Start a new chat (Ctrl+N)")
+            w.new_button.setToolTip(
+                QCoreApplication.translate("Shortcuts", "Start a new chat (Ctrl+N)")
+            )
         w.new_action.setShortcut(QKeySequence.StandardKey.New)
         # Delete works in the conversation list only (elsewhere Delete edits text)
         if hasattr(w, "conversation_view"):
@@ -125,7 +151,9 @@ class Shortcuts:
             w.conversation_view.activated.connect(lambda _index: self.focus_input())
 
         chat = w.menus["chat"]
-        self.search_action = QAction("&Search conversations…", w)
+        self.search_action = QAction(
+            QCoreApplication.translate("Shortcuts", "&Search conversations…"), w
+        )
         self.search_action.setObjectName("search_action")
         self.search_action.setShortcut(QKeySequence.StandardKey.Find)
         self.search_action.setEnabled(False)  # the conversation search connects and enables it
@@ -136,16 +164,27 @@ class Shortcuts:
 
         view = w.menus["view"]
         self.focus_input_action = self._action(
-            view, "&Focus the message box", ["Ctrl+L"], self.focus_input
+            view,
+            QCoreApplication.translate("Shortcuts", "&Focus the message box"),
+            ["Ctrl+L"],
+            self.focus_input,
         )
         view.addSeparator()
         self.next_action = self._action(
-            view, "&Next conversation", ["Ctrl+Tab", "Ctrl+PgDown"], lambda: self.step(1)
+            view,
+            QCoreApplication.translate("Shortcuts", "&Next conversation"),
+            ["Ctrl+Tab", "Ctrl+PgDown"],
+            lambda: self.step(1),
         )
         self.previous_action = self._action(
-            view, "&Previous conversation", ["Ctrl+Shift+Tab", "Ctrl+PgUp"], lambda: self.step(-1)
+            view,
+            QCoreApplication.translate("Shortcuts", "&Previous conversation"),
+            ["Ctrl+Shift+Tab", "Ctrl+PgUp"],
+            lambda: self.step(-1),
         )
-        self.help_action = QAction("&Keyboard shortcuts", w)
+        self.help_action = QAction(
+            QCoreApplication.translate("Shortcuts", "&Keyboard shortcuts"), w
+        )
         self.help_action.setShortcuts(
             [QKeySequence(QKeySequence.StandardKey.HelpContents), QKeySequence("Ctrl+/")]
         )

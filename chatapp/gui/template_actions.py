@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 from PySide6.QtGui import QAction
 
 from chatapp.core.backend import PreparedPrompt
@@ -29,7 +29,11 @@ def current_template(window: Any) -> tuple[ChatTemplate, Any] | None:
     """(template, model info) for the loaded model, as the next send will use it."""
     info = window.model_info()
     if info is None:
-        window.show_error("Load a model first: the prompt depends on the model's template.")
+        window.show_error(
+            QCoreApplication.translate(
+                "TemplateActions", "Load a model first: the prompt depends on the model's template."
+            )
+        )
         return None
     return window.session.template, info
 
@@ -50,10 +54,10 @@ class TemplateActions(QObject):
     def __init__(self, window: Any) -> None:
         super().__init__(window)
         self.window = window
-        self.show_prompt_action = QAction("Show prompt…", window)
+        self.show_prompt_action = QAction(self.tr("Show prompt…"), window)
         self.show_prompt_action.setShortcut("Ctrl+Shift+P")
         self.show_prompt_action.triggered.connect(lambda: self.show_prompt())
-        self.edit_template_action = QAction("Edit chat template…", window)
+        self.edit_template_action = QAction(self.tr("Edit chat template…"), window)
         self.edit_template_action.triggered.connect(lambda: self.edit_template())
         window.menus["chat"].addAction(self.show_prompt_action)
         window.menus["models"].addAction(self.edit_template_action)
@@ -87,7 +91,9 @@ class TemplateActions(QObject):
                     lambda e: view.set_tokens_error(str(e)) if view in self.dialogs else None,
                 )
             else:
-                view.set_tokens_error("The remote server does not report the prompt's tokens.")
+                view.set_tokens_error(
+                    self.tr("The remote server does not report the prompt's tokens.")
+                )
             view.show()
             self.prompt_view_opened.emit(view)
 
@@ -99,12 +105,14 @@ class TemplateActions(QObject):
             self.window.show_error(str(e))
         else:
             log.error("preparing the prompt failed", exc_info=e)
-            self.window.show_error(f"Could not prepare the prompt: {e}")
+            self.window.show_error(self.tr("Could not prepare the prompt: {error}").format(error=e))
 
     def edit_template(self) -> TemplateEditor | None:
         info = self.window.model_info()
         if info is None:
-            self.window.show_error("Load a model first: templates are kept per model file.")
+            self.window.show_error(
+                self.tr("Load a model first: templates are kept per model file.")
+            )
             return None
         conv_id = self.window.current_conversation_id()
         conversation = self.window.store.get_conversation(conv_id) if conv_id else None

@@ -60,7 +60,7 @@ class TemplateEditor(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Chat template: {model_file}")
+        self.setWindowTitle(self.tr("Chat template: {file}").format(file=model_file))
         self.resize(1100, 640)
         self.model_file = model_file
         self._metadata = metadata
@@ -84,10 +84,12 @@ class TemplateEditor(QDialog):
         self.editor = QPlainTextEdit()
         self.editor.setFont(monospace())
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.editor.setAccessibleName("Chat template")
-        self.editor.setAccessibleDescription("The Jinja template; the preview follows as you type")
+        self.editor.setAccessibleName(self.tr("Chat template"))
+        self.editor.setAccessibleDescription(
+            self.tr("The Jinja template; the preview follows as you type")
+        )
         self.preview = QPlainTextEdit()
-        self.preview.setAccessibleName("Rendered prompt preview")
+        self.preview.setAccessibleName(self.tr("Rendered prompt preview"))
         self.preview.setReadOnly(True)
         self.preview.setFont(monospace())
         self.highlighter = SpecialTokenHighlighter(
@@ -103,7 +105,7 @@ class TemplateEditor(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
-        self.whitespace_box = QCheckBox("Show whitespace")
+        self.whitespace_box = QCheckBox(self.tr("Show whitespace"))
         self.whitespace_box.toggled.connect(lambda on: show_whitespace(self.preview, on))
         buttons.addButton(self.whitespace_box, QDialogButtonBox.ButtonRole.ActionRole)
         self.reset_button = QPushButton(self._reset_label())
@@ -124,11 +126,14 @@ class TemplateEditor(QDialog):
         self.refresh_preview()
 
     def _reset_label(self) -> str:
-        source = {
-            "gguf": "the model file's",
-            "preset": f"the {self.default_template.name} preset's",
-        }
-        return f"Reset to {source.get(self.default_template.source, 'the default')} template"
+        source = self.default_template.source
+        if source == "gguf":
+            return self.tr("Reset to the model file's template")
+        if source == "preset":
+            return self.tr("Reset to the {name} preset's template").format(
+                name=self.default_template.name
+            )
+        return self.tr("Reset to the default template")
 
     def text(self) -> str:
         return self.editor.toPlainText()
@@ -146,8 +151,11 @@ class TemplateEditor(QDialog):
         text = self.text()
         is_default = text == self.default_template.text
         self.source_label.setText(
-            f"Using {'the ' + self.default_template.source + ' template' if is_default else 'your own template'}"
-            f" ({self.default_template.name} is the model's default)."
+            (
+                self.tr("Using the {source} template ({name} is the model's default).")
+                if is_default
+                else self.tr("Using your own template ({name} is the model's default).")
+            ).format(source=self.default_template.source, name=self.default_template.name)
         )
         template = ChatTemplate("editing", "user", text, self.default_template.stop_markers)
         self._clear_error_line()
@@ -177,7 +185,7 @@ class TemplateEditor(QDialog):
         # function as a send, the model's tokenizer, the BOS it adds.
         self._asked += 1
         asked = self._asked
-        self.status.setText("Preparing the prompt…")
+        self.status.setText(self.tr("Preparing the prompt…"))
 
         def done(prepared: Any) -> None:
             if asked == self._asked and not self._closed:
@@ -198,8 +206,12 @@ class TemplateEditor(QDialog):
     def _show_preview(self, text: str, count: int | None, warning: str) -> None:
         if self.preview.toPlainText() != text:
             self.preview.setPlainText(text)
-        parts = [f"{len(text):,} characters"]
-        parts.append(f"{count:,} tokens" if count is not None else "tokens: not counted")
+        parts = [self.tr("{n:,} characters").format(n=len(text))]
+        parts.append(
+            self.tr("{n:,} tokens").format(n=count)
+            if count is not None
+            else self.tr("tokens: not counted")
+        )
         if warning:
             parts.append(warning)
         self.status.setText(" · ".join(parts))

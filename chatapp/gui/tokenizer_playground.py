@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
@@ -94,7 +94,7 @@ class TokenizerPlayground(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Tokenizer playground")
+        self.setWindowTitle(self.tr("Tokenizer playground"))
         self.resize(1000, 640)
         self._tokenize_loaded = tokenize_loaded
         self._loaded_special = loaded_special
@@ -110,17 +110,17 @@ class TokenizerPlayground(QDialog):
         explain.setWordWrap(True)
         lay.addWidget(explain)
         self.input = QPlainTextEdit()
-        self.input.setPlaceholderText("Paste or type any text…")
+        self.input.setPlaceholderText(self.tr("Paste or type any text…"))
         self.input.setMaximumHeight(self.fontMetrics().lineSpacing() * 7)
         lay.addWidget(self.input)
 
         split = QSplitter(Qt.Orientation.Horizontal)
-        name = loaded_name or "no model loaded"
-        self.left = _Side(f"Loaded model: {name}")
-        self.right = _Side("Compare with:")
+        name = loaded_name or self.tr("no model loaded")
+        self.left = _Side(self.tr("Loaded model: {name}").format(name=name))
+        self.right = _Side(self.tr("Compare with:"))
         self.model_box = QComboBox()
         self.model_box.setMinimumContentsLength(24)
-        self.choose_button = QPushButton("Other file…")
+        self.choose_button = QPushButton(self.tr("Other file…"))
         self.right.head.addWidget(self.model_box, 2)
         self.right.head.addWidget(self.choose_button)
         split.addWidget(self.left)
@@ -138,14 +138,14 @@ class TokenizerPlayground(QDialog):
         self.model_box.activated.connect(self._model_chosen)
         self.choose_button.clicked.connect(self._choose_file)
         if tokenize_loaded is None:
-            self.left.count.setText("Load a model to see its tokens.")
+            self.left.count.setText(self.tr("Load a model to see its tokens."))
         self._fill_models()
 
     # -- models to compare with -------------------------------------------------------------
 
     def _fill_models(self) -> None:
         self.model_box.clear()
-        self.model_box.addItem("(none)", None)
+        self.model_box.addItem(self.tr("(none)"), None)
         if self._list_models is None:
             return
         self._run(self._list_models, self._models_listed, lambda e: log.warning("%s", e))
@@ -160,7 +160,7 @@ class TokenizerPlayground(QDialog):
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Compare with model", "", "GGUF models (*.gguf)"
+            self, self.tr("Compare with model"), "", self.tr("GGUF models (*.gguf)")
         )
         if path:
             self.model_box.addItem(Path(path).name, path)
@@ -196,11 +196,13 @@ class TokenizerPlayground(QDialog):
             self._tokenize_loaded(
                 text,
                 lambda toks: self._loaded_done(gen, toks),
-                lambda e: self.left.count.setText(f"Could not tokenize: {e}"),
+                lambda e: self.left.count.setText(
+                    self.tr("Could not tokenize: {error}").format(error=e)
+                ),
             )
         other = self.other_path
         if other is not None:
-            self.right.count.setText("Reading its vocabulary…")
+            self.right.count.setText(self.tr("Reading its vocabulary…"))
 
             def job() -> tuple[str, Tokens, set[int]]:
                 with self._file_lock:  # one vocabulary load at a time
@@ -219,12 +221,12 @@ class TokenizerPlayground(QDialog):
         if gen != self._generation or path != self.other_path:
             return
         name, tokens, special = result
-        self.right.title.setText(f"Compare with: {name}")
+        self.right.title.setText(self.tr("Compare with: {name}").format(name=name))
         self.right.tokens, self.right.special = list(tokens), set(special)
         self._render()
 
     def _other_failed(self, e: BaseException) -> None:
-        self.right.count.setText(f"Could not read that model: {e}")
+        self.right.count.setText(self.tr("Could not read that model: {error}").format(error=e))
 
     def _render(self) -> None:
         colors = palette_colors(self)
@@ -234,8 +236,9 @@ class TokenizerPlayground(QDialog):
             spans = tv.spans_from_tokens(side.tokens, special=side.special)
             n = len(side.tokens)
             split = sum(1 for s in spans if s.note)
-            extra = f", {split} holding part of a character" if split else ""
-            side.count.setText(f"{n} token{'s' if n != 1 else ''}{extra}")
+            extra = self.tr(", {n} holding part of a character").format(n=split) if split else ""
+            count = self.tr("1 token") if n == 1 else self.tr("{n} tokens").format(n=n)
+            side.count.setText(count + extra)
             side.view.setHtml(tv.token_view_html(spans, colors, marks if compare else ()))
         if self.other_path is None:
             self.right.count.setText("")
@@ -244,12 +247,19 @@ class TokenizerPlayground(QDialog):
             return
         runs = tv.compare_tokenizations(self.left.tokens, self.right.tokens)
         a, b = len(self.left.tokens), len(self.right.tokens)
-        self.diff.setText(
-            f"{a} against {b} tokens. The two tokenizers cut the text differently in "
-            f"{len(runs)} place{'s' if len(runs) != 1 else ''} (underlined)."
-            if runs
-            else f"{a} against {b} tokens: both cut the text the same way."
-        )
+        if not runs:
+            diff = self.tr("{a} against {b} tokens: both cut the text the same way.")
+        elif len(runs) == 1:
+            diff = self.tr(
+                "{a} against {b} tokens. The two tokenizers cut the text differently in "
+                "1 place (underlined)."
+            )
+        else:
+            diff = self.tr(
+                "{a} against {b} tokens. The two tokenizers cut the text differently in "
+                "{n} places (underlined)."
+            )
+        self.diff.setText(diff.format(a=a, b=b, n=len(runs)))
 
 
 def _tokenize_file(path: Path, text: str) -> tuple[str, Tokens, set[int]]:
@@ -263,7 +273,9 @@ def _tokenize_file(path: Path, text: str) -> tuple[str, Tokens, set[int]]:
 
 def install(window: Any) -> QAction:
     """View > Tokenizer playground…"""
-    action = QAction("&Tokenizer playground…", window)
+    action = QAction(
+        QCoreApplication.translate("TokenizerPlayground", "&Tokenizer playground…"), window
+    )
     action.triggered.connect(lambda: open_playground(window))
     window.menus["view"].addAction(action)
     window._tokenizer_playground_action = action

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from chatapp.core import catalog, sysinfo
 from chatapp.core.catalog import FileGroup, Starter, human_size
 from chatapp.core.errors import UserError
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.model_manager_models import Column, ListTableModel
 from chatapp.hub import api
 from chatapp.hub.queue import CANCELLED, DONE, FAILED, PAUSED, Job
@@ -40,14 +41,18 @@ from chatapp.resources import resource_path
 
 log = logging.getLogger(__name__)
 
-TITLE = "Welcome to chatapp"
-INTRO = (
+# marked for lupdate here, translated where shown (WelcomeView's self.tr)
+TITLE = QT_TRANSLATE_NOOP("WelcomeView", "Welcome to chatapp")
+INTRO = QT_TRANSLATE_NOOP(
+    "WelcomeView",
     "chatapp lets you chat with an AI language model that runs entirely on this computer. "
     "A model is a file of learned parameters plus the code that runs it: download one "
     "below (or open one you already have), and from then on everything stays on this "
-    "computer, with no network needed."
+    "computer, with no network needed.",
 )
-DROP_HINT = "You can also drop a .gguf file anywhere on this window."
+DROP_HINT = QT_TRANSLATE_NOOP(
+    "WelcomeView", "You can also drop a .gguf file anywhere on this window."
+)
 
 
 def choose_group(groups: list[FileGroup], quant: str) -> FileGroup | None:
@@ -72,20 +77,22 @@ class WelcomeView(QWidget):
         super().__init__(parent)
         self.setObjectName("welcome")
         self.starters = starters
-        title = QLabel(f"<h2>{TITLE}</h2>")
-        title.setAccessibleName(TITLE)
-        intro = QLabel(INTRO)
+        title = QLabel(f"<h2>{self.tr(TITLE)}</h2>")
+        title.setAccessibleName(self.tr(TITLE))
+        intro = QLabel(self.tr(INTRO))
         intro.setWordWrap(True)
         self.intro = intro
-        pick = QLabel("<b>Pick a model to start with</b> (the small ones download in a minute):")
+        pick = QLabel(
+            self.tr("<b>Pick a model to start with</b> (the small ones download in a minute):")
+        )
         pick.setWordWrap(True)
         self.model: ListTableModel[Starter] = ListTableModel(
             [
-                Column("Model", lambda s: s.title),
-                Column("Parameters", lambda s: s.params),
-                Column("Download", lambda s: f"~{human_size(s.size)}", align_right=True),
-                Column("On this computer", fit),
-                Column("About", lambda s: s.description),
+                Column(self.tr("Model"), lambda s: s.title),
+                Column(self.tr("Parameters"), lambda s: s.params),
+                Column(self.tr("Download"), lambda s: f"~{human_size(s.size)}", align_right=True),
+                Column(self.tr("On this computer"), fit),
+                Column(self.tr("About"), lambda s: s.description),
             ],
             self,
         )
@@ -101,27 +108,29 @@ class WelcomeView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        self.table.setAccessibleName("Starter models")
+        self.table.setAccessibleName(self.tr("Starter models"))
         self.table.setAccessibleDescription(
-            "Each row: the model, its size, whether it fits this computer's memory, and what "
-            "it is good at"
+            self.tr(
+                "Each row: the model, its size, whether it fits this computer's memory, and what "
+                "it is good at"
+            )
         )
         pick.setBuddy(self.table)
-        self.download_button = QPushButton("&Download and start chatting")
+        self.download_button = QPushButton(self.tr("&Download and start chatting"))
         self.download_button.setDefault(True)
         self.download_button.setAccessibleDescription(
-            "Downloads the selected starter model from Hugging Face, then opens it"
+            self.tr("Downloads the selected starter model from Hugging Face, then opens it")
         )
-        self.open_button = QPushButton("&Open a model file…")
+        self.open_button = QPushButton(self.tr("&Open a model file…"))
         self.open_button.setAccessibleDescription(
-            "Use a .gguf file that is already on this computer"
+            self.tr("Use a .gguf file that is already on this computer")
         )
-        self.manager_button = QPushButton("More &models…")
+        self.manager_button = QPushButton(self.tr("More &models…"))
         self.manager_button.setAccessibleDescription(
-            "The model manager: search Hugging Face, and the models on this computer"
+            self.tr("The model manager: search Hugging Face, and the models on this computer")
         )
         self.progress = QProgressBar()
-        self.progress.setAccessibleName("Download progress")
+        self.progress.setAccessibleName(self.tr("Download progress"))
         self.progress.setRange(0, 100)
         self.progress.hide()
         self.status = QLabel()
@@ -130,7 +139,7 @@ class WelcomeView(QWidget):
         self.local_label = QLabel()
         self.local_label.setWordWrap(True)
         self.local_label.hide()
-        drop = QLabel(DROP_HINT)
+        drop = QLabel(self.tr(DROP_HINT))
         drop.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.download_button)
@@ -244,7 +253,7 @@ class Welcome(QObject):
             self.set_shown(False)
 
     def _loading(self, path: str) -> None:
-        self.view.say(f"Loading {Path(path).name}…")
+        self.view.say(self.tr("Loading {name}…").format(name=Path(path).name))
 
     def _failed_to_load(self, message: str) -> None:
         if self.window.session.model is None and self.window.session.conversation_id is None:
@@ -257,8 +266,10 @@ class Welcome(QObject):
             usable = [m for m in models if m.complete]
             if usable:
                 self.view.local_label.setText(
-                    f"{len(usable)} model(s) already on this computer: "
-                    "More models… lists them under Library."
+                    self.tr(
+                        "{n} model(s) already on this computer: "
+                        "More models… lists them under Library."
+                    ).format(n=len(usable))
                 )
                 self.view.local_label.show()
 
@@ -273,19 +284,19 @@ class Welcome(QObject):
     def download_selected(self) -> None:
         starter = self.view.selected()
         if starter is None:
-            self.view.say("Choose a model in the list first.")
+            self.view.say(self.tr("Choose a model in the list first."))
             return
         self.download(starter)
 
     def download(self, starter: Starter) -> None:
         self.view.download_button.setEnabled(False)
-        self.view.say(f"Looking up {starter.title} on Hugging Face…")
+        self.view.say(self.tr("Looking up {name} on Hugging Face…").format(name=starter.title))
         token = self.models.token()
 
         def found(files: api.RepoFiles) -> None:
             group = choose_group(files.groups, starter.quant)
             if group is None:
-                self._give_up(f"{files.repo_id} has no usable GGUF file.")
+                self._give_up(self.tr("{repo} has no usable GGUF file.").format(repo=files.repo_id))
                 return
             try:
                 self.job = self.models.queue.add(files.repo_id, files.revision, group)
@@ -294,7 +305,11 @@ class Welcome(QObject):
                 return
             self.view.progress.setValue(0)
             self.view.progress.show()
-            self.view.say(f"Downloading {group.name} ({human_size(group.size)})…")
+            self.view.say(
+                self.tr("Downloading {name} ({size})…").format(
+                    name=group.name, size=human_size(group.size)
+                )
+            )
             self._job_changed(self.job)
 
         def failed(e: Exception) -> None:
@@ -319,12 +334,14 @@ class Welcome(QObject):
         if job.state == DONE and job.path is not None:
             self.job = None
             self.view.progress.setValue(100)
-            self.view.say(f"Downloaded and verified {job.group.name}. Loading it…")
+            self.view.say(
+                self.tr("Downloaded and verified {name}. Loading it…").format(name=job.group.name)
+            )
             self.window.open_model(str(job.path))
         elif job.state in (FAILED, CANCELLED, PAUSED):
             self.job = None if job.state != PAUSED else job
-            what = {FAILED: job.error, CANCELLED: "The download was cancelled."}.get(
-                job.state, "The download is paused: resume it in More models… › Downloads."
+            what = {FAILED: job.error, CANCELLED: self.tr("The download was cancelled.")}.get(
+                job.state, self.tr("The download is paused: resume it in More models… › Downloads.")
             )
             self._give_up(what)
 

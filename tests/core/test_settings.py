@@ -58,7 +58,7 @@ def test_round_trip_is_grouped_and_versioned(tmp_path: Path) -> None:
     s.user_templates["m.gguf"] = "{{ x }}"
     s.save(path)
     data = json.loads(path.read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3
     assert data["new_chats"]["temperature"] == 0.3
     assert data["hardware"]["n_threads"] == 1
     assert data["appearance"] == {"theme": "dark", "font_size": 14}
@@ -77,7 +77,7 @@ def test_migration_from_version_1_keeps_every_value(tmp_path: Path) -> None:
     assert s.n_threads == min(6, max_threads())
     s.save(path)
     data = json.loads(path.read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["models"]["models_dir"] == "/data/models"
     assert data["hardware"] == {
         "context_limit": 8192,
@@ -86,6 +86,55 @@ def test_migration_from_version_1_keeps_every_value(tmp_path: Path) -> None:
     }
     assert data["new_chats"]["system_prompt"] == "Answer in French."
     assert data["extra"] == {"export.format": "html"} and data["hf_token"] == "hf_secret"
+    assert Settings.load(path) == s
+
+
+# What version 2 wrote: grouped, no API server settings yet.
+V2_FILE = {
+    "schema_version": 2,
+    "models": {"models_dir": "/data/models", "default_model": None, "last_model": None,
+               "user_templates": {}},
+    "hardware": {"context_limit": 8192, "n_gpu_layers": 0, "n_threads": None},
+    "new_chats": {"system_prompt": "Be brief.", "temperature": 0.2, "top_p": 0.9, "top_k": 20,
+                  "min_p": 0.1, "repeat_penalty": 1.05, "max_tokens": None, "seed": 42},
+    "appearance": {"theme": "dark", "font_size": 13},
+    "hf_token": "hf_secret",
+    "export_dir": None,
+    "extra": {"export.format": "html"},
+}  # fmt: skip
+
+
+def test_migration_from_version_2_adds_the_api_server_group_with_its_defaults(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path / "settings.json", json.dumps(V2_FILE, indent=2))
+    s = Settings.load(path)
+    assert (s.models_dir, s.context_limit, s.system_prompt, s.theme, s.font_size) == (
+        "/data/models",
+        8192,
+        "Be brief.",
+        "dark",
+        13,
+    )
+    assert (s.api_autostart, s.api_host, s.api_port, s.api_key, s.api_cors_origins) == (
+        False,
+        "127.0.0.1",
+        8080,
+        None,
+        [],
+    )
+    s.api_autostart, s.api_port, s.api_cors_origins = True, 9123, ["http://localhost:3000"]
+    s.save(path)
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 3
+    assert data["api_server"] == {
+        "api_autostart": True,
+        "api_host": "127.0.0.1",
+        "api_port": 9123,
+        "api_key": None,
+        "api_cors_origins": ["http://localhost:3000"],
+    }
+    assert data["appearance"] == {"theme": "dark", "font_size": 13}
     assert Settings.load(path) == s
 
 
@@ -178,6 +227,11 @@ BAD_VALUES = {
     "seed": (-1, None),
     "system_prompt": (None, ""),
     "hf_token": (123, None),
+    "api_autostart": ("yes", False),
+    "api_host": ("", "127.0.0.1"),
+    "api_port": (70000, 65535),
+    "api_key": (42, None),
+    "api_cors_origins": ("http://a", []),
     "user_templates": ({"ok.gguf": "x", "bad.gguf": 3}, {"ok.gguf": "x"}),
     "theme": ("blue", "system"),
     "font_size": (500, 48),

@@ -408,7 +408,13 @@ def test_the_context_menu_offers_the_same_actions(qtbot):
         menu.actions()[-1].trigger()
     assert sig.args == ["m1", 1]
     user_menu = view.context_menu(view.model().index(0, 0))
-    assert [a.text() for a in user_menu.actions()] == ["Copy", "Edit", "Delete", "Select text…", "Show as"]
+    assert [a.text() for a in user_menu.actions()] == [
+        "Copy",
+        "Edit",
+        "Delete",
+        "Select text…",
+        "Show as",
+    ]
 
 
 def test_double_click_opens_the_message_to_select_text(qtbot):

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt
+from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
     QFont,
@@ -32,15 +32,19 @@ from chatapp.core.message_info import stats_line
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
 from chatapp.gui.chatview.tokens import body_html, token_colors
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP, TranslatedTexts
 from chatapp.gui.markdown_html import plain_to_html, render
 
-ACTION_LABELS = {
-    "copy": "Copy",
-    "edit": "Edit",
-    "regenerate": "Regenerate",
-    "continue": "Continue",
-    "delete": "Delete",
-}
+ACTION_LABELS = TranslatedTexts(
+    "MessageLayout",
+    {
+        "copy": QT_TRANSLATE_NOOP("MessageLayout", "Copy"),
+        "edit": QT_TRANSLATE_NOOP("MessageLayout", "Edit"),
+        "regenerate": QT_TRANSLATE_NOOP("MessageLayout", "Regenerate"),
+        "continue": QT_TRANSLATE_NOOP("MessageLayout", "Continue"),
+        "delete": QT_TRANSLATE_NOOP("MessageLayout", "Delete"),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -105,13 +109,17 @@ def header_meta(row: Row) -> str:
         parts.append(m.model)
     parts.append(datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M"))
     if m.finish_reason is FinishReason.STREAMING:
-        parts.append("writing…")
+        parts.append(QCoreApplication.translate("MessageLayout", "writing…"))
     elif stats_line(m):  # first token, speed, tokens, prompt reuse, why it stopped
         parts.append(stats_line(m))
     elif m.finish_reason is FinishReason.ERROR:
-        parts.append("failed")
+        parts.append(QCoreApplication.translate("MessageLayout", "failed"))
     if row.unseen:
-        parts.append("not in the model's context any more (left out to fit)")
+        parts.append(
+            QCoreApplication.translate(
+                "MessageLayout", "not in the model's context any more (left out to fit)"
+            )
+        )
     return " · ".join(parts)
 
 
@@ -250,7 +258,9 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
     if row.thinking:
         words = len(row.thinking.split())
         arrow = "▾" if row.thinking_open else "▸"
-        lay.thinking_label = f"{arrow} Thinking ({words} words)"
+        lay.thinking_label = QCoreApplication.translate(
+            "MessageLayout", "{arrow} Thinking ({words} words)"
+        ).format(arrow=arrow, words=words)
         lay.thinking_toggle = QRect(
             inner_x, y, sfm.horizontalAdvance(lay.thinking_label) + m.gap, m.small_h
         )
@@ -275,14 +285,18 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
             rendered = render(row.text, theme.code)
             html, lay.code_blocks = rendered.html, rendered.code_blocks
         else:
-            html = "<i>thinking…</i>" if row.thinking else "<i>…</i>"
+            html = (
+                QCoreApplication.translate("MessageLayout", "<i>thinking…</i>")
+                if row.thinking
+                else "<i>…</i>"
+            )
     else:
         html = plain_to_html(row.text)
     lay.html = html
     lay.body = _new_doc(m.font, html, inner_w, theme)
     lay.body_origin = QPoint(inner_x, y)
     doc_layout = lay.body.documentLayout()
-    copy_w = sfm.horizontalAdvance("Copied ✓") + m.gap
+    copy_w = sfm.horizontalAdvance(QCoreApplication.translate("MessageLayout", "Copied ✓")) + m.gap
     for table in _code_tables(lay.body.rootFrame())[: len(lay.code_blocks)]:
         frame = doc_layout.frameBoundingRect(table)
         first = doc_layout.blockBoundingRect(table.cellAt(0, 0).firstCursorPosition().block())
@@ -379,9 +393,17 @@ def paint(
     p.setFont(m.small)
     for i, r in enumerate(lay.code_copy):
         p.setPen(theme.link)
-        text = "Copied ✓" if copied == f"code:{i}" else "Copy"
+        text = (
+            QCoreApplication.translate("MessageLayout", "Copied ✓")
+            if copied == f"code:{i}"
+            else QCoreApplication.translate("MessageLayout", "Copy")
+        )
         p.drawText(r, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
     p.setPen(theme.link)
     for name, r in lay.actions:
-        text = "Copied ✓" if copied == name else ACTION_LABELS[name]
+        text = (
+            QCoreApplication.translate("MessageLayout", "Copied ✓")
+            if copied == name
+            else ACTION_LABELS[name]
+        )
         p.drawText(r, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)

@@ -12,11 +12,24 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
 
 from chatapp.core.conversation import FinishReason, Message, Role
+from chatapp.gui.i18n import QT_TRANSLATE_NOOP, TranslatedTexts
 
-_ROLE_NAMES = {Role.USER: "You", Role.ASSISTANT: "Assistant", Role.SYSTEM: "System"}
+_ROLE_NAMES = TranslatedTexts(
+    "MessageListModel",
+    {
+        Role.USER: QT_TRANSLATE_NOOP("MessageListModel", "You"),
+        Role.ASSISTANT: QT_TRANSLATE_NOOP("MessageListModel", "Assistant"),
+        Role.SYSTEM: QT_TRANSLATE_NOOP("MessageListModel", "System"),
+    },
+)
 
 Index = QModelIndex | QPersistentModelIndex
 

@@ -31,10 +31,10 @@ def _t(text: str) -> str:
 
 def display_labels() -> dict[str, str]:
     return {
-        TEXT: _t("Text"),
-        TOKENS: _t("Tokens"),
-        CONFIDENCE: _t("Confidence (as sampled)"),
-        RAW: _t("Confidence (raw model)"),
+        TEXT: QCoreApplication.translate("MessageTokens", "Text"),
+        TOKENS: QCoreApplication.translate("MessageTokens", "Tokens"),
+        CONFIDENCE: QCoreApplication.translate("MessageTokens", "Confidence (as sampled)"),
+        RAW: QCoreApplication.translate("MessageTokens", "Confidence (raw model)"),
     }
 
 
@@ -79,26 +79,36 @@ def body_html(
     """The bubble's body in a token display."""
     muted = colors.special
     if spans is None:
-        text = note or _t("Reading the tokens…")
+        text = note or QCoreApplication.translate("MessageTokens", "Reading the tokens…")
         return f'<i style="color:{muted};">{html.escape(text)}</i>'
     n = len(spans)
     split = sum(1 for s in spans if s.note)
-    count = _t("{n} tokens").format(n=n) if n != 1 else _t("1 token")
+    count = (
+        QCoreApplication.translate("MessageTokens", "{n} tokens").format(n=n)
+        if n != 1
+        else QCoreApplication.translate("MessageTokens", "1 token")
+    )
     if split:
-        count += _t(", {k} holding part of a character").format(k=split)
+        count += QCoreApplication.translate(
+            "MessageTokens", ", {k} holding part of a character"
+        ).format(k=split)
     probabilities = display in (CONFIDENCE, RAW) and has_probabilities(spans)
     if probabilities:
         head = tv.legend_html(colors, sampling, raw=display == RAW)
-        why = f'<a href="explain:probabilities">{html.escape(_t("What do the colours mean?"))}</a>'
+        why = f'<a href="explain:probabilities">{html.escape(QCoreApplication.translate("MessageTokens", "What do the colours mean?"))}</a>'
         head += f'<div style="color:{muted};">{html.escape(count)} · {why}</div>'
         body = tv.heatmap_html(spans, colors, raw=display == RAW, links=True, titles=False)
     else:
         extra = ""
         if display in (CONFIDENCE, RAW):
             extra = " · " + html.escape(
-                note or _t("no probabilities recorded for this message: its tokens are shown")
+                note
+                or QCoreApplication.translate(
+                    "MessageTokens",
+                    "no probabilities recorded for this message: its tokens are shown",
+                )
             )
-        why = f'<a href="explain:tokens">{html.escape(_t("What are tokens?"))}</a>'
+        why = f'<a href="explain:tokens">{html.escape(QCoreApplication.translate("MessageTokens", "What are tokens?"))}</a>'
         head = f'<div style="color:{muted};">{html.escape(count)}{extra} · {why}</div>'
         body = tv.token_view_html(spans, colors, links=True, titles=False)
     return head + body

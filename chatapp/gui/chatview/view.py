@@ -108,7 +108,7 @@ class MessageView(QListView):
         self.setMouseTracking(True)
         self.setBackgroundRole(QPalette.ColorRole.Window)
         self.viewport().setBackgroundRole(QPalette.ColorRole.Window)
-        self.setAccessibleName("Messages")
+        self.setAccessibleName(self.tr("Messages"))
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -125,8 +125,8 @@ class MessageView(QListView):
         self.paint_count = 0
 
         self.jump_button = QToolButton(self)
-        self.jump_button.setText("↓ Jump to latest")
-        self.jump_button.setToolTip("Scroll to the newest message and follow it")
+        self.jump_button.setText(self.tr("↓ Jump to latest"))
+        self.jump_button.setToolTip(self.tr("Scroll to the newest message and follow it"))
         self.jump_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.jump_button.clicked.connect(self.jump_to_latest)
         self.jump_button.hide()
@@ -135,7 +135,7 @@ class MessageView(QListView):
         sb = self.verticalScrollBar()
         sb.valueChanged.connect(self._on_scrolled)
         sb.rangeChanged.connect(self._on_range)
-        self.set_placeholder("Open a model (File → Open model…) and say hello.")
+        self.set_placeholder(self.tr("Open a model (File → Open model…) and say hello."))
         self._ready = True
 
     # -- the surface the window uses -------------------------------------------------------
@@ -690,7 +690,7 @@ class MessageView(QListView):
         dialog = SelectTextDialog(
             f"<table cellspacing=6>{rows}</table>", self._delegate.theme.link.name(), self
         )
-        dialog.setWindowTitle("How this answer was made")
+        dialog.setWindowTitle(self.tr("How this answer was made"))
         dialog.resize(640, 360)
         dialog.show()
         return dialog
@@ -722,10 +722,10 @@ class MessageView(QListView):
         for name in actions_for(row, is_last):
             act = menu.addAction(ACTION_LABELS[name])
             act.triggered.connect(lambda _=False, n=name, r=row: self._activate(r, "action", n))
-        select = menu.addAction("Select text…")
+        select = menu.addAction(self.tr("Select text…"))
         select.triggered.connect(lambda _=False, r=row: self.select_text(r.message_id))
         if row.role is Role.ASSISTANT:
-            details = menu.addAction("Details (how it was made)…")
+            details = menu.addAction(self.tr("Details (how it was made)…"))
             details.triggered.connect(lambda _=False, r=row: self.show_details(r.message_id))
         show_as = menu.addMenu(self.tr("Show as"))
         for display, label in display_labels().items():
@@ -737,14 +737,14 @@ class MessageView(QListView):
             )
         lay = self._delegate.layout_for(row)
         for i in range(len(lay.code_blocks)):
-            act = menu.addAction(f"Copy code block {i + 1}")
+            act = menu.addAction(self.tr("Copy code block {n}").format(n=i + 1))
             act.triggered.connect(lambda _=False, i=i, r=row: self._activate(r, "code", i))
         if row.versions[1] > 1:
             menu.addSeparator()
-            prev = menu.addAction("Previous version")
+            prev = menu.addAction(self.tr("Previous version"))
             prev.setEnabled(row.versions[0] > 1)
             prev.triggered.connect(lambda _=False, r=row: self._activate(r, "nav", -1))
-            nxt = menu.addAction("Next version")
+            nxt = menu.addAction(self.tr("Next version"))
             nxt.setEnabled(row.versions[0] < row.versions[1])
             nxt.triggered.connect(lambda _=False, r=row: self._activate(r, "nav", 1))
         return menu
@@ -818,8 +818,10 @@ class MessageView(QListView):
             return
         text, ok = QInputDialog.getMultiLineText(
             self,
-            "Edit message",
-            "The edited message is sent as a new version; the original stays, one arrow away.",
+            self.tr("Edit message"),
+            self.tr(
+                "The edited message is sent as a new version; the original stays, one arrow away."
+            ),
             row.text,
         )
         if ok and text.strip() and text.strip() != row.text.strip():

@@ -29,11 +29,11 @@ class UndoBar(QFrame):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 4, 4, 4)
         self.label = QLabel()
-        self.button = QPushButton("Undo")
+        self.button = QPushButton(self.tr("Undo"))
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
-        close.setToolTip("Dismiss")
+        close.setToolTip(self.tr("Dismiss"))
         close.clicked.connect(self.dismiss)
         self.button.clicked.connect(self._undo)
         lay.addWidget(self.label, 1)
@@ -64,7 +64,7 @@ class SelectTextDialog(QDialog):
 
     def __init__(self, html: str, link_colour: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Select text")
+        self.setWindowTitle(self.tr("Select text"))
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.browser = QTextBrowser(self)
         self.browser.setOpenExternalLinks(True)
