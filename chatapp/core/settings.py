@@ -47,6 +47,7 @@ TOP_K_RANGE = (0, 1000)  # 0: off
 MIN_P_RANGE = (0.0, 1.0)
 REPEAT_PENALTY_RANGE = (0.5, 5.0)  # 1.0: off
 MAX_TOKENS_RANGE = (1, 1_048_576)
+TOP_N_RANGE = (0, 20)  # alternatives kept per token (core.logprobs.MAX_TOP_N)
 SEED_RANGE = (0, 2**31 - 1)
 FONT_SIZE_RANGE = (6, 48)  # points
 PORT_RANGE = (1, 65535)
@@ -66,6 +67,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "repeat_penalty",
         "max_tokens",
         "seed",
+        "logprobs_top_n",
     ),
     "appearance": ("theme", "font_size"),
     "api_server": ("api_autostart", "api_host", "api_port", "api_key", "api_cors_origins"),
@@ -96,6 +98,7 @@ class Settings:
     repeat_penalty: float = 1.1
     max_tokens: int | None = None
     seed: int | None = None  # None: a new random seed for every answer
+    logprobs_top_n: int = 5  # alternatives kept per generated token (0: none, at most 20)
     system_prompt: str = ""
     hf_token: str | None = None
     user_templates: dict[str, str] = field(default_factory=dict)  # model file name -> Jinja
@@ -455,6 +458,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "repeat_penalty": _float(*REPEAT_PENALTY_RANGE),
     "max_tokens": _opt_int(*MAX_TOKENS_RANGE),
     "seed": _seed,
+    "logprobs_top_n": _int(*TOP_N_RANGE),
     "system_prompt": _text,
     "hf_token": _opt_str,
     "user_templates": _str_dict,

@@ -272,6 +272,16 @@ class SettingsDialog(QDialog):
             self.tr("A fixed seed gives the same answer to the same prompt."),
             special=self.tr("Random"),
         )
+        self.top_n = _spin(
+            cs.TOP_N_RANGE[0],
+            cs.TOP_N_RANGE[1],
+            self.tr("Alternatives kept per token"),
+            self.tr(
+                "For every token the model writes, how many of the other candidates are kept "
+                "with their probabilities (the heat map and Branch from here use them)."
+            ),
+            special=self.tr("None"),
+        )
         form = QFormLayout()
         form.addRow(self.tr("&System prompt:"), self.system_prompt)
         form.addRow(self.tr("T&emperature:"), self.temperature)
@@ -281,6 +291,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("&Repeat penalty:"), self.repeat_penalty)
         form.addRow(self.tr("Maximum &answer length:"), self.max_tokens)
         form.addRow(self.tr("See&d:"), self.seed)
+        form.addRow(self.tr("Alternati&ves kept per token:"), self.top_n)
         defaults = QPushButton(self.tr("Restore defaults"))
         _named(defaults, self.tr("Restore the defaults for new chats"))
         defaults.clicked.connect(self._restore_chat_defaults)
@@ -353,6 +364,7 @@ class SettingsDialog(QDialog):
         self.repeat_penalty.setValue(s.repeat_penalty)
         self.max_tokens.setValue(s.max_tokens or 0)
         self.seed.setValue(-1 if s.seed is None else s.seed)
+        self.top_n.setValue(s.logprobs_top_n)
 
     def store(self, s: Settings) -> None:
         """Write the widgets' values into `s`."""
@@ -368,6 +380,7 @@ class SettingsDialog(QDialog):
         s.repeat_penalty = round(self.repeat_penalty.value(), 4)
         s.max_tokens = self.max_tokens.value() or None
         s.seed = None if self.seed.value() < 0 else self.seed.value()
+        s.logprobs_top_n = self.top_n.value()
         s.theme = str(self.theme.currentData())
         size = self.font_size.value()
         s.font_size = None if size == self.font_size.minimum() else size

@@ -1368,7 +1368,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../../chatapp/gui/message_tokens.py" line="+52"/>
+        <location filename="../../chatapp/gui/message_tokens.py" line="+48"/>
         <source>Load a model to see how it cuts text into tokens.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -2332,7 +2332,7 @@ Choose No to use it where it is.</source>
 <context>
     <name>SettingsActions</name>
     <message>
-        <location filename="../../chatapp/gui/settings_dialog.py" line="+407"/>
+        <location filename="../../chatapp/gui/settings_dialog.py" line="+420"/>
         <source>&amp;Settings…</source>
         <translation type="unfinished"></translation>
     </message>
@@ -2345,7 +2345,7 @@ Choose No to use it where it is.</source>
 <context>
     <name>SettingsDialog</name>
     <message>
-        <location line="-363"/>
+        <location line="-376"/>
         <source>&lt;p&gt;&lt;b&gt;Your conversations stay on this computer.&lt;/b&gt; Models run here, with llama.cpp; chats, prompts and settings are stored only in chatapp&apos;s folders on this computer.&lt;/p&gt;&lt;p&gt;chatapp uses the network for two things only: &lt;b&gt;searching for models&lt;/b&gt; and &lt;b&gt;downloading them&lt;/b&gt; from Hugging Face (huggingface.co), when you ask it to. A Hugging Face token, if you set one, is sent only to Hugging Face.&lt;/p&gt;&lt;p&gt;There is &lt;b&gt;no telemetry&lt;/b&gt;: no usage statistics, no crash reports, no update checks. Nothing else leaves this machine.&lt;/p&gt;</source>
         <translation type="unfinished"></translation>
     </message>
@@ -2391,18 +2391,18 @@ Choose No to use it where it is.</source>
     </message>
     <message>
         <location line="+1"/>
-        <location line="+192"/>
+        <location line="+203"/>
         <source>Privacy</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location line="-166"/>
-        <location line="+237"/>
+        <location line="-177"/>
+        <location line="+250"/>
         <source>Models folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location line="-236"/>
+        <location line="-249"/>
         <source>Where downloaded models are kept. Empty: the default folder.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -2588,6 +2588,21 @@ Choose No to use it where it is.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
+        <location line="+5"/>
+        <source>Alternatives kept per token</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location line="+2"/>
+        <source>For every token the model writes, how many of the other candidates are kept with their probabilities (the heat map and Branch from here use them).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location line="+3"/>
+        <source>None</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <location line="+3"/>
         <source>&amp;System prompt:</source>
         <translation type="unfinished"></translation>
@@ -2625,6 +2640,11 @@ Choose No to use it where it is.</source>
     <message>
         <location line="+1"/>
         <source>See&amp;d:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location line="+1"/>
+        <source>Alternati&amp;ves kept per token:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>

@@ -216,3 +216,31 @@ def test_absurd_thread_counts_never_reach_llama_cpp(
     info = loaded.args[0].info
     assert 1 <= info.n_threads <= max_threads()
     assert info.n_ctx <= info.n_ctx_train
+
+
+def test_alternatives_kept_per_token_shape_the_next_answer(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    """The setting is tested by what the next answer keeps, and survives a restart."""
+    w = make_window(reply="ab", extensions=EXT)
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        w.open_model(str(fake_model_file))
+    d = w._settings_actions.show_dialog()
+    assert d.top_n.value() == 5  # the default
+    d.top_n.setValue(12)
+    _click(d, QDialogButtonBox.StandardButton.Ok)
+    assert w.settings.logprobs_top_n == 12
+    assert Settings.load(_settings_file()).logprobs_top_n == 12
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
+        w.session.send("Hi")
+    answer = w.session.thread()[-1]
+    trace = w.store.token_trace(answer.id)
+    assert trace is not None and trace.top_n == 12
+    assert all(len(step.top) == 12 for step in trace.steps)
+
+    d = w._settings_actions.show_dialog()
+    d.top_n.setValue(0)  # "None": no alternatives kept
+    _click(d, QDialogButtonBox.StandardButton.Ok)
+    with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
+        w.session.send("Again")
+    assert w.store.token_trace(w.session.thread()[-1].id) is None
