@@ -141,6 +141,11 @@ def test_main_window_and_every_dialog_name_their_controls(
     qtbot.waitUntil(lambda: bool(views), timeout=20_000)
     checked["show prompt"] = unnamed(views[0])
     checked["template editor"] = unnamed(w._template_actions.edit_template())
+    from chatapp.gui.completion_view import open_completion
+
+    checked["completion mode"] = unnamed(open_completion(w))
+    w.input_tokens.toggle.click()  # the input's token view
+    checked["main window with the input's tokens"] = unnamed(w)
 
     export = w.menus["file"].findChild(ExportActions)
     monkeypatch.setattr(
