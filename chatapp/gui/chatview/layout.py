@@ -102,25 +102,32 @@ def actions_for(row: Row, is_last: bool) -> list[str]:
     return out
 
 
-def header_meta(row: Row) -> str:
+def header_parts(row: Row) -> tuple[list[str], list[str]]:
+    """The header's facts: who and when, then how the answer went (a second line when the
+    bubble is too narrow for both)."""
     m = row.message
-    parts = []
+    first, second = [], []
     if m.role is Role.ASSISTANT and m.model:
-        parts.append(m.model)
-    parts.append(datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M"))
+        first.append(m.model)
+    first.append(datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M"))
     if m.finish_reason is FinishReason.STREAMING:
-        parts.append(QCoreApplication.translate("MessageLayout", "writing…"))
+        second.append(QCoreApplication.translate("MessageLayout", "writing…"))
     elif stats_line(m):  # first token, speed, tokens, prompt reuse, why it stopped
-        parts.append(stats_line(m))
+        second.append(stats_line(m))
     elif m.finish_reason is FinishReason.ERROR:
-        parts.append(QCoreApplication.translate("MessageLayout", "failed"))
+        second.append(QCoreApplication.translate("MessageLayout", "failed"))
     if row.unseen:
-        parts.append(
+        second.append(
             QCoreApplication.translate(
                 "MessageLayout", "not in the model's context any more (left out to fit)"
             )
         )
-    return " · ".join(parts)
+    return first, second
+
+
+def header_meta(row: Row) -> str:
+    first, second = header_parts(row)
+    return " · ".join(first + second)
 
 
 def _new_doc(font: QFont, html: str, width: float, theme: Theme) -> QTextDocument:
@@ -156,6 +163,8 @@ class RowLayout:
     header: QRect = field(default_factory=QRect)
     role_text: str = ""
     meta_text: str = ""
+    # the answer's statistics on lines of their own, when they do not fit beside the rest
+    meta_lines: list[tuple[QRect, str]] = field(default_factory=list)
     nav: dict[str, QRect] = field(default_factory=dict)  # prev, label, next
     versions: tuple[int, int] = (1, 1)
     thinking_toggle: QRect | None = None
@@ -250,9 +259,28 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
         nav_w = 2 * arrow_w + label_w + m.gap
     role_w = bfm.horizontalAdvance(lay.role_text) + m.gap * 2
     meta_w = max(0, inner_w - role_w - nav_w)
-    lay.meta_text = sfm.elidedText(header_meta(row), Qt.TextElideMode.ElideRight, meta_w)
+    first, second = header_parts(row)
+    full = " · ".join(first + second)
     lay.header = QRect(inner_x, y, inner_w, m.small_h)
     y += m.small_h + m.gap
+    if second and sfm.horizontalAdvance(full) > meta_w:  # too narrow: stats on lines below
+        elide = Qt.TextElideMode.ElideRight
+        lay.meta_text = sfm.elidedText(" · ".join(first), elide, meta_w)
+        atoms = [a for part in second for a in part.split(" · ")]
+        stat_lines: list[str] = []
+        for atom in atoms:  # whole facts per line, as many as fit
+            joined = f"{stat_lines[-1]} · {atom}" if stat_lines else atom
+            if stat_lines and sfm.horizontalAdvance(joined) <= inner_w:
+                stat_lines[-1] = joined
+            else:
+                stat_lines.append(atom)
+        for line in stat_lines:
+            rect = QRect(inner_x, y, inner_w, m.small_h)
+            lay.meta_lines.append((rect, sfm.elidedText(line, elide, inner_w)))
+            y += m.small_h
+        y += m.gap
+    else:
+        lay.meta_text = sfm.elidedText(full, Qt.TextElideMode.ElideRight, meta_w)
 
     # reasoning, collapsed by default
     if row.thinking:
@@ -351,6 +379,8 @@ def paint(
         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
         lay.meta_text,
     )
+    for rect, line in lay.meta_lines:
+        p.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, line)
     if lay.nav:
         i, n = lay.versions
         centre = Qt.AlignmentFlag.AlignCenter

@@ -120,6 +120,10 @@ class MessageView(QListView):
         self._idle.setSingleShot(True)
         self._idle.setInterval(IDLE_MS)
         self._idle.timeout.connect(self._measure_ahead)
+        self._width_timer = QTimer(self)  # coalesces the resizes of a drag
+        self._width_timer.setSingleShot(True)
+        self._width_timer.setInterval(40)
+        self._width_timer.timeout.connect(self._width_changed)
         self.render_count = 0  # renders of streaming text (for tests and benchmarks)
         self.render_seconds = 0.0
         self.paint_count = 0
@@ -602,6 +606,14 @@ class MessageView(QListView):
         super().resizeEvent(e)
         if self._ready:
             self._place_overlays()
+            # QListView relayouts a top-to-bottom list only when its height changes: a
+            # narrower or wider window must wrap every message to the new width too
+            if e.size().width() != e.oldSize().width():
+                self._width_timer.start()
+
+    def _width_changed(self) -> None:
+        if self._delegate.width() != max(120, self.viewport().width()):
+            self._relayout(None if self._follow else self._capture())
 
     def changeEvent(self, e: QEvent) -> None:
         super().changeEvent(e)
