@@ -327,12 +327,12 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
     copy_w = sfm.horizontalAdvance(QCoreApplication.translate("MessageLayout", "Copied ✓")) + m.gap
     for table in _code_tables(lay.body.rootFrame())[: len(lay.code_blocks)]:
         frame = doc_layout.frameBoundingRect(table)
-        first = doc_layout.blockBoundingRect(table.cellAt(0, 0).firstCursorPosition().block())
+        top = doc_layout.blockBoundingRect(table.cellAt(0, 0).firstCursorPosition().block())
         r = QRect(
             round(frame.right()) - copy_w - m.pad,
-            round(first.top()),
+            round(top.top()),
             copy_w,
-            max(m.small_h, round(first.height())),
+            max(m.small_h, round(top.height())),
         )
         lay.code_copy.append(r.translated(lay.body_origin))
     y += math.ceil(lay.body.size().height()) + m.gap
