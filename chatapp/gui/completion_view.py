@@ -69,6 +69,7 @@ class CompletionWindow(QWidget):
         self.resize(900, 640)
         self._cancel: threading.Event | None = None
         self._live: _Live | None = None
+        self._sampling: dict[str, Any] = {}
         self._sent: list[tuple[int, bytes]] = []  # the tokens of the last send
         self._sent_ready = False  # their bytes are known
         self._sent_text = ""  # the document as it was sent
@@ -216,6 +217,7 @@ class CompletionWindow(QWidget):
         )
         self._cancel = threading.Event()
         self._live = _Live()
+        self._sampling = sampling.as_dict()  # what shaped the sampled probabilities
         self._sent, self._sent_ready, self._sent_text, self._generated = [], False, text, ""
         self.editor.setReadOnly(True)
         self.continue_button.setEnabled(False)
@@ -341,8 +343,7 @@ class CompletionWindow(QWidget):
             body = tv.token_view_html(spans, colors)
         else:
             raw = mode == RAW
-            sampling = dict(self._live.builder.sampling) if self._live else {}
-            self.legend.setText(tv.legend_html(colors, sampling or None, raw=raw))
+            self.legend.setText(tv.legend_html(colors, self._sampling or None, raw=raw))
             body = tv.heatmap_html(spans, colors, raw=raw)
             if lead == len(spans):
                 body = (

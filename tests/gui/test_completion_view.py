@@ -78,6 +78,7 @@ def test_completion_mode_with_the_base_model(qtbot, make_window, gemma_path):
     assert all(s.probability is not None and s.raw_probability is not None for s in generated)
     assert all(s.probability == pytest.approx(1.0) for s in generated)
     assert "probability as sampled" in win.legend.text()
+    assert "temperature 0" in win.legend.text()  # the settings that shaped them
 
     # the document is kept for next time
     win.close()
