@@ -86,9 +86,14 @@ def window(model: str, threads: int, n_tokens: int) -> dict[str, float]:
     store = Store(paths.database)
     settings = Settings(n_threads=threads, max_tokens=n_tokens, seed=SEED)
     # how many alternatives the window captures per token (the app's default is 5)
-    settings.logprobs_top_n = int(os.environ.get("CHATAPP_BENCH_TOP_N", "5"))  # type: ignore[attr-defined]
+    settings.logprobs_top_n = int(os.environ.get("CHATAPP_BENCH_TOP_N", "5"))
     session = ChatSession(store, settings)
-    w = MainWindow(store, settings, paths, session, extensions=())
+    # CHATAPP_BENCH_DISPLAY=tokens|confidence|raw: the answer streams as a token display
+    # (View > Messages as), rebuilt with every coalesced update
+    display = os.environ.get("CHATAPP_BENCH_DISPLAY", "text")
+    ext = ("chatapp.gui.message_tokens",) if display != "text" else ()
+    w = MainWindow(store, settings, paths, session, extensions=ext)
+    w.message_view.set_default_display(display)
     w.resize(1000, 800)
     w.show()
     loop = QEventLoop()
