@@ -153,6 +153,11 @@ def _char_len(lead: int) -> int:
     return 0  # a continuation byte or invalid lead: not a character start
 
 
+def starts_character(data: bytes) -> bool:
+    """Whether a token's bytes begin a character (not in the middle of one)."""
+    return not data or _char_len(data[0]) != 0
+
+
 def split_characters(datas: Sequence[bytes]) -> list[str]:
     """For each token, a note on the characters it holds only part of."""
     notes: list[list[str]] = [[] for _ in datas]

@@ -216,7 +216,7 @@ class CompletionWindow(QWidget):
             max_tokens=self.max_tokens.value(),
         )
         self._cancel = threading.Event()
-        self._live = _Live()
+        self._live = _Live(self.main.message_tokens.special_token)
         self._sampling = sampling.as_dict()  # what shaped the sampled probabilities
         self._sent, self._sent_ready, self._sent_text, self._generated = [], False, text, ""
         self.editor.setReadOnly(True)
@@ -311,12 +311,12 @@ class CompletionWindow(QWidget):
         probabilities) when the document is still what was sent plus what came back;
         else the loaded model's tokenization of the text. Also how many lead (sent)."""
         text = self.editor.toPlainText()
-        trace = self._live.trace() if self._live is not None else None
-        if trace is not None and self._sent_ready and text == self._sent_text + self._generated:
+        live = self._live
+        if live and live.spans and self._sent_ready and text == self._sent_text + self._generated:
             tok = self.main.message_tokens.tokenizer
             lead = tv.spans_from_tokens(self._sent, lambda t: tok.is_special(t))
-            gen = tv.spans_from_trace(trace, lambda t: tok.is_special(t))
             n = len(lead)
+            gen = live.spans
             gen = [replace(s, index=s.index + n) for s in gen]
             return lead + gen, n
         spans = self.main.message_tokens.tokenizer.spans(text) or []

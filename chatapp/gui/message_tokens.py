@@ -14,20 +14,26 @@ tokenizer, through `tokenizer_for(window)`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 from chatapp.core import tokenview as tv
 from chatapp.core.conversation import Role
-from chatapp.core.logprobs import TokenTrace, TraceBuilder
+from chatapp.core.logprobs import TokenTrace
 from chatapp.gui.chatview.tokens import CONFIDENCE, RAW, TEXT, TOKENS, display_labels
 
 log = logging.getLogger(__name__)
 
 Tokens = list[tuple[int, bytes]]
+
+LIVE_MS = 120  # the token displays of a streaming answer: first refresh after this
+LIVE_MAX_MS = 600  # and never less often than this, however long the answer
 
 SHORTCUTS = {TEXT: "Ctrl+Shift+1", TOKENS: "Ctrl+Shift+2", CONFIDENCE: "Ctrl+Shift+3", RAW: ""}
 
@@ -124,22 +130,56 @@ class LoadedTokenizer(QObject):
         return tv.spans_from_tokens(tokens, special)
 
 
-class _Live:
-    """An answer's tokens while it streams, from the chunks (alternatives carry their
-    text; the stored trace replaces all this when the answer is saved)."""
+def _p(logprob: float | None) -> float | None:
+    return None if logprob is None or not math.isfinite(logprob) else math.exp(logprob)
 
-    def __init__(self) -> None:
-        self.builder = TraceBuilder(20)
-        self.pieces: dict[int, bytes] = {}
+
+def _alts(alternatives: Any) -> tuple[tuple[bytes, float], ...]:
+    return tuple(
+        (a.text.encode("utf-8"), math.exp(a.logprob))
+        for a in alternatives
+        if math.isfinite(a.logprob)
+    )
+
+
+class _Live:
+    """An answer's tokens while it streams, as spans built once per token from the chunks
+    (alternatives carry their text); the stored trace replaces them when it is saved.
+    Only the notes of the last few tokens can change (a character split across the
+    newest tokens), so only those are looked at again."""
+
+    def __init__(self, special: Callable[[int, bytes], bool] = lambda _t, _d: False) -> None:
+        self.spans: list[tv.TokenSpan] = []
+        self.special = special
 
     def add(self, chunks: list[Any]) -> None:
+        first_new = len(self.spans)
         for c in chunks:
-            self.builder.add(c)
-            for a in (*c.top, *c.sampled_top):
-                self.pieces.setdefault(a.token_id, a.text.encode("utf-8"))
-
-    def trace(self) -> TokenTrace | None:
-        return self.builder.build(lambda t: self.pieces.get(t, b""))
+            if c.token_id is None:
+                continue
+            data = bytes(c.data)
+            self.spans.append(
+                tv.TokenSpan(
+                    len(self.spans),
+                    int(c.token_id),
+                    data,
+                    self.special(int(c.token_id), data),
+                    _p(c.sampled_logprob),
+                    _p(c.logprob),
+                    _alts(c.sampled_top),
+                    _alts(c.top),
+                )
+            )
+        if len(self.spans) == first_new:
+            return
+        # from a token that starts a character, a few before the new ones
+        start = max(0, first_new - 4)
+        while start > 0 and not tv.starts_character(self.spans[start].data):
+            start -= 1
+        notes = tv.split_characters([sp.data for sp in self.spans[start:]])
+        for k, note in enumerate(notes, start):
+            if self.spans[k].note != note:
+                self.spans[k] = replace(self.spans[k], note=note)
 
 
 class MessageTokens(QObject):
@@ -150,6 +190,11 @@ class MessageTokens(QObject):
         self.tokenizer = LoadedTokenizer(window)
         self._live: dict[str, _Live] = {}
         self._typed: set[str] = set()  # rows whose spans came from the tokenizer
+        # streamed spans reach the view at most every LIVE_MS (a long answer less often)
+        self._dirty: set[str] = set()
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.timeout.connect(self._flush_live)
         s = window.session
         self.view.spans_requested.connect(self.provide)
         self.view.token_clicked.connect(self.open_candidates)
@@ -212,25 +257,41 @@ class MessageTokens(QObject):
 
     # -- streaming ---------------------------------------------------------------------
 
+    def special_token(self, token_id: int, data: bytes) -> bool:
+        info = self.window.model_info()
+        if info is None:
+            return False
+        return token_id in info.eog_token_ids or (
+            data.decode("utf-8", "replace") in info.special_tokens
+        )
+
     def _started(self, _conversation_id: str, message_id: str) -> None:
-        self._live[message_id] = _Live()
+        self._live[message_id] = _Live(self.special_token)
 
     def _tokens(self, message_id: str, chunks: list[Any]) -> None:
         live = self._live.get(message_id)
         if live is None:
-            live = self._live[message_id] = _Live()
+            live = self._live[message_id] = _Live(self.special_token)
         live.add(chunks)
         row = self.view.widget_for(message_id)
         if row is not None and row.display != TEXT:
-            self._show_live(message_id, live)
+            self._dirty.add(message_id)
+            if not self._live_timer.isActive():
+                self._live_timer.start(min(LIVE_MAX_MS, LIVE_MS + len(live.spans) // 4))
+
+    def _flush_live(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for message_id in dirty:
+            live = self._live.get(message_id)
+            if live is not None:
+                self._show_live(message_id, live)
 
     def _show_live(self, message_id: str, live: _Live) -> None:
-        trace = live.trace()
-        spans = [] if trace is None else tv.spans_from_trace(trace, self._special(trace))
-        self.view.set_spans(message_id, spans)
+        self.view.set_spans(message_id, list(live.spans))
 
     def _finished(self, message_id: str) -> None:
         self._live.pop(message_id, None)
+        self._dirty.discard(message_id)
         # the view reads the stored trace once the saved message replaces the stream
         row = self.view.widget_for(message_id)
         if row is not None:

@@ -196,3 +196,45 @@ def test_typed_text_as_the_real_models_tokens(qtbot, make_window, smollm2_path):
     qtbot.waitUntil(lambda: answer.spans is not None, timeout=5000)
     assert answer.spans and all(0 < s.probability <= 1 for s in answer.spans)
     assert tv.spans_text(answer.spans).startswith(answer.text)
+
+
+def test_streamed_spans_match_the_whole_answer_however_the_chunks_fall():
+    """The live spans are built a batch at a time; characters split across tokens at a
+    batch boundary get the same notes as when the whole answer is looked at once."""
+    import random
+
+    from chatapp.core.backend import Chunk, TokenAlternative
+    from chatapp.gui.message_tokens import _Live
+
+    text = "Llamas 🦙 eat grass; café, naïve, 日本語 🦙🦙."
+    raw = text.encode("utf-8")
+    datas, i = [], 0
+    rng = random.Random(5)
+    while i < len(raw):  # tokens of 1-3 bytes, cutting characters anywhere
+        n = rng.randint(1, 3)
+        datas.append(raw[i : i + n])
+        i += n
+    chunks = [
+        Chunk(
+            text="",
+            token_id=1000 + k,
+            logprob=-0.5,
+            top=(TokenAlternative(1000 + k, "x", -0.5),),
+            sampled_logprob=-0.25,
+            sampled_top=(TokenAlternative(1000 + k, "x", -0.25),),
+            data=d,
+        )
+        for k, d in enumerate(datas)
+    ]
+    expected = tv.split_characters(datas)
+    assert sum(1 for n in expected if n) >= 6  # the test really splits characters
+    for seed in range(20):
+        live, k, r = _Live(), 0, random.Random(seed)
+        while k < len(chunks):
+            n = r.randint(1, 4)
+            live.add(chunks[k : k + n])
+            k += n
+        assert [s.note for s in live.spans] == expected
+        assert [s.index for s in live.spans] == list(range(len(chunks)))
+    assert tv.spans_text(live.spans) == text
+    assert live.spans[0].probability == pytest.approx(0.7788, abs=1e-4)

@@ -288,6 +288,9 @@ class MessageView(QListView):
             # a long answer is laid out less often, so the GUI's share of the CPU stays
             # small and the model (which wants every core) keeps its speed
             size = len(text) + len(thinking)
+            row = self.message_model.row_for(message_id)
+            if row is not None and row.display != TEXT:
+                size *= 3  # a token display lays out far more (a span per token)
             self._timer.start(min(MAX_RENDER_INTERVAL_MS, RENDER_INTERVAL_MS + size // 25))
 
     def finish(self, msg: Message) -> None:
