@@ -350,6 +350,56 @@ def heatmap_html(
     return f'<div style="white-space:pre-wrap;">{"".join(parts)}</div>'
 
 
+def _utf16_len(text: str) -> int:
+    """Characters as a QTextDocument counts them (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def runs_html(
+    spans: Sequence[TokenSpan],
+    colors: TokenColors | None = None,
+    *,
+    heat: bool = False,
+    raw: bool = False,
+) -> tuple[str, list[int]]:
+    """A light token view (heat=False) or heat map for a view that paints the document
+    and finds tokens by position: neighbours that look the same share one <span>, no
+    links, no titles. Returns the HTML and where each token starts in the document's text
+    (offsets from the first token; one more entry: where the last one ends)."""
+    c = colors or TokenColors()
+    parts: list[str] = []
+    offsets: list[int] = []
+    pos = 0
+    style: str | None = None
+    run: list[str] = []
+    for s in spans:
+        if heat:
+            p = s.raw_probability if raw else s.probability
+            bg = c.base if p is None else band_color(band(p), c)
+        else:
+            bg = c.even if s.index % 2 == 0 else c.odd
+        st = f"background-color:{bg};"
+        if s.special:
+            st += f" color:{c.special}; font-weight:bold; text-decoration:overline;"
+        if st != style:
+            if run:
+                parts.append(f'<span style="{style}">{"".join(run)}</span>')
+            style, run = st, []
+        label = s.label or "\u00a0"
+        brk = s.data.endswith(b"\n")
+        offsets.append(pos)
+        pos += _utf16_len(label) + (1 if brk else 0)
+        run.append(html.escape(label) + ("<br>" if brk else ""))
+    if run:
+        parts.append(f'<span style="{style}">{"".join(run)}</span>')
+    offsets.append(pos)
+    font = "" if heat else " font-family:monospace;"
+    return (
+        f'<div style="white-space:pre-wrap; color:{c.text};{font}">{"".join(parts)}</div>',
+        offsets,
+    )
+
+
 def legend_html(
     colors: TokenColors | None = None, sampling: dict | None = None, *, raw: bool = False
 ) -> str:

@@ -10,6 +10,7 @@ further away get an estimated height from their text length.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -177,6 +178,35 @@ class RowLayout:
     code_copy: list[QRect] = field(default_factory=list)
     code_blocks: tuple[str, ...] = ()
     actions: list[tuple[str, QRect]] = field(default_factory=list)
+    # a token display: where each token starts in the body's text (from token_base)
+    token_offsets: list[int] = field(default_factory=list)
+    token_base: int = 0
+
+    def token_at(self, p: QPoint) -> int | None:
+        """The token under p (row coordinates) in a token display."""
+        if self.body is None or len(self.token_offsets) < 2:
+            return None
+        local = QPointF(p - self.body_origin)
+        pos = self.body.documentLayout().hitTest(local, Qt.HitTestAccuracy.ExactHit)
+        pos -= self.token_base
+        if pos < 0 or pos >= self.token_offsets[-1]:
+            return None
+        return bisect_right(self.token_offsets, pos) - 1
+
+    def token_rect(self, index: int) -> QRect | None:
+        """Where a token of a token display is drawn (row coordinates)."""
+        if self.body is None or not 0 <= index < len(self.token_offsets) - 1:
+            return None
+        start = self.token_base + self.token_offsets[index]
+        end = self.token_base + self.token_offsets[index + 1]
+        block = self.body.findBlock(start)
+        rel = start - block.position()
+        line = block.layout().lineForTextPosition(rel)
+        x0 = _x(line.cursorToX(rel))
+        x1 = _x(line.cursorToX(min(end - block.position(), rel + 2)))
+        top = self.body.documentLayout().blockBoundingRect(block).topLeft()
+        r = QRectF(top.x() + x0, top.y() + line.y(), max(1.0, x1 - x0), line.height())
+        return r.toRect().translated(self.body_origin)
 
     def hit(self, p: QPoint) -> tuple[str, object] | None:
         """What a click at p (row coordinates) means: ("action", name), ("nav", ±1),
@@ -197,6 +227,9 @@ class RowLayout:
         for i, r in enumerate(self.code_copy):
             if r.contains(p):
                 return ("code", i)
+        token = self.token_at(p)
+        if token is not None:
+            return ("link", f"tok:{token}")
         if self.body is not None:
             local = QPointF(p - self.body_origin)
             href = self.body.documentLayout().anchorAt(local)
@@ -218,6 +251,11 @@ class RowLayout:
             i = int(name[5:])
             return self.code_copy[i] if i < len(self.code_copy) else None
         return None
+
+
+def _x(value: object) -> float:
+    """QTextLine.cursorToX's x (PySide6 returns (x, position))."""
+    return float(value[0] if isinstance(value, tuple) else value)  # type: ignore[arg-type]
 
 
 def estimate_height(row: Row, width: int, m: Metrics) -> int:
@@ -307,7 +345,9 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
     # body
     if row.display != "text":  # tokens or the heat map (chatview.tokens)
         colors = token_colors(theme, row.role.value)
-        html = body_html(row.display, row.spans, row.spans_note, row.sampling, colors)
+        html, lay.token_offsets = body_html(
+            row.display, row.spans, row.spans_note, row.sampling, colors
+        )
     elif row.role is Role.ASSISTANT:
         if row.text:
             rendered = render(row.text, theme.code)
@@ -323,6 +363,8 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
     lay.html = html
     lay.body = _new_doc(m.font, html, inner_w, theme)
     lay.body_origin = QPoint(inner_x, y)
+    if lay.token_offsets:  # the tokens are the document's last block: where they start
+        lay.token_base = lay.body.characterCount() - 1 - lay.token_offsets[-1]
     doc_layout = lay.body.documentLayout()
     copy_w = sfm.horizontalAdvance(QCoreApplication.translate("MessageLayout", "Copied ✓")) + m.gap
     for table in _code_tables(lay.body.rootFrame())[: len(lay.code_blocks)]:

@@ -75,12 +75,13 @@ def has_probabilities(spans: list[Any]) -> bool:
 
 def body_html(
     display: str, spans: list[Any] | None, note: str, sampling: dict[str, Any], colors: Any
-) -> str:
-    """The bubble's body in a token display."""
+) -> tuple[str, list[int]]:
+    """The bubble's body in a token display, and where each token starts in the text of
+    its last block (tv.runs_html: the view finds tokens by position, not by links)."""
     muted = colors.special
     if spans is None:
         text = note or QCoreApplication.translate("MessageTokens", "Reading the tokens…")
-        return f'<i style="color:{muted};">{html.escape(text)}</i>'
+        return f'<i style="color:{muted};">{html.escape(text)}</i>', []
     n = len(spans)
     split = sum(1 for s in spans if s.note)
     count = (
@@ -97,7 +98,7 @@ def body_html(
         head = tv.legend_html(colors, sampling, raw=display == RAW)
         why = f'<a href="explain:probabilities">{html.escape(QCoreApplication.translate("MessageTokens", "What do the colours mean?"))}</a>'
         head += f'<div style="color:{muted};">{html.escape(count)} · {why}</div>'
-        body = tv.heatmap_html(spans, colors, raw=display == RAW, links=True, titles=False)
+        body, offsets = tv.runs_html(spans, colors, heat=True, raw=display == RAW)
     else:
         extra = ""
         if display in (CONFIDENCE, RAW):
@@ -110,5 +111,5 @@ def body_html(
             )
         why = f'<a href="explain:tokens">{html.escape(QCoreApplication.translate("MessageTokens", "What are tokens?"))}</a>'
         head = f'<div style="color:{muted};">{html.escape(count)}{extra} · {why}</div>'
-        body = tv.token_view_html(spans, colors, links=True, titles=False)
-    return head + body
+        body, offsets = tv.runs_html(spans, colors)
+    return head + body, offsets

@@ -65,11 +65,6 @@ IDLE_MS = 250  # quiet time before laying out rows ahead of scrolling
 IDLE_SLICE_S = 0.012  # at most this long per slice of that work
 
 
-def _x(value: object) -> float:
-    """QTextLine.cursorToX's x (PySide6 returns (x, position))."""
-    return float(value[0] if isinstance(value, tuple) else value)  # type: ignore[arg-type]
-
-
 class MessageView(QListView):
     edit_requested = Signal(str, str)  # message id, new text
     regenerate_requested = Signal(str)  # answer id
@@ -357,28 +352,8 @@ class MessageView(QListView):
     def token_point(self, message_id: str, index: int) -> QPoint | None:
         """The middle of a token (viewport coordinates) in a row shown as tokens."""
         lay = self.row_layout(message_id)
-        if lay is None or lay.body is None:
-            return None
-        href = f"tok:{index}"
-        block = lay.body.begin()
-        while block.isValid():
-            it = block.begin()
-            while not it.atEnd():
-                frag = it.fragment()
-                if frag.charFormat().anchorHref() == href:
-                    rel = frag.position() - block.position()
-                    line = block.layout().lineForTextPosition(rel)
-                    x0 = _x(line.cursorToX(rel))
-                    x1 = _x(line.cursorToX(rel + max(1, min(frag.length(), 2))))
-                    top = lay.body.documentLayout().blockBoundingRect(block).topLeft()
-                    local = QPoint(
-                        round(top.x() + (x0 + x1) / 2),
-                        round(top.y() + line.y() + line.height() / 2),
-                    )
-                    return self.row_rect(message_id).topLeft() + lay.body_origin + local
-                it += 1
-            block = block.next()
-        return None
+        r = lay.token_rect(index) if lay is not None else None
+        return None if r is None else self.row_rect(message_id).topLeft() + r.center()
 
     def click_point(self, message_id: str, target: str) -> QPoint | None:
         """Where to click (viewport coordinates) for a row's action ("edit", "copy", …),
