@@ -3,6 +3,7 @@ sampled distributions, engine.sampled_dist) against generation without capture.
 
     python bench/logprobs_cost.py [--model PATH] [--tokens 300] [--rounds 5] [--top 5]
     python bench/logprobs_cost.py --in-run [--model PATH] [--tokens 300]
+    python bench/logprobs_cost.py --micro [--model PATH] [--tokens 300]
 
 Same model file, prompt, sampling and seed on both sides, so both generate the same
 tokens (capture only reads the logits). Each measurement runs in its own process (see
@@ -10,6 +11,8 @@ bench/stream_speed.py: leftover OpenMP threads skew a second run in one process)
 rounds alternate so machine noise hits both alike. Prints the medians and their ratio.
 On a busy shared machine the runs' speeds vary more than the cost being measured; --in-run
 then times each step's capture inside one generation and reports its share of the time.
+--micro records each step's logits in one generation, then times the capture alone on
+them (replayed in order, penalty window included), away from decoding.
 """
 
 from __future__ import annotations
@@ -96,6 +99,52 @@ def in_run(model: str, threads: int, n_tokens: int, top: int) -> None:
     )
 
 
+def micro(model: str, threads: int, n_tokens: int, top: int, repeat: int = 20) -> None:
+    """The capture alone on real logits: one generation records each step's logits and
+    token, then SampledDistribution.capture is timed on them, `repeat` times over."""
+    import llama_cpp
+    import numpy as np
+
+    from chatapp.core.chat import prepare_prompt, template_for
+    from chatapp.core.engine import SamplingParams
+    from chatapp.engine.llama import LlamaEngine
+    from chatapp.engine.sampled_dist import SampledDistribution
+
+    eng = LlamaEngine(model, n_threads=threads)
+    prompt = prepare_prompt(eng, template_for(eng), "", [{"role": "user", "content": PROMPT}])
+    seen: list[tuple[np.ndarray, int]] = []
+    real = eng._sampled
+
+    def record(ctx: object, token: int, top_n: int, dist: object) -> object:
+        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+        seen.append((np.ctypeslib.as_array(ptr, shape=(eng.info.n_vocab,)).copy(), token))
+        return real(ctx, token, top_n, dist)  # type: ignore[arg-type]
+
+    eng._sampled = record  # type: ignore[method-assign, assignment]
+    params = SamplingParams(seed=SEED, max_tokens=n_tokens)
+    t0 = time.perf_counter()
+    for _ in eng.generate(prompt.tokens, params, threading.Event(), logprobs=top):
+        pass
+    step = (time.perf_counter() - t0) / max(1, len(seen))
+    last_n = eng._llm.last_n_tokens_size
+    eng.close()
+    times: list[float] = []
+    for _ in range(repeat):
+        dist = SampledDistribution(params, last_n)
+        for logits, token in seen:
+            t = time.perf_counter()
+            dist.capture(logits, token, top)
+            times.append(time.perf_counter() - t)
+            dist.accept(token)
+    per = statistics.median(times)
+    print(f"model: {Path(model).name}, vocabulary {len(seen[0][0])}, {len(seen)} steps, top-{top}")
+    print(
+        f"capture alone: median {1e3 * per:.3f} ms, p90 "
+        f"{1e3 * statistics.quantiles(times, n=10)[-1]:.3f} ms per token "
+        f"({repeat} passes); a whole step with capture took {1e3 * step:.2f} ms"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
@@ -107,11 +156,15 @@ def main() -> None:
     ap.add_argument(
         "--in-run", action="store_true", help="time capture inside one run (robust to noise)"
     )
+    ap.add_argument("--micro", action="store_true", help="time the capture alone on real logits")
     args = ap.parse_args()
     if args.model is None:
         from tests import fetch_models
 
         args.model = str(fetch_models.fetch() / fetch_models.SMOLLM2)
+    if args.micro:
+        micro(args.model, args.threads, args.tokens, args.top)
+        return
     if args.in_run:
         in_run(args.model, args.threads, args.tokens, args.top)
         return
