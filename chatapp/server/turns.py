@@ -1,9 +1,10 @@
 """One API request as a service turn, seen from asyncio.
 
 The service delivers a turn's events on its inference thread; the listener here moves
-them onto the server's event loop. `ApiTurn.deltas()` yields the reply in pieces with
-their tokens' log-probabilities, ending the turn at the request's stop sequences (the
-text from a stop sequence on is never sent). Leaving the iteration early (a client that
+them onto the server's event loop, one wake-up per batch of events (a loop that fell
+behind sends the tokens that waited as one piece). `ApiTurn.deltas()` yields the reply in
+pieces with their tokens' log-probabilities, ending the turn at the request's stop
+sequences (the text from a stop sequence on is never sent). Leaving the iteration early (a client that
 went away) cancels the turn, which the service ends within one token.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +82,10 @@ class ApiTurn:
     ) -> None:
         self.service = service
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+        self._lock = threading.Lock()
+        self._inbox: list[Any] = []
+        self._flush_pending = False
         self.handle: TurnHandle | None = None
         self.vocab = vocab or {}
         self._stop = _StopFilter(stops)
@@ -89,8 +94,29 @@ class ApiTurn:
         self.finish_reason = "stop"
 
     def listener(self, event: Any) -> None:
-        """On the inference thread: hand the event to the server's loop."""
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        """On the inference thread: hand the event to the server's loop. One wake-up
+        carries every event that arrived before the loop ran it, so a loop that is
+        behind catches up in one step instead of one wake-up per token."""
+        with self._lock:
+            self._inbox.append(event)
+            if self._flush_pending:
+                return
+            self._flush_pending = True
+        self.loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            batch = list(self._inbox)
+            self._inbox.clear()
+            self._flush_pending = False
+        self.queue.put_nowait(batch)
+
+    async def _arrived(self) -> list[Any]:
+        """Every event that has arrived (waits for at least one)."""
+        events: list[Any] = await self.queue.get()
+        while not self.queue.empty():
+            events += self.queue.get_nowait()
+        return events
 
     def _token(self, chunk: Chunk) -> TokenLogprob | None:
         if chunk.token_id is None or chunk.logprob is None:
@@ -108,43 +134,65 @@ class ApiTurn:
 
     async def deltas(self) -> AsyncIterator[Delta]:
         """The reply's pieces; afterwards stats and finish_reason are set. Raises
-        TurnError if the turn failed."""
+        TurnError if the turn failed.
+
+        One piece per token while the reader keeps up. Tokens that arrived together
+        (the reader was behind the model) come as one piece: their text joined, their
+        log-probabilities listed, as OpenAI's chunks allow."""
         assert self.handle is not None
-        pending: list[TokenLogprob] = []
+        pending: list[TokenLogprob] = []  # tokens whose text the stop filter holds back
         try:
             while True:
-                event = await self.queue.get()
-                if isinstance(event, TurnChunk):
-                    if self._stop.stopped:
-                        continue  # the one token the model may add after the cancel
-                    chunk = event.chunk
-                    tok = self._token(chunk)
-                    if tok is not None:
-                        pending.append(tok)
-                    if chunk.channel == THINKING:
-                        if chunk.text:
-                            yield Delta(THINKING, chunk.text, pending)
+                ready: list[Delta] = []
+                failed: str | None = None
+                for event in await self._arrived():
+                    if isinstance(event, TurnChunk):
+                        if self._stop.stopped:
+                            continue  # the one token the model may add after the cancel
+                        chunk = event.chunk
+                        tok = self._token(chunk)
+                        if tok is not None:
+                            pending.append(tok)
+                        if chunk.channel == THINKING:
+                            if chunk.text:
+                                _join(ready, Delta(THINKING, chunk.text, pending))
+                                pending = []
+                            continue
+                        text = self._stop.feed(chunk.text)
+                        if self._stop.stopped:
+                            self.handle.cancel()
+                        if text or (self._stop.stopped and pending):
+                            _join(ready, Delta("answer", text, pending))
                             pending = []
-                        continue
-                    text = self._stop.feed(chunk.text)
-                    if self._stop.stopped:
-                        self.handle.cancel()
-                    if text or (self._stop.stopped and pending):
-                        yield Delta("answer", text, pending)
-                        pending = []
-                elif isinstance(event, TurnFinished):
-                    self.finished = event
-                    self.stats = event.stats
-                    rest = "" if self._stop.stopped else self._stop.flush()
-                    if rest or pending:
-                        yield Delta("answer", rest, pending)
-                    self.finish_reason = _finish_reason(event.stats, self._stop.stopped)
+                    elif isinstance(event, TurnFinished):
+                        self.finished = event
+                        self.stats = event.stats
+                        rest = "" if self._stop.stopped else self._stop.flush()
+                        if rest or pending:
+                            _join(ready, Delta("answer", rest, pending))
+                        self.finish_reason = _finish_reason(event.stats, self._stop.stopped)
+                        break
+                    elif isinstance(event, TurnFailed):
+                        failed = event.error
+                        break
+                for d in ready:
+                    yield d
+                if failed is not None:
+                    raise TurnError(failed)
+                if self.finished is not None:
                     return
-                elif isinstance(event, TurnFailed):
-                    raise TurnError(event.error)
         finally:
             if self.handle is not None and not self.handle.done:
                 self.handle.cancel()  # the client went away (or the server is stopping)
+
+
+def _join(ready: list[Delta], d: Delta) -> None:
+    """Append d, joined to the last piece if it is of the same channel."""
+    if ready and ready[-1].channel == d.channel:
+        ready[-1].text += d.text
+        ready[-1].tokens.extend(d.tokens)
+    else:
+        ready.append(d)
 
 
 def _finish_reason(stats: ReplyStats, stopped: bool) -> str:
