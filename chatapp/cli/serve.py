@@ -37,6 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--record", action="store_true", help="save each request and answer as a conversation"
     )
+    p.add_argument(
+        "--stream-interval-ms",
+        type=int,
+        default=20,
+        metavar="MS",
+        help="shortest time between two streamed events; faster tokens are sent together "
+        "(default 20; 0: one event per token)",
+    )
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
@@ -63,7 +71,10 @@ def serve(args: argparse.Namespace) -> int:
             )
         ).result()
         config = ServerConfig(
-            api_key=args.api_key, cors_origins=tuple(args.cors_origin), record=args.record
+            api_key=args.api_key,
+            cors_origins=tuple(args.cors_origin),
+            record=args.record,
+            stream_interval_ms=max(0, args.stream_interval_ms),
         )
         app = create_app(service, config)
         from chatapp.server import model_id

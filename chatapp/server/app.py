@@ -50,12 +50,18 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
+STREAM_INTERVAL_MS = 20
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     api_key: str = ""  # "": no key asked (loopback only; the CLI enforces it)
     cors_origins: tuple[str, ...] = ()
     record: bool = False  # save each request and its answer as a conversation
     max_body_bytes: int = MAX_BODY_BYTES
+    # the shortest time between two streamed events: faster tokens go out together
+    # (0: one event per token); see chatapp.server.turns
+    stream_interval_ms: int = STREAM_INTERVAL_MS
 
 
 class ApiKeyMiddleware:
@@ -152,7 +158,12 @@ class Api:
     async def _run(self, request: Request, call: Call, *, chat: bool) -> Response:
         served = _check_model(self.service, call.model)
         vocab = await self._vocabulary() if call.logprobs else None
-        turn = ApiTurn(self.service, stops=call.sampling.stop, vocab=vocab)
+        turn = ApiTurn(
+            self.service,
+            stops=call.sampling.stop,
+            vocab=vocab,
+            min_interval=self.config.stream_interval_ms / 1000 if call.stream else 0.0,
+        )
         turn.handle = self.service.complete(
             call.messages,
             "",

@@ -102,3 +102,28 @@ def test_a_failure_after_waiting_tokens_sends_them_first() -> None:
         return got
 
     assert asyncio.run(main()) == ["ab"]
+
+
+def test_pieces_are_spaced_by_the_stream_interval_the_first_is_never_held() -> None:
+    """With a stream interval, tokens that come faster than it go out together; the first
+    piece goes at once (time to first token is untouched). Deterministic: the loop's
+    timers order the arrivals before the held piece's wait ends."""
+
+    async def main(interval: float) -> list[str]:
+        turn = _turn(min_interval=interval)
+        gen = turn.deltas()
+        _from_thread(turn, [_chunk("a")])
+        pieces = [(await gen.__anext__()).text]  # at once
+        _from_thread(turn, [_chunk("b")])
+
+        async def later() -> None:
+            await asyncio.sleep(0.01)  # well inside the interval
+            _from_thread(turn, [_chunk("c"), _finished(3)])
+
+        task = asyncio.create_task(later())
+        pieces += [d.text async for d in gen]
+        await task
+        return pieces
+
+    assert asyncio.run(main(0.2)) == ["a", "bc"]  # "b" waited for the interval, "c" joined
+    assert asyncio.run(main(0.0)) == ["a", "b", "c"]  # no interval: each as it comes
