@@ -6,9 +6,7 @@ step of a generation, for the app's default sampling and the chain's other shape
 from __future__ import annotations
 
 import math
-import threading
 
-import llama_cpp
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from chatapp.core.chat import prepare_prompt, template_for
 from chatapp.core.engine import Sampled, SamplingParams
 from chatapp.engine.llama import LlamaEngine
 from chatapp.engine.sampled_dist import SampledDistribution
+from tests.engine.test_sampled_dist import _generate_recording
 
 TOL = 1e-4
 PARAMS = [
@@ -80,24 +79,12 @@ def _assert_top_matches(top, ref_order: np.ndarray, ref_lp: np.ndarray, n: int) 
 
 def _capture_run(engine: LlamaEngine, params: SamplingParams, n_tokens: int):
     """Generate with capture on, keeping a copy of each step's logits."""
-    seen: list[np.ndarray] = []
-    real = engine._sampled
-
-    def spy(ctx, token, top_n, dist):
-        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
-        seen.append(np.ctypeslib.as_array(ptr, shape=(engine.info.n_vocab,)).copy())
-        return real(ctx, token, top_n, dist)
-
-    engine._sampled = spy  # type: ignore[method-assign]
     tpl = template_for(engine)
     text = "Write a list of fruits, repeating the word fruit often."
     prompt = prepare_prompt(engine, tpl, "", [{"role": "user", "content": text}]).tokens
     params = SamplingParams(**{**params.as_dict(), "max_tokens": n_tokens})
-    try:
-        steps = list(engine.generate(prompt, params, threading.Event(), logprobs=5))
-    finally:
-        del engine._sampled
-    assert len(steps) == len(seen) >= 8
+    steps, seen = _generate_recording(engine, prompt, params)
+    assert len(steps) >= 8
     return steps, seen
 
 

@@ -45,11 +45,17 @@ def _expected(spans) -> list[str]:
     return [(s.label or "\u00a0") + ("\n" if s.data.endswith(b"\n") else "") for s in spans]
 
 
-def test_the_heat_map_of_an_answer_in_the_message_view(qtbot, make_window, fake_model_file):
-    w = make_window(reply="abcd", extensions=EXT)
+def _answered(qtbot, make_window, model_file, **engine_kw):
+    """The real window over the scripted engine, after one question and its answer."""
+    w = make_window(extensions=EXT, **engine_kw)
     with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
-        w.open_model(str(fake_model_file))
+        w.open_model(str(model_file))
     _send(qtbot, w, "Hello")
+    return w
+
+
+def test_the_heat_map_of_an_answer_in_the_message_view(qtbot, make_window, fake_model_file):
+    w = _answered(qtbot, make_window, fake_model_file, reply="abcd")
     view = w.message_view
     answer = _rows(w, Role.ASSISTANT)[-1]
     assert view.row_layout(answer.message_id).html.count("tok:") == 0  # text by default
@@ -87,10 +93,7 @@ def test_the_heat_map_of_an_answer_in_the_message_view(qtbot, make_window, fake_
 
 
 def test_a_click_on_a_token_opens_its_candidates_and_branches(qtbot, make_window, fake_model_file):
-    w = make_window(reply="abcd", extensions=EXT)
-    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
-        w.open_model(str(fake_model_file))
-    _send(qtbot, w, "Hello")
+    w = _answered(qtbot, make_window, fake_model_file, reply="abcd")
     view = w.message_view
     first = _rows(w, Role.ASSISTANT)[-1]
     view.set_display(first.message_id, TOKENS)  # the answer's own Show as
