@@ -87,6 +87,17 @@ class TokenTrace:
         return b"".join(self.data(s.token_id) for s in self.steps).decode("utf-8", "replace")
 
 
+def step_from_chunk(chunk: Any) -> TokenStep:
+    """The step a core.backend.Chunk with a token id stands for."""
+    return TokenStep(
+        int(chunk.token_id),
+        chunk.logprob,
+        chunk.sampled_logprob,
+        tuple((a.token_id, a.logprob) for a in chunk.top),
+        tuple((a.token_id, a.logprob) for a in chunk.sampled_top),
+    )
+
+
 class TraceBuilder:
     """Collects an answer's tokens from the chunks of its stream (service side)."""
 
@@ -101,15 +112,7 @@ class TraceBuilder:
         """A core.backend.Chunk; chunks without a token id carry no step."""
         if chunk.token_id is None:
             return
-        self.steps.append(
-            TokenStep(
-                int(chunk.token_id),
-                chunk.logprob,
-                chunk.sampled_logprob,
-                tuple((a.token_id, a.logprob) for a in chunk.top),
-                tuple((a.token_id, a.logprob) for a in chunk.sampled_top),
-            )
-        )
+        self.steps.append(step_from_chunk(chunk))
         if chunk.data:
             self.pieces[int(chunk.token_id)] = bytes(chunk.data)
 

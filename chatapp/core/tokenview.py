@@ -15,8 +15,9 @@ import math
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
-from chatapp.core.logprobs import TokenTrace, sampling_summary
+from chatapp.core.logprobs import TokenStep, TokenTrace, sampling_summary
 
 # The app's own words, shown beside each view.
 EXPLAIN_TOKENS = (
@@ -197,29 +198,52 @@ def spans_from_tokens(
     ]
 
 
+def is_special_token(info: Any, token_id: int, data: bytes) -> bool:
+    """Whether a token of the model `info` (a core.engine.ModelInfo, or None) is a marker:
+    an end-of-generation token or one of its control/user-defined token texts."""
+    if info is None:
+        return False
+    return token_id in info.eog_token_ids or data.decode("utf-8", "replace") in (
+        info.special_tokens
+    )
+
+
+def span_from_step(
+    index: int,
+    step: TokenStep,
+    data_of: Callable[[int], bytes],
+    special: bool = False,
+    note: str = "",
+    forced: bool = False,
+) -> TokenSpan:
+    """A generated token as a view shows it; data_of gives any token id's bytes."""
+
+    def alts(pairs: Sequence[tuple[int, float]]) -> tuple[tuple[bytes, float], ...]:
+        return tuple((data_of(t), math.exp(lp)) for t, lp in pairs if math.isfinite(lp))
+
+    return TokenSpan(
+        index,
+        step.token_id,
+        data_of(step.token_id),
+        special,
+        step.probability,
+        step.raw_probability,
+        alts(step.sampled_top),
+        alts(step.top),
+        note,
+        forced=forced,
+    )
+
+
 def spans_from_trace(
     trace: TokenTrace, special: Container[int] | Callable[[int], bool] = ()
 ) -> list[TokenSpan]:
     """A generated answer's tokens with their probabilities and alternatives."""
     is_special = special if callable(special) else (lambda t: t in special)  # type: ignore[operator]
-    datas = [trace.data(s.token_id) for s in trace.steps]
-    notes = split_characters(datas)
-
-    def alts(pairs: Sequence[tuple[int, float]]) -> tuple[tuple[bytes, float], ...]:
-        return tuple((trace.data(t), math.exp(lp)) for t, lp in pairs if math.isfinite(lp))
-
+    notes = split_characters([trace.data(s.token_id) for s in trace.steps])
     return [
-        TokenSpan(
-            i,
-            s.token_id,
-            datas[i],
-            bool(is_special(s.token_id)),
-            s.probability,
-            s.raw_probability,
-            alts(s.sampled_top),
-            alts(s.top),
-            notes[i],
-            forced=i < trace.forced,
+        span_from_step(
+            i, s, trace.data, bool(is_special(s.token_id)), notes[i], forced=i < trace.forced
         )
         for i, s in enumerate(trace.steps)
     ]
@@ -291,7 +315,6 @@ def _span_html(
     colors: TokenColors,
     marked: bool = False,
     link: bool = False,
-    title: bool = True,
 ) -> str:
     # Qt's rich text has no inline borders: specials are bold, grey and overlined,
     # tokens cut differently from another model are underlined
@@ -305,11 +328,10 @@ def _span_html(
     style += f" text-decoration:{' '.join(deco) or 'none'};"
     label = html.escape(span.label) or "&nbsp;"
     brk = "<br>" if span.data.endswith(b"\n") else ""  # the label shows \n; the line breaks too
-    # a link "tok:INDEX" lets a view pick the token on click; a view that paints the
-    # document shows the tooltip itself and leaves the title out (it is most of the HTML)
+    # a link "tok:INDEX" lets a view pick the token on click
     anchor = f'href="tok:{span.index}"' if link else f'name="tok{span.index}"'
-    tip = f' title="{html.escape(tooltip(span))}"' if title else ""
-    return f'<a {anchor}{tip} style="{style}">{label}</a>{brk}'
+    tip = html.escape(tooltip(span))
+    return f'<a {anchor} title="{tip}" style="{style}">{label}</a>{brk}'
 
 
 def token_view_html(
@@ -318,14 +340,13 @@ def token_view_html(
     marked: Container[int] = (),
     *,
     links: bool = False,
-    titles: bool = True,
 ) -> str:
     """Tokens on alternating backgrounds; specials marked; hover for id and bytes.
     marked: token indices to underline (where another tokenizer cuts differently).
-    links: tokens are links "tok:INDEX"; titles=False leaves the tooltips out."""
+    links: tokens are links "tok:INDEX" (a view that picks a token on click)."""
     c = colors or TokenColors()
     body = "".join(
-        _span_html(s, c.even if s.index % 2 == 0 else c.odd, c, s.index in marked, links, titles)
+        _span_html(s, c.even if s.index % 2 == 0 else c.odd, c, s.index in marked, links)
         for s in spans
     )
     return f'<div style="white-space:pre-wrap; font-family:monospace;">{body}</div>'
@@ -337,7 +358,6 @@ def heatmap_html(
     *,
     raw: bool = False,
     links: bool = False,
-    titles: bool = True,
 ) -> str:
     """The text coloured by how sure the model was of each token (sampled probability,
     or raw with raw=True); tokens with no probability keep the base colour."""
@@ -346,7 +366,7 @@ def heatmap_html(
     for s in spans:
         p = s.raw_probability if raw else s.probability
         bg = c.base if p is None else band_color(band(p), c)
-        parts.append(_span_html(s, bg, c, link=links, title=titles))
+        parts.append(_span_html(s, bg, c, link=links))
     return f'<div style="white-space:pre-wrap;">{"".join(parts)}</div>'
 
 

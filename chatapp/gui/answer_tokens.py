@@ -210,10 +210,7 @@ def open_for_answer(
     same_model = info is not None and answer.meta.get("model_path") in (None, info.path)
 
     def special(token_id: int) -> bool:
-        if info is None:
-            return False
-        text = trace.data(token_id).decode("utf-8", "replace")
-        return token_id in info.eog_token_ids or text in info.special_tokens
+        return tv.is_special_token(info, token_id, trace.data(token_id))
 
     def branch(position: int, token_id: int) -> None:
         if session.busy:

@@ -312,7 +312,12 @@ class CompletionWindow(QWidget):
         else the loaded model's tokenization of the text. Also how many lead (sent)."""
         text = self.editor.toPlainText()
         live = self._live
-        if live and live.spans and self._sent_ready and text == self._sent_text + self._generated:
+        if (
+            live is not None
+            and live.spans
+            and self._sent_ready
+            and text == self._sent_text + self._generated
+        ):
             tok = self.main.message_tokens.tokenizer
             lead = tv.spans_from_tokens(self._sent, lambda t: tok.is_special(t))
             n = len(lead)

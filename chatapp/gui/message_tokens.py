@@ -7,14 +7,13 @@ Where a row's tokens come from:
                 and the sampled probabilities); while it streams, the chunks so far
   typed text    the loaded model's tokenizer (a vocabulary-only copy of the model file,
                 engine.vocab, so tokenizing never waits behind a streaming answer)
-The input box's live token count and token view (chatapp.gui.input_tokens) use the same
-tokenizer, through `tokenizer_for(window)`.
+The input box's live token count and token view (chatapp.gui.input_tokens) and completion
+mode use the same tokenizer (`window.message_tokens.tokenizer`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,7 +24,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 from chatapp.core import tokenview as tv
 from chatapp.core.conversation import Role
-from chatapp.core.logprobs import TokenTrace
+from chatapp.core.logprobs import TokenTrace, step_from_chunk
 from chatapp.gui.chatview.tokens import CONFIDENCE, RAW, TEXT, TOKENS, display_labels
 
 log = logging.getLogger(__name__)
@@ -130,56 +129,55 @@ class LoadedTokenizer(QObject):
         return tv.spans_from_tokens(tokens, special)
 
 
-def _p(logprob: float | None) -> float | None:
-    return None if logprob is None or not math.isfinite(logprob) else math.exp(logprob)
-
-
-def _alts(alternatives: Any) -> tuple[tuple[bytes, float], ...]:
-    return tuple(
-        (a.text.encode("utf-8"), math.exp(a.logprob))
-        for a in alternatives
-        if math.isfinite(a.logprob)
-    )
-
-
 class _Live:
     """An answer's tokens while it streams, as spans built once per token from the chunks
-    (alternatives carry their text); the stored trace replaces them when it is saved.
-    Only the notes of the last few tokens can change (a character split across the
-    newest tokens), so only those are looked at again."""
+    (alternatives carry their text) when they are first looked at: an answer shown as
+    text only keeps its chunks. The stored trace replaces them when it is saved. Only
+    the notes of the last few tokens can change (a character split across the newest
+    tokens), so only those are looked at again."""
 
     def __init__(self, special: Callable[[int, bytes], bool] = lambda _t, _d: False) -> None:
-        self.spans: list[tv.TokenSpan] = []
+        self._spans: list[tv.TokenSpan] = []
+        self._waiting: list[Any] = []  # chunks with a token, not yet made spans
         self.special = special
+        self.pieces: dict[int, bytes] = {}  # token id -> bytes, as the chunks tell them
 
     def add(self, chunks: list[Any]) -> None:
-        first_new = len(self.spans)
+        self._waiting.extend(c for c in chunks if c.token_id is not None)
+
+    def __len__(self) -> int:
+        return len(self._spans) + len(self._waiting)
+
+    @property
+    def spans(self) -> list[tv.TokenSpan]:
+        if self._waiting:
+            chunks, self._waiting = self._waiting, []
+            self._build(chunks)
+        return self._spans
+
+    def _build(self, chunks: list[Any]) -> None:
+        first_new = len(self._spans)
         for c in chunks:
-            if c.token_id is None:
-                continue
-            data = bytes(c.data)
-            self.spans.append(
-                tv.TokenSpan(
-                    len(self.spans),
-                    int(c.token_id),
-                    data,
-                    self.special(int(c.token_id), data),
-                    _p(c.sampled_logprob),
-                    _p(c.logprob),
-                    _alts(c.sampled_top),
-                    _alts(c.top),
-                )
-            )
-        if len(self.spans) == first_new:
+            step = step_from_chunk(c)
+            self.pieces[step.token_id] = bytes(c.data)
+            for a in (*c.top, *c.sampled_top):
+                self.pieces.setdefault(a.token_id, a.text.encode("utf-8"))
+            data = self.pieces[step.token_id]
+            special = self.special(step.token_id, data)
+            self._spans.append(tv.span_from_step(len(self._spans), step, self._data, special))
+        if len(self._spans) == first_new:
             return
         # from a token that starts a character, a few before the new ones
         start = max(0, first_new - 4)
-        while start > 0 and not tv.starts_character(self.spans[start].data):
+        while start > 0 and not tv.starts_character(self._spans[start].data):
             start -= 1
-        notes = tv.split_characters([sp.data for sp in self.spans[start:]])
+        notes = tv.split_characters([sp.data for sp in self._spans[start:]])
         for k, note in enumerate(notes, start):
-            if self.spans[k].note != note:
-                self.spans[k] = replace(self.spans[k], note=note)
+            if self._spans[k].note != note:
+                self._spans[k] = replace(self._spans[k], note=note)
+
+    def _data(self, token_id: int) -> bytes:
+        return self.pieces.get(token_id, b"")
 
 
 class MessageTokens(QObject):
@@ -205,17 +203,9 @@ class MessageTokens(QObject):
 
     # -- spans -------------------------------------------------------------------------
 
-    def _special(self, trace: TokenTrace) -> Any:
+    def _special(self, trace: TokenTrace) -> Callable[[int], bool]:
         info = self.window.model_info()
-        if info is None:
-            return ()
-        texts = info.special_tokens
-
-        def special(token_id: int) -> bool:
-            text = trace.data(token_id).decode("utf-8", "replace")
-            return token_id in info.eog_token_ids or text in texts
-
-        return special
+        return lambda token_id: tv.is_special_token(info, token_id, trace.data(token_id))
 
     def provide(self, message_id: str) -> None:
         row = self.view.widget_for(message_id)
@@ -258,12 +248,7 @@ class MessageTokens(QObject):
     # -- streaming ---------------------------------------------------------------------
 
     def special_token(self, token_id: int, data: bytes) -> bool:
-        info = self.window.model_info()
-        if info is None:
-            return False
-        return token_id in info.eog_token_ids or (
-            data.decode("utf-8", "replace") in info.special_tokens
-        )
+        return tv.is_special_token(self.window.model_info(), token_id, data)
 
     def _started(self, _conversation_id: str, message_id: str) -> None:
         self._live[message_id] = _Live(self.special_token)
@@ -277,7 +262,7 @@ class MessageTokens(QObject):
         if row is not None and row.display != TEXT:
             self._dirty.add(message_id)
             if not self._live_timer.isActive():
-                self._live_timer.start(min(LIVE_MAX_MS, LIVE_MS + len(live.spans) // 4))
+                self._live_timer.start(min(LIVE_MAX_MS, LIVE_MS + len(live) // 4))
 
     def _flush_live(self) -> None:
         dirty, self._dirty = self._dirty, set()

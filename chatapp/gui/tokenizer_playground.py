@@ -290,10 +290,7 @@ def open_playground(window: Any) -> TokenizerPlayground:
         session.tokenize(text, done, fail)
 
     def special(token_id: int, data: bytes) -> bool:
-        if info is None:
-            return False
-        text = data.decode("utf-8", "replace")
-        return token_id in info.eog_token_ids or text in info.special_tokens
+        return tv.is_special_token(info, token_id, data)
 
     def models() -> list[tuple[str, Path]]:
         from chatapp.core import catalog

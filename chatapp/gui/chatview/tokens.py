@@ -6,8 +6,9 @@ A row shows its text, or (Show as… in its menu, or View > Messages as…) one 
   raw         the same under the model's raw distribution (before the sampler reshaped it)
 The spans come from core.tokenview (the window's controller fills Row.spans: a stored
 answer's trace, the live stream's chunks, or the loaded model's tokenization of a typed
-message). Tokens are links "tok:N" so the view can show a tooltip and open the candidates;
-"explain:NAME" links open the app's plain-language explanation.
+message). The layout finds a token by its position in the document (tv.runs_html's
+offsets), so the view can show its tooltip and open its candidates; "explain:NAME" links
+open the app's plain-language explanation.
 """
 
 from __future__ import annotations

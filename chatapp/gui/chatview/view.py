@@ -218,12 +218,6 @@ class MessageView(QListView):
         self.message_model.changed(i)
         self._refresh_row(i)
 
-    def span_at(self, message_id: str, index: int) -> object | None:
-        row = self.message_model.row_for(message_id)
-        if row is None or row.spans is None or not 0 <= index < len(row.spans):
-            return None
-        return row.spans[index]
-
     def clear(self) -> None:
         self._pending.clear()
         self.undo_bar.dismiss()
