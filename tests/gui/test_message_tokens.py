@@ -256,3 +256,28 @@ def test_streamed_spans_match_the_whole_answer_however_the_chunks_fall():
         assert [s.index for s in live.spans] == list(range(len(chunks)))
     assert tv.spans_text(live.spans) == text
     assert live.spans[0].probability == pytest.approx(0.7788, abs=1e-4)
+
+
+def test_a_2000_message_chat_as_tokens_reads_only_what_is_on_screen(
+    qtbot, make_window, fake_model_file
+):
+    """Switching a long chat to a token display asks for the tokens of the rows near the
+    screen, not of all 2,000 messages; scrolling to the top asks for those there."""
+    from tests.gui.helpers_view import fill, open_conversation
+
+    w = make_window(extensions=EXT)
+    w.resize(1000, 700)
+    cid = fill(w.store, 1000)
+    open_conversation(w, cid)
+    view = w.message_view
+    asked: list[str] = []
+    view.spans_requested.connect(asked.append)
+    view.set_default_display(TOKENS)
+    rows = view.widgets()
+    assert len(rows) == 2000
+    qtbot.waitUntil(lambda: rows[-1].spans is not None or bool(rows[-1].spans_note))
+    assert 0 < len(asked) < 100  # the rows near the bottom, where the view is
+    assert rows[-1].message_id in asked and rows[0].message_id not in asked
+    view.scroll_to_message(rows[0].message_id)
+    qtbot.waitUntil(lambda: rows[0].message_id in asked)
+    assert len(asked) < 200
