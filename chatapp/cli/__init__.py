@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from chatapp import __version__
-from chatapp.core.errors import UserError
+from chatapp.core.errors import UserError, exit_code
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def run(argv: Sequence[str]) -> int:
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"chatapp: error: {e}", file=sys.stderr)
-        return 1
+        return exit_code(e.kind)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

@@ -8,17 +8,17 @@ import os
 import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
 from typing import Any
 
 from chatapp.cli.common import model_ref
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import ModelRef
-from chatapp.core.errors import UserError
+from chatapp.core.chat_settings import BadValue
+from chatapp.core.errors import FailureKind, UserError
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
-from chatapp.service import ChatService, LoadRequest, TurnHandle, TurnOptions
+from chatapp.service import ChatService, TurnHandle, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
 
 
@@ -51,9 +51,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--edit", metavar="MSG_ID", help="send the prompt as a new version of message MSG_ID"
     )
-    p.add_argument("--max-tokens", type=int, default=None)
+    # sampling: each flag given overrides the chat's own, the model's and the app's settings
     p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--min-p", type=float, default=None)
+    p.add_argument("--repeat-penalty", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument(
+        "--context-policy",
+        choices=["stop", "drop-oldest"],
+        default=None,
+        help="when the chat no longer fits the context: stop and explain, or leave out "
+        "the oldest turns (default: the chat's own setting)",
+    )
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
@@ -117,26 +129,21 @@ def chat(args: argparse.Namespace) -> int:
     if args.backend:
         model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
     ref = model_ref(model, settings)
-    # --seed alone decides the CLI's seed (none: a fresh one each run, recorded in the receipt)
-    sampling = replace(
-        settings.sampling(temperature=args.temperature, max_tokens=args.max_tokens),
-        seed=args.seed,
-    )
+    opts = options_from_args(args)
     service = ChatService(app_paths().database, settings)
     try:
         loaded = service.load(
-            LoadRequest(
+            service.load_request(
                 ref,
-                context_limit=args.context or settings.context_limit,
-                n_threads=args.threads or settings.n_threads,
-                n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+                context_limit=args.context,
+                n_threads=args.threads,
+                n_gpu_layers=args.gpu_layers,
                 api_key=args.api_key,
             )
         ).result()
         if loaded.template.warning:
             print(f"chatapp: note: {loaded.template.warning}", file=sys.stderr)
         printer = TokenPrinter() if args.json else _Printer(said=loaded.template.warning)
-        opts = TurnOptions(sampling=sampling, system_prompt=args.system, logprobs=args.logprobs)
         if args.edit:
             handle = service.edit(args.edit, text, options=opts, listener=printer)
         elif regenerate:
@@ -151,7 +158,7 @@ def chat(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     if isinstance(result, TurnFailed):
-        raise UserError(result.error)
+        raise UserError(result.error, kind=result.kind)
     st = result.stats
     cid = result.conversation_id
     if args.stats:
@@ -166,6 +173,27 @@ def chat(args: argparse.Namespace) -> int:
     else:
         print(f"[conversation {cid[:12]}]", file=sys.stderr)
     return 130 if interrupted else 0
+
+
+SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
+
+
+def options_from_args(args: argparse.Namespace) -> TurnOptions:
+    """What the command line gave explicitly; the rest comes from the chat's own settings,
+    the model's and the app's (service.resolver). Values are checked against the chat
+    settings panel's ranges."""
+    policy = getattr(args, "context_policy", None)
+    opts = TurnOptions(
+        overrides={name: getattr(args, name, None) for name in SAMPLING_FLAGS},
+        system_prompt=args.system,
+        context_policy=policy.replace("-", "_") if policy else None,
+        logprobs=args.logprobs,
+    )
+    try:
+        opts.given()
+        return opts
+    except BadValue as e:
+        raise UserError(f"Bad value: {e}.", kind=FailureKind.BAD_REQUEST) from e
 
 
 def _find_message(store: Store, conv: Any, prefix: str) -> Any:

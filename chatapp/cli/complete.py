@@ -8,7 +8,6 @@ import argparse
 import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
 
 from chatapp.cli.common import model_ref
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
@@ -17,8 +16,7 @@ from chatapp.core.errors import UserError
 from chatapp.core.logprobs import top_n_setting
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
-from chatapp.service import ChatService, LoadRequest
-from chatapp.service.chat_service import Completion
+from chatapp.service import ChatService, Completion, TurnOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,9 +61,13 @@ def complete(args: argparse.Namespace) -> int:
     paths = app_paths().ensure()
     settings = Settings.load(paths.settings)
     ref = model_ref(args.model, settings, must_exist=True)
-    sampling = replace(
-        settings.sampling(temperature=args.temperature, max_tokens=args.max_tokens),
-        seed=args.seed,
+    # only the flags given override the app's and the model's defaults (service.resolver)
+    options = TurnOptions(
+        overrides={
+            "temperature": args.temperature,
+            "max_tokens": args.max_tokens,
+            "seed": args.seed,
+        }
     )
     logprobs = top_n_setting(settings) if args.logprobs is None else args.logprobs
     service = ChatService(paths.database, settings)
@@ -73,11 +75,11 @@ def complete(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         service.load(
-            LoadRequest(
+            service.load_request(
                 ref,
-                context_limit=args.context or settings.context_limit,
-                n_threads=args.threads or settings.n_threads,
-                n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+                context_limit=args.context,
+                n_threads=args.threads,
+                n_gpu_layers=args.gpu_layers,
             )
         ).result()
         if args.echo and not args.json:
@@ -85,7 +87,7 @@ def complete(args: argparse.Namespace) -> int:
         printer = TokenPrinter() if args.json else _TextPrinter()
         fut = service.continue_text(
             text,
-            sampling=sampling,
+            options=options,
             logprobs=logprobs if args.json else 0,
             listener=printer,
             cancel=cancel,

@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from chatapp.cli.chat_settings_cli import change_settings, describe
 from chatapp.core.conversation import Conversation, FinishReason, Message, thread
 from chatapp.core.errors import UserError
 from chatapp.core.store import Store
@@ -35,6 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--unpin", action="store_true")
     c.add_argument("--add-tag", metavar="TAG", action="append", default=[])
     c.add_argument("--remove-tag", metavar="TAG", action="append", default=[])
+    c.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="this chat's own setting: a sampling field (temperature, top_p, top_k, min_p, "
+        "repeat_penalty, seed, max_tokens), system_prompt or context_policy (stop, "
+        "drop_oldest); repeatable",
+    )
+    c.add_argument(
+        "--unset", metavar="FIELD", action="append", default=[], help="back to the default"
+    )
     c.set_defaults(func=conversations)
 
 
@@ -46,7 +59,7 @@ def open_store() -> Store:
 
 def conversations(args: argparse.Namespace) -> int:
     changes = args.pin or args.unpin or args.add_tag or args.remove_tag
-    if not args.id and (changes or args.tree):
+    if not args.id and (changes or args.tree or args.set or args.unset):
         raise UserError("Give a conversation id for --tree, --pin, --unpin or the tag options.")
     if args.pin and args.unpin:
         raise UserError("--pin and --unpin cannot go together.")
@@ -58,6 +71,11 @@ def conversations(args: argparse.Namespace) -> int:
         conv = store.find_conversation(args.id)
         if conv is None:
             raise UserError(f"No conversation with id {args.id}.")
+        if args.set or args.unset:
+            chat, system = change_settings(conv, args.set, args.unset)
+            print(describe(chat, system))
+            if not changes:
+                return 0
         if changes:
             _change(store, conv, args)
             return 0

@@ -33,7 +33,7 @@ from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.templates import check_syntax
 from chatapp.paths import app_paths
-from chatapp.service import ChatService, LoadRequest
+from chatapp.service import ChatService
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,7 @@ class _Loaded:
             check_model_file(ref.name)
         self.service = ChatService(paths.database, settings)
         try:
-            self.service.load(
-                LoadRequest(
-                    ref,
-                    context_limit=settings.context_limit,
-                    n_threads=settings.n_threads,
-                    n_gpu_layers=settings.n_gpu_layers,
-                )
-            ).result()
+            self.service.load(self.service.load_request(ref)).result()
         except BaseException:
             self.service.shutdown()
             raise

@@ -9,7 +9,7 @@ import sys
 from chatapp.cli.common import model_ref
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
-from chatapp.service import ChatService, LoadRequest
+from chatapp.service import ChatService
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,11 +63,11 @@ def serve(args: argparse.Namespace) -> int:
     service = ChatService(paths.database, settings)
     try:
         loaded = service.load(
-            LoadRequest(
+            service.load_request(
                 ref,
-                context_limit=args.context or settings.context_limit,
-                n_threads=args.threads or settings.n_threads,
-                n_gpu_layers=settings.n_gpu_layers if args.gpu_layers is None else args.gpu_layers,
+                context_limit=args.context,
+                n_threads=args.threads,
+                n_gpu_layers=args.gpu_layers,
             )
         ).result()
         config = ServerConfig(

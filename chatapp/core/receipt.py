@@ -14,10 +14,10 @@ import sys
 import zlib
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-RECEIPT_VERSION = 1
+RECEIPT_VERSION = 2  # 2: context_policy, system_prompt_sha256, sources
 
 
 def _int32(tokens: Sequence[int]) -> bytes:
@@ -61,6 +61,11 @@ class Receipt:
     reused_tokens: int = 0
     evaluated_tokens: int = 0
     tokens_known: bool = True
+    context_policy: str = ""
+    system_prompt_sha256: str = ""
+    # which settings layer each value came from (service.resolver: app, model, chat,
+    # answer, caller); empty in receipts written before version 2
+    sources: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": RECEIPT_VERSION, **self.__dict__}
@@ -83,8 +88,11 @@ class Receipt:
                 reused_tokens=int(data.get("reused_tokens", 0)),
                 evaluated_tokens=int(data.get("evaluated_tokens", 0)),
                 tokens_known=bool(data.get("tokens_known", True)),
+                context_policy=str(data.get("context_policy", "")),
+                system_prompt_sha256=str(data.get("system_prompt_sha256", "")),
+                sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
 

@@ -140,6 +140,9 @@ class LlamaEngine:
         self.path = str(Path(path).resolve())
         trained = self._gguf.context_length or context_limit
         n_ctx = max(256, min(trained, context_limit))
+        # llama.cpp pads the context to a multiple of 256; ask for that size ourselves so
+        # the batch size and what the app reports agree with what llama.cpp allocates
+        n_ctx = min(max(trained, 256), -(-n_ctx // 256) * 256)
         threads = n_threads or physical_cores()
         mark = llama_log.mark()
         log.info(

@@ -101,8 +101,14 @@ class LocalBackend:
                 return info.bos_token + text, bos + tokens
         return text, tokens
 
-    def execute(self, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
-        prompt = self.prepare(request)
+    def execute(
+        self,
+        request: ChatRequest,
+        cancel: threading.Event,
+        prompt: PreparedPrompt | None = None,
+    ) -> ReplyStream:
+        if prompt is None:
+            prompt = self.prepare(request)
         params = _seeded(request.sampling)
         return ReplyStream(
             self.engine,

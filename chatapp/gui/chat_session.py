@@ -17,7 +17,6 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from chatapp.core.backend import ModelRef, PreparedPrompt
-from chatapp.core.chat_settings import model_hardware
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.engine import ModelInfo
 from chatapp.core.settings import Settings
@@ -28,7 +27,6 @@ from chatapp.service import (
     BackendFactory,
     ChatService,
     LoadedModel,
-    LoadRequest,
     TurnHandle,
     default_backend_factory,
 )
@@ -123,16 +121,8 @@ class ChatSession(QObject):
             return
         self.loading_path = str(p.resolve())
         self.model_loading.emit(self.loading_path)
-        s = self.settings
-        own = model_hardware(s.extra, p.name)  # this model's hardware, else the app's
-        self.service.load(
-            LoadRequest(
-                ModelRef.local(p),
-                context_limit=own.get("context_limit", s.context_limit),
-                n_gpu_layers=own.get("n_gpu_layers", s.n_gpu_layers),
-                n_threads=own.get("n_threads", s.n_threads),
-            )
-        )
+        # the app's hardware settings, then this model's own (service.resolver)
+        self.service.load(self.service.load_request(ModelRef.local(p)))
 
     def set_user_template(self, text: str | None) -> None:
         """The saved template is read by the service for every request, so it applies

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 
 from chatapp.core.backend import ModelRef
 from chatapp.engine.remote import list_models
-from chatapp.service import LoadRequest
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ def use_remote(window: Any, ref: ModelRef, api_key: str) -> None:
             )
         )
         return
-    session.service.load(LoadRequest(ref, api_key=api_key))
+    session.service.load(session.service.load_request(ref, api_key=api_key))
 
 
 def install(window: Any) -> RemoteDialog | None:

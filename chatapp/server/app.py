@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from chatapp.core.engine import SamplingParams
+from chatapp.core.errors import FailureKind
 from chatapp.server.errors import ApiError, bad_api_key, unknown_model
 from chatapp.server.record import record_turn
 from chatapp.server.requests import Call, chat_call, completion_call, read_json
@@ -142,18 +142,18 @@ class Api:
         return self._vocab[key]
 
     def _options(self, call: Call) -> TurnOptions:
+        """The request's fields; the rest is resolved like any turn's (the app's settings,
+        then the model's defaults)."""
         s = call.sampling
-        base: SamplingParams = self.service.settings.sampling()
-        sampling = replace(
-            base,
-            temperature=base.temperature if s.temperature is None else s.temperature,
-            top_p=base.top_p if s.top_p is None else s.top_p,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-            repeat_penalty=1.0,  # OpenAI's API has none (nor top_k, min_p: the settings')
-        )
+        given = {
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+            "seed": s.seed,
+            "repeat_penalty": 1.0,  # OpenAI's API has none (nor top_k, min_p: resolved)
+        }
         logprobs = max(call.top_logprobs, 1) if call.logprobs else 0
-        return TurnOptions(sampling=sampling, logprobs=logprobs)
+        return TurnOptions(overrides=given, logprobs=logprobs)
 
     async def _run(self, request: Request, call: Call, *, chat: bool) -> Response:
         served = _check_model(self.service, call.model)
@@ -205,7 +205,7 @@ class Api:
                 if d.channel != "thinking":
                     tokens.extend(d.tokens)
         except TurnError as e:
-            raise _turn_error(str(e)) from e
+            raise _turn_error(e) from e
         finally:
             watcher.cancel()
         await self._record(call, turn)
@@ -274,7 +274,7 @@ class Api:
             async for d in turn.deltas():
                 yield event([piece(d)])
         except TurnError as e:
-            err = _turn_error(str(e))
+            err = _turn_error(e)
             yield {"data": json.dumps(err.body())}
             yield {"data": "[DONE]"}
             return
@@ -295,12 +295,23 @@ async def _watch_disconnect(request: Request, turn: ApiTurn) -> None:
             return
 
 
-def _turn_error(message: str) -> ApiError:
-    if "context" in message.lower():
-        return ApiError(400, message, code="context_length_exceeded")
-    if "no model is loaded" in message.lower():
-        return ApiError(503, message, "server_error", code="model_not_loaded")
-    return ApiError(500, message, "server_error")
+# a failed turn's kind -> (HTTP status, OpenAI error type, code); other kinds are 500s
+_TURN_ERRORS: dict[FailureKind, tuple[int, str, str | None]] = {
+    FailureKind.CONTEXT_FULL: (400, "invalid_request_error", "context_length_exceeded"),
+    FailureKind.BAD_REQUEST: (400, "invalid_request_error", None),
+    FailureKind.TEMPLATE: (400, "invalid_request_error", "template_error"),
+    FailureKind.NOT_FOUND: (404, "invalid_request_error", "not_found"),
+    FailureKind.NO_MODEL: (503, "server_error", "model_not_loaded"),
+    FailureKind.BACKEND_UNREACHABLE: (502, "server_error", "backend_unreachable"),
+    FailureKind.BACKEND_FAILED: (502, "server_error", "backend_error"),
+    FailureKind.DISK_FULL: (507, "server_error", "disk_full"),
+    FailureKind.STORAGE: (503, "server_error", "storage_error"),
+}
+
+
+def _turn_error(e: TurnError) -> ApiError:
+    status, type_, code = _TURN_ERRORS.get(e.kind, (500, "server_error", None))
+    return ApiError(status, str(e), type_, code=code)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -25,6 +25,7 @@ from typing import Any
 
 from chatapp.core.backend import Chunk, ReplyStats
 from chatapp.core.conversation import FinishReason
+from chatapp.core.errors import FailureKind
 from chatapp.core.templates import partial_stop_len
 from chatapp.core.thinking import THINKING
 from chatapp.service import ChatService, TurnHandle
@@ -49,7 +50,11 @@ class Delta:
 
 
 class TurnError(Exception):
-    """The turn failed; the message is the service's one line."""
+    """The turn failed: the service's one line and the failure's kind."""
+
+    def __init__(self, message: str, kind: FailureKind = FailureKind.INTERNAL) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class _StopFilter:
@@ -155,7 +160,7 @@ class ApiTurn:
         try:
             while True:
                 ready: list[Delta] = []
-                failed: str | None = None
+                failed: TurnFailed | None = None
                 if sent and self.min_interval > 0:
                     wait = sent + self.min_interval - self.loop.time()
                     if wait > 0:
@@ -188,14 +193,14 @@ class ApiTurn:
                         self.finish_reason = _finish_reason(event.stats, self._stop.stopped)
                         break
                     elif isinstance(event, TurnFailed):
-                        failed = event.error
+                        failed = event
                         break
                 for d in ready:
                     yield d
                 if ready:
                     sent = self.loop.time()
                 if failed is not None:
-                    raise TurnError(failed)
+                    raise TurnError(failed.error, failed.kind)
                 if self.finished is not None:
                     return
         finally:

@@ -1,19 +1,15 @@
 """The Qt-free chat service: one inference thread owns the model and runs every chat
 turn end to end, for the window, the CLI and the API server alike."""
 
-from chatapp.service.chat_service import (
-    BackendFactory,
-    ChatService,
-    LoadRequest,
-    TurnHandle,
-    TurnOptions,
-    default_backend_factory,
-)
+from chatapp.service.chat_service import ChatService
 from chatapp.service.events import LoadedModel
+from chatapp.service.model_host import BackendFactory, LoadRequest, default_backend_factory
+from chatapp.service.turn import Completion, TurnHandle, TurnOptions
 
 __all__ = [
     "BackendFactory",
     "ChatService",
+    "Completion",
     "LoadRequest",
     "LoadedModel",
     "TurnHandle",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from chatapp.core.backend import Capabilities, Chunk, ModelRef, PreparedPrompt, ReplyStats
 from chatapp.core.conversation import Message
 from chatapp.core.engine import ModelInfo
+from chatapp.core.errors import FailureKind
 from chatapp.core.templates import ChatTemplate
 
 
@@ -99,6 +100,7 @@ class TurnFailed:
     message_id: str | None  # the answer kept as far as it got, or None if dropped
     error: str
     restore_input: str = ""  # the user's text, when it could not be saved
+    kind: FailureKind = FailureKind.INTERNAL  # what went wrong (callers map it, never the text)
 
 
 ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed | ModelUnloaded

@@ -146,3 +146,33 @@ def test_serve_cli_refuses_an_open_host_without_a_key(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("chatapp: error: Serving on 0.0.0.0")
+
+
+def test_a_failed_turn_is_mapped_by_its_kind_not_its_text(
+    api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server reads the failure's kind: a context-full error whose message says
+    nothing of a context is still a 400 context_length_exceeded; a disk-full one a 507."""
+    from chatapp.core.errors import ContextFullError, DiskFullError
+    from chatapp.service import pipeline
+
+    def full(*_args: object, **_kw: object) -> None:
+        raise ContextFullError("Far too long (reworded on purpose).")
+
+    monkeypatch.setattr(pipeline, "fit_context", full)
+    with pytest.raises(openai.BadRequestError) as e:
+        client(api).chat.completions.create(
+            model=MODEL_ID, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.code == "context_length_exceeded"
+    assert e.value.message.endswith("Far too long (reworded on purpose).")
+
+    def disk(*_args: object, **_kw: object) -> None:
+        raise DiskFullError("Out of room (reworded).")
+
+    monkeypatch.setattr(pipeline, "fit_context", disk)
+    r = httpx.post(
+        f"{api}/chat/completions",
+        json={"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert _error(r, 507)["code"] == "disk_full"

@@ -1,0 +1,139 @@
+"""The model host: the inference thread and the one loaded backend it owns.
+
+Jobs run on the inference thread one at a time in arrival order (a SerialExecutor), so
+requests from the window and from API clients queue fairly; nothing else touches the
+model. Model events (loading, loaded, failed, unloaded) go to every subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatapp.core.backend import Backend, Capabilities, ModelRef
+from chatapp.core.errors import NoModelError, UserError
+from chatapp.core.settings import Settings
+from chatapp.service.events import (
+    LoadedModel,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ModelUnloaded,
+)
+from chatapp.service.executor import SerialExecutor
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    ref: ModelRef
+    context_limit: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int | None = None
+    api_key: str = ""  # a remote server's key (never stored with the conversation)
+
+
+BackendFactory = Callable[[LoadRequest], Backend]
+
+
+def default_backend_factory(req: LoadRequest) -> Backend:
+    if not req.ref.is_local:
+        from chatapp.engine.remote import RemoteBackend
+
+        return RemoteBackend(req.ref.endpoint, req.ref.name, api_key=req.api_key)
+    from chatapp.engine.llama import VERSION, LlamaEngine
+    from chatapp.engine.local import LocalBackend
+
+    engine = LlamaEngine(
+        req.ref.name,
+        context_limit=req.context_limit,
+        n_gpu_layers=req.n_gpu_layers,
+        n_threads=req.n_threads,
+    )
+    return LocalBackend(engine, version=VERSION)
+
+
+class ModelHost:
+    def __init__(self, settings: Settings, factory: BackendFactory) -> None:
+        self.settings = settings
+        self._factory = factory
+        self._subscribers: list[Listener] = []
+        self.infer = SerialExecutor("chat-inference")
+        self.backend: Backend | None = None  # touched on the inference thread only
+        self.loaded: LoadedModel | None = None
+
+    # -- subscribers -------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._subscribers.append(listener)
+        return lambda: self._subscribers.remove(listener)
+
+    def publish(self, event: Any) -> None:
+        for listener in list(self._subscribers):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("subscriber failed on %s", type(event).__name__)
+
+    # -- the model -----------------------------------------------------------------------
+
+    def load(self, request: LoadRequest) -> LoadedModel:
+        """On the inference thread."""
+        self.publish(ModelLoading(request.ref))
+        self.close()  # the old model's memory goes before the new one loads
+        t0 = time.perf_counter()
+        try:
+            backend = self._factory(request)
+            template = backend.template(self.user_template(backend.ref))
+        except UserError as e:
+            self.publish(ModelLoadFailed(request.ref, str(e)))
+            raise
+        except Exception as e:  # a bug, or llama.cpp failing in a new way
+            log.exception("loading %s failed", request.ref)
+            message = f"Could not load the model: {e}"
+            self.publish(ModelLoadFailed(request.ref, message))
+            raise UserError(message) from e
+        self.backend = backend
+        loaded = LoadedModel(
+            backend.ref,
+            backend.info,
+            template,
+            getattr(backend, "capabilities", Capabilities()),
+            time.perf_counter() - t0,
+        )
+        self.loaded = loaded
+        self.publish(ModelLoaded(loaded))
+        return loaded
+
+    def unload(self) -> None:
+        self.close()
+        self.publish(ModelUnloaded())
+
+    def close(self) -> None:
+        backend, self.backend = self.backend, None
+        self.loaded = None
+        if backend is not None:
+            backend.close()
+
+    def user_template(self, ref: ModelRef) -> str | None:
+        if not ref.is_local:
+            return None
+        return self.settings.user_templates.get(Path(ref.name).name) or None
+
+    def require(self) -> Backend:
+        if self.backend is None:
+            raise NoModelError("No model is loaded. Open a .gguf model first.")
+        return self.backend
+
+    def loaded_ref(self) -> ModelRef:
+        loaded = self.loaded
+        if loaded is None:
+            raise NoModelError("No model is loaded. Open a .gguf model first.")
+        return loaded.ref

@@ -1,0 +1,319 @@
+"""The turn pipeline: the one place a turn runs, whatever started it.
+
+    prepare the prompt once -> fit the context -> generate (stream) -> sink
+
+A TurnSpec says what to run (the request, the model it needs, its resolved settings);
+a Sink says what happens to the answer: the StoreSink saves it while it streams and
+finishes it with statistics, tokens and a receipt (the window, the CLI, Continue,
+regenerate, edit, branch, a recorded API request); the MemorySink keeps it in memory
+(an API request that is not recorded, completion mode). A later step (retrieved
+documents, a tool call and its result) joins here, once, for every kind of turn.
+
+run_turn() runs on the inference thread; a sink's database work goes to the store thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from chatapp.core.backend import Backend, ChatRequest, Chunk, ModelRef, PreparedPrompt
+from chatapp.core.context_fit import FitResult, fit_context
+from chatapp.core.conversation import Conversation, FinishReason, Message, Role
+from chatapp.core.errors import ContextFullError, FailureKind, NoModelError, UserError
+from chatapp.core.logprobs import TokenTrace, TraceBuilder
+from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
+from chatapp.core.store import Store
+from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
+from chatapp.service.resolver import TurnSettings
+from chatapp.service.store_thread import StoreThread
+from chatapp.service.turn import Failure, TurnHandle, failure_of, storage_failure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TurnSpec:
+    """One turn to run: what to send, with which model, under which settings."""
+
+    handle: TurnHandle
+    request: ChatRequest
+    settings: TurnSettings
+    ref: ModelRef | None = None  # the model the turn needs (None: whichever is loaded)
+    raw_text: str | None = None  # an API raw completion: this text, special tokens parsed
+
+
+class MemorySink:
+    """Keeps the answer in memory and saves nothing."""
+
+    def __init__(self, spec: TurnSpec, prefill: tuple[str, str] = ("", "")) -> None:
+        self.spec = spec
+        self.answer: list[str] = [prefill[0]] if prefill[0] else []
+        self.thinking: list[str] = [prefill[1]] if prefill[1] else []
+        logprobs = spec.request.logprobs
+        self.tokens = TraceBuilder(logprobs, spec.settings.sampling.as_dict()) if logprobs else None
+        self.trace: TokenTrace | None = None
+        self.message_id = ""
+        self.dropped: list[str] = []
+
+    def prepared(self, fit: FitResult) -> None:
+        self.dropped = fit.dropped
+
+    def streaming(self) -> None:
+        pass
+
+    def add(self, chunk: Chunk) -> None:
+        if chunk.text:
+            (self.thinking if chunk.channel == "thinking" else self.answer).append(chunk.text)
+        if self.tokens is not None:
+            self.tokens.add(chunk)
+
+    def broken(self) -> bool:
+        """True when the answer can no longer be kept (the disk failed): stop."""
+        return False
+
+    def build_trace(self, backend: Backend) -> None:
+        if self.tokens is not None:  # the vocabulary is read here, on the model's thread
+            self.tokens.forced = len(self.spec.request.forced)
+            self.trace = self.tokens.build(backend.token_bytes)
+
+    def finish(self, stream: Any, backend: Backend) -> Message:
+        stats = stream.stats
+        return Message(
+            id="",
+            conversation_id="",
+            parent_id=None,
+            role=Role.ASSISTANT,
+            content="".join(self.answer).strip(),
+            created_at=time.time(),
+            thinking="".join(self.thinking).strip(),
+            model=backend.ref.label,
+            finish_reason=stats.finish_reason,
+            prompt_tokens=stats.prompt_tokens,
+            completion_tokens=stats.completion_tokens,
+            tokens_per_second=round(stats.tokens_per_second, 2),
+        )
+
+    def fail(self, failure: Failure) -> str | None:
+        """Record the failure; the id of the answer kept as far as it got, or None."""
+        return None
+
+
+class StoreSink(MemorySink):
+    """Saves the answer while it streams (its row exists before the turn runs) and
+    finishes it with its statistics, tokens, prompt token ids and receipt."""
+
+    def __init__(
+        self,
+        spec: TurnSpec,
+        db: StoreThread,
+        conversation: Conversation,
+        reply: Message,
+        prefill: tuple[str, str] = ("", ""),
+    ) -> None:
+        super().__init__(spec, prefill)
+        self.db = db
+        self.conversation = conversation
+        self.reply = reply
+        self.message_id = reply.id
+
+    def prepared(self, fit: FitResult) -> None:
+        super().prepared(fit)
+        if fit.dropped:
+            self.reply = self.reply.with_(
+                meta={**self.reply.meta, "context_dropped": list(fit.dropped)}
+            )
+
+    def streaming(self) -> None:
+        self.db.stream_watch(self.reply.id, self.answer, self.thinking)
+
+    def broken(self) -> bool:
+        return self.db.stream_error(self.reply.id) is not None
+
+    def finish(self, stream: Any, backend: Backend) -> Message:
+        failure = self.db.stream_error(self.reply.id)
+        try:
+            message = self.db.call(lambda store: self._save(store, stream, backend))
+        except Exception as e:
+            self.db.stream_end(self.reply.id)
+            raise _Unsaved(storage_failure(e) or failure_of(e, "Could not save the answer")) from e
+        if failure is not None:
+            raise _Unsaved(storage_failure(failure) or Failure(FailureKind.STORAGE, str(failure)))
+        return message
+
+    def _save(self, store: Store, stream: Any, backend: Backend) -> Message:
+        self.db.stream_end(self.reply.id)
+        stats = stream.stats
+        prompt: PreparedPrompt = stream.prompt
+        sampling = dict(asdict(getattr(stream, "params", self.spec.settings.sampling)))
+        sampling["seed"] = stats.seed
+        template = prompt.template
+        resolved = self.spec.settings
+        receipt = Receipt(
+            prompt_tokens=len(prompt.tokens),
+            prompt_sha256=tokens_sha256(prompt.tokens),
+            template=template.name,
+            template_source=template.source,
+            template_sha256=text_sha256(template.text),
+            sampling=sampling,
+            backend=getattr(backend, "version", ""),
+            model=str(backend.ref),
+            reused_tokens=stats.reused_tokens,
+            evaluated_tokens=stats.evaluated_tokens,
+            tokens_known=prompt.tokens_known,
+            context_policy=resolved.context_policy,
+            system_prompt_sha256=text_sha256(self.spec.request.system_prompt),
+            sources=resolved.receipt_sources(),
+        )
+        meta = dict(self.reply.meta)
+        meta.update(
+            template=template.name,
+            template_source=template.source,
+            sampling=sampling,
+            prompt_seconds=round(stats.prompt_seconds, 4),
+            generation_seconds=round(stats.generation_seconds, 4),
+            receipt=receipt.as_dict(),
+        )
+        if prompt.warning:
+            meta["prompt_warning"] = prompt.warning
+        with store.transaction():
+            store.update_message(
+                self.reply.id,
+                content=stream.answer,
+                thinking=stream.thinking,
+                finish_reason=stats.finish_reason,
+                prompt_tokens=stats.prompt_tokens,
+                completion_tokens=stats.completion_tokens,
+                tokens_per_second=round(stats.tokens_per_second, 2),
+                meta=meta,
+            )
+            if prompt.tokens_known:
+                store.save_prompt_tokens(self.reply.id, prompt.tokens)
+            if self.trace is not None:
+                store.save_token_trace(self.reply.id, self.trace)
+        message = store.get_message(self.reply.id)
+        assert message is not None
+        return message
+
+    def fail(self, failure: Failure) -> str | None:
+        """Keep what was streamed (marked as failed); drop an answer that never began."""
+        reply = self.reply
+        self.db.stream_end(reply.id)
+        answer, thinking = "".join(self.answer).strip(), "".join(self.thinking).strip()
+        try:
+            if answer or thinking:
+                if failure.kind not in (FailureKind.DISK_FULL, FailureKind.STORAGE):
+                    self.db.call(
+                        lambda s: s.update_message(
+                            reply.id,
+                            content=answer,
+                            thinking=thinking,
+                            finish_reason=FinishReason.ERROR,
+                        )
+                    )
+                return reply.id
+            self.db.call(lambda s: s.delete_message(reply.id))
+        except Exception as e:
+            log.error("could not record the failed answer %s: %s", reply.id, e)
+            return reply.id
+        return None
+
+
+class _Unsaved(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass
+class Runner:
+    """Runs TurnSpecs on the inference thread with the backend the service holds."""
+
+    backend: Any  # () -> Backend | None
+    user_template: Any  # (ModelRef) -> str | None
+
+    def run(self, spec: TurnSpec, sink: MemorySink) -> None:
+        handle = spec.handle
+        cancel = handle.cancel_event
+        stream: Any = None
+        backend: Backend | None = self.backend()
+        try:
+            if backend is None:
+                raise NoModelError("No model is loaded. Open a .gguf model first.")
+            if spec.ref is not None and backend.ref != spec.ref:
+                raise NoModelError("The model changed before this answer started.")
+            request = spec.request
+            if request.user_template is None:
+                request = replace(request, user_template=self.user_template(backend.ref))
+            if spec.raw_text is not None:
+                execute_text = getattr(backend, "execute_text", None)
+                if execute_text is None:
+                    raise UserError(f"{backend.ref.label} does not take raw-text prompts.")
+                stream = execute_text(spec.raw_text, request, cancel)
+                fit = FitResult(request, stream.prompt)
+                _check_fits(fit.prompt, backend.info.n_ctx)
+            else:
+                fit = fit_context(
+                    backend.prepare, request, spec.settings.context_policy, backend.info.n_ctx
+                )
+                stream = backend.execute(fit.request, cancel, fit.prompt)
+            sink.prepared(fit)
+            handle.emit(
+                TurnPrompt(
+                    handle.turn_id,
+                    sink.message_id,
+                    stream.prompt,
+                    backend.info.n_ctx,
+                    tuple(fit.dropped),
+                )
+            )
+            sink.streaming()
+            for chunk in stream:
+                sink.add(chunk)
+                handle.emit(TurnChunk(handle.turn_id, sink.message_id, chunk))
+                if sink.broken():
+                    handle.cancel()  # the disk or database failed: stop, keep what we can
+            sink.build_trace(backend)
+            message = sink.finish(stream, backend)
+        except _Unsaved as e:
+            self._failed(spec, sink, e.failure, save=False)
+            return
+        except Exception as e:
+            self._failed(spec, sink, failure_of(e))
+            return
+        assert backend is not None
+        handle.emit(
+            TurnFinished(
+                handle.turn_id,
+                message.conversation_id,
+                message,
+                stream.stats,
+                backend.info.n_ctx,
+                stream.prompt.warning,
+            )
+        )
+
+    def _failed(
+        self, spec: TurnSpec, sink: MemorySink, failure: Failure, *, save: bool = True
+    ) -> None:
+        kept = sink.fail(failure if save else Failure(FailureKind.STORAGE, failure.message))
+        conversation = getattr(sink, "conversation", None)
+        handle = spec.handle
+        handle.emit(
+            TurnFailed(
+                handle.turn_id,
+                conversation.id if conversation is not None else None,
+                kept,
+                failure.message,
+                kind=failure.kind,
+            )
+        )
+
+
+def _check_fits(prompt: PreparedPrompt, n_ctx: int) -> None:
+    if n_ctx and prompt.tokens_known and len(prompt.tokens) >= n_ctx:
+        raise ContextFullError(
+            f"The prompt is {len(prompt.tokens)} tokens long; this model's context holds {n_ctx}."
+        )

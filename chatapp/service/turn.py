@@ -1,0 +1,122 @@
+"""A turn as its callers see it: the options they give, the handle they hold, and how a
+failure is named (a kind and one line)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from chatapp.core.backend import PreparedPrompt, ReplyStats
+from chatapp.core.engine import SamplingParams
+from chatapp.core.errors import DiskFullError, FailureKind, StoreError, UserError
+from chatapp.service.events import TurnEvent, TurnFailed, TurnFinished
+from chatapp.service.resolver import Given
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """What a caller gives explicitly for a turn; everything else is resolved from the
+    app's, the model's and the conversation's settings (service.resolver).
+
+    sampling: a whole SamplingParams the caller chose (every field counts as given);
+    overrides: only these sampling fields (a CLI flag, an API field)."""
+
+    sampling: SamplingParams | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None  # for a new conversation
+    context_policy: str | None = None
+    # alternatives kept per token (None: the settings' logprobs_top_n, 5 by default; 0: none)
+    logprobs: int | None = None
+
+    def given(self) -> Given:
+        values: dict[str, Any] = {}
+        if self.sampling is not None:
+            values = {f.name: getattr(self.sampling, f.name) for f in fields(SamplingParams)}
+        values.update({k: v for k, v in self.overrides.items() if v is not None})
+        return Given(values, self.system_prompt, self.context_policy, self.logprobs).checked()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished completion-mode request (ChatService.continue_text)."""
+
+    prompt: PreparedPrompt
+    text: str
+    stats: ReplyStats
+
+
+class TurnHandle:
+    """A turn in flight: cancel it, or wait for its last event."""
+
+    def __init__(self, turn_id: str, listener: Listener | None) -> None:
+        self.turn_id = turn_id
+        self.cancel_event = threading.Event()
+        self.future: Future[TurnFinished | TurnFailed] = Future()
+        self.conversation_id: str | None = None
+        self.message_id: str | None = None
+        self._listener = listener
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def result(self, timeout: float | None = None) -> TurnFinished | TurnFailed:
+        return self.future.result(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+    def emit(self, event: TurnEvent) -> None:
+        if self._listener is not None:
+            try:
+                self._listener(event)
+            except Exception:
+                log.exception("turn listener failed on %s", type(event).__name__)
+        if isinstance(event, (TurnFinished, TurnFailed)) and not self.future.done():
+            self.future.set_result(event)
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    message: str
+
+
+def failure_of(e: BaseException, doing: str = "Generation failed") -> Failure:
+    """The kind and the one line for an exception that ended a turn. A UserError says
+    its own kind; a storage problem is named; anything else is a bug (logged)."""
+    if isinstance(e, UserError):
+        return Failure(e.kind, str(e))
+    storage = storage_failure(e)
+    if storage is not None:
+        return storage
+    log.error("%s", doing, exc_info=e)
+    return Failure(FailureKind.INTERNAL, f"{doing}: {e}" if str(e) else f"{doing}: {e!r}")
+
+
+def storage_failure(e: BaseException) -> Failure | None:
+    """A failed write as a Failure, or None if it is not a storage problem."""
+    text = str(e).lower()
+    if isinstance(e, DiskFullError) or "disk is full" in text or "no space" in text:
+        return Failure(
+            FailureKind.DISK_FULL,
+            "The disk is full: the answer could not be saved. Free some space and try again.",
+        )
+    if isinstance(e, StoreError):
+        return Failure(FailureKind.STORAGE, str(e))
+    if "database is locked" in text or "database is busy" in text:
+        return Failure(
+            FailureKind.STORAGE,
+            "The chat database is busy (another chatapp is writing to it); try again.",
+        )
+    if "malformed" in text or "not a database" in text:
+        return Failure(FailureKind.STORAGE, f"The chat database is damaged: {e}")
+    return None

@@ -1,0 +1,166 @@
+"""One turn, one set of rules (issue 17): settings resolved in layers wherever a chat is
+continued, load settings resolved the same for the window, `chatapp chat` and `chatapp
+serve`, and every kind of stored turn leaves a receipt that `chatapp prompt` verifies.
+Real processes, the real SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from chatapp.core.chat_settings import HARDWARE_KEY, set_model_entry
+from chatapp.core.conversation import Role
+from chatapp.core.receipt import Receipt
+from chatapp.core.settings import Settings
+from chatapp.core.store import Store
+from chatapp.paths import app_paths
+
+pytestmark = pytest.mark.model
+RUN_CLI = Path(__file__).resolve().parents[1] / "hub" / "run_cli.py"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(RUN_CLI), *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def _cid(stderr: str) -> str:
+    m = re.search(r"\[conversation (\w+)", stderr)
+    assert m, stderr
+    return m.group(1)
+
+
+def _last_answer(cid: str) -> tuple[Receipt, str]:
+    with Store(app_paths().database) as store:
+        conv = store.find_conversation(cid)
+        assert conv is not None
+        answer = store.active_thread(conv.id)[-1]
+        assert answer.role is Role.ASSISTANT
+        receipt = Receipt.from_dict(answer.meta["receipt"])
+        assert receipt is not None
+        return receipt, answer.id
+
+
+def test_chat_settings_set_from_the_cli_are_used_by_the_next_cli_turn(smollm2_path: Path) -> None:
+    first = cli("chat", "--model", str(smollm2_path), "--max-tokens", "6", "--threads", "2", "Hi")
+    assert first.returncode == 0, first.stderr
+    cid = _cid(first.stderr)
+    receipt, _ = _last_answer(cid)
+    assert receipt.sources["temperature"] == "app" and receipt.sources["max_tokens"] == "caller"
+
+    # the chat's own settings, checked against the panel's ranges
+    bad = cli("conversations", cid, "--set", "temperature=9")
+    assert bad.returncode == 1 and "temperature must be between 0 and 5" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    changed = cli(
+        "conversations",
+        cid,
+        "--set",
+        "temperature=0",
+        "--set",
+        "system_prompt=Answer like a pirate.",
+        "--set",
+        "top_k=7",
+        "--set",
+        "context_policy=drop-oldest",
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert "temperature=0" in changed.stdout and "drop_oldest" in changed.stdout
+
+    # continued from the CLI with no sampling flags: the chat's own values, said to be the chat's
+    second = cli("chat", "-c", cid, "--max-tokens", "6", "--threads", "2", "Who are you?")
+    assert second.returncode == 0, second.stderr
+    receipt, mid = _last_answer(cid)
+    assert receipt.sampling["temperature"] == 0 and receipt.sources["temperature"] == "chat"
+    assert receipt.sampling["top_k"] == 7 and receipt.sources["top_k"] == "chat"
+    assert receipt.sources["system_prompt"] == "chat"
+    assert receipt.context_policy == "drop_oldest" and receipt.sources["context_policy"] == "chat"
+    prompt = cli("prompt", "--conversation", cid, "--message", mid)
+    assert prompt.returncode == 0, prompt.stderr  # the receipt verifies
+    with Store(app_paths().database) as store:
+        ids = store.prompt_tokens(mid)
+    shown = cli("prompt", "--conversation", cid)
+    assert "Answer like a pirate." in shown.stdout and ids
+
+    # a flag overrides only its own field
+    third = cli("chat", "-c", cid, "--temperature", "0.5", "--max-tokens", "6", "--threads", "2", "Ok")
+    assert third.returncode == 0, third.stderr
+    receipt, _ = _last_answer(cid)
+    assert receipt.sampling["temperature"] == 0.5 and receipt.sources["temperature"] == "caller"
+    assert receipt.sampling["top_k"] == 7 and receipt.sources["top_k"] == "chat"
+
+    # unset: back to the layers below
+    cli("conversations", cid, "--unset", "top_k")
+    fourth = cli("chat", "-c", cid, "--max-tokens", "4", "--threads", "2", "Bye")
+    assert fourth.returncode == 0, fourth.stderr
+    receipt, _ = _last_answer(cid)
+    assert receipt.sources["top_k"] == "app" and receipt.sources["temperature"] == "chat"
+
+
+def test_flags_are_checked_like_the_panel(smollm2_path: Path) -> None:
+    r = cli("chat", "--model", str(smollm2_path), "--top-p", "1.5", "Hi")
+    assert r.returncode == 1 and "top_p must be between 0 and 1" in r.stderr
+
+
+def _model_context(limit: int, model: Path) -> None:
+    paths = app_paths().ensure()
+    settings = Settings.load(paths.settings)
+    set_model_entry(settings.extra, HARDWARE_KEY, model.name, {"context_limit": limit})
+    settings.save(paths.settings)
+
+
+def test_a_models_own_context_length_is_used_by_chat_and_serve(smollm2_path: Path) -> None:
+    # a context of 512 tokens for this model (as the window's panel saves it; the app's
+    # is 4096): a long prompt no longer fits, in `chatapp chat` ...
+    _model_context(512, smollm2_path)
+    long = "word " * 700
+    r = cli("chat", "--model", str(smollm2_path), "--max-tokens", "4", long)
+    assert r.returncode == 3, r.stderr  # context full has its own exit code
+    assert "context holds 512" in r.stderr
+    # ... and in `chatapp serve`
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, str(RUN_CLI), "serve", "--model", str(smollm2_path), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as resp:
+                    model_id = json.load(resp)["data"][0]["id"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.3)
+        body = json.dumps(
+            {"model": model_id, "messages": [{"role": "user", "content": long}], "max_tokens": 4}
+        ).encode()
+        req = urllib.request.Request(
+            f"{url}/v1/chat/completions", body, {"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=120)
+        assert err.value.code == 400
+        payload = json.load(err.value)
+        assert payload["error"]["code"] == "context_length_exceeded"
+        assert "context holds 512" in payload["error"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
