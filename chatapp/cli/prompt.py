@@ -198,8 +198,13 @@ def _conversation_prompt(args: argparse.Namespace) -> int:
     template = _template_text(args.template)
     kwargs: dict[str, Any] = {} if template is _SAVED else {"user_template": template}
     with _Loaded(ModelRef.parse(model)) as service:
+        # a continued answer's prompt ended with the answer so far (Continue)
+        prefill = answer.content[: receipt.prefill_chars] if answer and receipt else ""
         prepared = service.prepare_conversation(
-            conv.id, upto_message_id=answer.parent_id if answer else None, **kwargs
+            conv.id,
+            upto_message_id=answer.parent_id if answer else None,
+            prefill=prefill,
+            **kwargs,
         ).result()
         _print_prompt(service, prepared, args.tokens)
     if answer is None or receipt is None:

@@ -66,6 +66,8 @@ class Receipt:
     # which settings layer each value came from (service.resolver: app, model, chat,
     # answer, caller); empty in receipts written before version 2
     sources: dict[str, str] = field(default_factory=dict)
+    # Continue: the answer's first characters that opened the model's turn in this prompt
+    prefill_chars: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": RECEIPT_VERSION, **self.__dict__}
@@ -91,6 +93,7 @@ class Receipt:
                 context_policy=str(data.get("context_policy", "")),
                 system_prompt_sha256=str(data.get("system_prompt_sha256", "")),
                 sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
+                prefill_chars=int(data.get("prefill_chars", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

@@ -41,6 +41,7 @@ from chatapp.core.logprobs import top_n_setting
 from chatapp.gui.chatview.tokens import RAW, TEXT, TOKENS, display_labels
 from chatapp.gui.message_tokens import _Live
 from chatapp.gui.tokenizer_playground import palette_colors
+from chatapp.service import TurnOptions
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,15 @@ class CompletionWindow(QWidget):
         if not text:
             self.status.setText(self.tr("Write something for the model to continue."))
             return False
-        sampling = replace(
-            self.main.settings.sampling(),
-            temperature=self.temperature.value(),
-            max_tokens=self.max_tokens.value(),
+        # this view's two fields over the app's and the model's settings (service.resolver)
+        options = TurnOptions(
+            overrides={
+                "temperature": self.temperature.value(),
+                "max_tokens": self.max_tokens.value(),
+            }
         )
+        assert session.model is not None
+        sampling = session.service.turn_settings(session.model.ref, None, options).sampling
         self._cancel = threading.Event()
         self._live = _Live(self.main.message_tokens.special_token)
         self._sampling = sampling.as_dict()  # what shaped the sampled probabilities
@@ -225,7 +230,7 @@ class CompletionWindow(QWidget):
         self.status.setText(self.tr("Continuing…"))
         future = session.service.continue_text(
             text,
-            sampling=sampling,
+            options=options,
             logprobs=max(1, top_n_setting(self.main.settings)),
             listener=self._relay.chunk.emit,  # on the inference thread: queued to here
             cancel=self._cancel,

@@ -207,10 +207,12 @@ class ChatService:
         user_template: Any = _NOT_GIVEN,
         tools: list[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
+        prefill: str = "",
     ) -> Future[PreparedPrompt]:
         """The exact prompt the loaded model would receive: the very function a send
         runs. user_template: a template text to try instead of the saved one (the
-        template editor's preview); None means the model's own."""
+        template editor's preview); None means the model's own. prefill: the answer so
+        far that opens the model's turn (Continue)."""
 
         def job() -> PreparedPrompt:
             backend = self._host.require()
@@ -225,6 +227,7 @@ class ChatService:
                 user_template=text,
                 tools=tools,
                 add_generation_prompt=add_generation_prompt,
+                prefill=prefill,
             )
             return backend.prepare(request)
 
@@ -237,6 +240,7 @@ class ChatService:
         draft: str = "",
         upto_message_id: str | None = None,
         user_template: Any = _NOT_GIVEN,
+        prefill: str = "",
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
         upto_message_id, if given) plus the draft as the next user message, if any."""
@@ -271,7 +275,9 @@ class ChatService:
             history: list[Any] = list(branch)
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
-            _chain(self.prepare(history, system, user_template=user_template), result)
+            _chain(
+                self.prepare(history, system, user_template=user_template, prefill=prefill), result
+            )
 
         self._db.submit(read).add_done_callback(then)
         return result

@@ -166,6 +166,7 @@ class StoreSink(MemorySink):
             context_policy=resolved.context_policy,
             system_prompt_sha256=text_sha256(self.spec.request.system_prompt),
             sources=resolved.receipt_sources(),
+            prefill_chars=len(self.spec.request.prefill),
         )
         meta = dict(self.reply.meta)
         meta.update(

@@ -164,3 +164,40 @@ def test_a_models_own_context_length_is_used_by_chat_and_serve(smollm2_path: Pat
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_every_stored_kind_of_turn_leaves_a_receipt_that_verifies(smollm2_path: Path) -> None:
+    """A send, Continue, regenerate and branch-from-alternative run through the same
+    pipeline; `chatapp prompt --conversation ID --message MID` re-renders each answer's
+    prompt in a new process and checks it against the receipt."""
+    from chatapp.core.backend import ModelRef
+    from chatapp.core.conversation import FinishReason
+    from chatapp.service import ChatService, TurnOptions
+    from chatapp.service.events import TurnFinished
+
+    service = ChatService(app_paths().ensure().database, Settings())
+    try:
+        service.load(service.load_request(ModelRef.local(smollm2_path), n_threads=2)).result(300)
+        short = TurnOptions(overrides={"max_tokens": 5, "seed": 3, "temperature": 0.0})
+        sent = service.send(None, "Count from one to ten in words.", options=short).result(300)
+        assert isinstance(sent, TurnFinished), sent
+        assert sent.message.finish_reason is FinishReason.LENGTH
+        cid, first = sent.conversation_id, sent.message
+        more = TurnOptions(overrides={"max_tokens": 6, "temperature": 0.0})
+        cont = service.continue_answer(first.id, options=more).result(300)
+        assert isinstance(cont, TurnFinished), cont
+        assert cont.message.id == first.id and cont.message.content.startswith(first.content)
+        regen = service.regenerate(cid, options=short).result(300)
+        assert isinstance(regen, TurnFinished), regen
+        trace_len = 2
+        branch = service.branch_from(regen.message.id, trace_len, 28, options=short).result(300)
+        assert isinstance(branch, TurnFinished), branch
+        answers = [cont.message, regen.message, branch.message]
+    finally:
+        service.shutdown()
+    receipt = Receipt.from_dict(cont.message.meta["receipt"])
+    assert receipt is not None and receipt.prefill_chars == len(first.content)
+    for answer in answers:
+        check = cli("prompt", "--conversation", cid, "--message", answer.id)
+        assert check.returncode == 0, (answer.id, check.stderr)
+        assert "matches the receipt" in check.stderr
