@@ -93,7 +93,9 @@ def test_chat_settings_set_from_the_cli_are_used_by_the_next_cli_turn(smollm2_pa
     assert "Answer like a pirate." in shown.stdout and ids
 
     # a flag overrides only its own field
-    third = cli("chat", "-c", cid, "--temperature", "0.5", "--max-tokens", "6", "--threads", "2", "Ok")
+    third = cli(
+        "chat", "-c", cid, "--temperature", "0.5", "--max-tokens", "6", "--threads", "2", "Ok"
+    )
     assert third.returncode == 0, third.stderr
     receipt, _ = _last_answer(cid)
     assert receipt.sampling["temperature"] == 0.5 and receipt.sources["temperature"] == "caller"
