@@ -194,8 +194,14 @@ class Backend(Protocol):
         """The exact prompt for the request; execute() sends exactly this."""
         ...
 
-    def execute(self, request: ChatRequest, cancel: threading.Event) -> ChunkStream:
-        """Prepare the prompt and stream the reply."""
+    def execute(
+        self,
+        request: ChatRequest,
+        cancel: threading.Event,
+        prompt: PreparedPrompt | None = None,
+    ) -> ChunkStream:
+        """Prepare the prompt (unless prompt, prepare(request) done already, is given)
+        and stream the reply."""
         ...
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:

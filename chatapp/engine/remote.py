@@ -359,8 +359,13 @@ class RemoteBackend:
         if not self.capabilities.logprobs:
             self.capabilities = Capabilities(tokens=False, logprobs=True)
 
-    def execute(self, request: ChatRequest, cancel: threading.Event) -> RemoteStream:
-        prompt = self.prepare(request)
+    def execute(
+        self,
+        request: ChatRequest,
+        cancel: threading.Event,
+        prompt: PreparedPrompt | None = None,
+    ) -> RemoteStream:
+        prompt = prompt or self.prepare(request)
         body = self._body(request, prompt.messages)
         return RemoteStream(self.client, body, prompt, cancel, self._saw_logprobs)
 

@@ -34,14 +34,15 @@ from chatapp.core.backend import (
     TokensUnavailable,
 )
 from chatapp.core.chat_settings import (
-    DROP_OLDEST,
     ChatSettings,
     model_defaults,
     resolve_sampling,
 )
+from chatapp.core.context_fit import FitCancelled, FitResult, TokenCounts, counter, fit_context
+from chatapp.core.continued import Part, combine
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role, title_from
 from chatapp.core.engine import SamplingParams
-from chatapp.core.errors import ContextFullError, DiskFullError, StoreError, UserError
+from chatapp.core.errors import DiskFullError, StoreError, UserError
 from chatapp.core.logprobs import TokenTrace, TraceBuilder, forced_tokens, top_n_setting
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
 from chatapp.core.settings import Settings
@@ -57,6 +58,7 @@ from chatapp.service.events import (
     TurnEvent,
     TurnFailed,
     TurnFinished,
+    TurnFitting,
     TurnPrompt,
     TurnStarted,
 )
@@ -68,6 +70,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Listener = Callable[[Any], None]
+
+FIT_PROGRESS_AFTER_S = 0.3  # fitting a long chat shows its progress after this long
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,8 @@ class _Turn:
     trace: TokenTrace | None = None
     forced: tuple[Any, ...] = ()  # branch_from: tokens the answer starts with
     prefill: tuple[str, str] = ("", "")  # continue_answer: the answer and thinking so far
+    continued: Message | None = None  # continue_answer: the answer as it was
+    leaf_before: str | None = None  # the message the conversation showed before the turn
 
 
 class ChatService:
@@ -199,6 +205,7 @@ class ChatService:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._closed = False
+        self._token_counts = TokenCounts()  # per message, for fitting long chats
 
     # -- subscribers -------------------------------------------------------------------
 
@@ -644,12 +651,22 @@ class ChatService:
                 max(0, min(top_n, 20)),
                 chat.context_policy,
             )
-            turn.prefill = (answer.content, answer.thinking)
-            turn.answer.append(answer.content)
+            before = store.token_trace(answer.id)
+            text = answer.content
+            spelled = before.text() if before is not None and not answer.thinking else ""
+            if spelled.strip() == text:  # the text as its tokens spell it: a trailing
+                text = spelled.lstrip()  # newline or space stays where the model put it
+            turn.prefill = (text, answer.thinking)
+            turn.continued = answer
+            turn.answer.append(text)
             if answer.thinking:
                 turn.thinking.append(answer.thinking)
-            if turn.logprobs:
+            if turn.logprobs and (before is not None or not (answer.content or answer.thinking)):
+                # one answer, one trace: its tokens so far, then the new ones (an answer
+                # recorded without tokens gets no trace of half of it)
                 turn.tokens = TraceBuilder(turn.logprobs, sampling.as_dict())
+                if before is not None:
+                    turn.tokens.resume(before)
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
             self._infer.submit(self._generate, turn)
 
@@ -705,6 +722,7 @@ class ChatService:
     ) -> None:
         """On the store thread: write the answer's row, then queue the generation."""
         handle.conversation_id = conv.id
+        leaf_before = conv.current_leaf_id if user is None else None  # a regenerate's
         if user is not None:
             handle.message_id = user.id
         branch = store.active_thread(conv.id) if user is not None else None
@@ -746,6 +764,7 @@ class ChatService:
             chat.context_policy,
         )
         turn.forced = forced
+        turn.leaf_before = leaf_before
         if turn.logprobs:
             turn.tokens = TraceBuilder(turn.logprobs, sampling.as_dict())
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
@@ -774,12 +793,13 @@ class ChatService:
                 prefill=turn.prefill[0],
                 prefill_thinking=turn.prefill[1],
             )
-            request, dropped = fit_context(backend, request, turn.context_policy)
+            fit = self._fit(backend, request, turn)
+            request, dropped = fit.request, fit.dropped
             if dropped:
                 turn.reply = reply = reply.with_(
                     meta={**reply.meta, "context_dropped": list(dropped)}
                 )
-            stream = backend.execute(request, handle.cancel_event)
+            stream = backend.execute(request, handle.cancel_event, fit.prompt)
             prompt: PreparedPrompt = stream.prompt
             handle.emit(
                 TurnPrompt(handle.turn_id, reply.id, prompt, backend.info.n_ctx, tuple(dropped))
@@ -796,10 +816,14 @@ class ChatService:
                 if self._db.stream_error(reply.id) is not None:
                     handle.cancel()  # the disk or database failed: stop, keep what we can
             if turn.tokens is not None:  # the vocabulary is read here, on the model's thread
-                turn.tokens.forced = len(turn.forced)
+                if turn.forced:
+                    turn.tokens.forced = len(turn.forced)
                 turn.trace = turn.tokens.build(backend.token_bytes)
         except UserError as e:
             self._fail(turn, str(e))
+            return
+        except FitCancelled:
+            self._stopped_before_start(turn)
             return
         except Exception as e:
             log.exception("generation failed")
@@ -826,6 +850,51 @@ class ChatService:
                 stream.prompt.warning,
             )
         )
+
+    def _fit(self, backend: Backend, request: ChatRequest, turn: _Turn) -> FitResult:
+        """The request fitted to the context (core.context_fit), with progress events
+        once it takes more than a moment, and Stop honoured while it runs."""
+        if not getattr(backend, "capabilities", Capabilities()).tokens:
+            return FitResult(request, (), None)
+        handle, t0 = turn.handle, time.monotonic()
+
+        def progress(fraction: float) -> None:
+            if time.monotonic() - t0 > FIT_PROGRESS_AFTER_S:
+                handle.emit(TurnFitting(handle.turn_id, turn.reply.id, fraction))
+
+        return fit_context(
+            request,
+            backend.info.n_ctx,
+            turn.context_policy,
+            backend.prepare,
+            counter(self._token_counts, str(backend.ref), backend.tokenize),
+            cancel=handle.cancel_event,
+            progress=progress,
+        )
+
+    def _stopped_before_start(self, turn: _Turn) -> None:
+        """Stop during fitting: the conversation is left as it was before the turn (a
+        continued answer keeps its state, a new answer's row goes, the view returns to
+        the answer it showed)."""
+        reply, before = turn.reply, turn.continued
+        self._db.stream_end(reply.id)
+
+        def undo(store: Store) -> None:
+            if before is not None:
+                store.update_message(reply.id, finish_reason=before.finish_reason)
+                return
+            store.delete_message(reply.id)
+            leaf = turn.leaf_before
+            if leaf and store.get_message(leaf) is not None:
+                store.set_current_leaf(turn.conversation.id, leaf)
+
+        try:
+            self._db.call(undo)
+        except Exception as e:
+            log.error("could not undo the stopped turn %s: %s", reply.id, e)
+        kept = reply.id if before is not None else None
+        error = "Stopped before the answer began."
+        turn.handle.emit(TurnFailed(turn.handle.turn_id, turn.conversation.id, kept, error))
 
     def _finish(self, store: Store, turn: _Turn, stream: Any, backend: Backend) -> Message:
         self._db.stream_end(turn.reply.id)
@@ -858,18 +927,38 @@ class ChatService:
         )
         if prompt.warning:
             meta["prompt_warning"] = prompt.warning
+        counts = (stats.prompt_tokens, stats.completion_tokens, stats.tokens_per_second)
+        combined = None
+        if turn.continued is not None:  # one answer: statistics over all its parts
+            part = Part(
+                stats.prompt_tokens,
+                stats.completion_tokens,
+                stats.prompt_seconds,
+                stats.generation_seconds,
+                stats.reused_tokens,
+                stats.evaluated_tokens,
+                stats.seed,
+            )
+            combined = combine(turn.continued, part, meta)
+            if combined is not None:
+                meta = combined.meta
+                counts = (
+                    combined.prompt_tokens,
+                    combined.completion_tokens,
+                    combined.tokens_per_second,
+                )
         with store.transaction():
             store.update_message(
                 turn.reply.id,
                 content=stream.answer,
                 thinking=stream.thinking,
                 finish_reason=stats.finish_reason,
-                prompt_tokens=stats.prompt_tokens,
-                completion_tokens=stats.completion_tokens,
-                tokens_per_second=round(stats.tokens_per_second, 2),
+                prompt_tokens=counts[0],
+                completion_tokens=counts[1],
+                tokens_per_second=round(counts[2], 2),
                 meta=meta,
             )
-            if prompt.tokens_known:
+            if prompt.tokens_known and combined is None:  # (a part's prompt is not the answer's)
                 store.save_prompt_tokens(turn.reply.id, prompt.tokens)
             # h-inside (issue 10): per-token probabilities, one packed blob per answer
             if turn.trace is not None:
@@ -962,7 +1051,8 @@ class ChatService:
                 conversation_id="",
                 parent_id=None,
                 role=Role.ASSISTANT,
-                content="".join(answer).strip(),
+                # a raw completion is the tokens' text exactly (its leading space too)
+                content="".join(answer) if prompt_text is not None else "".join(answer).strip(),
                 created_at=time.time(),
                 thinking="".join(thinking).strip(),
                 model=backend.ref.label,
@@ -1008,63 +1098,6 @@ class ChatService:
         if backend is not None:
             backend.close()
         self._db.shutdown()
-
-
-def answer_reserve(request: ChatRequest, n_ctx: int) -> int:
-    """Room kept for the answer when older turns are left out to make space."""
-    wanted = request.sampling.max_tokens or 512
-    return max(16, min(wanted, n_ctx // 4))
-
-
-def fit_context(
-    backend: Backend, request: ChatRequest, policy: str
-) -> tuple[ChatRequest, list[str]]:
-    """The request as it will be sent, and the ids of the messages left out.
-
-    Policy "stop": nothing is left out; a conversation longer than the context is a
-    ContextFullError that says what to do. "drop_oldest": the oldest turns are left out
-    (the system prompt stays) until the prompt leaves room for the answer. Never a
-    silent cut: the dropped ids are reported and recorded with the answer."""
-    n_ctx = backend.info.n_ctx
-    if not n_ctx or not getattr(backend, "capabilities", Capabilities()).tokens:
-        return request, []
-    prompt = backend.prepare(request)
-    history: list[Any] = list(request.history)
-    if len(prompt.tokens) < n_ctx and (
-        policy != DROP_OLDEST or len(prompt.tokens) + answer_reserve(request, n_ctx) <= n_ctx
-    ):
-        return request, []
-    if policy != DROP_OLDEST:
-        raise ContextFullError(
-            f"The conversation is {len(prompt.tokens)} tokens long; this model's context "
-            f"holds {n_ctx}. Start a new chat, or choose to leave out the oldest turns "
-            "in the chat settings."
-        )
-    dropped: list[str] = []
-    reserve = answer_reserve(request, n_ctx)
-    while len(history) > 1:
-        # leave out the oldest turn: a question and the answers before the next question
-        cut = 1
-        while cut < len(history) - 1 and _role(history[cut]) != Role.USER.value:
-            cut += 1
-        dropped += [str(getattr(m, "id", "")) for m in history[:cut] if getattr(m, "id", "")]
-        history = history[cut:]
-        request = replace(request, history=history)
-        prompt = backend.prepare(request)
-        if len(prompt.tokens) + reserve <= n_ctx:
-            return request, dropped
-    raise ContextFullError(
-        f"Your message alone is {len(prompt.tokens)} tokens with the template; this model's "
-        f"context holds {n_ctx} (and {reserve} are kept for the answer). Shorten it, or "
-        "load the model with a larger context."
-    )
-
-
-def _role(m: Any) -> str:
-    role = getattr(m, "role", None)
-    if role is not None:
-        return str(getattr(role, "value", role))
-    return str(m.get("role", "")) if isinstance(m, dict) else ""
 
 
 def _draft_message(conversation_id: str, text: str) -> Message:
