@@ -200,8 +200,8 @@ class Backend(Protocol):
         cancel: threading.Event,
         prompt: PreparedPrompt | None = None,
     ) -> ChunkStream:
-        """Stream the reply to `prompt`, the request's prepared prompt (prepared here
-        when not given): a turn prepares once and sends exactly what it prepared."""
+        """Prepare the prompt (unless prompt, prepare(request) done already, is given)
+        and stream the reply."""
         ...
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:

@@ -44,7 +44,10 @@ class ReplyStream:
         cache_key: str | None = None,
         forced: Sequence[Sampled] = (),
         prefill: tuple[str, str] = ("", ""),
+        verbatim: bool = False,
     ) -> None:
+        """verbatim: completion mode (no chat template): the text is exactly the
+        concatenation of the tokens' bytes, nothing stripped."""
         self.engine = engine
         if not isinstance(prompt, PreparedPrompt):  # bare token ids (tests, benchmarks)
             prompt = PreparedPrompt("", list(prompt), ChatTemplate("tokens", "completion", ""))
@@ -55,7 +58,9 @@ class ReplyStream:
         self.logprobs = logprobs
         self.cache_key = cache_key
         self.forced = list(forced)  # branching: the answer starts with these (see _steps)
-        self._out = AnswerStream(stop_markers, think_tags, start_inside=start_inside_thinking)
+        self._out = AnswerStream(
+            stop_markers, think_tags, start_inside=start_inside_thinking, verbatim=verbatim
+        )
         if prefill[0] or prefill[1]:  # Continue: the answer so far, then what comes
             self._out.resume(*prefill)
         self.stats = ReplyStats(prompt_tokens=len(self.prompt_tokens), seed=params.seed)

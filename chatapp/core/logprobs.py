@@ -108,6 +108,12 @@ class TraceBuilder:
         self.pieces: dict[int, bytes] = {}
         self.forced = 0
 
+    def resume(self, trace: TokenTrace) -> None:
+        """Continue: the answer's tokens so far come first (one answer, one trace)."""
+        self.steps = [*trace.steps, *self.steps]
+        self.pieces = {**trace.pieces, **self.pieces}
+        self.forced = trace.forced
+
     def add(self, chunk: Any) -> None:
         """A core.backend.Chunk; chunks without a token id carry no step."""
         if chunk.token_id is None:

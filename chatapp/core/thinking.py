@@ -28,6 +28,8 @@ class ThinkingSplitter:
     start_inside: bool = False
     thinking: str = ""
     answer: str = ""
+    # completion mode: the text is exactly what the tokens spell, leading space included
+    verbatim: bool = False
     _buffer: str = field(default="", repr=False)
     _close: str | None = field(default=None, repr=False)
 
@@ -80,11 +82,11 @@ class ThinkingSplitter:
         # Whitespace between the thinking and the answer ("</think>\n\n") is layout, not
         # content: leading whitespace of each channel is dropped.
         if channel == THINKING:
-            if not self.thinking:
+            if not self.thinking and not self.verbatim:
                 text = text.lstrip()
             self.thinking += text
         else:
-            if not self.answer:
+            if not self.answer and not self.verbatim:
                 text = text.lstrip()
             self.answer += text
         if text:
@@ -145,9 +147,14 @@ class AnswerStream:
         think_tags: Sequence[tuple[str, str]] = (),
         *,
         start_inside: bool = False,
+        verbatim: bool = False,
     ) -> None:
+        """verbatim: completion mode, where the text is the tokens' bytes exactly: no
+        whitespace is dropped at the start (a base model's " Paris") or the end."""
         self.stop_markers = tuple(m for m in stop_markers if m)
-        self.splitter = ThinkingSplitter(tuple(think_tags), start_inside and bool(think_tags))
+        self.splitter = ThinkingSplitter(
+            tuple(think_tags), start_inside and bool(think_tags), verbatim=verbatim
+        )
         self.stopped = False
         self._pending = ""
 
@@ -168,11 +175,13 @@ class AnswerStream:
 
     @property
     def thinking(self) -> str:
-        return self.splitter.thinking.strip()
+        text = self.splitter.thinking
+        return text if self.splitter.verbatim else text.strip()
 
     @property
     def answer(self) -> str:
-        return self.splitter.answer.strip()
+        text = self.splitter.answer
+        return text if self.splitter.verbatim else text.strip()
 
     def feed(self, text: str) -> list[tuple[str, str]]:
         if self.stopped:

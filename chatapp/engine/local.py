@@ -107,8 +107,7 @@ class LocalBackend:
         cancel: threading.Event,
         prompt: PreparedPrompt | None = None,
     ) -> ReplyStream:
-        if prompt is None:
-            prompt = self.prepare(request)
+        prompt = prompt or self.prepare(request)
         params = _seeded(request.sampling)
         return ReplyStream(
             self.engine,
@@ -122,6 +121,7 @@ class LocalBackend:
             cache_key=request.cache_key,
             forced=request.forced,
             prefill=(request.prefill, request.prefill_thinking),
+            verbatim=request.raw_prompt is not None,
         )
 
     def execute_text(self, text: str, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
@@ -138,6 +138,7 @@ class LocalBackend:
             cancel,
             logprobs=request.logprobs,
             cache_key=request.cache_key,
+            verbatim=True,
         )
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:

@@ -365,8 +365,7 @@ class RemoteBackend:
         cancel: threading.Event,
         prompt: PreparedPrompt | None = None,
     ) -> RemoteStream:
-        if prompt is None:
-            prompt = self.prepare(request)
+        prompt = prompt or self.prepare(request)
         body = self._body(request, prompt.messages)
         return RemoteStream(self.client, body, prompt, cancel, self._saw_logprobs)
 

@@ -30,7 +30,7 @@ from chatapp.service import (
     TurnHandle,
     default_backend_factory,
 )
-from chatapp.service.events import TurnFailed, TurnFinished, TurnPrompt, TurnStarted
+from chatapp.service.events import TurnFailed, TurnFinished, TurnFitting, TurnPrompt, TurnStarted
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class _Streaming:
     message_id: str | None = None
     text: str = ""
     thinking: str = ""
+    fitting: int = -1  # the percentage of fitting the context last shown (-1: none)
 
 
 class ChatSession(QObject):
@@ -91,6 +92,7 @@ class ChatSession(QObject):
         b.model_unloaded.connect(self._on_unloaded)
         b.store_waiting.connect(self._on_store_waiting)
         b.turn_started.connect(self._on_started)
+        b.turn_fitting.connect(self._on_fitting)
         b.turn_prompt.connect(self._on_prompt)
         b.turn_delta.connect(self._on_delta)
         b.turn_tokens.connect(self._on_tokens)
@@ -303,9 +305,28 @@ class ChatSession(QObject):
         self.reply_started.emit(ev.conversation_id, ev.reply.id)
         self.conversations_changed.emit()
 
+    def _on_fitting(self, ev: TurnFitting) -> None:
+        st = self._current(ev.turn_id)
+        percent = int(ev.fraction * 100)
+        if st is not None and percent != st.fitting:
+            st.fitting = percent
+            self.notice.emit(
+                self.tr("Fitting the conversation into the context… {percent}% (Esc stops)").format(
+                    percent=percent
+                )
+            )
+
     def _on_prompt(self, ev: TurnPrompt) -> None:
-        if self._current(ev.turn_id):
-            self.context_changed.emit(len(ev.prompt.tokens), ev.n_ctx)
+        st = self._current(ev.turn_id)
+        if st is None:
+            return
+        self.context_changed.emit(len(ev.prompt.tokens), ev.n_ctx)
+        if st.fitting >= 0:
+            self.notice.emit(
+                self.tr("{n} older messages were left out to fit the context.").format(
+                    n=len(ev.dropped)
+                )
+            )
 
     def _on_delta(self, turn_id: str, message_id: str, text: str, thinking: str) -> None:
         st = self._current(turn_id)

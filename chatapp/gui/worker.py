@@ -25,6 +25,7 @@ from chatapp.service.events import (
     TurnChunk,
     TurnFailed,
     TurnFinished,
+    TurnFitting,
     TurnPrompt,
     TurnStarted,
 )
@@ -39,6 +40,7 @@ class ServiceBridge(QObject):
     model_unloaded = Signal()
     store_waiting = Signal(str, bool)  # message, the wait is over
     turn_started = Signal(object)  # TurnStarted
+    turn_fitting = Signal(object)  # TurnFitting: leaving out old turns, with progress
     turn_prompt = Signal(object)  # TurnPrompt
     turn_delta = Signal(str, str, str, str)  # turn id, message id, answer added, thinking added
     # turn id, message id, the chunks with a token since the last update (sent just before
@@ -108,6 +110,8 @@ class ServiceBridge(QObject):
                     flush(event.turn_id, event.message_id)
             elif isinstance(event, TurnStarted):
                 self.turn_started.emit(event)
+            elif isinstance(event, TurnFitting):
+                self.turn_fitting.emit(event)
             elif isinstance(event, TurnPrompt):
                 self.turn_prompt.emit(event)
             elif isinstance(event, TurnFinished):

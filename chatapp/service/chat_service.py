@@ -522,11 +522,14 @@ class ChatService:
             store.set_current_leaf(conv.id, answer.id)
             handle.conversation_id, handle.message_id = conv.id, answer.id
             resolved = self.turn_settings(ref, conv, opts)
+            before = store.token_trace(answer.id)
+            text = answer.content
+            spelled = before.text() if before is not None and not answer.thinking else ""
+            if spelled.strip() == text:  # the text as its tokens spell it: a trailing
+                text = spelled.lstrip()  # newline or space stays where the model put it
             spec = self._spec(handle, conv, history, resolved, ref)
-            spec.request = _with(
-                spec.request, prefill=answer.content, prefill_thinking=answer.thinking
-            )
-            sink = StoreSink(spec, self._db, conv, answer, (answer.content, answer.thinking))
+            spec.request = _with(spec.request, prefill=text, prefill_thinking=answer.thinking)
+            sink = StoreSink(spec, self._db, conv, answer, continued=answer, before_trace=before)
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
             self._infer.submit(self._runner.run, spec, sink)
 
@@ -595,6 +598,7 @@ class ChatService:
         """On the store thread: resolve the turn's settings, write the answer's row, then
         queue the turn on the pipeline."""
         handle.conversation_id = conv.id
+        leaf_before = conv.current_leaf_id if user is None else None  # a regenerate's
         if user is not None:
             handle.message_id = user.id
         branch = store.active_thread(conv.id) if user is not None else None
@@ -622,7 +626,7 @@ class ChatService:
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
         spec = self._spec(handle, conv, history, resolved, ref, forced)
-        sink = StoreSink(spec, self._db, conv, reply)
+        sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._runner.run, spec, sink)
 

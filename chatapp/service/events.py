@@ -66,6 +66,16 @@ class TurnStarted:
 
 
 @dataclass(frozen=True)
+class TurnFitting:
+    """The oldest turns are being left out to fit the context (the chat settings say
+    so), and that takes more than a moment: `fraction` of the work is done (0..1)."""
+
+    turn_id: str
+    message_id: str
+    fraction: float
+
+
+@dataclass(frozen=True)
 class TurnPrompt:
     """The prompt is prepared and about to be evaluated."""
 
@@ -104,4 +114,4 @@ class TurnFailed:
 
 
 ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed | ModelUnloaded
-TurnEvent = TurnStarted | TurnPrompt | TurnChunk | TurnFinished | TurnFailed
+TurnEvent = TurnStarted | TurnFitting | TurnPrompt | TurnChunk | TurnFinished | TurnFailed

@@ -16,22 +16,32 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from chatapp.core.backend import Backend, ChatRequest, Chunk, ModelRef, PreparedPrompt
-from chatapp.core.context_fit import FitResult, fit_context
+from chatapp.core.backend import (
+    Backend,
+    Capabilities,
+    ChatRequest,
+    Chunk,
+    ModelRef,
+    PreparedPrompt,
+)
+from chatapp.core.context_fit import FitCancelled, FitResult, TokenCounts, counter, fit_context
+from chatapp.core.continued import Part, combine
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role
 from chatapp.core.errors import ContextFullError, FailureKind, NoModelError, UserError
 from chatapp.core.logprobs import TokenTrace, TraceBuilder
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
 from chatapp.core.store import Store
-from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
+from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnFitting, TurnPrompt
 from chatapp.service.resolver import TurnSettings
 from chatapp.service.store_thread import StoreThread
 from chatapp.service.turn import Failure, TurnHandle, failure_of, storage_failure
 
 log = logging.getLogger(__name__)
+
+FIT_PROGRESS_AFTER_S = 0.3  # fitting a long chat shows its progress after this long
 
 
 @dataclass
@@ -56,7 +66,7 @@ class MemorySink:
         self.tokens = TraceBuilder(logprobs, spec.settings.sampling.as_dict()) if logprobs else None
         self.trace: TokenTrace | None = None
         self.message_id = ""
-        self.dropped: list[str] = []
+        self.dropped: tuple[str, ...] = ()
 
     def prepared(self, fit: FitResult) -> None:
         self.dropped = fit.dropped
@@ -76,7 +86,8 @@ class MemorySink:
 
     def build_trace(self, backend: Backend) -> None:
         if self.tokens is not None:  # the vocabulary is read here, on the model's thread
-            self.tokens.forced = len(self.spec.request.forced)
+            if self.spec.request.forced:  # (a resumed trace keeps its own count)
+                self.tokens.forced = len(self.spec.request.forced)
             self.trace = self.tokens.build(backend.token_bytes)
 
     def finish(self, stream: Any, backend: Backend) -> Message:
@@ -86,7 +97,8 @@ class MemorySink:
             conversation_id="",
             parent_id=None,
             role=Role.ASSISTANT,
-            content="".join(self.answer).strip(),
+            # a raw completion is the tokens' text exactly (its leading space too)
+            content="".join(self.answer) if self.verbatim else "".join(self.answer).strip(),
             created_at=time.time(),
             thinking="".join(self.thinking).strip(),
             model=backend.ref.label,
@@ -96,8 +108,16 @@ class MemorySink:
             tokens_per_second=round(stats.tokens_per_second, 2),
         )
 
+    @property
+    def verbatim(self) -> bool:
+        return self.spec.raw_text is not None or self.spec.request.raw_prompt is not None
+
     def fail(self, failure: Failure) -> str | None:
         """Record the failure; the id of the answer kept as far as it got, or None."""
+        return None
+
+    def stopped_before_start(self) -> str | None:
+        """Stop while the context was being fitted: leave things as they were."""
         return None
 
 
@@ -111,13 +131,27 @@ class StoreSink(MemorySink):
         db: StoreThread,
         conversation: Conversation,
         reply: Message,
-        prefill: tuple[str, str] = ("", ""),
+        *,
+        continued: Message | None = None,
+        before_trace: TokenTrace | None = None,
+        leaf_before: str | None = None,
     ) -> None:
+        """continued: the answer as it was, for Continue (its text opens the model's
+        turn, its trace and statistics are extended); leaf_before: the message the
+        conversation showed before a regenerate (shown again if Stop comes first)."""
+        prefill = (spec.request.prefill, spec.request.prefill_thinking)
         super().__init__(spec, prefill)
         self.db = db
         self.conversation = conversation
         self.reply = reply
         self.message_id = reply.id
+        self.continued = continued
+        self.leaf_before = leaf_before
+        if continued is not None and self.tokens is not None:
+            if before_trace is not None:
+                self.tokens.resume(before_trace)  # one answer, one trace
+            elif continued.content or continued.thinking:
+                self.tokens = None  # no trace of half an answer
 
     def prepared(self, fit: FitResult) -> None:
         super().prepared(fit)
@@ -179,18 +213,39 @@ class StoreSink(MemorySink):
         )
         if prompt.warning:
             meta["prompt_warning"] = prompt.warning
+        counts = (stats.prompt_tokens, stats.completion_tokens, stats.tokens_per_second)
+        combined = None
+        if self.continued is not None:  # one answer: statistics over all its parts
+            part = Part(
+                stats.prompt_tokens,
+                stats.completion_tokens,
+                stats.prompt_seconds,
+                stats.generation_seconds,
+                stats.reused_tokens,
+                stats.evaluated_tokens,
+                stats.seed,
+            )
+            combined = combine(self.continued, part, meta)
+            if combined is not None:
+                meta = combined.meta
+                counts = (
+                    combined.prompt_tokens,
+                    combined.completion_tokens,
+                    combined.tokens_per_second,
+                )
         with store.transaction():
             store.update_message(
                 self.reply.id,
                 content=stream.answer,
                 thinking=stream.thinking,
                 finish_reason=stats.finish_reason,
-                prompt_tokens=stats.prompt_tokens,
-                completion_tokens=stats.completion_tokens,
-                tokens_per_second=round(stats.tokens_per_second, 2),
+                prompt_tokens=counts[0],
+                completion_tokens=counts[1],
+                tokens_per_second=round(counts[2], 2),
                 meta=meta,
             )
-            if prompt.tokens_known:
+            # a later part's prompt is not the answer's: the first part's receipt stays
+            if prompt.tokens_known and combined is None:
                 store.save_prompt_tokens(self.reply.id, prompt.tokens)
             if self.trace is not None:
                 store.save_token_trace(self.reply.id, self.trace)
@@ -221,6 +276,26 @@ class StoreSink(MemorySink):
             return reply.id
         return None
 
+    def stopped_before_start(self) -> str | None:
+        """The conversation is left as it was before the turn: a continued answer keeps
+        its state, a new answer's row goes, the view returns to the answer it showed."""
+        reply, before, leaf = self.reply, self.continued, self.leaf_before
+        self.db.stream_end(reply.id)
+
+        def undo(store: Store) -> None:
+            if before is not None:
+                store.update_message(reply.id, finish_reason=before.finish_reason)
+                return
+            store.delete_message(reply.id)
+            if leaf and store.get_message(leaf) is not None:
+                store.set_current_leaf(self.conversation.id, leaf)
+
+        try:
+            self.db.call(undo)
+        except Exception as e:
+            log.error("could not undo the stopped turn %s: %s", reply.id, e)
+        return reply.id if before is not None else None
+
 
 class _Unsaved(Exception):
     def __init__(self, failure: Failure) -> None:
@@ -234,6 +309,7 @@ class Runner:
 
     backend: Any  # () -> Backend | None
     user_template: Any  # (ModelRef) -> str | None
+    token_counts: TokenCounts = field(default_factory=TokenCounts)  # per message, for fitting
 
     def run(self, spec: TurnSpec, sink: MemorySink) -> None:
         handle = spec.handle
@@ -253,12 +329,10 @@ class Runner:
                 if execute_text is None:
                     raise UserError(f"{backend.ref.label} does not take raw-text prompts.")
                 stream = execute_text(spec.raw_text, request, cancel)
-                fit = FitResult(request, stream.prompt)
-                _check_fits(fit.prompt, backend.info.n_ctx)
+                _check_fits(stream.prompt, backend.info.n_ctx)
+                fit = FitResult(request, (), stream.prompt)
             else:
-                fit = fit_context(
-                    backend.prepare, request, spec.settings.context_policy, backend.info.n_ctx
-                )
+                fit = self._fit(backend, request, spec, sink)
                 stream = backend.execute(fit.request, cancel, fit.prompt)
             sink.prepared(fit)
             handle.emit(
@@ -281,6 +355,19 @@ class Runner:
         except _Unsaved as e:
             self._failed(spec, sink, e.failure, save=False)
             return
+        except FitCancelled:
+            kept = sink.stopped_before_start()
+            conversation = getattr(sink, "conversation", None)
+            handle.emit(
+                TurnFailed(
+                    handle.turn_id,
+                    conversation.id if conversation is not None else None,
+                    kept,
+                    "Stopped before the answer began.",
+                    kind=FailureKind.CANCELLED,
+                )
+            )
+            return
         except Exception as e:
             self._failed(spec, sink, failure_of(e))
             return
@@ -294,6 +381,29 @@ class Runner:
                 backend.info.n_ctx,
                 stream.prompt.warning,
             )
+        )
+
+    def _fit(
+        self, backend: Backend, request: ChatRequest, spec: TurnSpec, sink: MemorySink
+    ) -> FitResult:
+        """The request fitted to the context (core.context_fit), with progress events
+        once it takes more than a moment, and Stop honoured while it runs."""
+        if not getattr(backend, "capabilities", Capabilities()).tokens:
+            return FitResult(request, (), None)
+        handle, t0 = spec.handle, time.monotonic()
+
+        def progress(fraction: float) -> None:
+            if time.monotonic() - t0 > FIT_PROGRESS_AFTER_S:
+                handle.emit(TurnFitting(handle.turn_id, sink.message_id, fraction))
+
+        return fit_context(
+            request,
+            backend.info.n_ctx,
+            spec.settings.context_policy,
+            backend.prepare,
+            counter(self.token_counts, str(backend.ref), backend.tokenize),
+            cancel=handle.cancel_event,
+            progress=progress,
         )
 
     def _failed(

@@ -151,3 +151,34 @@ def test_json_needs_alternatives(smollm2_path):
     assert r.returncode == 1 and "--logprobs 1 or more" in r.stderr
     r = _cli("complete", "--model", str(smollm2_path), "--logprobs", "21", "x")
     assert r.returncode == 2 and "from 0 to 20" in r.stderr
+
+
+FRANCE = "The three largest cities in France are"
+
+
+def test_completion_text_is_exactly_its_tokens_bytes(tmp_path, gemma_path):
+    """A base model's first token is " Paris": the text keeps its space (issue 23.5)."""
+    service = ChatService(tmp_path / "chat.sqlite3", Settings())
+    chunks = []
+    try:
+        service.load(LoadRequest(ModelRef.local(gemma_path), n_threads=2)).result(300)
+        result = service.continue_text(
+            FRANCE,
+            sampling=SamplingParams(temperature=0.0, max_tokens=8, seed=1),
+            listener=chunks.append,
+        ).result(300)
+    finally:
+        service.shutdown()
+    spelled = b"".join(c.data for c in chunks if c.token_id is not None).decode()
+    assert spelled[0].isspace()  # the model's first token starts with a space
+    assert result.text == spelled
+
+
+def test_complete_cli_prints_exactly_the_tokens(gemma_path):
+    args = ["complete", "--model", str(gemma_path), "--max-tokens", "8", "--temperature", "0"]
+    text = _cli(*args, "--seed", "1", FRANCE)
+    tokens = _cli(*args, "--seed", "1", "--logprobs", "1", "--json", FRANCE)
+    assert text.returncode == 0 and tokens.returncode == 0, text.stderr + tokens.stderr
+    spelled = "".join(json.loads(x)["text"] for x in tokens.stdout.splitlines())
+    assert spelled[0].isspace()
+    assert text.stdout == spelled + "\n"  # "are Paris", not "areParis"

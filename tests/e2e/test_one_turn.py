@@ -197,8 +197,9 @@ def test_every_stored_kind_of_turn_leaves_a_receipt_that_verifies(smollm2_path: 
         answers = [cont.message, regen.message, branch.message]
     finally:
         service.shutdown()
-    receipt = Receipt.from_dict(cont.message.meta["receipt"])
-    assert receipt is not None and receipt.prefill_chars == len(first.content)
+    # a continued answer is one answer: its receipt is its question's prompt's
+    assert cont.message.meta["receipt"] == first.meta["receipt"]
+    assert len(cont.message.meta["continued"]) == 2
     for answer in answers:
         check = cli("prompt", "--conversation", cid, "--message", answer.id)
         assert check.returncode == 0, (answer.id, check.stderr)

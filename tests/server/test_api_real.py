@@ -175,3 +175,19 @@ def test_record_keeps_the_request_as_a_conversation(serve, smol: ChatService) ->
     assert thread[0].content == QUESTION[0]["content"]
     assert thread[1].content == r.choices[0].message.content
     assert thread[1].completion_tokens == r.usage.completion_tokens
+
+
+def test_text_completion_is_exactly_its_tokens(api: str) -> None:
+    """/v1/completions: the text is the concatenation of its tokens, a leading space
+    included (issue 23.5)."""
+    r = client(api).completions.create(
+        model=MODEL_ID,
+        prompt="The three largest cities in France are",
+        max_tokens=8,
+        logprobs=1,
+        **GREEDY,
+    )
+    choice = r.choices[0]
+    spelled = "".join(choice.logprobs.tokens)
+    assert spelled[:1].isspace()
+    assert choice.text == spelled
