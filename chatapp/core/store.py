@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatapp.core import liveness
+from chatapp.core import liveness, trash
 from chatapp.core.conversation import (
     Conversation,
     FinishReason,
@@ -435,8 +435,33 @@ class Store:
         return self.update_conversation(conversation_id, title=title.strip() or "New chat")
 
     def delete_conversation(self, conversation_id: str) -> None:
+        """Delete for good (the user's Delete goes to the trash: trash_conversation)."""
         with self.transaction() as db:
             db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # -- the trash (core.trash): deletes the user can undo, across restarts ------------
+
+    def trash_conversation(self, conversation_id: str) -> trash.TrashEntry | None:
+        with self.transaction() as db:
+            return trash.trash_conversation(db, conversation_id)
+
+    def trash_messages(self, message_id: str, leaf_after: str | None) -> trash.TrashEntry | None:
+        with self.transaction() as db:
+            return trash.trash_messages(db, message_id, leaf_after)
+
+    def restore_trash(self, trash_id: str) -> trash.TrashEntry:
+        with self.transaction() as db:
+            return trash.restore(db, trash_id)
+
+    def purge_trash(self, trash_ids: list[str] | None = None) -> int:
+        with self.transaction() as db:
+            return trash.purge(db, trash_ids)
+
+    def trash_entries(self, limit: int | None = None) -> list[trash.TrashEntry]:
+        return trash.entries(self._db, limit)
+
+    def find_trash(self, key: str) -> trash.TrashEntry | None:
+        return trash.find(self._db, key)
 
     # -- messages -----------------------------------------------------------------
 

@@ -8,17 +8,25 @@ the Chat menu and to the list's context menu, and a "Show" filter under the list
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu
+from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu, QMessageBox
 
+from chatapp.core.trash import CONVERSATION
 from chatapp.gui.conversation_list import setup_view
 
 log = logging.getLogger(__name__)
 
 ALL = ""  # the filter's "all chats" entry
+TRASH_MENU_ITEMS = 15
+
+
+def _short(title: str, chars: int = 40) -> str:
+    return title if len(title) <= chars else title[: chars - 1] + "…"
 
 
 def install(window: Any) -> ConversationActions:
@@ -59,6 +67,14 @@ class ConversationActions(QObject):
         self.tags_action.triggered.connect(self.edit_tags)
         chat = window.menus["chat"]
         chat.insertActions(delete, [self.pin_action, self.tags_action])
+        # what was deleted stays in the trash until emptied: restore it after a restart too
+        self.trash_menu = QMenu(self.tr("De&leted chats"), window)
+        self.trash_menu.setToolTipsVisible(True)
+        self.trash_menu.aboutToShow.connect(self._fill_trash_menu)
+        chat.insertMenu(delete, self.trash_menu)
+        chat.insertSeparator(self.trash_menu.menuAction())
+        self.empty_trash_action = QAction(self.tr("&Empty deleted chats…"), window)
+        self.empty_trash_action.triggered.connect(self.empty_trash)
         chat.aboutToShow.connect(self._update_pin_text)
         window.conversation_list_menu_hooks.append(self._add_to_menu)
 
@@ -100,11 +116,10 @@ class ConversationActions(QObject):
         ids = self._targets()
         if not ids:
             return
-        store = self.window.store
-        pin = not all(i in store.pinned_ids() for i in ids)
-        for cid in ids:
-            store.set_pinned(cid, pin)
-        self.window.refresh_conversations()
+        pin = not all(i in self.window.store.pinned_ids() for i in ids)
+        session = self.window.session
+        # the service saves it and tells every view (the list reloads)
+        session.when_saved(session.service.conversations.set_pinned(ids, pin))
 
     @Slot()
     def edit_tags(self) -> None:
@@ -124,10 +139,53 @@ class ConversationActions(QObject):
         if not ok:
             return
         tags = [t for t in text.split(",") if t.strip()]
-        for cid in ids:
-            store.set_tags(cid, tags)
-        self.window.refresh_conversations()
-        self.refresh_filter()
+        session = self.window.session
+        session.when_saved(session.service.conversations.set_tags(ids, tags))
+
+    # -- the trash ----------------------------------------------------------------------
+
+    def _fill_trash_menu(self) -> None:
+        menu = self.trash_menu
+        menu.clear()
+        entries = self.window.store.trash_entries(limit=TRASH_MENU_ITEMS + 1)
+        if not entries:
+            none = menu.addAction(self.tr("Nothing deleted"))
+            none.setEnabled(False)
+        for e in entries[:TRASH_MENU_ITEMS]:
+            if e.kind == CONVERSATION:
+                label = self.tr("Restore “{title}”").format(title=_short(e.title))
+            else:
+                label = self.tr("Restore {n} message(s) in “{title}”").format(
+                    n=e.message_count, title=_short(e.title)
+                )
+            action = menu.addAction(label)
+            when = datetime.fromtimestamp(e.deleted_at).strftime("%Y-%m-%d %H:%M")
+            action.setToolTip(self.tr("Deleted {when}: {what}").format(when=when, what=e.preview))
+            action.triggered.connect(partial(self.window.undo_delete, [e.id]))
+        if len(entries) > TRASH_MENU_ITEMS:
+            more = menu.addAction(self.tr("(older ones: chatapp conversations --deleted)"))
+            more.setEnabled(False)
+        menu.addSeparator()
+        menu.addAction(self.empty_trash_action)
+        self.empty_trash_action.setEnabled(bool(entries))
+
+    @Slot()
+    def empty_trash(self) -> None:
+        n = len(self.window.store.trash_entries())
+        if not n:
+            return
+        answer = QMessageBox.question(
+            self.window,
+            self.tr("Empty deleted chats"),
+            self.tr(
+                "Delete the {n} deleted chat(s) and message(s) for good? This cannot be undone."
+            ).format(n=n),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            session = self.window.session
+            session.when_saved(session.service.conversations.purge_deleted())
 
     # -- the tag filter -----------------------------------------------------------------
 

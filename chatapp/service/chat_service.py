@@ -46,6 +46,7 @@ from chatapp.core.logprobs import TokenTrace, TraceBuilder, forced_tokens, top_n
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.service.conversation_commands import ConversationCommands
 from chatapp.service.events import (
     LoadedModel,
     ModelLoaded,
@@ -192,6 +193,8 @@ class ChatService:
                 )
 
         self._db = StoreThread(store_path, store_factory)
+        # rename, pin, tag, switch a branch, delete (to the trash), restore: for every caller
+        self.conversations = ConversationCommands(self._db, self._publish)
         self._infer = SerialExecutor("chat-inference")
         self._backend: Backend | None = None  # touched on the inference thread only
         self.loaded: LoadedModel | None = None
