@@ -127,11 +127,29 @@ def _add_entry(db: sqlite3.Connection, entry: TrashEntry) -> None:
     )
 
 
-def _delete_leaves_first(db: sqlite3.Connection, ids: list[str]) -> None:
-    # one row at a time, replies before what they answer: a single DELETE of the root
-    # would cascade down the whole chain, one trigger level per message (SQLite stops
-    # at 1000 levels)
+def delete_leaves_first(db: sqlite3.Connection, ids: list[str]) -> None:
+    """Delete these messages (in rowid order: a reply after what it answers) for good,
+    one row at a time, replies first. A single DELETE of the first would cascade down the
+    whole chain, one trigger level per message, and SQLite stops at 1000 levels: a long
+    chat could not be deleted at all."""
     db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in reversed(ids)])
+
+
+def message_ids(db: sqlite3.Connection, conversation_id: str) -> list[str]:
+    """The conversation's message ids in rowid order."""
+    rows = db.execute(
+        "SELECT id FROM messages WHERE conversation_id = ? ORDER BY rowid", (conversation_id,)
+    )
+    return [r[0] for r in rows]
+
+
+def subtree_ids(db: sqlite3.Connection, message_id: str) -> list[str]:
+    """A message and every reply below it, in rowid order."""
+    rows = db.execute(
+        f"{_SUBTREE} SELECT m.id FROM messages m JOIN sub ON sub.id = m.id ORDER BY m.rowid",
+        (message_id,),
+    )
+    return [r[0] for r in rows]
 
 
 def trash_conversation(db: sqlite3.Connection, conversation_id: str) -> TrashEntry | None:
@@ -146,12 +164,7 @@ def trash_conversation(db: sqlite3.Connection, conversation_id: str) -> TrashEnt
         "WITH sub(id) AS (SELECT id FROM messages WHERE conversation_id = ?)",
         (conversation_id,),
     )
-    ids = [
-        r[0]
-        for r in db.execute(
-            "SELECT id FROM messages WHERE conversation_id = ? ORDER BY rowid", (conversation_id,)
-        )
-    ]
+    ids = message_ids(db, conversation_id)
     first = db.execute(
         "SELECT content FROM messages WHERE conversation_id = ? AND role = 'user'"
         " ORDER BY created_at, rowid LIMIT 1",
@@ -196,7 +209,7 @@ def trash_conversation(db: sqlite3.Connection, conversation_id: str) -> TrashEnt
         f" SELECT ?, {cols} FROM conversation_tags WHERE conversation_id = ?",
         (t, conversation_id),
     )
-    _delete_leaves_first(db, ids)
+    delete_leaves_first(db, ids)
     db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
     return entry
 
@@ -215,13 +228,7 @@ def trash_messages(
         return None
     _refuse_if_writing(db, _SUBTREE, (message_id,))
     conversation_id = str(row[0])
-    ids = [
-        r[0]
-        for r in db.execute(
-            f"{_SUBTREE} SELECT m.id FROM messages m JOIN sub ON sub.id = m.id ORDER BY m.rowid",
-            (message_id,),
-        )
-    ]
+    ids = subtree_ids(db, message_id)
     entry = TrashEntry(
         id=new_id(),
         kind=MESSAGES,
@@ -252,7 +259,7 @@ def trash_messages(
     db.execute(
         "UPDATE conversations SET current_leaf_id = ? WHERE id = ?", (leaf_after, conversation_id)
     )
-    _delete_leaves_first(db, ids)
+    delete_leaves_first(db, ids)
     return entry
 
 

@@ -1,5 +1,8 @@
 """The conversation list's look and actions: two-line rows grouped by date (with the
-chat's model), pinned chats on top, tags and a tag filter, the Delete key.
+chat's model), pinned chats on top, tags and a tag filter, the Delete key, the deleted
+chats (restore, empty). Edits go through the chat service (service.conversations); the
+list reloads on its events, and on coming back to the window when the database was
+changed elsewhere (the CLI).
 
 Installed through the window's GUI_EXTENSIONS: `install(window)` adds the actions to
 the Chat menu and to the list's context menu, and a "Show" filter under the list.
@@ -12,7 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu, QMessageBox
 
@@ -30,7 +33,8 @@ def _short(title: str, chars: int = 40) -> str:
 
 
 def install(window: Any) -> ConversationActions:
-    return ConversationActions(window)
+    window.conversation_actions = ConversationActions(window)
+    return window.conversation_actions
 
 
 class ConversationActions(QObject):
@@ -86,6 +90,33 @@ class ConversationActions(QObject):
         layout = view.parentWidget().layout()
         layout.insertWidget(layout.indexOf(view) + 1, self.filter)
         window.session.conversations_changed.connect(self.refresh_filter)
+        self.refresh_filter()
+        # edits made elsewhere (`chatapp conversations` in a terminal) show when the user
+        # comes back to the window
+        self._seen_version = window.store.data_version()
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        window: Any = self.window
+        if event.type() == QEvent.Type.ActivationChange and window.isActiveWindow():
+            if watched is window:
+                self.reload_if_changed()
+        return False
+
+    def reload_if_changed(self) -> None:
+        store = self.window.store
+        try:
+            version = store.data_version()
+        except Exception as e:  # a closed or damaged database: nothing to reload
+            log.info("cannot check the chat database for changes: %s", e)
+            return
+        if version == self._seen_version:
+            return
+        self._seen_version = version
+        cid = self.window.current_conversation_id()
+        if cid and store.get_conversation(cid) is None:  # deleted elsewhere
+            self.window.session.select_conversation(None)
+        self.window.refresh_conversations()
         self.refresh_filter()
 
     # -- what the actions act on ------------------------------------------------------

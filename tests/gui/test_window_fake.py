@@ -1,7 +1,7 @@
 """Fast GUI tests of the real window driven by a scripted engine."""
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QInputDialog
 
 from chatapp.core.conversation import FinishReason, Role
 from chatapp.gui.conversation_list import ConversationListModel
