@@ -192,7 +192,7 @@ class ConversationActions(QObject):
             action = menu.addAction(label)
             when = datetime.fromtimestamp(e.deleted_at).strftime("%Y-%m-%d %H:%M")
             action.setToolTip(self.tr("Deleted {when}: {what}").format(when=when, what=e.preview))
-            action.triggered.connect(partial(self.window.undo_delete, [e.id]))
+            action.triggered.connect(partial(self._restore, e.id))
         if len(entries) > TRASH_MENU_ITEMS:
             more = menu.addAction(self.tr("(older ones: chatapp conversations --deleted)"))
             more.setEnabled(False)
@@ -200,17 +200,23 @@ class ConversationActions(QObject):
         menu.addAction(self.empty_trash_action)
         self.empty_trash_action.setEnabled(bool(entries))
 
+    def _restore(self, trash_id: str, _checked: bool = False) -> None:
+        self.window.undo_delete([trash_id])
+
     @Slot()
     def empty_trash(self) -> None:
-        n = len(self.window.store.trash_entries())
-        if not n:
+        entries = self.window.store.trash_entries()
+        if not entries:
             return
+        chats = sum(e.kind == CONVERSATION for e in entries)
+        messages = sum(e.message_count for e in entries if e.kind != CONVERSATION)
         answer = QMessageBox.question(
             self.window,
             self.tr("Empty deleted chats"),
             self.tr(
-                "Delete the {n} deleted chat(s) and message(s) for good? This cannot be undone."
-            ).format(n=n),
+                "Delete {chats} chat(s) and {messages} more message(s) for good? "
+                "This cannot be undone."
+            ).format(chats=chats, messages=messages),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )

@@ -122,7 +122,7 @@ def test_del_in_the_list_then_undo_after_a_restart_then_empty(
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
     actions.empty_trash()
     qtbot.waitUntil(lambda: again.store.trash_entries() == [])
-    assert asked[0].startswith("Delete the 1 deleted chat(s) and message(s) for good?")
+    assert asked[0].startswith("Delete 1 chat(s) and 0 more message(s) for good?")
     menu.aboutToShow.emit()
     assert [a.text() for a in menu.actions()][0] == "Nothing deleted"
     assert not actions.empty_trash_action.isEnabled()
