@@ -94,21 +94,24 @@ def _service() -> Iterator[ChatService]:
         service.shutdown()
 
 
-def _edits(args: argparse.Namespace) -> bool:
-    return bool(
-        args.rename is not None
-        or args.pin
-        or args.unpin
-        or args.add_tag
-        or args.remove_tag
-        or args.branch
-        or args.delete
-        or args.delete_message
-    )
+def _edits(args: argparse.Namespace) -> list[str]:
+    """The options given that change the conversation, as --names."""
+    given = {
+        "--rename": args.rename is not None,
+        "--pin": args.pin,
+        "--unpin": args.unpin,
+        "--add-tag": bool(args.add_tag),
+        "--remove-tag": bool(args.remove_tag),
+        "--branch": bool(args.branch),
+        "--delete": args.delete,
+        "--delete-message": bool(args.delete_message),
+    }
+    return [name for name, on in given.items() if on]
 
 
 def conversations(args: argparse.Namespace) -> int:
     changes = _edits(args)
+    deletes = [c for c in changes if c.startswith("--delete")]
     trash_ops = [o for o in ("deleted", "restore", "purge_deleted") if getattr(args, o)]
     if len(trash_ops) > 1 or (trash_ops and (changes or args.tree)):
         raise UserError("--deleted, --restore and --purge-deleted go alone.")
@@ -123,8 +126,8 @@ def conversations(args: argparse.Namespace) -> int:
         )
     if args.pin and args.unpin:
         raise UserError("--pin and --unpin cannot go together.")
-    if args.delete and (changes and not _only_delete(args)):
-        raise UserError("--delete goes alone.")
+    if deletes and len(changes) > 1:
+        raise UserError(f"{deletes[0]} goes alone.")
     if args.rename is not None and not args.rename.strip():
         raise UserError("--rename needs a title.")
     if args.deleted:
@@ -163,18 +166,6 @@ def conversations(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
-
-
-def _only_delete(args: argparse.Namespace) -> bool:
-    return not (
-        args.rename is not None
-        or args.pin
-        or args.unpin
-        or args.add_tag
-        or args.remove_tag
-        or args.branch
-        or args.delete_message
-    )
 
 
 def _list_deleted(limit: int) -> int:

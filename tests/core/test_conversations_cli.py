@@ -120,6 +120,7 @@ def test_delete_list_restore_and_empty_the_trash(capsys):
         (["abcd", "--deleted"], "--deleted and --purge-deleted take no conversation id."),
         (["--delete"], "Give a conversation id for --tree, --rename"),
         (["abcd", "--delete", "--pin"], "--delete goes alone."),
+        (["abcd", "--rename", "x", "--delete-message", "ef"], "--delete-message goes alone."),
     ],
 )
 def test_bad_combinations_are_one_line_errors(capsys, args, message):
