@@ -113,9 +113,16 @@ class ConversationActions(QObject):
         if version == self._seen_version:
             return
         self._seen_version = version
+        session = self.window.session
         cid = self.window.current_conversation_id()
         if cid and store.get_conversation(cid) is None:  # deleted elsewhere
-            self.window.session.select_conversation(None)
+            session.select_conversation(None)
+        elif cid and not session.busy:
+            # another branch made current, or messages deleted or restored: show it (only
+            # then, so the view keeps its place when nothing changed in this chat)
+            shown = [r.message_id for r in self.window.message_view.widgets()]
+            if [m.id for m in session.thread()] != shown:
+                session.select_conversation(cid)
         self.window.refresh_conversations()
         self.refresh_filter()
 

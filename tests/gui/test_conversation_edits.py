@@ -137,7 +137,7 @@ def test_edits_from_the_command_line_show_in_the_window_list(qtbot, make_window,
     old = s.create_conversation("Old one", created_at=1.0)
     q = s.add_message(old.id, Role.USER, "q")
     a1 = s.add_message(old.id, Role.ASSISTANT, "first", parent_id=q.id)
-    s.add_message(old.id, Role.ASSISTANT, "second", parent_id=q.id)
+    second = s.add_message(old.id, Role.ASSISTANT, "second", parent_id=q.id)
     new = s.create_conversation("New one")
     w.refresh_conversations()
     w.session.select_conversation(new.id)
@@ -156,6 +156,13 @@ def test_edits_from_the_command_line_show_in_the_window_list(qtbot, make_window,
     assert w.conversations.index(0).data(ConversationRole.GROUP) == PINNED
     assert not w.conversation_actions.filter.isHidden()  # the new tag
     assert s.get_conversation(old.id).current_leaf_id == a1.id
+    # the open chat changed elsewhere: shown again (its other branch)
+    w.session.select_conversation(old.id)
+    assert [r.text for r in w.message_view.widgets()] == ["q", "first"]
+    assert cli.run(["conversations", old.id, "--branch", second.id]) == 0
+    come_back()
+    assert [r.text for r in w.message_view.widgets()] == ["q", "second"]
+    w.session.select_conversation(new.id)
     # the open chat deleted elsewhere: the window lets go of it
     assert cli.run(["conversations", new.id, "--delete"]) == 0
     come_back()
