@@ -25,9 +25,10 @@ CONVERSATION = "conversation"
 MESSAGES = "messages"
 PREVIEW_CHARS = 80
 
-# a message and every reply below it, any depth
+# a message and every reply below it, any depth (UNION, not UNION ALL: a damaged file
+# with a loop of parents still ends)
 _SUBTREE = (
-    "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL"
+    "WITH RECURSIVE sub(id) AS (SELECT ? UNION"
     " SELECT m.id FROM messages m JOIN sub ON m.parent_id = sub.id)"
 )
 _TRASH_COLS = (
