@@ -189,6 +189,83 @@ def m007_token_logprobs(db: sqlite3.Connection) -> None:
     )
 
 
+def m008_trash(db: sqlite3.Connection) -> None:
+    """Deleted chats and messages wait here until the user restores them or empties the
+    trash (core.trash). A delete moves the rows out of the live tables, so every list,
+    search, export and the API stop seeing them with no filter of their own; `trash`
+    says what was deleted, the trash_* tables hold the rows as they were, token traces,
+    prompt token ids and tags included. A later migration that adds a column to a live
+    table adds it to its trash_* copy too (the copy moves the columns both have)."""
+    _script(
+        db,
+        """
+        CREATE TABLE trash (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('conversation', 'messages')),
+            conversation_id TEXT NOT NULL,
+            message_id TEXT,
+            title TEXT NOT NULL,
+            preview TEXT NOT NULL DEFAULT '',
+            message_count INTEGER NOT NULL,
+            deleted_at REAL NOT NULL,
+            leaf_before TEXT,
+            leaf_after TEXT
+        );
+        CREATE INDEX trash_deleted ON trash(deleted_at DESC);
+        CREATE INDEX trash_conversation ON trash(conversation_id);
+        CREATE TABLE trash_conversations (
+            trash_id TEXT NOT NULL REFERENCES trash(id) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            model_path TEXT,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            current_leaf_id TEXT,
+            meta TEXT NOT NULL DEFAULT '{}',
+            pinned INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX trash_conversations_trash ON trash_conversations(trash_id);
+        CREATE TABLE trash_messages (
+            trash_id TEXT NOT NULL REFERENCES trash(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            parent_id TEXT,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            thinking TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            model TEXT,
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            tokens_per_second REAL,
+            meta TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX trash_messages_trash ON trash_messages(trash_id, seq);
+        CREATE TABLE trash_prompt_tokens (
+            trash_id TEXT NOT NULL REFERENCES trash(id) ON DELETE CASCADE,
+            message_id TEXT NOT NULL,
+            tokens BLOB NOT NULL
+        );
+        CREATE INDEX trash_prompt_tokens_trash ON trash_prompt_tokens(trash_id);
+        CREATE TABLE trash_token_logprobs (
+            trash_id TEXT NOT NULL REFERENCES trash(id) ON DELETE CASCADE,
+            message_id TEXT NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE INDEX trash_token_logprobs_trash ON trash_token_logprobs(trash_id);
+        CREATE TABLE trash_conversation_tags (
+            trash_id TEXT NOT NULL REFERENCES trash(id) ON DELETE CASCADE,
+            conversation_id TEXT NOT NULL,
+            tag TEXT NOT NULL
+        );
+        CREATE INDEX trash_conversation_tags_trash ON trash_conversation_tags(trash_id)
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_key_value", m002_key_value),
@@ -197,4 +274,5 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_pins_and_tags", m005_pins_and_tags),
     ("006_live_writers", m006_live_writers),
     ("007_token_logprobs", m007_token_logprobs),
+    ("008_trash", m008_trash),
 ]

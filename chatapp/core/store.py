@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatapp.core import liveness
+from chatapp.core import liveness, trash
 from chatapp.core.conversation import (
     Conversation,
     FinishReason,
@@ -334,6 +334,11 @@ class Store:
                 f"(it has migration {unknown[-1]}). Update chatapp to open it.",
             )
 
+    def data_version(self) -> int:
+        """Changes when another connection (another process, the service's thread) has
+        committed since this one last looked: a cheap "reload?" check."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def applied_migrations(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT name FROM _migrations ORDER BY name")]
 
@@ -435,8 +440,33 @@ class Store:
         return self.update_conversation(conversation_id, title=title.strip() or "New chat")
 
     def delete_conversation(self, conversation_id: str) -> None:
+        """Delete for good (the user's Delete goes to the trash: trash_conversation)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            _drop_conversation(db, conversation_id)
+
+    # -- the trash (core.trash): deletes the user can undo, across restarts ------------
+
+    def trash_conversation(self, conversation_id: str) -> trash.TrashEntry | None:
+        with self.transaction() as db:
+            return trash.trash_conversation(db, conversation_id)
+
+    def trash_messages(self, message_id: str, leaf_after: str | None) -> trash.TrashEntry | None:
+        with self.transaction() as db:
+            return trash.trash_messages(db, message_id, leaf_after)
+
+    def restore_trash(self, trash_id: str) -> trash.TrashEntry:
+        with self.transaction() as db:
+            return trash.restore(db, trash_id)
+
+    def purge_trash(self, trash_ids: list[str] | None = None) -> int:
+        with self.transaction() as db:
+            return trash.purge(db, trash_ids)
+
+    def trash_entries(self, limit: int | None = None) -> list[trash.TrashEntry]:
+        return trash.entries(self._db, limit)
+
+    def find_trash(self, key: str) -> trash.TrashEntry | None:
+        return trash.find(self._db, key)
 
     # -- messages -----------------------------------------------------------------
 
@@ -559,7 +589,8 @@ class Store:
                         (batch_id,),
                     )
                 ]
-                db.executemany("DELETE FROM conversations WHERE id = ?", [(i,) for i in ids])
+                for cid in ids:
+                    _drop_conversation(db, cid)
                 if not ids:
                     db.execute("DELETE FROM write_batches WHERE id = ?", (batch_id,))
                     break
@@ -633,7 +664,7 @@ class Store:
                 "UPDATE conversations SET current_leaf_id = ? WHERE id = ? AND current_leaf_id = ?",
                 (msg.parent_id, msg.conversation_id, message_id),
             )
-            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            trash.delete_leaves_first(db, trash.subtree_ids(db, message_id))
 
     def get_message(self, message_id: str) -> Message | None:
         row = self._db.execute(
@@ -844,6 +875,13 @@ class Store:
                 db.execute("DELETE FROM live_answers WHERE message_id = ?", (message_id,))
         log.info("recovered %d interrupted answers", n)
         return n
+
+
+def _drop_conversation(db: sqlite3.Connection, conversation_id: str) -> None:
+    """Delete for good; its messages first, replies before what they answer (a cascade
+    down a long chat would pass SQLite's 1000 trigger levels and fail)."""
+    trash.delete_leaves_first(db, trash.message_ids(db, conversation_id))
+    db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
 
 def _alive(row: sqlite3.Row, t: float) -> bool:

@@ -1,20 +1,20 @@
 """Branches in the window: walk versions, edit, regenerate any answer, continue, delete.
 
 The message view only asks (signals); this extension answers. Switching a version and
-deleting (with undo) are store operations decided by chatapp.core.tree; edit, regenerate
-and continue run a chat turn, which is the chat session's job.
+deleting (to the trash, with undo) are service commands (service.conversations, decided
+by chatapp.core.tree); edit, regenerate and continue run a chat turn, which is the chat
+session's job.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
-from chatapp.core.errors import StoreError
-from chatapp.core.tree import Deletion, Link, Tree
+from chatapp.core.trash import TrashEntry
+from chatapp.core.tree import Link, Tree
 
 if TYPE_CHECKING:
     from chatapp.gui.mainwindow import MainWindow
@@ -27,6 +27,8 @@ def install(window: MainWindow) -> None:
 
 
 class BranchActions(QObject):
+    thread_shown = Signal()  # the open chat was shown again after an edit was saved
+
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
@@ -66,54 +68,58 @@ class BranchActions(QObject):
         view = self.window.message_view
         view.show_thread(self.window.session.thread(), anchor=anchor)
         self.refresh_versions()
+        self.thread_shown.emit()
 
-    # -- store operations -------------------------------------------------------------------
+    # -- edits (the service saves them) ---------------------------------------------------
 
     def switch_version(self, message_id: str, step: int) -> None:
         cid = self.window.session.conversation_id
         if not cid or self._busy():
             return
-        leaf = self._links(cid).switch(message_id, step)
-        if leaf is None:
-            return
-        self.window.store.set_current_leaf(cid, leaf)
-        self._show(anchor=message_id)  # the row keeps its place; what follows it changes
+        session = self.window.session
 
-    def delete(self, message_id: str) -> None:
-        cid = self.window.session.conversation_id
-        store = self.window.store
-        conv = store.get_conversation(cid) if cid else None
-        if conv is None or self._busy():
-            return
-        plan = Tree(store.messages(conv.id)).plan_delete(message_id, conv.current_leaf_id)
-        if plan is None:
-            return
-        shown = [r.message_id for r in self.window.message_view.widgets()]
-        above = shown[shown.index(message_id) - 1] if shown.index(message_id) > 0 else None
-        with store.transaction():
-            store.delete_message(message_id)
-            store.set_current_leaf(conv.id, plan.leaf_after)
-        self._show(anchor=above)
-        n = len(plan.messages)
-        self.window.message_view.offer_undo(
-            self.tr("Deleted 1 message.")
-            if n == 1
-            else self.tr("Deleted {n} messages.").format(n=n),
-            lambda: self.undo(plan),
+        def done(leaf: str | None) -> None:
+            if leaf is not None and session.conversation_id == cid:
+                self._show(anchor=message_id)  # the row keeps its place; what follows changes
+
+        session.when_saved(
+            session.service.conversations.switch_version(cid, message_id, step), done
         )
 
-    def undo(self, plan: Deletion) -> None:
-        store = self.window.store
-        try:
-            with store.transaction():
-                store.insert_messages(plan.messages)
-                store.set_current_leaf(plan.conversation_id, plan.leaf_before)
-        except (sqlite3.Error, StoreError, KeyError) as e:  # e.g. the chat was deleted since
-            log.warning("undo of a delete failed: %s", e)
-            self.window.show_error(self.tr("Could not undo the delete: {error}").format(error=e))
+    def delete(self, message_id: str) -> None:
+        """The message and its replies go to the trash; Undo brings every row back, the
+        answers' token traces and receipts included."""
+        cid = self.window.session.conversation_id
+        if not cid or self._busy():
             return
-        if self.window.session.conversation_id == plan.conversation_id:
-            self._show(anchor=None)
+        session = self.window.session
+        shown = [r.message_id for r in self.window.message_view.widgets()]
+        i = shown.index(message_id) if message_id in shown else -1
+        above = shown[i - 1] if i > 0 else None
+
+        def done(entry: TrashEntry | None) -> None:
+            if entry is None:
+                return
+            if session.conversation_id == entry.conversation_id:
+                self._show(anchor=above)
+            n = entry.message_count
+            self.window.message_view.offer_undo(
+                self.tr("Deleted 1 message.")
+                if n == 1
+                else self.tr("Deleted {n} messages.").format(n=n),
+                lambda: self.undo(entry.id),
+            )
+
+        session.when_saved(session.service.conversations.delete_message(message_id), done)
+
+    def undo(self, trash_id: str) -> None:
+        session = self.window.session
+
+        def done(entries: list[TrashEntry]) -> None:
+            if entries and session.conversation_id == entries[0].conversation_id:
+                self._show(anchor=None)
+
+        session.restore_deleted([trash_id], done)
 
     # -- chat turns (the session runs them) --------------------------------------------------
 

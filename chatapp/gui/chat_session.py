@@ -10,6 +10,8 @@ the conversation shown, the model loaded, the turn in flight.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,11 @@ from PySide6.QtCore import QObject, Signal
 from chatapp.core.backend import ModelRef, PreparedPrompt
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.engine import ModelInfo
+from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate
+from chatapp.core.trash import TrashEntry
 from chatapp.gui.worker import ServiceBridge
 from chatapp.service import (
     BackendFactory,
@@ -30,9 +34,20 @@ from chatapp.service import (
     TurnHandle,
     default_backend_factory,
 )
-from chatapp.service.events import TurnFailed, TurnFinished, TurnFitting, TurnPrompt, TurnStarted
+from chatapp.service.events import (
+    ConversationsChanged,
+    TurnFailed,
+    TurnFinished,
+    TurnFitting,
+    TurnPrompt,
+    TurnStarted,
+)
 
 log = logging.getLogger(__name__)
+
+
+def _ignore(_result: Any) -> None:
+    pass
 
 
 @dataclass
@@ -91,6 +106,7 @@ class ChatSession(QObject):
         b.model_failed.connect(self._on_load_failed)
         b.model_unloaded.connect(self._on_unloaded)
         b.store_waiting.connect(self._on_store_waiting)
+        b.conversations_edited.connect(self._on_conversations_edited)
         b.turn_started.connect(self._on_started)
         b.turn_fitting.connect(self._on_fitting)
         b.turn_prompt.connect(self._on_prompt)
@@ -206,19 +222,44 @@ class ChatSession(QObject):
         ):
             self.open_model(path)
 
-    def rename_conversation(self, conversation_id: str, title: str) -> None:
-        self.store.rename_conversation(conversation_id, title)
-        self.conversations_changed.emit()
+    # edits go through the service (service.conversations), which tells every view when
+    # they are saved (_on_conversations_edited)
 
-    def delete_conversation(self, conversation_id: str) -> None:
+    def rename_conversation(self, conversation_id: str, title: str) -> None:
+        self.when_saved(self.service.conversations.rename(conversation_id, title))
+
+    def delete_conversations(
+        self, conversation_ids: list[str], on_done: Callable[[list[TrashEntry]], None]
+    ) -> None:
+        """Move the chats to the trash; on_done(entries) can offer to undo it."""
         st = self._streaming
-        if st and st.conversation_id == conversation_id:
+        if st and st.conversation_id in conversation_ids:
             st.handle.cancel()
             st.handle.result(timeout=30)  # the answer ends within a token; then delete
             self._streaming = None
             self.busy_changed.emit(False)
-        self.store.delete_conversation(conversation_id)
-        if self.conversation_id == conversation_id:
+        self.when_saved(self.service.conversations.delete(conversation_ids), on_done)
+
+    def restore_deleted(
+        self,
+        trash_ids: list[str],
+        on_done: Callable[[list[TrashEntry]], None] | None = None,
+    ) -> None:
+        """Undo deletes (chats or messages): every row comes back as it was."""
+        self.when_saved(self.service.conversations.restore_all(trash_ids), on_done)
+
+    def when_saved(self, future: Future[Any], on_done: Callable[[Any], None] | None = None) -> None:
+        """on_done(result) on the GUI thread once a service command is saved; a failure
+        is shown to the user in one line."""
+        self.bridge.when_done(future, on_done or _ignore, self._on_edit_failed)
+
+    def _on_edit_failed(self, e: BaseException) -> None:
+        if not isinstance(e, UserError):
+            log.error("a conversation edit failed", exc_info=e)
+        self.error.emit(self.tr("Could not save the change: {error}").format(error=e))
+
+    def _on_conversations_edited(self, event: ConversationsChanged) -> None:
+        if event.what == "delete" and self.conversation_id in event.conversation_ids:
             self.select_conversation(None)
         self.conversations_changed.emit()
 

@@ -1,5 +1,8 @@
 """The conversation list's look and actions: two-line rows grouped by date (with the
-chat's model), pinned chats on top, tags and a tag filter, the Delete key.
+chat's model), pinned chats on top, tags and a tag filter, the Delete key, the deleted
+chats (restore, empty). Edits go through the chat service (service.conversations); the
+list reloads on its events, and on coming back to the window when the database was
+changed elsewhere (the CLI).
 
 Installed through the window's GUI_EXTENSIONS: `install(window)` adds the actions to
 the Chat menu and to the list's context menu, and a "Show" filter under the list.
@@ -8,21 +11,30 @@ the Chat menu and to the list's context menu, and a "Show" filter under the list
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu
+from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu, QMessageBox
 
+from chatapp.core.trash import CONVERSATION
 from chatapp.gui.conversation_list import setup_view
 
 log = logging.getLogger(__name__)
 
 ALL = ""  # the filter's "all chats" entry
+TRASH_MENU_ITEMS = 15
+
+
+def _short(title: str, chars: int = 40) -> str:
+    return title if len(title) <= chars else title[: chars - 1] + "…"
 
 
 def install(window: Any) -> ConversationActions:
-    return ConversationActions(window)
+    window.conversation_actions = ConversationActions(window)
+    return window.conversation_actions
 
 
 class ConversationActions(QObject):
@@ -59,6 +71,14 @@ class ConversationActions(QObject):
         self.tags_action.triggered.connect(self.edit_tags)
         chat = window.menus["chat"]
         chat.insertActions(delete, [self.pin_action, self.tags_action])
+        # what was deleted stays in the trash until emptied: restore it after a restart too
+        self.trash_menu = QMenu(self.tr("De&leted chats"), window)
+        self.trash_menu.setToolTipsVisible(True)
+        self.trash_menu.aboutToShow.connect(self._fill_trash_menu)
+        chat.insertMenu(delete, self.trash_menu)
+        chat.insertSeparator(self.trash_menu.menuAction())
+        self.empty_trash_action = QAction(self.tr("&Empty deleted chats…"), window)
+        self.empty_trash_action.triggered.connect(self.empty_trash)
         chat.aboutToShow.connect(self._update_pin_text)
         window.conversation_list_menu_hooks.append(self._add_to_menu)
 
@@ -70,6 +90,40 @@ class ConversationActions(QObject):
         layout = view.parentWidget().layout()
         layout.insertWidget(layout.indexOf(view) + 1, self.filter)
         window.session.conversations_changed.connect(self.refresh_filter)
+        self.refresh_filter()
+        # edits made elsewhere (`chatapp conversations` in a terminal) show when the user
+        # comes back to the window
+        self._seen_version = window.store.data_version()
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        window: Any = self.window
+        if event.type() == QEvent.Type.ActivationChange and window.isActiveWindow():
+            if watched is window:
+                self.reload_if_changed()
+        return False
+
+    def reload_if_changed(self) -> None:
+        store = self.window.store
+        try:
+            version = store.data_version()
+        except Exception as e:  # a closed or damaged database: nothing to reload
+            log.info("cannot check the chat database for changes: %s", e)
+            return
+        if version == self._seen_version:
+            return
+        self._seen_version = version
+        session = self.window.session
+        cid = self.window.current_conversation_id()
+        if cid and store.get_conversation(cid) is None:  # deleted elsewhere
+            session.select_conversation(None)
+        elif cid and not session.busy:
+            # another branch made current, or messages deleted or restored: show it (only
+            # then, so the view keeps its place when nothing changed in this chat)
+            shown = [r.message_id for r in self.window.message_view.widgets()]
+            if [m.id for m in session.thread()] != shown:
+                session.select_conversation(cid)
+        self.window.refresh_conversations()
         self.refresh_filter()
 
     # -- what the actions act on ------------------------------------------------------
@@ -100,11 +154,10 @@ class ConversationActions(QObject):
         ids = self._targets()
         if not ids:
             return
-        store = self.window.store
-        pin = not all(i in store.pinned_ids() for i in ids)
-        for cid in ids:
-            store.set_pinned(cid, pin)
-        self.window.refresh_conversations()
+        pin = not all(i in self.window.store.pinned_ids() for i in ids)
+        session = self.window.session
+        # the service saves it and tells every view (the list reloads)
+        session.when_saved(session.service.conversations.set_pinned(ids, pin))
 
     @Slot()
     def edit_tags(self) -> None:
@@ -124,10 +177,59 @@ class ConversationActions(QObject):
         if not ok:
             return
         tags = [t for t in text.split(",") if t.strip()]
-        for cid in ids:
-            store.set_tags(cid, tags)
-        self.window.refresh_conversations()
-        self.refresh_filter()
+        session = self.window.session
+        session.when_saved(session.service.conversations.set_tags(ids, tags))
+
+    # -- the trash ----------------------------------------------------------------------
+
+    def _fill_trash_menu(self) -> None:
+        menu = self.trash_menu
+        menu.clear()
+        entries = self.window.store.trash_entries(limit=TRASH_MENU_ITEMS + 1)
+        if not entries:
+            none = menu.addAction(self.tr("Nothing deleted"))
+            none.setEnabled(False)
+        for e in entries[:TRASH_MENU_ITEMS]:
+            if e.kind == CONVERSATION:
+                label = self.tr("Restore “{title}”").format(title=_short(e.title))
+            else:
+                label = self.tr("Restore {n} message(s) in “{title}”").format(
+                    n=e.message_count, title=_short(e.title)
+                )
+            action = menu.addAction(label)
+            when = datetime.fromtimestamp(e.deleted_at).strftime("%Y-%m-%d %H:%M")
+            action.setToolTip(self.tr("Deleted {when}: {what}").format(when=when, what=e.preview))
+            action.triggered.connect(partial(self._restore, e.id))
+        if len(entries) > TRASH_MENU_ITEMS:
+            more = menu.addAction(self.tr("(older ones: chatapp conversations --deleted)"))
+            more.setEnabled(False)
+        menu.addSeparator()
+        menu.addAction(self.empty_trash_action)
+        self.empty_trash_action.setEnabled(bool(entries))
+
+    def _restore(self, trash_id: str, _checked: bool = False) -> None:
+        self.window.undo_delete([trash_id])
+
+    @Slot()
+    def empty_trash(self) -> None:
+        entries = self.window.store.trash_entries()
+        if not entries:
+            return
+        chats = sum(e.kind == CONVERSATION for e in entries)
+        messages = sum(e.message_count for e in entries if e.kind != CONVERSATION)
+        answer = QMessageBox.question(
+            self.window,
+            self.tr("Empty deleted chats"),
+            self.tr(
+                "Delete {chats} chat(s) and {messages} more message(s) for good? "
+                "This cannot be undone."
+            ).format(chats=chats, messages=messages),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            session = self.window.session
+            session.when_saved(session.service.conversations.purge_deleted())
 
     # -- the tag filter -----------------------------------------------------------------
 

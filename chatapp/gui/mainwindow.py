@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QListView,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
 from chatapp.core.engine import ModelInfo
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.trash import TrashEntry
 from chatapp.gui.background import BackgroundRunner
 from chatapp.gui.chat_session import ChatSession
 from chatapp.gui.chatview.view import MessageView
@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
             self.tr("&Regenerate answer"), self, shortcut=QKeySequence("Ctrl+R")
         )
         self.rename_action = QAction(self.tr("Re&name chat…"), self, shortcut=QKeySequence("F2"))
-        self.delete_action = QAction(self.tr("&Delete chat…"), self)
+        self.delete_action = QAction(self.tr("&Delete chat"), self)
         for a in (
             self.new_action,
             self.stop_action,
@@ -409,26 +409,34 @@ class MainWindow(QMainWindow):
             self.session.rename_conversation(conv.id, title)
 
     def _delete_selected(self) -> None:
+        """Move the chats to the trash at once, and offer to undo it (the trash keeps
+        them until the user empties it: Chat > Deleted chats)."""
         ids = self.selected_conversation_ids() or (
             [self.session.conversation_id] if self.session.conversation_id else []
         )
-        if not ids:
+        if ids:
+            self.session.delete_conversations(ids, self._offer_undo_delete)
+
+    def _offer_undo_delete(self, entries: list[TrashEntry]) -> None:
+        if not entries:
             return
-        what = (
-            f"“{self.store.get_conversation(ids[0]).title}”"  # type: ignore[union-attr]
-            if len(ids) == 1
-            else self.tr("{n} chats").format(n=len(ids))
+        text = (
+            self.tr("Deleted “{title}”.").format(title=entries[0].title)
+            if len(entries) == 1
+            else self.tr("Deleted {n} chats.").format(n=len(entries))
         )
-        answer = QMessageBox.question(
-            self,
-            self.tr("Delete chat"),
-            self.tr("Delete {what}? This cannot be undone.").format(what=what),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            for cid in ids:
-                self.session.delete_conversation(cid)
+        ids = [e.id for e in entries]
+        self.show_info(text, action=(self.tr("Undo"), lambda: self.undo_delete(ids)))
+
+    def undo_delete(self, trash_ids: list[str]) -> None:
+        """Restore deleted chats (or messages) and open the first chat restored."""
+
+        def done(entries: list[TrashEntry]) -> None:
+            self.message_bar.hide()
+            if entries:
+                self.session.select_conversation(entries[0].conversation_id)
+
+        self.session.restore_deleted(trash_ids, done)
 
     def _set_default_model(self, on: bool) -> None:
         info = self.session.model_info

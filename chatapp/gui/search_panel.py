@@ -272,8 +272,16 @@ class SearchPanel(QWidget):
         session = w.session
         streaming_here = session.busy and session.conversation_id == hit.conversation_id
         if hit.message_id and not streaming_here:
-            # (the open chat keeps its branch while an answer streams into it)
-            w.store.show_branch_of(hit.message_id)
+            # (the open chat keeps its branch while an answer streams into it); the
+            # service switches the branch, then the chat opens on it
+            switched = session.service.conversations.show_branch_of(hit.message_id)
+            session.when_saved(switched, lambda _leaf: self._open(hit))
+        else:
+            self._open(hit)
+
+    def _open(self, hit: SearchHit) -> None:
+        w = self.main
+        session = w.session
         if w.store.get_conversation(hit.conversation_id) is None:
             w.show_error(self.tr("That chat was deleted after the search."))
             self._start()

@@ -48,7 +48,7 @@ WIDGET_KEYS = (
     (
         QT_TRANSLATE_NOOP("ShortcutSheet", "Conversation list"),
         QT_TRANSLATE_NOOP("ShortcutSheet", "Delete"),
-        QT_TRANSLATE_NOOP("ShortcutSheet", "Delete the selected chats (asks first)"),
+        QT_TRANSLATE_NOOP("ShortcutSheet", "Delete the selected chats (Undo brings them back)"),
     ),
     (
         QT_TRANSLATE_NOOP("ShortcutSheet", "Anywhere"),

@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from chatapp.service.events import (
+    ConversationsChanged,
     ModelLoaded,
     ModelLoadFailed,
     ModelLoading,
@@ -39,6 +40,7 @@ class ServiceBridge(QObject):
     model_failed = Signal(object, str)  # ModelRef, message
     model_unloaded = Signal()
     store_waiting = Signal(str, bool)  # message, the wait is over
+    conversations_edited = Signal(object)  # ConversationsChanged
     turn_started = Signal(object)  # TurnStarted
     turn_fitting = Signal(object)  # TurnFitting: leaving out old turns, with progress
     turn_prompt = Signal(object)  # TurnPrompt
@@ -73,6 +75,8 @@ class ServiceBridge(QObject):
             self.model_unloaded.emit()
         elif isinstance(event, StoreWaiting):
             self.store_waiting.emit(event.message, event.done)
+        elif isinstance(event, ConversationsChanged):
+            self.conversations_edited.emit(event)
 
     def turn_listener(self) -> Callable[[Any], None]:
         """A listener for one turn: chunks are coalesced into turn_delta signals."""

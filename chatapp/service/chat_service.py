@@ -41,6 +41,7 @@ from chatapp.core.errors import NotFoundError, UserError
 from chatapp.core.logprobs import forced_tokens
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.service.conversation_commands import ConversationCommands
 from chatapp.service.events import (
     LoadedModel,
     StoreWaiting,
@@ -106,6 +107,8 @@ class ChatService:
         self._db = StoreThread(store_path, store_factory)
         self._infer = self._host.infer
         self._runner = Runner(lambda: self._host.backend, self._host.user_template)
+        # rename, pin, tag, switch a branch, delete (to the trash), restore: for every caller
+        self.conversations = ConversationCommands(self._db, self._host.publish)
         self._turns: dict[str, TurnHandle] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()

@@ -55,6 +55,16 @@ class StoreWaiting:
 
 
 @dataclass(frozen=True)
+class ConversationsChanged:
+    """A conversation edit was saved (service.conversations): renamed, pinned, tagged, a
+    branch switched, deleted to the trash, restored, or the trash emptied. Every view of
+    the list or of these chats reloads what it shows."""
+
+    what: str  # ConversationCommands' names: "rename", "pin", "tags", "branch", "delete"...
+    conversation_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TurnStarted:
     """The question (None for a regenerate) and the answer's row are saved."""
 

@@ -1,5 +1,6 @@
 """The conversation list: pinned first, date groups, the chat's model on a second line,
-tags and the tag filter, the Delete key (asks first), shortcuts shown in the menus."""
+tags and the tag filter, the Delete key (to the trash, with Undo), shortcuts shown in
+the menus."""
 
 from __future__ import annotations
 
@@ -128,8 +129,8 @@ def test_window_list_pin_tags_filter_and_delete_key(qtbot, make_window, monkeypa
     pin = next(a for a in chat_menu.actions() if "Pin" in a.text())
     chat_menu.aboutToShow.emit()
     assert pin.text() == "&Pin chat"
-    pin.trigger()
-    assert _rows(w.conversations)[0] == "Earlier this week"
+    pin.trigger()  # saved by the service; its event reloads the list
+    qtbot.waitUntil(lambda: _rows(w.conversations)[0] == "Earlier this week")
     assert w.conversations.index(0).data(ConversationRole.GROUP) == PINNED
     chat_menu.aboutToShow.emit()
     assert pin.text() == "Un&pin chat"
@@ -138,8 +139,8 @@ def test_window_list_pin_tags_filter_and_delete_key(qtbot, make_window, monkeypa
     assert tag_filter.isHidden()
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("work, ideas", True))
     next(a for a in chat_menu.actions() if a.text() == "&Tags…").trigger()
+    qtbot.waitUntil(lambda: not tag_filter.isHidden())
     assert w.store.tags(ids["week"]) == ["ideas", "work"]
-    assert not tag_filter.isHidden()
     assert [tag_filter.itemText(i) for i in range(tag_filter.count())] == [
         "All chats",
         "#ideas  (1)",
@@ -164,43 +165,47 @@ def test_window_list_pin_tags_filter_and_delete_key(qtbot, make_window, monkeypa
     QTimer.singleShot(20, read_and_close)
     view.customContextMenuRequested.emit(view.visualRect(w.conversations.index(0)).center())
     assert ("Re&name chat…", "F2") in menus[0]
-    assert ("&Delete chat…", QKeySequence(QKeySequence.StandardKey.Delete).toString()) in menus[0]
+    assert ("&Delete chat", QKeySequence(QKeySequence.StandardKey.Delete).toString()) in menus[0]
     assert "Un&pin chat" in [t for t, _ in menus[0]]
     # the Chat menu shows the shortcuts: Ctrl+N moved from the button to the menu's action
     shown = {a.text(): a.shortcut().toString() for a in chat_menu.actions()}
     assert shown["&New chat"] == QKeySequence(QKeySequence.StandardKey.New).toString()
     assert shown["&Find in chats…"] == QKeySequence(QKeySequence.StandardKey.Find).toString()
     assert w.new_button.shortcut().isEmpty()
-    # Delete in the list asks first: Cancel keeps the chat, Yes deletes it
+    # Delete in the list moves the chat to the trash at once and offers to undo it
     asked = []
-
-    def answer(reply):
-        def question(*a, **k):
-            asked.append(a[2])
-            return reply
-
-        return question
-
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or 0)
     w.activateWindow()
     qtbot.waitUntil(w.isActiveWindow)
     view.setFocus()
     qtbot.waitUntil(view.hasFocus)
-    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
     qtbot.keyClick(view, Qt.Key.Key_Delete)
-    assert asked == ["Delete “Earlier this week”? This cannot be undone."]
-    assert w.store.count_conversations() == 4
-    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    qtbot.waitUntil(lambda: w.conversations.rowCount() == 3)
+    assert w.store.get_conversation(ids["week"]) is None and asked == []
+    assert "Earlier this week" not in _rows(w.conversations)
+    qtbot.waitUntil(tag_filter.isHidden)  # its only tagged chat is gone
+    bar = w.message_bar
+    qtbot.waitUntil(bar.isVisible)
+    assert bar.label.text() == "Deleted “Earlier this week”."
+    # Undo brings it back as it was: pinned, tagged, and open
+    qtbot.mouseClick(bar.action_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.current_conversation_id() == ids["week"])
+    assert _rows(w.conversations)[0] == "Earlier this week"
+    assert w.conversations.index(0).data(ConversationRole.GROUP) == PINNED
+    assert w.store.tags(ids["week"]) == ["ideas", "work"] and not tag_filter.isHidden()
+    assert w.store.trash_entries() == []
+    # deleted again, it stays in Chat > Deleted chats (after a restart too) until emptied
+    view.setFocus()
+    qtbot.waitUntil(view.hasFocus)
     qtbot.keyClick(view, Qt.Key.Key_Delete)
-    assert len(asked) == 2 and w.store.count_conversations() == 3
-    assert w.store.get_conversation(ids["week"]) is None
-    assert tag_filter.isHidden()  # its only tagged chat is gone
+    qtbot.waitUntil(lambda: w.conversations.rowCount() == 3)
     # Delete in the input box edits text, it never deletes a chat
     w.input.setPlainText("abc")
     w.input.setFocus()
     qtbot.waitUntil(w.input.hasFocus)
     w.input.moveCursor(w.input.textCursor().MoveOperation.Start)
     qtbot.keyClick(w.input, Qt.Key.Key_Delete)
-    assert w.input.toPlainText() == "bc" and len(asked) == 2
+    assert w.input.toPlainText() == "bc"
     assert w.store.count_conversations() == 3
     # and Ctrl+N (now the menu action's) still starts a new chat
     w.session.select_conversation(ids["today"])

@@ -44,6 +44,13 @@ def _click(qtbot, view, message_id, target):
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pt)
 
 
+def _switch(qtbot, w, message_id, target):
+    """Click prev/next/delete and wait until the service saved it and the chat is shown
+    again."""
+    with qtbot.waitSignal(w.branch_actions.thread_shown, timeout=10000):
+        _click(qtbot, w.message_view, message_id, target)
+
+
 def _msg(i: int, role: Role, text: str, **kw) -> Message:
     return Message(f"m{i}", "c", f"m{i - 1}" if i else None, role, text, created_at=1000 + i, **kw)
 
@@ -237,13 +244,13 @@ def test_edit_walk_versions_and_regenerate_a_middle_answer(
     edited = view.widgets()[0]
     assert edited.versions == (2, 2)
     assert len(w.store.messages(cid)) == 8  # nothing erased
-    _click(qtbot, view, edited.message_id, "prev")
+    _switch(qtbot, w, edited.message_id, "prev")
     assert [r.text for r in view.widgets()] == original
     assert view.widgets()[0].versions == (1, 2)
     assert [m.content for m in w.store.active_thread(cid)] == original
-    _click(qtbot, view, first.message_id, "next")
+    _switch(qtbot, w, first.message_id, "next")
     assert [r.text for r in view.widgets()] == ["first, edited", "an answer"]
-    _click(qtbot, view, edited.message_id, "prev")
+    _switch(qtbot, w, edited.message_id, "prev")
 
     # switching the version of a message in the middle of the screen keeps it in place
     w.resize(900, 500)
@@ -256,12 +263,15 @@ def test_edit_walk_versions_and_regenerate_a_middle_answer(
     )
     w.store.add_message(cid, Role.ASSISTANT, "long " * 400, parent_id=other.id)
     w.branch_actions.refresh_versions()
-    qtbot.mouseClick(
-        view.viewport(), Qt.MouseButton.LeftButton, pos=view.click_point(second.message_id, "next")
-    )
+    with qtbot.waitSignal(w.branch_actions.thread_shown, timeout=10000):
+        qtbot.mouseClick(
+            view.viewport(),
+            Qt.MouseButton.LeftButton,
+            pos=view.click_point(second.message_id, "next"),
+        )
     assert view.widgets()[2].text == "second, another version"
     assert view.row_rect(view.widgets()[2].message_id).top() == top
-    _click(qtbot, view, view.widgets()[2].message_id, "prev")
+    _switch(qtbot, w, view.widgets()[2].message_id, "prev")
     assert [r.text for r in view.widgets()] == original
 
     # regenerate the middle answer: a sibling of it; the thread ends there
@@ -272,7 +282,7 @@ def test_edit_walk_versions_and_regenerate_a_middle_answer(
     texts = [r.text for r in view.widgets()]
     assert texts == original[:3] + ["a better answer"]
     assert view.widgets()[3].versions == (2, 2)
-    _click(qtbot, view, view.widgets()[3].message_id, "prev")  # the old one, and what followed
+    _switch(qtbot, w, view.widgets()[3].message_id, "prev")  # the old one, and what followed
     assert [r.text for r in view.widgets()] == original
 
 
@@ -306,11 +316,12 @@ def test_delete_a_branch_and_undo(qtbot, make_window, fake_model_file):
     cid = w.current_conversation_id()
     before = w.store.messages(cid)
     q2 = view.widgets()[2]
-    _click(qtbot, view, q2.message_id, "delete")
+    _switch(qtbot, w, q2.message_id, "delete")
     assert [r.text for r in view.widgets()] == ["q1", "ok"]
     assert len(w.store.messages(cid)) == 2
     assert view.undo_bar.isVisible() and "2 messages" in view.undo_bar.label.text()
-    qtbot.mouseClick(view.undo_bar.button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(w.branch_actions.thread_shown, timeout=10000):
+        qtbot.mouseClick(view.undo_bar.button, Qt.MouseButton.LeftButton)
     assert w.store.messages(cid) == before
     assert [r.text for r in view.widgets()] == ["q1", "ok", "q2", "ok"]
     assert not view.undo_bar.isVisible()

@@ -38,6 +38,13 @@ def _click(qtbot, view, message_id, target):
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pt)
 
 
+def _switch(qtbot, w, message_id, target):
+    """Click prev/next/delete and wait until the service saved it and the chat is shown
+    again."""
+    with qtbot.waitSignal(w.branch_actions.thread_shown, timeout=10000):
+        _click(qtbot, w.message_view, message_id, target)
+
+
 def _texts(w):
     return [r.text for r in w.message_view.widgets()]
 
@@ -90,11 +97,11 @@ def test_edit_the_first_message_then_walk_back_with_the_arrows(
     assert view.widgets()[0].versions == (2, 2)
     assert len(w.store.messages(cid)) == 8  # the original branch is all still there
 
-    _click(qtbot, view, view.widgets()[0].message_id, "prev")
+    _switch(qtbot, w, view.widgets()[0].message_id, "prev")
     assert _texts(w) == original
     assert view.widgets()[0].versions == (1, 2)
     assert [m.content for m in w.store.active_thread(cid)] == original
-    _click(qtbot, view, view.widgets()[0].message_id, "next")
+    _switch(qtbot, w, view.widgets()[0].message_id, "next")
     assert _texts(w) == edited
 
 
@@ -121,7 +128,7 @@ def test_regenerate_a_middle_answer(qtbot, make_window, smollm2_path):
         w.store.get_message(new.message_id).parent_id
         == w.store.get_message(middle.message_id).parent_id
     )
-    _click(qtbot, view, new.message_id, "prev")  # the old answer, and the turn after it
+    _switch(qtbot, w, new.message_id, "prev")  # the old answer, and the turn after it
     assert _texts(w) == original
     assert len(w.store.messages(cid)) == 7
 

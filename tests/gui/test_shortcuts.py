@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
+from PySide6.QtWidgets import QApplication, QMenu
 
 from chatapp.core.conversation import Role
 from chatapp.gui.settings_dialog import SettingsDialog
@@ -75,18 +75,13 @@ def test_new_chat_focus_input_and_delete(
     assert w.store.count_conversations() == 2
     qtbot.keyClick(w.input, Key.Key_N, Mod.ControlModifier)
     assert w.session.conversation_id is None and w.store.count_conversations() == 2
-    asked: list[str] = []
-
-    def yes(*args: Any, **_kw: Any) -> QMessageBox.StandardButton:
-        asked.append(args[2])
-        return QMessageBox.StandardButton.Yes
-
-    monkeypatch.setattr(QMessageBox, "question", yes)
     qtbot.keyClick(w.input, Key.Key_Tab, Mod.ControlModifier)  # open the next one
     assert w.session.conversation_id is not None
     w.conversation_view.setFocus()
-    qtbot.keyClick(w.conversation_view, Key.Key_Delete)
-    assert len(asked) == 1 and w.store.count_conversations() == 1
+    qtbot.keyClick(w.conversation_view, Key.Key_Delete)  # to the trash, with Undo offered
+    qtbot.waitUntil(lambda: w.store.count_conversations() == 1)
+    qtbot.waitUntil(w.message_bar.action_button.isVisible)
+    assert w.message_bar.action_button.text() == "Undo"
 
 
 def test_stop_and_regenerate(qtbot: Any, make_window: Any, fake_model_file: Path) -> None:

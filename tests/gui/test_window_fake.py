@@ -1,7 +1,7 @@
 """Fast GUI tests of the real window driven by a scripted engine."""
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QInputDialog
 
 from chatapp.core.conversation import FinishReason, Role
 from chatapp.gui.conversation_list import ConversationListModel
@@ -89,17 +89,16 @@ def test_rename_delete_and_most_recent_first(qtbot, make_window, fake_model_file
     titles = [w.conversations.data(w.conversations.index(r)) for r in range(2)]
     assert titles == ["newer chat", "older chat"]
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Renamed", True))
-    w.rename_action.trigger()
+    w.rename_action.trigger()  # saved by the service, which tells the list
+    qtbot.waitUntil(lambda: w.conversations.data(w.conversations.index(0)) == "Renamed")
     assert w.store.get_conversation(w.current_conversation_id()).title == "Renamed"
-    # delete asks first; Cancel keeps it
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Cancel)
+    # delete: to the trash at once, with Undo offered
     w.delete_action.trigger()
-    assert w.store.count_conversations() == 2
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    w.delete_action.trigger()
-    assert w.store.count_conversations() == 1
+    qtbot.waitUntil(lambda: w.store.count_conversations() == 1)
+    qtbot.waitUntil(lambda: w.conversations.rowCount() == 1)
     assert w.conversations.data(w.conversations.index(0)) == "older chat"
     assert w.message_view.widgets() == []
+    assert w.message_bar.label.text() == "Deleted “Renamed”."
 
 
 def test_selecting_a_conversation_shows_it(qtbot, make_window, fake_model_file):
