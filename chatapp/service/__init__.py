@@ -4,6 +4,7 @@ turn end to end, for the window, the CLI and the API server alike."""
 from chatapp.service.chat_service import (
     BackendFactory,
     ChatService,
+    ClientTurn,
     LoadRequest,
     TurnHandle,
     TurnOptions,
@@ -14,6 +15,7 @@ from chatapp.service.events import LoadedModel
 __all__ = [
     "BackendFactory",
     "ChatService",
+    "ClientTurn",
     "LoadRequest",
     "LoadedModel",
     "TurnHandle",

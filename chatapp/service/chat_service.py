@@ -69,6 +69,8 @@ T = TypeVar("T")
 
 Listener = Callable[[Any], None]
 
+CLIENT_LEFT = "The client went away before its turn came; it was not run."
+
 
 @dataclass(frozen=True)
 class LoadRequest:
@@ -152,6 +154,15 @@ class TurnHandle:
             self.future.set_result(event)
 
 
+@dataclass(frozen=True)
+class ClientTurn:
+    """What an API client's recorded turn adds (ChatService.record)."""
+
+    cache_key: str | None = None
+    prompt_text: str | None = None  # /v1/completions: this text as-is, no chat template
+    meta: dict[str, Any] = field(default_factory=dict)  # the conversation's
+
+
 @dataclass
 class _Turn:
     handle: TurnHandle
@@ -169,6 +180,9 @@ class _Turn:
     trace: TokenTrace | None = None
     forced: tuple[Any, ...] = ()  # branch_from: tokens the answer starts with
     prefill: tuple[str, str] = ("", "")  # continue_answer: the answer and thinking so far
+    # an API client's turn (record): raw completion text instead of the template, its
+    # own KV-state key, and dropped unrun if the client left while it was queued
+    client: ClientTurn | None = None
 
 
 class ChatService:
@@ -702,6 +716,7 @@ class ChatService:
         new: bool,
         forced: tuple[Any, ...] = (),
         extra_meta: dict[str, Any] | None = None,
+        client: ClientTurn | None = None,
     ) -> None:
         """On the store thread: write the answer's row, then queue the generation."""
         handle.conversation_id = conv.id
@@ -746,6 +761,7 @@ class ChatService:
             chat.context_policy,
         )
         turn.forced = forced
+        turn.client = client
         if turn.logprobs:
             turn.tokens = TraceBuilder(turn.logprobs, sampling.as_dict())
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
@@ -756,6 +772,9 @@ class ChatService:
         handle, reply = turn.handle, turn.reply
         backend = self._backend
         stream = None
+        if turn.client is not None and handle.cancel_event.is_set():
+            self._fail(turn, CLIENT_LEFT)  # never evaluated: its client is gone
+            return
         try:
             if backend is None or backend.ref != turn.ref:
                 raise UserError(
@@ -769,17 +788,23 @@ class ChatService:
                 turn.sampling,
                 user_template=self._user_template(backend.ref),
                 logprobs=turn.logprobs,
-                cache_key=turn.conversation.id,
+                cache_key=(turn.client and turn.client.cache_key) or turn.conversation.id,
                 forced=turn.forced,
                 prefill=turn.prefill[0],
                 prefill_thinking=turn.prefill[1],
             )
-            request, dropped = fit_context(backend, request, turn.context_policy)
+            raw = turn.client.prompt_text if turn.client is not None else None
+            dropped: list[str] = []
+            if raw is None:
+                request, dropped = fit_context(backend, request, turn.context_policy)
             if dropped:
                 turn.reply = reply = reply.with_(
                     meta={**reply.meta, "context_dropped": list(dropped)}
                 )
-            stream = backend.execute(request, handle.cancel_event)
+            if raw is not None:
+                stream = _execute_text(backend, raw, request, handle)
+            else:
+                stream = backend.execute(request, handle.cancel_event)
             prompt: PreparedPrompt = stream.prompt
             handle.emit(
                 TurnPrompt(handle.turn_id, reply.id, prompt, backend.info.n_ctx, tuple(dropped))
@@ -928,6 +953,9 @@ class ChatService:
         def job() -> None:
             answer: list[str] = []
             thinking: list[str] = []
+            if handle.cancel_event.is_set():  # never evaluated: its client is gone
+                handle.emit(TurnFailed(handle.turn_id, None, None, CLIENT_LEFT))
+                return
             try:
                 backend = self._require_backend()
                 request = ChatRequest(
@@ -941,10 +969,7 @@ class ChatService:
                 if prompt_text is None:
                     stream: Any = backend.execute(request, handle.cancel_event)
                 else:
-                    execute_text = getattr(backend, "execute_text", None)
-                    if execute_text is None:
-                        raise UserError(f"{backend.ref.label} does not take raw-text prompts.")
-                    stream = execute_text(prompt_text, request, handle.cancel_event)
+                    stream = _execute_text(backend, prompt_text, request, handle)
                 handle.emit(TurnPrompt(handle.turn_id, "", stream.prompt, backend.info.n_ctx))
                 for chunk in stream:
                     (thinking if chunk.channel == "thinking" else answer).append(chunk.text)
@@ -981,6 +1006,45 @@ class ChatService:
             self._infer.submit(job)
         except RuntimeError as e:  # shut down
             handle.emit(TurnFailed(handle.turn_id, None, None, str(e)))
+        return handle
+
+    def record(
+        self,
+        messages: Sequence[dict[str, Any]],
+        system_prompt: str = "",
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+        *,
+        client: ClientTurn | None = None,
+    ) -> TurnHandle:
+        """Like complete(), but kept: `messages` (user/assistant role/content dicts) are
+        saved as a new conversation at once, queued or not, and the answer is saved
+        while it streams, exactly as the window's turns are (the API's --record)."""
+        opts = options or TurnOptions()
+        client = client or ClientTurn()
+        handle = self._new_handle(listener)
+        first = next((m["content"] for m in messages if m["role"] == "user"), "")
+
+        def setup(store: Store) -> None:
+            ref = self._loaded_ref()
+            with store.transaction():
+                conv = store.create_conversation(
+                    title_from(first or client.prompt_text or "API request"),
+                    model_path=str(ref),
+                    system_prompt=system_prompt,
+                    meta=client.meta,
+                )
+                parent: Message | None = None
+                for m in messages:
+                    role = Role.ASSISTANT if m["role"] == "assistant" else Role.USER
+                    parent = store.add_message(
+                        conv.id, role, m["content"], parent_id=parent.id if parent else None
+                    )
+            assert parent is not None, "a recorded turn needs a message"
+            user = parent if parent.role is Role.USER else None
+            self._begin(store, handle, conv, parent, user, ref, opts, True, client=client)
+
+        self._setup(handle, setup)
         return handle
 
     # -- lifetime ------------------------------------------------------------------------
@@ -1076,6 +1140,13 @@ def _draft_message(conversation_id: str, text: str) -> Message:
         content=text,
         created_at=time.time(),
     )
+
+
+def _execute_text(backend: Backend, text: str, request: ChatRequest, handle: TurnHandle) -> Any:
+    execute_text = getattr(backend, "execute_text", None)
+    if execute_text is None:
+        raise UserError(f"{backend.ref.label} does not take raw-text prompts.")
+    return execute_text(text, request, handle.cancel_event)
 
 
 def _chain(source: Future[T], target: Future[T]) -> None:
