@@ -16,9 +16,12 @@ from chatapp.server.errors import ApiError, bad_request, too_large
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
-# No token of a usual vocabulary is longer (they run to about 16 characters), so text
-# past this many characters per context token cannot fit.
+# No token of a usual vocabulary is longer (SmolLM2's longest are 32 characters,
+# Gemma 3's 31), so text past this many characters per context token cannot fit.
 MAX_CHARS_PER_TOKEN = 32
+# OpenAI's own limit; rendering the template for this many takes about a second on a
+# small machine, and the model's thread cannot be interrupted while it does
+MAX_MESSAGES = 2048
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,18 @@ def split_system(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
 
 
 def check_size(call: Call, n_ctx: int) -> None:
-    """Refuse, before any tokenizing, a request that cannot fit the model's context of
-    n_ctx tokens: more messages than tokens (each costs at least one), or more
-    characters than MAX_CHARS_PER_TOKEN times the tokens. Tokenizing and templating on
-    the model's thread cannot be interrupted, so this bounds how long one request
-    holds everyone else's."""
+    """Refuse, before any tokenizing, more than MAX_MESSAGES messages and a request that
+    cannot fit the model's context of n_ctx tokens: more messages than tokens (each
+    costs at least one), or more characters than MAX_CHARS_PER_TOKEN times the tokens.
+    Templating and tokenizing on the model's thread cannot be interrupted, so this
+    bounds how long one request holds everyone else's."""
+    if len(call.messages) > MAX_MESSAGES:
+        raise bad_request(
+            "Invalid 'messages': array too long. Expected an array with maximum length "
+            f"{MAX_MESSAGES}, but got an array with length {len(call.messages)} instead.",
+            "messages",
+            "array_above_max_length",
+        )
     if n_ctx <= 0:
         return
     if len(call.messages) > n_ctx:

@@ -179,8 +179,8 @@ def test_100000_messages_are_refused_while_another_answer_streams(
 
     flood = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi"}] * 100_000}
     err = _error(httpx.post(f"{api}/chat/completions", json=flood, timeout=WAIT), 400)
-    assert err["code"] == "context_length_exceeded"
-    assert "100000 messages" in err["message"]
+    assert err["code"] == "array_above_max_length"
+    assert "length 100000" in err["message"]
     huge = {"model": MODEL_ID, "messages": [{"role": "user", "content": "word " * 700_000}]}
     err = _error(httpx.post(f"{api}/chat/completions", json=huge, timeout=WAIT), 400)
     assert err["code"] == "context_length_exceeded"
@@ -192,6 +192,23 @@ def test_100000_messages_are_refused_while_another_answer_streams(
     assert text.strip()
     assert [e.choices[0].finish_reason for e in rest if e.choices][-1] in ("stop", "length")
     assert len(turns) == 1  # only the streaming answer ever reached the model's thread
+
+
+def test_a_request_is_bounded_by_the_models_context_before_it_is_queued() -> None:
+    from chatapp.server.errors import ApiError
+    from chatapp.server.requests import MAX_CHARS_PER_TOKEN, chat_call, check_size
+
+    def call(n: int, text: str = "hi") -> Any:
+        return chat_call({"model": "m", "messages": [{"role": "user", "content": text}] * n})
+
+    check_size(call(512), 512)
+    with pytest.raises(ApiError) as e:
+        check_size(call(513), 512)  # each message costs at least a token
+    assert e.value.code == "context_length_exceeded" and e.value.status == 400
+    check_size(call(1, "x" * 512 * MAX_CHARS_PER_TOKEN), 512)
+    with pytest.raises(ApiError) as e:
+        check_size(call(1, "x" * (512 * MAX_CHARS_PER_TOKEN + 1)), 512)
+    assert e.value.code == "context_length_exceeded"
 
 
 def test_a_client_that_leaves_while_queued_is_never_run(api: str, smol, monkeypatch) -> None:
