@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from chatapp.core.backend import ModelRef
 from chatapp.core.engine import SamplingParams
 from chatapp.server.errors import ApiError, bad_api_key, unknown_model
-from chatapp.server.guard import GuardMiddleware
+from chatapp.server.guard import GuardMiddleware, allow_host
 from chatapp.server.requests import (
     Call,
     chat_call,
@@ -339,6 +339,11 @@ class Api:
             yield {"data": json.dumps(err.body())}
             yield {"data": "[DONE]"}
             return
+        finally:
+            # closed early (the client left or stopped reading): stop the turn now,
+            # not when the suspended deltas() generator is collected
+            if turn.handle is not None and not turn.handle.done:
+                turn.handle.cancel()
         yield event([piece(None, turn.finish_reason)])
         if call.include_usage:
             yield event([], usage=usage(turn.stats))
@@ -388,7 +393,10 @@ def create_app(service: ChatService, config: ServerConfig | None = None) -> Star
         Route("/v1/chat/completions", api.chat, methods=["POST"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
     ]
-    middleware = [Middleware(GuardMiddleware, hosts=config.hosts, origins=config.cors_origins)]
+    hosts: set[str] = set()
+    for host in config.hosts:
+        allow_host(hosts, host)
+    middleware = [Middleware(GuardMiddleware, hosts=hosts, origins=config.cors_origins)]
     if config.cors_origins:
         middleware.append(
             Middleware(
@@ -410,4 +418,5 @@ def create_app(service: ChatService, config: ServerConfig | None = None) -> Star
         },
     )
     app.state.api = api
+    app.state.hosts = hosts  # the names the guard accepts besides loopback
     return app

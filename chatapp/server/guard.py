@@ -25,13 +25,21 @@ WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 def host_name(header: str) -> str:
-    """The name in a Host header, without the port; IPv6 without brackets."""
+    """The name in a Host header, without the port or a trailing dot; IPv6 without
+    brackets."""
     header = header.strip().lower()
     if header.startswith("["):
         return header[1 : header.find("]")] if "]" in header else header
     if header.count(":") == 1:
-        return header.split(":")[0]
+        header = header.split(":")[0]
     return header.rstrip(".")
+
+
+def allow_host(hosts: set[str], host: str) -> None:
+    """Add a name the server answers to (a wildcard address names none)."""
+    host = host.strip().strip("[]").lower().rstrip(".")
+    if host not in WILDCARDS:
+        hosts.add(host)
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -46,15 +54,17 @@ class GuardMiddleware:
     OpenAI-shaped errors. `hosts`: names the server answers to besides loopback (the
     configured --host); the address a connection came in on is always accepted."""
 
-    def __init__(self, app: ASGIApp, hosts: tuple[str, ...], origins: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, hosts: set[str], origins: tuple[str, ...]) -> None:
         self.app = app
-        self.hosts = LOOPBACK_NAMES | {h.strip("[]").lower() for h in hosts if h not in WILDCARDS}
+        self.hosts = hosts  # shared: ServerThread adds the host it binds (allow_host)
         self.origins = frozenset(o.rstrip("/") for o in origins)
         self.any_origin = "*" in self.origins
 
     def _host_ok(self, scope: Scope, headers: Headers) -> bool:
-        name = host_name(headers.get("host", ""))
-        if name in self.hosts:
+        if "host" not in headers:
+            return True  # an HTTP/1.0 tool; a browser always names the host
+        name = host_name(headers["host"])
+        if name in LOOPBACK_NAMES or name in self.hosts:
             return True
         server = scope.get("server")  # the local address this connection reached
         return server is not None and _same_address(name, str(server[0]))
