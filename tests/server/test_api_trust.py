@@ -211,8 +211,12 @@ def test_a_request_is_bounded_by_the_models_context_before_it_is_queued() -> Non
     assert e.value.code == "context_length_exceeded"
 
 
-def test_a_client_that_leaves_while_queued_is_never_run(api: str, smol, monkeypatch) -> None:
-    turns = _watch(smol, monkeypatch)
+@pytest.mark.parametrize("record", [False, True])
+def test_a_client_that_leaves_while_queued_is_never_run(
+    serve, smol, monkeypatch, record: bool
+) -> None:
+    api = serve(record=record)
+    turns = _watch(smol, monkeypatch, "record" if record else "complete")
     first = client(api).chat.completions.create(
         model=MODEL_ID,
         messages=[{"role": "user", "content": "Write a long story about a dragon."}],
@@ -240,6 +244,9 @@ def test_a_client_that_leaves_while_queued_is_never_run(api: str, smol, monkeypa
     assert result.error == CLIENT_LEFT
     # never evaluated: no prompt, no token
     assert not [e for e in heard if isinstance(e, (TurnPrompt, TurnChunk))]
+    if record:  # the request is kept; no answer was begun for it
+        thread = smol.read(lambda s: s.active_thread(result.conversation_id)).result()
+        assert [(m.role.value, m.content) for m in thread] == [("user", "Count to ten.")]
     # and the server answers the next client as usual
     r2 = client(api).chat.completions.create(model=MODEL_ID, messages=HI, max_tokens=3)
     assert r2.choices[0].message.content
