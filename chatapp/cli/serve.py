@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from chatapp.cli.common import model_ref
 from chatapp.core.settings import Settings
@@ -45,6 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="shortest time between two streamed events; faster tokens are sent together "
         "(default 20; 0: one event per token)",
     )
+    p.add_argument(
+        "--send-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="cancel a streamed answer whose client takes no event for S seconds (default 10)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients reach this server by, besides loopback and --host "
+        "(repeatable; other Host headers are refused)",
+    )
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
@@ -59,6 +75,10 @@ def serve(args: argparse.Namespace) -> int:
     paths = app_paths().ensure()
     settings = Settings.load(paths.settings)
     ref = model_ref(args.model, settings)
+    # the id is the file's name as the user gave it (a symlink keeps its own name)
+    named = (
+        "" if not ref.is_local else (args.model or settings.default_model or settings.last_model)
+    )
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     service = ChatService(paths.database, settings)
     try:
@@ -75,12 +95,16 @@ def serve(args: argparse.Namespace) -> int:
             cors_origins=tuple(args.cors_origin),
             record=args.record,
             stream_interval_ms=max(0, args.stream_interval_ms),
+            send_timeout=max(0.1, args.send_timeout),
+            hosts=(args.host, *args.allowed_host),
+            named_model=str(Path(named).expanduser()) if named else "",
         )
         app = create_app(service, config)
         from chatapp.server import model_id
 
         print(
-            f"Serving {loaded.ref.label} as '{model_id(service)}' on {url_of(sock)}/v1"
+            f"Serving {loaded.ref.label} as '{model_id(service, config.named_model)}' "
+            f"on {url_of(sock)}/v1"
             + (" (API key required)" if args.api_key else "")
             + (" · recording requests as conversations" if args.record else ""),
             file=sys.stderr,

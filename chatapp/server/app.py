@@ -4,7 +4,13 @@
 not, in OpenAI's request, response, usage and error shapes. Every request is one more
 client of the service: its turn queues on the inference thread with the window's own
 turns, in arrival order. With an API key every route wants `Authorization: Bearer KEY`;
-CORS is off unless origins are given.
+CORS is off unless origins are given, and requests a web page could send on its own
+are refused (chatapp.server.guard).
+
+What one request may cost the others is bounded: the body's size, and its messages
+and characters against the model's context (checked before the model's thread
+tokenizes anything); a request whose client left while it was queued is never run,
+and a stream whose client stops reading is cancelled after `send_timeout` seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sse_starlette.sse import EventSourceResponse
+from sse_starlette.sse import EventSourceResponse, SendTimeoutError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -31,10 +37,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from chatapp.core.backend import ModelRef
 from chatapp.core.errors import FailureKind
 from chatapp.server.errors import ApiError, bad_api_key, unknown_model
-from chatapp.server.record import record_turn
-from chatapp.server.requests import Call, chat_call, completion_call, read_json
+from chatapp.server.guard import GuardMiddleware, allow_host
+from chatapp.server.requests import (
+    Call,
+    chat_call,
+    check_size,
+    completion_call,
+    read_json,
+    split_system,
+)
 from chatapp.server.turns import (
     ApiTurn,
     Delta,
@@ -43,7 +57,7 @@ from chatapp.server.turns import (
     completion_logprobs,
     usage,
 )
-from chatapp.service import ChatService, TurnOptions
+from chatapp.service import ChatService, ClientTurn, TurnOptions
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +65,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 STREAM_INTERVAL_MS = 20
+SEND_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,14 @@ class ServerConfig:
     # the shortest time between two streamed events: faster tokens go out together
     # (0: one event per token); see chatapp.server.turns
     stream_interval_ms: int = STREAM_INTERVAL_MS
+    # a streamed event the client has not taken for this long: its turn is cancelled
+    send_timeout: float = SEND_TIMEOUT
+    # names the server answers to besides loopback and the address it is reached on
+    # (the configured --host); other Host headers are refused (DNS rebinding)
+    hosts: tuple[str, ...] = ()
+    # the model file as the user named it (a symlink keeps its own name): its name is
+    # the model's id while that file is the one loaded
+    named_model: str = ""
 
 
 class ApiKeyMiddleware:
@@ -80,22 +103,52 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def model_id(service: ChatService) -> str | None:
+def _named(service: ChatService, named: str) -> Path | None:
+    """The path the user named, while the file it leads to is the one loaded."""
+    loaded = service.loaded
+    if not named or loaded is None or not loaded.ref.is_local:
+        return None
+    return Path(named) if ModelRef.local(named) == loaded.ref else None
+
+
+def model_id(service: ChatService, named: str = "") -> str | None:
+    """The id clients use: the model file's name without .gguf, as the user named it
+    (not a symlink's target), or a remote model's id."""
     loaded = service.loaded
     if loaded is None:
         return None
+    given = _named(service, named)
+    if given is not None:
+        return given.stem
     ref = loaded.ref
     return Path(ref.name).stem if ref.is_local else ref.name
 
 
-def _check_model(service: ChatService, name: str) -> str:
-    served = model_id(service)
+def _check_model(service: ChatService, name: str, named: str = "") -> str:
+    served = model_id(service, named)
     loaded = service.loaded
     if served is None or loaded is None:
         raise unknown_model(name)
-    if name not in (served, Path(loaded.ref.name).name, str(loaded.ref)):
+    given = _named(service, named)
+    known = {served, Path(loaded.ref.name).stem, Path(loaded.ref.name).name, str(loaded.ref)}
+    if given is not None:
+        known |= {given.name, named}
+    if name not in known:
         raise unknown_model(name)
     return served
+
+
+class _Stream(EventSourceResponse):
+    """Server-sent events; a client that takes no event for send_timeout seconds has
+    its stream closed (its turn is cancelled as the events generator closes)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.warning(
+                "a client took no event for %s s: its answer was cancelled", self.send_timeout
+            )
 
 
 class Api:
@@ -107,13 +160,15 @@ class Api:
     # -- routes -----------------------------------------------------------------------
 
     async def models(self, request: Request) -> Response:
-        served = model_id(self.service)
+        served = model_id(self.service, self.config.named_model)
         data = [] if served is None else [self._model_card(served)]
         return JSONResponse({"object": "list", "data": data})
 
     async def model(self, request: Request) -> Response:
         name = request.path_params["model"]
-        return JSONResponse(self._model_card(_check_model(self.service, name)))
+        return JSONResponse(
+            self._model_card(_check_model(self.service, name, self.config.named_model))
+        )
 
     def _model_card(self, served: str) -> dict[str, Any]:
         return {"id": served, "object": "model", "created": 0, "owned_by": "chatapp"}
@@ -156,7 +211,9 @@ class Api:
         return TurnOptions(overrides=given, logprobs=logprobs)
 
     async def _run(self, request: Request, call: Call, *, chat: bool) -> Response:
-        served = _check_model(self.service, call.model)
+        served = _check_model(self.service, call.model, self.config.named_model)
+        loaded = self.service.loaded
+        check_size(call, loaded.info.n_ctx if loaded is not None else 0)
         vocab = await self._vocabulary() if call.logprobs else None
         turn = ApiTurn(
             self.service,
@@ -164,33 +221,38 @@ class Api:
             vocab=vocab,
             min_interval=self.config.stream_interval_ms / 1000 if call.stream else 0.0,
         )
-        turn.handle = self.service.complete(
-            call.messages,
-            "",
-            self._options(call),
-            turn.listener,
-            cache_key=call.cache_key,
-            prompt_text=call.prompt,
-        )
+        if call.prompt is not None:
+            system, thread = "", [{"role": "user", "content": call.prompt}]
+        else:
+            system, thread = split_system(call.messages)
+        if self.config.record:
+            # saved at once and while it streams, as the window's turns are
+            client = ClientTurn(
+                cache_key=call.cache_key,
+                prompt_text=call.prompt,
+                meta={"source": "api", "endpoint": "chat" if chat else "completions"},
+            )
+            turn.handle = self.service.record(
+                thread, system, self._options(call), turn.listener, client=client
+            )
+        else:
+            turn.handle = self.service.complete(
+                thread,
+                system,
+                self._options(call),
+                turn.listener,
+                cache_key=call.cache_key,
+                prompt_text=call.prompt,
+            )
         ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
         if call.stream:
-            return EventSourceResponse(
-                self._events(turn, call, ident, served, chat), ping=15, sep="\n"
+            return _Stream(
+                self._events(turn, call, ident, served, chat),
+                ping=15,
+                sep="\n",
+                send_timeout=self.config.send_timeout,
             )
         return await self._whole(request, turn, call, ident, served, chat)
-
-    async def _record(self, call: Call, turn: ApiTurn) -> None:
-        if not self.config.record or turn.finished is None:
-            return
-        finished = turn.finished
-        loaded = self.service.loaded
-        path = str(loaded.ref) if loaded else ""
-        try:
-            await asyncio.wrap_future(
-                self.service.read(lambda store: record_turn(store, call, finished, path))
-            )
-        except Exception:
-            log.exception("could not record the API request")
 
     async def _whole(
         self, request: Request, turn: ApiTurn, call: Call, ident: str, served: str, chat: bool
@@ -208,7 +270,6 @@ class Api:
             raise _turn_error(e) from e
         finally:
             watcher.cancel()
-        await self._record(call, turn)
         text = "".join(answer)
         head = {"id": ident, "created": int(time.time()), "model": served}
         if chat:
@@ -278,7 +339,11 @@ class Api:
             yield {"data": json.dumps(err.body())}
             yield {"data": "[DONE]"}
             return
-        await self._record(call, turn)
+        finally:
+            # closed early (the client left or stopped reading): stop the turn now,
+            # not when the suspended deltas() generator is collected
+            if turn.handle is not None and not turn.handle.done:
+                turn.handle.cancel()
         yield event([piece(None, turn.finish_reason)])
         if call.include_usage:
             yield event([], usage=usage(turn.stats))
@@ -339,7 +404,10 @@ def create_app(service: ChatService, config: ServerConfig | None = None) -> Star
         Route("/v1/chat/completions", api.chat, methods=["POST"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
     ]
-    middleware = []
+    hosts: set[str] = set()
+    for host in config.hosts:
+        allow_host(hosts, host)
+    middleware = [Middleware(GuardMiddleware, hosts=hosts, origins=config.cors_origins)]
     if config.cors_origins:
         middleware.append(
             Middleware(
@@ -361,4 +429,5 @@ def create_app(service: ChatService, config: ServerConfig | None = None) -> Star
         },
     )
     app.state.api = api
+    app.state.hosts = hosts  # the names the guard accepts besides loopback
     return app

@@ -16,6 +16,13 @@ from chatapp.server.errors import ApiError, bad_request, too_large
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
+# No token of a usual vocabulary is longer (SmolLM2's longest are 32 characters,
+# Gemma 3's 31), so text past this many characters per context token cannot fit.
+MAX_CHARS_PER_TOKEN = 32
+# OpenAI's own limit; rendering the template for this many takes about a second on a
+# small machine, and the model's thread cannot be interrupted while it does
+MAX_MESSAGES = 2048
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -54,6 +61,50 @@ class Call:
         return "api:" + hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
+def split_system(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The window's rule for system messages: one system prompt (every system message,
+    joined by blank lines) before a thread of user and assistant messages. A tool
+    message counts as the user's."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    thread = [
+        {"role": "assistant" if m["role"] == "assistant" else "user", "content": m["content"]}
+        for m in messages
+        if m["role"] != "system"
+    ]
+    return system, thread
+
+
+def check_size(call: Call, n_ctx: int) -> None:
+    """Refuse, before any tokenizing, more than MAX_MESSAGES messages and a request that
+    cannot fit the model's context of n_ctx tokens: more messages than tokens (each
+    costs at least one), or more characters than MAX_CHARS_PER_TOKEN times the tokens.
+    Templating and tokenizing on the model's thread cannot be interrupted, so this
+    bounds how long one request holds everyone else's."""
+    if len(call.messages) > MAX_MESSAGES:
+        raise bad_request(
+            "Invalid 'messages': array too long. Expected an array with maximum length "
+            f"{MAX_MESSAGES}, but got an array with length {len(call.messages)} instead.",
+            "messages",
+            "array_above_max_length",
+        )
+    if n_ctx <= 0:
+        return
+    if len(call.messages) > n_ctx:
+        raise bad_request(
+            f"{len(call.messages)} messages cannot fit this model's context of {n_ctx} tokens.",
+            "messages",
+            "context_length_exceeded",
+        )
+    chars = len(call.prompt or "") + sum(len(m["content"]) for m in call.messages)
+    if chars > n_ctx * MAX_CHARS_PER_TOKEN:
+        raise bad_request(
+            f"The request's {chars} characters of text cannot fit this model's context of "
+            f"{n_ctx} tokens.",
+            "prompt" if call.prompt is not None else "messages",
+            "context_length_exceeded",
+        )
+
+
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
@@ -63,8 +114,17 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         body += piece
         if len(body) > limit:
             raise too_large(limit)
+    return parse_json(bytes(body))
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 that says why not: bad JSON, nesting deeper
+    than Python's parser goes, or text that is not Unicode (a lone surrogate escape
+    such as "\\ud800", which no tokenizer can encode)."""
     try:
-        data = json.loads(bytes(body))
+        data = json.loads(body)
+    except RecursionError as e:
+        raise bad_request("The JSON body of your request is nested too deeply.") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise bad_request(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
@@ -72,6 +132,13 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         ) from e
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise bad_request(
+            "The request holds text that is not valid Unicode (a lone surrogate, "
+            f"{e.object[e.start : e.end]!a}); send UTF-8 text."
+        ) from e
     return data
 
 
@@ -163,6 +230,8 @@ def chat_call(data: dict[str, Any]) -> Call:
             )
         role = "system" if m["role"] == "developer" else m["role"]
         messages.append({"role": role, "content": _content(m.get("content"), i)})
+    if all(m["role"] == "system" for m in messages):
+        raise bad_request("'messages' must hold a user or assistant message.", "messages")
     logprobs = bool(data.get("logprobs") or False)
     top = _number(data, "top_logprobs", 0, 20, integer=True) or 0
     if top and not logprobs:
@@ -191,6 +260,8 @@ def completion_call(data: dict[str, Any]) -> Call:
         )
     if not isinstance(prompt, str):
         raise bad_request("'prompt' must be a string (one prompt per request).", "prompt")
+    if not prompt:
+        raise bad_request("'prompt' is empty: give the text to continue.", "prompt")
     if data.get("echo"):
         raise bad_request("'echo' is not supported.", "echo")
     if data.get("suffix"):
@@ -209,4 +280,14 @@ def completion_call(data: dict[str, Any]) -> Call:
     )
 
 
-__all__ = ["ApiError", "Call", "Sampling", "chat_call", "completion_call", "read_json"]
+__all__ = [
+    "ApiError",
+    "Call",
+    "Sampling",
+    "chat_call",
+    "check_size",
+    "completion_call",
+    "parse_json",
+    "read_json",
+    "split_system",
+]

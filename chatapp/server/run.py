@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from chatapp.core.errors import UserError
+from chatapp.server.guard import allow_host
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ class ServerThread:
 
     def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sock = bind(host, port)
+        hosts = getattr(app.state, "hosts", None)
+        if hosts is not None:  # requests naming the host it was given are its own
+            allow_host(hosts, host)
         self.url = url_of(self.sock)
         config = uvicorn.Config(
             app,

@@ -4,11 +4,12 @@ turn end to end, for the window, the CLI and the API server alike."""
 from chatapp.service.chat_service import ChatService
 from chatapp.service.events import LoadedModel
 from chatapp.service.model_host import BackendFactory, LoadRequest, default_backend_factory
-from chatapp.service.turn import Completion, TurnHandle, TurnOptions
+from chatapp.service.turn import ClientTurn, Completion, TurnHandle, TurnOptions
 
 __all__ = [
     "BackendFactory",
     "ChatService",
+    "ClientTurn",
     "Completion",
     "LoadRequest",
     "LoadedModel",

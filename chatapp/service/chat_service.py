@@ -60,6 +60,7 @@ from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
 from chatapp.service.resolver import Given, LoadSettings, TurnSettings, resolve_load, resolve_turn
 from chatapp.service.store_thread import StoreThread
 from chatapp.service.turn import (
+    ClientTurn,
     Completion,
     Listener,
     TurnHandle,
@@ -74,6 +75,7 @@ T = TypeVar("T")
 __all__ = [
     "BackendFactory",
     "ChatService",
+    "ClientTurn",
     "Completion",
     "LoadRequest",
     "TurnHandle",
@@ -572,16 +574,18 @@ class ChatService:
         resolved: TurnSettings,
         ref: ModelRef,
         forced: tuple[Any, ...] = (),
+        client: ClientTurn | None = None,
     ) -> TurnSpec:
         request = ChatRequest(
             history,
             resolved.system_prompt,
             resolved.sampling,
             logprobs=resolved.logprobs,
-            cache_key=conv.id,
+            cache_key=(client and client.cache_key) or conv.id,
             forced=forced,
         )
-        return TurnSpec(handle, request, resolved, ref)
+        raw = client.prompt_text if client is not None else None
+        return TurnSpec(handle, request, resolved, ref, raw, client is not None)
 
     def _begin(
         self,
@@ -597,6 +601,7 @@ class ChatService:
         forced: tuple[Any, ...] = (),
         extra_meta: dict[str, Any] | None = None,
         answer_sampling: Mapping[str, Any] | None = None,
+        client: ClientTurn | None = None,
     ) -> None:
         """On the store thread: resolve the turn's settings, write the answer's row, then
         queue the turn on the pipeline."""
@@ -628,7 +633,7 @@ class ChatService:
         if conv.model_path != str(ref):
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
-        spec = self._spec(handle, conv, history, resolved, ref, forced)
+        spec = self._spec(handle, conv, history, resolved, ref, forced, client)
         sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._runner.run, spec, sink)
@@ -666,11 +671,50 @@ class ChatService:
                 logprobs=logprobs,
                 cache_key=cache_key,
             )
-            spec = TurnSpec(handle, request, resolved, None, prompt_text)
+            spec = TurnSpec(handle, request, resolved, None, prompt_text, client=True)
             self._infer.submit(self._runner.run, spec, MemorySink(spec))
         except Exception as e:  # no model, a bad value, or shut down
             failure = failure_of(e)
             handle.emit(TurnFailed(handle.turn_id, None, None, failure.message, kind=failure.kind))
+        return handle
+
+    def record(
+        self,
+        messages: Sequence[dict[str, Any]],
+        system_prompt: str = "",
+        options: TurnOptions | None = None,
+        listener: Listener | None = None,
+        *,
+        client: ClientTurn | None = None,
+    ) -> TurnHandle:
+        """Like complete(), but kept: `messages` (user/assistant role/content dicts) are
+        saved as a new conversation at once, queued or not, and the answer is saved
+        while it streams, exactly as the window's turns are (the API's --record)."""
+        opts = options or TurnOptions()
+        client = client or ClientTurn()
+        handle = self._new_handle(listener)
+        first = next((m["content"] for m in messages if m["role"] == "user"), "")
+
+        def setup(store: Store) -> None:
+            ref = self._host.loaded_ref()
+            with store.transaction():
+                conv = store.create_conversation(
+                    title_from(first or client.prompt_text or "API request"),
+                    model_path=str(ref),
+                    system_prompt=system_prompt,
+                    meta=client.meta,
+                )
+                parent: Message | None = None
+                for m in messages:
+                    role = Role.ASSISTANT if m["role"] == "assistant" else Role.USER
+                    parent = store.add_message(
+                        conv.id, role, m["content"], parent_id=parent.id if parent else None
+                    )
+            assert parent is not None, "a recorded turn needs a message"
+            user = parent if parent.role is Role.USER else None
+            self._begin(store, handle, conv, parent, user, ref, opts, True, client=client)
+
+        self._setup(handle, setup)
         return handle
 
     def continue_text(

@@ -37,7 +37,13 @@ from chatapp.core.store import Store
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnFitting, TurnPrompt
 from chatapp.service.resolver import TurnSettings
 from chatapp.service.store_thread import StoreThread
-from chatapp.service.turn import Failure, TurnHandle, failure_of, storage_failure
+from chatapp.service.turn import (
+    CLIENT_LEFT,
+    Failure,
+    TurnHandle,
+    failure_of,
+    storage_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ class TurnSpec:
     settings: TurnSettings
     ref: ModelRef | None = None  # the model the turn needs (None: whichever is loaded)
     raw_text: str | None = None  # an API raw completion: this text, special tokens parsed
+    client: bool = False  # an API client's turn: not run if cancelled while queued
 
 
 class MemorySink:
@@ -316,6 +323,9 @@ class Runner:
         cancel = handle.cancel_event
         stream: Any = None
         backend: Backend | None = self.backend()
+        if spec.client and cancel.is_set():  # never evaluated: its client is gone
+            self._failed(spec, sink, Failure(FailureKind.CANCELLED, CLIENT_LEFT))
+            return
         try:
             if backend is None:
                 raise NoModelError("No model is loaded. Open a .gguf model first.")

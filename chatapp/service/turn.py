@@ -44,6 +44,20 @@ class TurnOptions:
         return Given(values, self.system_prompt, self.context_policy, self.logprobs).checked()
 
 
+CLIENT_LEFT = "The client went away before its turn came; it was not run."
+
+
+@dataclass(frozen=True)
+class ClientTurn:
+    """What an API client's turn adds (ChatService.complete and record): its own KV-state
+    key, a raw completion text instead of the template, the recorded conversation's meta.
+    A client's turn cancelled while queued is never run (its client left)."""
+
+    cache_key: str | None = None
+    prompt_text: str | None = None  # /v1/completions: this text as-is, no chat template
+    meta: dict[str, Any] = field(default_factory=dict)  # a recorded conversation's
+
+
 @dataclass(frozen=True)
 class Completion:
     """A finished completion-mode request (ChatService.continue_text)."""

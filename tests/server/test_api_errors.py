@@ -80,7 +80,8 @@ def test_oversize_request_is_a_413(serve) -> None:
     assert e.value.status_code == 413
     # without a Content-Length (chunked upload) the cap holds as well
     chunks = iter([b'{"model": "x", "messages": "' + b"y" * 6000, b"z" * 6000 + b'"}'])
-    _error(httpx.post(f"{url}/chat/completions", content=chunks), 413)
+    json_type = {"content-type": "application/json"}
+    _error(httpx.post(f"{url}/chat/completions", content=chunks, headers=json_type), 413)
 
 
 def test_unknown_route_is_a_404_in_the_error_shape(api: str) -> None:
