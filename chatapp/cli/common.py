@@ -21,3 +21,18 @@ def model_ref(given: str | None, settings: Settings, *, must_exist: bool = False
     if must_exist and not Path(ref.name).expanduser().exists():
         raise UserError(f"No such model file: {ref.name}")
     return ModelRef.local(ref.name)
+
+
+# C0 controls but newline and tab, DEL, C1 controls (0x9b is a CSI on some terminals)
+_CONTROL = "".join(chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if c not in (9, 10))
+_ESCAPES = str.maketrans(
+    {c: f"\\x{ord(c):02x}" for c in _CONTROL}
+    | {"\x1b": "\\e", "\r": "\\r", "\x00": "\\0", "\x07": "\\a", "\x08": "\\b"}
+)
+
+
+def shown(text: str) -> str:
+    """Stored text as the CLI prints it: control characters (escape sequences, carriage
+    returns, bells) written out visibly, so a title or an answer cannot retitle the
+    terminal, clear it or rewrite earlier lines. Newlines and tabs stay."""
+    return text.replace("\r\n", "\n").translate(_ESCAPES)

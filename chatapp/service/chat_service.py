@@ -77,6 +77,7 @@ class LoadRequest:
     n_gpu_layers: int = 0
     n_threads: int | None = None
     api_key: str = ""  # a remote server's key (never stored with the conversation)
+    timeout: float | None = None  # a remote answer's total deadline in s (None: the default)
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
@@ -84,9 +85,14 @@ BackendFactory = Callable[[LoadRequest], Backend]
 
 def default_backend_factory(req: LoadRequest) -> Backend:
     if not req.ref.is_local:
-        from chatapp.engine.remote import RemoteBackend
+        from chatapp.engine.remote import TOTAL_TIMEOUT, RemoteBackend
 
-        return RemoteBackend(req.ref.endpoint, req.ref.name, api_key=req.api_key)
+        return RemoteBackend(
+            req.ref.endpoint,
+            req.ref.name,
+            api_key=req.api_key,
+            total_timeout=req.timeout or TOTAL_TIMEOUT,
+        )
     from chatapp.engine.llama import VERSION, LlamaEngine
     from chatapp.engine.local import LocalBackend
 
@@ -799,7 +805,8 @@ class ChatService:
                 turn.tokens.forced = len(turn.forced)
                 turn.trace = turn.tokens.build(backend.token_bytes)
         except UserError as e:
-            self._fail(turn, str(e))
+            # a remote server's fault says how its partial answer is marked
+            self._fail(turn, str(e), finish=getattr(e, "finish_reason", FinishReason.ERROR))
             return
         except Exception as e:
             log.exception("generation failed")
@@ -878,7 +885,14 @@ class ChatService:
         assert message is not None
         return message
 
-    def _fail(self, turn: _Turn, error: str, *, save: bool = True) -> None:
+    def _fail(
+        self,
+        turn: _Turn,
+        error: str,
+        *,
+        save: bool = True,
+        finish: FinishReason = FinishReason.ERROR,
+    ) -> None:
         """Keep what was streamed (marked as failed); drop an answer that never began."""
         reply = turn.reply
         self._db.stream_end(reply.id)
@@ -892,7 +906,7 @@ class ChatService:
                             reply.id,
                             content=answer,
                             thinking=thinking,
-                            finish_reason=FinishReason.ERROR,
+                            finish_reason=finish,
                         )
                     )
             else:
