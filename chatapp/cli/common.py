@@ -36,3 +36,13 @@ def shown(text: str) -> str:
     returns, bells) written out visibly, so a title or an answer cannot retitle the
     terminal, clear it or rewrite earlier lines. Newlines and tabs stay."""
     return text.replace("\r\n", "\n").translate(_ESCAPES)
+
+
+_JSON_ESCAPES = str.maketrans({chr(c): f"\\u{c:04x}" for c in range(0x7F, 0xA0)})
+
+
+def shown_json(text: str) -> str:
+    """JSON text as the CLI prints it: json.dumps already escapes C0 controls; DEL and
+    the C1 controls it leaves raw are escaped the JSON way, so the document stays the
+    same document."""
+    return text.translate(_JSON_ESCAPES)
