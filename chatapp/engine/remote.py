@@ -268,7 +268,8 @@ class RemoteStream:
         t_first: float | None = None
         finish = FinishReason.STOP
         n = 0
-        pieces = 0  # events that carried text: never fewer than the tokens they hold
+        pieces = 0  # events that carried text: never more than the tokens they hold
+        events = 0  # data events of any kind
         fault: NetworkError | None = None
         done = ended = False  # [DONE] seen; a choice said why it ended
         reader.start()
@@ -302,7 +303,7 @@ class RemoteStream:
                 if isinstance(item, _End):
                     if done or ended:
                         break  # a finish_reason without [DONE]: complete all the same
-                    if n or pieces:
+                    if events:
                         raise ServerFault(
                             f"The connection to {base} ended before the answer was "
                             "complete (the stream stopped without [DONE])."
@@ -315,6 +316,7 @@ class RemoteStream:
                 data = item[5:].strip()
                 if not data:
                     continue
+                events += 1
                 if data == "[DONE]":
                     done = True
                     break
