@@ -237,3 +237,9 @@ def test_faults_say_how_the_partial_answer_is_marked(server: str) -> None:
     assert "within 1 s" in str(error) and answer.startswith("w0 w1")
     answer, error = _stream(f"{server}/cut/v1")
     assert isinstance(error, ServerFault) and answer == "Hello wor"
+
+
+def test_keep_alive_comments_are_silence_to_the_read_timeout(server: str) -> None:
+    answer, error = _stream(f"{server}/pings/v1", read_timeout=1.0)
+    assert isinstance(error, ServerFault) and "did not answer within 1 s" in str(error)
+    assert answer == "Thinking about it"
