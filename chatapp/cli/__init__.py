@@ -64,7 +64,10 @@ def run(argv: Sequence[str]) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"chatapp: error: {e}", file=sys.stderr)
+        from chatapp.cli.common import shown
+
+        # a message may quote what a server, a file or a title holds
+        print(f"chatapp: error: {shown(str(e))}", file=sys.stderr)
         return exit_code(e.kind)
     except KeyboardInterrupt:
         print(file=sys.stderr)

@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from chatapp.cli.common import model_ref
+from chatapp.cli.common import model_ref, shown
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import ModelRef
 from chatapp.core.chat_settings import BadValue
@@ -37,6 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY",
         default=os.environ.get("CHATAPP_REMOTE_API_KEY", ""),
         help="the server's API key (default $CHATAPP_REMOTE_API_KEY)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the longest a server's answer may take in all (with --backend or a remote "
+        "model; default 1800)",
     )
     p.add_argument("-c", "--conversation", metavar="ID", help="continue this conversation")
     p.add_argument("-s", "--system", metavar="TEXT", help="system prompt for a new conversation")
@@ -125,6 +133,8 @@ def chat(args: argparse.Namespace) -> int:
         raise UserError("--backend URL and --backend-model NAME go together.")
     if args.backend and args.model:
         raise UserError("Give either --model PATH or --backend URL, not both.")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UserError("--timeout takes a number of seconds above 0.")
     model = args.model or (conv.model_path if conv else None)
     if args.backend:
         model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
@@ -139,6 +149,7 @@ def chat(args: argparse.Namespace) -> int:
                 n_threads=args.threads,
                 n_gpu_layers=args.gpu_layers,
                 api_key=args.api_key,
+                timeout=args.timeout,
             )
         ).result()
         if loaded.template.warning:
@@ -158,7 +169,12 @@ def chat(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     if isinstance(result, TurnFailed):
-        raise UserError(result.error, kind=result.kind)
+        kept = (
+            f" (the partial answer is kept in conversation {result.conversation_id[:12]})"
+            if result.message_id and result.conversation_id
+            else ""
+        )
+        raise UserError(shown(" ".join(result.error.split())) + kept, kind=result.kind)
     st = result.stats
     cid = result.conversation_id
     if args.stats:
@@ -216,7 +232,7 @@ class _Printer:
         if isinstance(event, TurnChunk) and event.chunk.text:
             out = sys.stderr if event.chunk.channel == "thinking" else sys.stdout
             with self.lock:
-                out.write(event.chunk.text)
+                out.write(shown(event.chunk.text))
                 out.flush()
         elif isinstance(event, TurnPrompt) and event.prompt.warning:
             note = (

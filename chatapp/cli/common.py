@@ -21,3 +21,28 @@ def model_ref(given: str | None, settings: Settings, *, must_exist: bool = False
     if must_exist and not Path(ref.name).expanduser().exists():
         raise UserError(f"No such model file: {ref.name}")
     return ModelRef.local(ref.name)
+
+
+# C0 controls but newline and tab, DEL, C1 controls (0x9b is a CSI on some terminals)
+_CONTROL = "".join(chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if c not in (9, 10))
+_ESCAPES = str.maketrans(
+    {c: f"\\x{ord(c):02x}" for c in _CONTROL}
+    | {"\x1b": "\\e", "\r": "\\r", "\x00": "\\0", "\x07": "\\a", "\x08": "\\b"}
+)
+
+
+def shown(text: str) -> str:
+    """Stored text as the CLI prints it: control characters (escape sequences, carriage
+    returns, bells) written out visibly, so a title or an answer cannot retitle the
+    terminal, clear it or rewrite earlier lines. Newlines and tabs stay."""
+    return text.replace("\r\n", "\n").translate(_ESCAPES)
+
+
+_JSON_ESCAPES = str.maketrans({chr(c): f"\\u{c:04x}" for c in range(0x7F, 0xA0)})
+
+
+def shown_json(text: str) -> str:
+    """JSON text as the CLI prints it: json.dumps already escapes C0 controls; DEL and
+    the C1 controls it leaves raw are escaped the JSON way, so the document stays the
+    same document."""
+    return text.translate(_JSON_ESCAPES)

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from chatapp.cli.chat_settings_cli import change_settings, describe
+from chatapp.cli.common import shown
 from chatapp.core.conversation import Conversation, FinishReason, Message, thread
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
@@ -180,7 +181,7 @@ def conversations(args: argparse.Namespace) -> int:
             return 0
         _header(store, conv)
         for m in store.active_thread(conv.id):
-            print(f"\n[{m.role.value}]\n{m.content}")
+            print(f"\n[{m.role.value}]\n{shown(m.content)}")
         return 0
     finally:
         store.close()
@@ -235,12 +236,12 @@ def _list(store: Store, limit: int, tag: str | None) -> None:
         when = datetime.fromtimestamp(c.updated_at).strftime("%Y-%m-%d %H:%M")
         flag = f"{PIN} " if c.id in pinned else ""
         labels = "".join(f"  #{t}" for t in tags[c.id])
-        print(f"{c.id[:12]}  {when}  {flag}{c.title}{labels}")
+        print(shown(f"{c.id[:12]}  {when}  {flag}{c.title}{labels}"))
 
 
 def _header(store: Store, conv: Conversation) -> None:
     pin = f"{PIN} " if conv.id in store.pinned_ids() else ""
-    print(f"# {pin}{conv.title}  ({conv.id})")
+    print(shown(f"# {pin}{conv.title}  ({conv.id})"))
     details = []
     if conv.model_path:
         details.append(f"model: {Path(conv.model_path).name}")
@@ -248,9 +249,9 @@ def _header(store: Store, conv: Conversation) -> None:
     if tags:
         details.append("tags: " + ", ".join(tags))
     if details:
-        print("  ".join(details))
+        print(shown("  ".join(details)))
     if conv.system_prompt:
-        print(f"\n[system]\n{conv.system_prompt}")
+        print(f"\n[system]\n{shown(conv.system_prompt)}")
 
 
 def _change(
@@ -282,7 +283,7 @@ def _change(
         commands.show_branch_of(msg.id).result()
     pinned = "pinned" if conv.id in store.pinned_ids() else "not pinned"
     tags = ", ".join(store.tags(conv.id)) or "no tags"
-    print(f"{conv.id[:12]}  {conv.title}: {pinned}, {tags}")
+    print(shown(f"{conv.id[:12]}  {conv.title}: {pinned}, {tags}"))
 
 
 def _find_message(store: Store, conv: Conversation, key: str) -> Message:
@@ -339,7 +340,7 @@ def tree_lines(messages: list[Message], current_leaf_id: str | None) -> list[str
             continue
         seen.add(m.id)
         mark = "*" if m.id in active else " "
-        lines.append(f"{mark} {head}{m.id[:8]}  {m.role.value:<{width}}  {_preview(m)}")
+        lines.append(f"{mark} {head}{m.id[:8]}  {m.role.value:<{width}}  {shown(_preview(m))}")
         kids = children.get(m.id, [])
         if len(kids) == 1:
             stack.append((kids[0], below, below))

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chatapp.cli.common import shown, shown_json
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message
 from chatapp.core.errors import UserError
@@ -110,7 +111,7 @@ def export_command(args: argparse.Namespace) -> int:
             dest = dest.with_name(dest.name + ".zip")
         renderer = _pdf_renderer() if fmt == "pdf" else None
         export_many(ids, load, fmt, dest, renderer=renderer)
-    print(f"Exported {len(ids)} conversation{'s' if len(ids) != 1 else ''} to {dest}")
+    print(shown(f"Exported {len(ids)} conversation{'s' if len(ids) != 1 else ''} to {dest}"))
     return 0
 
 
@@ -128,16 +129,17 @@ def _export_one(conv: Conversation, messages: list[Message], fmt: str, output: s
     if output == "-":
         if fmt == "pdf":
             raise UserError("PDF cannot be written to stdout; give a file name with -o.")
-        sys.stdout.write(render(fmt, conv, messages))
+        text = render(fmt, conv, messages)
+        sys.stdout.write(shown_json(text) if fmt == "json" else shown(text))
         return 0
     dest = Path(output) if output else Path(safe_filename(conv.title, EXTENSIONS[fmt]))
     if dest.is_dir():
         dest = dest / safe_filename(conv.title, EXTENSIONS[fmt])
     if fmt == "pdf":
-        atomic.write_bytes(dest, _pdf_via_child(conv, messages))
+        atomic.write_bytes(dest, _pdf_via_child(conv, messages), mode=atomic.USER_FILE)
     else:
-        atomic.write_text(dest, render(fmt, conv, messages))
-    print(f"Exported {conv.title!r} to {dest}")
+        atomic.write_text(dest, render(fmt, conv, messages), mode=atomic.USER_FILE)
+    print(shown(f"Exported '{conv.title}' to {dest}"))
     return 0
 
 

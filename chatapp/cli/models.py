@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatapp.cli.common import shown
 from chatapp.core import catalog, sysinfo
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
@@ -86,7 +87,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     for r in results:
         gated = "  (gated)" if r.gated else ""
-        print(f"{r.repo_id:<60} {r.downloads:>10,} downloads {r.likes:>6,} likes{gated}")
+        print(shown(f"{r.repo_id:<60} {r.downloads:>10,} downloads {r.likes:>6,} likes{gated}"))
     return 0
 
 
@@ -99,7 +100,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     for m in models:
         flag = "" if m.complete else "  (incomplete split set)"
-        print(f"{m.name:<70} {catalog.human_size(m.size):>9}  {m.quant or '-':<8} {m.source}{flag}")
+        size = catalog.human_size(m.size)
+        print(shown(f"{m.name:<70} {size:>9}  {m.quant or '-':<8} {m.source}{flag}"))
     print(f"\nLibrary folder {lib.models_dir}: {catalog.human_size(lib.disk_use())} used")
     return 0
 
@@ -121,16 +123,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     files = api.repo_files(args.model, token=_token(settings))
     free = sysinfo.free_ram()
     vram = sysinfo.free_vram() if settings.n_gpu_layers else None
-    print(f"{files.repo_id} @ {files.revision[:12]}" + ("  (gated)" if files.gated else ""))
+    print(shown(f"{files.repo_id} @ {files.revision[:12]}") + ("  (gated)" if files.gated else ""))
     if files.license:
-        print(f"license: {files.license}")
+        print(shown(f"license: {files.license}"))
     if not files.groups:
         print("No GGUF chat model files in this repository.")
     for g in files.groups:
         fit = catalog.estimate_fit(g.size or 0, ctx, free, free_vram=vram, quant=g.quant)
         split = f" ({len(g.files)} parts)" if g.is_split else ""
         size = catalog.human_size(g.size)
-        print(f"  {g.quant or '?':<8} {size:>9}  {fit.label or '?':<13}{g.name}{split}")
+        print(shown(f"  {g.quant or '?':<8} {size:>9}  {fit.label or '?':<13}{g.name}{split}"))
     print(f"(fit at {ctx} tokens of context, {catalog.human_size(free)} RAM free)")
     return 0
 
@@ -158,7 +160,7 @@ def _local_info(path: Path, ctx: int, vram: int | None = None) -> int:
         (f"fit at {ctx} ctx", fit.describe()),
     ]
     for k, v in rows:
-        print(f"{k:>16}: {v}")
+        print(shown(f"{k:>16}: {v}"))
     return 0
 
 

@@ -11,8 +11,9 @@ import argparse
 import sys
 from datetime import datetime
 
+from chatapp.cli.common import shown
 from chatapp.cli.conversations import open_store
-from chatapp.core.search import fts_query, mark_hits
+from chatapp.core.search import fts_query, snippet_parts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,8 +47,18 @@ def search(args: argparse.Namespace) -> int:
     for h in hits:
         when = datetime.fromtimestamp(h.created_at).strftime("%Y-%m-%d %H:%M")
         if h.message_id is None:
-            print(f"{h.conversation_id[:12]}  {mark_hits(h.snippet, start, end)}  (title, {when})")
+            hit = _marked(h.snippet, start, end)
+            print(f"{h.conversation_id[:12]}  {hit}  (title, {when})")
         else:
-            print(f"{h.conversation_id[:12]}  {h.title}  ({h.role} {h.message_id[:8]}, {when})")
-            print(f"    {mark_hits(h.snippet, start, end)}")
+            print(
+                f"{h.conversation_id[:12]}  {shown(h.title)}  ({h.role} {h.message_id[:8]}, {when})"
+            )
+            print(f"    {_marked(h.snippet, start, end)}")
     return 0
+
+
+def _marked(snippet: str, start: str, end: str) -> str:
+    """The snippet with its hits marked and its own control characters escaped."""
+    return "".join(
+        f"{start}{shown(t)}{end}" if hit else shown(t) for t, hit in snippet_parts(snippet)
+    )

@@ -8,13 +8,14 @@ PDF is made from the HTML by chatapp.gui.pdf, which needs Qt and so lives outsid
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -297,7 +298,16 @@ def _staging_folder(dest: Path) -> Path:
     parent = dest if dest.is_dir() else dest.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.export-", dir=parent))
+        for _ in range(100):
+            staging = parent / f".{dest.name}.export-{secrets.token_hex(4)}"
+            try:
+                # 0777 less the umask, as any folder the user makes: a new export
+                # folder is this one renamed
+                staging.mkdir(0o777)
+                return staging
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, "no free staging name", str(parent))
     except OSError as e:
         raise UserError(f"Could not write into {parent}: {e.strerror or e}") from e
 
@@ -338,7 +348,7 @@ def _export_many(
         if zf is not None:
             zf.writestr(_zip_info(name, conv.updated_at), data)
         else:
-            atomic.write_bytes(dest / name, data)
+            atomic.write_bytes(dest / name, data, mode=atomic.USER_FILE)
         entries.append(
             {
                 "id": conv.id,
@@ -359,10 +369,10 @@ def _export_many(
         zf.writestr(_zip_info("index.html", 0), index_page)
         zf.writestr(_zip_info("index.json", 0), index_json)
         zf.close()
-        atomic.write_bytes(dest, buffer.getvalue())
+        atomic.write_bytes(dest, buffer.getvalue(), mode=atomic.USER_FILE)
     else:
-        atomic.write_bytes(dest / "index.html", index_page)
-        atomic.write_bytes(dest / "index.json", index_json)
+        atomic.write_bytes(dest / "index.html", index_page, mode=atomic.USER_FILE)
+        atomic.write_bytes(dest / "index.json", index_json, mode=atomic.USER_FILE)
     if progress:
         progress(total, total)
     if as_zip:

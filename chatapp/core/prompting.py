@@ -26,6 +26,11 @@ MERGED_SYSTEM_NOTE = (
 )
 
 
+_INTERRUPTED = frozenset(
+    {FinishReason.ERROR, FinishReason.CANCELLED, FinishReason.STREAMING, FinishReason.LENGTH}
+)
+
+
 @dataclass(frozen=True)
 class PromptResult:
     text: str
@@ -88,13 +93,15 @@ def conversation_messages(
     branch: Iterable[Message], template: ChatTemplate | None = None
 ) -> list[dict[str, Any]]:
     """Role/content dicts for a stored thread (no system message), with past thinking
-    passed back only where the template reads it. Failed empty answers are skipped."""
+    passed back only where the template reads it. An answer that was interrupted before
+    any text (failed, stopped, or its process died) is no turn: an empty assistant turn
+    in the prompt teaches the model to answer with nothing."""
     out: list[dict[str, Any]] = []
     for m in branch:
         if m.role is Role.SYSTEM:
             continue
         if m.role is Role.ASSISTANT:
-            if m.finish_reason is FinishReason.ERROR and not m.content:
+            if m.finish_reason in _INTERRUPTED and not m.content.strip():
                 continue
             out.append(history_message(m.content, m.thinking, template))
         else:

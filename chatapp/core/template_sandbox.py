@@ -41,9 +41,14 @@ from jinja2.visitor import NodeTransformer
 from chatapp.core.errors import TemplateError
 from chatapp.core.templates import TemplateRefused
 
+# The limits stop a runaway template, not a long conversation: each grows with the data
+# the template is given (a 50,000-message chat renders; a loop that repeats the prompt
+# without end still stops). The prompt is then fitted to the context by the caller.
 MAX_OUTPUT_CHARS = 4_000_000  # ~1M tokens: far past any context window
 MAX_VALUE_LEN = MAX_OUTPUT_CHARS  # strings and lists built inside a template
 MAX_STEPS = 5_000_000  # loop steps, calls and attribute reads per render
+OUTPUT_PER_INPUT_CHAR = 4  # more output allowed per character of the messages given
+STEPS_PER_INPUT_ITEM = 200  # more steps allowed per message, field or list item given
 
 
 # --- render limits -------------------------------------------------------------------
@@ -54,18 +59,21 @@ class _LimitExceeded(SecurityError):
 
 
 class _Budget:
-    def __init__(self, time_limit: float) -> None:
+    def __init__(self, time_limit: float, input_chars: int = 0, input_items: int = 0) -> None:
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
         self.steps = 0
         self.cancelled = False
+        self.max_output = MAX_OUTPUT_CHARS + OUTPUT_PER_INPUT_CHAR * input_chars
+        self.max_value = MAX_VALUE_LEN + OUTPUT_PER_INPUT_CHAR * input_chars
+        self.max_steps = MAX_STEPS + STEPS_PER_INPUT_ITEM * input_items
 
     def tick(self, n: int = 1) -> None:
         self.steps += n
         if self.cancelled:
             raise _LimitExceeded("rendering was stopped")
-        if self.steps > MAX_STEPS:
-            raise _LimitExceeded(f"the template ran more than {MAX_STEPS:,} steps")
+        if self.steps > self.max_steps:
+            raise _LimitExceeded(f"the template ran more than {self.max_steps:,} steps")
         if (self.steps & 0xFF) == 0 and time.monotonic() > self.deadline:
             raise _LimitExceeded(f"rendering took longer than {self.time_limit:g} s")
 
@@ -79,20 +87,25 @@ def _tick(n: int = 1) -> None:
         budget.tick(n)
 
 
+def _value_limit() -> int:
+    budget: _Budget | None = getattr(_state, "budget", None)
+    return MAX_VALUE_LEN if budget is None else budget.max_value
+
+
 def _check_size(value: Any) -> Any:
-    if isinstance(value, (str, list, tuple, dict)) and len(value) > MAX_VALUE_LEN:
-        raise _LimitExceeded(f"the template built a value of more than {MAX_VALUE_LEN:,} items")
+    if isinstance(value, (str, list, tuple, dict)) and len(value) > (limit := _value_limit()):
+        raise _LimitExceeded(f"the template built a value of more than {limit:,} items")
     return value
 
 
 def _check_int(value: Any) -> None:
     """For numbers that size what gets built (widths, repeats, exponents)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE_LEN:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _value_limit():
         raise _LimitExceeded(f"the template used a number too large to allow ({value})")
 
 
 def _check_len(n: int) -> None:
-    if n > MAX_VALUE_LEN:
+    if n > _value_limit():
         raise _LimitExceeded(f"the template would build a value of {n:,} characters")
 
 
@@ -136,8 +149,8 @@ class _GuardedRange:
 
     def __init__(self, *args: int) -> None:
         self._range = range(*args)
-        if len(self._range) > MAX_VALUE_LEN:
-            raise _LimitExceeded(f"range() of more than {MAX_VALUE_LEN:,} items")
+        if len(self._range) > (limit := _value_limit()):
+            raise _LimitExceeded(f"range() of more than {limit:,} items")
 
     def __iter__(self) -> Iterator[int]:
         for i in self._range:
@@ -407,8 +420,8 @@ def _render_chunks(compiled: jinja2.Template, context: dict[str, Any], budget: _
         size = 0
         for chunk in compiled.generate(**context):
             size += len(chunk)
-            if size > MAX_OUTPUT_CHARS:
-                raise _LimitExceeded(f"the prompt grew past {MAX_OUTPUT_CHARS:,} characters")
+            if size > budget.max_output:
+                raise _LimitExceeded(f"the prompt grew past {budget.max_output:,} characters")
             budget.tick()
             parts.append(chunk)
         return "".join(parts)
@@ -424,7 +437,8 @@ def render_here(text: str, context: dict[str, Any], time_limit: float) -> str:
     """
     check_syntax_here(text)
     try:
-        out = _render_chunks(_compile(text), context, _Budget(time_limit))
+        budget = _Budget(time_limit, *input_size(context))
+        out = _render_chunks(_compile(text), context, budget)
     except TemplateRaised as e:
         err: TemplateError = TemplateRefused(
             f"The chat template refused this conversation: {e.message}"
@@ -467,6 +481,24 @@ def render_here(text: str, context: dict[str, Any], time_limit: float) -> str:
     err.message = err.message.replace("{where}", f" on line {line}" if line else "")
     err.args = (err.message,)
     raise err from cause
+
+
+def input_size(value: Any) -> tuple[int, int]:
+    """The characters of text and the number of items (fields, list entries) in the
+    plain data a template is given: what its limits grow with."""
+    chars = items = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        items += 1
+        if isinstance(v, str):
+            chars += len(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+            chars += sum(len(k) for k in v if isinstance(k, str))
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return chars, items
 
 
 def _short(e: BaseException, limit: int = 200) -> str:

@@ -24,6 +24,7 @@ from chatapp.core.errors import TemplateError
 log = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 3.0  # a real template renders in milliseconds
+CHARS_PER_SECOND = 1_000_000  # more time allowed per character of the messages rendered
 MAX_TEMPLATE_CHARS = 500_000  # real templates are a few KB, the largest known ~30 KB
 _PARSED_OK_MAX = 64
 
@@ -171,6 +172,13 @@ def render(
     }
     for key, value in extra.items():
         context[key] = plain_data(value)
+    # a long conversation takes longer to render: the deadline stops runaway templates,
+    # not long chats (the worker's size limits grow with the input the same way)
+    chars = sum(
+        len(c) for m in chat if isinstance(m, dict) and isinstance(c := m.get("content"), str)
+    )
+    if isinstance(time_limit, (int, float)) and math.isfinite(time_limit):
+        time_limit += chars / CHARS_PER_SECOND
     return _ask({"op": "render", "text": text, "context": context}, time_limit)
 
 

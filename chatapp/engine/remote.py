@@ -9,6 +9,12 @@ text with the same core.thinking code as for local models, and a server's own
 feeds the lines to the generating thread, so a cancel ends the turn at once even while
 the server is silent. Every failure becomes one line a person can act on (NetworkError);
 the service keeps whatever was already streamed.
+
+A server is not trusted to keep to the protocol: a redirect, a stream cut before
+[DONE], an event that is not a completion chunk, more pieces than max_tokens, silence
+dressed up as keep-alive comments, or an answer that never ends each stop the answer
+with a ServerFault (a NetworkError that says how the partial answer is marked). Only
+data events count as progress, and every answer has a total deadline.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from chatapp.core.backend import (
 )
 from chatapp.core.conversation import FinishReason, Message
 from chatapp.core.engine import ModelInfo
-from chatapp.core.errors import NetworkError
+from chatapp.core.errors import FailureKind, NetworkError
 from chatapp.core.prompting import conversation_messages
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import DEFAULT_TAGS, THINKING, AnswerStream
@@ -45,7 +51,38 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0  # a big prompt on a busy server can take a while to start
-_END = object()
+TOTAL_TIMEOUT = 1800.0  # the longest one answer may take in all, however it streams
+MAX_JSON_ANSWER = 16 * 1024 * 1024  # a whole (non-streamed) answer larger than this is refused
+
+
+class ServerFault(NetworkError):
+    """The server broke the protocol during an answer. finish_reason: how the partial
+    answer is marked (the service reads it; ERROR unless something more specific fits)."""
+
+    kind = FailureKind.BACKEND_FAILED
+
+    def __init__(self, message: str, finish_reason: FinishReason = FinishReason.ERROR) -> None:
+        super().__init__(message)
+        self.finish_reason = finish_reason
+
+
+class _End:
+    """The reader's last item: the response ended (content_type: what it said it was)."""
+
+    def __init__(self, content_type: str) -> None:
+        self.content_type = content_type
+
+
+class _Whole:
+    """A server that ignored stream=true: its one JSON body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """A piece of what a server sent, safe to print on one line."""
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
 
 
 def api_base(url: str) -> str:
@@ -76,9 +113,11 @@ class RemoteClient:
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        total_timeout: float = TOTAL_TIMEOUT,
     ) -> None:
         self.base = api_base(base_url)
         self.read_timeout = read_timeout
+        self.total_timeout = total_timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
             base_url=self.base,
@@ -104,17 +143,27 @@ class RemoteClient:
         if isinstance(e, httpx.ConnectTimeout):
             return NetworkError(f"Cannot reach {self.base}: the connection timed out.")
         if isinstance(e, httpx.TimeoutException):
-            return NetworkError(
-                f"{self.base} did not answer within {self.read_timeout:g} s; "
-                "the server may be overloaded or stuck."
-            )
+            return self.silence_error()
         if isinstance(e, httpx.ConnectError):
             return NetworkError(f"Cannot reach {self.base}: is the server running? ({e})")
         if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError)):
             return NetworkError(f"The connection to {self.base} broke off mid-answer.")
         return NetworkError(f"Talking to {self.base} failed: {e}")
 
+    def silence_error(self) -> NetworkError:
+        return ServerFault(
+            f"{self.base} did not answer within {self.read_timeout:g} s; "
+            "the server may be overloaded or stuck."
+        )
+
     def check(self, r: httpx.Response, model: str) -> None:
+        if 300 <= r.status_code < 400:
+            where = r.headers.get("location", "")
+            to = f" to {_clip(where, 120)}" if where else ""
+            raise NetworkError(
+                f"{self.base} answered {r.status_code}: a redirect{to}. "
+                "Give the address it names as the backend URL."
+            )
         if r.status_code < 400:
             return
         try:
@@ -173,16 +222,21 @@ class RemoteStream:
         return (self._out.thinking + "".join(self._thinking)).strip()
 
     def _lines(self, lines: queue.Queue[Any], stop: threading.Event) -> None:
-        """On a reader thread: the response's lines, then _END, or the error."""
+        """On a reader thread: the response's lines, then an _End (or a _Whole for a
+        JSON body), or the error."""
         model = str(self.body.get("model", ""))
         try:
             with self.client.http.stream("POST", "/chat/completions", json=self.body) as r:
                 self.client.check(r, model)
+                kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
+                if kind == "application/json" or kind.endswith("+json"):
+                    lines.put(_Whole(self._read_whole(r, stop)))
+                    return
                 for line in r.iter_lines():
                     if stop.is_set():
                         return
                     lines.put(line)
-            lines.put(_END)
+            lines.put(_End(kind))
         except NetworkError as e:
             lines.put(e)
         except httpx.HTTPError as e:
@@ -191,55 +245,110 @@ class RemoteStream:
             log.exception("reading the stream of %s failed", self.client.base)
             lines.put(e)
 
+    def _read_whole(self, r: httpx.Response, stop: threading.Event) -> bytes:
+        body = bytearray()
+        for piece in r.iter_bytes():
+            if stop.is_set():
+                break
+            body += piece
+            if len(body) > MAX_JSON_ANSWER:
+                raise ServerFault(
+                    f"{self.client.base} ignored stream=true and sent a JSON answer of more "
+                    f"than {MAX_JSON_ANSWER // (1024 * 1024)} MB; it was not read."
+                )
+        return bytes(body)
+
     def __iter__(self) -> Iterator[Chunk]:
         lines: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
         reader = threading.Thread(target=self._lines, args=(lines, stop), daemon=True)
+        base = self.client.base
+        limit = self.body.get("max_tokens")
         t0 = time.perf_counter()
+        deadline = t0 + self.client.total_timeout
+        last_data = t0  # keep-alive comments are not progress: only data events count
         t_first: float | None = None
         finish = FinishReason.STOP
         n = 0
+        pieces = 0  # events that carried text: never more than the tokens they hold
+        events = 0  # data events of any kind
+        fault: NetworkError | None = None
+        done = ended = False  # [DONE] seen; a choice said why it ended
         reader.start()
         try:
             while True:
                 if self.cancel.is_set():
                     finish = FinishReason.CANCELLED
                     break
+                now = time.perf_counter()
+                if now > deadline:
+                    raise ServerFault(
+                        f"{base} did not finish the answer within "
+                        f"{self.client.total_timeout:g} s; it was stopped there."
+                    )
+                if now - last_data > self.client.read_timeout:
+                    raise self.client.silence_error()
                 try:
                     item = lines.get(timeout=0.05)
                 except queue.Empty:
                     continue
-                if item is _END:
-                    break
                 if isinstance(item, Exception):
                     raise item
-                data = item[5:].strip() if item.startswith("data:") else ""
-                if not data:
-                    continue
-                if data == "[DONE]":
-                    break
-                event = json.loads(data)
-                if "error" in event:
-                    err = event["error"]
-                    msg = err.get("message", err) if isinstance(err, dict) else err
-                    raise NetworkError(f"{self.client.base} reported an error: {msg}")
-                usage = event.get("usage") or {}
-                if usage:
-                    self.stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                    self.stats.completion_tokens = int(usage.get("completion_tokens") or 0)
-                for choice in event.get("choices") or []:
-                    chunks = list(self._chunks(choice))
-                    if chunks and t_first is None:
-                        t_first = time.perf_counter()
-                    n += sum(1 for c in chunks if c.logprob is not None) or (1 if chunks else 0)
+                if isinstance(item, _Whole):
+                    chunks, reason = self._whole(item.body)
+                    t_first = time.perf_counter()
+                    n += 1 if chunks else 0
                     yield from chunks
-                    reason = choice.get("finish_reason")
                     if reason == "length":
                         finish = FinishReason.LENGTH
+                    break
+                if isinstance(item, _End):
+                    if done or ended:
+                        break  # a finish_reason without [DONE]: complete all the same
+                    if events:
+                        raise ServerFault(
+                            f"The connection to {base} ended before the answer was "
+                            "complete (the stream stopped without [DONE])."
+                        )
+                    said = f" (it sent {item.content_type})" if item.content_type else ""
+                    raise ServerFault(f"{base} answered without a stream of events{said}.")
+                if not item.startswith("data:"):
+                    continue  # comments (keep-alive pings), event names, blank lines
+                last_data = now
+                data = item[5:].strip()
+                if not data:
+                    continue
+                events += 1
+                if data == "[DONE]":
+                    done = True
+                    break
+                chunks, reason = self._event(data)
+                if any(c.text for c in chunks):
+                    pieces += 1
+                    if limit is not None and pieces > limit:
+                        raise ServerFault(
+                            f"{base} kept sending past max_tokens ({limit}); "
+                            "the answer was stopped there.",
+                            FinishReason.LENGTH,
+                        )
+                if chunks and t_first is None:
+                    t_first = time.perf_counter()
+                n += sum(1 for c in chunks if c.logprob is not None) or (1 if chunks else 0)
+                yield from chunks
+                if reason:
+                    ended = True
+                if reason == "length":
+                    finish = FinishReason.LENGTH
+        except NetworkError as e:
+            fault = e
         finally:
             stop.set()
+        # text held back (a tag that might have continued) belongs to the answer, even
+        # to a partial one
         for channel, text in self._out.finish():
             yield Chunk(text, channel)
+        if fault is not None:
+            raise fault
         t_end = time.perf_counter()
         self.stats.finish_reason = finish
         if not self.stats.completion_tokens:
@@ -247,18 +356,83 @@ class RemoteStream:
         self.stats.prompt_seconds = (t_first or t_end) - t0
         self.stats.generation_seconds = t_end - (t_first or t_end)
 
+    def _event(self, data: str) -> tuple[list[Chunk], str | None]:
+        """One data event's chunks and the finish_reason it gave, if any. Anything but a
+        chat.completion.chunk is a ServerFault that quotes it."""
+        base = self.client.base
+        try:
+            event = json.loads(data)
+        except ValueError:
+            raise ServerFault(f"{base} sent an event that is not JSON: {_clip(data)}") from None
+        if isinstance(event, dict) and "error" in event:
+            err = event["error"]
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            raise ServerFault(f"{base} reported an error: {_clip(str(msg), 200)}")
+        chunks: list[Chunk] = []
+        reason: str | None = None
+        try:
+            if not isinstance(event, dict):
+                raise TypeError(type(event).__name__)
+            self._usage(event.get("usage"))
+            choices = event.get("choices") or []
+            if not isinstance(choices, list):
+                raise TypeError("choices")
+            for choice in choices:
+                chunks += self._chunks(choice)
+                reason = choice.get("finish_reason") or reason
+        except (TypeError, AttributeError, ValueError, KeyError, IndexError) as e:
+            raise ServerFault(
+                f"{base} sent an event that is not a completion chunk: {_clip(data)}"
+            ) from e
+        return chunks, (str(reason) if reason else None)
+
+    def _usage(self, usage: Any) -> None:
+        if usage:
+            self.stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            self.stats.completion_tokens = int(usage.get("completion_tokens") or 0)
+
+    def _whole(self, body: bytes) -> tuple[list[Chunk], str | None]:
+        """A server that ignored stream=true and sent the whole completion as one JSON:
+        its answer is taken as it is; anything else is a ServerFault."""
+        base = self.client.base
+        text = body.decode("utf-8", "replace")
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise ServerFault(f"{base} sent a JSON answer that does not parse.") from None
+        if isinstance(answer, dict) and "error" in answer:
+            return self._event(text)  # raises with the server's own message
+        try:
+            choice = answer["choices"][0]
+            message = choice["message"]
+            if not isinstance(message, dict) or not isinstance(message.get("content") or "", str):
+                raise TypeError("message")
+            self._usage(answer.get("usage"))
+            chunks = list(self._chunks({**choice, "delta": message}))
+            reason = choice.get("finish_reason")
+        except (TypeError, AttributeError, ValueError, KeyError, IndexError) as e:
+            raise ServerFault(
+                f"{base} ignored stream=true and its answer is not a chat completion: {_clip(text)}"
+            ) from e
+        log.info("%s ignored stream=true; its whole answer was taken", base)
+        return chunks, (str(reason) if reason else None)
+
     def _chunks(self, choice: dict[str, Any]) -> Iterator[Chunk]:
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        text = delta.get("content") or ""
+        if not isinstance(text, str) or not isinstance(reasoning or "", str):
+            raise TypeError("content")
         if reasoning:
             self._thinking.append(reasoning)
             yield Chunk(reasoning, THINKING)
-        text = delta.get("content") or ""
         entries = ((choice.get("logprobs") or {}).get("content")) or []
         first = entries[0] if entries else None
         logprob: float | None = None
         top: tuple[TokenAlternative, ...] = ()
         if first is not None:
+            if not isinstance(first, dict):
+                raise TypeError("logprobs")
             self._on_logprobs()
             logprob = float(first.get("logprob", 0.0))
             top = tuple(
@@ -285,12 +459,18 @@ class RemoteBackend:
         api_key: str = "",
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        total_timeout: float = TOTAL_TIMEOUT,
         check: bool = True,
     ) -> None:
         """check: ask the server for its models now, so a wrong URL, key or model
-        name fails at load time with its own message."""
+        name fails at load time with its own message. read_timeout: the longest silence
+        (keep-alive comments are silence); total_timeout: the longest one answer takes."""
         self.client = RemoteClient(
-            base_url, api_key, connect_timeout=connect_timeout, read_timeout=read_timeout
+            base_url,
+            api_key,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            total_timeout=total_timeout,
         )
         self.ref = ModelRef(name=model, endpoint=base_url)
         if check:

@@ -316,6 +316,6 @@ def _write_one(conv: Conversation, messages: list[Message], fmt: str, dest: Path
     if fmt == "pdf":
         from chatapp.gui.pdf import conversation_pdf
 
-        atomic.write_bytes(dest, conversation_pdf(conv, messages))
+        atomic.write_bytes(dest, conversation_pdf(conv, messages), mode=atomic.USER_FILE)
     else:
-        atomic.write_text(dest, render(fmt, conv, messages))
+        atomic.write_text(dest, render(fmt, conv, messages), mode=atomic.USER_FILE)

@@ -84,7 +84,7 @@ def conversation_pdf(conv: Conversation, messages: Sequence[Message]) -> bytes:
 
 
 def write_pdf(conv: Conversation, messages: Sequence[Message], path: str | Path) -> None:
-    atomic.write_bytes(path, conversation_pdf(conv, messages))
+    atomic.write_bytes(path, conversation_pdf(conv, messages), mode=atomic.USER_FILE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

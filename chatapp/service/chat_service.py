@@ -177,12 +177,13 @@ class ChatService:
         n_gpu_layers: int | None = None,
         n_threads: int | None = None,
         api_key: str = "",
+        timeout: float | None = None,
     ) -> LoadRequest:
         """What loading `ref` uses, resolved (every load site goes through here)."""
         hw = self.load_settings(
             ref, context_limit=context_limit, n_gpu_layers=n_gpu_layers, n_threads=n_threads
         )
-        return LoadRequest(ref, hw.context_limit, hw.n_gpu_layers, hw.n_threads, api_key)
+        return LoadRequest(ref, hw.context_limit, hw.n_gpu_layers, hw.n_threads, api_key, timeout)
 
     def turn_settings(
         self,

@@ -38,6 +38,7 @@ class LoadRequest:
     n_gpu_layers: int = 0
     n_threads: int | None = None
     api_key: str = ""  # a remote server's key (never stored with the conversation)
+    timeout: float | None = None  # a remote answer's total deadline in s (None: the default)
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
@@ -45,9 +46,14 @@ BackendFactory = Callable[[LoadRequest], Backend]
 
 def default_backend_factory(req: LoadRequest) -> Backend:
     if not req.ref.is_local:
-        from chatapp.engine.remote import RemoteBackend
+        from chatapp.engine.remote import TOTAL_TIMEOUT, RemoteBackend
 
-        return RemoteBackend(req.ref.endpoint, req.ref.name, api_key=req.api_key)
+        return RemoteBackend(
+            req.ref.endpoint,
+            req.ref.name,
+            api_key=req.api_key,
+            total_timeout=req.timeout or TOTAL_TIMEOUT,
+        )
     from chatapp.engine.llama import VERSION, LlamaEngine
     from chatapp.engine.local import LocalBackend
 

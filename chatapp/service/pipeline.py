@@ -29,7 +29,7 @@ from chatapp.core.backend import (
 )
 from chatapp.core.context_fit import FitCancelled, FitResult, TokenCounts, counter, fit_context
 from chatapp.core.continued import Part, combine
-from chatapp.core.conversation import Conversation, FinishReason, Message, Role
+from chatapp.core.conversation import Conversation, Message, Role
 from chatapp.core.errors import ContextFullError, FailureKind, NoModelError, UserError
 from chatapp.core.logprobs import TokenTrace, TraceBuilder
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
@@ -273,7 +273,7 @@ class StoreSink(MemorySink):
                             reply.id,
                             content=answer,
                             thinking=thinking,
-                            finish_reason=FinishReason.ERROR,
+                            finish_reason=failure.finish,
                         )
                     )
                 return reply.id

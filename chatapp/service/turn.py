@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from chatapp.core.backend import PreparedPrompt, ReplyStats
+from chatapp.core.conversation import FinishReason
 from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import DiskFullError, FailureKind, StoreError, UserError
 from chatapp.service.events import TurnEvent, TurnFailed, TurnFinished
@@ -102,13 +103,18 @@ class TurnHandle:
 class Failure:
     kind: FailureKind
     message: str
+    # how a partial answer is marked (a remote server's fault may say LENGTH, say)
+    finish: FinishReason = FinishReason.ERROR
 
 
 def failure_of(e: BaseException, doing: str = "Generation failed") -> Failure:
     """The kind and the one line for an exception that ended a turn. A UserError says
     its own kind; a storage problem is named; anything else is a bug (logged)."""
     if isinstance(e, UserError):
-        return Failure(e.kind, str(e))
+        finish = getattr(e, "finish_reason", FinishReason.ERROR)
+        return Failure(
+            e.kind, str(e), finish if isinstance(finish, FinishReason) else FinishReason.ERROR
+        )
     storage = storage_failure(e)
     if storage is not None:
         return storage

@@ -6,10 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core.conversation import FinishReason, Role
+from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.errors import TemplateError
 from chatapp.core.presets import get_preset
-from chatapp.core.prompting import MERGED_SYSTEM_NOTE, build_prompt, prompt_for_thread
+from chatapp.core.prompting import (
+    MERGED_SYSTEM_NOTE,
+    build_prompt,
+    conversation_messages,
+    prompt_for_thread,
+)
 from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate, resolve_template
 
@@ -116,3 +121,24 @@ def test_needs_bos_never_doubles_it() -> None:
     assert needs_bos("<|user|>\nHi", "<s>", add_bos=True)
     assert not needs_bos("<|im_start|>user\n", "<|im_start|>", add_bos=False)
     assert not needs_bos("x", "", add_bos=False)
+
+
+@pytest.mark.parametrize(
+    "finish",
+    [FinishReason.CANCELLED, FinishReason.STREAMING, FinishReason.ERROR, FinishReason.LENGTH],
+)
+def test_an_interrupted_empty_answer_is_no_turn(finish: FinishReason) -> None:
+    def msg(i: int, role: Role, content: str, reason: FinishReason | None = None) -> Message:
+        return Message(str(i), "c", None, role, content, 0.0, finish_reason=reason)
+
+    branch = [msg(1, Role.USER, "Hi"), msg(2, Role.ASSISTANT, " \n", finish)]
+    branch.append(msg(3, Role.USER, "Hello?"))
+    assert conversation_messages(branch) == [
+        {"role": "user", "content": "Hi"},
+        {"role": "user", "content": "Hello?"},
+    ]
+    # what was said before the interruption stays, and so does a finished empty answer
+    branch[1] = msg(2, Role.ASSISTANT, "Hel", finish)
+    assert [m["content"] for m in conversation_messages(branch)] == ["Hi", "Hel", "Hello?"]
+    branch[1] = msg(2, Role.ASSISTANT, "", FinishReason.STOP)
+    assert [m["content"] for m in conversation_messages(branch)] == ["Hi", "", "Hello?"]
