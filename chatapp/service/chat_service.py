@@ -72,6 +72,7 @@ T = TypeVar("T")
 Listener = Callable[[Any], None]
 
 FIT_PROGRESS_AFTER_S = 0.3  # fitting a long chat shows its progress after this long
+COMPLETION_CACHE_KEY = "completion-mode"  # continue_text's KV state (conversation ids are hex)
 
 
 @dataclass(frozen=True)
@@ -600,6 +601,9 @@ class ChatService:
                 sampling=sampling or self.settings.sampling(),
                 logprobs=logprobs,
                 raw_prompt=text,
+                # a KV state of its own, kept while chats run in between, so the same
+                # text again (Regenerate in the completion view) is not evaluated again
+                cache_key=COMPLETION_CACHE_KEY,
             )
             stream = backend.execute(request, cancel or threading.Event())
             pieces: list[str] = []
