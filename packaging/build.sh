@@ -8,7 +8,8 @@
 # test model (tests/fetch_models.py fetches it). Output: dist/chatapp/ (see chatapp.spec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
+# the project's venv (packaging/install.sh --test) when there is one
+if [ -x .venv/bin/python ]; then PY="${PYTHON:-.venv/bin/python}"; else PY="${PYTHON:-python3}"; fi
 PYINSTALLER_VERSION="${PYINSTALLER_VERSION:-6.*}"
 
 model=""

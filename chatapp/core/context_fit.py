@@ -27,7 +27,7 @@ from typing import Any
 from chatapp.core.backend import ChatRequest, PreparedPrompt
 from chatapp.core.chat_settings import DROP_OLDEST
 from chatapp.core.engine import Cancelled
-from chatapp.core.errors import ContextFullError
+from chatapp.core.errors import ContextFullError, UserError
 
 Prepare = Callable[[ChatRequest], PreparedPrompt]
 Progress = Callable[[float], None]  # 0.0 .. 1.0
@@ -141,20 +141,27 @@ def fit_context(
     def fits(prompt: PreparedPrompt) -> bool:
         return len(prompt.tokens) + reserve <= n_ctx
 
-    # The template adds tokens around each message that the counts do not see: learnt
-    # from each real prompt (tokens per message beyond their texts), it moves the
-    # estimate of where to cut, which a real prepare then checks.
+    # The template adds tokens the counts do not see: once per prompt (the system
+    # prompt, the answer's opening), measured on a prompt with no messages, and around
+    # each message, learnt from each real prompt. They move the estimate of where to
+    # cut, which a real prepare then checks.
+    check()
+    try:
+        fixed = len(prepare(replace(request, history=[])).tokens)
+    except UserError:  # a template that wants a message
+        fixed = 0
     framing = 0.0
 
     def estimate(start: int) -> float:
         if start < first_counted:
             return float("inf")  # not counted: its texts alone are over the budget
-        return suffix[start] + framing * (n - start)
+        return fixed + suffix[start] + framing * (n - start)
 
     def learn(start: int, prompt: PreparedPrompt) -> None:
         nonlocal framing
         if start >= first_counted and n > start:
-            framing = max(framing, (len(prompt.tokens) - suffix[start]) / (n - start))
+            per_message = (len(prompt.tokens) - fixed - suffix[start]) / (n - start)
+            framing = max(framing, per_message)
 
     options = [0, *starts]  # where the kept part starts (0: nothing left out)
 

@@ -27,6 +27,19 @@ class Part:
     evaluated_tokens: int = 0
     seed: int | None = None
 
+    @classmethod
+    def of(cls, stats: Any) -> Part:
+        """The part a stream measured (its core.backend.ReplyStats)."""
+        return cls(
+            stats.prompt_tokens,
+            stats.completion_tokens,
+            stats.prompt_seconds,
+            stats.generation_seconds,
+            stats.reused_tokens,
+            stats.evaluated_tokens,
+            stats.seed,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,

@@ -113,6 +113,7 @@ class TraceBuilder:
         self.steps = [*trace.steps, *self.steps]
         self.pieces = {**trace.pieces, **self.pieces}
         self.forced = trace.forced
+        self.top_n = max(self.top_n, trace.top_n)  # the first part's alternatives stay
 
     def add(self, chunk: Any) -> None:
         """A core.backend.Chunk; chunks without a token id carry no step."""

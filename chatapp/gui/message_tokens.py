@@ -142,6 +142,11 @@ class _Live:
         self.special = special
         self.pieces: dict[int, bytes] = {}  # token id -> bytes, as the chunks tell them
 
+    def resume(self, spans: list[tv.TokenSpan], pieces: dict[int, bytes]) -> None:
+        """Continue: the answer's stored tokens come first (the view starts at its start)."""
+        self._spans = list(spans)
+        self.pieces.update(pieces)
+
     def add(self, chunks: list[Any]) -> None:
         self._waiting.extend(c for c in chunks if c.token_id is not None)
 
@@ -251,7 +256,10 @@ class MessageTokens(QObject):
         return tv.is_special_token(self.window.model_info(), token_id, data)
 
     def _started(self, _conversation_id: str, message_id: str) -> None:
-        self._live[message_id] = _Live(self.special_token)
+        live = self._live[message_id] = _Live(self.special_token)
+        trace = self.window.store.token_trace(message_id)  # a continued answer's tokens
+        if trace is not None:
+            live.resume(tv.spans_from_trace(trace, self._special(trace)), dict(trace.pieces))
 
     def _tokens(self, message_id: str, chunks: list[Any]) -> None:
         live = self._live.get(message_id)

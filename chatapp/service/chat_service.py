@@ -84,6 +84,7 @@ __all__ = [
 ]
 
 _NOT_GIVEN: Any = object()
+COMPLETION_CACHE_KEY = "completion-mode"  # continue_text's KV state (conversation ids are hex)
 
 
 class ChatService:
@@ -754,7 +755,15 @@ class ChatService:
             result.set_exception(e)
             return result
         resolved = self.turn_settings(ref, None, opts)
-        request = ChatRequest([], sampling=resolved.sampling, logprobs=logprobs, raw_prompt=text)
+        # a KV state of its own, kept while chats run in between, so the same text again
+        # (Regenerate in the completion view) is not evaluated again
+        request = ChatRequest(
+            [],
+            sampling=resolved.sampling,
+            logprobs=logprobs,
+            raw_prompt=text,
+            cache_key=COMPLETION_CACHE_KEY,
+        )
         spec = TurnSpec(handle, request, resolved)
         sink = MemorySink(spec)
         self._infer.submit(self._runner.run, spec, sink)

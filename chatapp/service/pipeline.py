@@ -221,25 +221,15 @@ class StoreSink(MemorySink):
         if prompt.warning:
             meta["prompt_warning"] = prompt.warning
         counts = (stats.prompt_tokens, stats.completion_tokens, stats.tokens_per_second)
-        combined = None
-        if self.continued is not None:  # one answer: statistics over all its parts
-            part = Part(
-                stats.prompt_tokens,
-                stats.completion_tokens,
-                stats.prompt_seconds,
-                stats.generation_seconds,
-                stats.reused_tokens,
-                stats.evaluated_tokens,
-                stats.seed,
+        # Continue: one answer, its statistics over all its parts (core.continued)
+        combined = combine(self.continued, Part.of(stats), meta) if self.continued else None
+        if combined is not None:
+            meta = combined.meta
+            counts = (
+                combined.prompt_tokens,
+                combined.completion_tokens,
+                combined.tokens_per_second,
             )
-            combined = combine(self.continued, part, meta)
-            if combined is not None:
-                meta = combined.meta
-                counts = (
-                    combined.prompt_tokens,
-                    combined.completion_tokens,
-                    combined.tokens_per_second,
-                )
         with store.transaction():
             store.update_message(
                 self.reply.id,

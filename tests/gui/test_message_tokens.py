@@ -281,3 +281,43 @@ def test_a_2000_message_chat_as_tokens_reads_only_what_is_on_screen(
     view.scroll_to_message(rows[0].message_id)
     qtbot.waitUntil(lambda: rows[0].message_id in asked)
     assert len(asked) < 200
+
+
+def test_a_continued_answer_streams_on_after_its_first_tokens(qtbot, make_window, fake_model_file):
+    """Continue (issue 23.3): while the rest streams, the heat map starts at the answer's
+    start, not mid-answer; saved, it holds both parts' tokens."""
+    w = make_window(reply="x" * 40, delay=0.02, extensions=EXT)
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        w.open_model(str(fake_model_file))
+    view = w.message_view
+    view.set_default_display(CONFIDENCE)
+    w.input.setPlainText("Go")
+    with qtbot.waitSignal(w.session.reply_finished, timeout=20000):
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: len(w.session._streaming.text) >= 8, timeout=10000)
+        w.session.stop()
+    answer_id = _rows(w, Role.ASSISTANT)[-1].message_id
+    first = w.store.token_trace(answer_id)
+    assert first is not None and 8 <= len(first.steps) < 40
+    painted: list[int] = []
+
+    def streaming_rest() -> bool:
+        row = view.widget_for(answer_id)
+        if row is None or not row.streaming:
+            return False
+        lay = view.row_layout(answer_id)
+        if lay.token_offsets:
+            painted.append(len(_shown_tokens(lay)))
+        return len(painted) >= 2 and painted[-1] > painted[0]
+
+    with qtbot.waitSignal(w.session.reply_finished, timeout=20000):
+        assert w.session.continue_answer(answer_id)
+        qtbot.waitUntil(streaming_rest, timeout=10000)
+    assert all(n >= len(first.steps) for n in painted), (
+        painted,
+        len(first.steps),
+    )  # first part first
+    whole = w.store.token_trace(answer_id)
+    assert whole is not None and len(whole.steps) == len(first.steps) + 40
+    row = view.widget_for(answer_id)
+    qtbot.waitUntil(lambda: row.spans is not None and len(row.spans) == len(whole.steps))

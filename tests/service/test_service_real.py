@@ -85,3 +85,29 @@ def test_logprobs_are_real_probabilities_and_greedy_picks_the_top(
         assert probs == sorted(probs, reverse=True)
         assert c.top[0].token_id == c.token_id  # temperature 0: the top candidate
         assert c.logprob == pytest.approx(c.top[0].logprob)
+
+
+def test_regenerating_the_same_prompt_reuses_all_of_it_but_the_last_token(
+    smol_service: ChatService,
+) -> None:
+    """llama-cpp-python keeps the longest common prefix and evaluates the prompt's last
+    token again (for fresh logits), unless its context holds exactly the prompt."""
+    first = smol_service.send(None, "Tell me about cats.", options=OPTS).result(WAIT)
+    prompt = _receipt(first).prompt_tokens
+    for _ in range(2):
+        again = _receipt(smol_service.regenerate(first.conversation_id, options=OPTS).result(WAIT))
+        assert again.prompt_tokens == prompt
+        assert (again.reused_tokens, again.evaluated_tokens) == (prompt - 1, 1)
+
+
+def test_completion_mode_keeps_its_prompt_across_a_chat(smol_service: ChatService) -> None:
+    """Regenerate in the completion view after a chat turn: the text's KV state was kept
+    under its own key, so only its last token is evaluated again."""
+    text = "The lighthouse keeper climbed the stairs and"
+    sampling = SamplingParams(seed=1, max_tokens=6, temperature=0.7)
+    first = smol_service.continue_text(text, sampling=sampling).result(WAIT)
+    smol_service.send(None, "Name a colour.", options=OPTS).result(WAIT)
+    again = smol_service.continue_text(text, sampling=sampling).result(WAIT)
+    n = first.stats.prompt_tokens
+    assert again.stats.prompt_tokens == n
+    assert (again.stats.reused_tokens, again.stats.evaluated_tokens) == (n - 1, 1)
