@@ -44,6 +44,9 @@ class _Streaming:
     message_id: str | None = None
     text: str = ""
     thinking: str = ""
+    prompt_tokens: int = 0  # the context meter while the answer streams
+    n_ctx: int = 0
+    generated: int = 0
 
 
 class ChatSession(QObject):
@@ -235,9 +238,13 @@ class ChatSession(QObject):
 
     # -- chatting -----------------------------------------------------------------
 
+    def still_streaming_text(self) -> str:
+        """The refusal while an answer streams (the window hides it when the answer ends)."""
+        return self.tr("An answer is still streaming: stop it first (Esc).")
+
     def _can_start(self) -> bool:
         if self.busy:
-            self.error.emit(self.tr("An answer is still streaming: stop it first (Esc)."))
+            self.error.emit(self.still_streaming_text())
             return False
         if self.model is None:
             self.error.emit(
@@ -280,7 +287,7 @@ class ChatSession(QObject):
         text = text.strip()
         if not text or self.busy:
             if self.busy:
-                self.error.emit(self.tr("An answer is still streaming: stop it first (Esc)."))
+                self.error.emit(self.still_streaming_text())
             return False
         self._track(self.service.edit(message_id, text, listener=self.bridge.turn_listener()))
         return True
@@ -314,8 +321,10 @@ class ChatSession(QObject):
         self.conversations_changed.emit()
 
     def _on_prompt(self, ev: TurnPrompt) -> None:
-        if self._current(ev.turn_id):
-            self.context_changed.emit(len(ev.prompt.tokens), ev.n_ctx)
+        st = self._current(ev.turn_id)
+        if st is not None:
+            st.prompt_tokens, st.n_ctx, st.generated = len(ev.prompt.tokens), ev.n_ctx, 0
+            self.context_changed.emit(st.prompt_tokens, ev.n_ctx)
 
     def _on_delta(self, turn_id: str, message_id: str, text: str, thinking: str) -> None:
         st = self._current(turn_id)
@@ -326,8 +335,12 @@ class ChatSession(QObject):
         self.reply_delta.emit(message_id, st.text, st.thinking)
 
     def _on_tokens(self, turn_id: str, message_id: str, chunks: list[Any]) -> None:
-        if self._current(turn_id) is not None:
+        st = self._current(turn_id)
+        if st is not None:
             self.reply_tokens.emit(message_id, chunks)
+            if st.n_ctx:  # the meter moves with the answer (the chunks come coalesced)
+                st.generated += len(chunks)
+                self.context_changed.emit(st.prompt_tokens + st.generated, st.n_ctx)
 
     def _on_finished(self, ev: TurnFinished) -> None:
         st = self._current(ev.turn_id)
@@ -362,6 +375,7 @@ class ChatSession(QObject):
         self.conversation_selected.emit(self.conversation_id or "")
         if ev.restore_input:
             self.input_restored.emit(ev.restore_input)
+        self._emit_context()  # what the chat holds now, not the refused prompt
         self.error.emit(ev.error)
 
     def _emit_context(self) -> None:

@@ -377,6 +377,11 @@ def _suggest(window: Any, _loaded: Any) -> None:
     from chatapp.gui.model_picker import is_base_model
 
     info = window.model_info()
+    shown = getattr(window, "_base_model_notice", None)
+    bar = getattr(window, "message_bar", None)
+    if shown and bar is not None and bar.isVisible() and bar.label.text() == shown:
+        bar.hide()  # it was about the previous model
+    window._base_model_notice = None
     if info is None or info.path.startswith("remote:"):
         return
     has_template = bool(info.metadata.get("tokenizer.chat_template"))
@@ -384,14 +389,15 @@ def _suggest(window: Any, _loaded: Any) -> None:
         is_base_model(Path(info.path).name, has_template) or is_base_model(info.name, has_template)
     ):
         return
+    text = window.tr(
+        "{name} looks like a base model (it has no chat template of its own): it "
+        "continues text rather than answering. Completion mode (View > Completion mode, "
+        "{key}) suits it better."
+    ).format(name=info.name, key=SHORTCUT)
     window.show_info(
-        window.tr(
-            "{name} looks like a base model (it has no chat template of its own): it "
-            "continues text rather than answering. Completion mode (View > Completion mode, "
-            "{key}) suits it better."
-        ).format(name=info.name, key=SHORTCUT),
-        action=(window.tr("Open completion mode"), lambda: open_completion(window)),
+        text, action=(window.tr("Open completion mode"), lambda: open_completion(window))
     )
+    window._base_model_notice = text
 
 
 def install(window: Any) -> QAction:
