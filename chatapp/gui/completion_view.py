@@ -377,11 +377,6 @@ def _suggest(window: Any, _loaded: Any) -> None:
     from chatapp.gui.model_picker import is_base_model
 
     info = window.model_info()
-    shown = getattr(window, "_base_model_notice", None)
-    bar = getattr(window, "message_bar", None)
-    if shown and bar is not None and bar.isVisible() and bar.label.text() == shown:
-        bar.hide()  # it was about the previous model
-    window._base_model_notice = None
     if info is None or info.path.startswith("remote:"):
         return
     has_template = bool(info.metadata.get("tokenizer.chat_template"))
@@ -397,7 +392,9 @@ def _suggest(window: Any, _loaded: Any) -> None:
     window.show_info(
         text, action=(window.tr("Open completion mode"), lambda: open_completion(window))
     )
-    window._base_model_notice = text
+    notices = getattr(window, "model_notices", None)
+    if notices is not None:
+        notices.add(text)  # about this model: it goes when another one loads
 
 
 def install(window: Any) -> QAction:

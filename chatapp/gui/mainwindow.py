@@ -239,6 +239,8 @@ class MainWindow(QMainWindow):
         self.status_speed = QLabel("")
         self.status_context = QLabel("")
         self._speed_text = ""  # the last answer's speed, shown when not generating
+        # notices about the loaded model (no template, a base model): gone with the model
+        self.model_notices: set[str] = set()
         sb = self.statusBar()
         sb.addWidget(self.status_model, 1)
         sb.addPermanentWidget(self.status_speed)
@@ -522,6 +524,9 @@ class MainWindow(QMainWindow):
         self._speed_text = ""  # the last model's speed says nothing about this one
         self.status_speed.setText("")
         self.status_context.setText("")
+        if self.message_bar.isVisible() and self.message_bar.label.text() in self.model_notices:
+            self.message_bar.hide()
+        self.model_notices.clear()
         self.model_label.setText(self.tr("Loading {name}…").format(name=Path(path).name))
         self.model_progress.show()
         self.status_model.setText(self.tr("Loading {name}…").format(name=Path(path).name))
@@ -529,6 +534,8 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, loaded: LoadedModel) -> None:
         info = loaded.info
+        if loaded.template.warning:
+            self.model_notices.add(loaded.template.warning)
         self.model_progress.hide()
         self.model_label.setText(f"{info.name}  ({Path(info.path).name})")
         tpl = loaded.template

@@ -212,3 +212,80 @@ def test_a_chat_imported_elsewhere_and_opened_through_search_is_listed_and_selec
     row = w.conversations.row_of(cid)
     assert row >= 0
     assert w.conversation_view.selectionModel().currentIndex().row() == row
+
+
+# -- labels that show the current state -----------------------------------------------------
+
+
+def test_a_refused_send_leaves_no_generating_status(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = make_window(n_ctx=32)  # a question longer than the whole context is refused
+    _load(qtbot, w, fake_model_file)
+    with qtbot.waitSignal(w.session.error, timeout=20000) as refused:
+        w.input.setPlainText("a question far too long for this tiny context " * 4)
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not w.session.busy)
+    assert refused.args[0]
+    assert "generating" not in w.status_speed.text()
+    assert w.stop_button.isEnabled() is False
+
+
+def test_the_context_meter_moves_while_an_answer_streams(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = make_window(reply="word " * 150, delay=0.003)
+    _load(qtbot, w, fake_model_file)
+    seen: list[str] = []
+    w.session.context_changed.connect(lambda _u, _n: seen.append(w.status_context.text()))
+    with qtbot.waitSignal(w.session.reply_finished, timeout=30000):
+        w.input.setPlainText("count")
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: len(set(seen)) >= 3, timeout=20000)
+        assert w.session.busy  # it moved before the answer ended
+
+
+def test_the_last_models_speed_goes_when_another_model_loads(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    w = make_window()
+    _load(qtbot, w, _model(tmp_path, "one.gguf"))
+    _send(qtbot, w, "hello")
+    assert "tok/s" in w.status_speed.text()
+    _load(qtbot, w, _model(tmp_path, "two.gguf"))
+    assert w.status_speed.text() == ""
+
+
+def test_the_base_model_notice_goes_when_a_chat_model_loads(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from chatapp.engine.local import LocalBackend
+    from tests.fakes import ScriptedEngine
+
+    def factory(req: Any) -> Any:
+        e = ScriptedEngine(path=req.ref.name)
+        if "gemma" in req.ref.name:  # no chat template: a base model
+            e.info = e.info.__class__(**{**e.info.__dict__, "metadata": {}})
+        return LocalBackend(e)
+
+    w = make_window(engine_factory=factory, extensions=("chatapp.gui.completion_view",))
+    _load(qtbot, w, _model(tmp_path, "gemma-3-270m.gguf"))
+    assert w.message_bar.isVisible()  # no template, a base model: one of those notices
+    _load(qtbot, w, _model(tmp_path, "smollm2-135m-instruct.gguf"))
+    assert not w.message_bar.isVisible()
+
+
+def test_still_streaming_goes_when_the_answer_ends(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = make_window(reply="word " * 200, delay=0.002)
+    _load(qtbot, w, fake_model_file)
+    with qtbot.waitSignal(w.session.reply_finished, timeout=30000):
+        w.input.setPlainText("a long one")
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: w.session.busy)
+        w.session.send("another")  # refused: one answer at a time
+        assert w.message_bar.isVisible()
+        assert "still streaming" in w.message_bar.label.text()
+    assert not w.message_bar.isVisible()
+    assert "generating" not in w.status_speed.text()
