@@ -77,6 +77,15 @@ GUI_EXTENSIONS = (
 )
 
 
+def display_name(info: ModelInfo) -> str:
+    """What the window calls a model: its file's name, which the user chose, found and
+    sees in the library and the picker (a GGUF's own general.name is often a training
+    run's label); a model on a server by its name there."""
+    if info.path.startswith("remote:") or not info.path:
+        return info.name
+    return Path(info.path).name
+
+
 class MessageBar(QFrame):
     """A non-modal line above the input for errors and notices (colours from the palette)."""
 
@@ -537,11 +546,15 @@ class MainWindow(QMainWindow):
         if loaded.template.warning:
             self.model_notices.add(loaded.template.warning)
         self.model_progress.hide()
-        self.model_label.setText(f"{info.name}  ({Path(info.path).name})")
+        name = display_name(info)
+        self.model_label.setText(name)
+        self.model_label.setToolTip(
+            self.tr("{file}\nName inside the file: {name}").format(file=info.path, name=info.name)
+        )
         tpl = loaded.template
         self.status_model.setText(
             self.tr("{name} · {arch} · template: {template} ({source}) · {threads} threads").format(
-                name=info.name,
+                name=name,
                 arch=info.architecture,
                 template=tpl.name,
                 source=tpl.source,
@@ -553,15 +566,13 @@ class MainWindow(QMainWindow):
                 else ""
             )
         )
-        self.setWindowTitle(self.tr("chatapp — {name}").format(name=info.name))
+        self.setWindowTitle(self.tr("chatapp — {name}").format(name=name))
         self.default_model_action.blockSignals(True)
         self.default_model_action.setEnabled(True)
         self.default_model_action.setChecked(self.settings.default_model == info.path)
         self.default_model_action.blockSignals(False)
         self.save_settings()
-        self.message_view.set_placeholder(
-            self.tr("{name} is ready. Say hello.").format(name=info.name)
-        )
+        self.message_view.set_placeholder(self.tr("{name} is ready. Say hello.").format(name=name))
         self._update_buttons()
 
     def _on_model_failed(self, message: str) -> None:
