@@ -289,3 +289,45 @@ def test_still_streaming_goes_when_the_answer_ends(
         assert "still streaming" in w.message_bar.label.text()
     assert not w.message_bar.isVisible()
     assert "generating" not in w.status_speed.text()
+
+
+# -- the model manager --------------------------------------------------------------------
+
+
+def test_enter_in_the_model_search_searches_and_asks_for_no_token(
+    qtbot: Any, make_window: Any
+) -> None:
+    w = make_window(extensions=("chatapp.gui.models_actions",))
+    controller = w._models_controller
+    asked: list[bool] = []
+    searched: list[str] = []
+    dialog = controller.show_manager()
+    dialog.ask_token = lambda: asked.append(True)  # type: ignore[assignment,func-returns-value]
+    dialog.run = lambda fn, done, failed: searched.append(dialog.query.text())  # offline
+    dialog.tabs.setCurrentIndex(0)
+    dialog.query.setFocus()
+    qtbot.keyClicks(dialog.query, "smollm2")
+    qtbot.keyClick(dialog.query, Qt.Key.Key_Return)
+    assert searched == ["smollm2"]
+    assert asked == []
+    dialog.close()
+
+
+def test_the_library_holds_the_models_opened_by_file_and_says_how_to_add_one(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    w = make_window(extensions=("chatapp.gui.models_actions",))
+    w.settings.models_dir = str(tmp_path / "library")
+    controller = w._models_controller
+    dialog = controller.show_manager()
+    dialog.tabs.setCurrentIndex(1)
+    assert dialog.library_model.rowCount() == 0
+    assert dialog.empty_hint.isVisible()  # an empty tab says how to fill it
+    opened = _model(tmp_path, "opened-by-file.gguf")
+    _load(qtbot, w, opened)
+    dialog.close()
+    dialog = controller.show_manager()
+    names = [dialog.library_model.item(r).path for r in range(dialog.library_model.rowCount())]
+    assert opened.resolve() in [p.resolve() for p in names]
+    assert not dialog.empty_hint.isVisible()
+    dialog.close()
