@@ -66,6 +66,7 @@ class ChatSession(QObject):
     context_changed = Signal(int, int)  # used, n_ctx
     speed_changed = Signal(float)  # tokens/s of the last answer
     input_restored = Signal(str)  # a message that could not be saved, back to the input
+    status_message = Signal(str)  # a passing note for the status line
     error = Signal(str)
     notice = Signal(str)
 
@@ -348,6 +349,14 @@ class ChatSession(QObject):
             return
         self._streaming = None
         msg, stats = ev.message, ev.stats
+        if self._drop_if_empty(msg):
+            self.busy_changed.emit(False)
+            self.conversation_selected.emit(self.conversation_id or "")  # shown without it
+            self._emit_context()
+            self.status_message.emit(
+                self.tr("Stopped before the first token: there was no answer to keep.")
+            )
+            return
         self.reply_delta.emit(msg.id, msg.content, msg.thinking)
         if ev.warning:
             self.notice.emit(ev.warning)
@@ -359,6 +368,24 @@ class ChatSession(QObject):
             self.notice.emit(
                 self.tr("The answer stopped at the length limit (max tokens or context).")
             )
+
+    def _drop_if_empty(self, msg: Message) -> bool:
+        """An answer stopped before its first token is not kept as an empty version: it is
+        deleted, and the chat shows the version it showed before (if there was one)."""
+        if msg.finish_reason is not FinishReason.CANCELLED or msg.content or msg.thinking:
+            return False
+        links = self.store.message_links(msg.conversation_id)
+        others = [x for x in links if x.parent_id == msg.parent_id and x.id != msg.id]
+        self.store.delete_message(msg.id)
+        if others:  # back to the newest other version, down to its newest reply
+            leaf = others[-1].id
+            while True:
+                below = [x for x in links if x.parent_id == leaf]
+                if not below:
+                    break
+                leaf = below[-1].id
+            self.store.set_current_leaf(msg.conversation_id, leaf)
+        return True
 
     def _on_failed(self, ev: TurnFailed) -> None:
         st = self._current(ev.turn_id)

@@ -331,6 +331,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.notice.connect(self.show_info)
         s.input_restored.connect(self._restore_input)
+        s.status_message.connect(lambda text: self.statusBar().showMessage(text, 10000))
 
     def _install_extension(self, name: str) -> None:
         importlib.import_module(name).install(self)

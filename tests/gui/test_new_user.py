@@ -331,3 +331,60 @@ def test_the_library_holds_the_models_opened_by_file_and_says_how_to_add_one(
     assert opened.resolve() in [p.resolve() for p in names]
     assert not dialog.empty_hint.isVisible()
     dialog.close()
+
+
+# -- smaller things ---------------------------------------------------------------------
+
+
+def test_stopping_before_the_first_token_keeps_no_empty_version(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    from chatapp.core.engine import Cancelled
+    from chatapp.engine.local import LocalBackend
+    from tests.fakes import ScriptedEngine
+
+    class Slow(ScriptedEngine):
+        """Still evaluating the prompt when the user stops: no token ever comes."""
+
+        def generate(self, prompt: Any, params: Any, cancel: Any, **kw: Any) -> Any:
+            self.prompts.append(list(prompt))
+            cancel.wait(30)
+            raise Cancelled()
+            yield  # a generator, like the real one
+
+    w = make_window(engine_factory=lambda req: LocalBackend(Slow(path=req.ref.name)))
+    _load(qtbot, w, fake_model_file)
+    with qtbot.waitSignal(w.session.reply_started, timeout=10000):
+        w.input.setPlainText("a question")
+        qtbot.keyClick(w.input, Qt.Key.Key_Return)
+    with qtbot.waitSignal(w.session.busy_changed, timeout=10000):
+        w.session.stop()
+    cid = w.session.conversation_id
+    assert [m.role for m in w.store.active_thread(cid)] == [Role.USER]
+    assert [m.role for m in w.store.messages(cid)] == [Role.USER]  # no empty "…" version
+    assert [r.role for r in w.message_view.widgets()] == [Role.USER]
+    assert "before the first token" in w.statusBar().currentMessage()
+
+
+def test_the_details_receipt_opens_with_nothing_selected(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = make_window()
+    _load(qtbot, w, fake_model_file)
+    answer = _send(qtbot, w, "hello")
+    dialog = w.message_view.show_details(answer)
+    qtbot.addWidget(dialog)
+    assert "Template" in dialog.browser.toPlainText()
+    assert not dialog.browser.textCursor().hasSelection()
+
+
+def test_bare_urls_in_an_answer_are_links(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = make_window(reply="Docs: https://example.org/guide. Code: `https://not.a/link`")
+    w.resize(1000, 700)
+    _load(qtbot, w, fake_model_file)
+    answer = _send(qtbot, w, "where are the docs?")
+    html = w.message_view.row_layout(answer).html
+    assert '<a href="https://example.org/guide">https://example.org/guide</a>.' in html
+    assert "<code>https://not.a/link</code>" in html

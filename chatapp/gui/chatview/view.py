@@ -762,7 +762,10 @@ class MessageView(QListView):
             for k, v in message_details(row.message)
         )
         dialog = SelectTextDialog(
-            f"<table cellspacing=6>{rows}</table>", self._delegate.theme.link.name(), self
+            f"<table cellspacing=6>{rows}</table>",
+            self._delegate.theme.link.name(),
+            self,
+            select_all=False,
         )
         dialog.setWindowTitle(self.tr("How this answer was made"))
         dialog.resize(640, 360)
