@@ -169,6 +169,7 @@ class ChatSettingsPanel(QObject):
         self.next_answer.setObjectName("next_answer")
         self.next_answer.setWordWrap(True)
         self.next_answer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.next_answer.setAccessibleName(self.tr("What the next answer will use"))
         lay.addWidget(self.next_answer)
         lay.addStretch(1)
 

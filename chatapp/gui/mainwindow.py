@@ -97,6 +97,7 @@ class MessageBar(QFrame):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setAccessibleName(self.tr("Notice"))
         self.label.setForegroundRole(QPalette.ColorRole.Text)  # drawn on a tint of Base
         close = QToolButton()
         close.setText("✕")

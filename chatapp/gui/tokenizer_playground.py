@@ -70,6 +70,7 @@ class _Side(QWidget):
         self.head = QHBoxLayout()
         self.title = QLabel(title)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setAccessibleName(self.tr("Model"))
         self.head.addWidget(self.title, 1)
         lay.addLayout(self.head)
         self.count = QLabel("")

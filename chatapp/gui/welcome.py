@@ -137,6 +137,7 @@ class WelcomeView(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setAccessibleName(self.tr("Download status"))  # focusable: it selects
         self.local_label = QLabel()
         self.local_label.setWordWrap(True)
         self.local_label.hide()

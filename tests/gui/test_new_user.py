@@ -388,3 +388,26 @@ def test_bare_urls_in_an_answer_are_links(
     html = w.message_view.row_layout(answer).html
     assert '<a href="https://example.org/guide">https://example.org/guide</a>.' in html
     assert "<code>https://not.a/link</code>" in html
+
+
+def _unnamed_focusable_labels(top: Any) -> list[str]:
+    """Labels a keyboard or a click can focus (selectable text) that a screen reader
+    would announce without a name."""
+    from PySide6.QtWidgets import QLabel
+
+    return [
+        label.text()[:40]
+        for label in top.findChildren(QLabel)
+        if label.focusPolicy() != Qt.FocusPolicy.NoFocus and not label.accessibleName()
+    ]
+
+
+def test_focusable_labels_have_accessible_names(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = make_window(extensions=GUI_EXTENSIONS)
+    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5000)  # first run: the welcome view
+    assert _unnamed_focusable_labels(w._welcome.view) == []
+    _load(qtbot, w, fake_model_file)
+    assert _unnamed_focusable_labels(w) == []
+    assert _unnamed_focusable_labels(w._models_controller.show_manager()) == []
