@@ -411,3 +411,31 @@ def test_focusable_labels_have_accessible_names(
     _load(qtbot, w, fake_model_file)
     assert _unnamed_focusable_labels(w) == []
     assert _unnamed_focusable_labels(w._models_controller.show_manager()) == []
+
+
+def test_the_token_dialogs_candidates_are_not_cut_on_the_right(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    from PySide6.QtCore import QUrl
+
+    from chatapp.gui.answer_tokens import AnswerTokensDialog
+
+    w = make_window(reply="abcd", extensions=("chatapp.gui.answer_tokens",))
+    _load(qtbot, w, fake_model_file)
+    _send(qtbot, w, "Hello")
+    w._answer_tokens_action.trigger()
+    dlg = w.findChildren(AnswerTokensDialog)[-1]
+    dlg.resize(700, 500)  # a small screen
+    qtbot.waitExposed(dlg)
+    dlg.view.anchorClicked.emit(QUrl("tok:1"))
+    QApplication.processEvents()
+    box = dlg.alternatives
+    fm = box.fontMetrics()
+    room = box.viewport().width()
+    assert box.count() == 5
+    for i in range(box.count()):
+        item = box.item(i)
+        rect = box.visualItemRect(item)
+        assert rect.right() <= room
+        for line in item.text().split("\n"):
+            assert fm.horizontalAdvance(line) <= rect.width(), line
