@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Qt, QUrl
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -175,6 +175,13 @@ class AnswerTokensDialog(QDialog):
             return
         self._on_branch(self.position, int(item.data(Qt.ItemDataRole.UserRole)))
         self.accept()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        # a theme switch: the token colours come from the palette, so draw them again
+        # (later: the children get the new palette after this window)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "branch_button"):
+            QTimer.singleShot(0, self, self.redraw)
 
 
 def install(window: Any) -> QAction:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -360,6 +360,13 @@ class CompletionWindow(QWidget):
         self.tokens_view.setHtml(body)
         bar = self.tokens_view.verticalScrollBar()
         bar.setValue(bar.maximum())
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        # a theme switch: the token colours come from the palette, so draw them again
+        # (later: the children get the new palette after this window)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "status"):
+            QTimer.singleShot(0, self, self.redraw)
 
 
 def open_completion(window: Any) -> CompletionWindow:

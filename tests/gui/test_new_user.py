@@ -439,3 +439,97 @@ def test_the_token_dialogs_candidates_are_not_cut_on_the_right(
         assert rect.right() <= room
         for line in item.text().split("\n"):
             assert fm.horizontalAdvance(line) <= rect.width(), line
+
+
+# -- the heat map's bands -----------------------------------------------------------------
+
+# Viénot, Brettel & Mollon (1999): protanopia and deuteranopia in linear RGB
+CVD = {
+    "normal": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    "protanopia": ((0.11238, 0.88762, 0), (0.11238, 0.88762, 0), (0.00401, -0.00401, 1)),
+    "deuteranopia": ((0.29275, 0.70725, 0), (0.29275, 0.70725, 0), (-0.02234, 0.02234, 1)),
+}
+
+
+def _lightness(hex_colour: str, matrix: Any) -> float:
+    """CIE L* of a colour as seen with the given vision (0 black .. 100 white)."""
+    from chatapp.gui.chatview.contrast import parse_hex
+
+    def linear(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in parse_hex(hex_colour))
+    seen = [max(0.0, min(1.0, row[0] * r + row[1] * g + row[2] * b)) for row in matrix]
+    y = 0.2126 * seen[0] + 0.7152 * seen[1] + 0.0722 * seen[2]
+    return 116 * y ** (1 / 3) - 16 if y > 0.008856 else 903.3 * y
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_heat_map_bands_differ_in_lightness_and_keep_the_text_readable(
+    qtbot: Any, theme: str
+) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from chatapp.core import tokenview as tv
+    from chatapp.gui.chatview.contrast import contrast, parse_hex
+    from chatapp.gui.chatview.theme import theme_from
+    from chatapp.gui.chatview.tokens import token_colors
+    from chatapp.gui.theme import dark_palette, light_palette
+    from chatapp.gui.tokenizer_playground import palette_colors
+
+    pal = dark_palette() if theme == "dark" else light_palette()
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    holder.setPalette(pal)
+    palettes = {
+        "message view": token_colors(theme_from(pal), "assistant"),
+        "dialogs": palette_colors(holder),  # answer tokens, completion mode, playground
+    }
+    for where, colors in palettes.items():
+        bands = [tv.band_color(i, colors) for i in range(len(tv.BANDS))]
+        for band in bands:  # every token's text reads on its band
+            assert contrast(parse_hex(colors.text), parse_hex(band)) >= 4.5, (where, band)
+        for vision, matrix in CVD.items():
+            ls = [_lightness(b, matrix) for b in bands]
+            steps = [abs(a - b) for a, b in zip(ls, ls[1:], strict=False)]
+            assert min(steps) >= 8, (where, vision, [round(x, 1) for x in ls])
+
+
+@pytest.mark.model  # the tokens come from SmolLM2's vocabulary (the engine is scripted)
+def test_the_completion_window_redraws_its_token_colours_after_a_theme_switch(
+    qtbot: Any, make_window: Any, smollm2_path: Path
+) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from chatapp.gui.chatview.tokens import TOKENS
+    from chatapp.gui.completion_view import open_completion
+    from chatapp.gui.theme import dark_palette, light_palette
+
+    app = QApplication.instance()
+    before = app.palette()
+    app.setPalette(dark_palette())
+    try:
+        w = make_window(extensions=("chatapp.gui.message_tokens", "chatapp.gui.completion_view"))
+        _load(qtbot, w, smollm2_path)
+        win = open_completion(w)
+        qtbot.addWidget(win)
+        win.editor.setPlainText("colours of the tokens")
+        win.display.setCurrentIndex(win.display.findData(TOKENS))
+        from chatapp.gui.tokenizer_playground import palette_colors
+
+        def shown() -> str:
+            return win.tokens_view.toHtml().lower()
+
+        dark = palette_colors(win.tokens_view).odd  # the token tints under the dark theme
+        qtbot.waitUntil(lambda: dark in shown(), timeout=10000)
+        app.setPalette(light_palette())  # the user switches to the light theme
+        probe = QWidget()
+        qtbot.addWidget(probe)
+        probe.setPalette(light_palette())
+        light = palette_colors(probe).odd
+        assert light != dark
+        qtbot.waitUntil(lambda: light in shown(), timeout=5000)
+        assert dark not in shown()
+    finally:
+        app.setPalette(before)
