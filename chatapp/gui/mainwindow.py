@@ -359,6 +359,16 @@ class MainWindow(QMainWindow):
         current = self.session.conversation_id
         if self.conversations.reload_if_changed() and current:
             self._select_row_quietly(current)
+        if current and not self.session.busy:
+            # the open chat went on elsewhere (`chatapp chat --conversation` in a terminal)
+            conv = self.store.get_conversation(current)
+            shown = self.message_view.widgets()
+            leaf = shown[-1].message_id if shown else None
+            if conv is None:
+                self.session.select_conversation(None)
+            elif conv.current_leaf_id != leaf:
+                self.message_view.show_thread(self.session.thread())
+                self._update_buttons()
 
     def refresh_conversations(self) -> None:
         current = self.session.conversation_id

@@ -533,3 +533,24 @@ def test_the_completion_window_redraws_its_token_colours_after_a_theme_switch(
         assert dark not in shown()
     finally:
         app.setPalette(before)
+
+
+def test_an_answer_added_elsewhere_to_the_open_chat_is_shown(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    w = make_window()
+    _load(qtbot, w, fake_model_file)
+    _send(qtbot, w, "hello")
+    cid = w.session.conversation_id
+    other = Store(w.store.path)  # `chatapp chat --conversation ID` in a terminal
+    try:
+        last = other.active_thread(cid)[-1]
+        q = other.add_message(cid, Role.USER, "asked in the terminal", parent_id=last.id)
+        other.add_message(cid, Role.ASSISTANT, "answered in the terminal", parent_id=q.id)
+    finally:
+        other.close()
+    qtbot.waitUntil(
+        lambda: [r.text for r in w.message_view.widgets()][-1] == "answered in the terminal",
+        timeout=10000,
+    )
+    assert len(w.message_view.widgets()) == 4
