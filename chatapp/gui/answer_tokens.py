@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Qt, QUrl
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -87,6 +87,14 @@ class AnswerTokensDialog(QDialog):
         self.picked.setWordWrap(True)
         sl.addWidget(self.picked)
         self.alternatives = QListWidget()
+        self.alternatives.setAccessibleName(self.tr("Candidates for this token"))
+        # two short lines per candidate, wrapped to the list: nothing cut on the right
+        self.alternatives.setWordWrap(True)
+        self.alternatives.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.alternatives.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.alternatives.setResizeMode(QListWidget.ResizeMode.Adjust)
+        fm = self.alternatives.fontMetrics()
+        side.setMinimumWidth(fm.horizontalAdvance("raw 100.0% · sampled 100.0%") + 4 * fm.height())
         sl.addWidget(self.alternatives, 1)
         self.branch_button = QPushButton(self.tr("Branch from here with this token"))
         self.branch_button.setEnabled(False)
@@ -145,10 +153,12 @@ class AnswerTokensDialog(QDialog):
             s_text = f"{100 * math.exp(p_s):.1f}%" if p_s is not None else self.tr("cut")
             label = tv.token_label(self.trace.data(token_id))
             item = QListWidgetItem(
-                self.tr("{label}  raw {p:.1f}% · sampled {sampled}").format(
-                    label=repr(label), p=100 * math.exp(lp), sampled=s_text
-                )
+                repr(label)
                 + (self.tr("  (chosen)") if token_id == step.token_id else "")
+                + "\n"
+                + self.tr("raw {p:.1f}% · sampled {sampled}").format(
+                    p=100 * math.exp(lp), sampled=s_text
+                )
             )
             item.setData(Qt.ItemDataRole.UserRole, token_id)
             self.alternatives.addItem(item)
@@ -165,6 +175,13 @@ class AnswerTokensDialog(QDialog):
             return
         self._on_branch(self.position, int(item.data(Qt.ItemDataRole.UserRole)))
         self.accept()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        # a theme switch: the token colours come from the palette, so draw them again
+        # (later: the children get the new palette after this window)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "branch_button"):
+            QTimer.singleShot(0, self, self.redraw)
 
 
 def install(window: Any) -> QAction:

@@ -49,7 +49,7 @@ class BranchActions(QObject):
 
     def _busy(self) -> bool:
         if self.window.session.busy:
-            self.window.show_error(self.tr("An answer is still streaming: stop it first (Esc)."))
+            self.window.show_error(self.window.session.still_streaming_text())
             return True
         return False
 

@@ -58,6 +58,9 @@ class _Streaming:
     text: str = ""
     thinking: str = ""
     fitting: int = -1  # the percentage of fitting the context last shown (-1: none)
+    prompt_tokens: int = 0  # the context meter while the answer streams
+    n_ctx: int = 0
+    generated: int = 0
 
 
 class ChatSession(QObject):
@@ -77,6 +80,7 @@ class ChatSession(QObject):
     context_changed = Signal(int, int)  # used, n_ctx
     speed_changed = Signal(float)  # tokens/s of the last answer
     input_restored = Signal(str)  # a message that could not be saved, back to the input
+    status_message = Signal(str)  # a passing note for the status line
     error = Signal(str)
     notice = Signal(str)
 
@@ -268,9 +272,13 @@ class ChatSession(QObject):
 
     # -- chatting -----------------------------------------------------------------
 
+    def still_streaming_text(self) -> str:
+        """The refusal while an answer streams (the window hides it when the answer ends)."""
+        return self.tr("An answer is still streaming: stop it first (Esc).")
+
     def _can_start(self) -> bool:
         if self.busy:
-            self.error.emit(self.tr("An answer is still streaming: stop it first (Esc)."))
+            self.error.emit(self.still_streaming_text())
             return False
         if self.model is None:
             self.error.emit(
@@ -313,7 +321,7 @@ class ChatSession(QObject):
         text = text.strip()
         if not text or self.busy:
             if self.busy:
-                self.error.emit(self.tr("An answer is still streaming: stop it first (Esc)."))
+                self.error.emit(self.still_streaming_text())
             return False
         self._track(self.service.edit(message_id, text, listener=self.bridge.turn_listener()))
         return True
@@ -361,7 +369,8 @@ class ChatSession(QObject):
         st = self._current(ev.turn_id)
         if st is None:
             return
-        self.context_changed.emit(len(ev.prompt.tokens), ev.n_ctx)
+        st.prompt_tokens, st.n_ctx, st.generated = len(ev.prompt.tokens), ev.n_ctx, 0
+        self.context_changed.emit(st.prompt_tokens, ev.n_ctx)
         if st.fitting >= 0:
             self.notice.emit(
                 self.tr("{n} older messages were left out to fit the context.").format(
@@ -378,8 +387,12 @@ class ChatSession(QObject):
         self.reply_delta.emit(message_id, st.text, st.thinking)
 
     def _on_tokens(self, turn_id: str, message_id: str, chunks: list[Any]) -> None:
-        if self._current(turn_id) is not None:
+        st = self._current(turn_id)
+        if st is not None:
             self.reply_tokens.emit(message_id, chunks)
+            if st.n_ctx:  # the meter moves with the answer (the chunks come coalesced)
+                st.generated += len(chunks)
+                self.context_changed.emit(st.prompt_tokens + st.generated, st.n_ctx)
 
     def _on_finished(self, ev: TurnFinished) -> None:
         st = self._current(ev.turn_id)
@@ -387,6 +400,14 @@ class ChatSession(QObject):
             return
         self._streaming = None
         msg, stats = ev.message, ev.stats
+        if self._drop_if_empty(msg):
+            self.busy_changed.emit(False)
+            self.conversation_selected.emit(self.conversation_id or "")  # shown without it
+            self._emit_context()
+            self.status_message.emit(
+                self.tr("Stopped before the first token: there was no answer to keep.")
+            )
+            return
         self.reply_delta.emit(msg.id, msg.content, msg.thinking)
         if ev.warning:
             self.notice.emit(ev.warning)
@@ -398,6 +419,24 @@ class ChatSession(QObject):
             self.notice.emit(
                 self.tr("The answer stopped at the length limit (max tokens or context).")
             )
+
+    def _drop_if_empty(self, msg: Message) -> bool:
+        """An answer stopped before its first token is not kept as an empty version: it is
+        deleted, and the chat shows the version it showed before (if there was one)."""
+        if msg.finish_reason is not FinishReason.CANCELLED or msg.content or msg.thinking:
+            return False
+        links = self.store.message_links(msg.conversation_id)
+        others = [x for x in links if x.parent_id == msg.parent_id and x.id != msg.id]
+        self.store.delete_message(msg.id)
+        if others:  # back to the newest other version, down to its newest reply
+            leaf = others[-1].id
+            while True:
+                below = [x for x in links if x.parent_id == leaf]
+                if not below:
+                    break
+                leaf = below[-1].id
+            self.store.set_current_leaf(msg.conversation_id, leaf)
+        return True
 
     def _on_failed(self, ev: TurnFailed) -> None:
         st = self._current(ev.turn_id)
@@ -414,6 +453,7 @@ class ChatSession(QObject):
         self.conversation_selected.emit(self.conversation_id or "")
         if ev.restore_input:
             self.input_restored.emit(ev.restore_input)
+        self._emit_context()  # what the chat holds now, not the refused prompt
         self.error.emit(ev.error)
 
     def _emit_context(self) -> None:

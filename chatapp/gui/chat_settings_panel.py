@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -46,6 +45,7 @@ from chatapp.core.chat_settings import (
     set_model_entry,
 )
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
+from chatapp.gui.wrapping import WrapButton
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,13 @@ LABELS = {
 COUNT_DELAY_MS = 300
 
 
+def _caption(text: str, buddy: QWidget) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setBuddy(buddy)
+    return label
+
+
 class ChatSettingsPanel(QObject):
     def __init__(self, window: Any) -> None:
         super().__init__(window)
@@ -78,19 +85,26 @@ class ChatSettingsPanel(QObject):
         self.note.setWordWrap(True)
         lay.addWidget(self.note)
         form = QFormLayout()
+        # a narrow panel (or a large font) puts each label above its field
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.system = QPlainTextEdit()
         self.system.setPlaceholderText(self.tr("No system prompt"))
         self.system.setAccessibleName(self.tr("System prompt of this chat"))
         self.system.setMaximumHeight(110)
-        self.save_system = QPushButton(self.tr("Save system prompt"))
+        self.save_system = WrapButton(self.tr("Save system prompt"))
         self.save_system.setAccessibleName(self.tr("Save the system prompt"))
         self.save_system.clicked.connect(self._save_system)
-        form.addRow(self.tr("System prompt"), self.system)
-        form.addRow("", self.save_system)
+        # whole-width rows: a label above its box, buttons as wide as the panel
+        lay.addWidget(_caption(self.tr("System prompt"), self.system))
+        lay.addWidget(self.system)
+        lay.addWidget(self.save_system)
         self.preset = QComboBox()
         self.preset.setAccessibleName(self.tr("Sampling preset"))
         self.preset.activated.connect(self._apply_preset)
-        form.addRow(self.tr("Preset"), self.preset)
+        lay.addWidget(_caption(self.tr("Preset"), self.preset))
+        lay.addWidget(self.preset)
+        em = body.fontMetrics().height()
         self.fields: dict[str, QLineEdit] = {}
         self.errors: dict[str, QLabel] = {}
         for name in FIELDS:
@@ -100,31 +114,35 @@ class ChatSettingsPanel(QObject):
             edit.setAccessibleDescription(RANGES[name][3])
             edit.setToolTip(RANGES[name][3])
             edit.editingFinished.connect(lambda n=name: self._field_done(n))
+            edit.setMinimumWidth(em * 7)  # room for "default: 0.95"; else the label goes above
             err = QLabel()
             err.setObjectName(f"chat_{name}_error")
             err.setWordWrap(True)
             err.hide()
             self.fields[name], self.errors[name] = edit, err
             form.addRow(self.tr(LABELS[name]), edit)
-            form.addRow("", err)
+            form.addRow(err)
         self.policy = QComboBox()
         self.policy.setAccessibleName(self.tr("When the conversation no longer fits the context"))
         for key, text in POLICIES.items():
             self.policy.addItem(text, key)
         self.policy.activated.connect(self._policy_chosen)
-        form.addRow(self.tr("Context full"), self.policy)
-        self.model_defaults_button = QPushButton(self.tr("Make these the model's defaults"))
+        lay.addLayout(form)
+        lay.addWidget(_caption(self.tr("Context full"), self.policy))
+        lay.addWidget(self.policy)
+        self.model_defaults_button = WrapButton(self.tr("Make these the model's defaults"))
         self.model_defaults_button.setAccessibleName(
             self.tr("Make this chat's sampling the model's defaults")
         )
         self.model_defaults_button.clicked.connect(self._save_model_defaults)
-        form.addRow("", self.model_defaults_button)
-        lay.addLayout(form)
+        lay.addWidget(self.model_defaults_button)
         # this model's hardware: context length, GPU layers, threads (applied by a reload)
         self.model_title = QLabel()
         self.model_title.setWordWrap(True)
         lay.addWidget(self.model_title)
         hw = QFormLayout()
+        hw.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        hw.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.hardware: dict[str, QLineEdit] = {}
         for name, label in (
             ("context_limit", self.tr("Context length")),
@@ -135,21 +153,23 @@ class ChatSettingsPanel(QObject):
             edit.setObjectName(f"model_{name}")
             edit.setAccessibleName(self.tr("{label} for this model").format(label=label))
             edit.setToolTip(HARDWARE_RANGES[name][2])
+            edit.setMinimumWidth(em * 7)
             self.hardware[name] = edit
             hw.addRow(label, edit)
         self.hardware_error = QLabel()
         self.hardware_error.setWordWrap(True)
         self.hardware_error.hide()
-        hw.addRow("", self.hardware_error)
-        self.hardware_button = QPushButton(self.tr("Save for this model and reload it"))
+        hw.addRow(self.hardware_error)
+        self.hardware_button = WrapButton(self.tr("Save for this model and reload it"))
         self.hardware_button.setAccessibleName(self.tr("Save the hardware settings for this model"))
         self.hardware_button.clicked.connect(self._save_hardware)
-        hw.addRow("", self.hardware_button)
         lay.addLayout(hw)
+        lay.addWidget(self.hardware_button)
         self.next_answer = QLabel()
         self.next_answer.setObjectName("next_answer")
         self.next_answer.setWordWrap(True)
         self.next_answer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.next_answer.setAccessibleName(self.tr("What the next answer will use"))
         lay.addWidget(self.next_answer)
         lay.addStretch(1)
 
@@ -157,17 +177,21 @@ class ChatSettingsPanel(QObject):
             combo.setSizeAdjustPolicy(
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
             )
-            combo.setMinimumContentsLength(12)
-        scroll = QScrollArea()
+            combo.setMinimumContentsLength(8)
+        self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        # texts wrap to the width; what does not fit in the height scrolls
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(body)
         self.dock = QDockWidget(self.tr("Chat settings"), window)
         self.dock.setObjectName("chat_settings_dock")
         self.dock.setWidget(scroll)
-        self.dock.setMinimumWidth(280)
-        self.dock.setMaximumWidth(420)
+        # sized by the font, not by its texts: opening it never widens the window
+        em = body.fontMetrics().height()
+        scroll.setMinimumWidth(em * 12)
+        self.dock.setMaximumWidth(em * 26)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
         self.toggle = self.dock.toggleViewAction()
@@ -227,9 +251,23 @@ class ChatSettingsPanel(QObject):
                 )
             )
         self.preset.clear()
-        self.preset.addItem(self.tr("Apply a preset…"), None)
-        for name in presets(self.window.settings.extra):
+        own_values = self.chat.overrides
+        known = presets(self.window.settings.extra)
+        active = next((n for n, v in known.items() if v and _as_chat(v) == own_values), None)
+        self.preset.addItem(
+            self.tr("Custom (this chat's own values)")
+            if own_values
+            else self.tr("None (defaults)"),
+            None,
+        )
+        for name in known:
             self.preset.addItem(name, name)
+        self.preset.setCurrentIndex(max(0, self.preset.findData(active)) if active else 0)
+        self.preset.setToolTip(
+            self.tr("Preset in use: {name}").format(name=active)
+            if active
+            else self.tr("Choose a preset to apply its values to this chat")
+        )
         self.policy.setCurrentIndex(max(0, self.policy.findData(self.chat.context_policy)))
         self._refresh_model()
         params = self._effective()
@@ -419,6 +457,17 @@ class ChatSettingsPanel(QObject):
                 self.draft_label.setText(str(e))
 
         self.session.tokenize(text, done, failed)
+
+
+def _as_chat(values: dict[str, Any]) -> dict[str, Any]:
+    """A preset's values as a chat holds them (checked and converted like a field)."""
+    chat = ChatSettings()
+    try:
+        for k, v in values.items():
+            chat = chat.with_override(k, v)
+    except ValueError:
+        return {}
+    return chat.overrides
 
 
 def install(window: Any) -> ChatSettingsPanel:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -366,6 +366,13 @@ class CompletionWindow(QWidget):
         bar = self.tokens_view.verticalScrollBar()
         bar.setValue(bar.maximum())
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        # a theme switch: the token colours come from the palette, so draw them again
+        # (later: the children get the new palette after this window)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "status"):
+            QTimer.singleShot(0, self, self.redraw)
+
 
 def open_completion(window: Any) -> CompletionWindow:
     w = getattr(window, "completion_window", None)
@@ -389,14 +396,17 @@ def _suggest(window: Any, _loaded: Any) -> None:
         is_base_model(Path(info.path).name, has_template) or is_base_model(info.name, has_template)
     ):
         return
+    text = window.tr(
+        "{name} looks like a base model (it has no chat template of its own): it "
+        "continues text rather than answering. Completion mode (View > Completion mode, "
+        "{key}) suits it better."
+    ).format(name=info.name, key=SHORTCUT)
     window.show_info(
-        window.tr(
-            "{name} looks like a base model (it has no chat template of its own): it "
-            "continues text rather than answering. Completion mode (View > Completion mode, "
-            "{key}) suits it better."
-        ).format(name=info.name, key=SHORTCUT),
-        action=(window.tr("Open completion mode"), lambda: open_completion(window)),
+        text, action=(window.tr("Open completion mode"), lambda: open_completion(window))
     )
+    notices = getattr(window, "model_notices", None)
+    if notices is not None:
+        notices.add(text)  # about this model: it goes when another one loads
 
 
 def install(window: Any) -> QAction:

@@ -76,6 +76,10 @@ def _short_time(updated_at: float, group: str) -> str:
     return when.strftime("%Y-%m-%d")
 
 
+def _nonempty(tags: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {k: v for k, v in tags.items() if v}
+
+
 class ConversationListModel(QAbstractListModel):
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -196,6 +200,24 @@ class ConversationListModel(QAbstractListModel):
         self._rows, self._groups, self._tags = [], [], {}
         self._add(self._store.list_conversations(limit=loaded, tag=self._tag))
         self.endResetModel()
+
+    def _signature(self, convs: list[Conversation]) -> list[tuple[str, str, float, str | None]]:
+        return [(c.id, c.title, c.updated_at, c.model_path) for c in convs]
+
+    def reload_if_changed(self) -> bool:
+        """Reload if the store holds other rows than those shown (another process added,
+        renamed or deleted a chat); True if it did."""
+        loaded = max(len(self._rows), PAGE)
+        now = self._store.list_conversations(limit=loaded, tag=self._tag)
+        same = (
+            self._signature(now) == self._signature(self._rows)
+            and self._store.count_conversations(tag=self._tag) == self._total
+            and self._store.pinned_ids() == self._pinned
+            and _nonempty(self._store.tags_of([c.id for c in now])) == _nonempty(self._tags)
+        )
+        if not same:
+            self.reload()
+        return not same
 
     def row_of(self, conversation_id: str) -> int:
         for i, c in enumerate(self._rows):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, QRectF, QSettings, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRectF, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -41,7 +41,9 @@ from chatapp.gui.chat_session import ChatSession
 from chatapp.gui.chatview.view import MessageView
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
+from chatapp.gui.store_watch import StoreWatcher
 from chatapp.gui.theme import notice_colours
+from chatapp.gui.wrapping import ElidedLabel
 from chatapp.paths import AppPaths
 from chatapp.service import LoadedModel
 
@@ -75,6 +77,15 @@ GUI_EXTENSIONS = (
 )
 
 
+def display_name(info: ModelInfo) -> str:
+    """What the window calls a model: its file's name, which the user chose, found and
+    sees in the library and the picker (a GGUF's own general.name is often a training
+    run's label); a model on a server by its name there."""
+    if info.path.startswith("remote:") or not info.path:
+        return info.name
+    return Path(info.path).name
+
+
 class MessageBar(QFrame):
     """A non-modal line above the input for errors and notices (colours from the palette)."""
 
@@ -86,6 +97,7 @@ class MessageBar(QFrame):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setAccessibleName(self.tr("Notice"))
         self.label.setForegroundRole(QPalette.ColorRole.Text)  # drawn on a tint of Base
         close = QToolButton()
         close.setText("✕")
@@ -148,6 +160,9 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         self._build_menus()
         self._connect()
+        # chats another process adds (an import, the CLI) appear in the list
+        self.store_watcher = StoreWatcher(self.store.path, self)
+        self.store_watcher.changed.connect(self._store_changed_elsewhere)
         self._restore_geometry()
         for name in extensions:
             self._install_extension(name)
@@ -186,8 +201,9 @@ class MainWindow(QMainWindow):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(4, 8, 8, 8)
         bar = QHBoxLayout()
-        self.model_label = QLabel(self.tr("No model loaded"))
+        self.model_label = ElidedLabel(self.tr("No model loaded"))
         self.model_label.setStyleSheet("font-weight: bold;")
+        self.model_label.setMinimumWidth(self.fontMetrics().height() * 4)
         self.model_progress = QProgressBar()
         self.model_progress.setRange(0, 0)
         self.model_progress.setMaximumWidth(140)
@@ -229,9 +245,12 @@ class MainWindow(QMainWindow):
         split.setSizes([260, 840])
         self.setCentralWidget(split)
 
-        self.status_model = QLabel(self.tr("No model"))
+        self.status_model = ElidedLabel(self.tr("No model"))
         self.status_speed = QLabel("")
         self.status_context = QLabel("")
+        self._speed_text = ""  # the last answer's speed, shown when not generating
+        # notices about the loaded model (no template, a base model): gone with the model
+        self.model_notices: set[str] = set()
         sb = self.statusBar()
         sb.addWidget(self.status_model, 1)
         sb.addPermanentWidget(self.status_speed)
@@ -307,14 +326,13 @@ class MainWindow(QMainWindow):
         s.reply_started.connect(self._on_reply_started)
         s.reply_delta.connect(self.message_view.update_text)
         s.reply_finished.connect(self._on_reply_finished)
-        s.busy_changed.connect(lambda _busy: self._update_buttons())
+        s.busy_changed.connect(self._on_busy)
         s.context_changed.connect(self._on_context)
-        s.speed_changed.connect(
-            lambda tps: self.status_speed.setText(self.tr("{tps:.1f} tok/s").format(tps=tps))
-        )
+        s.speed_changed.connect(self._on_speed)
         s.error.connect(self.show_error)
         s.notice.connect(self.show_info)
         s.input_restored.connect(self._restore_input)
+        s.status_message.connect(lambda text: self.statusBar().showMessage(text, 10000))
 
     def _install_extension(self, name: str) -> None:
         importlib.import_module(name).install(self)
@@ -336,6 +354,21 @@ class MainWindow(QMainWindow):
             self.conversations.data(self.conversations.index(r), ConversationRole.ID) for r in rows
         ]
         return [i for i in ids if i]
+
+    def _store_changed_elsewhere(self) -> None:
+        current = self.session.conversation_id
+        if self.conversations.reload_if_changed() and current:
+            self._select_row_quietly(current)
+        if current and not self.session.busy:
+            # the open chat went on elsewhere (`chatapp chat --conversation` in a terminal)
+            conv = self.store.get_conversation(current)
+            shown = self.message_view.widgets()
+            leaf = shown[-1].message_id if shown else None
+            if conv is None:
+                self.session.select_conversation(None)
+            elif conv.current_leaf_id != leaf:
+                self.message_view.show_thread(self.session.thread())
+                self._update_buttons()
 
     def refresh_conversations(self) -> None:
         current = self.session.conversation_id
@@ -487,6 +520,8 @@ class MainWindow(QMainWindow):
 
     def _on_conversation_selected(self, conversation_id: str) -> None:
         if conversation_id:
+            if self.conversations.row_of(conversation_id) < 0:  # added by another process
+                self.conversations.reload_if_changed()
             self._select_row_quietly(conversation_id)
             self.message_view.show_thread(self.session.thread())
         else:
@@ -515,6 +550,12 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def _on_model_loading(self, path: str) -> None:
+        self._speed_text = ""  # the last model's speed says nothing about this one
+        self.status_speed.setText("")
+        self.status_context.setText("")
+        if self.message_bar.isVisible() and self.message_bar.label.text() in self.model_notices:
+            self.message_bar.hide()
+        self.model_notices.clear()
         self.model_label.setText(self.tr("Loading {name}…").format(name=Path(path).name))
         self.model_progress.show()
         self.status_model.setText(self.tr("Loading {name}…").format(name=Path(path).name))
@@ -522,12 +563,18 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, loaded: LoadedModel) -> None:
         info = loaded.info
+        if loaded.template.warning:
+            self.model_notices.add(loaded.template.warning)
         self.model_progress.hide()
-        self.model_label.setText(f"{info.name}  ({Path(info.path).name})")
+        name = display_name(info)
+        self.model_label.setText(name)
+        self.model_label.setToolTip(
+            self.tr("{file}\nName inside the file: {name}").format(file=info.path, name=info.name)
+        )
         tpl = loaded.template
         self.status_model.setText(
             self.tr("{name} · {arch} · template: {template} ({source}) · {threads} threads").format(
-                name=info.name,
+                name=name,
                 arch=info.architecture,
                 template=tpl.name,
                 source=tpl.source,
@@ -539,21 +586,33 @@ class MainWindow(QMainWindow):
                 else ""
             )
         )
-        self.setWindowTitle(self.tr("chatapp — {name}").format(name=info.name))
+        self.setWindowTitle(self.tr("chatapp — {name}").format(name=name))
         self.default_model_action.blockSignals(True)
         self.default_model_action.setEnabled(True)
         self.default_model_action.setChecked(self.settings.default_model == info.path)
         self.default_model_action.blockSignals(False)
         self.save_settings()
-        self.message_view.set_placeholder(
-            self.tr("{name} is ready. Say hello.").format(name=info.name)
-        )
+        self.message_view.set_placeholder(self.tr("{name} is ready. Say hello.").format(name=name))
         self._update_buttons()
 
     def _on_model_failed(self, message: str) -> None:
         self.model_progress.hide()
         self.model_label.setText(self.tr("No model loaded"))
         self.status_model.setText(self.tr("No model"))
+        self._update_buttons()
+
+    def _on_speed(self, tps: float) -> None:
+        self._speed_text = self.tr("{tps:.1f} tok/s").format(tps=tps)
+        self.status_speed.setText(self._speed_text)
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            # "generating…" ends with the answer, even a refused or failed one; the
+            # speed shown is the last answer's of this model, if there was one
+            self.status_speed.setText(self._speed_text)
+            still = self.session.still_streaming_text()
+            if self.message_bar.isVisible() and self.message_bar.label.text() == still:
+                self.message_bar.hide()
         self._update_buttons()
 
     def _on_context(self, used: int, n_ctx: int) -> None:
@@ -582,7 +641,13 @@ class MainWindow(QMainWindow):
         if geo is not None:
             self.restoreGeometry(geo)
 
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            self.store_watcher.check()  # back from a terminal: show what it changed
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.store_watcher.close()
         self._qsettings().setValue("geometry", self.saveGeometry())
         self.save_settings()
         self.session.shutdown()

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
@@ -98,10 +99,45 @@ def code_block_html(code: str, lang: str, theme: CodeTheme) -> str:
     )
 
 
+# a bare http(s) URL, up to whitespace or an angle bracket; trailing punctuation that
+# ends a sentence ("see https://x.org.") is not part of it
+_URL = re.compile(r"https?://[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]")
+
+
+def _bare_urls(state: Any) -> None:
+    """Turn bare URLs in text into links (as chat apps do), outside links and code:
+    a core rule, so no extra dependency (markdown-it's linkify needs linkify-it-py)."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        out: list[Token] = []
+        depth = 0
+        for tok in block.children:
+            if tok.type == "link_open":
+                depth += 1
+            elif tok.type == "link_close":
+                depth -= 1
+            if tok.type != "text" or depth or "://" not in tok.content:
+                out.append(tok)
+                continue
+            pos = 0
+            for m in _URL.finditer(tok.content):
+                if m.start() > pos:
+                    out.append(Token("text", "", 0, content=tok.content[pos : m.start()]))
+                out.append(Token("link_open", "a", 1, attrs={"href": m.group(0)}))
+                out.append(Token("text", "", 0, content=m.group(0)))
+                out.append(Token("link_close", "a", -1))
+                pos = m.end()
+            if pos < len(tok.content):
+                out.append(Token("text", "", 0, content=tok.content[pos:]))
+        block.children = out
+
+
 @lru_cache(maxsize=1)
 def _md() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False})
     md.enable(["table", "strikethrough"])
+    md.core.ruler.push("bare_urls", _bare_urls)
     return md
 
 

@@ -156,9 +156,14 @@ class ModelManagerDialog(QDialog):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setAccessibleName(self.tr("Status"))
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.status)
+        # Enter in a field does what that field is for (the search field searches): no
+        # button is pressed for it, whichever was first in the tab order
+        for button in self.findChildren(QPushButton):
+            button.setAutoDefault(False)
         bridge.changed.connect(self._job_changed)
         self.jobs_model.set_items(queue.jobs)
         self.show_starters()
@@ -454,6 +459,14 @@ class ModelManagerDialog(QDialog):
         self.library_view.selectionModel().selectionChanged.connect(self._show_details)
         self.details_label = QLabel()
         self.details_label.setWordWrap(True)
+        self.empty_hint = QLabel(
+            self.tr(
+                "No models here yet. A model you open (File > Open model…) is added here; "
+                "Import GGUF… adds a file from disk, and the Discover tab finds one to download."
+            )
+        )
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.hide()
         self.disk_label = QLabel()
         buttons = QHBoxLayout()
         self.use_button = QPushButton(self.tr("Use this model"))
@@ -472,13 +485,16 @@ class ModelManagerDialog(QDialog):
         w = QWidget()
         v = QVBoxLayout(w)
         v.addWidget(self.library_view)
+        v.addWidget(self.empty_hint)
         v.addWidget(self.details_label)
         v.addLayout(buttons)
         QShortcut(QKeySequence.StandardKey.Delete, self.library_view, self.delete_selected)
         return w
 
     def refresh_library(self) -> None:
-        self.library_model.set_items(self.library.models())
+        models = self.library.models()
+        self.library_model.set_items(models)
+        self.empty_hint.setVisible(not models)
         self.disk_label.setText(
             self.tr("chatapp's models use {size}").format(size=human_size(self.library.disk_use()))
         )

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt
-from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy
+from PySide6.QtWidgets import QComboBox, QSizePolicy
 
 from chatapp.core import catalog
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
+from chatapp.gui.wrapping import ElidedLabel
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ class ModelPicker(QObject):
         self.combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.combo.setMinimumContentsLength(24)
+        self.combo.setMinimumContentsLength(12)  # wider when there is room
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.hardware = QLabel()
+        self.hardware = ElidedLabel()  # long on some machines: never widens the window
         self.hardware.setObjectName("hardware_status")
         self._entries: list[tuple[str, str]] = []  # (path, label)
         self._details: dict[str, bool] = {}  # path -> has a chat template

@@ -52,7 +52,33 @@ class ModelsController:
     def _downloader(self) -> Downloader:
         return Downloader(self.library().models_dir, endpoint=api.endpoint(), token=self.token())
 
+    def remember(self, path: str) -> None:
+        """A model opened by file belongs in the library (registered where it is)."""
+        if not path or path.startswith("remote:"):
+            return
+        p = Path(path)
+        try:
+            lib = self.library()
+            if not p.is_file() or p.resolve().is_relative_to(lib.models_dir.resolve()):
+                return
+            if p.resolve() not in lib.registry.paths():
+                lib.registry.add(p)
+        except OSError as e:  # a read-only data folder: the model still works
+            log.warning("could not add %s to the library: %s", p, e)
+
+    def _remember_in_use(self) -> None:
+        """The models the chats use (opened before the library kept them)."""
+        store = getattr(self.window, "store", None)
+        if store is None:
+            return
+        seen: set[str] = set()
+        for conv in store.list_conversations(limit=1000):
+            if conv.model_path and conv.model_path not in seen:
+                seen.add(conv.model_path)
+                self.remember(conv.model_path)
+
     def show_manager(self) -> ModelManagerDialog:
+        self._remember_in_use()
         if self.dialog is None:
             self.dialog = ModelManagerDialog(
                 settings=self.window.settings,
@@ -130,4 +156,7 @@ def install(window: Any) -> ModelsController:
     menu.addAction(manager)
     menu.addAction(importer)
     window._models_controller = controller  # keeps the queue and the dialog alive
+    session = getattr(window, "session", None)
+    if session is not None:
+        session.model_loaded.connect(lambda loaded: controller.remember(loaded.info.path))
     return controller

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
@@ -50,13 +50,18 @@ def palette_colors(widget: QWidget) -> tv.TokenColors:
             round(base.blue() + (hi.blue() - base.blue()) * t),
         ).name()
 
+    from chatapp.gui.chatview.contrast import parse_hex, to_hex
+    from chatapp.gui.chatview.tokens import heat_hot
+
+    text = pal.color(QPalette.ColorRole.Text)
+    hot = heat_hot(parse_hex(base.name()), parse_hex(hi.name()), parse_hex(text.name()))
     return tv.TokenColors(
-        text=pal.color(QPalette.ColorRole.Text).name(),
+        text=text.name(),
         base=base.name(),
         even=mix(0.28),
         odd=mix(0.55),
         special=pal.color(QPalette.ColorRole.PlaceholderText).name(),
-        hot=hi.name(),
+        hot=to_hex(hot),
     )
 
 
@@ -70,6 +75,7 @@ class _Side(QWidget):
         self.head = QHBoxLayout()
         self.title = QLabel(title)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setAccessibleName(self.tr("Model"))
         self.head.addWidget(self.title, 1)
         lay.addLayout(self.head)
         self.count = QLabel("")
@@ -260,6 +266,13 @@ class TokenizerPlayground(QDialog):
                 "{n} places (underlined)."
             )
         self.diff.setText(diff.format(a=a, b=b, n=len(runs)))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        super().changeEvent(event)
+        # a theme switch: the token colours come from the palette, so draw them again
+        # (later: the children get the new palette after this window)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "diff"):
+            QTimer.singleShot(0, self, self._render)
 
 
 def _tokenize_file(path: Path, text: str) -> tuple[str, Tokens, set[int]]:

@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QBoxLayout,
     QHBoxLayout,
     QHeaderView,
@@ -136,6 +137,7 @@ class WelcomeView(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setAccessibleName(self.tr("Download status"))  # focusable: it selects
         self.local_label = QLabel()
         self.local_label.setWordWrap(True)
         self.local_label.hide()
@@ -235,11 +237,19 @@ class Welcome(QObject):
 
     def set_shown(self, shown: bool) -> None:
         shown = shown and self.placed
+        was_shown = self.shown
+        focus = QApplication.focusWidget()
+        had_focus = focus is None or focus is self.view or self.view.isAncestorOf(focus)
         self.view.setVisible(shown)
         self.window.message_view.setVisible(not shown)
         if shown:
             self.view.table.setFocus(Qt.FocusReason.OtherFocusReason)
-        elif self.window.isVisible() and self.window.session.model is not None:
+        elif (
+            was_shown  # leaving the welcome view; otherwise focus stays where the user put it
+            and had_focus
+            and self.window.isVisible()
+            and self.window.session.model is not None
+        ):
             self.window.input.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _first_check(self) -> None:

@@ -21,7 +21,9 @@ def test_open_chat_stop_restart(qtbot, smollm2_path):
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.session.model is not None, timeout=60000)
-    assert "Smollm2" in w.model_label.text()
+    # the file's name, not the GGUF's internal "Smollm2 135M 8k Lc100K Mix1 Ep2" (issue 23)
+    assert w.model_label.text() == smollm2_path.name
+    assert smollm2_path.name in w.windowTitle() and "Ep2" not in w.windowTitle()
     assert "template: gguf" in w.status_model.text()
 
     # a short answer, streamed in several updates

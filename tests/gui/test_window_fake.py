@@ -21,7 +21,8 @@ def _send(qtbot, w, text):
 def test_send_streams_saves_and_lists(qtbot, make_window, fake_model_file):
     w = make_window(reply="**Bold** answer with `code`.")
     _load(qtbot, w, fake_model_file)
-    assert "Fake model" in w.model_label.text()
+    assert w.model_label.text() == fake_model_file.name  # the file's name, not general.name
+    assert fake_model_file.name in w.windowTitle()
     _send(qtbot, w, "Hello there")
     assert w.input.toPlainText() == ""
     conv_id = w.current_conversation_id()

@@ -141,5 +141,6 @@ class MessageDelegate(QStyledItemDelegate):
             self.metrics,
             focused=focused,
             copied=self._view.copied_target(row.message_id),
+            selection=self._view.selection_of(row.message_id),
         )
         painter.restore()

@@ -22,6 +22,8 @@ from PySide6.QtGui import (
     QPainter,
     QPalette,
     QPen,
+    QTextCharFormat,
+    QTextCursor,
     QTextDocument,
     QTextFrame,
     QTextOption,
@@ -192,6 +194,35 @@ class RowLayout:
         if pos < 0 or pos >= self.token_offsets[-1]:
             return None
         return bisect_right(self.token_offsets, pos) - 1
+
+    def body_position(self, p: QPoint) -> int | None:
+        """The text position in the body nearest to p (row coordinates), for selecting
+        by dragging: above the body is its start, below it its end."""
+        if self.body is None:
+            return None
+        local = QPointF(p - self.body_origin)
+        last = self.body.characterCount() - 1
+        if local.y() < 0:
+            return 0
+        if local.y() >= self.body.size().height():
+            return last
+        pos = self.body.documentLayout().hitTest(local, Qt.HitTestAccuracy.FuzzyHit)
+        return max(0, min(pos, last))
+
+    def in_body(self, p: QPoint) -> bool:
+        if self.body is None:
+            return False
+        size = self.body.size()
+        return QRectF(QPointF(self.body_origin), size).contains(QPointF(p))
+
+    def selected_text(self, start: int, end: int) -> str:
+        if self.body is None or start == end:
+            return ""
+        last = self.body.characterCount() - 1
+        cursor = QTextCursor(self.body)
+        cursor.setPosition(max(0, min(start, last)))
+        cursor.setPosition(max(0, min(end, last)), QTextCursor.MoveMode.KeepAnchor)
+        return cursor.selection().toPlainText()
 
     def token_rect(self, index: int) -> QRect | None:
         """Where a token of a token display is drawn (row coordinates)."""
@@ -400,8 +431,10 @@ def paint(
     *,
     focused: bool,
     copied: str | None,
+    selection: tuple[int, int] | None = None,
 ) -> None:
-    """Paint a row at the painter's origin (the row's top-left)."""
+    """Paint a row at the painter's origin (the row's top-left); `selection` is the
+    body's selected text (document positions) while the user selects by dragging."""
     p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     radius = m.em * 0.45
     p.setPen(QPen(theme.focus if focused else theme.border, 2 if focused else 1))
@@ -457,6 +490,18 @@ def paint(
         p.restore()
 
     if lay.body is not None:
+        if selection is not None and selection[0] != selection[1]:
+            cursor = QTextCursor(lay.body)
+            last = lay.body.characterCount() - 1
+            cursor.setPosition(max(0, min(selection[0], last)))
+            cursor.setPosition(max(0, min(selection[1], last)), QTextCursor.MoveMode.KeepAnchor)
+            chosen = QAbstractTextDocumentLayout.Selection()
+            chosen.cursor = cursor
+            fmt = QTextCharFormat()
+            fmt.setBackground(theme.selection)
+            fmt.setForeground(theme.selected_text)
+            chosen.format = fmt
+            ctx.selections = [chosen]
         p.save()
         p.translate(lay.body_origin)
         lay.body.documentLayout().draw(p, ctx)

@@ -38,6 +38,8 @@ class Theme:
     muted: QColor  # headers, captions, reasoning (readable on every bubble)
     link: QColor  # links and action labels (readable on every bubble)
     code: CodeTheme
+    selection: QColor  # behind text selected by dragging (Highlight)
+    selected_text: QColor
 
     def bubble(self, role: str) -> QColor:
         return {"user": self.user, "system": self.system}.get(role, self.assistant)
@@ -83,4 +85,6 @@ def theme_from(pal: QPalette) -> Theme:
         muted=_qc(muted),
         link=_qc(everywhere(link)),
         code=code,
+        selection=pal.color(group, QPalette.ColorRole.Highlight),
+        selected_text=pal.color(group, QPalette.ColorRole.HighlightedText),
     )

@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication
 
 from chatapp.core import tokenview as tv
-from chatapp.gui.chatview.contrast import contrast, mix, parse_hex, to_hex
+from chatapp.gui.chatview.contrast import RGB, contrast, luminance, mix, parse_hex, to_hex
 from chatapp.gui.chatview.theme import Theme
 
 TEXT, TOKENS, CONFIDENCE, RAW = "text", "tokens", "confidence", "raw"
@@ -66,8 +66,34 @@ def token_colors(theme: Theme, role: str) -> tv.TokenColors:
         even=to_hex(mix(bg, hi, 0.22 * t)),
         odd=to_hex(mix(bg, hi, 0.5 * t)),
         special=theme.muted.name(),
-        hot=to_hex(mix(bg, hi, t)),
+        hot=to_hex(heat_hot(bg, hi, text)),
     )
+
+
+HOTTEST = 0.85  # the least-sure band is this far from the background to `hot` (tv.band_color)
+BAND_CONTRAST = 4.6  # the text on every band stays readable (WCAG AA, with a little room)
+
+
+def heat_hot(base: RGB, hue: RGB, text: RGB) -> RGB:
+    """The heat map's `hot` colour: the palette's highlight hue, as far from the
+    background in lightness as the text allows on the least-sure band. The bands are
+    steps from the background towards it, so they differ in lightness, not only in hue,
+    and stay apart for colour-blind eyes and in a dark theme. If the highlight is
+    itself too close to the background, the text colour's direction is used instead."""
+    lo, hi = 0.0, 1.0
+    target = hue
+    if abs(luminance(hue) - luminance(base)) < 0.1:  # a highlight barely off the base
+        target = mix(hue, text, 0.5)
+
+    def ok(t: float) -> bool:
+        return contrast(text, mix(base, mix(base, target, t), HOTTEST)) >= BAND_CONTRAST
+
+    if ok(1.0):
+        return target
+    for _ in range(20):  # the largest t whose hottest band keeps the text readable
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return mix(base, target, lo)
 
 
 def has_probabilities(spans: list[Any]) -> bool:

@@ -36,6 +36,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QDialog,
     QFrame,
     QInputDialog,
@@ -87,6 +88,10 @@ class MessageView(QListView):
         self._pending: dict[str, tuple[str, str]] = {}
         self._copied: tuple[str, str] | None = None
         self._token_tip = False  # the tooltip shown is a token's
+        # text selected by dragging: (message id, anchor, position) in the row's body
+        self._selection: tuple[str, int, int] | None = None
+        self._press: QPoint | None = None  # where the left button went down
+        self._dragged = False
         self.message_model = MessageListModel()
         self.setModel(self.message_model)
         self._delegate = MessageDelegate(self)
@@ -219,6 +224,7 @@ class MessageView(QListView):
         self._refresh_row(i)
 
     def clear(self) -> None:
+        self._selection = None
         self._pending.clear()
         self.undo_bar.dismiss()
         self.message_model.reset([])
@@ -237,6 +243,7 @@ class MessageView(QListView):
             and rows[0].message.conversation_id == (messages[0].conversation_id)
         )
         if not same:
+            self._selection = None
             self._pending.clear()
             self.undo_bar.dismiss()
             self.message_model.reset(messages)
@@ -616,10 +623,51 @@ class MessageView(QListView):
         hit = lay.hit(pos - self.visualRect(idx).topLeft())
         return (row, hit[0], hit[1]) if hit else None
 
+    def mousePressEvent(self, e: QMouseEvent) -> None:
+        super().mousePressEvent(e)
+        if e.button() != Qt.MouseButton.LeftButton:
+            return
+        pos = e.position().toPoint()
+        self._press, self._dragged = pos, False
+        had = self._selection is not None
+        self._selection = None
+        idx = self.indexAt(pos)
+        if idx.isValid() and self._hit(pos) is None:
+            row = self.message_model.rows[idx.row()]
+            lay = self._delegate.layout_for(row)
+            local = pos - self.visualRect(idx).topLeft()
+            at = lay.body_position(local) if lay.in_body(local) else None
+            if at is not None:
+                self._selection = (row.message_id, at, at)
+        if had:
+            self.viewport().update()
+
+    def _drag_to(self, pos: QPoint) -> None:
+        sel = self._selection
+        if sel is None:
+            return
+        i = self.message_model.row_of(sel[0])
+        if i < 0:
+            self._selection = None
+            return
+        lay = self._delegate.layout_for(self.message_model.rows[i])
+        at = lay.body_position(pos - self.visualRect(self.message_model.index(i)).topLeft())
+        if at is not None and at != sel[2]:
+            self._selection = (sel[0], sel[1], at)
+            self.viewport().update()
+
     def mouseMoveEvent(self, e: QMouseEvent) -> None:
         super().mouseMoveEvent(e)
-        hit = self._hit(e.position().toPoint())
-        shape = Qt.CursorShape.PointingHandCursor if hit else Qt.CursorShape.ArrowCursor
+        pos = e.position().toPoint()
+        if e.buttons() & Qt.MouseButton.LeftButton and self._press is not None:
+            if (pos - self._press).manhattanLength() >= QApplication.startDragDistance():
+                self._dragged = True
+            if self._dragged:
+                self._drag_to(pos)
+                self.viewport().setCursor(Qt.CursorShape.IBeamCursor)
+                return
+        hit = self._hit(pos)
+        shape = Qt.CursorShape.PointingHandCursor if hit else self._text_cursor(pos)
         self.viewport().setCursor(shape)
         tip = self.token_tooltip(hit[0], str(hit[2])) if hit and hit[1] == "link" else ""
         if tip:
@@ -627,6 +675,39 @@ class MessageView(QListView):
         elif QToolTip.isVisible() and self._token_tip:
             QToolTip.hideText()
         self._token_tip = bool(tip)
+
+    def _text_cursor(self, pos: QPoint) -> Qt.CursorShape:
+        idx = self.indexAt(pos)
+        if idx.isValid():
+            lay = self._delegate.layout_for(self.message_model.rows[idx.row()])
+            if lay.in_body(pos - self.visualRect(idx).topLeft()):
+                return Qt.CursorShape.IBeamCursor
+        return Qt.CursorShape.ArrowCursor
+
+    # -- text selected by dragging ------------------------------------------------------------
+
+    def selection_of(self, message_id: str) -> tuple[int, int] | None:
+        """The selected range of a row's body (start, end), if the user selected in it."""
+        sel = self._selection
+        if sel is None or sel[0] != message_id or sel[1] == sel[2]:
+            return None
+        return (min(sel[1], sel[2]), max(sel[1], sel[2]))
+
+    def selected_text(self) -> str:
+        """The text the user selected by dragging over a message ("" if none)."""
+        sel = self._selection
+        if sel is None:
+            return ""
+        row = self.message_model.row_for(sel[0])
+        if row is None:
+            return ""
+        start, end = min(sel[1], sel[2]), max(sel[1], sel[2])
+        return self._delegate.layout_for(row).selected_text(start, end)
+
+    def clear_selection(self) -> None:
+        if self._selection is not None:
+            self._selection = None
+            self.viewport().update()
 
     def token_tooltip(self, row: Row, href: str) -> str:
         """A token's id, bytes, probability and candidates, for a "tok:N" link."""
@@ -639,6 +720,15 @@ class MessageView(QListView):
         super().mouseReleaseEvent(e)
         if e.button() != Qt.MouseButton.LeftButton:
             return
+        dragged, self._press, self._dragged = self._dragged, None, False
+        if dragged:  # a selection, not a click: what was selected goes to X11's primary
+            self._drag_to(e.position().toPoint())
+            text = self.selected_text()
+            cb = QGuiApplication.clipboard()
+            if text and cb.supportsSelection():
+                cb.setText(text, cb.Mode.Selection)
+            return
+        self.clear_selection()
         hit = self._hit(e.position().toPoint())
         if hit is not None:
             self._activate(*hit)
@@ -672,7 +762,10 @@ class MessageView(QListView):
             for k, v in message_details(row.message)
         )
         dialog = SelectTextDialog(
-            f"<table cellspacing=6>{rows}</table>", self._delegate.theme.link.name(), self
+            f"<table cellspacing=6>{rows}</table>",
+            self._delegate.theme.link.name(),
+            self,
+            select_all=False,
         )
         dialog.setWindowTitle(self.tr("How this answer was made"))
         dialog.resize(640, 360)
@@ -680,6 +773,9 @@ class MessageView(QListView):
         return dialog
 
     def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.matches(QKeySequence.StandardKey.Copy) and self.selected_text():
+            self._copy_text(self.selected_text())
+            return
         if e.matches(QKeySequence.StandardKey.Copy):
             idx = self.currentIndex()
             if idx.isValid():
@@ -703,6 +799,11 @@ class MessageView(QListView):
         row = self.message_model.rows[idx.row()]
         is_last = idx.row() == self.message_model.rowCount() - 1
         menu = QMenu(self)
+        chosen = self.selected_text() if self.selection_of(row.message_id) else ""
+        if chosen:
+            copy_sel = menu.addAction(self.tr("Copy selected text"))
+            copy_sel.triggered.connect(lambda _=False, t=chosen: self._copy_text(t))
+            menu.addSeparator()
         for name in actions_for(row, is_last):
             act = menu.addAction(ACTION_LABELS[name])
             act.triggered.connect(lambda _=False, n=name, r=row: self._activate(r, "action", n))
@@ -792,6 +893,10 @@ class MessageView(QListView):
         self._copied = (row.message_id, target)
         self.viewport().update()
         QTimer.singleShot(COPIED_MS, self, self._clear_copied)
+
+    def _copy_text(self, text: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+        self.copied.emit(text)
 
     def _clear_copied(self) -> None:
         self._copied = None

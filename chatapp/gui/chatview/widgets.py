@@ -60,9 +60,17 @@ class UndoBar(QFrame):
 
 
 class SelectTextDialog(QDialog):
-    """A message as rich text in a browser, all of it selected, to copy any part."""
+    """A message as rich text in a browser, to copy any part (all of it selected when
+    the user asked to select text; nothing selected for a receipt, which is read)."""
 
-    def __init__(self, html: str, link_colour: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        html: str,
+        link_colour: str,
+        parent: QWidget | None = None,
+        *,
+        select_all: bool = True,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Select text"))
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -70,7 +78,8 @@ class SelectTextDialog(QDialog):
         self.browser.setOpenExternalLinks(True)
         self.browser.document().setDefaultStyleSheet(f"a {{ color: {link_colour}; }}")
         self.browser.setHtml(html)
-        self.browser.selectAll()
+        if select_all:
+            self.browser.selectAll()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         box = QVBoxLayout(self)
