@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,7 +130,7 @@ def builtin_specs(folders: files.GrantedFolders, limits: PythonLimits) -> list[T
 class BuiltinRunner:
     folders: files.GrantedFolders
     limits: PythonLimits
-    scratch: Path
+    scratch: Callable[[], Path]  # made when the Python tool first needs it
     closing: threading.Event | None = None  # set by ToolRegistry.close(): stop a running child
 
     def run(self, name: str, args: dict, *, cancel: threading.Event, timeout: float) -> ToolResult:
@@ -136,9 +138,11 @@ class BuiltinRunner:
             if name == CALCULATOR:
                 return ToolResult(calculate(_str(args, "expression")))
             if name == PYTHON:
+                if not python_available():
+                    return ToolResult("python: not available on this system", is_error=True)
                 r = run_python(
                     _str(args, "code"),
-                    self.scratch,
+                    self.scratch(),
                     self.limits,
                     timeout=timeout,
                     cancel=cancel,
@@ -172,6 +176,11 @@ class BuiltinRunner:
         except OSError as e:
             return ToolResult(f"{name}: {e.strerror or e}", is_error=True)
         raise KeyError(name)
+
+
+def python_available() -> bool:
+    """The Python tool needs POSIX rlimits and process groups: not on Windows."""
+    return sys.platform != "win32"
 
 
 def current_time(zone: object = None) -> str:

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import re
 import tempfile
 import threading
 import time
@@ -27,6 +28,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SEPARATOR = "__"
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def offered_name(server: str, tool: str) -> str:
+    """The name the model sees: `<server>__<tool>`, in the characters and the 64-character
+    length that OpenAI-style function names allow (MCP tool names may have '.' or '/')."""
+    return f"{server}{SEPARATOR}{_BAD_CHARS.sub('_', tool)}"[:64]
 
 
 class McpError(Exception):
@@ -261,12 +269,16 @@ class McpHub:
             if srv is None:
                 continue
             for tool in srv.tools:
+                full = offered_name(name, tool.name)
+                if any(s.name == full for s in out):
+                    log.warning("MCP server %s: a second tool named %s is left out", name, full)
+                    continue
                 schema = tool.inputSchema if isinstance(tool.inputSchema, dict) else {}
                 if schema.get("type") != "object":
                     schema = {"properties": {}, **schema, "type": "object"}
                 out.append(
                     ToolSpec(
-                        name=f"{name}{SEPARATOR}{tool.name}",
+                        name=full,
                         description=(tool.description or tool.title or tool.name or "").strip(),
                         parameters=schema,
                         source=f"mcp:{name}",
@@ -278,13 +290,14 @@ class McpHub:
     def call(
         self, full_name: str, arguments: dict[str, Any], *, cancel: threading.Event, timeout: float
     ) -> ToolResult:
-        server, _, tool = full_name.partition(SEPARATOR)
+        server, _, short = full_name.partition(SEPARATOR)
         try:
             srv = self._server(server)
         except McpError as e:
             return ToolResult(str(e), is_error=True)
-        if not any(t.name == tool for t in srv.tools):
-            return ToolResult(f"MCP server {server!r} has no tool {tool!r}", is_error=True)
+        tool = next((t.name for t in srv.tools if offered_name(server, t.name) == full_name), None)
+        if tool is None:
+            return ToolResult(f"MCP server {server!r} has no tool {short!r}", is_error=True)
         session = srv.session
         if session is None:
             return ToolResult(f"MCP server {server!r} is not running", is_error=True)
@@ -297,6 +310,11 @@ class McpHub:
                 result = fut.result(0.05)
                 break
             except concurrent.futures.TimeoutError:
+                if self._closed:
+                    fut.cancel()
+                    return ToolResult(
+                        f"{full_name}: cancelled (the tools were closed)", is_error=True
+                    )
                 if cancel.is_set():
                     fut.cancel()
                     return ToolResult(f"{full_name}: cancelled", is_error=True)

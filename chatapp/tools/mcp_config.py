@@ -63,7 +63,8 @@ def load_config(config_dir: Path) -> McpConfig:
     problems: list[str] = []
     seen: set[str] = set()
     for raw_name, entry in servers.items():
-        name = _BAD_NAME.sub("_", str(raw_name))[:32] or "server"
+        # "__" separates the server from the tool in a tool's name: never inside a server's
+        name = re.sub("_{2,}", "_", _BAD_NAME.sub("_", str(raw_name)))[:32] or "server"
         try:
             cfg = _server(name, entry)
         except ValueError as e:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.tools import files
-from chatapp.tools.builtins import BuiltinRunner, builtin_specs
+from chatapp.tools.builtins import PYTHON, BuiltinRunner, builtin_specs, python_available
 from chatapp.tools.mcp_client import SEPARATOR, McpHub
 from chatapp.tools.mcp_config import McpConfig, load_config
 from chatapp.tools.python_tool import PythonLimits
@@ -49,7 +49,11 @@ class ToolRegistry:
         for problem in self.mcp_config.problems:
             log.warning("%s", problem)
         self._mcp = McpHub(self.mcp_config.servers, start_timeout=mcp_start_timeout)
-        self._builtins = {s.name: s for s in builtin_specs(self.folders, self.python_limits)}
+        self._builtins = {
+            s.name: s
+            for s in builtin_specs(self.folders, self.python_limits)
+            if s.name != PYTHON or python_available()
+        }
         self._mcp_specs: dict[str, ToolSpec] | None = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -121,7 +125,7 @@ class ToolRegistry:
             if missing:
                 return ToolResult(f"{name}: missing argument {missing[0]!r}", is_error=True)
             runner = BuiltinRunner(
-                self.folders, self.python_limits, self.scratch_dir, self._closing
+                self.folders, self.python_limits, lambda: self.scratch_dir, self._closing
             )
             try:
                 return runner.run(name, arguments, cancel=cancel, timeout=timeout)

@@ -81,6 +81,7 @@ def _hook(scratch: str) -> None:
         "shutil.rmtree",
         "shutil.make_archive",
         "shutil.unpack_archive",
+        "sqlite3.connect",  # SQLite opens its files in C, without an "open" event
     }
     read_path_events = {"os.listdir", "os.scandir", "os.chdir", "glob.glob", "glob.glob/2"}
 

@@ -116,6 +116,17 @@ def test_servers_that_cannot_start(tmp_path: Path) -> None:
         assert r.is_error and r.content == "MCP server 'silent' did not start within 3 s"
 
 
+def test_names_are_what_openai_style_function_names_allow(tmp_path: Path) -> None:
+    from chatapp.tools.mcp_client import offered_name
+
+    assert offered_name("srv", "files.read/all") == "srv__files_read_all"
+    assert len(offered_name("s", "x" * 100)) == 64
+    config = write_config(tmp_path / "config", {"my server__2": stdio()})
+    with ToolRegistry(config) as reg:
+        assert reg.mcp_config.servers[0].name == "my_server_2"  # "__" only separates
+        assert call(reg, "my_server_2__add", a=1, b=1).content == "2"
+
+
 def test_a_bad_mcp_json_is_one_line_and_the_builtins_still_work(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.mkdir()

@@ -133,6 +133,7 @@ def test_cannot_write_outside_its_folder(
         f"open('inside.txt', 'w').write('x')\nimport os\nos.rename('inside.txt', {str(outside)!r})",
         f"import shutil\nopen('inside2.txt', 'w').write('x')\nshutil.copy('inside2.txt', {str(outside)!r})",
         f"import pathlib\npathlib.Path({str(outside)!r}).write_text('x')",
+        f"import sqlite3\nsqlite3.connect({str(outside)!r}).execute('create table t(x)')",
         f"import os\nos.system('touch {outside}')",
         f"import subprocess\nsubprocess.run(['touch', {str(outside)!r}])",
     ]
@@ -142,6 +143,10 @@ def test_cannot_write_outside_its_folder(
         assert not outside.exists(), code
         assert not outside.is_symlink() or not outside.exists()
     assert (scratch / "inside.txt").exists()  # the part inside its folder did happen
+    r = py(
+        registry, "import sqlite3\nc = sqlite3.connect('db.sqlite')\nc.execute('create table t(x)')"
+    )
+    assert not r.is_error and (scratch / "db.sqlite").exists()
 
 
 def test_cannot_read_outside_its_folder(registry: ToolRegistry, tmp_path: Path) -> None:
@@ -173,6 +178,8 @@ def test_cancel_stops_a_running_child(registry: ToolRegistry, scratch: Path) -> 
 
 def test_a_registry_makes_and_removes_its_own_scratch_folder(tmp_path: Path) -> None:
     reg = ToolRegistry(tmp_path / "c")
+    reg.run("calculator", {"expression": "1"}, cancel=threading.Event())
+    assert reg._scratch is None  # made only when the Python tool needs it
     r = py(reg, "import os\nos.getcwd()")
     folder = Path(eval(r.content))
     assert folder.is_dir() and folder == reg.scratch_dir.resolve()
