@@ -1,6 +1,7 @@
 """The Python tool: the model's code in a separate, limited process.
 
-The child (sandbox_child.py) runs in `python -I -B`, in a fresh network namespace when
+The child (sandbox_child.py) runs in `python -I -B -u` (unbuffered: what it printed
+before a limit stopped it is not lost), in a fresh network namespace when
 `unshare -rn` works on this machine (else sockets are refused by its audit hook only),
 with RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE and RLIMIT_NPROC lowered, its working folder the
 scratch folder, and file access outside that folder refused. The parent enforces the
@@ -70,7 +71,7 @@ def run_python(
             "file_bytes": limits.file_mb * 1024 * 1024,
         }
     )
-    argv = [sys.executable, "-I", "-B", str(CHILD), str(scratch), limits_json]
+    argv = [sys.executable, "-I", "-B", "-u", str(CHILD), str(scratch), limits_json]
     if network_isolation() == "namespace":
         argv = [shutil.which("unshare") or "unshare", "-rn", *argv]
     env = {

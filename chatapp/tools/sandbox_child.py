@@ -18,13 +18,16 @@ import traceback
 
 def _limits(limits: dict) -> None:
     def lower(which: int, value: int) -> None:
-        soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY and hard < value:
-            value = hard
+        # the hard limit too, so the code cannot raise it again; the CPU's hard limit a
+        # second later than the soft one (SIGXCPU first, then SIGKILL)
+        _, hard = resource.getrlimit(which)
+        want_hard = value + 1 if which == resource.RLIMIT_CPU else value
+        if hard != resource.RLIM_INFINITY:
+            value, want_hard = min(value, hard), min(want_hard, hard)
         try:
-            resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else value + 1))
+            resource.setrlimit(which, (value, want_hard))
         except (ValueError, OSError):
-            pass
+            pass  # not enforced here (RLIMIT_AS on macOS): the parent's limits still are
 
     lower(resource.RLIMIT_CPU, int(limits["cpu_seconds"]))
     lower(resource.RLIMIT_AS, int(limits["memory_bytes"]))
@@ -59,6 +62,8 @@ def _hook(scratch: str) -> None:
         "os.startfile",
         "webbrowser.open",
         "sys.remote_exec",
+        "resource.setrlimit",  # its limits are set before its code runs, for good
+        "resource.prlimit",
     }
     write_path_events = {
         "os.remove",

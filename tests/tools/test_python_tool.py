@@ -62,15 +62,25 @@ def test_cpu_limit_stops_a_busy_loop(registry: ToolRegistry) -> None:
     r = py(registry, "while True:\n    pass", timeout=120)
     assert r.is_error
     assert "CPU limit" in r.content
+    code = (
+        "import resource\n"
+        "try:\n"
+        "    resource.setrlimit(resource.RLIMIT_CPU, (1000, 1000))\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__)\n"
+        "while True:\n    pass"
+    )
+    r = py(registry, code, timeout=120)
+    assert r.content == "PermissionError\n[stopped: used its 2 s of CPU time (CPU limit)]"
 
 
 def test_time_limit_kills_a_sleeper_and_its_process_is_gone(
     registry: ToolRegistry, scratch: Path
 ) -> None:
-    code = "import os, time\nopen('pid', 'w').write(str(os.getpid()))\ntime.sleep(600)"
+    code = "import os, time\nopen('pid', 'w').write(str(os.getpid()))\nprint('before')\ntime.sleep(600)"
     r = py(registry, code, timeout=2)
     assert r.is_error
-    assert "time limit" in r.content
+    assert r.content == "before\n[stopped: ran longer than the 2 s time limit]"
     pid = int((scratch / "pid").read_text())
     _assert_gone(pid)
 
