@@ -133,7 +133,11 @@ class ToolRegistry:
                 log.exception("built-in tool %s failed", name)
                 return ToolResult(f"{name}: internal error: {type(e).__name__}", is_error=True)
         if SEPARATOR in name and name.partition(SEPARATOR)[0] in self._mcp.configs:
-            return self._mcp.call(name, arguments, cancel=cancel, timeout=timeout)
+            try:
+                return self._mcp.call(name, arguments, cancel=cancel, timeout=timeout)
+            except Exception as e:  # a bug here or in the SDK: logged, and the model told
+                log.exception("MCP tool %s failed", name)
+                return ToolResult(f"{name}: internal error: {type(e).__name__}", is_error=True)
         return ToolResult(f"no tool named {name!r}", is_error=True)
 
     def close(self) -> None:
