@@ -7,7 +7,7 @@ Stored in a conversation's meta under "tools":
 
 "enabled" is the chat's tool list (none by default: a chat offers no tools until the
 user switches some on). A permission is "always" (run without asking), "ask" (the user
-approves each call) or "never" (not offered, and refused if called anyway). A tool with
+approves each call) or "never" (not offered; the turn pipeline refuses a call anyway). A tool with
 no stored permission has its default: the calculator and the clock "always", Python,
 the file tools and every MCP tool "ask". Unknown or damaged values read as the defaults.
 """
