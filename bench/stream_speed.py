@@ -13,6 +13,7 @@ model is Gemma 3 270M (a base model: it does not stop early, so answers reach --
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -115,7 +116,7 @@ def window(model: str, threads: int, n_tokens: int) -> dict[str, float]:
     t_end = time.perf_counter()
     timer.stop()
     msg = store.active_thread(session.conversation_id)[-1]
-    gaps = [b - a for a, b in zip(ticks, ticks[1:]) if a >= first[0]]
+    gaps = [b - a for a, b in itertools.pairwise(ticks) if a >= first[0]]
     result = {
         "gui_tps": (msg.completion_tokens - 1) / (t_end - first[0]),
         "worker_tps": msg.tokens_per_second or 0.0,

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatapp import __version__
 from chatapp.core.errors import StoreError
@@ -19,6 +19,9 @@ from chatapp.logsetup import setup_logging
 from chatapp.paths import app_paths
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # Qt is imported lazily
+    from chatapp.gui.mainwindow import MainWindow
 
 
 def _args(argv: Sequence[str]) -> argparse.Namespace:
@@ -60,7 +63,7 @@ def _route_qt_messages() -> None:
     qInstallMessageHandler(handler)
 
 
-def build_window(model: str | None = None):  # -> MainWindow (Qt imported lazily)
+def build_window(model: str | None = None) -> MainWindow:
     """Build store, settings, session and window. Needs a QApplication."""
     from chatapp.gui.chat_session import ChatSession
     from chatapp.gui.mainwindow import MainWindow

@@ -6,6 +6,7 @@ takes more than about (BACKUP_COUNT + 1) * MAX_BYTES of disk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -24,10 +25,8 @@ class _RotatingFileHandler(logging.handlers.RotatingFileHandler):
     writing to the current file instead of printing a logging error on the terminal."""
 
     def rotate(self, source: str, dest: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             super().rotate(source, dest)
-        except OSError:
-            pass
 
 
 def file_handler(
@@ -46,10 +45,8 @@ def setup_logging(*, verbose: bool = False) -> None:
     if getattr(root, "_chatapp_configured", False):
         return
     root.setLevel(logging.DEBUG)
-    try:
+    with contextlib.suppress(OSError):  # a read-only home must not stop the app
         root.addHandler(file_handler(app_paths().ensure().log_file))
-    except OSError:
-        pass  # a read-only home must not stop the app
     if verbose:
         sh = logging.StreamHandler()
         sh.setLevel(logging.DEBUG)

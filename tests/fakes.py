@@ -73,8 +73,7 @@ class ScriptedEngine:
         self.prompts.append(list(prompt))
         self.cache_keys.append(cache_key)
         self.last_prompt = PromptEval(0, len(prompt))
-        n = 0
-        for b in self.reply.encode("utf-8"):
+        for n, b in enumerate(self.reply.encode("utf-8"), start=1):
             if cancel.is_set():
                 raise Cancelled()
             if self.delay:
@@ -83,7 +82,6 @@ class ScriptedEngine:
             # byte values after it at halving probabilities
             top = tuple((b + 1 + i, math.log(0.5 ** (i + 1))) for i in range(logprobs))
             yield Sampled(b + 1, math.log(0.5), top) if logprobs else Sampled(b + 1)
-            n += 1
             if params.max_tokens is not None and n >= params.max_tokens:
                 return
 

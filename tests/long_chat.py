@@ -8,12 +8,66 @@ import time
 
 from chatapp.core.conversation import Message, Role, new_id
 
-WORDS = (
-    "the river a lighthouse keeper walked along cold shore every morning and counted ships "
-    "while gulls circled above old stone walls of harbour town where people told stories "
-    "about storms winter nights bread tea letters from far away islands maps compass rope "
-    "lantern oil wind rain sun tide sand boat net fish market bell tower clock road hill"
-).split()
+WORDS = [
+    "the",
+    "river",
+    "a",
+    "lighthouse",
+    "keeper",
+    "walked",
+    "along",
+    "cold",
+    "shore",
+    "every",
+    "morning",
+    "and",
+    "counted",
+    "ships",
+    "while",
+    "gulls",
+    "circled",
+    "above",
+    "old",
+    "stone",
+    "walls",
+    "of",
+    "harbour",
+    "town",
+    "where",
+    "people",
+    "told",
+    "stories",
+    "about",
+    "storms",
+    "winter",
+    "nights",
+    "bread",
+    "tea",
+    "letters",
+    "from",
+    "far",
+    "away",
+    "islands",
+    "maps",
+    "compass",
+    "rope",
+    "lantern",
+    "oil",
+    "wind",
+    "rain",
+    "sun",
+    "tide",
+    "sand",
+    "boat",
+    "net",
+    "fish",
+    "market",
+    "bell",
+    "tower",
+    "clock",
+    "road",
+    "hill",
+]
 
 
 def long_chat(conversation_id: str, n: int, words: int = 79, seed: int = 7) -> list[Message]:

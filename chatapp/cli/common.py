@@ -24,7 +24,7 @@ def model_ref(given: str | None, settings: Settings, *, must_exist: bool = False
 
 
 # C0 controls but newline and tab, DEL, C1 controls (0x9b is a CSI on some terminals)
-_CONTROL = "".join(chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if c not in (9, 10))
+_CONTROL = "".join(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)] if c not in (9, 10))
 _ESCAPES = str.maketrans(
     {c: f"\\x{ord(c):02x}" for c in _CONTROL}
     | {"\x1b": "\\e", "\r": "\\r", "\x00": "\\0", "\x07": "\\a", "\x08": "\\b"}

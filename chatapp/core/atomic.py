@@ -6,6 +6,7 @@ private to the user (0600)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -46,10 +47,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None =
         os.replace(tmp, p)
     except OSError as e:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
         if e.errno == errno.ENOSPC:
             raise DiskFullError(f"The disk is full: could not write {p}.") from e
         raise UserError(f"Could not write {p}: {e.strerror or e}") from e

@@ -365,7 +365,7 @@ class Registry:
         items = self.paths()
         p = path.resolve()
         if p not in items:
-            self._write(items + [p])
+            self._write([*items, p])
 
     def remove(self, path: Path) -> bool:
         items = self.paths()

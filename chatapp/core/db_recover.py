@@ -113,7 +113,7 @@ def _copy_rows(snapshot: Path, store: Store, result: Recovery) -> None:
         except sqlite3.DatabaseError as e:
             log.warning("the schema of the damaged database cannot be read: %s", e)
             have = set()
-        order = ["conversations", "messages"] + sorted(set(targets) - {"conversations", "messages"})
+        order = ["conversations", "messages", *sorted(set(targets) - {"conversations", "messages"})]
         for table in order:
             if table not in targets or table in _SKIP:
                 continue

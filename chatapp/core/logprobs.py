@@ -155,14 +155,14 @@ def forced_tokens(trace: TokenTrace, position: int, token_id: int) -> tuple[Any,
 # -- the stored blob ---------------------------------------------------------------------
 
 
-def _le(a: array) -> bytes:  # type: ignore[type-arg]
+def _le(a: array) -> bytes:
     if sys.byteorder != "little":
         a = array(a.typecode, a)
         a.byteswap()
     return a.tobytes()
 
 
-def _from_le(code: str, raw: bytes) -> array:  # type: ignore[type-arg]
+def _from_le(code: str, raw: bytes) -> array:
     a = array(code)
     a.frombytes(raw)
     if sys.byteorder != "little":
@@ -226,7 +226,7 @@ def unpack_trace(blob: bytes) -> TokenTrace:
     pos += hlen
     n, k, v = int(header["n"]), int(header["top_n"]), int(header["vocab"])
 
-    def take(code: str, count: int) -> array:  # type: ignore[type-arg]
+    def take(code: str, count: int) -> array:
         nonlocal pos
         size = array(code).itemsize * count
         a = _from_le(code, raw[pos : pos + size])
@@ -241,7 +241,7 @@ def unpack_trace(blob: bytes) -> TokenTrace:
     ids, lp, slp = take("i", n), take("f", n), take("f", n)
     tid, tlp, sid, slp2 = take("i", n * k), take("f", n * k), take("i", n * k), take("f", n * k)
 
-    def alts(idv: array, lpv: array, i: int) -> Alternatives:  # type: ignore[type-arg]
+    def alts(idv: array, lpv: array, i: int) -> Alternatives:
         return tuple((idv[j], lpv[j]) for j in range(i * k, (i + 1) * k) if idv[j] >= 0)
 
     steps = tuple(

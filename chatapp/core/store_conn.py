@@ -139,12 +139,12 @@ class Connection(sqlite3.Connection):
     is_damaged: bool
 
     def cursor(self, factory: Any = None) -> Cursor:  # type: ignore[override]
-        return super().cursor(factory or Cursor)  # type: ignore[no-any-return]
+        return super().cursor(factory or Cursor)
 
-    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         return self.cursor().execute(sql, parameters)
 
-    def executemany(self, sql: str, seq: Any, /) -> Cursor:  # type: ignore[override]
+    def executemany(self, sql: str, seq: Any, /) -> Cursor:
         return self.cursor().executemany(sql, seq)
 
     def guarded(self, fn: Callable[[], T]) -> T:
@@ -194,12 +194,12 @@ class Connection(sqlite3.Connection):
 class Cursor(sqlite3.Cursor):
     connection: Connection
 
-    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         run = super().execute
         self.connection.guarded(lambda: run(sql, parameters))
         return self
 
-    def executemany(self, sql: str, seq: Any, /) -> Cursor:  # type: ignore[override]
+    def executemany(self, sql: str, seq: Any, /) -> Cursor:
         run = super().executemany
         self.connection.guarded(lambda: run(sql, seq))
         return self

@@ -254,7 +254,7 @@ class _GenerationBlock(jinja2.ext.Extension):
     """{% generation %}...{% endgeneration %} marks assistant text for training masks in
     transformers; for rendering it is just its body."""
 
-    tags = {"generation"}  # noqa: RUF012 - Jinja's Extension API
+    tags = {"generation"}
 
     def parse(self, parser: Any) -> jinja2.nodes.Node:
         lineno = next(parser.stream).lineno

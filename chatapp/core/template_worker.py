@@ -26,6 +26,7 @@ The worker says {"ready": true} once, then answers each request with {"text": ..
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -115,10 +116,8 @@ def _renew_cpu_limit(seconds: float) -> None:
     soft = int(spent + seconds) + 2
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-    except (ValueError, OSError):
-        pass
 
 
 def _handle(request: dict[str, Any]) -> dict[str, Any]:

@@ -191,7 +191,7 @@ def spans_from_tokens(
     special: Container[int] | Callable[[int], bool] = (),
 ) -> list[TokenSpan]:
     """Tokens of a text (the input box, a typed message, the playground)."""
-    is_special = special if callable(special) else (lambda t: t in special)  # type: ignore[operator]
+    is_special = special if callable(special) else (lambda t: t in special)
     notes = split_characters([d for _, d in tokens])
     return [
         TokenSpan(i, t, d, bool(is_special(t)), note=notes[i]) for i, (t, d) in enumerate(tokens)
@@ -239,7 +239,7 @@ def spans_from_trace(
     trace: TokenTrace, special: Container[int] | Callable[[int], bool] = ()
 ) -> list[TokenSpan]:
     """A generated answer's tokens with their probabilities and alternatives."""
-    is_special = special if callable(special) else (lambda t: t in special)  # type: ignore[operator]
+    is_special = special if callable(special) else (lambda t: t in special)
     notes = split_characters([trace.data(s.token_id) for s in trace.steps])
     return [
         span_from_step(

@@ -285,11 +285,12 @@ def restore(db: sqlite3.Connection, trash_id: str) -> TrashEntry:
             "SELECT parent_id FROM trash_messages WHERE trash_id = ? AND id = ?",
             (trash_id, entry.message_id),
         ).fetchone()
-        if parent and parent[0] is not None:
-            if not db.execute("SELECT 1 FROM messages WHERE id = ?", (parent[0],)).fetchone():
-                raise RestoreError(
-                    "The message these answered was deleted later: restore that first."
-                )
+        if (
+            parent
+            and parent[0] is not None
+            and not db.execute("SELECT 1 FROM messages WHERE id = ?", (parent[0],)).fetchone()
+        ):
+            raise RestoreError("The message these answered was deleted later: restore that first.")
     clash = db.execute(
         "SELECT 1 FROM trash_messages t JOIN messages m ON m.id = t.id WHERE t.trash_id = ?",
         (trash_id,),

@@ -104,7 +104,7 @@ class _StderrToLog(io.TextIOBase):
 def gpu_offload_supported() -> bool:
     try:
         return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:
+    except Exception:  # a probe: any failure means no GPU  # noqa: BLE001
         return False
 
 

@@ -44,7 +44,7 @@ def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
                 recent.append((_seq, lvl, line))
             # llama.cpp is chatty at INFO; keep it at DEBUG unless it's a warning or worse
             log.log(lvl if lvl >= logging.WARNING else logging.DEBUG, "%s", line)
-    except Exception:  # a callback from C must never raise
+    except Exception:  # a callback from C must never raise  # noqa: BLE001
         pass
 
 

@@ -176,7 +176,7 @@ class AnswerTokensDialog(QDialog):
         self._on_branch(self.position, int(item.data(Qt.ItemDataRole.UserRole)))
         self.accept()
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         # a theme switch: the token colours come from the palette, so draw them again
         # (later: the children get the new palette after this window)

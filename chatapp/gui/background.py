@@ -26,7 +26,7 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self.fn()
-        except Exception as e:  # delivered to on_error on the GUI thread
+        except Exception as e:  # delivered to on_error on the GUI thread  # noqa: BLE001
             self.relay.failed.emit(e)
         else:
             self.relay.done.emit(result)

@@ -188,15 +188,26 @@ class ChatSession(QObject):
     # -- prompts --------------------------------------------------------------------
 
     def prepare_prompt(
-        self, on_done, on_error, *, draft: str = "", user_template=None, use_saved=True
-    ) -> None:  # type: ignore[no-untyped-def]
+        self,
+        on_done: Callable[[PreparedPrompt], None],
+        on_error: Callable[[BaseException], None],
+        *,
+        draft: str = "",
+        user_template: str | None = None,
+        use_saved: bool = True,
+    ) -> None:
         """The exact prompt of the next answer here (with the draft as the next message):
         the same function a send runs, delivered on the GUI thread."""
-        kwargs = {} if use_saved else {"user_template": user_template}
+        kwargs: dict[str, Any] = {} if use_saved else {"user_template": user_template}
         fut = self.service.prepare_conversation(self.conversation_id, draft=draft, **kwargs)
         self.bridge.when_done(fut, on_done, on_error)
 
-    def tokenize(self, text: str, on_done, on_error) -> None:  # type: ignore[no-untyped-def]
+    def tokenize(
+        self,
+        text: str,
+        on_done: Callable[[list[tuple[int, bytes]]], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
         self.bridge.when_done(self.service.tokenize(text), on_done, on_error)
 
     # -- conversations ------------------------------------------------------------

@@ -366,7 +366,7 @@ class CompletionWindow(QWidget):
         bar = self.tokens_view.verticalScrollBar()
         bar.setValue(bar.maximum())
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         # a theme switch: the token colours come from the palette, so draw them again
         # (later: the children get the new palette after this window)

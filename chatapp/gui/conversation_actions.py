@@ -98,16 +98,19 @@ class ConversationActions(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         window: Any = self.window
-        if event.type() == QEvent.Type.ActivationChange and window.isActiveWindow():
-            if watched is window:
-                self.reload_if_changed()
+        if (
+            event.type() == QEvent.Type.ActivationChange
+            and window.isActiveWindow()
+            and watched is window
+        ):
+            self.reload_if_changed()
         return False
 
     def reload_if_changed(self) -> None:
         store = self.window.store
         try:
             version = store.data_version()
-        except Exception as e:  # a closed or damaged database: nothing to reload
+        except Exception as e:  # a closed or damaged database: nothing to reload  # noqa: BLE001
             log.info("cannot check the chat database for changes: %s", e)
             return
         if version == self._seen_version:

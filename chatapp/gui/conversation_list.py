@@ -236,7 +236,7 @@ class ConversationDelegate(QStyledItemDelegate):
     PAD = 6
 
     def _fonts(self, option: QStyleOptionViewItem) -> tuple[QFont, QFont, QFont]:
-        title = QFont(option.font)  # type: ignore[attr-defined]
+        title = QFont(option.font)
         small = QFont(title)
         small.setPointSizeF(max(6.0, title.pointSizeF() * 0.85))
         heading = QFont(small)
@@ -257,8 +257,8 @@ class ConversationDelegate(QStyledItemDelegate):
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
         title_font, small_font, heading_font = self._fonts(opt)
-        rect = QRect(opt.rect)  # type: ignore[attr-defined]
-        pal: QPalette = opt.palette  # type: ignore[attr-defined]
+        rect = QRect(opt.rect)
+        pal: QPalette = opt.palette
         painter.save()
         head = self._heading_height(opt, index)
         if head:
@@ -271,12 +271,12 @@ class ConversationDelegate(QStyledItemDelegate):
             )
             rect.setTop(rect.top() + head)
         # the item's own background (selection, hover) below the heading only
-        opt.rect = rect  # type: ignore[attr-defined]
-        opt.text = ""  # type: ignore[attr-defined]
-        style = opt.widget.style() if opt.widget else None  # type: ignore[attr-defined]
+        opt.rect = rect
+        opt.text = ""
+        style = opt.widget.style() if opt.widget else None
         if style is not None:
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)  # type: ignore[attr-defined]
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         inner = rect.adjusted(self.PAD + 2, self.PAD, -self.PAD, -self.PAD)
         fm_title = QFontMetrics(title_font)

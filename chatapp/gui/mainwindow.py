@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         try:
             self.settings.save(self.paths.settings)
-        except Exception as e:  # a full disk must not take the window down
+        except Exception as e:  # a full disk must not take the window down  # noqa: BLE001
             self.show_error(self.tr("Could not save settings: {error}").format(error=e))
 
     def current_conversation_id(self) -> str | None:

@@ -650,7 +650,7 @@ class ModelManagerDialog(QDialog):
         return w
 
     def selected_job(self) -> Job | None:
-        return _selected(self.jobs_view, self.jobs_model)  # type: ignore[no-any-return]
+        return _selected(self.jobs_view, self.jobs_model)
 
     def _job_action(self, action: Callable[[Job], None]) -> None:
         job = self.selected_job()

@@ -133,7 +133,7 @@ class _Task(QRunnable):
     def run(self) -> None:
         try:
             result = self.fn()
-        except Exception as e:  # delivered to on_error on the GUI thread
+        except Exception as e:  # delivered to on_error on the GUI thread  # noqa: BLE001
             self.signals.failed.emit(e)
         else:
             self.signals.done.emit(result)

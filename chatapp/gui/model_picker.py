@@ -191,7 +191,7 @@ def gpu_supported() -> bool:
         from chatapp.engine.llama import gpu_offload_supported
 
         return gpu_offload_supported()
-    except Exception:  # llama.cpp missing or broken: the status line says CPU
+    except Exception:  # llama.cpp missing or broken: the status line says CPU  # noqa: BLE001
         return False
 
 

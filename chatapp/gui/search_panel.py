@@ -139,7 +139,7 @@ class HitDelegate(QStyledItemDelegate):
     def _doc(self, option: QStyleOptionViewItem, index: Index, width: int) -> QTextDocument:
         hit: SearchHit = index.data(HitRole.HIT)
         doc = QTextDocument()
-        doc.setDefaultFont(option.font)  # type: ignore[attr-defined]
+        doc.setDefaultFont(option.font)
         doc.setDocumentMargin(0)
         body = snippet_html(hit.snippet)
         if hit.message_id is None:
@@ -158,10 +158,10 @@ class HitDelegate(QStyledItemDelegate):
         return doc
 
     def _max_height(self, option: QStyleOptionViewItem) -> int:
-        return option.fontMetrics.lineSpacing() * (self.LINES + 1)  # type: ignore[attr-defined]
+        return option.fontMetrics.lineSpacing() * (self.LINES + 1)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        width = (option.rect.width() or 240) - 2 * self.PAD  # type: ignore[attr-defined]
+        width = (option.rect.width() or 240) - 2 * self.PAD
         doc = self._doc(option, index, width)
         h = min(int(doc.size().height()), self._max_height(option))
         return QSize(width, h + 2 * self.PAD)
@@ -169,16 +169,16 @@ class HitDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
-        opt.text = ""  # type: ignore[attr-defined]
-        widget = opt.widget  # type: ignore[attr-defined]
+        opt.text = ""
+        widget = opt.widget
         style = widget.style() if widget else None
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
-        rect = opt.rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)  # type: ignore[attr-defined]
+        rect = opt.rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
         doc = self._doc(opt, index, rect.width())
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         ctx = QAbstractTextDocumentLayout.PaintContext()
-        pal = QPalette(opt.palette)  # type: ignore[attr-defined]
+        pal = QPalette(opt.palette)
         if selected:
             pal.setColor(QPalette.ColorRole.Text, pal.color(QPalette.ColorRole.HighlightedText))
         ctx.palette = pal

@@ -267,7 +267,7 @@ class TokenizerPlayground(QDialog):
             )
         self.diff.setText(diff.format(a=a, b=b, n=len(runs)))
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         # a theme switch: the token colours come from the palette, so draw them again
         # (later: the children get the new palette after this window)

@@ -156,7 +156,7 @@ def _with_deadline(fn: Callable[[], T], seconds: float) -> T:
         )
     if "error" in box:
         raise box["error"]
-    return box["result"]  # type: ignore[no-any-return]
+    return box["result"]
 
 
 _reachable_until = 0.0

@@ -17,7 +17,7 @@ def find_token(settings_token: str | None = None) -> str | None:
         from huggingface_hub import get_token
 
         stored = get_token()
-    except Exception as e:  # a broken token file must not stop downloads of public models
+    except Exception as e:  # a broken token file must not stop downloads of public models  # noqa: BLE001
         log.warning("could not read the huggingface_hub token: %s", e)
         stored = None
     if stored:

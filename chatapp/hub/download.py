@@ -13,6 +13,7 @@ it to the quarantine folder. Cancel deletes the partial, pause keeps it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
@@ -29,6 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from chatapp.core import atomic
 from chatapp.core.catalog import QUARANTINE, FileGroup, RemoteFile
@@ -505,10 +507,8 @@ class _Watchdog:
                 stop = True
             if stop:
                 if self.sock is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         self.sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                 return
 
     def check(self) -> None:
@@ -563,7 +563,15 @@ class _Meter:
 class _NoAuthOnRedirect(urllib.request.HTTPRedirectHandler):
     """Follow the hub's redirect to its CDN without sending the token to another host."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if (
             new is not None

@@ -276,7 +276,7 @@ class ChatService:
         def then(fut: Future[tuple[list[Message], str]]) -> None:
             try:
                 branch, system = fut.result()
-            except BaseException as e:
+            except BaseException as e:  # a boundary: delivered to the caller  # noqa: BLE001
                 result.set_exception(e)
                 return
             history: list[Any] = list(branch)
@@ -675,7 +675,7 @@ class ChatService:
             )
             spec = TurnSpec(handle, request, resolved, None, prompt_text, client=True)
             self._infer.submit(self._runner.run, spec, MemorySink(spec))
-        except Exception as e:  # no model, a bad value, or shut down
+        except Exception as e:  # no model, a bad value, or shut down  # noqa: BLE001
             failure = failure_of(e)
             handle.emit(TurnFailed(handle.turn_id, None, None, failure.message, kind=failure.kind))
         return handle

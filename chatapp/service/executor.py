@@ -89,7 +89,7 @@ class SerialExecutor:
         try:
             if self._setup:
                 self._setup()
-        except BaseException as e:  # reported to the constructor's caller
+        except BaseException as e:  # reported to the constructor's caller  # noqa: BLE001
             self._setup_error = e
             self._ready.set()
             return
@@ -108,7 +108,7 @@ class SerialExecutor:
                     continue
                 try:
                     result = fn(*args, **kwargs)
-                except BaseException as e:
+                except BaseException as e:  # a boundary: delivered to the caller's future  # noqa: BLE001
                     fut.set_exception(e)
                 else:
                     fut.set_result(result)

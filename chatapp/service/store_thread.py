@@ -113,7 +113,7 @@ class StoreThread:
             try:
                 store.update_message(mid, content=content, thinking=thinking)
                 self.saves += 1
-            except Exception as e:  # a full disk, a locked or damaged database
+            except Exception as e:  # a full disk, a locked or damaged database  # noqa: BLE001
                 log.warning("saving the streaming answer %s failed: %s", mid, e)
                 with self._lock:
                     self._errors[mid] = e

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 READ_BYTES = 256_000  # the most read_file returns at once (offset to read further)
@@ -156,7 +156,7 @@ def search_files(
     return "\n".join(hits), cut
 
 
-def _walk(top: Path, folders: GrantedFolders, recursive: bool):
+def _walk(top: Path, folders: GrantedFolders, recursive: bool) -> Iterator[Path]:
     """Entries below `top` that resolve inside a granted folder (symlinks out are skipped)."""
     if not recursive:
         for entry in sorted(top.iterdir()):

@@ -10,6 +10,7 @@ wall-clock limit, the output limit and cancellation by killing the child's proce
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -132,10 +133,8 @@ def run_python(
             break
         if over.is_set():
             break
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(0.05)
-        except subprocess.TimeoutExpired:
-            pass
     proc.wait()
     t.join(5)
     if proc.stdout is not None:
@@ -159,10 +158,8 @@ def _kill(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        except ProcessLookupError:
-            pass
 
 
 def describe_result(run: PythonRun) -> str:

@@ -9,6 +9,7 @@ network namespace (when `unshare` can make one) and the parent's kill are the ha
 """
 
 import ast
+import contextlib
 import json
 import os
 import resource
@@ -24,10 +25,9 @@ def _limits(limits: dict) -> None:
         want_hard = value + 1 if which == resource.RLIMIT_CPU else value
         if hard != resource.RLIM_INFINITY:
             value, want_hard = min(value, hard), min(want_hard, hard)
-        try:
+        # not enforced here (RLIMIT_AS on macOS): the parent's limits still are
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(which, (value, want_hard))
-        except (ValueError, OSError):
-            pass  # not enforced here (RLIMIT_AS on macOS): the parent's limits still are
 
     lower(resource.RLIMIT_CPU, int(limits["cpu_seconds"]))
     lower(resource.RLIMIT_AS, int(limits["memory_bytes"]))
@@ -116,7 +116,7 @@ def _hook(scratch: str) -> None:
                 return
             raise PermissionError(f"not allowed in the Python tool: {event}")
         if event == "open":
-            path, mode, flags = (list(args) + [None, None, None])[:3]
+            path, mode, flags = ([*list(args), None, None, None])[:3]
             writing = bool(
                 (isinstance(mode, str) and any(c in mode for c in "wax+"))
                 or (
@@ -129,9 +129,8 @@ def _hook(scratch: str) -> None:
             for a in args[:2]:
                 if isinstance(a, (str, bytes, os.PathLike)):
                     check_write(a)
-        elif event in read_path_events:
-            if args and isinstance(args[0], (str, bytes, os.PathLike)):
-                check_read(args[0])
+        elif event in read_path_events and args and isinstance(args[0], (str, bytes, os.PathLike)):
+            check_read(args[0])
 
     sys.addaudithook(hook)
 
@@ -166,7 +165,7 @@ def main() -> None:
                 print(repr(value))
     except SystemExit:
         raise
-    except BaseException as e:
+    except BaseException as e:  # the model's code may raise anything; it is reported  # noqa: BLE001
         # the traceback of the model's code, without this file's frames
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != __file__]
         sys.stdout.flush()

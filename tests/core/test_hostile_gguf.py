@@ -97,7 +97,7 @@ def _structural_files(folder: Path) -> list[tuple[str, Path, str]]:
     )
     long_str = struct.pack("<IQ", g.STR, 1 << 40)
     cases.append(("string-len", with_entry("x.s", long_str), "'x.s' holds a string that runs"))
-    dup = list(base.values()) + [base["llama.context_length"]]
+    dup = [*list(base.values()), base["llama.context_length"]]
     cases.append(("duplicate", g.build(dup), "'llama.context_length' appears twice"))
     out = []
     for name, data, says in cases:
@@ -153,7 +153,7 @@ def _run(jobs: list[tuple[str, list[str]]], tmp: Path, *, cpu_s: int) -> list[di
 
 def _nothing_imported(tmp: Path) -> None:
     models = tmp / "home"
-    imported = [p for p in models.rglob("*.gguf")] if models.exists() else []
+    imported = list(models.rglob("*.gguf")) if models.exists() else []
     assert imported == [], imported
 
 
@@ -273,7 +273,7 @@ def test_millions_of_empty_strings_are_refused_without_walking_them(tmp_path: Pa
     count, within 15 s of CPU for the whole CLI run (walking them took 19-22 s)."""
     kvs = g.base_kvs()
     n = 33_554_432
-    head_kvs = list(kvs.values()) + [g.s("x.empty") + struct.pack("<IIQ", g.ARR, g.STR, n)]
+    head_kvs = [*list(kvs.values()), g.s("x.empty") + struct.pack("<IIQ", g.ARR, g.STR, n)]
     sound = g.build(head_kvs)  # the count promises strings the header does not hold...
     p = tmp_path / "empty-strings.gguf"
     with open(p, "wb") as f:

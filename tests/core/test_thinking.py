@@ -111,7 +111,7 @@ def test_answer_stream_stops_at_a_marker_that_never_shows(size: int) -> None:
     assert stream.stopped
     assert (stream.thinking, stream.answer) == ("plan", "Hello <|im_sure|> there!")
     assert "".join(t for c, t in shown if c == ANSWER) == "Hello <|im_sure|> there!"
-    assert all("<|im_end|>" not in t and "<|im" != t for _, t in shown)
+    assert all("<|im_end|>" not in t and t != "<|im" for _, t in shown)
 
 
 def test_answer_stream_without_a_marker_releases_everything() -> None:

@@ -63,7 +63,7 @@ def test_new_continue_regenerate_and_edit(smollm2_path: Path) -> None:
     assert len(answers_to_q1) == 2  # the original answer and the regenerated one
     questions = [m for m in msgs if m.role is Role.USER and m.parent_id is None]
     assert sorted(q.content for q in questions) == ["Name a fruit.", "Name a red fruit."]
-    assert [m.content for m in thread][0] == "Name a red fruit." and len(thread) == 2
+    assert next(m.content for m in thread) == "Name a red fruit." and len(thread) == 2
     assert len(msgs) == 7  # 2 turns, a regenerated answer, an edit and its answer: nothing erased
 
 
@@ -102,7 +102,7 @@ def test_ctrl_c_keeps_the_partial_answer_as_cancelled(smollm2_path: Path) -> Non
     while len(got) < 40 and time.monotonic() < deadline:
         got += proc.stdout.read(1)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     with Store(app_paths().database) as store:
         conv = store.find_conversation(_cid(err))

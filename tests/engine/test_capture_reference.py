@@ -110,7 +110,7 @@ def _check_against_reference(
             _assert_top_matches(got.sampled_top, ids, lps, min(n, len(ids)))
             assert got.sampled_logprob == pytest.approx(sampled[step.token_id], abs=TOL)
         replay.accept(step.token_id)
-        window = (window + [step.token_id])[-last_n:]
+        window = ([*window, step.token_id])[-last_n:]
 
 
 def _check_replay(logits: list[np.ndarray], tokens: list[int], params: SamplingParams) -> None:

@@ -29,9 +29,13 @@ def cut_texts(root: QWidget) -> list[str]:
         elif label.sizeHint().width() > label.width():
             out.append(label.text())
     for button in root.findChildren(QPushButton):
-        if button.isVisible() and not isinstance(button, WrapButton):
-            if button.text() and button.sizeHint().width() > button.width():
-                out.append(button.text())
+        if (
+            button.isVisible()
+            and not isinstance(button, WrapButton)
+            and button.text()
+            and button.sizeHint().width() > button.width()
+        ):
+            out.append(button.text())
     return out
 
 

@@ -124,7 +124,7 @@ def test_del_in_the_list_then_undo_after_a_restart_then_empty(
     qtbot.waitUntil(lambda: again.store.trash_entries() == [])
     assert asked[0].startswith("Delete 1 chat(s) and 0 more message(s) for good?")
     menu.aboutToShow.emit()
-    assert [a.text() for a in menu.actions()][0] == "Nothing deleted"
+    assert next(a.text() for a in menu.actions()) == "Nothing deleted"
     assert not actions.empty_trash_action.isEnabled()
     assert again.store.prompt_tokens(before[-1].id) is None
 

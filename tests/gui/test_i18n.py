@@ -163,5 +163,5 @@ def test_the_main_window_menus_and_constant_tables_follow_the_translation(
 def test_without_a_translator_the_texts_are_the_english_sources() -> None:
     from chatapp.gui.chatview.layout import ACTION_LABELS
 
-    assert ACTION_LABELS["copy"] == "Copy" and list(ACTION_LABELS)[0] == "copy"
+    assert ACTION_LABELS["copy"] == "Copy" and next(iter(ACTION_LABELS)) == "copy"
     assert AboutDialog(app_paths()).copy_button.text() == "&Copy diagnostics"

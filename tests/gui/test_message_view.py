@@ -119,7 +119,7 @@ def test_long_code_lines_and_urls_wrap_inside_the_view_at_800_px(qtbot, make_win
     for mid in (u.id, a.id):
         lay = view.row_layout(mid)
         assert view.row_rect(mid).width() <= vp_width
-        assert 0 <= lay.bubble.left() and lay.bubble.right() <= vp_width
+        assert lay.bubble.left() >= 0 and lay.bubble.right() <= vp_width
         doc = lay.body
         limit = doc.textWidth()
         assert lay.body_origin.x() + limit <= lay.bubble.right()
@@ -280,7 +280,7 @@ def test_edit_walk_versions_and_regenerate_a_middle_answer(
     with qtbot.waitSignal(w.session.reply_finished, timeout=10000):
         _click(qtbot, view, middle.message_id, "regenerate")
     texts = [r.text for r in view.widgets()]
-    assert texts == original[:3] + ["a better answer"]
+    assert texts == [*original[:3], "a better answer"]
     assert view.widgets()[3].versions == (2, 2)
     _switch(qtbot, w, view.widgets()[3].message_id, "prev")  # the old one, and what followed
     assert [r.text for r in view.widgets()] == original

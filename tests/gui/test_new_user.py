@@ -5,6 +5,7 @@ current state. The scripted engine stands in for the model (tests/fakes.py)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -492,7 +493,7 @@ def test_heat_map_bands_differ_in_lightness_and_keep_the_text_readable(
             assert contrast(parse_hex(colors.text), parse_hex(band)) >= 4.5, (where, band)
         for vision, matrix in CVD.items():
             ls = [_lightness(b, matrix) for b in bands]
-            steps = [abs(a - b) for a, b in zip(ls, ls[1:], strict=False)]
+            steps = [abs(a - b) for a, b in itertools.pairwise(ls)]
             assert min(steps) >= 8, (where, vision, [round(x, 1) for x in ls])
 
 

@@ -75,7 +75,7 @@ def test_choose_group_prefers_the_starters_quantization() -> None:
 def test_first_run_from_nothing_to_a_streamed_answer(
     qtbot: Any,
     make_window: Any,
-    hub: FakeHub,  # noqa: F811
+    hub: FakeHub,
     smollm2_path: Path,
 ) -> None:
     starter = STARTERS[0]
@@ -134,7 +134,7 @@ def test_first_run_from_nothing_to_a_streamed_answer(
 def test_a_failed_lookup_says_why_and_can_be_retried(
     qtbot: Any,
     make_window: Any,
-    hub: FakeHub,  # noqa: F811
+    hub: FakeHub,
 ) -> None:
     w = _real_window(make_window)
     view = w._welcome.view

@@ -180,7 +180,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if any(path.startswith(p) for p in hub.faults.hang):
                 hub.release.wait()  # a server that accepted the connection, then nothing
                 self.close_connection = True
-                return
+                return None
             query = dict(urllib.parse.parse_qsl(url.query))
             if path == "/api/models":
                 return self._search(query)
@@ -190,6 +190,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if len(parts) >= 5 and parts[2] == "resolve":
                 return self._resolve("/".join(parts[:2]), parts[3], "/".join(parts[4:]))
             self._error(404, "EntryNotFound", "Not found")
+            return None
 
         def _search(self, q: dict[str, str]) -> None:
             words = q.get("search", "").lower()
@@ -240,6 +241,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 ]
                 return self._json(entries)
             self._error(404, "EntryNotFound", "Not found")
+            return None
 
         def _resolve(self, repo_id: str, rev: str, name: str) -> None:
             repo = hub.repos.get(repo_id)
@@ -275,7 +277,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self.send_header("Content-Range", f"bytes */{size}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                    return
+                    return None
                 status = 206
             self.send_response(status)
             self.send_header("Content-Length", str(end - start))
@@ -288,7 +290,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
             self.end_headers()
             if self.command == "HEAD":
-                return
+                return None
             if name in hub.faults.trickle:
                 return self._trickle(blob, start, end, name, hub.faults.trickle[name])
             cut = hub.faults.cut_after.pop(name, None)
@@ -309,7 +311,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         self.close_connection = True
                         self.wfile.flush()
                         self.connection.shutdown(2)
-                        return
+                        return None
                     self.wfile.write(chunk)
                     self._count(name, len(chunk), transfer)
                     sent += len(chunk)

@@ -47,8 +47,8 @@ def test_endpoint_is_read_from_the_environment_each_time(monkeypatch: pytest.Mon
 def test_search_sorts_and_pages(hub: FakeHub) -> None:
     _populate(hub)
     assert [r.repo_id for r in api.search()] == ["a/popular-GGUF", "b/liked-GGUF", "c/fresh-GGUF"]
-    assert [r.repo_id for r in api.search(sort="likes")][0] == "b/liked-GGUF"
-    assert [r.repo_id for r in api.search(sort="recent")][0] == "c/fresh-GGUF"
+    assert next(r.repo_id for r in api.search(sort="likes")) == "b/liked-GGUF"
+    assert next(r.repo_id for r in api.search(sort="recent")) == "c/fresh-GGUF"
     assert [r.repo_id for r in api.search(page=1, page_size=2)] == ["c/fresh-GGUF"]
     assert [r.repo_id for r in api.search("liked")] == ["b/liked-GGUF"]
     assert api.search("nothing-like-this") == []

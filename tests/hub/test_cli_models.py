@@ -120,7 +120,7 @@ def test_import_list_info_remove(
     assert "imported/" + smollm2_path.name in out and "registered" in out
     assert run_here("models", "info", "imported/" + smollm2_path.name) == 0
     out = capsys.readouterr().out
-    assert "llama" in out and "135M" in out or "134M" in out
+    assert ("llama" in out and "135M" in out) or "134M" in out
     assert run_here("models", "remove", "imported/" + smollm2_path.name, "--yes") == 0
     assert not copied.exists() and smollm2_path.exists()
     assert run_here("models", "remove", str(smollm2_path), "--yes") == 0

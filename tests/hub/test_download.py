@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -233,7 +234,7 @@ def test_split_model_downloads_as_a_set(hub: FakeHub, smollm2_path: Path, tmp_pa
     cuts = [0, size // 3, 2 * size // 3, size]
     shards = {
         f"smol-Q4_1-{i + 1:05d}-of-00003.gguf": Blob(path=smollm2_path, start=a, length=b - a)
-        for i, (a, b) in enumerate(zip(cuts, cuts[1:]))
+        for i, (a, b) in enumerate(itertools.pairwise(cuts))
     }
     hub.add("org/split", {**shards, "mmproj-smol-f16.gguf": Blob(data=b"GGUF")})
     files = api.repo_files("org/split")

@@ -19,8 +19,8 @@ import pytest
 from chatapp.core.conversation import FinishReason
 from chatapp.server import ServerConfig, ServerThread, create_app
 from chatapp.service import ChatService, TurnHandle
-from chatapp.service.turn import CLIENT_LEFT
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
+from chatapp.service.turn import CLIENT_LEFT
 from tests.server.conftest import MODEL_ID, WAIT, client
 
 pytestmark = pytest.mark.model
@@ -284,7 +284,7 @@ def test_a_client_that_never_reads_is_cancelled_and_the_model_freed(
         )
         sock.sendall(head.encode() + body)  # and never read a byte
         _wait(lambda: len(turns) == 1, "the turn started")
-        handle, heard = turns[0]
+        handle, _heard = turns[0]
         result = handle.result(WAIT)
         assert isinstance(result, TurnFinished), result
         assert result.stats.finish_reason is FinishReason.CANCELLED

@@ -68,13 +68,23 @@ def test_kill_9_keeps_every_request_and_the_streamed_text(
     log = tmp_path / "serve.log"
     with log.open("w") as err:
         child = subprocess.Popen(
-            [sys.executable, str(RUN_CLI), "serve", "--model", str(link), "--port", "0"]
-            + ["--record", "--threads", "2"],
+            [
+                sys.executable,
+                str(RUN_CLI),
+                "serve",
+                "--model",
+                str(link),
+                "--port",
+                "0",
+                "--record",
+                "--threads",
+                "2",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=dict(os.environ, CHATAPP_HOME=str(chatapp_home)),
         )
-    received: dict[str, str] = {p: "" for p in PROMPTS}
+    received: dict[str, str] = dict.fromkeys(PROMPTS, "")
     clients: list[openai.OpenAI] = []
     try:
         _until(lambda: "Serving" in log.read_text() or child.poll() is not None, "serving")
@@ -90,8 +100,10 @@ def test_kill_9_keeps_every_request_and_the_streamed_text(
             try:
                 for ev in api.chat.completions.create(
                     model=model,
-                    messages=[{"role": "system", "content": "Be thorough."}]
-                    + [{"role": "user", "content": prompt}],
+                    messages=[
+                        {"role": "system", "content": "Be thorough."},
+                        {"role": "user", "content": prompt},
+                    ],
                     stream=True,
                     max_tokens=1000,
                     temperature=0.0,

@@ -46,13 +46,13 @@ def test_a_turn_runs_end_to_end_and_leaves_a_receipt(fake_service, tmp_path: Pat
         assert receipt.backend == "scripted" and receipt.sampling["seed"] is not None
         assert store.prompt_tokens(answer.id) == sent
         assert verify(receipt, sent).matches
-        assert not verify(receipt, sent + [1], store.prompt_tokens(answer.id)).matches
+        assert not verify(receipt, [*sent, 1], store.prompt_tokens(answer.id)).matches
         # the JSON export carries the receipt
         from chatapp.core.export_schema import conversation_to_doc
 
         conv = store.get_conversation(result.conversation_id)
         doc = conversation_to_doc(conv, store.messages(conv.id))
-        exported = [m for m in doc["messages"] if m["id"] == answer.id][0]
+        exported = next(m for m in doc["messages"] if m["id"] == answer.id)
         assert exported["receipt"]["prompt_sha256"] == tokens_sha256(sent)
 
 

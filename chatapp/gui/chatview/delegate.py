@@ -125,10 +125,10 @@ class MessageDelegate(QStyledItemDelegate):
             return
         row = rows[index.row()]
         lay = self.layout_for(row)
-        rect = option.rect  # type: ignore[attr-defined]
+        rect = option.rect
         if lay.height != rect.height():
             self.sizeHintChanged.emit(index)  # laid out late: the view lays out again
-        state = option.state  # type: ignore[attr-defined]
+        state = option.state
         focused = bool(state & QStyle.StateFlag.State_HasFocus) and self._view.hasFocus()
         painter.save()
         painter.setClipRect(rect)

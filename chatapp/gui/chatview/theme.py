@@ -73,7 +73,7 @@ def theme_from(pal: QPalette) -> Theme:
         style="github-dark" if dark else "default",
     )
     return Theme(
-        key=tuple(c for rgb in (base, text, highlight, link) for c in rgb) + (window.rgba(),),
+        key=(*tuple(c for rgb in (base, text, highlight, link) for c in rgb), window.rgba()),
         dark=dark,
         background=window,
         user=_qc(user),
