@@ -20,7 +20,7 @@ from chatapp.paths import AppPaths
 
 def versions(extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """(what, version) pairs: chatapp, llama-cpp-python and its backend, Python, extras."""
-    from chatapp.engine.build_info import llama_build_info
+    from chatapp.service.machine import llama_build_info
 
     try:
         build = llama_build_info()
@@ -57,8 +57,7 @@ def report(
 ) -> str:
     """The diagnostics text. `model` is a core.engine.ModelInfo or None; `models_dir` the
     settings' models folder (None: the default one)."""
-    from chatapp.engine.build_info import llama_build_info
-    from chatapp.engine.hardware import physical_cores
+    from chatapp.service.machine import llama_build_info, physical_cores
 
     lines = [f"{what}: {version}" for what, version in versions(extra)]
     lines.append(f"OS: {platform.platform()} ({platform.machine()})")

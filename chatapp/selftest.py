@@ -100,17 +100,16 @@ def check_libraries() -> str:
     import markdown_it
     import platformdirs
     import pygments
-    from huggingface_hub import HfApi, get_token
-    from huggingface_hub import errors as hf_errors
     from pygments.lexers import get_lexer_by_name
+
+    from chatapp.service.library import client_check
 
     for name in ("python", "rust", "bash", "json", "cpp"):
         get_lexer_by_name(name)
-    hub = [HfApi.__name__, get_token.__name__, hf_errors.HfHubHTTPError.__name__]
     return (
         f"jinja2 {jinja2.__version__}, markdown-it {markdown_it.__version__}, "
         f"pygments {pygments.__version__}, platformdirs {platformdirs.__version__}, "
-        f"huggingface_hub ({', '.join(hub)})"
+        f"{client_check()}"
     )
 
 
@@ -131,8 +130,8 @@ def check_model(paths: AppPaths, model: str | None) -> str:
     from chatapp.core.chat import prepare_prompt, template_for
     from chatapp.core.engine import SamplingParams
     from chatapp.core.settings import Settings
-    from chatapp.engine.build_info import llama_build_info
     from chatapp.engine.llama import LlamaEngine
+    from chatapp.service.machine import llama_build_info
 
     path = Path(model).expanduser() if model else default_model(paths)
     settings = Settings.load(paths.settings)

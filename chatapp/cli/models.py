@@ -66,13 +66,13 @@ def _library(settings: Settings | None = None) -> catalog.Library:
 
 
 def _token(settings: Settings) -> str | None:
-    from chatapp.hub.auth import find_token
+    from chatapp.service.library import find_token
 
     return find_token(settings.hf_token)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from chatapp.hub import api
+    from chatapp.service import library as api
 
     settings = _settings()
     results = api.search(
@@ -118,7 +118,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         return _local_info(local.path, ctx, vram)
     if not _looks_like_repo(args.model):
         raise UserError(f"No model {args.model!r} in the library, and it is not owner/repo.")
-    from chatapp.hub import api
+    from chatapp.service import library as api
 
     files = api.repo_files(args.model, token=_token(settings))
     free = sysinfo.free_ram()
@@ -165,8 +165,8 @@ def _local_info(path: Path, ctx: int, vram: int | None = None) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from chatapp.hub import api
-    from chatapp.hub.download import Downloader, DownloadPaused, Progress
+    from chatapp.service import library as api
+    from chatapp.service.library import Downloader, DownloadPaused, Progress
 
     settings = _settings()
     token = _token(settings)

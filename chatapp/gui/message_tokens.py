@@ -26,6 +26,7 @@ from chatapp.core import tokenview as tv
 from chatapp.core.conversation import Role
 from chatapp.core.logprobs import TokenTrace, step_from_chunk
 from chatapp.gui.chatview.tokens import CONFIDENCE, RAW, TEXT, TOKENS, display_labels
+from chatapp.service.machine import vocab_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,7 @@ class LoadedTokenizer(QObject):
         )
 
         def job() -> Any:
-            from chatapp.engine.vocab import VocabTokenizer
-
-            return VocabTokenizer(path)
+            return vocab_tokenizer(path)
 
         def done(vocab: Any) -> None:
             if self._path != path:  # switched again meanwhile

@@ -48,9 +48,17 @@ from chatapp.gui.model_manager_models import (
     run_in_thread,
 )
 from chatapp.gui.theme import ERROR_HUE, hued_text
-from chatapp.hub import api
-from chatapp.hub.auth import find_token
-from chatapp.hub.queue import DONE, FAILED, PAUSED, QUEUED, RUNNING, DownloadQueue, Job
+from chatapp.service import library as api
+from chatapp.service.library import (
+    DONE,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    DownloadQueue,
+    Job,
+    find_token,
+)
 
 log = logging.getLogger(__name__)
 

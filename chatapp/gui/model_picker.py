@@ -188,7 +188,7 @@ class ModelPicker(QObject):
 
 def gpu_supported() -> bool:
     try:
-        from chatapp.engine.llama import gpu_offload_supported
+        from chatapp.service.machine import gpu_offload_supported
 
         return gpu_offload_supported()
     except Exception:  # llama.cpp missing or broken: the status line says CPU  # noqa: BLE001

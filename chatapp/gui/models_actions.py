@@ -18,11 +18,9 @@ from chatapp.core import catalog
 from chatapp.core.errors import UserError
 from chatapp.gui.model_manager import ModelManagerDialog
 from chatapp.gui.model_manager_models import JobBridge
-from chatapp.hub import api
-from chatapp.hub.auth import find_token
-from chatapp.hub.download import Downloader
-from chatapp.hub.queue import DownloadQueue
 from chatapp.resources import resource_path
+from chatapp.service import library as api
+from chatapp.service.library import Downloader, DownloadQueue, find_token
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.core.backend import ModelRef
-from chatapp.engine.remote import list_models
+from chatapp.service.machine import list_remote_models as list_models
 
 log = logging.getLogger(__name__)
 

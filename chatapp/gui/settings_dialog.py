@@ -438,7 +438,7 @@ class SettingsActions:
         factories = getattr(self.window, "settings_pages", [])
         pages = [factory(self.window.settings) for factory in factories]
         try:
-            from chatapp.engine.hardware import physical_cores
+            from chatapp.service.machine import physical_cores
 
             cores: int | None = physical_cores()
         except (ImportError, OSError):

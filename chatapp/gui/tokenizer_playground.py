@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.core import tokenview as tv
+from chatapp.service.machine import tokenize_with
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +277,6 @@ class TokenizerPlayground(QDialog):
 
 
 def _tokenize_file(path: Path, text: str) -> tuple[str, Tokens, set[int]]:
-    from chatapp.engine.vocab import tokenize_with
-
     return tokenize_with(path, text)
 
 

@@ -36,9 +36,9 @@ from chatapp.core.catalog import FileGroup, Starter, human_size
 from chatapp.core.errors import UserError
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.model_manager_models import Column, ListTableModel
-from chatapp.hub import api
-from chatapp.hub.queue import CANCELLED, DONE, FAILED, PAUSED, Job
 from chatapp.resources import resource_path
+from chatapp.service import library as api
+from chatapp.service.library import CANCELLED, DONE, FAILED, PAUSED, Job
 
 log = logging.getLogger(__name__)
 

@@ -284,3 +284,12 @@ def find_group(files: RepoFiles, choice: str) -> FileGroup:
     if by_quant:
         raise UserError(f"Several {choice} files in {files.repo_id}: {names}. Name one.")
     raise UserError(f"No file {choice!r} in {files.repo_id}. Choose one of: {names}")
+
+
+def client_check() -> str:
+    """The huggingface_hub pieces the app uses, imported and named (for --self-test)."""
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import errors as hf_errors
+
+    names = [HfApi.__name__, get_token.__name__, hf_errors.HfHubHTTPError.__name__]
+    return f"huggingface_hub ({', '.join(names)})"

@@ -1,0 +1,50 @@
+"""What the window and the CLI may ask of the engines outside a turn: this machine's
+cores, whether llama.cpp can offload to a GPU, the llama.cpp build, a remote server's
+models, and a model's vocabulary read on its own (no weights) for token views of text
+typed or stored while another model runs. Each imports llama.cpp only when called, so
+the window starts without it. The GUI and the CLI reach the engines only through the
+chat service and here (an import-linter contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def physical_cores() -> int:
+    from chatapp.engine.hardware import physical_cores as cores
+
+    return cores()
+
+
+def gpu_offload_supported() -> bool:
+    from chatapp.engine.llama import gpu_offload_supported as supported
+
+    return supported()
+
+
+def llama_build_info() -> Any:
+    from chatapp.engine.build_info import llama_build_info as info
+
+    return info()
+
+
+def list_remote_models(base_url: str, api_key: str = "") -> list[str]:
+    """The model ids an OpenAI-compatible server offers (a NetworkError says why not)."""
+    from chatapp.engine.remote import list_models
+
+    return list_models(base_url, api_key)
+
+
+def vocab_tokenizer(path: str | Path) -> Any:
+    """A model's tokenizer alone (llama.cpp's vocab_only load): close() it when done."""
+    from chatapp.engine.vocab import VocabTokenizer
+
+    return VocabTokenizer(path)
+
+
+def tokenize_with(path: str | Path, text: str) -> tuple[str, list[tuple[int, bytes]], set[int]]:
+    """Another model's tokens for `text` (the tokenizer playground's second model)."""
+    from chatapp.engine.vocab import tokenize_with as tokenize
+
+    return tokenize(path, text)
