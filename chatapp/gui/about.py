@@ -8,7 +8,7 @@ chatapp.engine.build_info, never imported here.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import PySide6
 from PySide6.QtCore import Qt, QTimer, QUrl, qVersion
@@ -27,6 +27,9 @@ from PySide6.QtWidgets import (
 from chatapp import __version__, diagnostics
 from chatapp.gui.appicon import app_icon
 from chatapp.paths import AppPaths
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class AboutDialog(QDialog):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.paths.logs)))
 
 
-def show_about(window: Any) -> AboutDialog:
+def show_about(window: MainWindow) -> AboutDialog:
     dialog = AboutDialog(
         window.paths,
         model_info=window.model_info(),
@@ -128,7 +131,7 @@ def show_about(window: Any) -> AboutDialog:
     return dialog
 
 
-def install(window: Any) -> None:
+def install(window: MainWindow) -> None:
     action = QAction(QGuiApplication.translate("AboutDialog", "&About chatapp"), window)
     action.setMenuRole(QAction.MenuRole.AboutRole)
     action.triggered.connect(lambda: show_about(window))

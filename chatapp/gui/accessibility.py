@@ -9,12 +9,15 @@ without a name.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QToolButton, QWidget
 
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 # marked for lupdate here, translated when set (context "Accessibility")
 NAMES: dict[str, tuple[str, str]] = {
@@ -63,7 +66,7 @@ NAMES: dict[str, tuple[str, str]] = {
 }
 
 
-def name_widgets(window: Any) -> None:
+def name_widgets(window: MainWindow) -> None:
     for attr, (name, description) in NAMES.items():
         widget = getattr(window, attr, None)
         if isinstance(widget, QWidget):
@@ -84,5 +87,5 @@ def name_widgets(window: Any) -> None:
                 button.setToolTip(QCoreApplication.translate("Accessibility", "Close this message"))
 
 
-def install(window: Any) -> None:
+def install(window: MainWindow) -> None:
     name_widgets(window)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction
@@ -35,6 +35,9 @@ from chatapp.core import tokenview as tv
 from chatapp.core.conversation import Message, Role
 from chatapp.core.logprobs import TokenTrace
 from chatapp.gui.tokenizer_playground import palette_colors
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -184,18 +187,18 @@ class AnswerTokensDialog(QDialog):
             QTimer.singleShot(0, self, self.redraw)
 
 
-def install(window: Any) -> QAction:
+def install(window: MainWindow) -> QAction:
     action = QAction(
         QCoreApplication.translate("AnswerTokensDialog", "Answer &tokens and probabilities…"),
         window,
     )
     action.triggered.connect(lambda: open_for_last_answer(window))
     window.menus["chat"].addAction(action)
-    window._answer_tokens_action = action
+    window.answer_tokens_action = action
     return action
 
 
-def open_for_last_answer(window: Any) -> AnswerTokensDialog | None:
+def open_for_last_answer(window: MainWindow) -> AnswerTokensDialog | None:
     session = window.session
     answers = [m for m in session.thread() if m.role is Role.ASSISTANT]
     if not answers:
@@ -209,7 +212,7 @@ def open_for_last_answer(window: Any) -> AnswerTokensDialog | None:
 
 
 def open_for_answer(
-    window: Any, answer: Message, position: int | None = None
+    window: MainWindow, answer: Message, position: int | None = None
 ) -> AnswerTokensDialog | None:
     """An answer's tokens and probabilities; with `position`, that token's candidates
     shown (a click on a token in the message view)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QKeySequence
@@ -47,6 +47,9 @@ from chatapp.core.chat_settings import (
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.wrapping import WrapButton
 
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
+
 log = logging.getLogger(__name__)
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
@@ -71,7 +74,7 @@ def _caption(text: str, buddy: QWidget) -> QLabel:
 
 
 class ChatSettingsPanel(QObject):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.session = window.session
@@ -470,9 +473,9 @@ def _as_chat(values: dict[str, Any]) -> dict[str, Any]:
     return chat.overrides
 
 
-def install(window: Any) -> ChatSettingsPanel:
+def install(window: MainWindow) -> ChatSettingsPanel:
     panel = ChatSettingsPanel(window)
-    window._chat_settings_panel = panel
+    window.chat_settings_panel = panel
     return panel
 
 

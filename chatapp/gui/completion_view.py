@@ -17,7 +17,7 @@ import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
@@ -43,6 +43,9 @@ from chatapp.gui.message_tokens import _Live
 from chatapp.gui.tokenizer_playground import palette_colors
 from chatapp.service import TurnOptions
 
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
+
 log = logging.getLogger(__name__)
 
 SHORTCUT = "Ctrl+Shift+M"
@@ -62,7 +65,7 @@ class _Relay(QObject):
 class CompletionWindow(QWidget):
     finished = Signal()  # a continuation ended (done, stopped or failed)
 
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window, Qt.WindowType.Window)
         self.main = window
         self.setWindowTitle(self.tr("Completion mode"))
@@ -144,7 +147,7 @@ class CompletionWindow(QWidget):
         QShortcut(QKeySequence("Ctrl+Enter"), self, self.run)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
         window.session.model_loaded.connect(lambda _m: self._describe_model())
-        window.message_tokens.tokenizer.ready.connect(self.redraw)
+        window.tokens().tokenizer.ready.connect(self.redraw)
         self.editor.setPlainText(self._load_document())
         self._describe_model()
         self.redraw()
@@ -221,7 +224,7 @@ class CompletionWindow(QWidget):
         assert session.model is not None
         sampling = session.service.turn_settings(session.model.ref, None, options).sampling
         self._cancel = threading.Event()
-        self._live = _Live(self.main.message_tokens.special_token)
+        self._live = _Live(self.main.tokens().special_token)
         self._sampling = sampling.as_dict()  # what shaped the sampled probabilities
         self._sent, self._sent_ready, self._sent_text, self._generated = [], False, text, ""
         self.editor.setReadOnly(True)
@@ -323,13 +326,13 @@ class CompletionWindow(QWidget):
             and self._sent_ready
             and text == self._sent_text + self._generated
         ):
-            tok = self.main.message_tokens.tokenizer
+            tok = self.main.tokens().tokenizer
             lead = tv.spans_from_tokens(self._sent, lambda t: tok.is_special(t))
             n = len(lead)
             gen = live.spans
             gen = [replace(s, index=s.index + n) for s in gen]
             return lead + gen, n
-        spans = self.main.message_tokens.tokenizer.spans(text) or []
+        spans = self.main.tokens().tokenizer.spans(text) or []
         return spans, len(spans)
 
     def redraw(self) -> None:
@@ -340,7 +343,7 @@ class CompletionWindow(QWidget):
             return
         self.stack.setCurrentIndex(1)
         colors = palette_colors(self.tokens_view)
-        tokenizer = self.main.message_tokens.tokenizer
+        tokenizer = self.main.tokens().tokenizer
         spans, lead = self.spans()
         if not spans and not tokenizer.available:
             self.legend.setText(tokenizer.unavailable)
@@ -374,8 +377,8 @@ class CompletionWindow(QWidget):
             QTimer.singleShot(0, self, self.redraw)
 
 
-def open_completion(window: Any) -> CompletionWindow:
-    w = getattr(window, "completion_window", None)
+def open_completion(window: MainWindow) -> CompletionWindow:
+    w = window.completion_window
     if w is None:
         w = CompletionWindow(window)
         window.completion_window = w
@@ -385,7 +388,7 @@ def open_completion(window: Any) -> CompletionWindow:
     return w
 
 
-def _suggest(window: Any, _loaded: Any) -> None:
+def _suggest(window: MainWindow, _loaded: Any) -> None:
     from chatapp.gui.model_picker import is_base_model
 
     info = window.model_info()
@@ -409,7 +412,7 @@ def _suggest(window: Any, _loaded: Any) -> None:
         notices.add(text)  # about this model: it goes when another one loads
 
 
-def install(window: Any) -> QAction:
+def install(window: MainWindow) -> QAction:
     action = QAction(window.tr("&Completion mode…"), window)
     action.setShortcut(QKeySequence(SHORTCUT))
     action.triggered.connect(lambda: open_completion(window))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
@@ -21,6 +21,9 @@ from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu, QMessageBox
 
 from chatapp.core.trash import CONVERSATION
 from chatapp.gui.conversation_list import setup_view
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,13 @@ def _short(title: str, chars: int = 40) -> str:
     return title if len(title) <= chars else title[: chars - 1] + "…"
 
 
-def install(window: Any) -> ConversationActions:
+def install(window: MainWindow) -> ConversationActions:
     window.conversation_actions = ConversationActions(window)
     return window.conversation_actions
 
 
 class ConversationActions(QObject):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         view = window.conversation_view
@@ -87,7 +90,7 @@ class ConversationActions(QObject):
         self.filter.setAccessibleName(self.tr("Show chats with tag"))
         self.filter.setToolTip(self.tr("Show only the chats with this tag"))
         self.filter.activated.connect(self._filter_chosen)
-        layout = view.parentWidget().layout()
+        layout = window.list_layout()
         layout.insertWidget(layout.indexOf(view) + 1, self.filter)
         window.session.conversations_changed.connect(self.refresh_filter)
         self.refresh_filter()
@@ -97,7 +100,7 @@ class ConversationActions(QObject):
         window.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        window: Any = self.window
+        window: MainWindow = self.window
         if (
             event.type() == QEvent.Type.ActivationChange
             and window.isActiveWindow()

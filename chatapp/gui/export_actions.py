@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
@@ -25,6 +25,9 @@ from chatapp.core.export import EXTENSIONS, export_many, render, safe_filename
 from chatapp.core.importers import PROGRESS_TOTAL, ImportResult, import_file
 from chatapp.core.store import Store
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +76,13 @@ class _Relay(QObject):
         self.dialog.setValue(min(done, self.dialog.maximum()))
 
 
-def install(window: Any) -> ExportActions:
+def install(window: MainWindow) -> ExportActions:
     """Add the export/import actions to the window's File menu and list context menu."""
     return ExportActions(window)
 
 
 class ExportActions(QObject):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         file_menu: QMenu = window.menus["file"]
         super().__init__(file_menu)  # lives as long as the menu
         self.window = window

@@ -8,7 +8,7 @@ behind a streaming answer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import (
@@ -22,15 +22,18 @@ from PySide6.QtWidgets import (
 from chatapp.core import tokenview as tv
 from chatapp.gui.tokenizer_playground import palette_colors
 
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
+
 DEBOUNCE_MS = 120
 
 
 class InputTokens(QObject):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.input = window.input
-        self.tokenizer = window.message_tokens.tokenizer
+        self.tokenizer = window.tokens().tokenizer
         self.count = 0  # tokens in the input now (-1: unknown)
 
         self.preview = QTextBrowser()
@@ -96,7 +99,7 @@ class InputTokens(QObject):
             self.preview.setHtml(tv.token_view_html(spans, palette_colors(self.preview)))
 
 
-def install(window: Any) -> InputTokens:
+def install(window: MainWindow) -> InputTokens:
     controller = InputTokens(window)
     window.input_tokens = controller
     return controller

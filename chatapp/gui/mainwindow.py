@@ -11,11 +11,12 @@ import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRectF, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -46,6 +47,23 @@ from chatapp.gui.theme import notice_colours
 from chatapp.gui.wrapping import ElidedLabel
 from chatapp.paths import AppPaths
 from chatapp.service import LoadedModel
+
+if TYPE_CHECKING:  # the extensions' parts, typed; each module imports the window, not the reverse
+    from chatapp.gui.chat_settings_panel import ChatSettingsPanel
+    from chatapp.gui.completion_view import CompletionWindow
+    from chatapp.gui.conversation_actions import ConversationActions
+    from chatapp.gui.input_tokens import InputTokens
+    from chatapp.gui.message_tokens import MessageTokens
+    from chatapp.gui.model_drop import ModelDrop
+    from chatapp.gui.model_picker import ModelPicker
+    from chatapp.gui.models_actions import ModelsController
+    from chatapp.gui.remote_actions import RemoteDialog
+    from chatapp.gui.search_panel import SearchPanel
+    from chatapp.gui.server_actions import ServerSwitch
+    from chatapp.gui.settings_dialog import SettingsActions
+    from chatapp.gui.shortcuts import Shortcuts
+    from chatapp.gui.template_actions import TemplateActions
+    from chatapp.gui.welcome import Welcome
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +172,34 @@ class MainWindow(QMainWindow):
         self.session = session
         self.background = BackgroundRunner()
         self.conversation_list_menu_hooks: list[Callable[[QMenu, list[str]], None]] = []
+        # What the extensions add, each set by its own install() and None where that one is
+        # not installed: the one typed place where an extension finds another's part.
+        self.about_action: QAction | None = None
+        self.answer_tokens_action: QAction | None = None
+        self.chat_settings_panel: ChatSettingsPanel | None = None
+        self.completion_action: QAction | None = None
+        self.completion_window: CompletionWindow | None = None
+        self.conversation_actions: ConversationActions | None = None
+        self.focus_search: Callable[[], None] | None = None
+        self.input_tokens: InputTokens | None = None
+        self.keyboard_help_action: QAction | None = None
+        self.message_display_actions: Any = None
+        self.message_tokens: MessageTokens | None = None
+        self.model_drop: ModelDrop | None = None
+        self.model_picker: ModelPicker | None = None
+        self.models_controller: ModelsController | None = None
+        self.remote_action: QAction | None = None
+        self.remote_dialog: RemoteDialog | None = None
+        self.search_action: QAction | None = None
+        self.search_panel: SearchPanel | None = None
+        self.server_switch: ServerSwitch | None = None
+        self.settings_action: QAction | None = None
+        self.settings_actions: SettingsActions | None = None
+        self.settings_pages: list[Any] = []  # factories of the Settings dialog's pages
+        self.shortcuts: Shortcuts | None = None
+        self.template_actions: TemplateActions | None = None
+        self.tokenizer_playground_action: QAction | None = None
+        self.welcome: Welcome | None = None
         self.setWindowTitle(self.tr("chatapp"))
         self.resize(1100, 760)
 
@@ -338,6 +384,19 @@ class MainWindow(QMainWindow):
         importlib.import_module(name).install(self)
 
     # -- the surface extensions use ---------------------------------------------------
+
+    def list_layout(self) -> QBoxLayout:
+        """The layout that holds the conversation list (extensions add above or below it)."""
+        parent = self.conversation_view.parentWidget()
+        layout = parent.layout() if parent is not None else None
+        assert isinstance(layout, QBoxLayout), "the conversation list sits in a box layout"
+        return layout
+
+    def tokens(self) -> MessageTokens:
+        """The message_tokens extension (its tokenizer and special-token check), which the
+        input's token view and completion mode build on."""
+        assert self.message_tokens is not None, "message_tokens installs before its users"
+        return self.message_tokens
 
     def save_settings(self) -> None:
         try:

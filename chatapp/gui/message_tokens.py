@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -27,6 +27,9 @@ from chatapp.core.conversation import Role
 from chatapp.core.logprobs import TokenTrace, step_from_chunk
 from chatapp.gui.chatview.tokens import CONFIDENCE, RAW, TEXT, TOKENS, display_labels
 from chatapp.service.machine import vocab_tokenizer
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class LoadedTokenizer(QObject):
 
     ready = Signal()
 
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self._window = window
         self._vocab: Any = None
@@ -185,7 +188,7 @@ class _Live:
 
 
 class MessageTokens(QObject):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.view = window.message_view
@@ -303,7 +306,7 @@ class MessageTokens(QObject):
         return open_for_answer(self.window, row.message, index)
 
 
-def install(window: Any) -> MessageTokens:
+def install(window: MainWindow) -> MessageTokens:
     """View > Messages as: Text / Tokens / Confidence / Raw confidence."""
     controller = MessageTokens(window)
     window.message_tokens = controller

@@ -7,11 +7,14 @@ message box would otherwise insert the file's path as text). Other drops pass th
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QMimeData, QObject
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QAbstractScrollArea, QWidget
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ def gguf_path(mime: QMimeData | None) -> str | None:
 
 
 class ModelDrop(QObject):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         window.setAcceptDrops(True)
@@ -58,7 +61,7 @@ class ModelDrop(QObject):
         return False
 
 
-def install(window: Any) -> ModelDrop:
+def install(window: MainWindow) -> ModelDrop:
     drop = ModelDrop(window)
-    window._model_drop = drop
+    window.model_drop = drop
     return drop

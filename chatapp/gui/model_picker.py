@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt
 from PySide6.QtWidgets import QComboBox, QSizePolicy
@@ -22,6 +22,9 @@ from chatapp.core import catalog
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
 from chatapp.gui.wrapping import ElidedLabel
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def remember_recent(extra: dict[str, Any], path: str) -> list[str]:
 
 
 class ModelPicker(QObject):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.combo = QComboBox()
@@ -217,7 +220,7 @@ def hardware_text(n_gpu_layers: int, supported: bool) -> str:
     return QCoreApplication.translate("ModelPicker", "CPU (this llama.cpp build is CPU-only)")
 
 
-def install(window: Any) -> ModelPicker:
+def install(window: MainWindow) -> ModelPicker:
     picker = ModelPicker(window)
-    window._model_picker = picker
+    window.model_picker = picker
     return picker

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction, QKeySequence
@@ -22,13 +22,16 @@ from chatapp.resources import resource_path
 from chatapp.service import library as api
 from chatapp.service.library import Downloader, DownloadQueue, find_token
 
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
+
 log = logging.getLogger(__name__)
 
 
 class ModelsController:
     """What install() keeps alive: library, queue, the dialog once opened."""
 
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.bridge = JobBridge()
         self.queue = DownloadQueue(self._downloader, self.bridge.changed.emit)
@@ -143,7 +146,7 @@ class ModelsController:
         self.queue.shutdown()
 
 
-def install(window: Any) -> ModelsController:
+def install(window: MainWindow) -> ModelsController:
     controller = ModelsController(window)
     menu = window.menus["models"]
     manager = QAction(QCoreApplication.translate("ModelsController", "Model manager…"), menu)
@@ -153,7 +156,7 @@ def install(window: Any) -> ModelsController:
     importer.triggered.connect(controller.import_gguf)
     menu.addAction(manager)
     menu.addAction(importer)
-    window._models_controller = controller  # keeps the queue and the dialog alive
+    window.models_controller = controller  # keeps the queue and the dialog alive
     session = getattr(window, "session", None)
     if session is not None:
         session.model_loaded.connect(lambda loaded: controller.remember(loaded.info.path))

@@ -9,7 +9,7 @@ conversation then remembers "remote:<url>#<model>". The key stays in memory only
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction
@@ -28,11 +28,14 @@ from PySide6.QtWidgets import (
 from chatapp.core.backend import ModelRef
 from chatapp.service.machine import list_remote_models as list_models
 
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
+
 log = logging.getLogger(__name__)
 
 
 class RemoteDialog(QDialog):
-    def __init__(self, window: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.main = window
         self.setWindowTitle(self.tr("Use a model on a server"))
@@ -89,7 +92,7 @@ class RemoteDialog(QDialog):
         return ModelRef(name=model, endpoint=url), self.key.text().strip()
 
 
-def use_remote(window: Any, ref: ModelRef, api_key: str) -> None:
+def use_remote(window: MainWindow, ref: ModelRef, api_key: str) -> None:
     """Load the server's model through the service; success and failure come back as
     the session's usual model events (a failure is one line in the message bar)."""
     session = window.session
@@ -103,13 +106,13 @@ def use_remote(window: Any, ref: ModelRef, api_key: str) -> None:
     session.service.load(session.service.load_request(ref, api_key=api_key))
 
 
-def install(window: Any) -> RemoteDialog | None:
+def install(window: MainWindow) -> RemoteDialog | None:
     menu = window.menus["models"]
     action = QAction(QCoreApplication.translate("RemoteDialog", "Use a model on a server…"), menu)
 
     def open_dialog() -> None:
         dialog = RemoteDialog(window, window if isinstance(window, QWidget) else None)
-        window._remote_dialog = dialog
+        window.remote_dialog = dialog
         if dialog.exec() == QDialog.DialogCode.Accepted:
             chosen = dialog.chosen()
             if chosen is not None:
@@ -117,5 +120,5 @@ def install(window: Any) -> RemoteDialog | None:
 
     action.triggered.connect(open_dialog)
     menu.addAction(action)
-    window._remote_action = action
+    window.remote_action = action
     return None

@@ -14,7 +14,7 @@ import html
 import logging
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -51,6 +51,9 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.core.search import SearchHit, open_readonly, search, snippet_parts
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +215,7 @@ class SearchPanel(QWidget):
     results_shown = Signal(str)  # the query whose results are now in the list (GUI thread)
     opened = Signal(str, str)  # conversation id, message id ("" for a title hit)
 
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__()
         self.main = window
         self.field = SearchField()
@@ -388,10 +391,10 @@ def scroll_to_message(view: Any, message_id: str) -> bool:
     return True
 
 
-def install(window: Any) -> SearchPanel:
+def install(window: MainWindow) -> SearchPanel:
     panel = SearchPanel(window)
     view = window.conversation_view
-    layout = view.parentWidget().layout()
+    layout = window.list_layout()
     at = layout.indexOf(view)
     layout.insertWidget(at, panel)
     layout.insertWidget(at + 1, panel.results, 1)
@@ -400,7 +403,7 @@ def install(window: Any) -> SearchPanel:
     # Ctrl+F: an action the keyboard extension made for it (window.search_action, left
     # disabled until a search is there), or any other with that key; else one of our own
     find = QKeySequence(QKeySequence.StandardKey.Find)
-    existing = getattr(window, "search_action", None) or next(
+    existing = window.search_action or next(
         (a for a in window.findChildren(QAction) if a.shortcut() == find), None
     )
     if existing is not None:

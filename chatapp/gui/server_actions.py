@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction
@@ -22,6 +22,9 @@ from PySide6.QtWidgets import QApplication
 from chatapp.core.errors import UserError
 from chatapp.core.settings import DEFAULT_API_PORT, PORT_RANGE
 from chatapp.server import ServerConfig, ServerThread, create_app, is_loopback
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def display_host(host: str) -> str:
 
 
 class ServerSwitch:
-    def __init__(self, window: Any, port: int | None = None) -> None:
+    def __init__(self, window: MainWindow, port: int | None = None) -> None:
         self.window = window
         self._port = port  # fixed by the caller (tests), else from the settings
         self.server: ServerThread | None = None
@@ -172,11 +175,11 @@ class ServerSwitch:
             self.action.blockSignals(False)
 
 
-def install(window: Any, port: int | None = None) -> ServerSwitch:
+def install(window: MainWindow, port: int | None = None) -> ServerSwitch:
     from chatapp.gui.server_settings import install_page
 
     switch = ServerSwitch(window, port)
-    window._server_switch = switch  # keeps it alive with the window
+    window.server_switch = switch  # keeps it alive with the window
     install_page(window, switch)
     if getattr(window.settings, "api_autostart", False):
         switch.start()  # its errors go to the window's message bar; the switch stays off

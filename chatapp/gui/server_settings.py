@@ -9,7 +9,7 @@ than loopback without a key is shown as refused here, and the switch refuses it 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
@@ -26,6 +26,9 @@ from chatapp.core.settings import DEFAULT_API_HOST, PORT_RANGE, Settings
 from chatapp.gui.settings_dialog import add_settings_page
 from chatapp.gui.theme import ERROR_HUE, hued_text
 from chatapp.server import is_loopback
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 if TYPE_CHECKING:
     from chatapp.gui.server_actions import ServerSwitch
@@ -161,5 +164,5 @@ class ServerSettingsPage(QWidget):
         self.status.setText(text)
 
 
-def install_page(window: Any, switch: ServerSwitch) -> None:
+def install_page(window: MainWindow, switch: ServerSwitch) -> None:
     add_settings_page(window, lambda settings: ServerSettingsPage(settings, switch))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -42,6 +42,9 @@ from chatapp.core import settings as cs
 from chatapp.core.settings import Settings, max_threads, validated
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.theme import apply_appearance
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +79,9 @@ class SettingsPage(Protocol):
 PageFactory = Callable[[Settings], SettingsPage]
 
 
-def add_settings_page(window: Any, factory: PageFactory) -> None:
+def add_settings_page(window: MainWindow, factory: PageFactory) -> None:
     """Register a page for the settings dialog (the extension point for other features)."""
-    pages = getattr(window, "settings_pages", None)
-    if pages is None:
-        pages = window.settings_pages = []
-    pages.append(factory)
+    window.settings_pages.append(factory)
 
 
 def _named(widget: QWidget, name: str, description: str = "") -> QWidget:
@@ -414,7 +414,7 @@ class SettingsDialog(QDialog):
 
 
 class SettingsActions:
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.dialog: SettingsDialog | None = None
         self.action = QAction(QCoreApplication.translate("SettingsActions", "&Settings…"), window)
@@ -435,7 +435,7 @@ class SettingsActions:
             self.dialog.raise_()
             self.dialog.activateWindow()
             return self.dialog
-        factories = getattr(self.window, "settings_pages", [])
+        factories = self.window.settings_pages
         pages = [factory(self.window.settings) for factory in factories]
         try:
             from chatapp.service.machine import physical_cores
@@ -466,11 +466,9 @@ class SettingsActions:
             self.window.show_info(QCoreApplication.translate("SettingsDialog", HARDWARE_NOTE))
 
 
-def install(window: Any) -> SettingsActions:
-    if not hasattr(window, "settings_pages"):
-        window.settings_pages = []
+def install(window: MainWindow) -> SettingsActions:
     actions = SettingsActions(window)
-    window._settings_actions = actions
+    window.settings_actions = actions
     notice = window.settings.notice
     if notice:
         # after the window's own start-up messages, so this one is the one left showing

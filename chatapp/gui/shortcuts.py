@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -29,6 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def _text(seq: QKeySequence) -> str:
     return seq.toString(QKeySequence.SequenceFormat.NativeText)
 
 
-def menu_shortcuts(window: Any) -> list[tuple[str, str, str]]:
+def menu_shortcuts(window: MainWindow) -> list[tuple[str, str, str]]:
     """(menu, action, keys) for every action with a shortcut in the window's menus."""
     rows: list[tuple[str, str, str]] = []
 
@@ -131,7 +134,7 @@ class ShortcutSheet(QDialog):
 
 
 class Shortcuts:
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.sheet: ShortcutSheet | None = None
         w = window
@@ -157,9 +160,10 @@ class Shortcuts:
         self.search_action.setObjectName("search_action")
         self.search_action.setShortcut(QKeySequence.StandardKey.Find)
         self.search_action.setEnabled(False)  # the conversation search connects and enables it
-        chat.insertAction(
-            chat.actions()[1] if len(chat.actions()) > 1 else None, self.search_action
-        )
+        if len(chat.actions()) > 1:
+            chat.insertAction(chat.actions()[1], self.search_action)
+        else:
+            chat.addAction(self.search_action)
         w.search_action = self.search_action
 
         view = w.menus["view"]
@@ -190,9 +194,10 @@ class Shortcuts:
         )
         self.help_action.triggered.connect(self.show_sheet)
         help_menu = w.menus["help"]
-        help_menu.insertAction(
-            help_menu.actions()[0] if help_menu.actions() else None, self.help_action
-        )
+        if help_menu.actions():
+            help_menu.insertAction(help_menu.actions()[0], self.help_action)
+        else:
+            help_menu.addAction(self.help_action)
         w.addAction(self.help_action)
         w.keyboard_help_action = self.help_action
         self.set_tab_order()
@@ -253,7 +258,7 @@ class Shortcuts:
             QWidget.setTabOrder(a, b)
 
 
-def install(window: Any) -> Shortcuts:
+def install(window: MainWindow) -> Shortcuts:
     shortcuts = Shortcuts(window)
-    window._shortcuts = shortcuts
+    window.shortcuts = shortcuts
     return shortcuts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 from PySide6.QtGui import QAction
@@ -22,10 +22,13 @@ from chatapp.core.templates import ChatTemplate
 from chatapp.gui.prompt_view import PromptView
 from chatapp.gui.template_editor import TemplateEditor
 
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
+
 log = logging.getLogger(__name__)
 
 
-def current_template(window: Any) -> tuple[ChatTemplate, Any] | None:
+def current_template(window: MainWindow) -> tuple[ChatTemplate | None, Any] | None:
     """(template, model info) for the loaded model, as the next send will use it."""
     info = window.model_info()
     if info is None:
@@ -38,7 +41,7 @@ def current_template(window: Any) -> tuple[ChatTemplate, Any] | None:
     return window.session.template, info
 
 
-def _system_prompt(window: Any, conversation: Any) -> str:
+def _system_prompt(window: MainWindow, conversation: Any) -> str:
     if conversation is not None and conversation.system_prompt:
         return str(conversation.system_prompt)
     return str(window.settings.system_prompt or "")
@@ -51,7 +54,7 @@ def _decode(pairs: list[tuple[int, bytes]]) -> list[tuple[int, str]]:
 class TemplateActions(QObject):
     prompt_view_opened = Signal(object)  # PromptView, once the prompt is prepared
 
-    def __init__(self, window: Any) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.show_prompt_action = QAction(self.tr("Show prompt…"), window)
@@ -164,8 +167,8 @@ class TemplateActions(QObject):
         dialog.deleteLater()
 
 
-def install(window: Any) -> TemplateActions:
+def install(window: MainWindow) -> TemplateActions:
     """Add the template menu entries to the main window (called once at start-up)."""
     actions = TemplateActions(window)
-    window._template_actions = actions
+    window.template_actions = actions
     return actions

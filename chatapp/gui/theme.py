@@ -12,11 +12,14 @@ are mixed from palette colours, so they read in both themes.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -225,20 +228,20 @@ def chat_font(base: QFont, points: int | None) -> QFont:
     return font
 
 
-def chat_widgets(window: Any) -> list[QWidget]:
+def chat_widgets(window: MainWindow) -> list[QWidget]:
     """The widgets the font-size setting scales: the conversation and the input."""
     names = ("message_view", "input")
     return [w for w in (getattr(window, n, None) for n in names) if isinstance(w, QWidget)]
 
 
-def apply_font_size(window: Any, points: int | None) -> None:
+def apply_font_size(window: MainWindow, points: int | None) -> None:
     base = QApplication.font()
     for widget in chat_widgets(window):
         # a font with nothing resolved lets the widget inherit the application's again
         widget.setFont(chat_font(base, points) if points else QFont())
 
 
-def apply_appearance(window: Any) -> None:
+def apply_appearance(window: MainWindow) -> None:
     """Apply window.settings.theme and font_size (at start-up and from the settings dialog)."""
     app = QApplication.instance()
     if isinstance(app, QApplication):
@@ -246,5 +249,5 @@ def apply_appearance(window: Any) -> None:
     apply_font_size(window, window.settings.font_size)
 
 
-def install(window: Any) -> None:
+def install(window: MainWindow) -> None:
     apply_appearance(window)

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QPalette
@@ -32,6 +32,9 @@ from PySide6.QtWidgets import (
 
 from chatapp.core import tokenview as tv
 from chatapp.service.machine import tokenize_with
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -283,18 +286,18 @@ def _tokenize_file(path: Path, text: str) -> tuple[str, Tokens, set[int]]:
 # -- installing into the main window ---------------------------------------------------------
 
 
-def install(window: Any) -> QAction:
+def install(window: MainWindow) -> QAction:
     """View > Tokenizer playground…"""
     action = QAction(
         QCoreApplication.translate("TokenizerPlayground", "&Tokenizer playground…"), window
     )
     action.triggered.connect(lambda: open_playground(window))
     window.menus["view"].addAction(action)
-    window._tokenizer_playground_action = action
+    window.tokenizer_playground_action = action
     return action
 
 
-def open_playground(window: Any) -> TokenizerPlayground:
+def open_playground(window: MainWindow) -> TokenizerPlayground:
     info = window.model_info()
     session = window.session
 

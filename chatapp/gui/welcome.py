@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
@@ -39,6 +39,9 @@ from chatapp.gui.model_manager_models import Column, ListTableModel
 from chatapp.resources import resource_path
 from chatapp.service import library as api
 from chatapp.service.library import CANCELLED, DONE, FAILED, PAUSED, Job
+
+if TYPE_CHECKING:  # the window imports its extensions, not the reverse
+    from chatapp.gui.mainwindow import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +182,7 @@ class WelcomeView(QWidget):
 class Welcome(QObject):
     """Puts the view in the window, downloads a starter through the queue, opens it."""
 
-    def __init__(self, window: Any, models: Any, starters: list[Starter]) -> None:
+    def __init__(self, window: MainWindow, models: Any, starters: list[Starter]) -> None:
         super().__init__(window)
         self.window = window
         self.models = models  # chatapp.gui.models_actions.ModelsController
@@ -356,11 +359,11 @@ class Welcome(QObject):
             self._give_up(what)
 
 
-def install(window: Any) -> Welcome | None:
-    models = getattr(window, "_models_controller", None)
+def install(window: MainWindow) -> Welcome | None:
+    models = getattr(window, "models_controller", None)
     if models is None:  # needs the model manager's queue (chatapp.gui.models_actions)
         log.warning("welcome view not installed: the model manager is not")
         return None
     welcome = Welcome(window, models, catalog.load_starters(resource_path("models.json")))
-    window._welcome = welcome
+    window.welcome = welcome
     return welcome

@@ -44,7 +44,7 @@ def open_panel(window: Any, width: int, height: int = 700) -> dict[str, Any]:
     window.resize(width, height)
     QApplication.processEvents()
     before = window.width()
-    panel = window._chat_settings_panel
+    panel = window.chat_settings_panel
     panel.toggle.trigger()
     for _ in range(5):  # the dock's layout settles over a few passes
         QApplication.processEvents()

@@ -117,21 +117,21 @@ def test_main_window_and_every_dialog_name_their_controls(
     qtbot: Any, window: Any, smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = window
-    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)  # first run: no model yet
+    qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)  # first run: no model yet
     checked: dict[str, list[str]] = {"main window with the welcome view": unnamed(w)}
-    checked["welcome view"] = unnamed(w._welcome.view)
+    checked["welcome view"] = unnamed(w.welcome.view)
     w.show_error("Something to close")  # the message bar's close button
-    checked["settings"] = unnamed(w._settings_actions.show_dialog())
-    w._settings_actions.dialog.reject()
-    checked["help sheet"] = unnamed(w._shortcuts.show_sheet())
-    checked["model manager"] = unnamed(w._models_controller.show_manager())
+    checked["settings"] = unnamed(w.settings_actions.show_dialog())
+    w.settings_actions.dialog.reject()
+    checked["help sheet"] = unnamed(w.shortcuts.show_sheet())
+    checked["model manager"] = unnamed(w.models_controller.show_manager())
 
     with qtbot.waitSignal(w.session.model_loaded, timeout=20_000):
         w.open_model(str(smollm2_path))  # the scripted engine, on the real file
     w.conversation_view.setCurrentIndex(w.conversations.index(0))
     checked["main window in a chat"] = unnamed(w)
     views: list[QWidget] = []
-    actions = w._template_actions
+    actions = w.template_actions
     opened = getattr(actions, "prompt_view_opened", None)  # prepared in the background
     if opened is not None:
         opened.connect(views.append)
@@ -140,7 +140,7 @@ def test_main_window_and_every_dialog_name_their_controls(
         views.append(shown)
     qtbot.waitUntil(lambda: bool(views), timeout=20_000)
     checked["show prompt"] = unnamed(views[0])
-    checked["template editor"] = unnamed(w._template_actions.edit_template())
+    checked["template editor"] = unnamed(w.template_actions.edit_template())
     from chatapp.gui.completion_view import open_completion
 
     checked["completion mode"] = unnamed(open_completion(w))

@@ -22,8 +22,8 @@ def test_heat_map_candidates_and_branch(qtbot, make_window, fake_model_file):
     with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
         w.open_model(str(fake_model_file))
     _send(qtbot, w, "Hello")
-    assert w._answer_tokens_action in w.menus["chat"].actions()
-    w._answer_tokens_action.trigger()
+    assert w.answer_tokens_action in w.menus["chat"].actions()
+    w.answer_tokens_action.trigger()
     dlg = w.findChildren(AnswerTokensDialog)[-1]
     html = dlg.view.toHtml()
     assert len(re.findall(r'href="tok:\d+"', html)) == 4  # one link per generated token
@@ -52,5 +52,5 @@ def test_an_answer_without_tokens_says_so(qtbot, make_window, fake_model_file):
     w = make_window(reply="ab", extensions=("chatapp.gui.answer_tokens",))
     errors = []
     w.show_error = errors.append  # type: ignore[method-assign]
-    w._answer_tokens_action.trigger()
+    w.answer_tokens_action.trigger()
     assert errors == ["There is no answer in this conversation yet."]

@@ -33,7 +33,7 @@ def test_a_bad_value_is_refused_at_the_field_with_its_reason(
     qtbot: Any, make_window: Any, fake_model_file: Path
 ) -> None:
     w = _ready(qtbot, make_window, fake_model_file)
-    panel = w._chat_settings_panel
+    panel = w.chat_settings_panel
     field = panel.fields["temperature"]
     field.setText("9")
     field.editingFinished.emit()
@@ -58,7 +58,7 @@ def test_preset_and_system_prompt_apply_to_the_next_answer(
     qtbot: Any, make_window: Any, fake_model_file: Path
 ) -> None:
     w = _ready(qtbot, make_window, fake_model_file)
-    panel = w._chat_settings_panel
+    panel = w.chat_settings_panel
     i = panel.preset.findData("Deterministic")
     panel.preset.setCurrentIndex(i)
     panel.preset.activated.emit(i)
@@ -83,10 +83,10 @@ def test_the_draft_is_counted_and_the_picker_lists_recent_models(
     qtbot: Any, make_window: Any, fake_model_file: Path, tmp_path: Path
 ) -> None:
     w = _ready(qtbot, make_window, fake_model_file)
-    panel = w._chat_settings_panel
+    panel = w.chat_settings_panel
     w.input.setPlainText("hello")
     qtbot.waitUntil(lambda: panel.draft_label.text() == "+5 tokens with your message")
-    picker = w._model_picker
+    picker = w.model_picker
     assert w.settings.extra["recent_models"][0] == str(fake_model_file.resolve())
     qtbot.waitUntil(lambda: picker.combo.findData(str(fake_model_file.resolve())) >= 0)
     other = tmp_path / "other-base.gguf"
@@ -117,7 +117,7 @@ def test_model_hardware_is_kept_per_model_and_applied_by_a_reload(
         return LocalBackend(ScriptedEngine(path=req.ref.name))
 
     w = _ready(qtbot, make_window, fake_model_file, engine_factory=factory)
-    panel = w._chat_settings_panel
+    panel = w.chat_settings_panel
     panel.hardware["context_limit"].setText("100")  # below the smallest allowed
     panel.hardware_button.click()
     assert "between 256 and" in panel.hardware_error.text() and len(requests) == 1
@@ -150,7 +150,7 @@ def test_the_picker_lists_local_and_remote_models_together(
     remote = "remote:http://127.0.0.1:9/v1#qwen2.5-7b"
     w = make_window(extensions=EXT)
     w.settings.extra["recent_models"] = [remote, str(fake_model_file.resolve())]
-    picker = w._model_picker
+    picker = w.model_picker
     picker.refresh()
     qtbot.waitUntil(lambda: picker.combo.findData(remote) >= 0, timeout=10000)
     label = picker.combo.itemText(picker.combo.findData(remote))

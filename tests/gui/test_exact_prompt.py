@@ -47,7 +47,7 @@ def _send(qtbot: Any, w: Any, text: str) -> str:
 
 
 def _show_prompt(qtbot: Any, w: Any) -> Any:
-    actions = w._template_actions
+    actions = w.template_actions
     with qtbot.waitSignal(actions.prompt_view_opened, timeout=WAIT) as blocker:
         assert actions.show_prompt()
     view = blocker.args[0]
@@ -130,7 +130,7 @@ def test_a_saved_template_edit_changes_the_very_next_prompt(
 ) -> None:
     w = _window(qtbot, make_window, smollm2_path)
     _send(qtbot, w, "Hi!")
-    editor = w._template_actions.edit_template()  # the actions own it and delete it on close
+    editor = w.template_actions.edit_template()  # the actions own it and delete it on close
     mine = (
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
         "{% endfor %}<|im_start|>assistant\nCertainly:"

@@ -151,7 +151,7 @@ def test_the_main_window_menus_and_constant_tables_follow_the_translation(
     assert w.menus["file"].title() == "&Datei"
     texts = [a.text() for a in w.menus["file"].actions()]
     assert "&Beenden" in texts and "&Open model…" in texts  # the rest stays English
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     tabs = [d.tabs.tabText(i) for i in range(d.tabs.count())]
     assert "Datenschutz" in tabs and "API-Server" in tabs
     assert d.theme.itemText(0) == "Wie das System" and d.theme.itemData(0) == "system"

@@ -95,7 +95,7 @@ def test_the_preset_box_shows_the_preset_in_use(
     w = make_window(extensions=PANEL)
     _load(qtbot, w, fake_model_file)
     _send(qtbot, w, "hello")
-    panel = w._chat_settings_panel
+    panel = w.chat_settings_panel
     assert panel.preset.currentData() is None  # nothing chosen yet
     i = panel.preset.findData("Deterministic")
     panel.preset.setCurrentIndex(i)
@@ -299,7 +299,7 @@ def test_enter_in_the_model_search_searches_and_asks_for_no_token(
     qtbot: Any, make_window: Any
 ) -> None:
     w = make_window(extensions=("chatapp.gui.models_actions",))
-    controller = w._models_controller
+    controller = w.models_controller
     asked: list[bool] = []
     searched: list[str] = []
     dialog = controller.show_manager()
@@ -319,7 +319,7 @@ def test_the_library_holds_the_models_opened_by_file_and_says_how_to_add_one(
 ) -> None:
     w = make_window(extensions=("chatapp.gui.models_actions",))
     w.settings.models_dir = str(tmp_path / "library")
-    controller = w._models_controller
+    controller = w.models_controller
     dialog = controller.show_manager()
     dialog.tabs.setCurrentIndex(1)
     assert dialog.library_model.rowCount() == 0
@@ -407,11 +407,11 @@ def test_focusable_labels_have_accessible_names(
     qtbot: Any, make_window: Any, fake_model_file: Path
 ) -> None:
     w = make_window(extensions=GUI_EXTENSIONS)
-    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5000)  # first run: the welcome view
-    assert _unnamed_focusable_labels(w._welcome.view) == []
+    qtbot.waitUntil(lambda: w.welcome.shown, timeout=5000)  # first run: the welcome view
+    assert _unnamed_focusable_labels(w.welcome.view) == []
     _load(qtbot, w, fake_model_file)
     assert _unnamed_focusable_labels(w) == []
-    assert _unnamed_focusable_labels(w._models_controller.show_manager()) == []
+    assert _unnamed_focusable_labels(w.models_controller.show_manager()) == []
 
 
 def test_the_token_dialogs_candidates_are_not_cut_on_the_right(
@@ -424,7 +424,7 @@ def test_the_token_dialogs_candidates_are_not_cut_on_the_right(
     w = make_window(reply="abcd", extensions=("chatapp.gui.answer_tokens",))
     _load(qtbot, w, fake_model_file)
     _send(qtbot, w, "Hello")
-    w._answer_tokens_action.trigger()
+    w.answer_tokens_action.trigger()
     dlg = w.findChildren(AnswerTokensDialog)[-1]
     dlg.resize(700, 500)  # a small screen
     qtbot.waitExposed(dlg)

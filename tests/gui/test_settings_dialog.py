@@ -35,7 +35,7 @@ def _click(dialog: SettingsDialog, which: QDialogButtonBox.StandardButton) -> No
 
 def test_ok_saves_every_group_and_applies_the_appearance(qtbot: Any, make_window: Any) -> None:
     w = make_window(extensions=EXT)
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     assert d.isVisible() and d.models_dir.placeholderText() == str(w.paths.models)
     d.models_dir.setText("/srv/models")
     d.context.setValue(8192)
@@ -79,7 +79,7 @@ def test_ok_saves_every_group_and_applies_the_appearance(qtbot: Any, make_window
 
 def test_cancel_changes_nothing(qtbot: Any, make_window: Any) -> None:
     w = make_window(extensions=EXT)
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     d.temperature.setValue(1.9)
     d.theme.setCurrentIndex(d.theme.findData("dark"))
     _click(d, QDialogButtonBox.StandardButton.Cancel)
@@ -92,7 +92,7 @@ def test_special_values_mean_automatic(qtbot: Any, make_window: Any) -> None:
     w = make_window(extensions=EXT)
     w.settings.n_threads, w.settings.seed, w.settings.max_tokens = 1, 3, 50
     w.settings.font_size = 20
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     assert d.threads.maximum() == max_threads()
     d.threads.setValue(d.threads.minimum())
     d.seed.setValue(d.seed.minimum())
@@ -108,7 +108,7 @@ def test_special_values_mean_automatic(qtbot: Any, make_window: Any) -> None:
 def test_restore_defaults_for_new_chats(qtbot: Any, make_window: Any) -> None:
     w = make_window(extensions=EXT)
     w.settings.temperature, w.settings.system_prompt, w.settings.context_limit = 1.5, "x", 2048
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     restore = [b for b in d.findChildren(QPushButton) if b.text() == "Restore defaults"]
     restore[0].click()
     assert d.temperature.value() == 0.7 and d.system_prompt.toPlainText() == ""
@@ -117,7 +117,7 @@ def test_restore_defaults_for_new_chats(qtbot: Any, make_window: Any) -> None:
 
 def test_privacy_says_what_leaves_the_machine(qtbot: Any, make_window: Any) -> None:
     w = make_window(extensions=EXT)
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     titles = [d.tabs.tabText(i).replace("&&", "&") for i in range(d.tabs.count())]
     assert titles[:4] == ["Models & hardware", "New chats", "Appearance", "Privacy"]
     text = d.privacy_label.text()
@@ -149,7 +149,7 @@ def test_other_features_add_pages(qtbot: Any, make_window: Any) -> None:
         return pages[-1]
 
     add_settings_page(w, make_page)
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     assert d.tabs.tabText(d.tabs.count() - 1) == "Local server"
     _click(d, QDialogButtonBox.StandardButton.Ok)
     assert pages[0].applied == [w.settings]
@@ -162,7 +162,7 @@ def test_hardware_changes_say_when_they_apply(
     w = make_window(extensions=EXT)
     with qtbot.waitSignal(w.session.model_loaded, timeout=10_000):
         w.open_model(str(fake_model_file))
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     d.context.setValue(2048)
     _click(d, QDialogButtonBox.StandardButton.Ok)
     assert w.message_bar.isVisible() and "next time a model is loaded" in w.message_bar.label.text()
@@ -201,7 +201,7 @@ def test_a_number_for_models_dir_does_not_stop_the_window(qtbot: Any, make_windo
     _settings_file().write_text(json.dumps({"models_dir": 5, "top_p": "high"}))
     w = make_window(extensions=("chatapp.gui.models_actions", *EXT))
     assert w.isVisible() and w.settings.models_dir is None and w.settings.top_p == 0.95
-    assert w._models_controller.library().models_dir == w.paths.models
+    assert w.models_controller.library().models_dir == w.paths.models
     assert not w.message_bar.isVisible()  # a readable file with bad values is not "broken"
 
 
@@ -225,7 +225,7 @@ def test_alternatives_kept_per_token_shape_the_next_answer(
     w = make_window(reply="ab", extensions=EXT)
     with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
         w.open_model(str(fake_model_file))
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     assert d.top_n.value() == 5  # the default
     d.top_n.setValue(12)
     _click(d, QDialogButtonBox.StandardButton.Ok)
@@ -238,7 +238,7 @@ def test_alternatives_kept_per_token_shape_the_next_answer(
     assert trace is not None and trace.top_n == 12
     assert all(len(step.top) == 12 for step in trace.steps)
 
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     d.top_n.setValue(0)  # "None": no alternatives kept
     _click(d, QDialogButtonBox.StandardButton.Ok)
     with qtbot.waitSignal(w.session.reply_finished, timeout=10000):

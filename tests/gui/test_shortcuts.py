@@ -104,17 +104,17 @@ def test_stop_and_regenerate(qtbot: Any, make_window: Any, fake_model_file: Path
 def test_settings_help_export_and_search(qtbot: Any, make_window: Any) -> None:
     w = _window(qtbot, make_window, conversations=1)
     qtbot.keyClick(w.input, Key.Key_Comma, Mod.ControlModifier)
-    dialog = w._settings_actions.dialog
+    dialog = w.settings_actions.dialog
     assert isinstance(dialog, SettingsDialog) and dialog.isVisible()
     dialog.reject()
     w.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5_000)
     for key, mod in ((Key.Key_F1, Mod.NoModifier), (Key.Key_Slash, Mod.ControlModifier)):
         qtbot.keyClick(w.input, key, mod)
-        sheet = w._shortcuts.sheet
+        sheet = w.shortcuts.sheet
         assert isinstance(sheet, ShortcutSheet) and sheet.isVisible()
         sheet.close()
-        qtbot.waitUntil(lambda: w._shortcuts.sheet is None)
+        qtbot.waitUntil(lambda: w.shortcuts.sheet is None)
         w.activateWindow()
         qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5_000)
     export = next(a for a in w.findChildren(QAction) if a.text() == "Export conversation…")
@@ -170,7 +170,7 @@ def test_every_shortcut_is_in_a_menu_unique_and_on_the_help_sheet(
     listed = {what: keys for _menu, what, keys in menu_shortcuts(w)}
     for what, key in wanted.items():
         assert listed.get(what) == key, what
-    sheet = w._shortcuts.show_sheet()
+    sheet = w.shortcuts.show_sheet()
     for what, key in wanted.items():
         assert sheet.keys_for(what) == key
     assert sheet.keys_for("Send the message") == "Enter"

@@ -19,7 +19,7 @@ def test_playground_shows_live_tokens_and_compares_two_models(qtbot, smollm2_pat
     w.show()
     try:
         qtbot.waitUntil(lambda: w.session.model is not None, timeout=120000)
-        action = w._tokenizer_playground_action
+        action = w.tokenizer_playground_action
         assert action in w.menus["view"].actions()
         action.trigger()
         dlg = next(c for c in w.findChildren(TokenizerPlayground))

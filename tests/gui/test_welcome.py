@@ -83,7 +83,7 @@ def test_first_run_from_nothing_to_a_streamed_answer(
     hub.add(starter.repo, {served: Blob(path=smollm2_path), "README.md": Blob(data=b"# hi")})
     w = _real_window(make_window, max_tokens=24, seed=1)
     w.activateWindow()
-    welcome = w._welcome
+    welcome = w.welcome
     qtbot.waitUntil(lambda: welcome.shown, timeout=5_000)
     assert not w.message_view.isVisible()
     view = welcome.view
@@ -106,7 +106,7 @@ def test_first_run_from_nothing_to_a_streamed_answer(
     assert path.name == served and path.is_relative_to(w.paths.models)
     assert path.read_bytes() == smollm2_path.read_bytes()
     check_model_file(path)
-    assert [j.state for j in w._models_controller.queue.jobs] == [DONE]
+    assert [j.state for j in w.models_controller.queue.jobs] == [DONE]
     assert hub.served[served] == smollm2_path.stat().st_size  # downloaded once, for real
     assert not welcome.shown and w.message_view.isVisible()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is w.input, timeout=5_000)  # type away
@@ -137,12 +137,12 @@ def test_a_failed_lookup_says_why_and_can_be_retried(
     hub: FakeHub,
 ) -> None:
     w = _real_window(make_window)
-    view = w._welcome.view
-    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)
+    view = w.welcome.view
+    qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)
     view.download_button.click()  # the fake hub has no such repository
     qtbot.waitUntil(lambda: view.download_button.isEnabled(), timeout=20_000)
     assert STARTERS[0].repo in view.status.text() or "not found" in view.status.text().lower()
-    assert w._welcome.shown and w.session.model is None
+    assert w.welcome.shown and w.session.model is None
 
 
 @pytest.mark.model
@@ -150,7 +150,7 @@ def test_drop_a_gguf_on_the_window_opens_it(
     qtbot: Any, make_window: Any, smollm2_path: Path, tmp_path: Path
 ) -> None:
     w = _real_window(make_window)
-    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)
+    qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     enter, _ = _drag(w, text)
@@ -159,7 +159,7 @@ def test_drop_a_gguf_on_the_window_opens_it(
         enter, drop = _drag(w, smollm2_path)
     assert enter.isAccepted() and drop.isAccepted()
     assert loaded.args[0].info.path == str(smollm2_path.resolve())
-    assert not w._welcome.shown
+    assert not w.welcome.shown
 
 
 @pytest.mark.model
@@ -180,10 +180,10 @@ def test_a_bad_file_brings_the_welcome_back_with_the_reason(
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a model at all" * 100)
     w = _real_window(make_window)
-    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)
+    qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)
     with qtbot.waitSignal(w.session.model_failed, timeout=60_000):
         _drag(w, bad)
-    assert w._welcome.shown and w._welcome.view.status.text()
+    assert w.welcome.shown and w.welcome.view.status.text()
     assert w.message_bar.isVisible()
 
 
@@ -192,11 +192,11 @@ def test_no_welcome_while_a_model_loads_at_start(
 ) -> None:
     w = make_window(extensions=GUI_EXTENSIONS)  # the scripted engine
     shown: list[bool] = []
-    w._welcome.view.installEventFilter(ShowSpy(shown, w))
+    w.welcome.view.installEventFilter(ShowSpy(shown, w))
     w.open_model(str(fake_model_file))  # as `chatapp --model PATH` does, before the loop runs
     qtbot.waitUntil(lambda: w.session.model is not None, timeout=10_000)
     qtbot.wait(50)
-    assert shown == [] and not w._welcome.shown and w.message_view.isVisible()
+    assert shown == [] and not w.welcome.shown and w.message_view.isVisible()
     w.session.new_conversation()
     assert shown == []
 
@@ -217,17 +217,17 @@ def test_opening_a_conversation_leaves_the_welcome(qtbot: Any, make_window: Any)
     c = w.store.create_conversation("Earlier chat")
     w.store.add_message(c.id, Role.USER, "hi", parent_id=None)
     w.refresh_conversations()
-    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)
+    qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)
     w.conversation_view.setCurrentIndex(w.conversations.index(0))
-    assert not w._welcome.shown and w.message_view.isVisible()
+    assert not w.welcome.shown and w.message_view.isVisible()
 
 
 def test_the_welcome_works_from_the_keyboard(qtbot: Any, make_window: Any) -> None:
     w = make_window(extensions=GUI_EXTENSIONS)
-    qtbot.waitUntil(lambda: w._welcome.shown, timeout=5_000)
+    qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)
     w.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5_000)
-    v = w._welcome.view
+    v = w.welcome.view
     w.open_button.setFocus()
     seen = []
     for _ in range(5):
@@ -245,7 +245,7 @@ def test_models_already_on_disk_are_pointed_out(qtbot: Any, make_window: Any) ->
     model.parent.mkdir(parents=True)
     model.write_bytes(b"GGUF" + b"\0" * 100)
     w = make_window(extensions=GUI_EXTENSIONS)
-    label = w._welcome.view.local_label
+    label = w.welcome.view.local_label
     qtbot.waitUntil(lambda: not label.isHidden(), timeout=10_000)
     count = label.text().split(" ", 1)[0]  # the Hugging Face cache may add its own
     assert int(count) >= 1 and "already on this computer" in label.text()

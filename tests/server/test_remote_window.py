@@ -41,7 +41,7 @@ def test_pick_a_server_model_and_chat(make_window, far_server: str, qtbot) -> No
     from chatapp.gui.remote_actions import RemoteDialog, use_remote
 
     w = make_window(engine_factory=_factory, extensions=("chatapp.gui.remote_actions",))
-    assert w._remote_action.text() == "Use a model on a server…"
+    assert w.remote_action.text() == "Use a model on a server…"
     dialog = RemoteDialog(w, w)
     dialog.url.setText(far_server)
     dialog.list_button.click()

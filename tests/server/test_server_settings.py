@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 
 def _page(w: Any) -> tuple[Any, ServerSettingsPage]:
-    d = w._settings_actions.show_dialog()
+    d = w.settings_actions.show_dialog()
     pages = [p for p in d.pages if isinstance(p, ServerSettingsPage)]
     assert len(pages) == 1
     titles = [d.tabs.tabText(i) for i in range(d.tabs.count())]
@@ -40,12 +40,12 @@ def _page(w: Any) -> tuple[Any, ServerSettingsPage]:
 
 def _ok(qtbot: Any, w: Any, d: Any) -> None:
     d.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
-    qtbot.waitUntil(lambda: w._settings_actions.dialog is None or not d.isVisible())
+    qtbot.waitUntil(lambda: w.settings_actions.dialog is None or not d.isVisible())
     qtbot.wait(10)  # the switch follows the new values on the next turn of the event loop
 
 
 def _stop(w: Any) -> None:
-    w._server_switch.stop()
+    w.server_switch.stop()
 
 
 def test_the_page_shows_the_defaults(qtbot: Any, make_window: Any) -> None:
@@ -55,7 +55,7 @@ def test_the_page_shows_the_defaults(qtbot: Any, make_window: Any) -> None:
     assert (page.host.text(), page.port.value(), page.key.text()) == ("127.0.0.1", 8080, "")
     assert page.origins.text() == "" and page.warning.isHidden()
     assert "off" in page.status.text()
-    assert w._server_switch.action.text() == "Serve the loaded model on http://127.0.0.1:8080"
+    assert w.server_switch.action.text() == "Serve the loaded model on http://127.0.0.1:8080"
     d.reject()
 
 
@@ -79,7 +79,7 @@ def test_values_persist_across_a_reopen_and_a_restart_and_the_switch_serves_them
     )
     assert s.api_cors_origins == ["http://localhost:3000", "https://example.org"]
     assert Settings.load(app_paths().settings) == s  # saved
-    assert w._server_switch.action.text() == f"Serve the loaded model on http://127.0.0.1:{port}"
+    assert w.server_switch.action.text() == f"Serve the loaded model on http://127.0.0.1:{port}"
 
     d, page = _page(w)  # reopened: the page shows what was saved
     assert (page.autostart.isChecked(), page.port.value(), page.key.text()) == (
@@ -91,10 +91,10 @@ def test_values_persist_across_a_reopen_and_a_restart_and_the_switch_serves_them
     d.reject()
 
     # the switch serves on the configured port, with the key and the CORS origin
-    w._server_switch.action.trigger()
-    assert w._server_switch.action.isChecked()
+    w.server_switch.action.trigger()
+    assert w.server_switch.action.isChecked()
     url = f"http://127.0.0.1:{port}/v1"
-    assert w._server_switch.url == url
+    assert w.server_switch.url == url
     assert httpx.get(f"{url}/models", timeout=10).status_code == 401  # the key is asked
     ok = httpx.get(
         f"{url}/models",
@@ -112,7 +112,7 @@ def test_values_persist_across_a_reopen_and_a_restart_and_the_switch_serves_them
     w2 = make_window(extensions=EXT)
     try:
         assert w2.settings.api_port == port and w2.settings.api_autostart
-        assert w2._server_switch.action.isChecked() and w2._server_switch.url == url
+        assert w2.server_switch.action.isChecked() and w2.server_switch.url == url
         r = httpx.get(f"{url}/models", headers={"Authorization": "Bearer sekret"}, timeout=10)
         assert r.status_code == 200
         _d, page = _page(w2)
@@ -126,7 +126,7 @@ def test_a_running_server_moves_to_the_new_port_on_ok(qtbot: Any, make_window: A
     first, second = _free_port(), _free_port()
     w = make_window(extensions=EXT)
     w.settings.api_port = first
-    switch = w._server_switch
+    switch = w.server_switch
     assert switch.start()
     try:
         assert httpx.get(f"http://127.0.0.1:{first}/v1/models", timeout=10).status_code == 200
@@ -159,12 +159,12 @@ def test_a_host_beyond_loopback_without_a_key_is_refused_with_a_reason(
     page.key.setText("")
     _ok(qtbot, w, d)
     assert (w.settings.api_host, w.settings.api_key) == ("0.0.0.0", None)
-    assert w._server_switch.action.text() == f"Serve the loaded model on http://0.0.0.0:{port}"
+    assert w.server_switch.action.text() == f"Serve the loaded model on http://0.0.0.0:{port}"
 
     errors: list[str] = []
     monkeypatch.setattr(w, "show_error", errors.append)
-    w._server_switch.action.trigger()
-    assert not w._server_switch.action.isChecked() and w._server_switch.url is None
+    w.server_switch.action.trigger()
+    assert not w.server_switch.action.isChecked() and w.server_switch.url is None
     assert len(errors) == 1
     assert "0.0.0.0" in errors[0] and "reachable from other machines" in errors[0]
     assert "API key" in errors[0]
@@ -179,7 +179,7 @@ def test_start_at_launch_with_an_unsafe_host_stays_off_and_says_why(
     s = Settings(api_autostart=True, api_host="0.0.0.0", api_port=_free_port())
     s.save(path)
     w = make_window(extensions=EXT)
-    assert not w._server_switch.action.isChecked()
+    assert not w.server_switch.action.isChecked()
     assert w.message_bar.isVisible() and w.message_bar.error
     assert "reachable from other machines" in w.message_bar.label.text()
 

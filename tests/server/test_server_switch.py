@@ -27,7 +27,7 @@ def test_switch_serves_the_windows_model(
     port = _free_port()
     monkeypatch.setenv("CHATAPP_API_PORT", str(port))
     w = make_window(extensions=("chatapp.gui.server_actions",), reply="Served by the window.")
-    switch = w._server_switch
+    switch = w.server_switch
     assert not switch.action.isChecked()  # off by default
     assert switch.action.text() == f"Serve the loaded model on http://127.0.0.1:{port}"
     with qtbot.waitSignal(w.session.model_loaded, timeout=10_000):
@@ -61,6 +61,6 @@ def test_a_busy_port_is_an_error_and_the_switch_stays_off(
         w = make_window(extensions=("chatapp.gui.server_actions",))
         errors: list[str] = []
         monkeypatch.setattr(w, "show_error", errors.append)
-        w._server_switch.action.trigger()
-        assert not w._server_switch.action.isChecked()
+        w.server_switch.action.trigger()
+        assert not w.server_switch.action.isChecked()
         assert errors and f"127.0.0.1:{port}" in errors[0]
