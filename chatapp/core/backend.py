@@ -138,6 +138,9 @@ class ChatRequest:
     # Continue a cut-off answer: the model's turn starts with this text (and thinking)
     prefill: str = ""
     prefill_thinking: str = ""
+    # constrained output: a GBNF grammar the answer must match (core.json_grammar); the
+    # sampler only picks tokens that keep it matching (None: unconstrained)
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)

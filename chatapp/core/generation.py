@@ -44,8 +44,10 @@ class ReplyStream:
         cache_key: str | None = None,
         forced: Sequence[Sampled] = (),
         prefill: tuple[str, str] = ("", ""),
+        grammar: str | None = None,
     ) -> None:
         self.engine = engine
+        self.grammar = grammar
         if not isinstance(prompt, PreparedPrompt):  # bare token ids (tests, benchmarks)
             prompt = PreparedPrompt("", list(prompt), ChatTemplate("tokens", "completion", ""))
         self.prompt: PreparedPrompt = prompt
@@ -147,12 +149,15 @@ class ReplyStream:
             if left <= 0:
                 return
             params = replace(params, max_tokens=left)
+        # only a constrained stream passes a grammar: an engine without one still works
+        extra = {"grammar": self.grammar} if self.grammar else {}
         for s in self.engine.generate(
             self.prompt_tokens + [s.token_id for s in self.forced],
             params,
             self.cancel,
             logprobs=self.logprobs,
             cache_key=self.cache_key,
+            **extra,
         ):
             yield s, False
 

@@ -174,6 +174,7 @@ class LlamaEngine:
         self._closed = False
         self.last_prompt = PromptEval()
         self._states = StateCache()
+        self._grammars: OrderedDict[str, llama_cpp.LlamaGrammar] = OrderedDict()
         self._state_owner: str | None = None
         self._cancel = threading.Event()  # replaced by each generate() call's event
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -255,8 +256,10 @@ class LlamaEngine:
         *,
         logprobs: int = 0,
         cache_key: str | None = None,
+        grammar: str | None = None,
     ) -> Iterator[Sampled]:
         self._check_open()
+        compiled = self._grammar(grammar) if grammar else None
         n_ctx = self.info.n_ctx
         if len(prompt) >= n_ctx:
             raise ContextFullError(
@@ -283,6 +286,7 @@ class LlamaEngine:
                 min_p=params.min_p,
                 temp=params.temperature,
                 repeat_penalty=params.repeat_penalty,
+                grammar=compiled,
             )
             for token in gen:
                 if abort_on:  # prompt evaluated: generation is cancelled between tokens
@@ -310,6 +314,18 @@ class LlamaEngine:
         finally:
             if abort_on:
                 llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
+
+    def _grammar(self, text: str) -> llama_cpp.LlamaGrammar:
+        """The compiled grammar (the last few kept: a tool set or schema is reused turn
+        after turn). A grammar llama.cpp cannot parse is a bug in its builder."""
+        cached = self._grammars.pop(text, None)
+        if cached is None:
+            with contextlib.redirect_stderr(_StderrToLog()):
+                cached = llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+        self._grammars[text] = cached
+        while len(self._grammars) > 4:
+            self._grammars.popitem(last=False)
+        return cached
 
     def _sampled(self, ctx: Any, token: int, top_n: int, dist: SampledDistribution) -> Sampled:
         """The token with its log-probability and the top_n alternatives, from the logits

@@ -122,6 +122,7 @@ class LocalBackend:
             cache_key=request.cache_key,
             forced=request.forced,
             prefill=(request.prefill, request.prefill_thinking),
+            grammar=request.grammar,
         )
 
     def execute_text(self, text: str, request: ChatRequest, cancel: threading.Event) -> ReplyStream:
