@@ -45,9 +45,11 @@ class ReplyStream:
         forced: Sequence[Sampled] = (),
         prefill: tuple[str, str] = ("", ""),
         grammar: str | None = None,
+        keep_special: Sequence[str] = (),
     ) -> None:
         self.engine = engine
         self.grammar = grammar
+        self.keep_special = frozenset(keep_special)
         if not isinstance(prompt, PreparedPrompt):  # bare token ids (tests, benchmarks)
             prompt = PreparedPrompt("", list(prompt), ChatTemplate("tokens", "completion", ""))
         self.prompt: PreparedPrompt = prompt
@@ -105,7 +107,9 @@ class ReplyStream:
                         self.stats.reused_tokens = ev.reused
                         self.stats.evaluated_tokens = ev.evaluated
                 n += 1
-                if self.engine.is_special(s.token_id):
+                if self.engine.is_special(s.token_id) and (
+                    not self.keep_special or self._piece(s.token_id) not in self.keep_special
+                ):
                     # a control token mid-answer (a new turn's start, an end marker not
                     # flagged end-of-generation) ends the turn; it is never shown
                     finish = FinishReason.STOP

@@ -125,7 +125,9 @@ class SchemaGrammar:
             raise BadSchema(f"A JSON schema must be an object, not {type(schema).__name__}.")
         for key in schema:
             if key not in _KNOWN:
-                raise BadSchema(f"JSON schema keyword '{key}' is not supported in constrained output.")
+                raise BadSchema(
+                    f"JSON schema keyword '{key}' is not supported in constrained output."
+                )
         if "$ref" in schema:
             return self._ref(str(schema["$ref"]))
         if "const" in schema:
@@ -171,7 +173,7 @@ class SchemaGrammar:
         return kind
 
     def _string(self, schema: dict[str, Any]) -> str:
-        lo = _count(schema, "minLength", 0)
+        lo = _count(schema, "minLength", 0) or 0
         hi = _count(schema, "maxLength", None)
         if lo == 0 and hi is None:
             return "string"
@@ -184,7 +186,7 @@ class SchemaGrammar:
         if isinstance(items, list):
             raise BadSchema("JSON schema keyword 'items' as a list (tuples) is not supported.")
         item = self.add(items, f"{hint}-item")
-        lo = _count(schema, "minItems", 0)
+        lo = _count(schema, "minItems", 0) or 0
         hi = _count(schema, "maxItems", None)
         if hi is not None and hi < lo:
             raise BadSchema("'maxItems' is below 'minItems'.")
@@ -213,7 +215,7 @@ class SchemaGrammar:
                 return '"{" ws "}"'
             if isinstance(extra, dict) and extra:
                 value = self.add(extra, f"{hint}-value")
-                pair = f"string ws \":\" ws {value} ws"
+                pair = f'string ws ":" ws {value} ws'
                 return f'"{{" ws ( {pair} ( "," ws {pair} )* )? "}}"'
             return "object"
         if missing:
@@ -264,7 +266,9 @@ def _count(schema: dict[str, Any], key: str, default: int | None) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise BadSchema(f"'{key}' must be a non-negative integer.")
     if value > MAX_REPEAT:
-        raise BadSchema(f"'{key}' of {value} is more than constrained output allows ({MAX_REPEAT}).")
+        raise BadSchema(
+            f"'{key}' of {value} is more than constrained output allows ({MAX_REPEAT})."
+        )
     return value
 
 

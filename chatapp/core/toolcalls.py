@@ -52,7 +52,11 @@ class ToolCall:
     def openai(self) -> dict[str, Any]:
         """The call in OpenAI's shape (arguments as a JSON string)."""
         args = json.dumps(self.arguments, ensure_ascii=False) if not self.error else self.raw
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": args}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": args},
+        }
 
     def as_json(self) -> dict[str, Any]:
         """As stored in a message's meta."""
@@ -254,7 +258,6 @@ def _one(item: Any, raw: str) -> ToolCall:
     return ToolCall(call_id or new_call_id(), item["name"], args, raw.strip())
 
 
-
 def call_grammar(family: str, tools: list[dict[str, Any]], name: str | None = None) -> str:
     """A GBNF grammar for exactly one call, in the family's format, to one of `tools`
     (OpenAI-shaped function specs) or to the one named: the arguments follow each
@@ -294,3 +297,63 @@ def _with_root(g: SchemaGrammar, schema: Any) -> SchemaGrammar:
     g._root = schema if isinstance(schema, dict) else {}
     g._refs = {}
     return g
+
+
+# --- the prompt side: tools and past calls for a template ---------------------------------
+
+TOOLS_SYSTEM = (
+    "You may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
+    "{tools}\n</tools>\n\n"
+    "For each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+)
+
+
+def reads_tools(template_text: str) -> bool:
+    """Whether a template renders the `tools` variable itself."""
+    return "tools" in template_text
+
+
+def tools_system_text(tools: list[dict[str, Any]]) -> str:
+    """The Hermes/Qwen tools section, for a template that has no place for tools."""
+    return TOOLS_SYSTEM.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools))
+
+
+def for_template(messages: list[dict[str, Any]], template_text: str) -> list[dict[str, Any]]:
+    """Past calls and results the way a template can show them: as they are where the
+    template reads tool_calls and the tool role; otherwise in the family's text (a call
+    appended to the answer, a result as a user turn in <tool_response> tags, as Hermes
+    and Qwen write them), so the model still sees what happened."""
+    if "tool_calls" in template_text and "tool" in template_text:
+        return messages
+    return _adapt(messages, family_for(template_text))
+
+
+def _adapt(messages: list[dict[str, Any]], family: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "assistant" and m.get("tool_calls"):
+            texts = [str(m.get("content") or "").strip()]
+            for c in m["tool_calls"]:
+                fn = c.get("function", c)
+                args = fn.get("arguments") or {}
+                if isinstance(args, str):
+                    try:
+                        args = json.loads(args)
+                    except json.JSONDecodeError:
+                        args = {"raw": args}
+                texts.append(call_text(family, str(fn.get("name", "")), args))
+            rest = {k: v for k, v in m.items() if k != "tool_calls"}
+            out.append({**rest, "content": "\n".join(t for t in texts if t)})
+        elif role == "tool":
+            body = f"<tool_response>\n{m.get('content', '')}\n</tool_response>"
+            if out and out[-1].get("role") == "user" and out[-1].get("_tool"):
+                out[-1] = {**out[-1], "content": out[-1]["content"] + "\n" + body}
+            else:
+                out.append({"role": "user", "content": body, "_tool": True})
+        else:
+            out.append(m)
+    return [{k: v for k, v in m.items() if k != "_tool"} for m in out]

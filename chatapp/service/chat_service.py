@@ -58,6 +58,8 @@ from chatapp.service.model_host import (
 from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
 from chatapp.service.resolver import Given, LoadSettings, TurnSettings, resolve_load, resolve_turn
 from chatapp.service.store_thread import StoreThread
+from chatapp.service.tool_setup import tool_setup
+from chatapp.service.tools import ToolRunner
 from chatapp.service.turn import (
     Completion,
     Listener,
@@ -91,8 +93,10 @@ class ChatService:
         backend_factory: BackendFactory = default_backend_factory,
         *,
         store_factory: Callable[[Path], Store] | None = None,
+        tools: ToolRunner | None = None,
     ) -> None:
         self.settings = settings
+        self.tools = tools  # what the model may call (chatapp.tools' registry)
         self._host = ModelHost(settings, backend_factory)
         if store_factory is None:
             # the service's writes wait for another process's lock off the GUI thread;
@@ -522,7 +526,7 @@ class ChatService:
             store.set_current_leaf(conv.id, answer.id)
             handle.conversation_id, handle.message_id = conv.id, answer.id
             resolved = self.turn_settings(ref, conv, opts)
-            spec = self._spec(handle, conv, history, resolved, ref)
+            spec = self._spec(handle, conv, history, resolved, ref, opts=opts)
             spec.request = _with(
                 spec.request, prefill=answer.content, prefill_thinking=answer.thinking
             )
@@ -566,6 +570,7 @@ class ChatService:
         resolved: TurnSettings,
         ref: ModelRef,
         forced: tuple[Any, ...] = (),
+        opts: TurnOptions | None = None,
     ) -> TurnSpec:
         request = ChatRequest(
             history,
@@ -575,7 +580,12 @@ class ChatService:
             cache_key=conv.id,
             forced=forced,
         )
-        return TurnSpec(handle, request, resolved, ref)
+        spec = TurnSpec(handle, request, resolved, ref)
+        return self._tooled(spec, opts)
+
+    def _tooled(self, spec: TurnSpec, opts: TurnOptions | None) -> TurnSpec:
+        """The spec with the turn's tools and output constraint (service.tool_setup)."""
+        return tool_setup(spec, opts, self.tools, self.settings.tool_max_steps)
 
     def _begin(
         self,
@@ -603,6 +613,7 @@ class ChatService:
         ids = [m.id for m in branch]
         history = branch[: ids.index(parent.id) + 1]
         resolved = self.turn_settings(ref, conv, opts, answer_sampling=answer_sampling)
+        self._tooled(TurnSpec(handle, ChatRequest([]), resolved), opts)  # refused before any row
         loaded = self._host.loaded
         reply = store.add_message(
             conv.id,
@@ -621,7 +632,7 @@ class ChatService:
         if conv.model_path != str(ref):
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
-        spec = self._spec(handle, conv, history, resolved, ref, forced)
+        spec = self._spec(handle, conv, history, resolved, ref, forced, opts)
         sink = StoreSink(spec, self._db, conv, reply)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._runner.run, spec, sink)
@@ -659,7 +670,7 @@ class ChatService:
                 logprobs=logprobs,
                 cache_key=cache_key,
             )
-            spec = TurnSpec(handle, request, resolved, None, prompt_text)
+            spec = self._tooled(TurnSpec(handle, request, resolved, None, prompt_text), opts)
             self._infer.submit(self._runner.run, spec, MemorySink(spec))
         except Exception as e:  # no model, a bad value, or shut down
             failure = failure_of(e)
