@@ -57,7 +57,7 @@ _KNOWN = _ANNOTATIONS | _COMBINERS | set().union(*_BY_TYPE.values())
 # the largest repetition count written out; a schema asking for more is refused
 MAX_REPEAT = 10_000
 
-PRIMITIVES = r"""ws ::= [ \t\n]{0,8}
+PRIMITIVES = r"""ws ::= [ \n]?
 char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
 string ::= "\"" char* "\""
 integer ::= "-"? ("0" | [1-9] [0-9]{0,15})

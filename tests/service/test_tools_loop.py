@@ -67,7 +67,12 @@ class Calculator:
         return [self.spec] if names is None or "calculator" in names else []
 
     def run(
-        self, name: str, arguments: dict[str, Any], *, cancel: threading.Event, timeout: float = 30.0
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        cancel: threading.Event,
+        timeout: float = 30.0,
     ) -> Result:
         self.ran.append(arguments)
         if self.huge:
@@ -174,7 +179,10 @@ def test_step_limit_and_result_cap(tmp_path: Path) -> None:
         thread = svc.read(lambda s: s.active_thread(end.conversation_id)).result(timeout=10)
         tools = [m for m in thread if m.role is Role.TOOL]
         assert len(tools) == settings_steps
-        assert tools[0].meta["truncated"] and "[... cut: 16,000 of 50,000 characters shown]" in tools[0].content
+        assert (
+            tools[0].meta["truncated"]
+            and "[... cut: 16,000 of 50,000 characters shown]" in tools[0].content
+        )
     finally:
         svc.shutdown()
 
