@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from chatapp.core.backend import ModelRef
 from chatapp.core.conversation import FinishReason, Role
 from chatapp.core.settings import Settings
