@@ -223,3 +223,44 @@ def test_bad_schema_names_the_keyword(tmp_path: Path) -> None:
 
 def test_json_dumps_round_trip() -> None:
     assert json.loads(CALL.split("\n")[1])["name"] == "calculator"
+
+
+class Stopping(Calculator):
+    """A tool during which the user presses Stop; it sees the turn's cancel event."""
+
+    def __init__(self) -> None:
+        super().__init__(permission="always")
+        self.handle: Any = None
+        self.ready = threading.Event()
+        self.saw_cancel = False
+
+    def run(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        cancel: threading.Event,
+        timeout: float = 30.0,
+    ) -> Result:
+        assert self.ready.wait(30)
+        self.handle.cancel()
+        self.saw_cancel = cancel.is_set()
+        return Result("partial", is_error=True)
+
+
+def test_stop_during_a_tool_ends_the_turn_and_keeps_the_steps(tmp_path: Path) -> None:
+    tool = Stopping()
+    svc = service(tmp_path, tool, [CALL, "never generated"])
+    try:
+        h = svc.send(None, "Go", options=TurnOptions(tools=("calculator",)))
+        tool.handle = h
+        tool.ready.set()
+        end = h.result(timeout=30)
+        assert isinstance(end, TurnFinished), end
+        assert tool.saw_cancel
+        thread = svc.read(lambda s: s.active_thread(end.conversation_id)).result(timeout=10)
+        assert [m.role for m in thread] == [Role.USER, Role.ASSISTANT, Role.TOOL]
+        assert thread[2].content == "partial" and thread[2].meta["is_error"]
+        assert len(svc.engines[0].prompts) == 1  # type: ignore[attr-defined]
+    finally:
+        svc.shutdown()
