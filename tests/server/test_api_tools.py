@@ -62,6 +62,7 @@ def test_streamed_call_has_index_id_and_arguments(api: str) -> None:
         messages=ASK,
         tools=[WEATHER],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        parallel_tool_calls=False,
         stream=True,
         **FAST,
     )

@@ -264,3 +264,27 @@ def test_stop_during_a_tool_ends_the_turn_and_keeps_the_steps(tmp_path: Path) ->
         assert len(svc.engines[0].prompts) == 1  # type: ignore[attr-defined]
     finally:
         svc.shutdown()
+
+
+class ControlMarker(ScriptedEngine):
+    """Byte 0x01 is one control token whose text is [TOOL_CALLS] (as in Mistral's vocabulary)."""
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return b"[TOOL_CALLS]" if token_id == 2 else super().token_bytes(token_id)
+
+    def is_special(self, token_id: int) -> bool:
+        return token_id == 2 or super().is_special(token_id)
+
+
+def test_a_control_token_that_opens_a_call_passes_when_tools_are_offered() -> None:
+    from chatapp.core.engine import SamplingParams
+    from chatapp.core.generation import ReplyStream
+
+    engine = ControlMarker(reply='ok\x01[{"name": "calculator", "arguments": {}}]')
+
+    def answer(keep: tuple[str, ...]) -> str:
+        stream = ReplyStream(engine, [1], SamplingParams(), threading.Event(), keep_special=keep)
+        return "".join(c.text for c in stream)
+
+    assert answer(()) == "ok"  # a control token ends the turn
+    assert answer(("[TOOL_CALLS]",)) == 'ok[TOOL_CALLS][{"name": "calculator", "arguments": {}}]'
