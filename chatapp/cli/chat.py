@@ -4,10 +4,12 @@ Qt)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from typing import Any
 
 from chatapp.cli.common import model_ref, shown
@@ -15,11 +17,19 @@ from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_fl
 from chatapp.core.backend import ModelRef
 from chatapp.core.chat_settings import BadValue
 from chatapp.core.errors import FailureKind, UserError
+from chatapp.core.json_grammar import schema_grammar
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, TurnHandle, TurnOptions
-from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
+from chatapp.service.events import (
+    TurnChunk,
+    TurnFailed,
+    TurnFinished,
+    TurnPrompt,
+    TurnToolCall,
+    TurnToolResult,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,6 +88,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
+    p.add_argument(
+        "--tools",
+        metavar="NAME[,NAME...]",
+        help="tools the model may call; calls and results are printed on stderr",
+    )
+    p.add_argument(
+        "--tool-choice",
+        metavar="auto|none|required|NAME",
+        default=None,
+        help="required (or a tool's name): the model must call a tool, and the call is "
+        "constrained to the tools' schemas",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="approve every tool call of this run without asking"
+    )
+    p.add_argument(
+        "--json-schema",
+        metavar="FILE",
+        help="constrain the answer to JSON valid for this schema ('-': any JSON object)",
+    )
     add_token_flags(p)
     p.set_defaults(func=chat)
 
@@ -140,7 +170,9 @@ def chat(args: argparse.Namespace) -> int:
         model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
     ref = model_ref(model, settings)
     opts = options_from_args(args)
-    service = ChatService(app_paths().database, settings)
+    opts = replace(opts, **tool_options(args))
+    runner = _tool_runner(settings) if opts.tools else None
+    service = ChatService(app_paths().database, settings, tools=runner)
     try:
         loaded = service.load(
             service.load_request(
@@ -165,6 +197,8 @@ def chat(args: argparse.Namespace) -> int:
         result, interrupted = _wait(handle)
     finally:
         service.shutdown()
+        if runner is not None:
+            runner.close()  # stops MCP servers and any running tool process
     if not args.json:
         sys.stdout.write("\n")
     sys.stdout.flush()
@@ -212,6 +246,61 @@ def options_from_args(args: argparse.Namespace) -> TurnOptions:
         raise UserError(f"Bad value: {e}.", kind=FailureKind.BAD_REQUEST) from e
 
 
+def tool_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--tools, --tool-choice, --yes and --json-schema as TurnOptions fields."""
+    out: dict[str, Any] = {}
+    names = tuple(n.strip() for n in (getattr(args, "tools", None) or "").split(",") if n.strip())
+    choice = getattr(args, "tool_choice", None)
+    if choice and not names:
+        raise UserError("--tool-choice needs --tools NAME[,NAME...].")
+    if names:
+        out.update(tools=names, tool_choice=choice, approve=_approver(bool(args.yes)))
+    path = getattr(args, "json_schema", None)
+    if path:
+        out["json_schema"] = True if path == "-" else _read_schema(path)
+        if out["json_schema"] is not True:
+            schema_grammar(out["json_schema"])  # refused here, before anything runs
+    return out
+
+
+def _read_schema(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise UserError(f"Cannot read the JSON schema {path}: {e.strerror or e}.") from e
+    except ValueError as e:
+        raise UserError(f"The JSON schema {path} is not valid JSON: {e}.") from e
+
+
+def _tool_runner(settings: Settings) -> Any:
+    """The app's tools (chatapp.tools' registry: the built-ins and the MCP servers of
+    mcp.json in the config folder), built here as the composition root. The Python tool
+    works in a scratch folder of its own; no folder is granted to the file tools."""
+    from chatapp.tools.registry import ToolRegistry
+
+    paths = app_paths().ensure()
+    return ToolRegistry(paths.config, scratch_dir=paths.data / "tool-scratch")
+
+
+def _approver(yes: bool) -> Any:
+    """--yes approves every call; otherwise ask on the terminal (no terminal: denied)."""
+
+    def approve(call: Any) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            print(
+                f"chatapp: denied {call.name} (no terminal to ask; --yes approves)", file=sys.stderr
+            )
+            return False
+        args = json.dumps(call.arguments, ensure_ascii=False)
+        answer = input(f"Run {call.name}({args})? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return approve
+
+
 def _find_message(store: Store, conv: Any, prefix: str) -> Any:
     """A message by id prefix within the conversation (ids are long)."""
     if conv is None or len(prefix) < 4:
@@ -229,7 +318,22 @@ class _Printer:
         self.said = said  # a note already printed (the template's), not repeated
 
     def __call__(self, event: Any) -> None:
-        if isinstance(event, TurnChunk) and event.chunk.text:
+        if isinstance(event, TurnToolCall):
+            call = event.call
+            with self.lock:
+                if call.error:
+                    print(f"\n[tool call not understood: {call.error}] {call.raw}", file=sys.stderr)
+                else:
+                    args = json.dumps(call.arguments, ensure_ascii=False)
+                    print(f"\n[tool call] {call.name}({args})", file=sys.stderr)
+        elif isinstance(event, TurnToolResult):
+            o = event.outcome
+            kind = "denied" if o.denied else "error" if o.is_error else "result"
+            with self.lock:
+                print(f"[tool {kind}] {o.content}", file=sys.stderr)
+        elif (
+            isinstance(event, TurnChunk) and event.chunk.text and event.chunk.channel != "tool_call"
+        ):
             out = sys.stderr if event.chunk.channel == "thinking" else sys.stdout
             with self.lock:
                 out.write(shown(event.chunk.text))

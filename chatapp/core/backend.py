@@ -138,6 +138,12 @@ class ChatRequest:
     # Continue a cut-off answer: the model's turn starts with this text (and thinking)
     prefill: str = ""
     prefill_thinking: str = ""
+    # constrained output: a GBNF grammar the answer must match (core.json_grammar); the
+    # sampler only picks tokens that keep it matching (None: unconstrained)
+    grammar: str | None = None
+    # tools offered: the text that opens a call in this model's format; a control token
+    # with this text passes as text instead of ending the turn ([TOOL_CALLS], <|python_tag|>)
+    tool_marker: str = ""
 
 
 @dataclass(frozen=True)

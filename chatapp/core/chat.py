@@ -17,6 +17,7 @@ from chatapp.core.conversation import Message
 from chatapp.core.engine import ModelInfo
 from chatapp.core.prompting import build_prompt, conversation_messages, needs_bos
 from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.toolcalls import for_template, reads_tools, tools_system_text
 
 
 class Tokenizer(Protocol):
@@ -62,7 +63,14 @@ def prepare_prompt(
             system_prompt = str(systems[0].get("content", ""))
         messages = [m for m in messages if m.get("role") != "system"]
     info = engine.info
-    extra: dict[str, Any] = {"tools": tools} if tools else {}
+    messages = for_template(messages, template.text)
+    extra: dict[str, Any] = {}
+    if tools and reads_tools(template.text):
+        extra["tools"] = tools
+    elif tools:  # a template with no place for tools: the Hermes section in the system prompt
+        system_prompt = "\n\n".join(
+            p for p in (system_prompt.strip(), tools_system_text(tools)) if p
+        )
     result = build_prompt(
         template,
         system_prompt,

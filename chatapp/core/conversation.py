@@ -19,6 +19,7 @@ class Role(str, Enum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"  # a tool's result; meta["tool_call_id"] names the call it answers
 
 
 class FinishReason(str, Enum):
@@ -26,6 +27,7 @@ class FinishReason(str, Enum):
     STOP = "stop"  # the model ended its turn
     LENGTH = "length"  # hit max tokens or the context window
     CANCELLED = "cancelled"  # the user pressed Stop
+    TOOL_CALLS = "tool_calls"  # the model called tools (the turn goes on with their results)
     ERROR = "error"
 
 

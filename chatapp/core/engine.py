@@ -97,12 +97,15 @@ class Engine(Protocol):
         *,
         logprobs: int = 0,
         cache_key: str | None = None,
+        grammar: str | None = None,
     ) -> Iterator[Sampled]:
         """Evaluate the prompt, then yield sampled tokens until an end-of-generation
         token (not yielded), params.max_tokens, or the context is full.
         logprobs: how many top alternatives to capture at each step (0: none).
         cache_key: whose conversation this is; an engine may keep the KV state of recent
         keys so that coming back to a conversation reuses its evaluated prefix.
+        grammar: a GBNF grammar every sampled token must keep matching (None: free);
+        the end-of-generation token comes only once the grammar is complete.
         Raises Cancelled if cancel is set, within one token (or one prompt batch)."""
 
     def close(self) -> None:

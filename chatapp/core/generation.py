@@ -45,10 +45,14 @@ class ReplyStream:
         forced: Sequence[Sampled] = (),
         prefill: tuple[str, str] = ("", ""),
         verbatim: bool = False,
+        grammar: str | None = None,
+        keep_special: Sequence[str] = (),
     ) -> None:
         """verbatim: completion mode (no chat template): the text is exactly the
         concatenation of the tokens' bytes, nothing stripped."""
         self.engine = engine
+        self.grammar = grammar
+        self.keep_special = frozenset(keep_special)
         if not isinstance(prompt, PreparedPrompt):  # bare token ids (tests, benchmarks)
             prompt = PreparedPrompt("", list(prompt), ChatTemplate("tokens", "completion", ""))
         self.prompt: PreparedPrompt = prompt
@@ -108,7 +112,9 @@ class ReplyStream:
                         self.stats.reused_tokens = ev.reused
                         self.stats.evaluated_tokens = ev.evaluated
                 n += 1
-                if self.engine.is_special(s.token_id):
+                if self.engine.is_special(s.token_id) and (
+                    not self.keep_special or self._piece(s.token_id) not in self.keep_special
+                ):
                     # a control token mid-answer (a new turn's start, an end marker not
                     # flagged end-of-generation) ends the turn; it is never shown
                     finish = FinishReason.STOP
@@ -152,12 +158,15 @@ class ReplyStream:
             if left <= 0:
                 return
             params = replace(params, max_tokens=left)
+        # only a constrained stream passes a grammar: an engine without one still works
+        extra = {"grammar": self.grammar} if self.grammar else {}
         for s in self.engine.generate(
             self.prompt_tokens + [s.token_id for s in self.forced],
             params,
             self.cancel,
             logprobs=self.logprobs,
             cache_key=self.cache_key,
+            **extra,
         ):
             yield s, False
 

@@ -266,6 +266,30 @@ def m008_trash(db: sqlite3.Connection) -> None:
     )
 
 
+def m009_tool_role(db: sqlite3.Connection) -> None:
+    """Messages may have the role 'tool' (a tool's result, answering the call in its
+    parent). Only the CHECK constraint changes, and it does not touch the file format,
+    so the table's definition is edited in place (SQLite's documented way for such a
+    change: writable_schema, then a new schema_version) instead of copying every row."""
+    old = "CHECK (role IN ('system', 'user', 'assistant'))"
+    new = "CHECK (role IN ('system', 'user', 'assistant', 'tool'))"
+    row = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
+    ).fetchone()
+    if row is None or old not in row[0]:
+        return
+    version = db.execute("PRAGMA schema_version").fetchone()[0]
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'messages'",
+            (row[0].replace(old, new),),
+        )
+        db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_key_value", m002_key_value),
@@ -275,4 +299,5 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_live_writers", m006_live_writers),
     ("007_token_logprobs", m007_token_logprobs),
     ("008_trash", m008_trash),
+    ("009_tool_role", m009_tool_role),
 ]

@@ -103,10 +103,33 @@ def conversation_messages(
         if m.role is Role.ASSISTANT:
             if m.finish_reason in _INTERRUPTED and not m.content.strip():
                 continue
-            out.append(history_message(m.content, m.thinking, template))
+            msg = history_message(m.content, m.thinking, template)
+            calls = m.meta.get("tool_calls")
+            if calls:
+                msg["tool_calls"] = [_openai_call(c) for c in calls]
+            out.append(msg)
+        elif m.role is Role.TOOL:
+            out.append(
+                {
+                    "role": "tool",
+                    "content": m.content,
+                    "tool_call_id": m.meta.get("tool_call_id", ""),
+                    "name": m.meta.get("name", ""),
+                }
+            )
         else:
             out.append({"role": m.role.value, "content": m.content})
     return out
+
+
+def _openai_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A stored call as chat templates read it (arguments as an object, as
+    transformers passes them)."""
+    return {
+        "id": call.get("id", ""),
+        "type": "function",
+        "function": {"name": call.get("name", ""), "arguments": call.get("arguments") or {}},
+    }
 
 
 def prompt_for_thread(

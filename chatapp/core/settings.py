@@ -68,6 +68,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "max_tokens",
         "seed",
         "logprobs_top_n",
+        "tool_max_steps",
     ),
     "appearance": ("theme", "font_size"),
     "api_server": ("api_autostart", "api_host", "api_port", "api_key", "api_cors_origins"),
@@ -99,6 +100,7 @@ class Settings:
     max_tokens: int | None = None
     seed: int | None = None  # None: a new random seed for every answer
     logprobs_top_n: int = 5  # alternatives kept per generated token (0: none, at most 20)
+    tool_max_steps: int = 5  # tool calls answered per turn before the model must answer
     system_prompt: str = ""
     hf_token: str | None = None
     user_templates: dict[str, str] = field(default_factory=dict)  # model file name -> Jinja
@@ -459,6 +461,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_tokens": _opt_int(*MAX_TOKENS_RANGE),
     "seed": _seed,
     "logprobs_top_n": _int(*TOP_N_RANGE),
+    "tool_max_steps": _int(0, 50),
     "system_prompt": _text,
     "hf_token": _opt_str,
     "user_templates": _str_dict,

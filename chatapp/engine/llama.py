@@ -36,6 +36,7 @@ from chatapp.core.engine import Cancelled, ModelInfo, PromptEval, Sampled, Sampl
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
 from chatapp.core.gguf import GGUFInfo, check_model_file
 from chatapp.engine import llama_guard, llama_log
+from chatapp.engine.grammar_sampler import GrammarFirstSampler
 from chatapp.engine.hardware import physical_cores
 from chatapp.engine.sampled_dist import SampledDistribution
 
@@ -174,6 +175,7 @@ class LlamaEngine:
         self._closed = False
         self.last_prompt = PromptEval()
         self._states = StateCache()
+        self._grammars: OrderedDict[str, llama_cpp.LlamaGrammar] = OrderedDict()
         self._state_owner: str | None = None
         self._cancel = threading.Event()  # replaced by each generate() call's event
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
@@ -255,8 +257,10 @@ class LlamaEngine:
         *,
         logprobs: int = 0,
         cache_key: str | None = None,
+        grammar: str | None = None,
     ) -> Iterator[Sampled]:
         self._check_open()
+        compiled = self._grammar(grammar) if grammar else None
         n_ctx = self.info.n_ctx
         if len(prompt) >= n_ctx:
             raise ContextFullError(
@@ -275,6 +279,9 @@ class LlamaEngine:
         top_n = max(0, min(int(logprobs), 20))
         # h-inside: the sampler's own distribution, followed step by step beside the raw one
         dist = SampledDistribution(params, self._llm.last_n_tokens_size) if top_n else None
+        fast: list[GrammarFirstSampler] = []
+        if compiled is not None:
+            self._install_grammar_sampler(fast)
         try:
             gen = self._llm.generate(
                 prompt,
@@ -283,6 +290,7 @@ class LlamaEngine:
                 min_p=params.min_p,
                 temp=params.temperature,
                 repeat_penalty=params.repeat_penalty,
+                grammar=compiled,
             )
             for token in gen:
                 if abort_on:  # prompt evaluated: generation is cancelled between tokens
@@ -310,6 +318,38 @@ class LlamaEngine:
         finally:
             if abort_on:
                 llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
+            if compiled is not None:
+                self._llm.__dict__.pop("_init_sampler", None)
+                self._llm._sampler = None
+                for f in fast:
+                    f.close()
+
+    def _install_grammar_sampler(self, made: list[GrammarFirstSampler]) -> None:
+        """For one generate() call: llama-cpp-python's sampler chain without the grammar,
+        wrapped so the grammar is asked about the drawn token first (grammar_sampler)."""
+        llm = self._llm
+        plain = type(llm)._init_sampler
+
+        def init(**kw: Any) -> GrammarFirstSampler:
+            grammar = kw.pop("grammar", None)
+            chain = plain(llm, **kw)
+            sampler = GrammarFirstSampler(chain, llm._model.vocab, grammar, self.info.n_vocab)
+            made.append(sampler)
+            return sampler
+
+        llm._init_sampler = init  # type: ignore[method-assign,assignment]
+
+    def _grammar(self, text: str) -> llama_cpp.LlamaGrammar:
+        """The compiled grammar (the last few kept: a tool set or schema is reused turn
+        after turn). A grammar llama.cpp cannot parse is a bug in its builder."""
+        cached = self._grammars.pop(text, None)
+        if cached is None:
+            with contextlib.redirect_stderr(_StderrToLog()):
+                cached = llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+        self._grammars[text] = cached
+        while len(self._grammars) > 4:
+            self._grammars.popitem(last=False)
+        return cached
 
     def _sampled(self, ctx: Any, token: int, top_n: int, dist: SampledDistribution) -> Sampled:
         """The token with its log-probability and the top_n alternatives, from the logits

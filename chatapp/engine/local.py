@@ -122,6 +122,8 @@ class LocalBackend:
             forced=request.forced,
             prefill=(request.prefill, request.prefill_thinking),
             verbatim=request.raw_prompt is not None,
+            grammar=request.grammar,
+            keep_special=(request.tool_marker,) if request.tool_marker else (),
         )
 
     def execute_text(self, text: str, request: ChatRequest, cancel: threading.Event) -> ReplyStream:

@@ -104,7 +104,7 @@ class ServiceBridge(QObject):
             if isinstance(event, TurnChunk):
                 text = event.chunk.text
                 with lock:
-                    if text:
+                    if text and event.chunk.channel != "tool_call":  # a call is not answer text
                         (thinking if event.chunk.channel == "thinking" else answer).append(text)
                     if event.chunk.token_id is not None:
                         tokens.append(event.chunk)

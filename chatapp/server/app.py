@@ -55,6 +55,7 @@ from chatapp.server.turns import (
     TurnError,
     chat_logprobs,
     completion_logprobs,
+    tool_call_delta,
     usage,
 )
 from chatapp.service import ChatService, ClientTurn, TurnOptions
@@ -208,7 +209,13 @@ class Api:
             "repeat_penalty": 1.0,  # OpenAI's API has none (nor top_k, min_p: resolved)
         }
         logprobs = max(call.top_logprobs, 1) if call.logprobs else 0
-        return TurnOptions(overrides=given, logprobs=logprobs)
+        return TurnOptions(
+            overrides=given,
+            logprobs=logprobs,
+            tool_specs=call.tools,
+            tool_choice=call.tool_choice if call.tools else None,
+            json_schema=call.response_format,
+        )
 
     async def _run(self, request: Request, call: Call, *, chat: bool) -> Response:
         served = _check_model(self.service, call.model, self.config.named_model)
@@ -274,6 +281,9 @@ class Api:
         head = {"id": ident, "created": int(time.time()), "model": served}
         if chat:
             message: dict[str, Any] = {"role": "assistant", "content": text.strip()}
+            if turn.calls:
+                message["tool_calls"] = [c.openai() for c in turn.calls]
+                message["content"] = text.strip() or None
             if thinking:
                 message["reasoning_content"] = "".join(thinking).strip()
             choice: dict[str, Any] = {
@@ -312,7 +322,9 @@ class Api:
             toks = d.tokens if d else []
             if chat:
                 delta: dict[str, Any] = {}
-                if d is not None:
+                if d is not None and d.call is not None:
+                    delta["tool_calls"] = [tool_call_delta(d.call, d.index)]
+                elif d is not None:
                     delta["reasoning_content" if d.channel == "thinking" else "content"] = text
                 lp = {"content": chat_logprobs(toks)} if call.logprobs and toks else None
                 return {"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish}

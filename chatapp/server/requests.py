@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from chatapp.core.json_grammar import BadSchema, schema_grammar
 from chatapp.server.errors import ApiError, bad_request, too_large
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -46,6 +47,11 @@ class Call:
     logprobs: bool = False
     top_logprobs: int = 0
     user: str = ""
+    # tools the model may call (OpenAI-shaped; the client runs them), the choice, and a
+    # JSON answer: None free, True any JSON object, a dict a JSON schema
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | None = None
+    response_format: Any = None
 
     @property
     def cache_key(self) -> str:
@@ -56,7 +62,7 @@ class Call:
         if self.prompt is not None:
             head: Any = self.prompt[:512]
         else:
-            head = [(m["role"], m["content"]) for m in self.messages[:2]]
+            head = [(m["role"], m.get("content", "")) for m in self.messages[:2]]
         raw = json.dumps([self.model, self.user, head], ensure_ascii=False)
         return "api:" + hashlib.sha256(raw.encode()).hexdigest()[:24]
 
@@ -229,7 +235,12 @@ def chat_call(data: dict[str, Any]) -> Call:
                 f"messages[{i}].role",
             )
         role = "system" if m["role"] == "developer" else m["role"]
-        messages.append({"role": role, "content": _content(m.get("content"), i)})
+        msg: dict[str, Any] = {"role": role, "content": _content(m.get("content"), i)}
+        if role == "assistant" and m.get("tool_calls"):
+            msg["tool_calls"] = _past_calls(m["tool_calls"], i)
+        if role == "tool":
+            msg["tool_call_id"] = str(m.get("tool_call_id") or "")
+        messages.append(msg)
     if all(m["role"] == "system" for m in messages):
         raise bad_request("'messages' must hold a user or assistant message.", "messages")
     logprobs = bool(data.get("logprobs") or False)
@@ -246,6 +257,102 @@ def chat_call(data: dict[str, Any]) -> Call:
         logprobs=logprobs,
         top_logprobs=top,
         user=str(data.get("user") or ""),
+        tools=_tools(data),
+        tool_choice=_tool_choice(data),
+        response_format=_response_format(data),
+    )
+
+
+def _past_calls(raw: Any, i: int) -> list[dict[str, Any]]:
+    """An assistant message's tool_calls, arguments as objects (as templates read them)."""
+    where = f"messages[{i}].tool_calls"
+    if not isinstance(raw, list):
+        raise bad_request("'tool_calls' must be an array.", where)
+    out = []
+    for j, c in enumerate(raw):
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise bad_request("Each tool call needs a function with a name.", f"{where}[{j}]")
+        args = fn.get("arguments") or "{}"
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                args = {"raw": args}
+        name = fn["name"]
+        out.append(
+            {
+                "id": str(c.get("id") or ""),
+                "type": "function",
+                "function": {"name": name, "arguments": args},
+            }
+        )
+    return out
+
+
+def _tools(data: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    raw = data.get("tools")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise bad_request("'tools' must be an array.", "tools")
+    out = []
+    for i, t in enumerate(raw):
+        fn = t.get("function") if isinstance(t, dict) and t.get("type") == "function" else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise bad_request(
+                "Each tool must be {'type': 'function', 'function': {'name': ...}}.", f"tools[{i}]"
+            )
+        params = fn.get("parameters")
+        if params is not None:
+            try:
+                schema_grammar(params)
+            except BadSchema as e:
+                raise bad_request(f"tools[{i}]: {e}", f"tools[{i}].function.parameters") from e
+        out.append({"type": "function", "function": dict(fn)})
+    return tuple(out)
+
+
+def _tool_choice(data: dict[str, Any]) -> str | None:
+    choice = data.get("tool_choice")
+    if choice is None:
+        return None
+    if choice in ("auto", "none", "required"):
+        return str(choice)
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            return str(fn["name"])
+    raise bad_request(
+        "'tool_choice' must be 'auto', 'none', 'required' or "
+        "{'type': 'function', 'function': {'name': ...}}.",
+        "tool_choice",
+    )
+
+
+def _response_format(data: dict[str, Any]) -> Any:
+    fmt = data.get("response_format")
+    if fmt is None:
+        return None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return True
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise bad_request(
+                "'response_format.json_schema.schema' must be an object.", "response_format"
+            )
+        try:
+            schema_grammar(schema)
+        except BadSchema as e:
+            raise bad_request(str(e), "response_format") from e
+        return schema
+    raise bad_request(
+        "'response_format.type' must be 'text', 'json_object' or 'json_schema'.", "response_format"
     )
 
 

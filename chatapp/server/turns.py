@@ -29,7 +29,8 @@ from chatapp.core.errors import FailureKind
 from chatapp.core.templates import partial_stop_len
 from chatapp.core.thinking import THINKING
 from chatapp.service import ChatService, TurnHandle
-from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished
+from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnToolCall
+from chatapp.service.tool_loop import TOOL_CALL
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Delta:
     channel: str  # "answer" or "thinking"
     text: str
     tokens: list[TokenLogprob] = field(default_factory=list)
+    call: Any = None  # channel "tool_call": the call (core.toolcalls.ToolCall)
+    index: int = 0  # its place among the turn's calls
 
 
 class TurnError(Exception):
@@ -107,6 +110,7 @@ class ApiTurn:
         self.stats: ReplyStats | None = None
         self.finished: TurnFinished | None = None
         self.finish_reason = "stop"
+        self.calls: list[Any] = []  # the model's tool calls (the client runs them)
 
     def listener(self, event: Any) -> None:
         """On the inference thread: hand the event to the server's loop. One wake-up
@@ -166,7 +170,14 @@ class ApiTurn:
                     if wait > 0:
                         await asyncio.sleep(wait)
                 for event in await self._arrived():
-                    if isinstance(event, TurnChunk):
+                    if isinstance(event, TurnToolCall):
+                        if self._stop.stopped:
+                            continue
+                        ready.append(Delta(TOOL_CALL, "", [], event.call, len(self.calls)))
+                        self.calls.append(event.call)
+                    elif isinstance(event, TurnChunk):
+                        if event.chunk.channel == TOOL_CALL:
+                            continue  # the call comes whole, as TurnToolCall
                         if self._stop.stopped:
                             continue  # the one token the model may add after the cancel
                         chunk = event.chunk
@@ -191,6 +202,8 @@ class ApiTurn:
                         if rest or pending:
                             _join(ready, Delta("answer", rest, pending))
                         self.finish_reason = _finish_reason(event.stats, self._stop.stopped)
+                        if self.calls and not self._stop.stopped:
+                            self.finish_reason = "tool_calls"
                         break
                     elif isinstance(event, TurnFailed):
                         failed = event
@@ -208,9 +221,14 @@ class ApiTurn:
                 self.handle.cancel()  # the client went away (or the server is stopping)
 
 
+def tool_call_delta(call: Any, index: int) -> dict[str, Any]:
+    """A call as one streamed delta: OpenAI's shape (index, id, name, arguments)."""
+    return {"index": index, **call.openai()}
+
+
 def _join(ready: list[Delta], d: Delta) -> None:
     """Append d, joined to the last piece if it is of the same channel."""
-    if ready and ready[-1].channel == d.channel:
+    if ready and ready[-1].channel == d.channel and d.channel != TOOL_CALL:
         ready[-1].text += d.text
         ready[-1].tokens.extend(d.tokens)
     else:

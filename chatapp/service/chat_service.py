@@ -59,6 +59,8 @@ from chatapp.service.model_host import (
 from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
 from chatapp.service.resolver import Given, LoadSettings, TurnSettings, resolve_load, resolve_turn
 from chatapp.service.store_thread import StoreThread
+from chatapp.service.tool_setup import tool_setup
+from chatapp.service.tools import ToolRunner
 from chatapp.service.turn import (
     ClientTurn,
     Completion,
@@ -95,8 +97,10 @@ class ChatService:
         backend_factory: BackendFactory = default_backend_factory,
         *,
         store_factory: Callable[[Path], Store] | None = None,
+        tools: ToolRunner | None = None,
     ) -> None:
         self.settings = settings
+        self.tools = tools  # what the model may call (chatapp.tools' registry)
         self._host = ModelHost(settings, backend_factory)
         if store_factory is None:
             # the service's writes wait for another process's lock off the GUI thread;
@@ -534,7 +538,7 @@ class ChatService:
             spelled = before.text() if before is not None and not answer.thinking else ""
             if spelled.strip() == text:  # the text as its tokens spell it: a trailing
                 text = spelled.lstrip()  # newline or space stays where the model put it
-            spec = self._spec(handle, conv, history, resolved, ref)
+            spec = self._spec(handle, conv, history, resolved, ref, opts=opts)
             spec.request = _with(spec.request, prefill=text, prefill_thinking=answer.thinking)
             sink = StoreSink(spec, self._db, conv, answer, continued=answer, before_trace=before)
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
@@ -577,6 +581,7 @@ class ChatService:
         ref: ModelRef,
         forced: tuple[Any, ...] = (),
         client: ClientTurn | None = None,
+        opts: TurnOptions | None = None,
     ) -> TurnSpec:
         request = ChatRequest(
             history,
@@ -587,7 +592,12 @@ class ChatService:
             forced=forced,
         )
         raw = client.prompt_text if client is not None else None
-        return TurnSpec(handle, request, resolved, ref, raw, client is not None)
+        spec = TurnSpec(handle, request, resolved, ref, raw, client is not None)
+        return self._tooled(spec, opts)
+
+    def _tooled(self, spec: TurnSpec, opts: TurnOptions | None) -> TurnSpec:
+        """The spec with the turn's tools and output constraint (service.tool_setup)."""
+        return tool_setup(spec, opts, self.tools, self.settings.tool_max_steps)
 
     def _begin(
         self,
@@ -617,6 +627,7 @@ class ChatService:
         ids = [m.id for m in branch]
         history = branch[: ids.index(parent.id) + 1]
         resolved = self.turn_settings(ref, conv, opts, answer_sampling=answer_sampling)
+        self._tooled(TurnSpec(handle, ChatRequest([]), resolved), opts)  # refused before any row
         loaded = self._host.loaded
         reply = store.add_message(
             conv.id,
@@ -635,7 +646,7 @@ class ChatService:
         if conv.model_path != str(ref):
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
-        spec = self._spec(handle, conv, history, resolved, ref, forced, client)
+        spec = self._spec(handle, conv, history, resolved, ref, forced, client, opts)
         sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._runner.run, spec, sink)
@@ -673,7 +684,9 @@ class ChatService:
                 logprobs=logprobs,
                 cache_key=cache_key,
             )
-            spec = TurnSpec(handle, request, resolved, None, prompt_text, client=True)
+            spec = self._tooled(
+                TurnSpec(handle, request, resolved, None, prompt_text, client=True), opts
+            )
             self._infer.submit(self._runner.run, spec, MemorySink(spec))
         except Exception as e:  # no model, a bad value, or shut down  # noqa: BLE001
             failure = failure_of(e)

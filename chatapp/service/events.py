@@ -8,6 +8,7 @@ service's threads: a GUI adapter re-emits them as signals, the CLI prints them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from chatapp.core.backend import Capabilities, Chunk, ModelRef, PreparedPrompt, ReplyStats
 from chatapp.core.conversation import Message
@@ -124,4 +125,35 @@ class TurnFailed:
 
 
 ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed | ModelUnloaded
-TurnEvent = TurnStarted | TurnFitting | TurnPrompt | TurnChunk | TurnFinished | TurnFailed
+
+
+@dataclass(frozen=True)
+class TurnToolCall:
+    """The model called a tool (message_id: the answer that holds the call); a call
+    that could not be read has call.error set and is not run."""
+
+    turn_id: str
+    message_id: str
+    call: Any  # core.toolcalls.ToolCall
+
+
+@dataclass(frozen=True)
+class TurnToolResult:
+    """A call's result, as the model is told it (message_id: the tool message saved)."""
+
+    turn_id: str
+    message_id: str
+    call: Any  # core.toolcalls.ToolCall
+    outcome: Any  # service.tools.ToolOutcome
+
+
+TurnEvent = (
+    TurnStarted
+    | TurnFitting
+    | TurnPrompt
+    | TurnChunk
+    | TurnToolCall
+    | TurnToolResult
+    | TurnFinished
+    | TurnFailed
+)

@@ -29,14 +29,25 @@ from chatapp.core.backend import (
 )
 from chatapp.core.context_fit import FitCancelled, FitResult, TokenCounts, counter, fit_context
 from chatapp.core.continued import Part, combine
-from chatapp.core.conversation import Conversation, Message, Role
+from chatapp.core.conversation import Conversation, FinishReason, Message, Role
 from chatapp.core.errors import ContextFullError, FailureKind, NoModelError, UserError
 from chatapp.core.logprobs import TokenTrace, TraceBuilder
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
 from chatapp.core.store import Store
-from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnFitting, TurnPrompt
+from chatapp.core.toolcalls import ToolCall
+from chatapp.service.events import (
+    TurnChunk,
+    TurnFailed,
+    TurnFinished,
+    TurnFitting,
+    TurnPrompt,
+    TurnToolCall,
+    TurnToolResult,
+)
 from chatapp.service.resolver import TurnSettings
 from chatapp.service.store_thread import StoreThread
+from chatapp.service.tool_loop import TOOL_CALL, ToolStream, run_calls, tool_family, with_tools
+from chatapp.service.tools import ToolOutcome, TurnTools
 from chatapp.service.turn import (
     CLIENT_LEFT,
     Failure,
@@ -60,6 +71,7 @@ class TurnSpec:
     ref: ModelRef | None = None  # the model the turn needs (None: whichever is loaded)
     raw_text: str | None = None  # an API raw completion: this text, special tokens parsed
     client: bool = False  # an API client's turn: not run if cancelled while queued
+    tools: TurnTools | None = None  # the tools the model may call in this turn
 
 
 class MemorySink:
@@ -82,7 +94,7 @@ class MemorySink:
         pass
 
     def add(self, chunk: Chunk) -> None:
-        if chunk.text:
+        if chunk.text and chunk.channel != TOOL_CALL:
             (self.thinking if chunk.channel == "thinking" else self.answer).append(chunk.text)
         if self.tokens is not None:
             self.tokens.add(chunk)
@@ -97,8 +109,36 @@ class MemorySink:
                 self.tokens.forced = len(self.spec.request.forced)
             self.trace = self.tokens.build(backend.token_bytes)
 
+    def set_calls(self, calls: list[ToolCall]) -> None:
+        """The answer holds these calls (saved with it)."""
+        self.calls = list(calls)
+
+    def next_step(
+        self, message: Message, results: list[tuple[ToolCall, ToolOutcome]]
+    ) -> tuple[MemorySink, list[Any]]:
+        """The sink of the step after `message`'s calls, and what the next request's
+        history gains (the answer with its calls, then each result)."""
+        added: list[Any] = [
+            {
+                "role": "assistant",
+                "content": message.content,
+                "tool_calls": [_openai(c) for c in self.calls],
+            }
+        ]
+        for call, outcome in results:
+            added.append(
+                {
+                    "role": "tool",
+                    "content": outcome.content,
+                    "tool_call_id": call.id,
+                    "name": call.name,
+                }
+            )
+        return MemorySink(self.spec), added
+
     def finish(self, stream: Any, backend: Backend) -> Message:
         stats = stream.stats
+        calls = getattr(self, "calls", [])
         return Message(
             id="",
             conversation_id="",
@@ -113,6 +153,7 @@ class MemorySink:
             prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens,
             tokens_per_second=round(stats.tokens_per_second, 2),
+            meta={"tool_calls": [c.as_json() for c in calls]} if calls else {},
         )
 
     @property
@@ -166,6 +207,52 @@ class StoreSink(MemorySink):
             self.reply = self.reply.with_(
                 meta={**self.reply.meta, "context_dropped": list(fit.dropped)}
             )
+
+    def set_calls(self, calls: list[ToolCall]) -> None:
+        super().set_calls(calls)
+        self.reply = self.reply.with_(
+            meta={**self.reply.meta, "tool_calls": [c.as_json() for c in calls]}
+        )
+
+    def next_step(
+        self, message: Message, results: list[tuple[ToolCall, ToolOutcome]]
+    ) -> tuple[MemorySink, list[Any]]:
+        """Saves each result as a tool message under the answer, and the next answer's
+        row under the last of them, in one transaction (a crash loses nothing)."""
+        conv = self.conversation
+
+        def save(store: Store) -> tuple[list[Message], Message]:
+            with store.transaction():
+                parent = message.id
+                saved: list[Message] = []
+                for call, outcome in results:
+                    tool = store.add_message(
+                        conv.id,
+                        Role.TOOL,
+                        outcome.content,
+                        parent_id=parent,
+                        meta=outcome.meta(call),
+                    )
+                    saved.append(tool)
+                    parent = tool.id
+                reply = store.add_message(
+                    conv.id,
+                    Role.ASSISTANT,
+                    "",
+                    parent_id=parent,
+                    model=message.model,
+                    finish_reason=FinishReason.STREAMING,
+                    meta={
+                        k: v
+                        for k, v in self.reply.meta.items()
+                        if k in ("model_path", "template", "sampling")
+                    },
+                )
+            return saved, reply
+
+        saved, reply = self.db.call(save)
+        sink = StoreSink(self.spec, self.db, conv, reply)
+        return sink, [message, *saved]
 
     def streaming(self) -> None:
         self.db.stream_watch(self.reply.id, self.answer, self.thinking)
@@ -233,7 +320,7 @@ class StoreSink(MemorySink):
         with store.transaction():
             store.update_message(
                 self.reply.id,
-                content=stream.answer,
+                content=stream.answer.strip(),
                 thinking=stream.thinking,
                 finish_reason=stats.finish_reason,
                 prompt_tokens=counts[0],
@@ -324,34 +411,38 @@ class Runner:
             request = spec.request
             if request.user_template is None:
                 request = replace(request, user_template=self.user_template(backend.ref))
-            if spec.raw_text is not None:
-                execute_text = getattr(backend, "execute_text", None)
-                if execute_text is None:
-                    raise UserError(f"{backend.ref.label} does not take raw-text prompts.")
-                stream = execute_text(spec.raw_text, request, cancel)
-                _check_fits(stream.prompt, backend.info.n_ctx)
-                fit = FitResult(request, (), stream.prompt)
-            else:
-                fit = self._fit(backend, request, spec, sink)
-                stream = backend.execute(fit.request, cancel, fit.prompt)
-            sink.prepared(fit)
-            handle.emit(
-                TurnPrompt(
-                    handle.turn_id,
-                    sink.message_id,
-                    stream.prompt,
-                    backend.info.n_ctx,
-                    tuple(fit.dropped),
-                )
-            )
-            sink.streaming()
-            for chunk in stream:
-                sink.add(chunk)
-                handle.emit(TurnChunk(handle.turn_id, sink.message_id, chunk))
-                if sink.broken():
-                    handle.cancel()  # the disk or database failed: stop, keep what we can
-            sink.build_trace(backend)
-            message = sink.finish(stream, backend)
+            tools = spec.tools if spec.raw_text is None else None
+            step = 0
+            while True:  # a generation, and while the model calls tools, the next one
+                if tools is not None:
+                    request = with_tools(request, tools, backend, step)
+                stream = self._step(spec, request, backend, sink, tools)
+                calls: list[ToolCall] = stream.calls if tools is not None else []
+                if calls:
+                    sink.set_calls(calls)
+                    for call in calls:
+                        handle.emit(TurnToolCall(handle.turn_id, sink.message_id, call))
+                sink.build_trace(backend)
+                message = sink.finish(stream, backend)
+                if (
+                    tools is None
+                    or not calls
+                    or tools.runner is None
+                    or cancel.is_set()
+                    or step >= tools.max_steps
+                ):
+                    break
+                step += 1
+                results = run_calls(tools, calls, cancel)
+                sink, added = sink.next_step(message, results)
+                for (call, outcome), saved in zip(results, added[1:], strict=True):
+                    saved_id = saved.id if isinstance(saved, Message) else ""
+                    handle.emit(TurnToolResult(handle.turn_id, saved_id, call, outcome))
+                handle.message_id = sink.message_id or handle.message_id
+                request = replace(request, history=[*request.history, *added])
+                if cancel.is_set():  # Stop during a tool: the next answer is not started
+                    sink.fail(Failure(FailureKind.CANCELLED, "stopped"))
+                    break
         except _Unsaved as e:
             self._failed(spec, sink, e.failure, save=False)
             return
@@ -382,6 +473,47 @@ class Runner:
                 stream.prompt.warning,
             )
         )
+
+    def _step(
+        self,
+        spec: TurnSpec,
+        request: ChatRequest,
+        backend: Backend,
+        sink: MemorySink,
+        tools: TurnTools | None,
+    ) -> Any:
+        """One generation: prepare, fit, stream into the sink. The stream, iterated."""
+        handle = spec.handle
+        cancel = handle.cancel_event
+        if spec.raw_text is not None:
+            execute_text = getattr(backend, "execute_text", None)
+            if execute_text is None:
+                raise UserError(f"{backend.ref.label} does not take raw-text prompts.")
+            stream = execute_text(spec.raw_text, request, cancel)
+            _check_fits(stream.prompt, backend.info.n_ctx)
+            fit = FitResult(request, (), stream.prompt)
+        else:
+            fit = self._fit(backend, request, spec, sink)
+            stream = backend.execute(fit.request, cancel, fit.prompt)
+        if tools is not None:
+            stream = ToolStream(stream, tool_family(backend, request))
+        sink.prepared(fit)
+        handle.emit(
+            TurnPrompt(
+                handle.turn_id,
+                sink.message_id,
+                stream.prompt,
+                backend.info.n_ctx,
+                tuple(fit.dropped),
+            )
+        )
+        sink.streaming()
+        for chunk in stream:
+            sink.add(chunk)
+            handle.emit(TurnChunk(handle.turn_id, sink.message_id, chunk))
+            if sink.broken():
+                handle.cancel()  # the disk or database failed: stop, keep what we can
+        return stream
 
     def _fit(
         self, backend: Backend, request: ChatRequest, spec: TurnSpec, sink: MemorySink
@@ -421,6 +553,14 @@ class Runner:
                 kind=failure.kind,
             )
         )
+
+
+def _openai(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
 
 
 def _check_fits(prompt: PreparedPrompt, n_ctx: int) -> None:

@@ -36,6 +36,14 @@ class TurnOptions:
     context_policy: str | None = None
     # alternatives kept per token (None: the settings' logprobs_top_n, 5 by default; 0: none)
     logprobs: int | None = None
+    # tools the model may call: names of the app's tools (run in the turn, each approved
+    # by its permission or `approve`), or OpenAI-shaped specs the caller runs (the API)
+    tools: tuple[str, ...] = ()
+    tool_specs: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | None = None  # auto | none | required | a tool's name
+    approve: Callable[[Any], bool] | None = None  # (core.toolcalls.ToolCall) -> run it?
+    # structured output: None free; True any JSON object; a dict: a JSON schema
+    json_schema: Any = None
 
     def given(self) -> Given:
         values: dict[str, Any] = {}

@@ -1,0 +1,39 @@
+"""A turn's tools and output constraint, from the caller's options (TurnOptions)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chatapp.core.errors import UserError
+from chatapp.core.json_grammar import any_json_grammar, schema_grammar
+from chatapp.service.pipeline import TurnSpec
+from chatapp.service.tools import CHOICES, ToolRunner, TurnTools, turn_tools
+from chatapp.service.turn import TurnOptions
+
+
+def tool_setup(
+    spec: TurnSpec, opts: TurnOptions | None, runner: ToolRunner | None, max_steps: int
+) -> TurnSpec:
+    """The spec with `opts`' tools (the app's, run in the turn, or the caller's specs,
+    run by the caller) and its JSON constraint. Raises UserError (BadSchema) for an
+    unknown tool or a schema the grammar cannot express."""
+    if opts is None:
+        return spec
+    tools: TurnTools | None = None
+    if opts.tools:
+        tools = turn_tools(runner, opts.tools, opts.tool_choice, opts.approve, max_steps=max_steps)
+    elif opts.tool_specs:
+        choice = opts.tool_choice or "auto"
+        names = [str(t.get("function", t).get("name", "")) for t in opts.tool_specs]
+        if choice not in CHOICES and choice not in names:
+            raise UserError(f"tool_choice names {choice!r}, which is not among the tools.")
+        tools = TurnTools([dict(t) for t in opts.tool_specs], choice, None, max_steps=1)
+    request = spec.request
+    if opts.json_schema is not None and opts.json_schema is not False:
+        if tools is not None and tools.constrained:
+            raise UserError("A required tool call and a JSON answer cannot both be asked for.")
+        grammar = (
+            any_json_grammar() if opts.json_schema is True else schema_grammar(opts.json_schema)
+        )
+        request = replace(request, grammar=grammar)
+    return replace(spec, request=request, tools=tools)
