@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "chatapp.cli.db",  # db check|recover
     "chatapp.cli.complete",  # complete (completion mode)
     "chatapp.cli.serve",  # serve (the OpenAI-compatible API)
+    "chatapp.cli.docs",  # docs add|list|remove|search (document collections)
 )
 
 

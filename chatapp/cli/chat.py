@@ -8,6 +8,8 @@ import os
 import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from chatapp.cli.common import model_ref
@@ -19,6 +21,7 @@ from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, TurnHandle, TurnOptions
+from chatapp.service.documents import DocumentsStep, EmbedderCache, citations, index_path
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
 
 
@@ -70,6 +73,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
+    p.add_argument(
+        "--docs",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer from this document collection (chatapp docs add); may repeat",
+    )
+    p.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a file to the question (whole if it fits, else its best parts); may repeat",
+    )
+    p.add_argument(
+        "--embedding-model",
+        metavar="PATH",
+        help="a GGUF embedding model to rank the parts of an attached file that does not fit",
+    )
     add_token_flags(p)
     p.set_defaults(func=chat)
 
@@ -130,6 +152,9 @@ def chat(args: argparse.Namespace) -> int:
         model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
     ref = model_ref(model, settings)
     opts = options_from_args(args)
+    documents = documents_step(args)
+    if documents is not None:
+        opts = replace(opts, retrieval=documents)
     service = ChatService(app_paths().database, settings)
     try:
         loaded = service.load(
@@ -154,11 +179,15 @@ def chat(args: argparse.Namespace) -> int:
         result, interrupted = _wait(handle)
     finally:
         service.shutdown()
+        if documents is not None:
+            documents.embedder.close()
     if not args.json:
         sys.stdout.write("\n")
     sys.stdout.flush()
     if isinstance(result, TurnFailed):
         raise UserError(result.error, kind=result.kind)
+    if documents is not None and not args.json:
+        print_sources(result.message)
     st = result.stats
     cid = result.conversation_id
     if args.stats:
@@ -173,6 +202,42 @@ def chat(args: argparse.Namespace) -> int:
     else:
         print(f"[conversation {cid[:12]}]", file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def documents_step(args: argparse.Namespace) -> DocumentsStep | None:
+    """The retrieval step for --docs and --attach (None without them)."""
+    if not args.docs and not args.attach:
+        return None
+    from chatapp.cli.docs import load_embedder
+
+    for f in args.attach:
+        if not Path(f).expanduser().is_file():
+            raise UserError(f"Cannot attach {f}: no such file.")
+    model = ""
+    if args.embedding_model:
+        if not Path(args.embedding_model).expanduser().is_file():
+            raise UserError(f"No such embedding model file: {args.embedding_model}")
+        model = str(Path(args.embedding_model).expanduser().resolve())
+    return DocumentsStep(
+        index_path(app_paths().ensure().data),
+        collections=tuple(args.docs),
+        attachments=tuple(Path(f).expanduser().absolute() for f in args.attach),
+        embedder=EmbedderCache(load_embedder),
+        attach_embedding_model=model,
+    )
+
+
+def print_sources(message: Any) -> None:
+    """The passages the answer cites (stderr), else every passage it was given."""
+    docs = message.meta.get("documents") or {}
+    passages = docs.get("passages") or []
+    if not passages:
+        print("chatapp: note: no passage matched the question.", file=sys.stderr)
+        return
+    cited = citations(message.content, passages)
+    print("Cited:" if cited else "Sources given:", file=sys.stderr)
+    for p in cited or passages:
+        print(f"  [{p['n']}] {p['where']}  ({p['file']})", file=sys.stderr)
 
 
 SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")

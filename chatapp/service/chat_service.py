@@ -629,6 +629,7 @@ class ChatService:
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
         spec = self._spec(handle, conv, history, resolved, ref, forced)
+        spec.retrieval = opts.retrieval
         sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._runner.run, spec, sink)

@@ -53,6 +53,9 @@ class TurnSpec:
     settings: TurnSettings
     ref: ModelRef | None = None  # the model the turn needs (None: whichever is loaded)
     raw_text: str | None = None  # an API raw completion: this text, special tokens parsed
+    # the retrieval step (service.documents.DocumentsStep): (request, backend, cancel) ->
+    # (the request with passages in its question, what to record with the answer)
+    retrieval: Any = None
 
 
 class MemorySink:
@@ -67,6 +70,11 @@ class MemorySink:
         self.trace: TokenTrace | None = None
         self.message_id = ""
         self.dropped: tuple[str, ...] = ()
+        self.notes: dict[str, Any] = {}
+
+    def note(self, meta: dict[str, Any]) -> None:
+        """Something a step found, recorded with the answer (retrieved passages)."""
+        self.notes.update(meta)
 
     def prepared(self, fit: FitResult) -> None:
         self.dropped = fit.dropped
@@ -153,6 +161,10 @@ class StoreSink(MemorySink):
             elif continued.content or continued.thinking:
                 self.tokens = None  # no trace of half an answer
 
+    def note(self, meta: dict[str, Any]) -> None:
+        super().note(meta)
+        self.reply = self.reply.with_(meta={**self.reply.meta, **meta})
+
     def prepared(self, fit: FitResult) -> None:
         super().prepared(fit)
         if fit.dropped:
@@ -209,7 +221,7 @@ class StoreSink(MemorySink):
             sampling=sampling,
             prompt_seconds=round(stats.prompt_seconds, 4),
             generation_seconds=round(stats.generation_seconds, 4),
-            receipt=receipt.as_dict(),
+            receipt={**receipt.as_dict(), **_documents_receipt(meta)},
         )
         if prompt.warning:
             meta["prompt_warning"] = prompt.warning
@@ -324,6 +336,9 @@ class Runner:
             request = spec.request
             if request.user_template is None:
                 request = replace(request, user_template=self.user_template(backend.ref))
+            if spec.retrieval is not None:  # retrieved passages join the question
+                request, found = spec.retrieval(request, backend, cancel)
+                sink.note(found)
             if spec.raw_text is not None:
                 execute_text = getattr(backend, "execute_text", None)
                 if execute_text is None:
@@ -421,6 +436,14 @@ class Runner:
                 kind=failure.kind,
             )
         )
+
+
+def _documents_receipt(meta: dict[str, Any]) -> dict[str, Any]:
+    """The receipt's record of retrieved documents: each file's sha256, the chunk ids."""
+    docs = meta.get("documents")
+    if not docs or not docs.get("passages"):
+        return {}
+    return {"documents": {"files": docs["files"], "chunk_ids": docs["chunk_ids"]}}
 
 
 def _check_fits(prompt: PreparedPrompt, n_ctx: int) -> None:

@@ -35,6 +35,8 @@ class TurnOptions:
     context_policy: str | None = None
     # alternatives kept per token (None: the settings' logprobs_top_n, 5 by default; 0: none)
     logprobs: int | None = None
+    # retrieved documents for this turn (service.documents.DocumentsStep), or None
+    retrieval: Any = None
 
     def given(self) -> Given:
         values: dict[str, Any] = {}
