@@ -132,4 +132,31 @@ def make_corpus(root: Path) -> Path:
     (root / "culture.md").write_text(
         f"# Culture\n\nThe company mascot is a blue heron called Pemberton.\n\n{FILLER}\n"
     )
+    notes = root / "notes"
+    notes.mkdir(exist_ok=True)
+    for i, (topic, thing, action) in enumerate(DISTRACTORS):
+        (notes / f"note{i:02d}.md").write_text(
+            f"# {topic.title()}\n\nThe {topic} group reviewed the {thing} and agreed to "
+            f"{action}. Minutes were sent to everyone involved in the {topic} work.\n"
+        )
     return root
+
+
+DISTRACTORS = [
+    ("marketing", "spring brochure", "print two thousand copies"),
+    ("finance", "quarterly budget", "cut travel spending by ten percent"),
+    ("security", "badge readers", "replace the lobby turnstiles"),
+    ("design", "new logo sketches", "choose the green variant"),
+    ("legal", "supplier contracts", "renew them for two more years"),
+    ("hiring", "intern applications", "interview twelve candidates"),
+    ("support", "ticket backlog", "add a weekend shift"),
+    ("research", "battery prototype", "run another heat test"),
+    ("sales", "northern region targets", "raise them slightly"),
+    ("training", "safety course", "make it mandatory for new staff"),
+    ("procurement", "laptop order", "buy forty machines in May"),
+    ("events", "summer party venue", "book the river terrace"),
+    ("quality", "defect reports", "audit the second assembly line"),
+    ("logistics", "warehouse layout", "move the loading dock east"),
+    ("IT", "email migration", "finish it before the holidays"),
+    ("sustainability", "solar panel offer", "install panels on the roof"),
+]

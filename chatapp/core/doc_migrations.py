@@ -8,6 +8,16 @@ import sqlite3
 
 from chatapp.core.migrations import Migration, _script
 
+_TRIGGERS = (
+    """CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading);
+    END""",
+    """CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
+        VALUES ('delete', old.id, old.text, old.heading);
+    END""",
+)
+
 
 def m001_documents(db: sqlite3.Connection) -> None:
     _script(
@@ -49,16 +59,11 @@ def m001_documents(db: sqlite3.Connection) -> None:
         CREATE INDEX chunks_file ON chunks(file_id, ordinal);
         CREATE VIRTUAL TABLE chunks_fts USING fts5(
             text, heading, content='chunks', content_rowid='id', tokenize='porter unicode61'
-        );
-        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-            INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading);
-        END;
-        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-            INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
-            VALUES ('delete', old.id, old.text, old.heading);
-        END
+        )
         """,
     )
+    for trigger in _TRIGGERS:  # (a trigger's body has semicolons of its own)
+        db.execute(trigger)
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [
