@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from chatapp.cli.common import model_ref
+from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
 from chatapp.service import ChatService
@@ -45,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="shortest time between two streamed events; faster tokens are sent together "
         "(default 20; 0: one event per token)",
     )
+    p.add_argument(
+        "--embedding-model",
+        metavar="PATH",
+        default="",
+        help="a GGUF embedding model to serve at /v1/embeddings",
+    )
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
@@ -59,6 +67,11 @@ def serve(args: argparse.Namespace) -> int:
     paths = app_paths().ensure()
     settings = Settings.load(paths.settings)
     ref = model_ref(args.model, settings)
+    embedding_model = ""
+    if args.embedding_model:
+        if not Path(args.embedding_model).expanduser().is_file():
+            raise UserError(f"No such embedding model file: {args.embedding_model}")
+        embedding_model = str(Path(args.embedding_model).expanduser().resolve())
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     service = ChatService(paths.database, settings)
     try:
@@ -75,6 +88,7 @@ def serve(args: argparse.Namespace) -> int:
             cors_origins=tuple(args.cors_origin),
             record=args.record,
             stream_interval_ms=max(0, args.stream_interval_ms),
+            embedding_model=embedding_model,
         )
         app = create_app(service, config)
         from chatapp.server import model_id
@@ -86,7 +100,10 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        serve_forever(app, sock)
+        try:
+            serve_forever(app, sock)
+        finally:
+            app.state.embeddings.close()
     finally:
         service.shutdown()
         sock.close()

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatapp.core.errors import FailureKind
+from chatapp.server.embeddings import Embeddings
 from chatapp.server.errors import ApiError, bad_api_key, unknown_model
 from chatapp.server.record import record_turn
 from chatapp.server.requests import Call, chat_call, completion_call, read_json
@@ -62,6 +63,7 @@ class ServerConfig:
     # the shortest time between two streamed events: faster tokens go out together
     # (0: one event per token); see chatapp.server.turns
     stream_interval_ms: int = STREAM_INTERVAL_MS
+    embedding_model: str = ""  # a GGUF for /v1/embeddings ("": that route says there is none)
 
 
 class ApiKeyMiddleware:
@@ -333,11 +335,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(service: ChatService, config: ServerConfig | None = None) -> Starlette:
     config = config or ServerConfig()
     api = Api(service, config)
+    embeddings = Embeddings(config.embedding_model, config.max_body_bytes)
     routes = [
         Route("/v1/models", api.models, methods=["GET"]),
         Route("/v1/models/{model:path}", api.model, methods=["GET"]),
         Route("/v1/chat/completions", api.chat, methods=["POST"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.create, methods=["POST"]),
     ]
     middleware = []
     if config.cors_origins:
@@ -361,4 +365,5 @@ def create_app(service: ChatService, config: ServerConfig | None = None) -> Star
         },
     )
     app.state.api = api
+    app.state.embeddings = embeddings  # close() it after serving: it frees the model
     return app
