@@ -110,3 +110,18 @@ def test_written_pdf_and_docx_round_trip(tmp_path: Path) -> None:
     ]
     write_docx(tmp_path / "a.docx", [("Head", ["Body text"])])
     assert extract(tmp_path / "a.docx").sections[0].heading == "Head"
+
+
+def test_citations_resolve_numbers_to_passages() -> None:
+    from chatapp.service.documents import citations, compose
+
+    passages = [{"n": 1, "where": "a.md"}, {"n": 2, "where": "b.pdf, page 3"}]
+    assert citations("It is blue [2], see also [1] and [2] and [7].", passages) == [
+        passages[1],
+        passages[0],
+    ]
+    assert citations("No sources.", passages) == []
+    from chatapp.service.documents import Passage
+
+    text = compose("Why?", [Passage(1, "a.md, Intro", "Because.", "/a.md", "0" * 64)])
+    assert text.endswith("[1] a.md, Intro\nBecause.\n\nQuestion: Why?")

@@ -198,3 +198,33 @@ def test_citations_in_a_real_answer_resolve_to_passages(
     assert [p["n"] for p in cited] == list(dict.fromkeys(in_range))
     with capsys.disabled():
         print(f"\nSmolLM2's answer: {answer!r}; cited: {[p['where'] for p in cited]}")
+
+
+def test_cli_chat_with_docs_and_attach_and_the_json_export(
+    tmp_path: Path, smollm2_path: Path, capsys
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "heron.md").write_text(
+        "# Culture\n\nThe company mascot is a heron called Pemberton.\n"
+    )
+    (corpus / "other.md").write_text("# Finance\n\nThe budget was cut by ten percent.\n")
+    assert cli_run(["docs", "add", "kb", str(corpus)]) == 0  # keyword only
+    assert "keyword search only" in capsys.readouterr().err
+    note = tmp_path / "note.txt"
+    note.write_text("The spare key is under the blue flowerpot.")
+    argv = ["chat", "-m", str(smollm2_path), "--context", "1024", "--threads", "2",
+            "--max-tokens", "12", "--seed", "1", "--docs", "kb", "--attach", str(note),
+            "What is the company mascot?"]  # fmt: skip
+    assert cli_run(argv) == 0
+    err = capsys.readouterr().err
+    assert "[1] note.txt (whole file)" in err and "[2] heron.md, Culture" in err
+    import re
+
+    cid = re.search(r"\[conversation (\w+)\]", err)
+    assert cid is not None, err
+    assert cli_run(["export", cid.group(1), "--format", "json", "-o", "-"]) == 0
+    text = capsys.readouterr().out
+    assert '"passages"' in text and '"score"' in text and "Pemberton" in text
+    assert cli_run(argv[:-1] + ["--attach", str(tmp_path / "missing.pdf"), "Hi"]) == 1
+    assert "Cannot attach" in capsys.readouterr().err
