@@ -244,9 +244,11 @@ class ChatService:
         upto_message_id: str | None = None,
         user_template: Any = _NOT_GIVEN,
         prefill: str = "",
+        question: str = "",
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
-        upto_message_id, if given) plus the draft as the next user message, if any."""
+        upto_message_id, if given) plus the draft as the next user message, if any.
+        question: the last question as it was sent (with retrieved passages)."""
         result: Future[PreparedPrompt] = Future()
 
         def read(store: Store) -> tuple[list[Message], str]:
@@ -276,6 +278,8 @@ class ChatService:
                 result.set_exception(e)
                 return
             history: list[Any] = list(branch)
+            if question and history and history[-1].role is Role.USER:
+                history[-1] = history[-1].with_(content=question)
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
             _chain(

@@ -226,5 +226,16 @@ def test_cli_chat_with_docs_and_attach_and_the_json_export(
     assert cli_run(["export", cid.group(1), "--format", "json", "-o", "-"]) == 0
     text = capsys.readouterr().out
     assert '"passages"' in text and '"score"' in text and "Pemberton" in text
+    # `chatapp prompt` re-renders the answer's prompt with the passages it was sent
+    from chatapp.core.store import Store
+    from chatapp.paths import app_paths
+
+    with Store(app_paths().database) as store:
+        conv = store.find_conversation(cid.group(1))
+        assert conv is not None
+        answer = [m for m in store.messages(conv.id) if m.role.value == "assistant"][0]
+    assert cli_run(["prompt", "--conversation", conv.id, "--message", answer.id]) == 0
+    shown = capsys.readouterr()
+    assert "Pemberton" in shown.out and "matches" in shown.err
     assert cli_run(argv[:-1] + ["--attach", str(tmp_path / "missing.pdf"), "Hi"]) == 1
     assert "Cannot attach" in capsys.readouterr().err
