@@ -59,7 +59,8 @@ def m001_documents(db: sqlite3.Connection) -> None:
         CREATE INDEX chunks_file ON chunks(file_id, ordinal);
         CREATE VIRTUAL TABLE chunks_fts USING fts5(
             text, heading, content='chunks', content_rowid='id', tokenize='porter unicode61'
-        )
+        );
+        CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')
         """,
     )
     for trigger in _TRIGGERS:  # (a trigger's body has semicolons of its own)

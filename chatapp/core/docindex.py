@@ -29,6 +29,7 @@ from chatapp.core.errors import StoreError, UserError
 
 VECTOR_STORE = "numpy matrix (sqlite-vec is not installed)"
 RRF_K = 60
+COMMON_SHARE = 0.2  # a word in more than this share of chunks is not searched for
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(
     "a an and are as at be by for from has have how i in is it its of on or that the this "
@@ -144,14 +145,13 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return v / norms
 
 
-def keyword_query(text: str) -> str | None:
-    """An FTS5 query that matches any of the question's words (BM25 ranks by how many
-    and how rare), every word quoted so FTS syntax in the text means nothing."""
+def query_words(text: str) -> list[str]:
+    """The question's words for an FTS5 query that matches any of them (BM25 ranks by
+    how many and how rare); each is quoted in the query, so FTS syntax means nothing."""
     words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
     if not words:
         words = _WORD.findall(text.lower())
-    seen = list(dict.fromkeys(words))[:32]
-    return " OR ".join(f'"{w}"' for w in seen) if seen else None
+    return list(dict.fromkeys(words))[:32]
 
 
 def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
@@ -371,16 +371,48 @@ class DocIndex:
     # -- search -------------------------------------------------------------------------
 
     def keyword(self, collection_id: int, text: str, k: int = 50) -> list[tuple[int, float]]:
-        query = keyword_query(text)
-        if query is None:
+        """The k best chunks of the collection by BM25 for any of the question's words.
+
+        Words that occur in more than COMMON_SHARE of all chunks are left out (they rank
+        nothing and make FTS5 score nearly every row), unless nothing else is left."""
+        words = query_words(text)
+        if not words:
             return []
+        words = self._informative(words)
+        query = " OR ".join(f'"{w}"' for w in words)
+        several = self._db.execute("SELECT count(*) FROM collections").fetchone()[0] > 1
+        depth = k * 4 if several else k
         rows = self._db.execute(
-            "SELECT chunks_fts.rowid, bm25(chunks_fts) AS score FROM chunks_fts"
-            " JOIN chunks ON chunks.id=chunks_fts.rowid JOIN files ON files.id=chunks.file_id"
-            " WHERE chunks_fts MATCH ? AND files.collection_id=? ORDER BY score LIMIT ?",
-            (query, collection_id, k),
+            "SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
+            " ORDER BY score LIMIT ?",
+            (query, depth),
+        ).fetchall()
+        found = [(int(r[0]), -float(r[1])) for r in rows]
+        if found:  # only this collection's chunks
+            ids = [cid for cid, _ in found]
+            mine = {
+                r[0]
+                for r in self._db.execute(
+                    "SELECT chunks.id FROM chunks JOIN files ON files.id=chunks.file_id"
+                    f" WHERE files.collection_id=? AND chunks.id IN ({','.join('?' * len(ids))})",
+                    (collection_id, *ids),
+                )
+            }
+            found = [f for f in found if f[0] in mine]
+        return found[:k]
+
+    def _informative(self, words: list[str]) -> list[str]:
+        total = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if total < 1000:
+            return words
+        df = dict(
+            self._db.execute(
+                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(words))})",
+                words,
+            ).fetchall()
         )
-        return [(int(r[0]), -float(r[1])) for r in rows]
+        kept = [w for w in words if df.get(w, 0) <= total * COMMON_SHARE]
+        return kept or sorted(words, key=lambda w: df.get(w, 0))[:2]
 
     def vectors(self, collection: Collection) -> VectorMatrix:
         """The collection's vectors as one matrix, rebuilt only when they changed."""
