@@ -207,3 +207,28 @@ def test_an_indexer_runs_on_its_own_thread_and_reports(tmp_path: Path, corpus: P
     assert not isinstance(result, Exception) and result is not None
     assert result.added == 24 and progress[-1] == 24
     assert indexer._thread.name == "index-c"
+
+
+def test_a_chat_answers_while_a_folder_indexes(fake_service, tmp_path: Path, corpus: Path) -> None:
+    from chatapp.service.events import TurnFinished
+
+    service = fake_service(reply="Still here.")
+    db = tmp_path / "documents.sqlite3"
+    with DocIndex(db) as index:
+        index.ensure_collection("c", [str(corpus)], "hash-v1")
+    inside, go_on = threading.Event(), threading.Event()
+
+    def hook(texts: Sequence[str]) -> None:
+        inside.set()
+        assert go_on.wait(60), "the chat never answered while indexing was held"
+
+    indexer = Indexer(db, "c", lambda: HashEmbedder(hook=hook)).start()
+    try:
+        assert inside.wait(60)  # indexing is in the middle of embedding a file
+        result = service.send(None, "Hello?").result(60)
+        assert isinstance(result, TurnFinished) and result.message.content == "Still here."
+        assert indexer._thread.is_alive()
+    finally:
+        go_on.set()
+    report = indexer.join(60)
+    assert report is not None and not isinstance(report, Exception) and report.added == 24
