@@ -92,6 +92,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="a GGUF embedding model to rank the parts of an attached file that does not fit",
     )
+    p.add_argument(
+        "--rewrite-queries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --docs: the chat model rephrases the question N times and every phrasing "
+        "is searched (RAG-Fusion; default 0: off)",
+    )
     add_token_flags(p)
     p.set_defaults(func=chat)
 
@@ -224,6 +232,7 @@ def documents_step(args: argparse.Namespace) -> DocumentsStep | None:
         attachments=tuple(Path(f).expanduser().absolute() for f in args.attach),
         embedder=EmbedderCache(load_embedder),
         attach_embedding_model=model,
+        rewrites=max(0, args.rewrite_queries),
     )
 
 

@@ -391,6 +391,7 @@ class DocumentsStep:
     embedder: Any = field(default=lambda path: None)  # (model path) -> Embedder | None
     attach_embedding_model: str = ""
     k: int = PASSAGES
+    rewrites: int = 0  # RAG-Fusion: the chat model rephrases the question this many times
 
     def __call__(
         self, request: ChatRequest, backend: Backend, cancel: threading.Event
@@ -406,6 +407,9 @@ class DocumentsStep:
         for path in self.attachments:
             passages += self._attached(Path(path), question, count, budget, len(passages))
             budget -= sum(count(p.text) for p in passages)
+        rewrites: list[str] = []
+        if self.collections and self.rewrites > 0:
+            rewrites = rephrase(backend, question, self.rewrites, cancel)
         if self.collections:
             with DocIndex(self.index_file) as index:
                 for name in self.collections:
@@ -417,7 +421,8 @@ class DocumentsStep:
                         if collection.embedding_model
                         else None
                     )
-                    for hit in search(index, name, question, embedder, self.k):
+                    found = search(index, name, question, embedder, self.k, rewrites=rewrites)
+                    for hit in found:
                         passages.append(
                             Passage(
                                 len(passages) + 1, hit.where, hit.text, hit.path, hit.sha256,
@@ -441,6 +446,8 @@ class DocumentsStep:
                 "inserted": content,
             }
         }
+        if rewrites:
+            meta["documents"]["rewrites"] = rewrites
         return _replace_history(request, history), meta
 
     def _counter(self, backend: Backend) -> Callable[[str], int]:
@@ -499,6 +506,28 @@ class DocumentsStep:
                 f"context budget ({budget} tokens)."
             )
         return out
+
+
+REPHRASE = (
+    "Write {n} different search queries that would find the answer to the question "
+    "below. Use other words than the question. One query per line, nothing else.\n\n"
+    "Question: {question}"
+)
+
+
+def rephrase(backend: Backend, question: str, n: int, cancel: threading.Event) -> list[str]:
+    """RAG-Fusion's rewrites: the chat model's own rephrasings of the question (on the
+    inference thread, before the answer), each searched and fused with the question."""
+    from chatapp.core.engine import SamplingParams
+
+    request = ChatRequest(
+        [{"role": "user", "content": REPHRASE.format(n=n, question=question)}],
+        sampling=SamplingParams(temperature=0.3, max_tokens=24 * n + 16, seed=0),
+    )
+    text = "".join(c.text for c in backend.execute(request, cancel) if c.channel != "thinking")
+    lines = [re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", line).strip() for line in text.splitlines()]
+    out = [line.strip('"') for line in lines if len(line) > 3 and line.lower() != question.lower()]
+    return list(dict.fromkeys(out))[:n]
 
 
 def _last_user(history: list[Any]) -> int | None:

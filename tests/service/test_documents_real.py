@@ -239,3 +239,23 @@ def test_cli_chat_with_docs_and_attach_and_the_json_export(
     assert "Pemberton" in shown.out and "matches" in shown.err
     assert cli_run(argv[:-1] + ["--attach", str(tmp_path / "missing.pdf"), "Hi"]) == 1
     assert "Cannot attach" in capsys.readouterr().err
+
+
+def test_rag_fusion_searches_the_chat_models_rephrasings_too(
+    smol: ChatService, built, embedder: EmbeddingEngine
+) -> None:
+    index, _ = built
+    step = DocumentsStep(
+        index.path,
+        collections=["corpus"],
+        embedder=EmbedderCache(lambda path: embedder),
+        rewrites=2,
+    )
+    result, rec = _ask(smol, "How often is the coffee machine descaling done?", step)
+    docs = result.message.meta["documents"]
+    rewrites = docs["rewrites"]
+    assert 1 <= len(rewrites) <= 2 and all(isinstance(r, str) and r for r in rewrites)
+    assert any(Path(p["file"]).name == "kitchen.md" for p in docs["passages"])
+    # the rephrasing is not the answer: the conversation holds one question, one answer
+    thread = smol.read(lambda s: s.active_thread(result.conversation_id)).result()
+    assert [m.role.value for m in thread] == ["user", "assistant"]
