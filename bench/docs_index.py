@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -147,12 +148,34 @@ def query(model: str, chunks: int, threads: int) -> None:
     engine.close()
 
 
-def memory(model: str, large_mb: int, threads: int) -> None:
+class _HashEmbedder:
+    """Vectors of the model's size from word hashes: the indexer's own memory, without
+    hours of embedding on a slow machine (--memory-embedder model uses the real one)."""
+
+    def __init__(self, dim: int) -> None:
+        self.path, self.dim = "hash", dim
+
+    def embed(self, texts, *, batch=16, cancel=None, progress=None):  # type: ignore[no-untyped-def]
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.split()[:64]:
+                out[i, hash(w) % self.dim] += 1.0
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def memory(model: str, large_mb: int, threads: int, real: bool) -> None:
     from chatapp.core.docindex import DocIndex
     from chatapp.engine.embedding import EmbeddingEngine
     from chatapp.service.documents import index_collection
 
-    engine = EmbeddingEngine(model, n_threads=threads)
+    engine: Any = EmbeddingEngine(model, n_threads=threads)
+    if not real:
+        dim = engine.dim
+        engine.close()
+        engine = _HashEmbedder(dim)
     tmp = Path(tempfile.mkdtemp())
     corpus = tmp / "corpus"
     make_corpus(corpus, 10, random.Random(3))
@@ -182,7 +205,7 @@ def memory(model: str, large_mb: int, threads: int) -> None:
     stop.set()
     sampler.join()
     print(f"memory: 10 small files + one {large_mb} MB text file, {report.chunks} chunks "
-          f"in {took:.0f} s")  # fmt: skip
+          f"in {took:.0f} s, embedder: {'the model' if real else 'word hashes, same size'}")  # fmt: skip
     print(f"  resident before {before:.0f} MB, peak {peak[0]:.0f} MB: "
           f"+{peak[0] - before:.0f} MB while indexing")  # fmt: skip
     engine.close()
@@ -194,8 +217,9 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--chunks", type=int, default=100_000)
-    ap.add_argument("--large-mb", type=int, default=2)
+    ap.add_argument("--large-mb", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--memory-embedder", choices=["hash", "model"], default="hash")
     ap.add_argument("--only", choices=["throughput", "query", "memory"])
     args = ap.parse_args()
     model = args.model
@@ -208,7 +232,7 @@ def main() -> None:
     if args.only in (None, "query"):
         query(model, args.chunks, args.threads)
     if args.only in (None, "memory"):
-        memory(model, args.large_mb, args.threads)
+        memory(model, args.large_mb, args.threads, args.memory_embedder == "model")
 
 
 if __name__ == "__main__":
