@@ -95,10 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rewrite-queries",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
         help="with --docs: the chat model rephrases the question N times and every phrasing "
-        "is searched (RAG-Fusion; default 0: off)",
+        "is searched (RAG-Fusion; default: the setting documents.query_rewrites, else 0: off)",
     )
     add_token_flags(p)
     p.set_defaults(func=chat)
@@ -160,7 +160,7 @@ def chat(args: argparse.Namespace) -> int:
         model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
     ref = model_ref(model, settings)
     opts = options_from_args(args)
-    documents = documents_step(args)
+    documents = documents_step(args, settings)
     if documents is not None:
         opts = replace(opts, retrieval=documents)
     service = ChatService(app_paths().database, settings)
@@ -212,10 +212,19 @@ def chat(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def documents_step(args: argparse.Namespace) -> DocumentsStep | None:
-    """The retrieval step for --docs and --attach (None without them)."""
+def documents_step(args: argparse.Namespace, settings: Settings) -> DocumentsStep | None:
+    """The retrieval step for --docs and --attach (None without them). Settings:
+    extra["documents"] = {"query_rewrites": N, "embedding_model": PATH} give the defaults
+    of --rewrite-queries and --embedding-model."""
     if not args.docs and not args.attach:
         return None
+    saved = settings.extra.get("documents")
+    saved = saved if isinstance(saved, dict) else {}
+    if args.rewrite_queries is None:
+        n = saved.get("query_rewrites", 0)
+        args.rewrite_queries = n if isinstance(n, int) and 0 <= n <= 8 else 0
+    if args.embedding_model is None and isinstance(saved.get("embedding_model"), str):
+        args.embedding_model = saved["embedding_model"] or None
     from chatapp.cli.docs import load_embedder
 
     for f in args.attach:
