@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "chatapp.cli.complete",  # complete (completion mode)
     "chatapp.cli.serve",  # serve (the OpenAI-compatible API)
     "chatapp.cli.tools",  # tools (built-in and MCP tools a model may call)
+    "chatapp.cli.docs",  # docs add|list|remove|search (document collections)
 )
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from chatapp.cli.common import model_ref, shown
@@ -22,6 +23,7 @@ from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, TurnHandle, TurnOptions
+from chatapp.service.documents import DocumentsStep, EmbedderCache, citations, index_path
 from chatapp.service.events import (
     TurnChunk,
     TurnFailed,
@@ -108,6 +110,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="constrain the answer to JSON valid for this schema ('-': any JSON object)",
     )
+    p.add_argument(
+        "--docs",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer from this document collection (chatapp docs add); may repeat",
+    )
+    p.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a file to the question (whole if it fits, else its best parts); may repeat",
+    )
+    p.add_argument(
+        "--embedding-model",
+        metavar="PATH",
+        help="a GGUF embedding model to rank the parts of an attached file that does not fit",
+    )
+    p.add_argument(
+        "--rewrite-queries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --docs: the chat model rephrases the question N times and every phrasing "
+        "is searched (RAG-Fusion; default: the setting documents.query_rewrites, else 0: off)",
+    )
     add_token_flags(p)
     p.set_defaults(func=chat)
 
@@ -172,6 +201,10 @@ def chat(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     opts = replace(opts, **tool_options(args))
     runner = _tool_runner(settings) if opts.tools else None
+
+    documents = documents_step(args, settings)
+    if documents is not None:
+        opts = replace(opts, retrieval=documents)
     service = ChatService(app_paths().database, settings, tools=runner)
     try:
         loaded = service.load(
@@ -199,6 +232,8 @@ def chat(args: argparse.Namespace) -> int:
         service.shutdown()
         if runner is not None:
             runner.close()  # stops MCP servers and any running tool process
+        if documents is not None:
+            documents.embedder.close()
     if not args.json:
         sys.stdout.write("\n")
     sys.stdout.flush()
@@ -209,6 +244,8 @@ def chat(args: argparse.Namespace) -> int:
             else ""
         )
         raise UserError(shown(" ".join(result.error.split())) + kept, kind=result.kind)
+    if documents is not None and not args.json:
+        print_sources(result.message)
     st = result.stats
     cid = result.conversation_id
     if args.stats:
@@ -223,6 +260,52 @@ def chat(args: argparse.Namespace) -> int:
     else:
         print(f"[conversation {cid[:12]}]", file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def documents_step(args: argparse.Namespace, settings: Settings) -> DocumentsStep | None:
+    """The retrieval step for --docs and --attach (None without them). Settings:
+    extra["documents"] = {"query_rewrites": N, "embedding_model": PATH} give the defaults
+    of --rewrite-queries and --embedding-model."""
+    if not args.docs and not args.attach:
+        return None
+    saved = settings.extra.get("documents")
+    saved = saved if isinstance(saved, dict) else {}
+    if args.rewrite_queries is None:
+        n = saved.get("query_rewrites", 0)
+        args.rewrite_queries = n if isinstance(n, int) and 0 <= n <= 8 else 0
+    if args.embedding_model is None and isinstance(saved.get("embedding_model"), str):
+        args.embedding_model = saved["embedding_model"] or None
+    from chatapp.cli.docs import load_embedder
+
+    for f in args.attach:
+        if not Path(f).expanduser().is_file():
+            raise UserError(f"Cannot attach {f}: no such file.")
+    model = ""
+    if args.embedding_model:
+        if not Path(args.embedding_model).expanduser().is_file():
+            raise UserError(f"No such embedding model file: {args.embedding_model}")
+        model = str(Path(args.embedding_model).expanduser().resolve())
+    return DocumentsStep(
+        index_path(app_paths().ensure().data),
+        collections=tuple(args.docs),
+        attachments=tuple(Path(f).expanduser().absolute() for f in args.attach),
+        embedder=EmbedderCache(load_embedder),
+        attach_embedding_model=model,
+        rewrites=max(0, args.rewrite_queries),
+    )
+
+
+def print_sources(message: Any) -> None:
+    """The passages the answer cites (stderr), else every passage it was given."""
+    docs = message.meta.get("documents") or {}
+    passages = docs.get("passages") or []
+    if not passages:
+        print("chatapp: note: no passage matched the question.", file=sys.stderr)
+        return
+    cited = citations(message.content, passages)
+    print("Cited:" if cited else "Sources given:", file=sys.stderr)
+    for p in cited or passages:
+        print(f"  [{p['n']}] {p['where']}  ({p['file']})", file=sys.stderr)
 
 
 SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")

@@ -204,6 +204,8 @@ def _conversation_prompt(args: argparse.Namespace) -> int:
             conv.id,
             upto_message_id=answer.parent_id if answer else None,
             prefill=prefill,
+            # an answer from documents: its question as sent, with the passages
+            question=(answer.meta.get("documents") or {}).get("inserted", "") if answer else "",
             **kwargs,
         ).result()
         _print_prompt(service, prepared, args.tokens)

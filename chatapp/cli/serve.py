@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from chatapp.cli.common import model_ref
+from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
 from chatapp.service import ChatService
@@ -61,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a host name clients reach this server by, besides loopback and --host "
         "(repeatable; other Host headers are refused)",
     )
+    p.add_argument(
+        "--embedding-model",
+        metavar="PATH",
+        default="",
+        help="a GGUF embedding model to serve at /v1/embeddings",
+    )
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
@@ -79,6 +86,11 @@ def serve(args: argparse.Namespace) -> int:
     named = (
         "" if not ref.is_local else (args.model or settings.default_model or settings.last_model)
     )
+    embedding_model = ""
+    if args.embedding_model:
+        if not Path(args.embedding_model).expanduser().is_file():
+            raise UserError(f"No such embedding model file: {args.embedding_model}")
+        embedding_model = str(Path(args.embedding_model).expanduser().resolve())
     sock = bind(args.host, args.port)  # before loading: a busy port fails fast
     service = ChatService(paths.database, settings)
     try:
@@ -98,6 +110,7 @@ def serve(args: argparse.Namespace) -> int:
             send_timeout=max(0.1, args.send_timeout),
             hosts=(args.host, *args.allowed_host),
             named_model=str(Path(named).expanduser()) if named else "",
+            embedding_model=embedding_model,
         )
         app = create_app(service, config)
         from chatapp.server import model_id
@@ -110,7 +123,10 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        serve_forever(app, sock)
+        try:
+            serve_forever(app, sock)
+        finally:
+            app.state.embeddings.close()
     finally:
         service.shutdown()
         sock.close()

@@ -32,6 +32,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from chatapp.core.embedding_models import is_embedding_model
 from chatapp.core.engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
 from chatapp.core.gguf import GGUFInfo, check_model_file
@@ -138,6 +139,11 @@ class LlamaEngine:
         llama_guard.install()  # the GGUF's templates are rendered by us, under limits
         self._gguf: GGUFInfo = check_model_file(path)
         meta = self._gguf.metadata
+        if is_embedding_model(meta):
+            raise BadModelFile(
+                f"{Path(path).name} is an embedding model: it does not chat. Use it for "
+                "documents (chatapp docs add NAME PATH --embedding-model FILE)."
+            )
         self.path = str(Path(path).resolve())
         trained = self._gguf.context_length or context_limit
         n_ctx = max(256, min(trained, context_limit))

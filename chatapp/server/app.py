@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import FailureKind
+from chatapp.server.embeddings import Embeddings
 from chatapp.server.errors import ApiError, bad_api_key, unknown_model
 from chatapp.server.guard import GuardMiddleware, allow_host
 from chatapp.server.requests import (
@@ -86,6 +87,7 @@ class ServerConfig:
     # the model file as the user named it (a symlink keeps its own name): its name is
     # the model's id while that file is the one loaded
     named_model: str = ""
+    embedding_model: str = ""  # a GGUF for /v1/embeddings ("": that route says there is none)
 
 
 class ApiKeyMiddleware:
@@ -410,11 +412,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(service: ChatService, config: ServerConfig | None = None) -> Starlette:
     config = config or ServerConfig()
     api = Api(service, config)
+    embeddings = Embeddings(config.embedding_model, config.max_body_bytes)
     routes = [
         Route("/v1/models", api.models, methods=["GET"]),
         Route("/v1/models/{model:path}", api.model, methods=["GET"]),
         Route("/v1/chat/completions", api.chat, methods=["POST"]),
         Route("/v1/completions", api.completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.create, methods=["POST"]),
     ]
     hosts: set[str] = set()
     for host in config.hosts:
@@ -442,4 +446,5 @@ def create_app(service: ChatService, config: ServerConfig | None = None) -> Star
     )
     app.state.api = api
     app.state.hosts = hosts  # the names the guard accepts besides loopback
+    app.state.embeddings = embeddings  # close() it after serving: it frees the model
     return app

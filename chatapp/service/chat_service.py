@@ -252,9 +252,11 @@ class ChatService:
         upto_message_id: str | None = None,
         user_template: Any = _NOT_GIVEN,
         prefill: str = "",
+        question: str = "",
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
-        upto_message_id, if given) plus the draft as the next user message, if any."""
+        upto_message_id, if given) plus the draft as the next user message, if any.
+        question: the last question as it was sent (with retrieved passages)."""
         result: Future[PreparedPrompt] = Future()
 
         def read(store: Store) -> tuple[list[Message], str]:
@@ -284,6 +286,8 @@ class ChatService:
                 result.set_exception(e)
                 return
             history: list[Any] = list(branch)
+            if question and history and history[-1].role is Role.USER:
+                history[-1] = history[-1].with_(content=question)
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
             _chain(
@@ -647,6 +651,7 @@ class ChatService:
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
         spec = self._spec(handle, conv, history, resolved, ref, forced, client, opts)
+        spec.retrieval = opts.retrieval
         sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._runner.run, spec, sink)

@@ -48,3 +48,11 @@ def tokenize_with(path: str | Path, text: str) -> tuple[str, list[tuple[int, byt
     from chatapp.engine.vocab import tokenize_with as tokenize
 
     return tokenize(path, text)
+
+
+def embedding_model(path: str | Path) -> Any:
+    """A GGUF embedding model loaded for embeddings alone (chatapp.engine.embedding):
+    documents' indexing, their queries and /v1/embeddings. close() it when done."""
+    from chatapp.engine.embedding import EmbeddingEngine
+
+    return EmbeddingEngine(path)

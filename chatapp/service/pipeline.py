@@ -72,6 +72,9 @@ class TurnSpec:
     raw_text: str | None = None  # an API raw completion: this text, special tokens parsed
     client: bool = False  # an API client's turn: not run if cancelled while queued
     tools: TurnTools | None = None  # the tools the model may call in this turn
+    # the retrieval step (service.documents.DocumentsStep): (request, backend, cancel) ->
+    # (the request with passages in its question, what to record with the answer)
+    retrieval: Any = None
 
 
 class MemorySink:
@@ -86,6 +89,11 @@ class MemorySink:
         self.trace: TokenTrace | None = None
         self.message_id = ""
         self.dropped: tuple[str, ...] = ()
+        self.notes: dict[str, Any] = {}
+
+    def note(self, meta: dict[str, Any]) -> None:
+        """Something a step found, recorded with the answer (retrieved passages)."""
+        self.notes.update(meta)
 
     def prepared(self, fit: FitResult) -> None:
         self.dropped = fit.dropped
@@ -201,6 +209,10 @@ class StoreSink(MemorySink):
             elif continued.content or continued.thinking:
                 self.tokens = None  # no trace of half an answer
 
+    def note(self, meta: dict[str, Any]) -> None:
+        super().note(meta)
+        self.reply = self.reply.with_(meta={**self.reply.meta, **meta})
+
     def prepared(self, fit: FitResult) -> None:
         super().prepared(fit)
         if fit.dropped:
@@ -303,7 +315,7 @@ class StoreSink(MemorySink):
             sampling=sampling,
             prompt_seconds=round(stats.prompt_seconds, 4),
             generation_seconds=round(stats.generation_seconds, 4),
-            receipt=receipt.as_dict(),
+            receipt={**receipt.as_dict(), **_documents_receipt(meta)},
         )
         if prompt.warning:
             meta["prompt_warning"] = prompt.warning
@@ -411,6 +423,9 @@ class Runner:
             request = spec.request
             if request.user_template is None:
                 request = replace(request, user_template=self.user_template(backend.ref))
+            if spec.retrieval is not None:  # retrieved passages join the question, once
+                request, found = spec.retrieval(request, backend, cancel)
+                sink.note(found)
             tools = spec.tools if spec.raw_text is None else None
             step = 0
             while True:  # a generation, and while the model calls tools, the next one
@@ -561,6 +576,14 @@ def _openai(call: ToolCall) -> dict[str, Any]:
         "type": "function",
         "function": {"name": call.name, "arguments": call.arguments},
     }
+
+
+def _documents_receipt(meta: dict[str, Any]) -> dict[str, Any]:
+    """The receipt's record of retrieved documents: each file's sha256, the chunk ids."""
+    docs = meta.get("documents")
+    if not docs or not docs.get("passages"):
+        return {}
+    return {"documents": {"files": docs["files"], "chunk_ids": docs["chunk_ids"]}}
 
 
 def _check_fits(prompt: PreparedPrompt, n_ctx: int) -> None:

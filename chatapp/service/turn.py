@@ -44,6 +44,8 @@ class TurnOptions:
     approve: Callable[[Any], bool] | None = None  # (core.toolcalls.ToolCall) -> run it?
     # structured output: None free; True any JSON object; a dict: a JSON schema
     json_schema: Any = None
+    # retrieved documents for this turn (service.documents.DocumentsStep), or None
+    retrieval: Any = None
 
     def given(self) -> Given:
         values: dict[str, Any] = {}

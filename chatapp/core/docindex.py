@@ -1,0 +1,557 @@
+"""The documents index: collections, their files and chunks, in its own SQLite file in the
+data folder (documents.sqlite3), with an FTS5 keyword index (BM25) and the chunks'
+embedding vectors beside it.
+
+Vectors are stored as float32 blobs in the chunks table and searched as one numpy matrix
+per collection, built when first searched and rebuilt when the collection's version
+changes (sqlite-vec is not used: VECTOR_STORE says so in the status). Keyword and vector
+rankings are fused by reciprocal rank (RRF, k=60). A file's chunks are replaced in one
+transaction: a failure or a cancel never leaves a file half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatapp.core.doc_migrations import MIGRATIONS
+from chatapp.core.errors import StoreError, UserError
+
+VECTOR_STORE = "numpy matrix (sqlite-vec is not installed)"
+RRF_K = 60
+COMMON_SHARE = 0.2  # a word in more than this share of chunks is not searched for
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "does",
+        "do",
+        "did",
+        "can",
+        "my",
+        "your",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: int
+    name: str
+    paths: list[str]
+    embedding_model: str
+    dim: int
+    created_at: float
+    indexed_at: float | None
+    report: list[str]
+    version: int
+    files: int = 0
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    kind: str
+    size: int
+    mtime: float
+    sha256: str
+    embedding_model: str
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    ordinal: int
+    text: str
+    page: int | None
+    heading: str
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class Hit:
+    """A retrieved passage: where it is, its text, and how it ranked."""
+
+    chunk_id: int | str  # an attached file's chunk: "<sha256 prefix>#<position>"
+    path: str
+    sha256: str
+    page: int | None
+    heading: str
+    text: str
+    score: float = 0.0  # the fused (RRF) score
+    keyword_rank: int | None = None  # 1-based
+    vector_rank: int | None = None
+    bm25: float | None = None
+    similarity: float | None = None
+    ordinal: int = 0  # the chunk's position in its file
+
+    @property
+    def where(self) -> str:
+        name = Path(self.path).name
+        if self.page is not None:
+            return f"{name}, page {self.page}"
+        return f"{name}, {self.heading}" if self.heading else name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "ordinal": self.ordinal,
+            "file": self.path,
+            "sha256": self.sha256,
+            "page": self.page,
+            "heading": self.heading,
+            "score": round(self.score, 6),
+            "keyword_rank": self.keyword_rank,
+            "vector_rank": self.vector_rank,
+            "bm25": None if self.bm25 is None else round(self.bm25, 4),
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "text": self.text,
+        }
+
+
+@dataclass
+class VectorMatrix:
+    """A collection's vectors, normalised, one row per chunk."""
+
+    ids: np.ndarray  # int64
+    matrix: np.ndarray  # float32 (n, dim)
+    version: int = -1
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if not len(self.ids):
+            return []
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if q.shape[0] != self.matrix.shape[1]:
+            raise UserError(
+                f"The question's embedding has {q.shape[0]} dimensions; the collection's "
+                f"have {self.matrix.shape[1]}: it was built with another embedding model."
+            )
+        q = q / (np.linalg.norm(q) or 1.0)
+        scores = self.matrix @ q
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(int(self.ids[i]), float(scores[i])) for i in top]
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=-1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return v / norms
+
+
+def query_words(text: str) -> list[str]:
+    """The question's words for an FTS5 query that matches any of them (BM25 ranks by
+    how many and how rare); each is quoted in the query, so FTS syntax means nothing."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+    if not words:
+        words = _WORD.findall(text.lower())
+    return list(dict.fromkeys(words))[:32]
+
+
+def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion: each list adds 1/(k + rank) to its items' scores."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+class DocIndex:
+    """One connection to the documents index; use it on one thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+            self._db.row_factory = sqlite3.Row
+            if str(path) != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"The documents index {path} cannot be opened: {e}") from e
+        self._vectors: dict[int, VectorMatrix] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> DocIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+        done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+        known = {name for name, _ in MIGRATIONS}
+        if done - known:
+            raise StoreError(
+                f"The documents index {self.path} was written by a newer chatapp "
+                f"({', '.join(sorted(done - known))}); it is left as it is."
+            )
+        for name, migration in MIGRATIONS:
+            if name in done:
+                continue
+            with self.transaction():
+                migration(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- collections --------------------------------------------------------------------
+
+    def _collection(self, row: sqlite3.Row) -> Collection:
+        counts = self._db.execute(
+            "SELECT (SELECT count(*) FROM files WHERE collection_id=?),"
+            " (SELECT count(*) FROM chunks JOIN files ON files.id=chunks.file_id"
+            "  WHERE files.collection_id=?)",
+            (row["id"], row["id"]),
+        ).fetchone()
+        return Collection(
+            row["id"],
+            row["name"],
+            json.loads(row["paths"]),
+            row["embedding_model"],
+            row["dim"],
+            row["created_at"],
+            row["indexed_at"],
+            json.loads(row["report"]),
+            row["version"],
+            counts[0],
+            counts[1],
+        )
+
+    def collection(self, name: str) -> Collection | None:
+        row = self._db.execute("SELECT * FROM collections WHERE name=?", (name,)).fetchone()
+        return self._collection(row) if row is not None else None
+
+    def collections(self) -> list[Collection]:
+        rows = self._db.execute("SELECT * FROM collections ORDER BY name").fetchall()
+        return [self._collection(r) for r in rows]
+
+    def ensure_collection(
+        self, name: str, paths: Sequence[str], embedding_model: str | None
+    ) -> Collection:
+        """Create the collection, or add paths to it and set its embedding model."""
+        if not name.strip():
+            raise UserError("A collection needs a name.")
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM collections WHERE name=?", (name,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO collections (name, paths, embedding_model, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (name, json.dumps(list(paths)), embedding_model or "", time.time()),
+                )
+            else:
+                have = json.loads(row["paths"])
+                merged = have + [p for p in paths if p not in have]
+                model = row["embedding_model"] if embedding_model is None else embedding_model
+                db.execute(
+                    "UPDATE collections SET paths=?, embedding_model=? WHERE id=?",
+                    (json.dumps(merged), model, row["id"]),
+                )
+        found = self.collection(name)
+        assert found is not None
+        return found
+
+    def remove_collection(self, name: str) -> bool:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM collections WHERE name=?", (name,)).rowcount > 0
+
+    def finish_indexing(self, collection_id: int, report: list[str], dim: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE collections SET indexed_at=?, report=?, dim=? WHERE id=?",
+                (time.time(), json.dumps(report), dim, collection_id),
+            )
+
+    # -- files and chunks ---------------------------------------------------------------
+
+    def files(self, collection_id: int) -> dict[str, FileRow]:
+        rows = self._db.execute(
+            "SELECT id, path, kind, size, mtime, sha256, embedding_model FROM files"
+            " WHERE collection_id=?",
+            (collection_id,),
+        )
+        return {r["path"]: FileRow(*r) for r in rows}
+
+    def replace_file(
+        self,
+        collection_id: int,
+        path: str,
+        kind: str,
+        size: int,
+        mtime: float,
+        sha256: str,
+        embedding_model: str,
+        chunks: Sequence[NewChunk],
+    ) -> None:
+        """The file's chunks, all at once: the old ones go in the same transaction."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM files WHERE collection_id=? AND path=?", (collection_id, path))
+            file_id = db.execute(
+                "INSERT INTO files (collection_id, path, kind, size, mtime, sha256,"
+                " embedding_model, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (collection_id, path, kind, size, mtime, sha256, embedding_model, time.time()),
+            ).lastrowid
+            db.executemany(
+                "INSERT INTO chunks (file_id, ordinal, page, heading, text, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        file_id,
+                        c.ordinal,
+                        c.page,
+                        c.heading,
+                        c.text,
+                        None if c.vector is None else np.asarray(c.vector, np.float32).tobytes(),
+                    )
+                    for c in chunks
+                ],
+            )
+            self._bump(db, collection_id)
+
+    def touch_file(self, file_id: int, size: int, mtime: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE files SET size=?, mtime=? WHERE id=?", (size, mtime, file_id))
+
+    def remove_files(self, collection_id: int, paths: Sequence[str]) -> None:
+        if not paths:
+            return
+        with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM files WHERE collection_id=? AND path=?",
+                [(collection_id, p) for p in paths],
+            )
+            self._bump(db, collection_id)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, collection_id: int) -> None:
+        db.execute("UPDATE collections SET version=version+1 WHERE id=?", (collection_id,))
+
+    def hits(self, chunk_ids: Sequence[int]) -> dict[int, Hit]:
+        out: dict[int, Hit] = {}
+        ids = list(chunk_ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = self._db.execute(
+                "SELECT chunks.id, files.path, files.sha256, chunks.page, chunks.heading,"
+                " chunks.text, chunks.ordinal FROM chunks JOIN files ON files.id=chunks.file_id"
+                f" WHERE chunks.id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for r in rows:
+                out[r[0]] = Hit(r[0], r[1], r[2], r[3], r[4], r[5], ordinal=r[6])
+        return out
+
+    # -- search -------------------------------------------------------------------------
+
+    def keyword(self, collection_id: int, text: str, k: int = 50) -> list[tuple[int, float]]:
+        """The k best chunks of the collection by BM25 for any of the question's words.
+
+        Words that occur in more than COMMON_SHARE of all chunks are left out (they rank
+        nothing and make FTS5 score nearly every row), unless nothing else is left."""
+        words = query_words(text)
+        if not words:
+            return []
+        words = self._informative(words)
+        query = " OR ".join(f'"{w}"' for w in words)
+        several = self._db.execute("SELECT count(*) FROM collections").fetchone()[0] > 1
+        depth = k * 4 if several else k
+        rows = self._db.execute(
+            "SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
+            " ORDER BY score LIMIT ?",
+            (query, depth),
+        ).fetchall()
+        found = [(int(r[0]), -float(r[1])) for r in rows]
+        if found:  # only this collection's chunks
+            ids = [cid for cid, _ in found]
+            mine = {
+                r[0]
+                for r in self._db.execute(
+                    "SELECT chunks.id FROM chunks JOIN files ON files.id=chunks.file_id"
+                    f" WHERE files.collection_id=? AND chunks.id IN ({','.join('?' * len(ids))})",
+                    (collection_id, *ids),
+                )
+            }
+            found = [f for f in found if f[0] in mine]
+        return found[:k]
+
+    def _informative(self, words: list[str]) -> list[str]:
+        total = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if total < 1000:
+            return words
+        df = dict(
+            self._db.execute(
+                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(words))})",
+                words,
+            ).fetchall()
+        )
+        kept = [w for w in words if df.get(w, 0) <= total * COMMON_SHARE]
+        return kept or sorted(words, key=lambda w: df.get(w, 0))[:2]
+
+    def vectors(self, collection: Collection) -> VectorMatrix:
+        """The collection's vectors as one matrix, rebuilt only when they changed."""
+        version = self._db.execute(
+            "SELECT version FROM collections WHERE id=?", (collection.id,)
+        ).fetchone()
+        version = version[0] if version else -1
+        with self._lock:
+            cached = self._vectors.get(collection.id)
+            if cached is not None and cached.version == version:
+                return cached
+        rows = self._db.execute(
+            "SELECT chunks.id, chunks.vector FROM chunks JOIN files ON files.id=chunks.file_id"
+            " WHERE files.collection_id=? AND chunks.vector IS NOT NULL ORDER BY chunks.id",
+            (collection.id,),
+        ).fetchall()
+        if rows:
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            dim = len(rows[0][1]) // 4
+            matrix = np.empty((len(rows), dim), dtype=np.float32)
+            for i, r in enumerate(rows):
+                if len(r[1]) == dim * 4:
+                    matrix[i] = np.frombuffer(r[1], dtype=np.float32)
+                else:
+                    matrix[i] = 0.0  # a vector from another model: never similar
+            vm = VectorMatrix(ids, normalised(matrix), version)
+        else:
+            vm = VectorMatrix(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), version)
+        with self._lock:
+            self._vectors[collection.id] = vm
+        return vm
+
+    def search(
+        self,
+        collection: Collection,
+        text: str,
+        query_vectors: Sequence[np.ndarray] = (),
+        k: int = 5,
+        *,
+        texts: Sequence[str] = (),
+        depth: int = 50,
+    ) -> list[Hit]:
+        """The k best passages: keyword (BM25) and vector rankings fused by reciprocal
+        rank. texts: more phrasings of the question (RAG-Fusion), each ranked too;
+        query_vectors: the embeddings of the question (and of each of texts)."""
+        rankings: list[list[int]] = []
+        keyword_rank: dict[int, int] = {}
+        bm25: dict[int, float] = {}
+        for i, t in enumerate([text, *texts]):
+            found = self.keyword(collection.id, t, depth)
+            rankings.append([cid for cid, _ in found])
+            if i == 0:
+                keyword_rank = {cid: r for r, (cid, _) in enumerate(found, 1)}
+                bm25 = dict(found)
+        vector_rank: dict[int, int] = {}
+        similarity: dict[int, float] = {}
+        if query_vectors:
+            matrix = self.vectors(collection)
+            for i, q in enumerate(query_vectors):
+                found_v = matrix.search(q, depth)
+                rankings.append([cid for cid, _ in found_v])
+                if i == 0:
+                    vector_rank = {cid: r for r, (cid, _) in enumerate(found_v, 1)}
+                    similarity = dict(found_v)
+        scores = fuse(rankings)
+        best = sorted(scores, key=lambda c: -scores[c])[:k]
+        hits = self.hits(best)
+        out = []
+        for cid in best:
+            if cid not in hits:
+                continue
+            h = hits[cid]
+            h.score = scores[cid]
+            h.keyword_rank = keyword_rank.get(cid)
+            h.vector_rank = vector_rank.get(cid)
+            h.bm25 = bm25.get(cid)
+            h.similarity = similarity.get(cid)
+            out.append(h)
+        return out
+
+
+@dataclass
+class Report:
+    """What an indexing run did, and one line per file it could not index."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    problems: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    def summary(self) -> str:
+        done = (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.removed} removed, {self.chunks} chunks embedded"
+        )
+        if self.problems:
+            done += f"; {len(self.problems)} not indexed"
+        return done + (" (cancelled)" if self.cancelled else "")
