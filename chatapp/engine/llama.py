@@ -162,6 +162,10 @@ class LlamaEngine:
                     seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                     verbose=True,  # output goes to our log; verbose=False would mute the process
                     chat_format="chatml",  # unused: we render templates ourselves; skips guessing
+                    # a sliding-window model (Gemma 3) keeps its whole KV cache, not just
+                    # the window: a saved state then restores exactly, and a shorter
+                    # prefix can be reused (docs/chat-service.md, "Exact answers")
+                    swa_full=True,
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise self._load_error(e, mark) from e
@@ -182,6 +186,7 @@ class LlamaEngine:
         eog: set[int] = set()
         control: set[int] = set()
         special: set[str] = set()
+        control_texts: set[str] = set()
         marked = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
         for t in range(n_vocab):
             if llama_cpp.llama_vocab_is_eog(vocab, t):
@@ -189,6 +194,9 @@ class LlamaEngine:
             attr = llama_cpp.llama_vocab_get_attr(vocab, t)
             if attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
                 control.add(t)
+                control_texts.add(
+                    llama_cpp.llama_vocab_get_text(vocab, t).decode("utf-8", "replace")
+                )
             if attr & marked:
                 special.add(llama_cpp.llama_vocab_get_text(vocab, t).decode("utf-8", "replace"))
         self._control = frozenset(control)
@@ -204,6 +212,7 @@ class LlamaEngine:
             eos_token=self._piece(eos_id) if eos_id >= 0 else "",
             eog_token_ids=frozenset(eog),
             special_tokens=frozenset(special),
+            control_tokens=frozenset(control_texts) - {""},
             add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
             metadata=dict(meta),
             n_threads=threads,
