@@ -24,7 +24,7 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,15 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTEXT_LIMIT = 4096
 STATE_CACHE_BYTES = 768 * 1024 * 1024  # KV states of recent conversations kept in memory
 STATE_CACHE_ENTRIES = 8
+# Exact answers (docs/chat-service.md): a token's KV depends on the batch it was computed
+# in (one token alone, or its place in a group of 4 rows for repacked weights). Prompts are
+# evaluated in batches that start at multiples of GRID and are whole multiples of GRID
+# long, except the last, which runs from the last multiple of GRID to the end; positions in
+# whole GRID cells are then the same however the prompt got there, and are reused. The
+# rest (the last cell, tokens generated one at a time) is evaluated again next time, or
+# settled while the user reads (settle()).
+GRID = 64
+SETTLE_CHUNK = 128  # settle() checks between batches of this many tokens whether to stop
 VERSION = f"llama-cpp-python {llama_cpp.__version__}"
 
 
@@ -52,6 +61,7 @@ class _SavedState:
     input_ids: np.ndarray  # the evaluated tokens
     data: Any  # the ctypes buffer llama_state_get_data filled: the KV cache of those tokens
     n_bytes: int  # how much of it holds the state
+    exact: int  # leading positions whose KV was computed on the GRID (see GRID)
 
     @property
     def size(self) -> int:
@@ -99,6 +109,17 @@ class _StderrToLog(io.TextIOBase):
         if s.strip():
             log.debug("llama-cpp-python: %s", s.rstrip())
         return len(s)
+
+
+def _grid_batches(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) in batches of at most `size` (a multiple of GRID) starting at
+    multiples of GRID (start is one); the positions after the last multiple of GRID are
+    a batch of their own, so they are computed the same way from any start."""
+    cut = max(start, end // GRID * GRID)
+    out = [(a, min(a + size, cut)) for a in range(start, cut, size)]
+    if cut < end:
+        out.append((cut, end))
+    return out
 
 
 def gpu_offload_supported() -> bool:
@@ -175,7 +196,15 @@ class LlamaEngine:
         self._closed = False
         self.last_prompt = PromptEval()
         self._states = StateCache()
+        # Gemma 3's sliding-window cache does not come back exactly from a saved state
+        # once another conversation ran in between (logits differ past 1,000 tokens even
+        # with swa_full): such a model keeps no states, a switch back evaluates the
+        # conversation again (its receipt shows reused 0), and the answer stays exact
+        self.sliding_window = int(llama_cpp.llama_model_n_swa(self._llm._model.model))
+        if self.sliding_window > 0:
+            self._states.max_entries = 0
         self._state_owner: str | None = None
+        self._exact = 0  # leading KV positions computed on the GRID: reusable exactly
         self._cancel = threading.Event()  # replaced by each generate() call's event
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: no callback
@@ -272,7 +301,6 @@ class LlamaEngine:
         if params.seed is not None:
             self._llm.set_seed(params.seed)
         self._switch_state(cache_key)
-        self.last_prompt = self._prompt_eval(prompt)
         self._cancel = cancel
         ctx = self._llm._ctx.ctx
         llama_cpp.llama_set_abort_callback(ctx, self._abort_cb, None)
@@ -282,6 +310,9 @@ class LlamaEngine:
         # h-inside: the sampler's own distribution, followed step by step beside the raw one
         dist = SampledDistribution(params, self._llm.last_n_tokens_size) if top_n else None
         try:
+            self.last_prompt = self._evaluate(prompt)
+            # the whole prompt is in the KV cache with fresh logits: generate() samples
+            # the first token at once
             gen = self._llm.generate(
                 prompt,
                 top_k=params.top_k,
@@ -311,6 +342,7 @@ class LlamaEngine:
         except RuntimeError as e:
             if cancel.is_set():
                 self._llm.n_tokens = 0  # KV cache state is unknown after an abort
+                self._exact = 0
                 raise Cancelled() from e
             raise
         finally:
@@ -326,25 +358,44 @@ class LlamaEngine:
         raw_lp, raw_top, sampled_lp, sampled_top = dist.capture(logits, token, top_n)
         return Sampled(token, raw_lp, raw_top, sampled_lp, sampled_top)
 
-    def _prompt_eval(self, prompt: list[int]) -> PromptEval:
-        """How much of the prompt llama-cpp-python's generate() will take from the KV
-        cache (its own prefix match, mirrored here so the receipt can say it)."""
+    def _evaluate(self, prompt: list[int]) -> PromptEval:
+        """Evaluate the prompt on the GRID, reusing the exact part of the KV cache that
+        it starts with; at least one token is evaluated, for fresh logits."""
         llm = self._llm
-        n = int(llm.n_tokens)
-        if n <= 0:
-            return PromptEval(0, len(prompt))
-        cached = llm.input_ids[:n]
+        n = len(prompt)
         common = 0
-        for a, b in zip(cached.tolist(), prompt):
+        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), prompt):
             if a != b:
                 break
             common += 1
-        consumed = common == len(prompt)
-        if consumed and n == len(prompt) and not llm._requires_eval:
-            return PromptEval(len(prompt), 0)
-        reuse = common - 1 if consumed else common
-        reuse = max(reuse, 0)
-        return PromptEval(reuse, len(prompt) - reuse)
+        reuse = min(common, self._exact, n - 1) // GRID * GRID
+        llm.n_tokens = reuse  # eval() drops the KV cache from here on
+        self._exact = reuse
+        for a, b in _grid_batches(reuse, n, max(GRID, llm.n_batch // GRID * GRID)):
+            llm.eval(prompt[a:b])
+        self._exact = n // GRID * GRID
+        return PromptEval(reuse, n - reuse)
+
+    def settle(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Evaluate again, on the GRID, the whole GRID cells of the context that were not
+        (an answer's tokens, generated one at a time), so the next turn reuses them
+        exactly instead of evaluating them again. For a quiet moment: it stops between
+        batches when should_stop() says so. Returns the tokens evaluated."""
+        self._check_open()
+        llm = self._llm
+        start, end = self._exact, llm.n_tokens // GRID * GRID
+        if end <= start:
+            return 0
+        ids = llm.input_ids[:end].tolist()
+        llm.n_tokens = start
+        done = 0
+        for a, b in _grid_batches(start, end, SETTLE_CHUNK):
+            if should_stop():
+                break
+            llm.eval(ids[a:b])
+            self._exact = b
+            done += b - a
+        return done
 
     # -- KV state per conversation ------------------------------------------------
 
@@ -377,7 +428,7 @@ class LlamaEngine:
             raise RuntimeError("llama_state_get_data wrote past its buffer")
         ids = self._llm.input_ids[: self._llm.n_tokens].copy()
         # the buffer itself is kept (no second copy of what may be hundreds of MB)
-        return _SavedState(ids, buf, int(n))
+        return _SavedState(ids, buf, int(n), self._exact)
 
     def _load_state(self, saved: _SavedState) -> None:
         ctx = self._llm._ctx.ctx
@@ -388,6 +439,12 @@ class LlamaEngine:
         self._llm.input_ids[:n] = saved.input_ids
         self._llm.n_tokens = n
         self._llm._requires_eval = True
+        self._exact = saved.exact
+
+    @property
+    def exact_tokens(self) -> int:
+        """Leading positions of the KV cache that a next turn reuses exactly."""
+        return self._exact
 
     @property
     def context_used(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from chatapp.core.backend import Capabilities, ChatRequest, ModelRef, PreparedPrompt
@@ -119,6 +120,13 @@ class LocalBackend:
             logprobs=request.logprobs,
             cache_key=request.cache_key,
         )
+
+    def settle(self, should_stop: Callable[[], bool]) -> int:
+        """Between turns: let the engine re-evaluate what it generated one token at a
+        time, so the next turn starts from the state a fresh process would compute
+        (engine.llama.GRID). Tokens evaluated; 0 for an engine without the need."""
+        settle = getattr(self.engine, "settle", None)
+        return int(settle(should_stop)) if settle is not None else 0
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         return self.engine.tokenize(text, special=special)

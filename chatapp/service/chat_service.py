@@ -653,6 +653,8 @@ class ChatService:
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
             self._infer.submit(self._generate, turn)
 
+        self._settle_later()
+
         self._setup(handle, setup)
         return handle
 
@@ -750,6 +752,7 @@ class ChatService:
             turn.tokens = TraceBuilder(turn.logprobs, sampling.as_dict())
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
         self._infer.submit(self._generate, turn)
+        self._settle_later()
 
     def _generate(self, turn: _Turn) -> None:
         """On the inference thread: one reply, streamed, saved, finished."""
@@ -979,9 +982,26 @@ class ChatService:
 
         try:
             self._infer.submit(job)
+            self._settle_later()
         except RuntimeError as e:  # shut down
             handle.emit(TurnFailed(handle.turn_id, None, None, str(e)))
         return handle
+
+    def _settle_later(self) -> None:
+        """After a turn, while the user reads: the backend re-evaluates the answer's
+        tokens as a batch (engine.llama.GRID), so the next turn starts from the state a
+        fresh process would compute. Background: any job waiting goes first, and one
+        that arrives meanwhile stops it between batches."""
+
+        def settle() -> None:
+            fn = getattr(self._backend, "settle", None)
+            if fn is not None:
+                fn(self._infer.preempted)
+
+        try:
+            self._infer.submit_background(settle)
+        except RuntimeError:  # shut down
+            pass
 
     # -- lifetime ------------------------------------------------------------------------
 
