@@ -2,7 +2,7 @@
 debugging a template, and to check an answer's receipt.
 
     chatapp prompt --model M.gguf --messages chat.json [--template T.jinja] [--tokens]
-    chatapp prompt --conversation ID [--message MSG_ID] [--tokens]
+    chatapp prompt --conversation ID [--message MSG_ID [--replay]] [--tokens]
 
 chat.json holds OpenAI-style messages: a list of {"role", "content"} objects, or an object
 with "messages" (and optionally "tools"). System messages become the system prompt. The
@@ -12,12 +12,14 @@ model file, the GGUF's, a preset, or plain completion, unless --template names a
 BOS token the model's vocabulary adds is shown as it is sent. With --conversation, the
 prompt of the conversation's next answer; with --message, the prompt that produced that
 answer, checked against its receipt (exit 0 if it matches, 1 if not, naming the first
-differing token). Warnings go to stderr so stdout is the prompt alone.
+differing token); with --replay, the answer is also generated again at its recorded
+settings and its tokens compared. Warnings go to stderr so stdout is the prompt alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -26,6 +28,7 @@ from typing import Any
 
 from chatapp.core.backend import ModelRef, PreparedPrompt
 from chatapp.core.conversation import Role
+from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import TemplateError, UserError
 from chatapp.core.gguf import check_model_file
 from chatapp.core.receipt import Receipt, verify
@@ -33,7 +36,8 @@ from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.templates import check_syntax
 from chatapp.paths import app_paths
-from chatapp.service import ChatService
+from chatapp.service import ChatService, TurnOptions
+from chatapp.service.events import TurnChunk, TurnFailed
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,12 @@ def register(subparsers: Any) -> None:
         "--message",
         metavar="MSG_ID",
         help="with --conversation: re-render the prompt of this answer and check its receipt",
+    )
+    p.add_argument(
+        "--replay",
+        action="store_true",
+        help="with --message: generate that answer again at its recorded settings and say "
+        "whether the tokens match (exit 0 if they do, 1 if not)",
     )
     p.add_argument("--template", metavar="FILE", help="use this Jinja template instead")
     p.add_argument("--tokens", action="store_true", help="also print the token ids and pieces")
@@ -192,6 +202,9 @@ def _conversation_prompt(args: argparse.Namespace) -> int:
         if answer is not None and receipt is None:
             raise UserError("This answer has no receipt (it was made before chatapp kept them).")
         recorded = store.prompt_tokens(answer.id) if answer else None
+        trace = store.token_trace(answer.id) if answer else None
+    if args.replay and answer is None:
+        raise UserError("--replay needs --message MSG_ID (the answer to generate again).")
     model = args.model or (receipt.model if receipt else None) or conv.model_path
     if not model:
         raise UserError("This conversation has no model: give --model PATH.")
@@ -209,8 +222,61 @@ def _conversation_prompt(args: argparse.Namespace) -> int:
             **kwargs,
         ).result()
         _print_prompt(service, prepared, args.tokens)
-    if answer is None or receipt is None:
-        return 0
-    check = verify(receipt, prepared.tokens, recorded)
-    print(f"chatapp: receipt: the prompt {check.detail}", file=sys.stderr)
-    return 0 if check.matches else 1
+        if answer is None or receipt is None:
+            return 0
+        check = verify(receipt, prepared.tokens, recorded)
+        print(f"chatapp: receipt: the prompt {check.detail}", file=sys.stderr)
+        if not args.replay:
+            return 0 if check.matches else 1
+        expected = trace.token_ids if trace is not None else None
+        same = _replay(service, prepared, conv.system_prompt, receipt, answer.content, expected)
+    return 0 if check.matches and same else 1
+
+
+def _replay(
+    service: ChatService,
+    prepared: PreparedPrompt,
+    system_prompt: str,
+    receipt: Receipt,
+    content: str,
+    expected: list[int] | None,
+) -> bool:
+    """Generate the answer again from the same prompt at the recorded sampling (seed
+    included) and compare: the token ids where the answer's tokens were kept, else the
+    text. The answer is a function of its receipt (docs/chat-service.md, Exact answers)."""
+    fields = {f.name for f in dataclasses.fields(SamplingParams)}
+    sampling = SamplingParams(**{k: v for k, v in receipt.sampling.items() if k in fields})
+    if expected is not None and sampling.max_tokens is None:
+        sampling = dataclasses.replace(sampling, max_tokens=len(expected) + 1)
+    ids: list[int] = []
+
+    def listen(event: Any) -> None:
+        if isinstance(event, TurnChunk) and event.chunk.token_id is not None:
+            ids.append(event.chunk.token_id)
+
+    done = service.complete(
+        prepared.messages, system_prompt, TurnOptions(sampling=sampling, logprobs=0), listen
+    ).result()
+    if isinstance(done, TurnFailed):
+        raise UserError(f"The replay failed: {done.error}")
+    if expected is not None:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(ids, expected, strict=False)) if a != b), None
+        )
+        if first is None and len(ids) == len(expected):
+            print(f"chatapp: replay: the {len(ids)} answer tokens match", file=sys.stderr)
+            return True
+        at = first if first is not None else min(len(ids), len(expected))
+        print(
+            f"chatapp: replay: the answer differs from token {at} "
+            f"({len(ids)} tokens generated, {len(expected)} recorded)",
+            file=sys.stderr,
+        )
+        return False
+    same = done.message.content == content
+    print(
+        f"chatapp: replay: the answer text {'matches' if same else 'differs'} "
+        "(no tokens were recorded for it)",
+        file=sys.stderr,
+    )
+    return same

@@ -160,6 +160,9 @@ class PreparedPrompt:
     warning: str = ""
     merged_system: bool = False
     tokens_known: bool = True
+    # (start, end) in text of message content holding special-token strings, tokenized
+    # as plain text: "Show prompt" does not mark special tokens there
+    text_spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def starts_inside_thinking(self) -> bool:

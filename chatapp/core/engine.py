@@ -43,6 +43,9 @@ class ModelInfo:
     n_threads: int = 0
     n_gpu_layers: int = 0
     special_tokens: frozenset[str] = frozenset()  # texts of control/user-defined tokens
+    # texts of control tokens: what tokenizing with special=True turns into control ids
+    # (the template's markup may; message text may not)
+    control_tokens: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

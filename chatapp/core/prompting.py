@@ -150,13 +150,3 @@ def prompt_for_thread(
         eos_token=eos_token,
         **extra,
     )
-
-
-def needs_bos(prompt: str, bos_token: str, add_bos: bool) -> bool:
-    """Whether the tokenizer should add a BOS token in front of the rendered prompt.
-
-    Most templates write the BOS text themselves ({{ bos_token }}), and tokenizing with
-    special=True turns it into the BOS id; adding one more would double it. Only when the
-    model wants a BOS (tokenizer.ggml.add_bos_token) and the prompt does not start with
-    it should the tokenizer add one."""
-    return add_bos and not (bos_token and prompt.startswith(bos_token))

@@ -24,7 +24,7 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,15 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTEXT_LIMIT = 4096
 STATE_CACHE_BYTES = 768 * 1024 * 1024  # KV states of recent conversations kept in memory
 STATE_CACHE_ENTRIES = 8
+# Exact answers (docs/chat-service.md): a token's KV depends on the batch it was computed
+# in (one token alone, or its place in a group of 4 rows for repacked weights). Prompts are
+# evaluated in batches that start at multiples of GRID and are whole multiples of GRID
+# long, except the last, which runs from the last multiple of GRID to the end; positions in
+# whole GRID cells are then the same however the prompt got there, and are reused. The
+# rest (the last cell, tokens generated one at a time) is evaluated again next time, or
+# settled while the user reads (settle()).
+GRID = 64
+SETTLE_CHUNK = 128  # settle() checks between batches of this many tokens whether to stop
 VERSION = f"llama-cpp-python {llama_cpp.__version__}"
 
 
@@ -54,6 +63,7 @@ class _SavedState:
     input_ids: np.ndarray  # the evaluated tokens
     data: Any  # the ctypes buffer llama_state_get_data filled: the KV cache of those tokens
     n_bytes: int  # how much of it holds the state
+    exact: int  # leading positions whose KV was computed on the GRID (see GRID)
 
     @property
     def size(self) -> int:
@@ -101,6 +111,17 @@ class _StderrToLog(io.TextIOBase):
         if s.strip():
             log.debug("llama-cpp-python: %s", s.rstrip())
         return len(s)
+
+
+def _grid_batches(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) in batches of at most `size` (a multiple of GRID) starting at
+    multiples of GRID (start is one); the positions after the last multiple of GRID are
+    a batch of their own, so they are computed the same way from any start."""
+    cut = max(start, end // GRID * GRID)
+    out = [(a, min(a + size, cut)) for a in range(start, cut, size)]
+    if cut < end:
+        out.append((cut, end))
+    return out
 
 
 def gpu_offload_supported() -> bool:
@@ -172,6 +193,10 @@ class LlamaEngine:
                     seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                     verbose=True,  # output goes to our log; verbose=False would mute the process
                     chat_format="chatml",  # unused: we render templates ourselves; skips guessing
+                    # a sliding-window model (Gemma 3) keeps its whole KV cache, not just
+                    # the window: a saved state then restores exactly, and a shorter
+                    # prefix can be reused (docs/chat-service.md, "Exact answers")
+                    swa_full=True,
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise self._load_error(e, mark) from e
@@ -182,7 +207,15 @@ class LlamaEngine:
         self.last_prompt = PromptEval()
         self._states = StateCache()
         self._grammars: OrderedDict[str, llama_cpp.LlamaGrammar] = OrderedDict()
+        # Gemma 3's sliding-window cache does not come back exactly from a saved state
+        # once another conversation ran in between (logits differ past 1,000 tokens even
+        # with swa_full): such a model keeps no states, a switch back evaluates the
+        # conversation again (its receipt shows reused 0), and the answer stays exact
+        self.sliding_window = int(llama_cpp.llama_model_n_swa(self._llm._model.model))
+        if self.sliding_window > 0:
+            self._states.max_entries = 0
         self._state_owner: str | None = None
+        self._exact = 0  # leading KV positions computed on the GRID: reusable exactly
         self._cancel = threading.Event()  # replaced by each generate() call's event
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: no callback
@@ -193,6 +226,7 @@ class LlamaEngine:
         eog: set[int] = set()
         control: set[int] = set()
         special: set[str] = set()
+        control_texts: set[str] = set()
         marked = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
         for t in range(n_vocab):
             if llama_cpp.llama_vocab_is_eog(vocab, t):
@@ -200,6 +234,9 @@ class LlamaEngine:
             attr = llama_cpp.llama_vocab_get_attr(vocab, t)
             if attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
                 control.add(t)
+                control_texts.add(
+                    llama_cpp.llama_vocab_get_text(vocab, t).decode("utf-8", "replace")
+                )
             if attr & marked:
                 special.add(llama_cpp.llama_vocab_get_text(vocab, t).decode("utf-8", "replace"))
         self._control = frozenset(control)
@@ -215,6 +252,7 @@ class LlamaEngine:
             eos_token=self._piece(eos_id) if eos_id >= 0 else "",
             eog_token_ids=frozenset(eog),
             special_tokens=frozenset(special),
+            control_tokens=frozenset(control_texts) - {""},
             add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
             metadata=dict(meta),
             n_threads=threads,
@@ -276,7 +314,6 @@ class LlamaEngine:
         if params.seed is not None:
             self._llm.set_seed(params.seed)
         self._switch_state(cache_key)
-        self.last_prompt = self._prompt_eval(prompt)
         self._cancel = cancel
         ctx = self._llm._ctx.ctx
         llama_cpp.llama_set_abort_callback(ctx, self._abort_cb, None)
@@ -289,6 +326,9 @@ class LlamaEngine:
         if compiled is not None:
             self._install_grammar_sampler(fast)
         try:
+            self.last_prompt = self._evaluate(prompt)
+            # the whole prompt is in the KV cache with fresh logits: generate() samples
+            # the first token at once
             gen = self._llm.generate(
                 prompt,
                 top_k=params.top_k,
@@ -319,6 +359,7 @@ class LlamaEngine:
         except RuntimeError as e:
             if cancel.is_set():
                 self._llm.n_tokens = 0  # KV cache state is unknown after an abort
+                self._exact = 0
                 raise Cancelled() from e
             raise
         finally:
@@ -366,25 +407,44 @@ class LlamaEngine:
         raw_lp, raw_top, sampled_lp, sampled_top = dist.capture(logits, token, top_n)
         return Sampled(token, raw_lp, raw_top, sampled_lp, sampled_top)
 
-    def _prompt_eval(self, prompt: list[int]) -> PromptEval:
-        """How much of the prompt llama-cpp-python's generate() will take from the KV
-        cache (its own prefix match, mirrored here so the receipt can say it)."""
+    def _evaluate(self, prompt: list[int]) -> PromptEval:
+        """Evaluate the prompt on the GRID, reusing the exact part of the KV cache that
+        it starts with; at least one token is evaluated, for fresh logits."""
         llm = self._llm
-        n = int(llm.n_tokens)
-        if n <= 0:
-            return PromptEval(0, len(prompt))
-        cached = llm.input_ids[:n]
+        n = len(prompt)
         common = 0
-        for a, b in zip(cached.tolist(), prompt):
+        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), prompt):
             if a != b:
                 break
             common += 1
-        consumed = common == len(prompt)
-        if consumed and n == len(prompt) and not llm._requires_eval:
-            return PromptEval(len(prompt), 0)
-        reuse = common - 1 if consumed else common
-        reuse = max(reuse, 0)
-        return PromptEval(reuse, len(prompt) - reuse)
+        reuse = min(common, self._exact, n - 1) // GRID * GRID
+        llm.n_tokens = reuse  # eval() drops the KV cache from here on
+        self._exact = reuse
+        for a, b in _grid_batches(reuse, n, max(GRID, llm.n_batch // GRID * GRID)):
+            llm.eval(prompt[a:b])
+        self._exact = n // GRID * GRID
+        return PromptEval(reuse, n - reuse)
+
+    def settle(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Evaluate again, on the GRID, the whole GRID cells of the context that were not
+        (an answer's tokens, generated one at a time), so the next turn reuses them
+        exactly instead of evaluating them again. For a quiet moment: it stops between
+        batches when should_stop() says so. Returns the tokens evaluated."""
+        self._check_open()
+        llm = self._llm
+        start, end = self._exact, llm.n_tokens // GRID * GRID
+        if end <= start:
+            return 0
+        ids = llm.input_ids[:end].tolist()
+        llm.n_tokens = start
+        done = 0
+        for a, b in _grid_batches(start, end, SETTLE_CHUNK):
+            if should_stop():
+                break
+            llm.eval(ids[a:b])
+            self._exact = b
+            done += b - a
+        return done
 
     # -- KV state per conversation ------------------------------------------------
 
@@ -417,7 +477,7 @@ class LlamaEngine:
             raise RuntimeError("llama_state_get_data wrote past its buffer")
         ids = self._llm.input_ids[: self._llm.n_tokens].copy()
         # the buffer itself is kept (no second copy of what may be hundreds of MB)
-        return _SavedState(ids, buf, int(n))
+        return _SavedState(ids, buf, int(n), self._exact)
 
     def _load_state(self, saved: _SavedState) -> None:
         ctx = self._llm._ctx.ctx
@@ -428,6 +488,12 @@ class LlamaEngine:
         self._llm.input_ids[:n] = saved.input_ids
         self._llm.n_tokens = n
         self._llm._requires_eval = True
+        self._exact = saved.exact
+
+    @property
+    def exact_tokens(self) -> int:
+        """Leading positions of the KV cache that a next turn reuses exactly."""
+        return self._exact
 
     @property
     def context_used(self) -> int:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from chatapp.core.backend import Capabilities, ChatRequest, ModelRef, PreparedPrompt
-from chatapp.core.chat import prepare_prompt, template_for_model
+from chatapp.core.chat import prepare_prompt, template_for_model, with_bos
 from chatapp.core.engine import Engine, ModelInfo, SamplingParams
 from chatapp.core.generation import ReplyStream
-from chatapp.core.prompting import needs_bos
 from chatapp.core.templates import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -84,22 +84,9 @@ class LocalBackend:
     def prepare_text(self, text: str) -> PreparedPrompt:
         """Completion mode: the text as written (special-token markers in it are plain
         text), with nothing added but the BOS token the vocabulary asks for."""
-        # markers are plain text here, so a text that starts with the BOS's text still
-        # gets the BOS token the vocabulary asks for
-        shown, tokens = self._with_bos(text, special=False)
+        tokens = self.engine.tokenize(text, special=False)
+        shown, tokens, _ = with_bos(self.engine, text, tokens)
         return PreparedPrompt(shown, tokens, COMPLETION)
-
-    def _with_bos(self, text: str, *, special: bool) -> tuple[str, list[int]]:
-        """The text's tokens, and the BOS token in front where the vocabulary wants one
-        (unless, with special tokens parsed, the text already starts with it)."""
-        info = self.info
-        tokens = self.engine.tokenize(text, special=special)
-        wanted = needs_bos(text, info.bos_token, info.add_bos) if special else info.add_bos
-        if wanted and info.bos_token:
-            bos = self.engine.tokenize(info.bos_token, special=True)
-            if len(bos) == 1:
-                return info.bos_token + text, bos + tokens
-        return text, tokens
 
     def execute(
         self,
@@ -130,7 +117,7 @@ class LocalBackend:
         """A raw completion (the API's /v1/completions): `text` as-is, no chat template,
         special tokens parsed, plus the BOS the vocabulary asks for. It ends at an
         end-of-generation token or a limit; there are no template stop markers."""
-        shown, tokens = self._with_bos(text, special=True)
+        shown, tokens, _ = with_bos(self.engine, text, self.engine.tokenize(text, special=True))
         prompt = PreparedPrompt(shown, tokens, self.template(request.user_template))
         params = _seeded(request.sampling)
         return ReplyStream(
@@ -142,6 +129,13 @@ class LocalBackend:
             cache_key=request.cache_key,
             verbatim=True,
         )
+
+    def settle(self, should_stop: Callable[[], bool]) -> int:
+        """Between turns: let the engine re-evaluate what it generated one token at a
+        time, so the next turn starts from the state a fresh process would compute
+        (engine.llama.GRID). Tokens evaluated; 0 for an engine without the need."""
+        settle = getattr(self.engine, "settle", None)
+        return int(settle(should_stop)) if settle is not None else 0
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         return self.engine.tokenize(text, special=special)

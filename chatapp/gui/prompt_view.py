@@ -67,9 +67,16 @@ def special_spans(text: str, extra: Iterable[str] = ()) -> list[tuple[int, int]]
 class SpecialTokenHighlighter(QSyntaxHighlighter):
     """Marks special tokens (role markers, turn ends) so the prompt's structure shows."""
 
-    def __init__(self, document: Any, extra: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        document: Any,
+        extra: Iterable[str] = (),
+        text_spans: Sequence[tuple[int, int]] = (),
+    ) -> None:
         super().__init__(document)
         self._regex = special_token_regex(extra)
+        # message text that only looks like special tokens: it was tokenized as text
+        self._text_spans = tuple(text_spans)
         self._format = QTextCharFormat()
         self._format.setForeground(QColor("#b0006d"))
         self._format.setBackground(QColor("#fbe3f1"))
@@ -80,7 +87,11 @@ class SpecialTokenHighlighter(QSyntaxHighlighter):
         self.rehighlight()
 
     def highlightBlock(self, text: str) -> None:
+        at = self.currentBlock().position()
         for m in self._regex.finditer(text):
+            a, b = at + m.start(), at + m.end()
+            if any(s <= a and b <= e for s, e in self._text_spans):
+                continue
             self.setFormat(m.start(), m.end() - m.start(), self._format)
 
 
@@ -160,6 +171,7 @@ class PromptView(QDialog):
         warning: str = "",
         template_name: str = "",
         special_tokens: Iterable[str] = (),
+        text_spans: Sequence[tuple[int, int]] = (),
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -183,7 +195,9 @@ class PromptView(QDialog):
         self.text_view.setFont(monospace())
         self.text_view.setPlainText(text)
         self.text_view.setAccessibleName(self.tr("Prompt text"))
-        self.highlighter = SpecialTokenHighlighter(self.text_view.document(), special_tokens)
+        self.highlighter = SpecialTokenHighlighter(
+            self.text_view.document(), special_tokens, text_spans
+        )
         self.tabs.addTab(self.text_view, self.tr("Text"))
 
         self.token_model = TokenTableModel()

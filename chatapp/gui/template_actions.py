@@ -83,6 +83,7 @@ class TemplateActions(QObject):
                 warning=prepared.warning,
                 template_name=f"{template.name} ({template.source})",
                 special_tokens=(info.bos_token, info.eos_token, *template.stop_markers),
+                text_spans=prepared.text_spans,
                 parent=self.window,
             )
             self._keep(view)

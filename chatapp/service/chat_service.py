@@ -15,6 +15,7 @@ service's threads.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -546,7 +547,7 @@ class ChatService:
             spec.request = _with(spec.request, prefill=text, prefill_thinking=answer.thinking)
             sink = StoreSink(spec, self._db, conv, answer, continued=answer, before_trace=before)
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
-            self._infer.submit(self._runner.run, spec, sink)
+            self._queue(spec, sink)
 
         self._setup(handle, setup)
         return handle
@@ -654,7 +655,7 @@ class ChatService:
         spec.retrieval = opts.retrieval
         sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
-        self._infer.submit(self._runner.run, spec, sink)
+        self._queue(spec, sink)
 
     # -- turns outside the store (the API server, completion mode) ------------------------
 
@@ -692,7 +693,7 @@ class ChatService:
             spec = self._tooled(
                 TurnSpec(handle, request, resolved, None, prompt_text, client=True), opts
             )
-            self._infer.submit(self._runner.run, spec, MemorySink(spec))
+            self._queue(spec, MemorySink(spec))
         except Exception as e:  # no model, a bad value, or shut down  # noqa: BLE001
             failure = failure_of(e)
             handle.emit(TurnFailed(handle.turn_id, None, None, failure.message, kind=failure.kind))
@@ -786,6 +787,25 @@ class ChatService:
         sink = MemorySink(spec)
         self._infer.submit(self._runner.run, spec, sink)
         return result
+
+    def _queue(self, spec: TurnSpec, sink: MemorySink) -> None:
+        """Run the turn on the inference thread, then settle what it generated."""
+        self._infer.submit(self._runner.run, spec, sink)
+        self._settle_later()
+
+    def _settle_later(self) -> None:
+        """After a turn, while the user reads: the backend re-evaluates the answer's
+        tokens as a batch (engine.llama.GRID), so the next turn starts from the state a
+        fresh process would compute. Background: any job waiting goes first, and one
+        that arrives meanwhile stops it between batches."""
+
+        def settle() -> None:
+            fn = getattr(self._host.backend, "settle", None)
+            if fn is not None:
+                fn(self._infer.preempted)
+
+        with contextlib.suppress(RuntimeError):  # shut down
+            self._infer.submit_background(settle)
 
     # -- lifetime ------------------------------------------------------------------------
 

@@ -114,13 +114,29 @@ def test_qwen3_gets_past_thinking_through_reasoning_content(tmp_path: Path) -> N
     assert "<think>\ngreet them\n</think>\n\nHello!" in text
 
 
-def test_needs_bos_never_doubles_it() -> None:
-    from chatapp.core.prompting import needs_bos
+def test_bos_is_added_once_by_one_rule() -> None:
+    """with_bos: the BOS token goes in front where the vocabulary wants one, unless the
+    tokens already start with it; a BOS typed as text (special=False) is no BOS."""
+    from dataclasses import replace
 
-    assert not needs_bos("<bos><start_of_turn>user\n", "<bos>", add_bos=True)
-    assert needs_bos("<|user|>\nHi", "<s>", add_bos=True)
-    assert not needs_bos("<|im_start|>user\n", "<|im_start|>", add_bos=False)
-    assert not needs_bos("x", "", add_bos=False)
+    from chatapp.core.chat import with_bos
+    from tests.fakes import ScriptedEngine
+
+    class Bos(ScriptedEngine):
+        def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+            if special and text.startswith("<s>"):
+                return [999, *super().tokenize(text[3:], special=special)]
+            return super().tokenize(text, special=special)
+
+    engine = Bos()
+    engine.info = replace(engine.info, bos_token="<s>", add_bos=True)
+    hi = engine.tokenize("Hi")
+    assert with_bos(engine, "Hi", hi) == ("<s>Hi", [999, *hi], 3)
+    assert with_bos(engine, "<s>Hi", [999, *hi]) == ("<s>Hi", [999, *hi], 0)
+    typed = engine.tokenize("<s>Hi", special=False)
+    assert with_bos(engine, "<s>Hi", typed)[1] == [999, *typed]
+    engine.info = replace(engine.info, add_bos=False)
+    assert with_bos(engine, "Hi", hi) == ("Hi", hi, 0)
 
 
 @pytest.mark.parametrize(

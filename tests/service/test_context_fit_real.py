@@ -15,6 +15,7 @@ from chatapp.core.chat_settings import DROP_OLDEST, ChatSettings
 from chatapp.core.context_fit import TokenCounts, answer_reserve
 from chatapp.core.engine import SamplingParams
 from chatapp.core.receipt import Receipt
+from chatapp.engine.llama import GRID
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.service import ChatService, LoadRequest, TurnOptions
@@ -67,15 +68,16 @@ def test_a_2000_message_chat_is_fitted_and_answered_and_a_second_regenerate_reus
     assert any(e.chunk.token_id is not None for e in rec.of(TurnChunk))  # it streamed
     assert first.message.prompt_tokens == len(prompt.prompt.tokens)
     # the same question again: the same turns left out, the prompt taken from the cache
-    # (llama.cpp evaluates the last prompt token again for fresh logits)
+    # in whole blocks of GRID tokens evaluated as a batch (engine.llama: what a fresh
+    # process computes), the rest and the last token evaluated again
     counted = service._runner.token_counts.counted
     again = service.regenerate(cid, options=OPTS).result(WAIT)
     assert isinstance(again, TurnFinished), again
     assert again.message.meta["context_dropped"] == list(prompt.dropped)
     receipt = Receipt.from_dict(again.message.meta["receipt"])
     assert receipt is not None and receipt.prompt_tokens == len(prompt.prompt.tokens)
-    assert receipt.reused_tokens == receipt.prompt_tokens - 1
-    assert receipt.evaluated_tokens == 1
+    assert receipt.reused_tokens == (receipt.prompt_tokens - 1) // GRID * GRID
+    assert receipt.evaluated_tokens == receipt.prompt_tokens - receipt.reused_tokens
     assert service._runner.token_counts.counted == counted  # no message tokenized again
 
 

@@ -45,7 +45,8 @@ def test_a_stopped_and_continued_answer_is_one_answer(smol_service: ChatService)
     box.append(
         service.send(
             None,
-            "Write a long story about a lighthouse keeper.",
+            # longer than a GRID block (64 tokens): whole blocks of it are reused
+            "Write a long story about a lighthouse keeper. " + "Storms, ships, a cat. " * 12,
             options=OPTS,
             listener=stop_after_ten,
         )

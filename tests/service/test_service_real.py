@@ -12,6 +12,8 @@ from chatapp.core.backend import ModelRef
 from chatapp.core.engine import SamplingParams
 from chatapp.core.receipt import Receipt
 from chatapp.core.settings import Settings
+from chatapp.engine.llama import GRID
+from chatapp.engine.llama import GRID
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFinished
 from tests.service.conftest import Recorder
@@ -37,16 +39,20 @@ def _receipt(result: TurnFinished) -> Receipt:
 
 
 def test_switching_a_b_a_evaluates_only_a_new_tokens(smol_service: ChatService) -> None:
-    first = smol_service.send(None, "Tell me about cats.", options=OPTS).result(WAIT)
+    # long enough for whole GRID cells: only those are reused (exact answers)
+    cats = "Tell me about cats: " + ", ".join(f"cat {i}" for i in range(40)) + "."
+    first = smol_service.send(None, cats, options=OPTS).result(WAIT)
     a1 = _receipt(first)
+    assert a1.prompt_tokens > 2 * GRID
     cid_a = first.conversation_id
     b = smol_service.send(None, "Name a colour.", options=OPTS).result(WAIT)
     assert b.conversation_id != cid_a
     back = _receipt(smol_service.send(cid_a, "And dogs?", options=OPTS).result(WAIT))
-    # the whole first turn (its prompt at least) came from the saved KV state
-    assert back.reused_tokens >= a1.prompt_tokens
+    # the first turn's prompt, to its last whole GRID cell, came from the saved KV state
+    assert back.reused_tokens >= a1.prompt_tokens // GRID * GRID
     assert back.evaluated_tokens == back.prompt_tokens - back.reused_tokens
-    assert back.evaluated_tokens < back.prompt_tokens - a1.prompt_tokens + 8
+    # plus at most one GRID cell evaluated again (exact answers, engine.llama.GRID)
+    assert back.evaluated_tokens < back.prompt_tokens - a1.prompt_tokens + 8 + GRID
 
 
 def test_without_the_state_cache_the_history_is_evaluated_again(
@@ -87,27 +93,31 @@ def test_logprobs_are_real_probabilities_and_greedy_picks_the_top(
         assert c.logprob == pytest.approx(c.top[0].logprob)
 
 
-def test_regenerating_the_same_prompt_reuses_all_of_it_but_the_last_token(
+def test_regenerating_the_same_prompt_reuses_all_of_it_but_the_last_block(
     smol_service: ChatService,
 ) -> None:
-    """llama-cpp-python keeps the longest common prefix and evaluates the prompt's last
-    token again (for fresh logits), unless its context holds exactly the prompt."""
-    first = smol_service.send(None, "Tell me about cats.", options=OPTS).result(WAIT)
+    """The engine keeps the prompt's whole GRID-token blocks (evaluated as a batch, what
+    a fresh process computes) and evaluates the rest again, its last token included."""
+    question = "Tell me about cats: " + "their history, habits and care. " * 12
+    first = smol_service.send(None, question, options=OPTS).result(WAIT)
     prompt = _receipt(first).prompt_tokens
+    assert prompt > GRID
     for _ in range(2):
         again = _receipt(smol_service.regenerate(first.conversation_id, options=OPTS).result(WAIT))
         assert again.prompt_tokens == prompt
-        assert (again.reused_tokens, again.evaluated_tokens) == (prompt - 1, 1)
+        reused = (prompt - 1) // GRID * GRID
+        assert (again.reused_tokens, again.evaluated_tokens) == (reused, prompt - reused)
 
 
 def test_completion_mode_keeps_its_prompt_across_a_chat(smol_service: ChatService) -> None:
     """Regenerate in the completion view after a chat turn: the text's KV state was kept
-    under its own key, so only its last token is evaluated again."""
-    text = "The lighthouse keeper climbed the stairs and"
+    under its own key, so only its last GRID-token block is evaluated again."""
+    text = "The lighthouse keeper climbed the stairs and " * 12
     sampling = SamplingParams(seed=1, max_tokens=6, temperature=0.7)
     first = smol_service.continue_text(text, sampling=sampling).result(WAIT)
     smol_service.send(None, "Name a colour.", options=OPTS).result(WAIT)
     again = smol_service.continue_text(text, sampling=sampling).result(WAIT)
     n = first.stats.prompt_tokens
-    assert again.stats.prompt_tokens == n
-    assert (again.stats.reused_tokens, again.stats.evaluated_tokens) == (n - 1, 1)
+    assert again.stats.prompt_tokens == n and n > GRID
+    reused = (n - 1) // GRID * GRID
+    assert (again.stats.reused_tokens, again.stats.evaluated_tokens) == (reused, n - reused)
