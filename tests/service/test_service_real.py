@@ -13,7 +13,6 @@ from chatapp.core.engine import SamplingParams
 from chatapp.core.receipt import Receipt
 from chatapp.core.settings import Settings
 from chatapp.engine.llama import GRID
-from chatapp.engine.llama import GRID
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFinished
 from tests.service.conftest import Recorder
