@@ -89,8 +89,8 @@ def main() -> None:
     import openai
 
     from chatapp.core.backend import ModelRef
-    from chatapp.core.engine import SamplingParams
     from chatapp.core.settings import Settings
+    from chatapp.core.token_engine import SamplingParams
     from chatapp.paths import app_paths
     from chatapp.server import ServerThread, create_app, model_id
     from chatapp.service import ChatService, LoadRequest, TurnOptions

@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chatapp.core.backend import ChatRequest
-from chatapp.core.engine import SamplingParams
 from chatapp.core.json_grammar import schema_grammar
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.llama import LlamaEngine
 from chatapp.engine.local import LocalBackend
 

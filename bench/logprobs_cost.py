@@ -37,7 +37,7 @@ SEED = 7
 
 def measure(model: str, threads: int, n_tokens: int, top: int) -> dict[str, float]:
     from chatapp.core.chat import prepare_prompt, template_for
-    from chatapp.core.engine import SamplingParams
+    from chatapp.core.token_engine import SamplingParams
     from chatapp.engine.llama import LlamaEngine
 
     eng = LlamaEngine(model, n_threads=threads)
@@ -61,7 +61,7 @@ def in_run(model: str, threads: int, n_tokens: int, top: int) -> None:
     """Capture's share of one run's time: every step's capture (engine._sampled) is timed
     inside the same generation, so machine noise hits capture and decoding alike."""
     from chatapp.core.chat import prepare_prompt, template_for
-    from chatapp.core.engine import SamplingParams
+    from chatapp.core.token_engine import SamplingParams
     from chatapp.engine.llama import LlamaEngine
 
     eng = LlamaEngine(model, n_threads=threads)
@@ -106,7 +106,7 @@ def micro(model: str, threads: int, n_tokens: int, top: int, repeat: int = 20) -
     import numpy as np
 
     from chatapp.core.chat import prepare_prompt, template_for
-    from chatapp.core.engine import SamplingParams
+    from chatapp.core.token_engine import SamplingParams
     from chatapp.engine.llama import LlamaEngine
     from chatapp.engine.sampled_dist import SampledDistribution
 

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chatapp.core.conversation import Message, Role, new_id
-from chatapp.core.migrations import MIGRATIONS
 from chatapp.core.search import bare_query, fts_query, open_readonly, search
 from chatapp.core.store import Store
+from chatapp.core.store.migrations import MIGRATIONS
 
 COMMON = [
     "the",

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import chatapp
-from chatapp.core.engine import SamplingParams
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.llama import LlamaEngine
 
 QUESTIONS = [

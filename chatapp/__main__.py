@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return pdf_main(args[1:])
     if args[:1] == ["--template-worker"]:  # the chat template renderer's child process
-        from chatapp.core.template_worker import main as template_worker_main
+        from chatapp.core.templates.worker import main as template_worker_main
 
         return template_worker_main(args[1:])
     from chatapp import cli

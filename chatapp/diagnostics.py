@@ -14,7 +14,7 @@ from typing import Any
 
 from chatapp import __version__
 from chatapp.core.catalog import human_size
-from chatapp.core.sysinfo import free_ram, total_ram
+from chatapp.core.catalog.sysinfo import free_ram, total_ram
 from chatapp.paths import AppPaths
 
 
@@ -55,7 +55,7 @@ def report(
     models_dir: str | os.PathLike[str] | None = None,
     extra: Iterable[tuple[str, str]] = (),
 ) -> str:
-    """The diagnostics text. `model` is a core.engine.ModelInfo or None; `models_dir` the
+    """The diagnostics text. `model` is a core.token_engine.ModelInfo or None; `models_dir` the
     settings' models folder (None: the default one)."""
     from chatapp.service.machine import llama_build_info, physical_cores
 

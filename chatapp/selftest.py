@@ -54,8 +54,8 @@ def check_folders(paths: AppPaths) -> str:
 
 
 def check_database(paths: AppPaths) -> str:
-    from chatapp.core.migrations import MIGRATIONS
     from chatapp.core.store import Store
+    from chatapp.core.store.migrations import MIGRATIONS
 
     with Store(paths.database) as store:
         applied = store.applied_migrations()
@@ -78,7 +78,7 @@ def check_database(paths: AppPaths) -> str:
 
 def check_resources() -> str:
     from chatapp.core.catalog import load_starters
-    from chatapp.core.presets import load_presets
+    from chatapp.core.templates.presets import load_presets
     from chatapp.resources import resource_path, resources_dir
 
     presets = load_presets()
@@ -128,8 +128,8 @@ def default_model(paths: AppPaths) -> Path:
 
 def check_model(paths: AppPaths, model: str | None) -> str:
     from chatapp.core.chat import prepare_prompt, template_for
-    from chatapp.core.engine import SamplingParams
     from chatapp.core.settings import Settings
+    from chatapp.core.token_engine import SamplingParams
     from chatapp.engine.llama import LlamaEngine
     from chatapp.service.machine import llama_build_info
 

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from chatapp.core.engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
+from chatapp.core.token_engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 
 EOS = 0
 

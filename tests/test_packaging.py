@@ -77,7 +77,9 @@ def test_desktop_file_metainfo_and_mime_type_agree() -> None:
     assert entry["MimeType"].rstrip(";").split(";") == types
     assert meta.findtext("provides/mediatype") == types[0]
     magic = mime.find("m:mime-type/m:magic/m:match", ns)
-    assert magic is not None and magic.get("value") == "GGUF"  # what chatapp.core.gguf checks
+    assert (
+        magic is not None and magic.get("value") == "GGUF"
+    )  # what chatapp.core.catalog.gguf checks
 
 
 def test_every_icon_size_is_there_and_small() -> None:

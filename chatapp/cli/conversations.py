@@ -18,7 +18,7 @@ from chatapp.core.conversation import Conversation, FinishReason, Message, threa
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
-from chatapp.core.trash import CONVERSATION
+from chatapp.core.store.trash import CONVERSATION
 from chatapp.paths import app_paths
 from chatapp.service import ChatService
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from chatapp.core.db_recover import recover
 from chatapp.core.errors import StoreError
-from chatapp.core.store_conn import connect, damaged
-from chatapp.core.store_health import quick_check
+from chatapp.core.store.connection import connect, damaged
+from chatapp.core.store.health import quick_check
+from chatapp.core.store.recover import recover
 from chatapp.paths import app_paths
 
 

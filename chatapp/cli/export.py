@@ -33,7 +33,7 @@ from chatapp.core.export import (
     render,
     safe_filename,
 )
-from chatapp.core.importers import IMPORT_FORMATS, import_file
+from chatapp.core.export.importers import IMPORT_FORMATS, import_file
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.cli.common import shown
-from chatapp.core import catalog, sysinfo
+from chatapp.core import catalog
+from chatapp.core.catalog import sysinfo
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.core.backend import ModelRef, PreparedPrompt
+from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.conversation import Role
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import TemplateError, UserError
-from chatapp.core.gguf import check_model_file
 from chatapp.core.receipt import Receipt, verify
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.templates import check_syntax
+from chatapp.core.token_engine import SamplingParams
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chatapp.core.conversation import FinishReason, Message
-from chatapp.core.engine import ModelInfo, SamplingParams
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import ANSWER, starts_inside_thinking
+from chatapp.core.token_engine import ModelInfo, SamplingParams
 
 REMOTE_PREFIX = "remote:"
 
@@ -134,7 +134,7 @@ class ChatRequest:
     raw_prompt: str | None = None
     # branching from an alternative: tokens that start the answer as if generated (the
     # kept prefix and the chosen token), with what was known of them; the rest is sampled
-    forced: tuple[Any, ...] = ()  # core.engine.Sampled
+    forced: tuple[Any, ...] = ()  # core.token_engine.Sampled
     # Continue a cut-off answer: the model's turn starts with this text (and thinking)
     prefill: str = ""
     prefill_thinking: str = ""

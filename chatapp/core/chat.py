@@ -16,7 +16,6 @@ from typing import Any, Protocol, cast
 
 from chatapp.core.backend import PreparedPrompt
 from chatapp.core.conversation import Message
-from chatapp.core.engine import ModelInfo
 from chatapp.core.errors import TemplateError
 from chatapp.core.prompt_pieces import (
     PromptPiece,
@@ -27,6 +26,7 @@ from chatapp.core.prompt_pieces import (
 )
 from chatapp.core.prompting import build_prompt, conversation_messages
 from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.token_engine import ModelInfo
 from chatapp.core.toolcalls import for_template, reads_tools, tools_system_text
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from chatapp.core.engine import SamplingParams
+from chatapp.core.token_engine import SamplingParams
 
 META_KEY = "chat_settings"
 MODEL_DEFAULTS_KEY = "model_defaults"  # Settings.extra: {model file name: {field: value}}

@@ -26,8 +26,8 @@ from typing import Any
 
 from chatapp.core.backend import ChatRequest, PreparedPrompt
 from chatapp.core.chat_settings import DROP_OLDEST
-from chatapp.core.engine import Cancelled
 from chatapp.core.errors import ContextFullError, UserError
+from chatapp.core.token_engine import Cancelled
 
 Prepare = Callable[[ChatRequest], PreparedPrompt]
 Progress = Callable[[float], None]  # 0.0 .. 1.0

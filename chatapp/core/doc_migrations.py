@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from chatapp.core.migrations import Migration, _script
+from chatapp.core.store.migrations import Migration, _script
 
 _TRIGGERS = (
     """CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN

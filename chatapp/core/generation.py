@@ -18,9 +18,9 @@ from dataclasses import replace
 
 from chatapp.core.backend import Chunk, PreparedPrompt, ReplyStats, TokenAlternative
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import Cancelled, Engine, Sampled, SamplingParams
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import ANSWER, THINKING, AnswerStream
+from chatapp.core.token_engine import Cancelled, Engine, Sampled, SamplingParams
 
 __all__ = ["ANSWER", "THINKING", "ReplyStats", "ReplyStream"]
 

@@ -137,9 +137,9 @@ class TraceBuilder:
 
 def forced_tokens(trace: TokenTrace, position: int, token_id: int) -> tuple[Any, ...]:
     """Branching from an alternative: the answer's first `position` tokens as they were
-    generated, then token_id, each as a core.engine.Sampled with what was recorded
+    generated, then token_id, each as a core.token_engine.Sampled with what was recorded
     (the chosen token's probabilities are those it had as an alternative there)."""
-    from chatapp.core.engine import Sampled
+    from chatapp.core.token_engine import Sampled
 
     out = [
         Sampled(s.token_id, s.logprob, s.top, s.sampled_logprob, s.sampled_top)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.core import atomic
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import UserError
+from chatapp.core.token_engine import SamplingParams
 
 log = logging.getLogger(__name__)
 

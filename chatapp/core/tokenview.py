@@ -199,7 +199,7 @@ def spans_from_tokens(
 
 
 def is_special_token(info: Any, token_id: int, data: bytes) -> bool:
-    """Whether a token of the model `info` (a core.engine.ModelInfo, or None) is a marker:
+    """Whether a token of the model `info` (a core.token_engine.ModelInfo, or None) is a marker:
     an end-of-generation token or one of its control/user-defined token texts."""
     if info is None:
         return False

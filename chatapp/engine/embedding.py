@@ -17,8 +17,8 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
+from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.errors import ModelLoadError
-from chatapp.core.gguf import check_model_file
 from chatapp.engine import llama_log
 from chatapp.engine.hardware import physical_cores
 from chatapp.engine.llama import _StderrToLog

@@ -32,10 +32,10 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from chatapp.core.embedding_models import is_embedding_model
-from chatapp.core.engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
+from chatapp.core.catalog.embedding_models import is_embedding_model
+from chatapp.core.catalog.gguf import GGUFInfo, check_model_file
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
-from chatapp.core.gguf import GGUFInfo, check_model_file
+from chatapp.core.token_engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 from chatapp.engine import llama_guard, llama_log
 from chatapp.engine.grammar_sampler import GrammarFirstSampler
 from chatapp.engine.hardware import physical_cores

@@ -17,9 +17,9 @@ from dataclasses import replace
 
 from chatapp.core.backend import Capabilities, ChatRequest, ModelRef, PreparedPrompt
 from chatapp.core.chat import prepare_prompt, template_for_model, with_bos
-from chatapp.core.engine import Engine, ModelInfo, SamplingParams
 from chatapp.core.generation import ReplyStream
 from chatapp.core.templates import ChatTemplate
+from chatapp.core.token_engine import Engine, ModelInfo, SamplingParams
 
 log = logging.getLogger(__name__)
 

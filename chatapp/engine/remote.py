@@ -41,11 +41,11 @@ from chatapp.core.backend import (
     TokensUnavailable,
 )
 from chatapp.core.conversation import FinishReason, Message
-from chatapp.core.engine import ModelInfo
 from chatapp.core.errors import FailureKind, NetworkError
 from chatapp.core.prompting import conversation_messages
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import DEFAULT_TAGS, THINKING, AnswerStream
+from chatapp.core.token_engine import ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-from chatapp.core.engine import SamplingParams
+from chatapp.core.token_engine import SamplingParams
 
 DEFAULT_LAST_N = 64
 

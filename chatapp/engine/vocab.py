@@ -11,8 +11,8 @@ from pathlib import Path
 
 import llama_cpp
 
+from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.errors import ModelLoadError
-from chatapp.core.gguf import check_model_file
 from chatapp.engine import llama_log
 from chatapp.engine.llama import _StderrToLog
 

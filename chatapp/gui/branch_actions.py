@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from chatapp.core.trash import TrashEntry
+from chatapp.core.store.trash import TrashEntry
 from chatapp.core.tree import Link, Tree
 
 if TYPE_CHECKING:

@@ -20,12 +20,12 @@ from PySide6.QtCore import QObject, Signal
 
 from chatapp.core.backend import ModelRef, PreparedPrompt
 from chatapp.core.conversation import FinishReason, Message, Role
-from chatapp.core.engine import ModelInfo
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.store.trash import TrashEntry
 from chatapp.core.templates import ChatTemplate
-from chatapp.core.trash import TrashEntry
+from chatapp.core.token_engine import ModelInfo
 from chatapp.gui.worker import ServiceBridge
 from chatapp.service import (
     BackendFactory,

@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu, QMessageBox
 
-from chatapp.core.trash import CONVERSATION
+from chatapp.core.store.trash import CONVERSATION
 from chatapp.gui.conversation_list import setup_view
 
 if TYPE_CHECKING:  # the window imports its extensions, not the reverse

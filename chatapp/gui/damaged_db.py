@@ -1,5 +1,5 @@
 """The dialog at start when the chat database is damaged: say so, name the file, offer to
-keep a copy and recover what can be read into a new one (core.db_recover)."""
+keep a copy and recover what can be read into a new one (core.store.recover)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
-from chatapp.core.db_recover import recover
 from chatapp.core.errors import UserError
 from chatapp.core.store import DatabaseDamaged
+from chatapp.core.store.recover import recover
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QProgressDialog, QWidget
 from chatapp.core.conversation import Conversation, Message
 from chatapp.core.errors import UserError
 from chatapp.core.export import EXTENSIONS, export_many, render, safe_filename
-from chatapp.core.importers import PROGRESS_TOTAL, ImportResult, import_file
+from chatapp.core.export.importers import PROGRESS_TOTAL, ImportResult, import_file
 from chatapp.core.store import Store
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 

@@ -33,10 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatapp.core.engine import ModelInfo
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
-from chatapp.core.trash import TrashEntry
+from chatapp.core.store.trash import TrashEntry
+from chatapp.core.token_engine import ModelInfo
 from chatapp.gui.background import BackgroundRunner
 from chatapp.gui.chat_session import ChatSession
 from chatapp.gui.chatview.view import MessageView

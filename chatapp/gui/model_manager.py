@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatapp.core import catalog, sysinfo
-from chatapp.core.catalog import FileGroup, LocalModel, Starter, human_size
+from chatapp.core import catalog
+from chatapp.core.catalog import FileGroup, LocalModel, Starter, human_size, sysinfo
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.gui.model_manager_models import (

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatapp.core import catalog, sysinfo
-from chatapp.core.catalog import FileGroup, Starter, human_size
+from chatapp.core import catalog
+from chatapp.core.catalog import FileGroup, Starter, human_size, sysinfo
 from chatapp.core.errors import UserError
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.model_manager_models import Column, ListTableModel

@@ -37,11 +37,11 @@ from chatapp.core.backend import (
 )
 from chatapp.core.chat_settings import ChatSettings
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role, thread, title_from
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import NotFoundError, UserError
 from chatapp.core.logprobs import forced_tokens
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service.conversation_commands import ConversationCommands
 from chatapp.service.events import (
     LoadedModel,

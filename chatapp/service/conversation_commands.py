@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from chatapp.core.conversation import Conversation
 from chatapp.core.store import Store
-from chatapp.core.trash import TrashEntry
+from chatapp.core.store.trash import TrashEntry
 from chatapp.core.tree import Tree
 from chatapp.service.events import ConversationsChanged
 from chatapp.service.store_thread import StoreThread

@@ -522,7 +522,7 @@ REPHRASE = (
 def rephrase(backend: Backend, question: str, n: int, cancel: threading.Event) -> list[str]:
     """RAG-Fusion's rewrites: the chat model's own rephrasings of the question (on the
     inference thread, before the answer), each searched and fused with the question."""
-    from chatapp.core.engine import SamplingParams
+    from chatapp.core.token_engine import SamplingParams
 
     request = ChatRequest(
         [{"role": "user", "content": REPHRASE.format(n=n, question=question)}],

@@ -12,9 +12,9 @@ from typing import Any
 
 from chatapp.core.backend import Capabilities, Chunk, ModelRef, PreparedPrompt, ReplyStats
 from chatapp.core.conversation import Message
-from chatapp.core.engine import ModelInfo
 from chatapp.core.errors import FailureKind
 from chatapp.core.templates import ChatTemplate
+from chatapp.core.token_engine import ModelInfo
 
 
 @dataclass(frozen=True)

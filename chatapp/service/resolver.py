@@ -35,10 +35,10 @@ from chatapp.core.chat_settings import (
     model_hardware,
 )
 from chatapp.core.conversation import Conversation
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import UserError
 from chatapp.core.logprobs import MAX_TOP_N, top_n_setting
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 
 APP, MODEL, CHAT, ANSWER, CALLER = "app", "model", "chat", "answer", "caller"
 LAYERS = (APP, MODEL, CHAT, ANSWER, CALLER)

@@ -12,8 +12,8 @@ from typing import Any
 
 from chatapp.core.backend import PreparedPrompt, ReplyStats
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import DiskFullError, FailureKind, StoreError, UserError
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service.events import TurnEvent, TurnFailed, TurnFinished
 from chatapp.service.resolver import Given
 

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from chatapp.core.gguf import _U32, _Reader, read_gguf
+from chatapp.core.catalog.gguf import _U32, _Reader, read_gguf
 
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 _FMT = {U8: "B", I8: "b", U16: "H", I16: "h", U32: "I", I32: "i", F32: "f", BOOL: "?",

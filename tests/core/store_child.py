@@ -19,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
 
-from chatapp.core import importers, store
+from chatapp.core import store
 from chatapp.core.conversation import FinishReason, Role
+from chatapp.core.export import importers
 
 
 def stream(db: Path, saves: int) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core import catalog, sysinfo
-from chatapp.core.catalog import FIT_NO, FIT_OK, FIT_TIGHT, RemoteFile
+from chatapp.core import catalog
+from chatapp.core.catalog import FIT_NO, FIT_OK, FIT_TIGHT, RemoteFile, sysinfo
+from chatapp.core.catalog.gguf import read_gguf
 from chatapp.core.errors import BadModelFile
-from chatapp.core.gguf import read_gguf
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from chatapp.core.chat_settings import (
     presets,
     resolve_sampling,
 )
-from chatapp.core.engine import SamplingParams
+from chatapp.core.token_engine import SamplingParams
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from chatapp.core.context_fit import (
     fit_context,
 )
 from chatapp.core.conversation import Message, Role
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import ContextFullError
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.local import LocalBackend
 from tests.fakes import ScriptedEngine
 from tests.long_chat import long_chat

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core.embedding_models import STARTER_EMBEDDINGS, is_embedding_model
+from chatapp.core.catalog.embedding_models import STARTER_EMBEDDINGS, is_embedding_model
 from chatapp.core.errors import BadModelFile
 
 
@@ -52,7 +52,7 @@ def _gguf(path: Path, meta: dict[str, str | int]) -> Path:
 def test_an_embedding_gguf_is_refused_as_a_chat_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chatapp.core.gguf import read_gguf
+    from chatapp.core.catalog.gguf import read_gguf
     from chatapp.engine import llama
 
     f = _gguf(

@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from chatapp.core import export, importers
+from chatapp.core import export
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role
+from chatapp.core.export import importers
 from chatapp.core.store import Store
 
 SPECIAL = [

@@ -1,8 +1,8 @@
 import threading
 
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import SamplingParams
 from chatapp.core.generation import ReplyStream
+from chatapp.core.token_engine import SamplingParams
 from tests.fakes import ScriptedEngine
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from chatapp.core.catalog.gguf import check_model_file, read_gguf
 from chatapp.core.errors import BadModelFile
-from chatapp.core.gguf import check_model_file, read_gguf
 
 pytestmark = pytest.mark.model
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from chatapp.core.catalog.gguf import read_gguf
 from chatapp.core.errors import BadModelFile
-from chatapp.core.gguf import read_gguf
 from tests.core import hostile_gguf as g
 from tests.core.hostile_run import GiB, json_lines, run_limited
 

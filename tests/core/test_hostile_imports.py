@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from chatapp.core import export, importers
+from chatapp.core import export
 from chatapp.core.errors import UserError
+from chatapp.core.export import importers
 from chatapp.core.store import Store
 from tests.core import hostile_zip
 from tests.core.hostile_run import GiB, json_lines, run_limited

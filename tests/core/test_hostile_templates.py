@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core import template_worker, templates
+from chatapp.core import templates
 from chatapp.core.errors import TemplateError
 from chatapp.core.templates import render, resolve_template
+from chatapp.core.templates import worker as template_worker
 from tests.core import hostile_gguf
 from tests.core.hostile_run import GiB, json_lines, run_limited
 
@@ -66,7 +67,8 @@ CASES: list[tuple[str, str, str]] = [
 
 RUNNER = """
 import json, resource, os
-from chatapp.core import template_worker, templates
+from chatapp.core import templates
+from chatapp.core.templates import worker as template_worker
 from chatapp.core.errors import TemplateError
 cases = json.loads(open(os.environ["CASES"], encoding="utf-8", errors="surrogatepass").read())
 chat = [{"role": "user", "content": "Hi"}]
@@ -291,7 +293,8 @@ def test_a_frozen_build_starts_its_worker_with_the_flag(
 
 CTRL_C_RUNNER = """
 import json, os, signal
-from chatapp.core import template_worker, templates
+from chatapp.core import templates
+from chatapp.core.templates import worker as template_worker
 from chatapp.core.errors import TemplateError
 
 def interrupt(signum, frame):

@@ -5,10 +5,11 @@ import zipfile
 
 import pytest
 
-from chatapp.core import export, importers
+from chatapp.core import export
 from chatapp.core.conversation import Role
 from chatapp.core.errors import UserError
-from chatapp.core.export_schema import ImportFormatError
+from chatapp.core.export import importers
+from chatapp.core.export.schema import ImportFormatError
 from chatapp.core.store import Store
 from tests.golden.sample import CONV_ID, sample
 

@@ -5,9 +5,9 @@ import zipfile
 
 import pytest
 
-from chatapp.core import importers
 from chatapp.core.conversation import Role
 from chatapp.core.errors import UserError
+from chatapp.core.export import importers
 from chatapp.core.store import Store
 
 

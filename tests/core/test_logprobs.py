@@ -10,7 +10,7 @@ import pytest
 
 from chatapp.core.conversation import Role
 from chatapp.core.export import to_json
-from chatapp.core.export_schema import ImportFormatError, doc_to_conversation
+from chatapp.core.export.schema import ImportFormatError, doc_to_conversation
 from chatapp.core.logprobs import (
     TokenStep,
     TokenTrace,

@@ -8,7 +8,6 @@ import pytest
 
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.errors import TemplateError
-from chatapp.core.presets import get_preset
 from chatapp.core.prompting import (
     MERGED_SYSTEM_NOTE,
     build_prompt,
@@ -17,6 +16,7 @@ from chatapp.core.prompting import (
 )
 from chatapp.core.store import Store
 from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.templates.presets import get_preset
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "templates"
 GEMMA2 = ChatTemplate("g2", "gguf", (DATA / "google-gemma-2-2b-it.jinja").read_text("utf-8"))

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatapp.core.conversation import Role
-from chatapp.core.migrations import MIGRATIONS
 from chatapp.core.search import (
     HIT_END,
     HIT_START,
@@ -23,6 +22,7 @@ from chatapp.core.search import (
     snippet_parts,
 )
 from chatapp.core.store import Store
+from chatapp.core.store.migrations import MIGRATIONS
 
 # What people type into a search box that means something to FTS5.
 HOSTILE = [

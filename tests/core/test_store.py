@@ -4,8 +4,8 @@ import pytest
 
 from chatapp.core.conversation import FinishReason, Role, thread
 from chatapp.core.errors import StoreError
-from chatapp.core.migrations import MIGRATIONS
 from chatapp.core.store import Store
+from chatapp.core.store.migrations import MIGRATIONS
 
 
 def test_blank_database_gets_every_migration(tmp_path):

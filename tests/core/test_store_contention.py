@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core import export, importers, store
+from chatapp.core import export, store
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role
+from chatapp.core.export import importers
 from chatapp.core.store import Store, StoreBusy, WriteWait
 from chatapp.paths import app_paths
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core import db_recover, export
+from chatapp.core import export
 from chatapp.core.conversation import FinishReason, Role
 from chatapp.core.store import DatabaseDamaged, Store
+from chatapp.core.store import recover as db_recover
 from chatapp.paths import app_paths
 from tests.golden.sample import sample
 

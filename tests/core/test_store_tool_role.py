@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from chatapp.core.conversation import Role
-from chatapp.core.migrations import MIGRATIONS
 from chatapp.core.store import Store
+from chatapp.core.store.migrations import MIGRATIONS
 
 
 def test_upgrade_accepts_tool_messages_and_keeps_rows(tmp_path: Path) -> None:

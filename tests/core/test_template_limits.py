@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from chatapp.core.errors import TemplateError
-from chatapp.core.presets import get_preset
 from chatapp.core.templates import render
+from chatapp.core.templates.presets import get_preset
 
 # 2,000 messages of 2,500 characters: 5M characters, past the old fixed 4M cap
 MESSAGES = [

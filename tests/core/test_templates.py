@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core import template_worker, templates
+from chatapp.core import templates
 from chatapp.core.errors import TemplateError
 from chatapp.core.templates import ChatTemplate, TemplateRefused, check_syntax, render
+from chatapp.core.templates import worker as template_worker
 
 CHAT = [
     {"role": "user", "content": "Hi"},

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core import presets
-from chatapp.core.gguf import read_gguf
-from chatapp.core.presets import choose_preset, load_presets
-from chatapp.core.templates import COMPLETION_WARNING, render, resolve_template
+from chatapp.core.catalog.gguf import read_gguf
+from chatapp.core.templates import COMPLETION_WARNING, presets, render, resolve_template
+from chatapp.core.templates.presets import choose_preset, load_presets
 from chatapp.resources import resource_path
 
 CHAT = [

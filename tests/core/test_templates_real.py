@@ -16,8 +16,8 @@ import pytest
 from transformers.utils import chat_template_utils
 
 from chatapp.core.errors import TemplateError
-from chatapp.core.presets import load_presets
 from chatapp.core.templates import TemplateRefused, render
+from chatapp.core.templates.presets import load_presets
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "templates"
 REAL = sorted(p.name for p in DATA.glob("*.jinja"))

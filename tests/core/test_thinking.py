@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatapp.core.presets import get_preset
 from chatapp.core.templates import ChatTemplate, render
+from chatapp.core.templates.presets import get_preset
 from chatapp.core.thinking import (
     ANSWER,
     THINKING,

@@ -9,9 +9,9 @@ import pytest
 
 from chatapp.core import tokenview as tv
 from chatapp.core.chat import prepare_prompt, template_for
-from chatapp.core.engine import SamplingParams
 from chatapp.core.generation import ReplyStream
 from chatapp.core.logprobs import TraceBuilder, pack_trace, unpack_trace
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.llama import LlamaEngine
 
 pytestmark = pytest.mark.model

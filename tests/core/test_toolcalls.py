@@ -114,8 +114,8 @@ def test_past_calls_for_a_template_without_tools() -> None:
 
 
 def test_chatml_preset_renders_tools_calls_and_results() -> None:
-    from chatapp.core.presets import get_preset
     from chatapp.core.templates import render
+    from chatapp.core.templates.presets import get_preset
 
     preset = get_preset("chatml")
     assert preset is not None

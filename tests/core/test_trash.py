@@ -11,9 +11,9 @@ import pytest
 
 from chatapp.core.conversation import Message, Role, new_id
 from chatapp.core.logprobs import TokenStep, TokenTrace
-from chatapp.core.migrations import MIGRATIONS
 from chatapp.core.store import Store
-from chatapp.core.trash import CONVERSATION, MESSAGES, RestoreError, StillWriting
+from chatapp.core.store.migrations import MIGRATIONS
+from chatapp.core.store.trash import CONVERSATION, MESSAGES, RestoreError, StillWriting
 
 RECEIPT = {"prompt_tokens": 3, "prompt_sha256": "ab" * 32}
 

@@ -14,8 +14,8 @@ import llama_cpp
 import pytest
 
 from chatapp.core.backend import ChatRequest, ModelRef
-from chatapp.core.engine import SamplingParams
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import ChatService, LoadRequest
 
 pytestmark = pytest.mark.model

@@ -16,8 +16,8 @@ import pytest
 
 from chatapp.core.conversation import Conversation, Message, Role
 from chatapp.core.export import render
-from chatapp.core.presets import get_preset
 from chatapp.core.templates import render as render_template
+from chatapp.core.templates.presets import get_preset
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 RUN_CLI = Path(__file__).resolve().parents[1] / "hub" / "run_cli.py"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from chatapp.core.chat import prepare_prompt, template_for
-from chatapp.core.engine import Sampled, SamplingParams
+from chatapp.core.token_engine import Sampled, SamplingParams
 from chatapp.engine.llama import LlamaEngine
 from chatapp.engine.sampled_dist import SampledDistribution
 from tests.engine.test_sampled_dist import _generate_recording

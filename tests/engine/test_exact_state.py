@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core.engine import Sampled, SamplingParams
+from chatapp.core.token_engine import Sampled, SamplingParams
 from chatapp.engine.llama import LlamaEngine
 
 pytestmark = pytest.mark.model

@@ -9,9 +9,9 @@ import pytest
 
 from chatapp.core.chat import prepare_prompt, template_for
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import Cancelled, SamplingParams
 from chatapp.core.errors import BadModelFile, ContextFullError
 from chatapp.core.generation import ReplyStream
+from chatapp.core.token_engine import Cancelled, SamplingParams
 from chatapp.engine.llama import LlamaEngine
 
 pytestmark = pytest.mark.model

@@ -18,8 +18,8 @@ from starlette.routing import Route
 
 from chatapp.core.backend import ChatRequest
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import NetworkError
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.remote import RemoteBackend, api_base
 from chatapp.server.run import ServerThread
 

@@ -19,9 +19,9 @@ import pytest
 
 from chatapp.core.backend import ChatRequest, ModelRef, TokensUnavailable
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import SamplingParams
 from chatapp.core.errors import NetworkError
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.remote import RemoteBackend, list_models
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished

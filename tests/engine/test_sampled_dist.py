@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from chatapp.core.chat import prepare_prompt, template_for
-from chatapp.core.engine import SamplingParams
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.llama import LlamaEngine
 from chatapp.engine.sampled_dist import SampledDistribution
 

@@ -12,10 +12,10 @@ from typing import Any
 import llama_cpp
 import pytest
 
-from chatapp.core.gguf import read_gguf
-from chatapp.core.presets import special_tokens_from_metadata, token_text
+from chatapp.core.catalog.gguf import read_gguf
 from chatapp.core.prompting import build_prompt
 from chatapp.core.templates import ChatTemplate, resolve_template
+from chatapp.core.templates.presets import special_tokens_from_metadata, token_text
 from chatapp.core.thinking import AnswerStream
 
 pytestmark = pytest.mark.model

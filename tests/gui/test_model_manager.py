@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMenu
 
 from chatapp.core import catalog
 from chatapp.core.catalog import Starter
-from chatapp.core.gguf import check_model_file
+from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.settings import Settings
 from chatapp.gui.model_manager import ModelManagerDialog
 from chatapp.gui.model_manager_models import Column, JobBridge, ListTableModel, run_in_thread

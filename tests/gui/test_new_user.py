@@ -340,7 +340,7 @@ def test_the_library_holds_the_models_opened_by_file_and_says_how_to_add_one(
 def test_stopping_before_the_first_token_keeps_no_empty_version(
     qtbot: Any, make_window: Any, fake_model_file: Path
 ) -> None:
-    from chatapp.core.engine import Cancelled
+    from chatapp.core.token_engine import Cancelled
     from chatapp.engine.local import LocalBackend
     from tests.fakes import ScriptedEngine
 

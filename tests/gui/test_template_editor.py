@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMainWindow, QMenu
 
+from chatapp.core.catalog.gguf import read_gguf
 from chatapp.core.conversation import Role
-from chatapp.core.engine import ModelInfo
-from chatapp.core.gguf import read_gguf
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.token_engine import ModelInfo
 from chatapp.gui import template_actions
 from chatapp.gui.prompt_view import PromptView, TokenTableModel, special_spans
 from chatapp.gui.template_editor import TemplateEditor

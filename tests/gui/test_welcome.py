@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from chatapp.core import catalog
 from chatapp.core.catalog import load_starters
+from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.conversation import FinishReason, Role
-from chatapp.core.gguf import check_model_file
 from chatapp.core.settings import Settings
 from chatapp.gui.mainwindow import GUI_EXTENSIONS
 from chatapp.gui.welcome import INTRO, choose_group

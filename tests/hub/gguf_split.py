@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from chatapp.core.gguf import _U32, _Reader, read_gguf
+from chatapp.core.catalog.gguf import _U32, _Reader, read_gguf
 
 _U16_T, _I32_T = 2, 5
 

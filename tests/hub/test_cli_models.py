@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatapp.core.gguf import check_model_file
+from chatapp.core.catalog.gguf import check_model_file
 from chatapp.paths import app_paths
 from tests.hub.fake_hf import Blob, FakeHub
 

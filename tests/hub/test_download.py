@@ -11,8 +11,8 @@ import pytest
 
 from chatapp.core import catalog
 from chatapp.core.catalog import FileGroup, RemoteFile
+from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.errors import DiskFullError
-from chatapp.core.gguf import check_model_file
 from chatapp.hub import api, errors
 from chatapp.hub.download import (
     DownloadCancelled,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chatapp.core import catalog
-from chatapp.core.gguf import check_model_file, read_gguf
+from chatapp.core.catalog.gguf import check_model_file, read_gguf
 from chatapp.hub import api
 from chatapp.hub.download import Downloader
 from tests.hub.fake_hf import Blob, FakeHub

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import SamplingParams
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import ChatService, TurnHandle, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFinished
 from tests.server.conftest import MODEL_ID, WAIT, client

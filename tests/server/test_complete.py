@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import SamplingParams
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
 from tests.service.conftest import Recorder

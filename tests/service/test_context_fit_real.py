@@ -13,10 +13,10 @@ import pytest
 from chatapp.core.backend import ModelRef
 from chatapp.core.chat_settings import DROP_OLDEST, ChatSettings
 from chatapp.core.context_fit import TokenCounts, answer_reserve
-from chatapp.core.engine import SamplingParams
 from chatapp.core.receipt import Receipt
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.llama import GRID
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt

@@ -11,10 +11,10 @@ import pytest
 
 from chatapp.core.backend import ModelRef
 from chatapp.core.conversation import FinishReason
-from chatapp.core.engine import SamplingParams
 from chatapp.core.message_info import stats_line
 from chatapp.core.receipt import Receipt
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFinished
 

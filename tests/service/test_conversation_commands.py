@@ -10,7 +10,7 @@ import pytest
 
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
-from chatapp.core.trash import RestoreError
+from chatapp.core.store.trash import RestoreError
 from chatapp.service import ChatService
 from chatapp.service.events import ConversationsChanged, TurnFinished
 from tests.service.conftest import Recorder

@@ -13,8 +13,8 @@ import pytest
 from chatapp.cli import run as cli_run
 from chatapp.core.backend import ModelRef
 from chatapp.core.docindex import DocIndex
-from chatapp.core.engine import SamplingParams
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.embedding import EmbeddingEngine
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.documents import (

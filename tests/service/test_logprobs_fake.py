@@ -3,8 +3,8 @@ engine (fast checks of the wiring; tests/service/test_logprobs_real.py runs Smol
 
 from __future__ import annotations
 
-from chatapp.core.engine import SamplingParams
 from chatapp.core.store import Store
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import TurnOptions
 from chatapp.service.events import TurnFailed, TurnFinished
 

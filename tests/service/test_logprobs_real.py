@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from chatapp.core.backend import ModelRef
-from chatapp.core.engine import SamplingParams
 from chatapp.core.export import to_json
-from chatapp.core.export_schema import doc_to_conversation
+from chatapp.core.export.schema import doc_to_conversation
 from chatapp.core.logprobs import pack_trace, unpack_trace
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFinished
 from tests.service.conftest import Recorder

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from chatapp.core.conversation import FinishReason, Role
-from chatapp.core.engine import SamplingParams
 from chatapp.core.receipt import Receipt, tokens_sha256, verify
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt, TurnStarted
 from tests.service.conftest import Recorder
@@ -48,7 +48,7 @@ def test_a_turn_runs_end_to_end_and_leaves_a_receipt(fake_service, tmp_path: Pat
         assert verify(receipt, sent).matches
         assert not verify(receipt, [*sent, 1], store.prompt_tokens(answer.id)).matches
         # the JSON export carries the receipt
-        from chatapp.core.export_schema import conversation_to_doc
+        from chatapp.core.export.schema import conversation_to_doc
 
         conv = store.get_conversation(result.conversation_id)
         doc = conversation_to_doc(conv, store.messages(conv.id))
@@ -123,7 +123,7 @@ def test_streaming_text_is_saved_by_time_even_when_no_more_text_comes(
     engine = service.engines[0]
 
     def pausing(prompt, params, cancel, **kw):
-        from chatapp.core.engine import Sampled
+        from chatapp.core.token_engine import Sampled
 
         for b in b"a piece of text":
             yield Sampled(b + 1)

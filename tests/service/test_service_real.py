@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from chatapp.core.backend import ModelRef
-from chatapp.core.engine import SamplingParams
 from chatapp.core.receipt import Receipt
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 from chatapp.engine.llama import GRID
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFinished

@@ -280,8 +280,8 @@ class ControlMarker(ScriptedEngine):
 
 
 def test_a_control_token_that_opens_a_call_passes_when_tools_are_offered() -> None:
-    from chatapp.core.engine import SamplingParams
     from chatapp.core.generation import ReplyStream
+    from chatapp.core.token_engine import SamplingParams
 
     engine = ControlMarker(reply='ok\x01[{"name": "calculator", "arguments": {}}]')
 

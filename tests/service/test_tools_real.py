@@ -14,8 +14,8 @@ import pytest
 
 from chatapp.core.backend import ModelRef
 from chatapp.core.conversation import FinishReason, Role
-from chatapp.core.engine import SamplingParams
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnFinished, TurnToolCall
 from tests.service.conftest import Recorder

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from chatapp.core.backend import ModelRef
-from chatapp.core.engine import SamplingParams
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.token_engine import SamplingParams
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnFinished
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from chatapp.core.backend import ModelRef
-from chatapp.core.engine import SamplingParams
 from chatapp.core.settings import Settings
+from chatapp.core.token_engine import SamplingParams
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnFinished

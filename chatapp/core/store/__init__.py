@@ -7,10 +7,10 @@ A Store (one connection) belongs to one thread: a thread that saves on its own (
 service's) opens its own Store on the same file.
 
 Several processes may use the file at once (the window, `chatapp chat`, an import):
-writes are short, a write that finds the database busy waits and retries (store_conn),
+writes are short, a write that finds the database busy waits and retries (store.connection),
 large imports commit in batches (`batched()`), and a start recovers only the answers and
 imports whose process is gone (liveness). A damaged file is named at open and never
-written (store_health); a bad value in one row falls back with a warning in the log.
+written (store.health); a bad value in one row falls back with a warning in the log.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatapp.core import liveness, trash
+from chatapp.core import liveness
 from chatapp.core.conversation import (
     Conversation,
     FinishReason,
@@ -37,9 +37,9 @@ from chatapp.core.conversation import (
 )
 from chatapp.core.errors import StoreError
 from chatapp.core.logprobs import TokenTrace, pack_trace, unpack_trace
-from chatapp.core.migrations import MIGRATIONS, Migration
 from chatapp.core.receipt import pack_tokens, unpack_tokens
-from chatapp.core.store_conn import (
+from chatapp.core.store import trash
+from chatapp.core.store.connection import (
     WRITE_TIMEOUT,
     BusyCallback,
     DatabaseDamaged,
@@ -49,7 +49,8 @@ from chatapp.core.store_conn import (
     connect,
     damaged,
 )
-from chatapp.core.store_health import missing_schema, quick_check
+from chatapp.core.store.health import missing_schema, quick_check
+from chatapp.core.store.migrations import MIGRATIONS, Migration
 
 __all__ = [
     "DatabaseDamaged",

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from chatapp.core.conversation import Conversation, Message, Role, new_id
 from chatapp.core.errors import UserError
 from chatapp.core.export import fence_for
-from chatapp.core.export_schema import (
+from chatapp.core.export.schema import (
     COLLECTION_FORMAT,
     FORMAT,
     ImportFormatError,

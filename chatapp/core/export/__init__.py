@@ -25,7 +25,7 @@ from pathlib import Path
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message, Role, thread
 from chatapp.core.errors import UserError
-from chatapp.core.export_schema import conversation_to_doc
+from chatapp.core.export.schema import conversation_to_doc
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The template worker: a child process that parses and renders untrusted chat templates.
 
 A template comes inside a model file downloaded from strangers. The Jinja sandbox stops
-it from reaching anything, and chatapp.core.template_sandbox counts its steps and sizes,
+it from reaching anything, and chatapp.core.templates.sandbox counts its steps and sizes,
 but a single C call can still run for minutes or allocate gigabytes
 (`x|tojson(indent=999999999)`, `[s] * 3999999`, a 10 MB template to parse). So every
 parse and render happens in this child process, where limits hold whatever the code does:
@@ -121,7 +121,7 @@ def _renew_cpu_limit(seconds: float) -> None:
 
 
 def _handle(request: dict[str, Any]) -> dict[str, Any]:
-    from chatapp.core import template_sandbox as sandbox
+    from chatapp.core.templates import sandbox
 
     limit = float(request.get("time_limit") or 3.0)
     _renew_cpu_limit(limit + 2 * GRACE_S)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     inp = sys.stdin.buffer
-    import chatapp.core.template_sandbox  # noqa: F401 - imported before "ready"
+    import chatapp.core.templates.sandbox  # noqa: F401 - imported before "ready"
 
     _set_limits(memory)
     out.write(_encode({"ready": True}))

@@ -15,7 +15,7 @@ rendering nothing. Every failure is a TemplateError with a one-line message.
 
 These limits are checked in Python; work done inside one C call (a huge json indent, a
 list repeated millions of times) escapes them. So this module is imported only by the
-template worker process (chatapp.core.template_worker), which runs under an address-space
+template worker process (chatapp.core.templates.worker), which runs under an address-space
 limit and is killed when it overruns its wall-clock deadline; callers use
 chatapp.core.templates, never this module.
 """

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from functools import lru_cache
 
-from chatapp.core.migrations import Migration
+from chatapp.core.store.migrations import Migration
 
 
 def quick_check(db: sqlite3.Connection, full: bool = False) -> str:

@@ -2,11 +2,11 @@
 
 Templates are Jinja with the conventions of Hugging Face transformers' apply_chat_template;
 the same inputs give the same text, character for character (tests hold us to that). The
-sandbox itself is chatapp.core.template_sandbox.
+sandbox itself is chatapp.core.templates.sandbox.
 
 Templates are untrusted code: they come inside model files downloaded from strangers. So
 no template is ever parsed or rendered in this process. Every check_syntax() and render()
-is a request to the template worker (chatapp.core.template_worker), a child process with
+is a request to the template worker (chatapp.core.templates.worker), a child process with
 a memory limit that is killed when it overruns its deadline; a runaway template costs a
 one-line TemplateError and a fresh worker, never a hang, a traceback or the app's memory.
 """
@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatapp.core import template_worker
 from chatapp.core.errors import TemplateError
+from chatapp.core.templates import worker as template_worker
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def resolve_template(
     special_tokens: the vocabulary's control tokens, when the caller has them (the
     metadata read without arrays lacks the vocabulary); see presets.special_tokens().
     """
-    from chatapp.core import presets
+    from chatapp.core.templates import presets
 
     preset = presets.choose_preset(metadata, special_tokens)
     candidates: list[tuple[str, str, str]] = []  # (name, source, text) in order

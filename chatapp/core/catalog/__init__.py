@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.core import atomic
+from chatapp.core.catalog.gguf import check_model_file, read_gguf
 from chatapp.core.errors import BadModelFile, DiskFullError, UserError
-from chatapp.core.gguf import check_model_file, read_gguf
 
 log = logging.getLogger(__name__)
 
