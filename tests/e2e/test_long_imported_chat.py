@@ -64,9 +64,26 @@ def test_a_fifty_thousand_message_import_meets_the_context_policy(
     assert res.returncode == 0, res.stderr
     assert f"({N} messages)" in res.stdout
     res = cli("chat", "-c", conv.id[:12], "-m", str(smollm2_path), "--context", "2048", "One more?")
-    # the default policy is "stop": its own message, not the template's
-    assert res.returncode == 1, res.stderr
+    # the default policy is "stop": its own message, not the template's, and the exit
+    # code of a full context
+    assert res.returncode == 3, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "this model's context holds 2048" in lines[0], res.stderr
     assert "chat template" not in res.stderr and "Traceback" not in res.stderr
     assert json.loads(path.read_text(encoding="utf-8"))["conversation"]["id"] == conv.id
+    # "leave out the oldest turns": the newest turns that fit, and an answer
+    res = cli(
+        "chat",
+        "-c",
+        conv.id[:12],
+        "-m",
+        str(smollm2_path),
+        "--context",
+        "2048",
+        "--context-policy",
+        "drop-oldest",
+        "--max-tokens",
+        "4",
+        "One more?",
+    )
+    assert res.returncode == 0, res.stderr
