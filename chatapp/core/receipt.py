@@ -68,6 +68,8 @@ class Receipt:
     sources: dict[str, str] = field(default_factory=dict)
     # Continue: the answer's first characters that opened the model's turn in this prompt
     prefill_chars: int = 0
+    # why the KV state of this model is not kept between chats ("" where it is)
+    state_note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": RECEIPT_VERSION, **self.__dict__}
@@ -94,6 +96,7 @@ class Receipt:
                 system_prompt_sha256=str(data.get("system_prompt_sha256", "")),
                 sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
                 prefill_chars=int(data.get("prefill_chars", 0)),
+                state_note=str(data.get("state_note", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

@@ -143,6 +143,16 @@ class LocalBackend:
     def token_bytes(self, token_id: int) -> bytes:
         return self.engine.token_bytes(token_id)
 
+    @property
+    def state_note(self) -> str:
+        """Why this model's KV state is not kept between chats, or "" (the receipt says it)."""
+        if getattr(self.engine, "sliding_window", 0) > 0:
+            return (
+                "sliding-window attention: its state is not kept between chats (a restore "
+                "would not be exact), so a switch back evaluates the prompt again"
+            )
+        return ""
+
     def is_special(self, token_id: int) -> bool:
         return self.engine.is_special(token_id)
 

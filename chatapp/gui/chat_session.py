@@ -199,7 +199,11 @@ class ChatSession(QObject):
         """The exact prompt of the next answer here (with the draft as the next message):
         the same function a send runs, delivered on the GUI thread."""
         kwargs: dict[str, Any] = {} if use_saved else {"user_template": user_template}
-        fut = self.service.prepare_conversation(self.conversation_id, draft=draft, **kwargs)
+        try:
+            fut = self.service.prepare_conversation(self.conversation_id, draft=draft, **kwargs)
+        except RuntimeError as e:  # the service is shut down (the window is closing)
+            on_error(e)
+            return
         self.bridge.when_done(fut, on_done, on_error)
 
     def tokenize(
@@ -208,7 +212,12 @@ class ChatSession(QObject):
         on_done: Callable[[list[tuple[int, bytes]]], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        self.bridge.when_done(self.service.tokenize(text), on_done, on_error)
+        try:
+            fut = self.service.tokenize(text)
+        except RuntimeError as e:  # the service is shut down (a timer fired as it closed)
+            on_error(e)
+            return
+        self.bridge.when_done(fut, on_done, on_error)
 
     # -- conversations ------------------------------------------------------------
 

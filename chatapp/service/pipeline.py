@@ -307,6 +307,7 @@ class StoreSink(MemorySink):
             system_prompt_sha256=text_sha256(self.spec.request.system_prompt),
             sources=resolved.receipt_sources(),
             prefill_chars=len(self.spec.request.prefill),
+            state_note=str(getattr(backend, "state_note", "")),
         )
         meta = dict(self.reply.meta)
         meta.update(

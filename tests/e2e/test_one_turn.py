@@ -204,3 +204,47 @@ def test_every_stored_kind_of_turn_leaves_a_receipt_that_verifies(smollm2_path: 
         check = cli("prompt", "--conversation", cid, "--message", answer.id)
         assert check.returncode == 0, (answer.id, check.stderr)
         assert "matches the receipt" in check.stderr
+
+
+def test_a_recorded_api_request_leaves_a_receipt_that_verifies(smollm2_path: Path) -> None:
+    """`serve --record` keeps a request through the stored turn: its receipt is checked by
+    `chatapp prompt` in a new process like any answer's."""
+    from chatapp.core.backend import ModelRef
+    from chatapp.service import ChatService, ClientTurn, TurnOptions
+    from chatapp.service.events import TurnFinished
+
+    service = ChatService(app_paths().ensure().database, Settings())
+    try:
+        service.load(service.load_request(ModelRef.local(smollm2_path), n_threads=2)).result(300)
+        done = service.record(
+            [{"role": "user", "content": "Name a planet."}],
+            "Answer in one word.",
+            TurnOptions(overrides={"max_tokens": 5, "temperature": 0.0}),
+            client=ClientTurn(meta={"source": "api"}),
+        ).result(300)
+        assert isinstance(done, TurnFinished), done
+    finally:
+        service.shutdown()
+    check = cli("prompt", "--conversation", done.conversation_id, "--message", done.message.id)
+    assert check.returncode == 0, check.stderr
+    assert "matches the receipt" in check.stderr
+
+
+def test_a_sliding_window_model_says_in_the_receipt_that_its_state_is_not_kept(
+    gemma_path: Path,
+) -> None:
+    from chatapp.core.backend import ModelRef
+    from chatapp.service import ChatService, TurnOptions
+    from chatapp.service.events import TurnFinished
+
+    service = ChatService(app_paths().ensure().database, Settings())
+    try:
+        service.load(service.load_request(ModelRef.local(gemma_path), n_threads=2)).result(300)
+        done = service.send(
+            None, "The sky is", options=TurnOptions(overrides={"max_tokens": 3})
+        ).result(300)
+        assert isinstance(done, TurnFinished), done
+    finally:
+        service.shutdown()
+    receipt = Receipt.from_dict(done.message.meta["receipt"])
+    assert receipt is not None and "sliding-window" in receipt.state_note

@@ -372,6 +372,8 @@ def test_actions_are_refused_while_an_answer_streams(qtbot, make_window, fake_mo
     w.input.setPlainText("q2")
     with qtbot.waitSignal(w.session.reply_started, timeout=20000):
         qtbot.keyClick(w.input, Qt.Key.Key_Return)
+    # streaming: its first words are in (a Stop before any would drop the empty answer)
+    qtbot.waitUntil(lambda: "word" in view.widgets()[-1].text, timeout=20000)
     _click(qtbot, view, first, "delete")
     assert "still streaming" in w.message_bar.label.text()
     assert len(w.store.messages(w.current_conversation_id())) == 4
