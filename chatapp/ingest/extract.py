@@ -82,14 +82,14 @@ def read_bytes(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise ExtractError(_os_reason(e)) from e
+        raise ExtractError(os_reason(e)) from e
     if size > max_bytes:
         raise ExtractError(f"too large ({_mb(size)}; the limit is {_mb(max_bytes)})")
     try:
         with path.open("rb") as f:
             data = f.read(max_bytes + 1)
     except OSError as e:
-        raise ExtractError(_os_reason(e)) from e
+        raise ExtractError(os_reason(e)) from e
     if len(data) > max_bytes:
         raise ExtractError(f"too large (over {_mb(max_bytes)})")
     return data
@@ -346,7 +346,8 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def _os_reason(e: OSError) -> str:
+def os_reason(e: OSError) -> str:
+    """A file's or folder's OSError in the words of a collection's report."""
     import errno
 
     if e.errno == errno.ELOOP:

@@ -16,7 +16,6 @@ file's sha256 and the chunk ids, and the receipt repeats the ids and hashes.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -33,7 +32,7 @@ from chatapp.core.conversation import Message, Role
 from chatapp.core.docindex import Collection, DocIndex, Hit, NewChunk, Report
 from chatapp.core.errors import UserError
 from chatapp.ingest.chunk import CHUNK_CHARS, OVERLAP_CHARS, Chunk, chunk_sections
-from chatapp.ingest.extract import ExtractError, extract, kind_of, read_bytes
+from chatapp.ingest.extract import ExtractError, extract, kind_of, os_reason, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +79,6 @@ class Progress:
     path: str
 
 
-def _reason(e: OSError) -> str:
-    if e.errno == errno.ELOOP:
-        return "a symbolic link loop"
-    if e.errno == errno.ENOENT:
-        return "vanished before it was read"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return e.strerror or str(e)
-
-
 def walk(paths: Sequence[str], problems: list[str]) -> Iterator[Path]:
     """Every readable file of a supported kind under paths (symbolic links followed,
     each folder once, so a link loop ends); hidden files and folders are skipped.
@@ -100,7 +89,7 @@ def walk(paths: Sequence[str], problems: list[str]) -> Iterator[Path]:
         try:
             st = root.stat()
         except OSError as e:
-            problems.append(f"{root}: {_reason(e)}")
+            problems.append(f"{root}: {os_reason(e)}")
             continue
         if not root.is_dir():
             yield root
@@ -108,7 +97,7 @@ def walk(paths: Sequence[str], problems: list[str]) -> Iterator[Path]:
         seen.add((st.st_dev, st.st_ino))
 
         def onerror(e: OSError) -> None:
-            problems.append(f"{e.filename}: {_reason(e)}")
+            problems.append(f"{e.filename}: {os_reason(e)}")
 
         for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=True):
             keep = []
@@ -119,7 +108,7 @@ def walk(paths: Sequence[str], problems: list[str]) -> Iterator[Path]:
                 try:
                     dst = os.stat(full)
                 except OSError as e:
-                    problems.append(f"{full}: {_reason(e)}")
+                    problems.append(f"{full}: {os_reason(e)}")
                     continue
                 key = (dst.st_dev, dst.st_ino)
                 if key in seen:
@@ -225,7 +214,7 @@ def _index_file(
     try:
         st = path.stat()
     except OSError as e:
-        raise ExtractError(_reason(e)) from e
+        raise ExtractError(os_reason(e)) from e
     if (
         old is not None
         and old.embedding_model == model
