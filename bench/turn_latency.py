@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=20)
     ap.add_argument("--tokens", type=int, default=150)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--pause", type=float, default=0.0, help="seconds between turns (the user reads)"
+    )
     args = ap.parse_args()
     os.environ["CHATAPP_HOME"] = tempfile.mkdtemp(prefix="chatapp-bench-")
 
@@ -65,6 +68,7 @@ def main() -> None:
             if isinstance(event, TurnChunk) and event.chunk.token_id is not None and not first:
                 first.append(time.perf_counter())
 
+        time.sleep(args.pause)
         t0 = time.perf_counter()
         result = service.send(cid, text, options=opts, listener=listener).result()
         assert isinstance(result, TurnFinished), result
@@ -101,7 +105,10 @@ def main() -> None:
     first = statistics.median(ttft[:1])
     last = ttft[-1]
     stay = statistics.median(ttft[-3:])
-    print(f"\nmodel {Path(model).name}, {args.turns} turns, {args.tokens}-token answers")
+    print(
+        f"\nmodel {Path(model).name}, {args.turns} turns, {args.tokens}-token answers, "
+        f"{args.pause:g} s between turns"
+    )
     print(
         f"time to first token, turn {args.turns} / turn 1:       {last / first:.2f}  (target <= 1.5)"
     )

@@ -87,6 +87,7 @@ __all__ = [
 ]
 
 _NOT_GIVEN: Any = object()
+SETTLE_AFTER_S = 0.5  # an answer is settled once the inference thread was free this long
 COMPLETION_CACHE_KEY = "completion-mode"  # continue_text's KV state (conversation ids are hex)
 
 
@@ -797,15 +798,22 @@ class ChatService:
         """After a turn, while the user reads: the backend re-evaluates the answer's
         tokens as a batch (engine.llama.GRID), so the next turn starts from the state a
         fresh process would compute. Background: any job waiting goes first, and one
-        that arrives meanwhile stops it between batches."""
+        that arrives meanwhile stops it between batches. It is queued only after
+        SETTLE_AFTER_S, so a send that follows at once (a script, a quick reply) does not
+        wait behind it: that send evaluates the answer's cells itself, just as exactly."""
 
         def settle() -> None:
             fn = getattr(self._host.backend, "settle", None)
-            if fn is not None:
+            if fn is not None and not self._infer.preempted():
                 fn(self._infer.preempted)
 
-        with contextlib.suppress(RuntimeError):  # shut down
-            self._infer.submit_background(settle)
+        def queue() -> None:
+            with contextlib.suppress(RuntimeError):  # shut down
+                self._infer.submit_background(settle)
+
+        timer = threading.Timer(SETTLE_AFTER_S, queue)
+        timer.daemon = True
+        timer.start()
 
     # -- lifetime ------------------------------------------------------------------------
 
