@@ -53,7 +53,7 @@ STATE_CACHE_ENTRIES = 8
 # whole GRID cells are then the same however the prompt got there, and are reused. The
 # rest (the last cell, tokens generated one at a time) is evaluated again next time, or
 # settled while the user reads (settle()).
-GRID = 64
+GRID = 16
 SETTLE_CHUNK = 128  # settle() checks between batches of this many tokens whether to stop
 VERSION = f"llama-cpp-python {llama_cpp.__version__}"
 
