@@ -9,8 +9,6 @@ from typing import Any
 from chatapp.core.chat_settings import POLICIES, RANGES, STOP, BadValue, ChatSettings
 from chatapp.core.conversation import Conversation
 from chatapp.core.errors import UserError
-from chatapp.core.settings import Settings
-from chatapp.paths import app_paths
 from chatapp.service import ChatService
 
 FIELDS = (*RANGES, "system_prompt", "context_policy")
@@ -38,7 +36,7 @@ def parse_value(name: str, text: str) -> Any:
 
 
 def change_settings(
-    conv: Conversation, sets: list[str], unsets: list[str]
+    service: ChatService, conv: Conversation, sets: list[str], unsets: list[str]
 ) -> tuple[ChatSettings, str]:
     """Apply --set and --unset to the conversation's own settings (through the service)."""
     chat = ChatSettings.from_meta(conv.meta)
@@ -68,12 +66,7 @@ def change_settings(
                 raise UserError(f"Unknown setting {name!r}: choose from {', '.join(FIELDS)}.")
     except BadValue as e:
         raise UserError(f"Bad value: {e}.") from e
-    paths = app_paths().ensure()
-    service = ChatService(paths.database, Settings.load(paths.settings))
-    try:
-        saved = service.set_chat_settings(conv.id, chat, system_prompt=system).result()
-    finally:
-        service.shutdown()
+    saved = service.set_chat_settings(conv.id, chat, system_prompt=system).result()
     return chat, saved.system_prompt
 
 

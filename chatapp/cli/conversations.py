@@ -166,7 +166,8 @@ def conversations(args: argparse.Namespace) -> int:
                 hint = " It is in the trash: chatapp conversations --restore " + args.id
             raise UserError(f"No conversation with id {args.id}.{hint}")
         if args.set or args.unset:
-            chat, system = change_settings(conv, args.set, args.unset)
+            with _service() as service:
+                chat, system = change_settings(service, conv, args.set, args.unset)
             print(describe(chat, system))
             if not changes:
                 return 0

@@ -1,8 +1,9 @@
 """Per-conversation settings: sampling, context policy, and where their values come from.
 
-A turn's sampling is resolved in layers: the app's defaults (Settings), then the model's
-defaults (per model file), then the conversation's own overrides; a named preset can
-fill a conversation's overrides in one step. Every value is checked against its range
+A turn's settings are resolved in layers (service.resolver): the app's defaults
+(Settings), then the model's defaults (per model file), then the conversation's own
+overrides, then the caller's; a named preset can fill a conversation's overrides in one
+step. Every value is checked against its range
 (check_value), so a bad value is refused at the field with a reason, never sent.
 Stored as plain JSON: a conversation's overrides in Conversation.meta["chat_settings"],
 the per-model defaults and the presets in Settings.extra.
@@ -11,7 +12,7 @@ the per-model defaults and the presets in Settings.extra.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chatapp.core.token_engine import SamplingParams
@@ -180,15 +181,6 @@ def presets(extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if isinstance(mine, dict):
         out.update({str(k): clean(v) for k, v in mine.items() if isinstance(v, dict)})
     return out
-
-
-def resolve_sampling(
-    base: SamplingParams, model_overrides: dict[str, Any], chat: ChatSettings
-) -> SamplingParams:
-    """The sampling a turn uses: the app's, then the model's, then the conversation's."""
-    known = {f.name for f in fields(SamplingParams)}
-    values = {k: v for k, v in {**model_overrides, **chat.overrides}.items() if k in known}
-    return replace(base, **values)
 
 
 def describe(params: SamplingParams) -> str:

@@ -545,7 +545,7 @@ class ChatService:
             if spelled.strip() == text:  # the text as its tokens spell it: a trailing
                 text = spelled.lstrip()  # newline or space stays where the model put it
             spec = self._spec(handle, conv, history, resolved, ref, opts=opts)
-            spec.request = _with(spec.request, prefill=text, prefill_thinking=answer.thinking)
+            spec.request = replace(spec.request, prefill=text, prefill_thinking=answer.thinking)
             sink = StoreSink(spec, self._db, conv, answer, continued=answer, before_trace=before)
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
             self._queue(spec, sink)
@@ -844,10 +844,6 @@ def _conversation(store: Store, conversation_id: str) -> Conversation:
     if conv is None:
         raise NotFoundError(f"No conversation with id {conversation_id}.")
     return conv
-
-
-def _with(request: ChatRequest, **changes: Any) -> ChatRequest:
-    return replace(request, **changes)
 
 
 def _draft_message(conversation_id: str, text: str) -> Message:

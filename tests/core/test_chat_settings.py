@@ -9,11 +9,8 @@ from chatapp.core.chat_settings import (
     ChatSettings,
     check_value,
     describe,
-    model_defaults,
     presets,
-    resolve_sampling,
 )
-from chatapp.core.token_engine import SamplingParams
 
 
 @pytest.mark.parametrize(
@@ -58,10 +55,16 @@ def test_stored_settings_round_trip_and_bad_stored_values_are_dropped() -> None:
 
 
 def test_layers_app_then_model_then_conversation() -> None:
-    base = SamplingParams(temperature=0.7, top_k=40, top_p=0.95)
-    extra = {"model_defaults": {"m.gguf": {"top_k": 10, "temperature": 0.5, "top_p": 9}}}
+    from chatapp.core.backend import ModelRef
+    from chatapp.core.conversation import Conversation
+    from chatapp.core.settings import Settings
+    from chatapp.service.resolver import resolve_turn
+
+    settings = Settings(temperature=0.7, top_k=40, top_p=0.95)
+    settings.extra["model_defaults"] = {"m.gguf": {"top_k": 10, "temperature": 0.5, "top_p": 9}}
     chat = ChatSettings().with_override("temperature", 0.1)
-    got = resolve_sampling(base, model_defaults(extra, "m.gguf"), chat)
+    conv = Conversation("c", "t", 0.0, 0.0, meta={"chat_settings": chat.to_json()})
+    got = resolve_turn(settings, ModelRef.local("/m/m.gguf"), conv).sampling
     assert (got.temperature, got.top_k, got.top_p) == (0.1, 10, 0.95)
     assert "temperature 0.1" in describe(got) and "a new seed each answer" in describe(got)
 
