@@ -482,6 +482,8 @@ def _highlight(code: str, lang: str, attrs: str) -> str:
     if name.lower() not in _builtin_lexer_aliases():
         return ""
     body = highlight(code, get_lexer_by_name(name), HtmlFormatter(nowrap=True))
+    # Pygments before 2.21 also escaped quotes in text; the same file whichever is installed.
+    body = body.replace("&quot;", '"').replace("&#39;", "'")
     return f'<pre class="code"><code class="language-{_esc(name)}">{body}</code></pre>'
 
 
