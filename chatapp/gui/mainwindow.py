@@ -13,8 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRectF, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRectF, QSettings, QSize, Qt
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QScreen,
+)
 from PySide6.QtWidgets import (
     QBoxLayout,
     QFileDialog,
@@ -155,6 +163,15 @@ class MessageBar(QFrame):
         p.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 6, 6)
 
 
+def first_size(screen: QScreen | None, want: QSize | None = None) -> QSize:
+    """The window's size (`want`, else 1100 x 760), never past 9/10 of the screen's free area."""
+    want = want or QSize(1100, 760)
+    if screen is None:
+        return want
+    free = screen.availableGeometry().size()
+    return want.boundedTo(QSize(free.width() * 9 // 10, free.height() * 9 // 10))
+
+
 class MainWindow(QMainWindow):
     def __init__(
         self,
@@ -201,7 +218,7 @@ class MainWindow(QMainWindow):
         self.tokenizer_playground_action: QAction | None = None
         self.welcome: Welcome | None = None
         self.setWindowTitle(self.tr("chatapp"))
-        self.resize(1100, 760)
+        self.resize(first_size(self.screen()))
 
         self._build_widgets()
         self._build_menus()
@@ -699,6 +716,8 @@ class MainWindow(QMainWindow):
         geo = self._qsettings().value("geometry")
         if geo is not None:
             self.restoreGeometry(geo)
+            # saved on a bigger screen (a monitor since unplugged): fit this one
+            self.resize(first_size(self.screen(), self.size()))
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)

@@ -190,3 +190,20 @@ def test_a_failed_answer_keeps_the_question_and_says_why(qtbot, make_window, fak
     assert len(w.store.messages(cid)) == 1
     assert "no longer fits" in w.message_bar.label.text()
     assert not w.session.busy
+
+
+def test_the_window_fits_the_screen_it_opens_on(qtbot, make_window):
+    from PySide6.QtCore import QSize
+
+    from chatapp.gui.mainwindow import first_size
+
+    w = make_window()
+    free = w.screen().availableGeometry()
+    assert w.width() <= free.width() and w.height() <= free.height()
+    # a geometry saved on a bigger monitor comes back inside this screen
+    w.resize(4000, 3000)
+    w.close()
+    again = make_window()
+    assert again.width() <= free.width() and again.height() <= free.height()
+    assert first_size(None) == QSize(1100, 760)
+    assert first_size(again.screen(), QSize(300, 200)) == QSize(300, 200)

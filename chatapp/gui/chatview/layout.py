@@ -233,6 +233,10 @@ class RowLayout:
         block = self.body.findBlock(start)
         rel = start - block.position()
         line = block.layout().lineForTextPosition(rel)
+        if end - start > 1 and rel == line.textStart() + line.textLength() - 1:
+            # the space a line wraps at is not drawn: the token shows on the next line
+            start, rel = start + 1, rel + 1
+            line = block.layout().lineForTextPosition(rel)
         x0 = _x(line.cursorToX(rel))
         x1 = _x(line.cursorToX(min(end - block.position(), rel + 2)))
         top = self.body.documentLayout().blockBoundingRect(block).topLeft()
