@@ -170,8 +170,6 @@ class ApprovalCard(QFrame):
         self.arguments.setReadOnly(True)
         self.arguments.setAccessibleName(self.tr("The call's arguments"))
         self.arguments.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
-        em = self.fontMetrics().height()
-        self.arguments.setMaximumHeight(em * 8)
         buttons = QHBoxLayout()
         self.allow_once = QPushButton(self.tr("Allow once"))
         self.allow_chat = QPushButton(self.tr("Allow for this chat"))
@@ -212,7 +210,16 @@ class ApprovalCard(QFrame):
         call = self.current.call
         self.title.setText(self.tr("Run the tool “{name}”?").format(name=call.name))
         self.source.setText(self.tr("From: {source}").format(source=source_of(call.name)))
-        self.arguments.setPlainText(arguments_text(call.as_json()))
+        text = arguments_text(call.as_json())
+        self.arguments.setPlainText(text)
+        # as tall as the arguments (wrapped lines estimated), 3 to 8 lines; more scrolls
+        em = self.arguments.fontMetrics()
+        per_line = max(20, self.arguments.viewport().width() // max(1, em.averageCharWidth()))
+        lines = sum(1 + len(line) // per_line for line in text.split("\n"))
+        margins = 2 * (self.arguments.frameWidth() + self.arguments.document().documentMargin())
+        self.arguments.setFixedHeight(
+            round((min(8, max(3, lines)) + 0.5) * em.lineSpacing() + margins)
+        )
         self.waiting.setText(
             self.tr("{n} more waiting").format(n=len(waiting) - 1) if len(waiting) > 1 else ""
         )

@@ -114,7 +114,9 @@ def header_parts(row: Row) -> tuple[list[str], list[str]]:
     if m.role is Role.ASSISTANT and m.model:
         first.append(m.model)
     first.append(datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M"))
-    if m.finish_reason is FinishReason.STREAMING:
+    if m.finish_reason is FinishReason.STREAMING and toolcards.calls_of(m):
+        second.append(QCoreApplication.translate("MessageLayout", "calling a tool…"))
+    elif m.finish_reason is FinishReason.STREAMING:
         second.append(QCoreApplication.translate("MessageLayout", "writing…"))
     elif stats_line(m):  # first token, speed, tokens, prompt reuse, why it stopped
         second.append(stats_line(m))
