@@ -229,7 +229,9 @@ def test_a_card_folds_and_copies_with_a_click(qtbot: Any) -> None:
     view.scroll_to_message("a")
     assert LONG_LINE in view.row_layout("a").body.toPlainText()
     qtbot.mouseClick(
-        view.viewport(), Qt.MouseButton.LeftButton, pos=_anchor_point(view, "a", "toolcard:toggle:0")
+        view.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=_anchor_point(view, "a", "toolcard:toggle:0"),
     )
     folded = view.row_layout("a").body.toPlainText()
     assert LONG_LINE not in folded and "Show" in folded  # folded: its header only

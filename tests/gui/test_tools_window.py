@@ -54,9 +54,21 @@ def _section(w: Any) -> Any:
     return w.tools_controller.section
 
 
-def _saved_meta(qtbot: Any, w: Any, cid: str, key: str) -> Any:
-    qtbot.waitUntil(lambda: key in w.store.get_conversation(cid).meta, timeout=WAIT)
-    return w.store.get_conversation(cid).meta[key]
+def _saved(qtbot: Any, w: Any, cid: str, key: str, *path: str, expect: Any = None) -> Any:
+    """The value at meta[key][path...] once the store has it (saves are asynchronous);
+    with `expect`, once it is that (else the last value read, for the assertion)."""
+
+    def value() -> Any:
+        v: Any = w.store.get_conversation(cid).meta.get(key)
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        return v
+
+    if expect is None:
+        qtbot.waitUntil(lambda: value() is not None, timeout=WAIT)
+    else:
+        qtbot.waitUntil(lambda: value() == expect, timeout=WAIT)
+    return value()
 
 
 def _turn_on_calculator(qtbot: Any, w: Any, permission: str = "ask", choice: str = "auto") -> None:
@@ -84,8 +96,8 @@ def test_the_sections_tools_reach_the_next_send_and_an_allowed_call_runs(
     cid = _chat(qtbot, w)
     assert "calculator" not in decoded(w.engines[0], 0)  # no tools until switched on
     _turn_on_calculator(qtbot, w, "ask", "required")
-    assert _saved_meta(qtbot, w, cid, META_KEY)["permissions"]["calculator"] == "ask"
-    assert _saved_meta(qtbot, w, cid, OPTIONS_KEY)["choice"] == "required"
+    assert _saved(qtbot, w, cid, META_KEY, "permissions", "calculator", expect="ask") == "ask"
+    assert _saved(qtbot, w, cid, OPTIONS_KEY, "choice", expect="required") == "required"
 
     send_and_wait_started(qtbot, w, "What is 2+3?")
     card = w.tools_controller.card
@@ -123,7 +135,7 @@ def test_the_sections_tools_reach_the_next_send_and_an_allowed_call_runs(
     assert "Result of calculator" in result_html and " s" in result_html
     assert "It is 5." in w.message_view.row_layout(final.id).html
     # "ask" again for the next call (allowed once)
-    assert _saved_meta(qtbot, w, cid, META_KEY)["permissions"]["calculator"] == "ask"
+    assert _saved(qtbot, w, cid, META_KEY, "permissions", "calculator", expect="ask") == "ask"
 
 
 def test_deny_tells_the_model_and_is_saved(qtbot: Any, window: Any) -> None:
@@ -147,7 +159,7 @@ def test_allow_for_this_chat_is_saved_and_not_asked_again(qtbot: Any, window: An
     send_and_wait_started(qtbot, w, "2+3?")
     with qtbot.waitSignal(w.session.reply_finished, timeout=WAIT):
         _answer_card(qtbot, w, "allow_chat")
-    assert _saved_meta(qtbot, w, cid, META_KEY)["permissions"]["calculator"] == "always"
+    assert _saved(qtbot, w, cid, META_KEY, "permissions", "calculator", expect="always") == "always"
     assert _section(w).permissions["calculator"].currentData() == "always"
     shown: list[Any] = []
     w.tools_controller.broker.asked.connect(shown.append)
@@ -231,12 +243,12 @@ def test_structured_output_and_steps_are_chat_settings(qtbot: Any, window: Any) 
     sec.schema.setPlainText('{"type": "object", "properties": {"a": {"type": "integer"}}}')
     sec.save_schema.click()
     assert sec.schema_error.isHidden()
-    assert _saved_meta(qtbot, w, cid, OPTIONS_KEY)["output"]["properties"]["a"]
+    assert _saved(qtbot, w, cid, OPTIONS_KEY, "output", "properties", "a")
     with qtbot.waitSignal(w.session.reply_finished, timeout=WAIT):
         w.input.setPlainText("json please")
         w.send_button.click()
     grammar = w.engines[0].grammars[-1]  # the send was constrained to the schema
-    assert grammar is not None and 'root-a-1 ::= integer' in grammar
+    assert grammar is not None and "root-a-1 ::= integer" in grammar
     # back to free text; one tool step per turn: the second call is not answered
     sec.output.setCurrentIndex(sec.output.findData("text"))
     sec.output.activated.emit(sec.output.currentIndex())
@@ -256,9 +268,7 @@ def test_granted_folder_reaches_the_file_tools(qtbot: Any, window: Any, tmp_path
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "todo.txt").write_text("buy milk\n")
-    call = (
-        '<tool_call>\n{"name": "read_file", "arguments": {"path": "todo.txt"}}\n</tool_call>'
-    )
+    call = '<tool_call>\n{"name": "read_file", "arguments": {"path": "todo.txt"}}\n</tool_call>'
     w = window(["Hi.", call, "Milk."])
     cid = _chat(qtbot, w)
     sec = _section(w)
