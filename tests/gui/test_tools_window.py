@@ -298,3 +298,16 @@ def test_an_unreadable_call_is_shown_as_such(qtbot: Any, window: Any) -> None:
     html = w.message_view.row_layout(call_msg.id).html
     assert "Unreadable tool call" in html
     assert "&quot;expression&quot;:" in html or '"expression":' in html
+
+
+def test_closing_the_window_while_the_card_waits_does_not_hang(qtbot: Any, window: Any) -> None:
+    w = window(["Hi.", CALL, "never reached"])
+    cid = _chat(qtbot, w)
+    _turn_on_calculator(qtbot, w, "ask")
+    send_and_wait_started(qtbot, w, "2+3?")
+    qtbot.waitUntil(w.tools_controller.card.isVisible, timeout=WAIT)
+    w.close()  # cancels the turn and joins the inference thread: the wait must end
+    assert not w.isVisible()
+    assert not w.session.service._host.infer._thread.is_alive()
+    thread = w.store.active_thread(cid)
+    assert thread[-1].role is Role.TOOL and thread[-1].content == "Stopped by the user."
