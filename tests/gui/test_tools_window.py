@@ -311,3 +311,40 @@ def test_closing_the_window_while_the_card_waits_does_not_hang(qtbot: Any, windo
     assert not w.session.service._host.infer._thread.is_alive()
     thread = w.store.active_thread(cid)
     assert thread[-1].role is Role.TOOL and thread[-1].content == "Stopped by the user."
+
+
+def test_an_mcp_servers_tool_is_listed_switched_on_approved_and_run(
+    qtbot: Any, qapp: Any, fake_model_file: Path
+) -> None:
+    import sys
+
+    from chatapp.paths import app_paths
+
+    server = str(Path(__file__).resolve().parents[1] / "tools" / "mcp_server.py")
+    config = app_paths().ensure().config
+    (config / "mcp.json").write_text(
+        json.dumps({"mcpServers": {"test": {"command": sys.executable, "args": [server, "stdio"]}}})
+    )
+    call = '<tool_call>\n{"name": "test__add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
+    w = tools_window(qtbot, replies=["Hi.", call, "Five."])
+    try:
+        load(qtbot, w, fake_model_file)
+        cid = _chat(qtbot, w)
+        sec = _section(w)
+        assert not sec.mcp_button.isHidden() and "test__add" not in sec.checks
+        sec.mcp_button.click()  # the servers start off the GUI thread
+        qtbot.waitUntil(lambda: "test__add" in sec.checks, timeout=60_000)
+        assert "tools from MCP servers" in sec.mcp_note.text()
+        assert sec.permissions["test__add"].currentData() == "ask"  # an MCP tool asks
+        sec.checks["test__add"].setChecked(True)
+        send_and_wait_started(qtbot, w, "add 2 and 3")
+        card = w.tools_controller.card
+        qtbot.waitUntil(card.isVisible, timeout=60_000)
+        assert "test__add" in card.title.text() and "MCP server “test”" in card.source.text()
+        assert json.loads(card.arguments.toPlainText()) == {"a": 2, "b": 3}
+        with qtbot.waitSignal(w.session.reply_finished, timeout=60_000):
+            card.allow_once.click()
+        result = w.store.active_thread(cid)[-2]
+        assert result.role is Role.TOOL and result.content == "5"
+    finally:
+        close(w)
