@@ -530,8 +530,8 @@ class ChatSession(QObject):
         if ev.restore_input:
             self.input_restored.emit(ev.restore_input)
         self._emit_context()  # what the chat holds now, not the refused prompt
-        if ev.kind is FailureKind.CANCELLED:  # Stop (during a tool, say): no error
-            self.status_message.emit(ev.error if ev.error != "stopped" else self.tr("Stopped."))
+        if ev.kind is FailureKind.CANCELLED and ev.error == "stopped":  # Stop during a tool
+            self.status_message.emit(self.tr("Stopped."))
             return
         self.error.emit(ev.error)
 

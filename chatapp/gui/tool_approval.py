@@ -223,10 +223,8 @@ class ApprovalCard(QFrame):
         self.waiting.setText(
             self.tr("{n} more waiting").format(n=len(waiting) - 1) if len(waiting) > 1 else ""
         )
-        was_hidden = not self.isVisible()
+        # shown without taking the focus: a key typed elsewhere must never answer it
         self.show()
-        if was_hidden:
-            self.allow_once.setFocus()
 
 
 __all__ = ["CHAT", "DENY", "ONCE", "ApprovalBroker", "ApprovalCard", "Pending"]

@@ -246,3 +246,12 @@ def test_a_card_folds_and_copies_with_a_click(qtbot: Any) -> None:
     )
     assert QGuiApplication.clipboard().text() == _messages()[2].content  # all of it
     assert isinstance(view.row_rect("r"), QRect)
+
+
+def test_copying_an_answer_that_is_only_calls_copies_the_calls(qtbot: Any) -> None:
+    view = _view(qtbot)
+    view.scroll_to_message("a")
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.click_point("a", "copy"))
+    text = QGuiApplication.clipboard().text()
+    assert LONG_URL in text and '"name": "web__fetch"' in text
+    assert '{"name": "calculator", "arguments": {"expression": ' in text  # the unreadable one

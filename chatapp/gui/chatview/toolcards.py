@@ -78,6 +78,14 @@ def copy_text(row: Row, index: int) -> str:
     )
 
 
+def row_text(row: Row) -> str:
+    """What a row's Copy action copies: its text, or an answer's calls if it is only calls."""
+    calls = calls_of(row.message)
+    if row.text or not calls or row.role is not Role.ASSISTANT:
+        return row.text
+    return "\n".join(copy_text(row, i) for i in range(len(calls)))
+
+
 def _links(index: int, closed: bool) -> str:
     toggle = _tr("Show") if closed else _tr("Hide")
     return (

@@ -870,7 +870,7 @@ class MessageView(QListView):
         elif kind == "action":
             name = str(data)
             if name == "copy":
-                self._copy(row, "copy")
+                self._copy(row, "copy", toolcards.row_text(row))
             elif name == "edit":
                 self._edit(row)
             elif name == "regenerate":
