@@ -72,7 +72,7 @@ def build_window(model: str | None = None) -> MainWindow:
     store = Store(paths.database)
     recovered = store.recover_interrupted()
     settings = Settings.load(paths.settings)
-    session = ChatSession(store, settings)
+    session = ChatSession(store, settings, tools=_tools(paths))
     window = MainWindow(store, settings, paths, session)
     if recovered:
         window.show_info(
@@ -88,6 +88,14 @@ def build_window(model: str | None = None) -> MainWindow:
         else:
             window.show_info(f"The last model used is gone: {startup_model}")
     return window
+
+
+def _tools(paths: Any) -> Any:
+    """The app's tools (the built-ins and the MCP servers of mcp.json), closed with the
+    window's session; each chat sees them with its own granted folders."""
+    from chatapp.tools.registry import ToolRegistry
+
+    return ToolRegistry(paths.config, scratch_dir=paths.data / "tool-scratch")
 
 
 def _startup_probe(app: Any, window: Any) -> None:

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal
 
 from chatapp.core.backend import ModelRef, PreparedPrompt
 from chatapp.core.conversation import FinishReason, Message, Role
-from chatapp.core.errors import UserError
+from chatapp.core.errors import FailureKind, UserError
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.store.trash import TrashEntry
@@ -41,7 +41,11 @@ from chatapp.service.events import (
     TurnFitting,
     TurnPrompt,
     TurnStarted,
+    TurnToolCall,
+    TurnToolResult,
 )
+from chatapp.service.tools import ToolRunner
+from chatapp.service.turn import TurnOptions
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,8 @@ class ChatSession(QObject):
     reply_delta = Signal(str, str, str)  # message id, whole answer and thinking so far
     reply_tokens = Signal(str, object)  # message id, the new chunks (token id, probabilities)
     reply_finished = Signal(str)  # message id
+    tool_call = Signal(object)  # TurnToolCall of the turn in flight (before it runs)
+    tool_result = Signal(object)  # TurnToolResult (the result and the next answer are saved)
     busy_changed = Signal(bool)
     context_changed = Signal(int, int)  # used, n_ctx
     speed_changed = Signal(float)  # tokens/s of the last answer
@@ -91,11 +97,15 @@ class ChatSession(QObject):
         backend_factory: BackendFactory = default_backend_factory,
         *,
         service: ChatService | None = None,
+        tools: ToolRunner | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
-        self.service = service or ChatService(store.path, settings, backend_factory)
+        self.service = service or ChatService(store.path, settings, backend_factory, tools=tools)
+        # each gives TurnOptions fields for the next turn in a conversation (None: a new
+        # chat); the turns and "Show prompt" use the same (gui.tools_window adds the tools)
+        self.option_hooks: list[Callable[[str | None], dict[str, Any]]] = []
         self.model: LoadedModel | None = None
         self.loading_path: str | None = None
         self.conversation_id: str | None = None
@@ -116,6 +126,8 @@ class ChatSession(QObject):
         b.turn_prompt.connect(self._on_prompt)
         b.turn_delta.connect(self._on_delta)
         b.turn_tokens.connect(self._on_tokens)
+        b.turn_tool_call.connect(self._on_tool_call)
+        b.turn_tool_result.connect(self._on_tool_result)
         b.turn_finished.connect(self._on_finished)
         b.turn_failed.connect(self._on_failed)
 
@@ -200,7 +212,9 @@ class ChatSession(QObject):
         the same function a send runs, delivered on the GUI thread."""
         kwargs: dict[str, Any] = {} if use_saved else {"user_template": user_template}
         try:
-            fut = self.service.prepare_conversation(self.conversation_id, draft=draft, **kwargs)
+            fut = self.service.prepare_conversation(
+                self.conversation_id, draft=draft, options=self.turn_options(), **kwargs
+            )
         except RuntimeError as e:  # the service is shut down (the window is closing)
             on_error(e)
             return
@@ -309,6 +323,19 @@ class ChatSession(QObject):
             return False
         return True
 
+    def turn_options(self) -> TurnOptions | None:
+        """The options of the next turn in the current conversation (option_hooks)."""
+        fields: dict[str, Any] = {}
+        for hook in self.option_hooks:
+            fields.update(hook(self.conversation_id))
+        return TurnOptions(**fields) if fields else None
+
+    def stop_requested(self) -> bool:
+        """Whether the turn in flight was stopped (read from any thread: a tool's
+        approval waits on the inference thread and gives up when this turns true)."""
+        st = self._streaming
+        return st is None or st.handle.cancel_event.is_set()
+
     def _track(self, handle: TurnHandle) -> None:
         self._streaming = _Streaming(handle, self.conversation_id)
         self.busy_changed.emit(True)
@@ -318,7 +345,12 @@ class ChatSession(QObject):
         if not text or not self._can_start():
             return False
         self._track(
-            self.service.send(self.conversation_id, text, listener=self.bridge.turn_listener())
+            self.service.send(
+                self.conversation_id,
+                text,
+                options=self.turn_options(),
+                listener=self.bridge.turn_listener(),
+            )
         )
         return True
 
@@ -331,7 +363,10 @@ class ChatSession(QObject):
             return False
         self._track(
             self.service.regenerate(
-                self.conversation_id, message_id, listener=self.bridge.turn_listener()
+                self.conversation_id,
+                message_id,
+                options=self.turn_options(),
+                listener=self.bridge.turn_listener(),
             )
         )
         return True
@@ -343,14 +378,25 @@ class ChatSession(QObject):
             if self.busy:
                 self.error.emit(self.still_streaming_text())
             return False
-        self._track(self.service.edit(message_id, text, listener=self.bridge.turn_listener()))
+        self._track(
+            self.service.edit(
+                message_id,
+                text,
+                options=self.turn_options(),
+                listener=self.bridge.turn_listener(),
+            )
+        )
         return True
 
     def continue_answer(self, message_id: str) -> bool:
         """Carry on a cut-off or stopped answer in place."""
         if self.conversation_id is None or not self._can_start():
             return False
-        self._track(self.service.continue_answer(message_id, listener=self.bridge.turn_listener()))
+        self._track(
+            self.service.continue_answer(
+                message_id, options=self.turn_options(), listener=self.bridge.turn_listener()
+            )
+        )
         return True
 
     def stop(self) -> None:
@@ -402,6 +448,8 @@ class ChatSession(QObject):
         st = self._current(turn_id)
         if st is None:
             return
+        if message_id != st.message_id:  # the answer after a tool's result
+            st.message_id, st.text, st.thinking = message_id, "", ""
         st.text += text
         st.thinking += thinking
         self.reply_delta.emit(message_id, st.text, st.thinking)
@@ -413,6 +461,14 @@ class ChatSession(QObject):
             if st.n_ctx:  # the meter moves with the answer (the chunks come coalesced)
                 st.generated += len(chunks)
                 self.context_changed.emit(st.prompt_tokens + st.generated, st.n_ctx)
+
+    def _on_tool_call(self, ev: TurnToolCall) -> None:
+        if self._current(ev.turn_id) is not None:
+            self.tool_call.emit(ev)
+
+    def _on_tool_result(self, ev: TurnToolResult) -> None:
+        if self._current(ev.turn_id) is not None:
+            self.tool_result.emit(ev)
 
     def _on_finished(self, ev: TurnFinished) -> None:
         st = self._current(ev.turn_id)
@@ -474,6 +530,9 @@ class ChatSession(QObject):
         if ev.restore_input:
             self.input_restored.emit(ev.restore_input)
         self._emit_context()  # what the chat holds now, not the refused prompt
+        if ev.kind is FailureKind.CANCELLED and ev.error == "stopped":  # Stop during a tool
+            self.status_message.emit(self.tr("Stopped."))
+            return
         self.error.emit(ev.error)
 
     def _emit_context(self) -> None:
@@ -498,6 +557,8 @@ class ChatSession(QObject):
         self._unsubscribe()
         self._streaming = None
         self.service.shutdown()
+        if self.service.tools is not None:  # MCP servers and a running Python child stop
+            self.service.tools.close()
 
 
 __all__ = ["ChatSession", "PreparedPrompt"]

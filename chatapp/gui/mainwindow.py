@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # the extensions' parts, typed; each module imports the windo
     from chatapp.gui.settings_dialog import SettingsActions
     from chatapp.gui.shortcuts import Shortcuts
     from chatapp.gui.template_actions import TemplateActions
+    from chatapp.gui.tools_window import ToolsController
     from chatapp.gui.welcome import Welcome
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.template_actions",
     "chatapp.gui.model_picker",
     "chatapp.gui.chat_settings_panel",
+    "chatapp.gui.tools_window",  # issue 18: the Tools section, approval and tool cards
     # issue 12: appearance, settings, keyboard, accessibility, first run, drop a .gguf
     "chatapp.gui.theme",
     "chatapp.gui.settings_dialog",
@@ -216,6 +218,7 @@ class MainWindow(QMainWindow):
         self.shortcuts: Shortcuts | None = None
         self.template_actions: TemplateActions | None = None
         self.tokenizer_playground_action: QAction | None = None
+        self.tools_controller: ToolsController | None = None
         self.welcome: Welcome | None = None
         self.setWindowTitle(self.tr("chatapp"))
         self.resize(first_size(self.screen()))

@@ -29,6 +29,8 @@ from chatapp.service.events import (
     TurnFitting,
     TurnPrompt,
     TurnStarted,
+    TurnToolCall,
+    TurnToolResult,
 )
 
 EMIT_INTERVAL = 0.05  # seconds between coalesced text updates
@@ -48,6 +50,8 @@ class ServiceBridge(QObject):
     # turn id, message id, the chunks with a token since the last update (sent just before
     # the matching turn_delta): the token and probability views follow the stream with these
     turn_tokens = Signal(str, str, object)
+    turn_tool_call = Signal(object)  # TurnToolCall: the model called a tool
+    turn_tool_result = Signal(object)  # TurnToolResult: its result, saved
     turn_finished = Signal(object)  # TurnFinished
     turn_failed = Signal(object)  # TurnFailed
     # Connect these only to methods of GUI-thread QObjects (never to lambdas), so that
@@ -118,6 +122,11 @@ class ServiceBridge(QObject):
                 self.turn_fitting.emit(event)
             elif isinstance(event, TurnPrompt):
                 self.turn_prompt.emit(event)
+            elif isinstance(event, TurnToolCall):
+                flush(event.turn_id, event.message_id)  # the text before the call first
+                self.turn_tool_call.emit(event)
+            elif isinstance(event, TurnToolResult):
+                self.turn_tool_result.emit(event)
             elif isinstance(event, TurnFinished):
                 flush(event.turn_id, event.message.id)
                 self.turn_finished.emit(event)

@@ -60,7 +60,7 @@ from chatapp.service.model_host import (
 from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
 from chatapp.service.resolver import Given, LoadSettings, TurnSettings, resolve_load, resolve_turn
 from chatapp.service.store_thread import StoreThread
-from chatapp.service.tool_setup import tool_setup
+from chatapp.service.tool_setup import offered_tools, tool_setup
 from chatapp.service.tools import ToolRunner
 from chatapp.service.turn import (
     ClientTurn,
@@ -255,10 +255,12 @@ class ChatService:
         user_template: Any = _NOT_GIVEN,
         prefill: str = "",
         question: str = "",
+        options: TurnOptions | None = None,
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
         upto_message_id, if given) plus the draft as the next user message, if any.
-        question: the last question as it was sent (with retrieved passages)."""
+        question: the last question as it was sent (with retrieved passages); options:
+        the next send's, whose tools the template renders as that send's first step."""
         result: Future[PreparedPrompt] = Future()
 
         def read(store: Store) -> tuple[list[Message], str]:
@@ -292,9 +294,15 @@ class ChatService:
                 history[-1] = history[-1].with_(content=question)
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
-            _chain(
-                self.prepare(history, system, user_template=user_template, prefill=prefill), result
-            )
+            try:
+                tools = offered_tools(options, self.tools, self.settings.tool_max_steps)
+                prepared = self.prepare(
+                    history, system, user_template=user_template, tools=tools, prefill=prefill
+                )
+            except BaseException as e:  # a boundary: delivered to the caller  # noqa: BLE001
+                result.set_exception(e)
+                return
+            _chain(prepared, result)
 
         self._db.submit(read).add_done_callback(then)
         return result
@@ -436,14 +444,18 @@ class ChatService:
         chat: ChatSettings | None = None,
         *,
         system_prompt: str | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> Future[Conversation]:
-        """Save a conversation's own settings (and system prompt); the next turn uses them."""
+        """Save a conversation's own settings (and system prompt; `meta`: these keys of
+        its meta, such as the window's tool settings); the next turn uses them."""
 
         def job(store: Store) -> Conversation:
             conv = _conversation(store, conversation_id)
             changes: dict[str, Any] = {}
+            if chat is not None or meta:
+                changes["meta"] = {**conv.meta, **(meta or {})}
             if chat is not None:
-                changes["meta"] = {**conv.meta, "chat_settings": chat.to_json()}
+                changes["meta"]["chat_settings"] = chat.to_json()
             if system_prompt is not None:
                 changes["system_prompt"] = system_prompt
             return store.update_conversation(conversation_id, **changes) if changes else conv

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+from chatapp.core.backend import ChatRequest
 from chatapp.core.errors import UserError
 from chatapp.core.json_grammar import any_json_grammar, schema_grammar
 from chatapp.service.pipeline import TurnSpec
@@ -20,8 +22,18 @@ def tool_setup(
     if opts is None:
         return spec
     tools: TurnTools | None = None
+    if opts.tool_max_steps is not None:
+        max_steps = max(0, opts.tool_max_steps)
     if opts.tools:
-        tools = turn_tools(runner, opts.tools, opts.tool_choice, opts.approve, max_steps=max_steps)
+        tools = turn_tools(
+            opts.tool_runner or runner,
+            opts.tools,
+            opts.tool_choice,
+            opts.approve,
+            max_steps=max_steps,
+        )
+        if opts.tool_permissions:
+            tools = replace(tools, permissions={**tools.permissions, **opts.tool_permissions})
     elif opts.tool_specs:
         choice = opts.tool_choice or "auto"
         names = [str(t.get("function", t).get("name", "")) for t in opts.tool_specs]
@@ -37,3 +49,15 @@ def tool_setup(
         )
         request = replace(request, grammar=grammar)
     return replace(spec, request=request, tools=tools)
+
+
+def offered_tools(
+    opts: TurnOptions | None, runner: ToolRunner | None, max_steps: int
+) -> list[dict[str, Any]] | None:
+    """The tools the first step of a turn with `opts` offers the template (what "Show
+    prompt" must show): the same setup and the same rule as the turn's (tool_loop)."""
+    spec = tool_setup(TurnSpec(None, ChatRequest([]), None), opts, runner, max_steps)  # type: ignore[arg-type]
+    tools = spec.tools
+    if tools is None or tools.max_steps <= 0:
+        return None
+    return tools.offered

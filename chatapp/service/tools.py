@@ -22,6 +22,7 @@ PERMISSIONS = (ALWAYS, ASK, NEVER)
 CHOICES = ("auto", "none", "required")
 DEFAULT_MAX_STEPS = 5
 RESULT_LIMIT = 16_000  # characters of a tool's result the model sees
+STOPPED = "Stopped by the user."
 NEVER_MESSAGE = "This tool may not be run (its permission is 'never')."
 
 Approve = Callable[[ToolCall], bool]  # True: run the call
@@ -123,6 +124,8 @@ class TurnTools:
         if permission == NEVER:
             return ToolOutcome(NEVER_MESSAGE, denied=True)
         if permission != ALWAYS and (self.approve is None or not self.approve(call)):
+            if cancel.is_set():  # Stop while the user was asked: the turn ends here
+                return ToolOutcome(STOPPED, is_error=True)
             return ToolOutcome(DENIED, denied=True)
         if self.runner is None:
             return ToolOutcome("This tool cannot be run here.", is_error=True)

@@ -42,6 +42,12 @@ class TurnOptions:
     tool_specs: tuple[dict[str, Any], ...] = ()
     tool_choice: str | None = None  # auto | none | required | a tool's name
     approve: Callable[[Any], bool] | None = None  # (core.toolcalls.ToolCall) -> run it?
+    # the chat's own tool settings (the window's): permissions over the tools' defaults,
+    # steps per turn (None: Settings.tool_max_steps), a runner for this turn (a view of
+    # the app's tools with the chat's granted folders; None: the service's)
+    tool_permissions: Mapping[str, str] = field(default_factory=dict)
+    tool_max_steps: int | None = None
+    tool_runner: Any = None
     # structured output: None free; True any JSON object; a dict: a JSON schema
     json_schema: Any = None
     # retrieved documents for this turn (service.documents.DocumentsStep), or None

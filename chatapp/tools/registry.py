@@ -18,6 +18,7 @@ from typing import Any
 
 from chatapp.tools import files
 from chatapp.tools.builtins import PYTHON, BuiltinRunner, builtin_specs, python_available
+from chatapp.tools.chat_view import ChatToolView
 from chatapp.tools.mcp_client import SEPARATOR, McpHub
 from chatapp.tools.mcp_config import McpConfig, load_config
 from chatapp.tools.python_tool import PythonLimits
@@ -91,6 +92,10 @@ class ToolRegistry:
             if self._mcp_specs is None:
                 self._mcp_specs = {s.name: s for s in self._mcp.specs()}
             return self._mcp_specs
+
+    def with_folders(self, folders: Sequence[Path]) -> ChatToolView:
+        """This registry as one chat sees it: its file tools in `folders` only."""
+        return ChatToolView(self, folders, self._closing)
 
     def refresh_mcp(self) -> None:
         """List the MCP servers' tools again on the next specs() (a failed server is

@@ -32,6 +32,7 @@ from PySide6.QtGui import (
 
 from chatapp.core.conversation import FinishReason, Role
 from chatapp.core.message_info import stats_line
+from chatapp.gui.chatview import toolcards
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
 from chatapp.gui.chatview.tokens import body_html, token_colors
@@ -113,7 +114,9 @@ def header_parts(row: Row) -> tuple[list[str], list[str]]:
     if m.role is Role.ASSISTANT and m.model:
         first.append(m.model)
     first.append(datetime.fromtimestamp(m.created_at).strftime("%Y-%m-%d %H:%M"))
-    if m.finish_reason is FinishReason.STREAMING:
+    if m.finish_reason is FinishReason.STREAMING and toolcards.calls_of(m):
+        second.append(QCoreApplication.translate("MessageLayout", "calling a tool…"))
+    elif m.finish_reason is FinishReason.STREAMING:
         second.append(QCoreApplication.translate("MessageLayout", "writing…"))
     elif stats_line(m):  # first token, speed, tokens, prompt reuse, why it stopped
         second.append(stats_line(m))
@@ -297,8 +300,8 @@ def estimate_height(row: Row, width: int, m: Metrics) -> int:
     """A cheap guess from the text's length, for rows that have not been laid out."""
     inner = max(40, width - 2 * m.margin_x - 2 * m.pad)
     per_line = max(8, int(inner / m.avg_char))
-    lines = 0
-    for para in row.text.split("\n"):
+    lines = toolcards.estimate_lines(row, per_line)
+    for para in ("" if row.role is Role.TOOL else row.text).split("\n"):
         lines += max(1, math.ceil(len(para) / per_line))
     line_h = round(m.em * 1.05)
     chrome = 2 * m.margin_y + 2 * m.pad + 2 * (m.small_h + m.gap)
@@ -395,6 +398,8 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
             )
     else:
         html = plain_to_html(row.text)
+    if row.display == "text":
+        html = toolcards.with_cards(row, html, theme)
     lay.html = html
     lay.body = _new_doc(m.font, html, inner_w, theme)
     lay.body_origin = QPoint(inner_x, y)

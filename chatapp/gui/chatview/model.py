@@ -28,6 +28,7 @@ _ROLE_NAMES = TranslatedTexts(
         Role.USER: QT_TRANSLATE_NOOP("MessageListModel", "You"),
         Role.ASSISTANT: QT_TRANSLATE_NOOP("MessageListModel", "Assistant"),
         Role.SYSTEM: QT_TRANSLATE_NOOP("MessageListModel", "System"),
+        Role.TOOL: QT_TRANSLATE_NOOP("MessageListModel", "Tool"),
     },
 )
 
@@ -59,6 +60,7 @@ class Row:
     spans_note: str = ""  # why there are no spans (shown instead of them)
     spans_wanted: bool = False  # asked for, not yet delivered
     sampling: dict[str, Any] = field(default_factory=dict)  # what shaped the probabilities
+    cards_closed: set[int] = field(default_factory=set)  # tool cards folded (chatview.toolcards)
     rev: int = field(default_factory=lambda: next(_revisions))
     # delegate caches: (width, theme, rev) -> height
     height: tuple[int, int, int, int] = field(default=(-1, -1, -1, 0))

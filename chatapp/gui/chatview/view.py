@@ -21,6 +21,7 @@ import html
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -51,6 +52,7 @@ from PySide6.QtWidgets import (
 from chatapp.core.conversation import Message, Role
 from chatapp.core.message_info import details as message_details
 from chatapp.core.tokenview import tooltip
+from chatapp.gui.chatview import toolcards
 from chatapp.gui.chatview.delegate import MessageDelegate
 from chatapp.gui.chatview.layout import ACTION_LABELS, RowLayout, actions_for
 from chatapp.gui.chatview.model import MessageListModel, Row
@@ -852,6 +854,12 @@ class MessageView(QListView):
                 self._copy(row, f"code:{i}", lay.code_blocks[i])
         elif kind == "link" and str(data).startswith("tok:"):
             self.token_clicked.emit(mid, int(str(data)[4:]))
+        elif kind == "link" and str(data).startswith(toolcards.PREFIX):
+            action, _, n = str(data)[len(toolcards.PREFIX) :].partition(":")
+            if action == "toggle":
+                self.toggle_card(mid, int(n))
+            elif action == "copy":
+                self._copy(row, f"card:{n}", toolcards.copy_text(row, int(n)))
         elif kind == "link" and str(data).startswith("explain:"):
             self.explain(str(data)[8:])
         elif kind == "link":
@@ -862,7 +870,7 @@ class MessageView(QListView):
         elif kind == "action":
             name = str(data)
             if name == "copy":
-                self._copy(row, "copy")
+                self._copy(row, "copy", toolcards.row_text(row))
             elif name == "edit":
                 self._edit(row)
             elif name == "regenerate":
@@ -871,6 +879,26 @@ class MessageView(QListView):
                 self.continue_requested.emit(mid)
             elif name == "delete":
                 self.delete_requested.emit(mid)
+
+    def set_calls(self, message_id: str, calls: list[dict[str, Any]]) -> None:
+        """Show an answer's tool calls (chatview.toolcards) before it is saved with them."""
+        i = self.message_model.row_of(message_id)
+        if i < 0:
+            return
+        row = self.message_model.rows[i]
+        row.message = row.message.with_(meta={**row.message.meta, "tool_calls": calls})
+        self.message_model.changed(i)
+        self._refresh_row(i)
+
+    def toggle_card(self, message_id: str, index: int) -> None:
+        """Fold or unfold a tool call or result card (chatview.toolcards)."""
+        i = self.message_model.row_of(message_id)
+        if i < 0:
+            return
+        row = self.message_model.rows[i]
+        row.cards_closed ^= {index}
+        self.message_model.changed(i)
+        self._refresh_row(i)
 
     def explain(self, name: str) -> QMessageBox:
         """The app's plain-language explanation of a token view (non-modal)."""
