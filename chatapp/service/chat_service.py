@@ -255,10 +255,12 @@ class ChatService:
         user_template: Any = _NOT_GIVEN,
         prefill: str = "",
         question: str = "",
+        tools: list[dict[str, Any]] | None = None,
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
         upto_message_id, if given) plus the draft as the next user message, if any.
-        question: the last question as it was sent (with retrieved passages)."""
+        question: the last question as it was sent (with retrieved passages); tools: the
+        tool definitions offered (OpenAI-shaped)."""
         result: Future[PreparedPrompt] = Future()
 
         def read(store: Store) -> tuple[list[Message], str]:
@@ -293,7 +295,10 @@ class ChatService:
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
             _chain(
-                self.prepare(history, system, user_template=user_template, prefill=prefill), result
+                self.prepare(
+                    history, system, user_template=user_template, prefill=prefill, tools=tools
+                ),
+                result,
             )
 
         self._db.submit(read).add_done_callback(then)

@@ -97,7 +97,16 @@ def with_tools(request: ChatRequest, tools: TurnTools, backend: Backend, step: i
         grammar = call_grammar(family, tools.specs, tools.required_name)
     elif step > 0 and tools.constrained:
         grammar = None
-    return replace(request, tools=offered, grammar=grammar, tool_marker=start_marker(family))
+    # the choice that applies to this step: a required call only on the first one
+    choice = tools.choice if step == 0 or not tools.constrained else "auto"
+    return replace(
+        request,
+        tools=offered,
+        grammar=grammar,
+        tool_marker=start_marker(family),
+        tool_choice=choice if offered else None,
+        parallel_tool_calls=tools.parallel,
+    )
 
 
 def tool_family(backend: Backend, request: ChatRequest) -> str:
