@@ -13,7 +13,8 @@ from typing import Any
 
 from chatapp.core.backend import Backend, ChatRequest, Chunk
 from chatapp.core.conversation import FinishReason
-from chatapp.core.thinking import ANSWER
+from chatapp.core.harmony import Thought
+from chatapp.core.thinking import ANSWER, THINKING
 from chatapp.core.toolcalls import (
     ToolCall,
     ToolCallParser,
@@ -37,6 +38,7 @@ class ToolStream:
         self.prompt = stream.prompt
         self.parser = ToolCallParser(family)
         self._answer: list[str] = []
+        self._thinking: list[str] = []
 
     @property
     def stats(self) -> Any:
@@ -48,7 +50,7 @@ class ToolStream:
 
     @property
     def thinking(self) -> str:
-        return str(self.stream.thinking)
+        return (str(self.stream.thinking) + "".join(self._thinking)).strip()
 
     @property
     def answer(self) -> str:
@@ -68,7 +70,7 @@ class ToolStream:
         if self.calls and self.stats.finish_reason is FinishReason.STOP:
             self.stats.finish_reason = FinishReason.TOOL_CALLS
 
-    def _out(self, chunk: Chunk | None, items: list[str | ToolCall]) -> Iterator[Chunk]:
+    def _out(self, chunk: Chunk | None, items: list[str | ToolCall | Thought]) -> Iterator[Chunk]:
         token = chunk  # the token's details go with the first piece it produced
         if not items and token is not None:
             yield replace(token, text="")
@@ -77,6 +79,9 @@ class ToolStream:
             if isinstance(item, str):
                 self._answer.append(item)
                 out = Chunk(item) if token is None else replace(token, text=item)
+            elif isinstance(item, Thought):  # gpt-oss's analysis channel
+                self._thinking.append(item.text)
+                out = replace(token or Chunk(""), text=item.text, channel=THINKING)
             else:
                 out = Chunk(item.raw, TOOL_CALL)
                 if token is not None:
