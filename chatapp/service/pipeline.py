@@ -515,7 +515,9 @@ class Runner:
             fit = self._fit(backend, request, spec, sink)
             stream = backend.execute(fit.request, cancel, fit.prompt)
         if tools is not None:
-            stream = ToolStream(stream, tool_family(backend, request))
+            choice = request.tool_choice or ""
+            required = "" if choice in ("", "auto", "none") else choice
+            stream = ToolStream(stream, tool_family(backend, request), required)
         sink.prepared(fit)
         handle.emit(
             TurnPrompt(

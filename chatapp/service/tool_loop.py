@@ -13,6 +13,7 @@ from typing import Any
 
 from chatapp.core.backend import Backend, ChatRequest, Chunk
 from chatapp.core.conversation import FinishReason
+from chatapp.core.errors import FailureKind, UserError
 from chatapp.core.harmony import Thought
 from chatapp.core.thinking import ANSWER, THINKING
 from chatapp.core.toolcalls import (
@@ -33,8 +34,11 @@ class ToolStream:
     """A reply stream whose answer text is read for tool calls: a call's text comes out
     as one chunk on the "tool_call" channel once complete; everything else passes."""
 
-    def __init__(self, stream: Any, family: str) -> None:
+    def __init__(self, stream: Any, family: str, required: str = "") -> None:
+        """required: the tool_choice that demanded a call ("required" or a tool's name;
+        "" if none): an answer that ends without one fails the turn, saying so."""
         self.stream = stream
+        self.required = required
         self.prompt = stream.prompt
         self.parser = ToolCallParser(family)
         self._answer: list[str] = []
@@ -58,7 +62,8 @@ class ToolStream:
 
     @property
     def calls(self) -> list[ToolCall]:
-        return self.parser.calls
+        """The calls read from the text, and those a server returned as tool_calls."""
+        return self.parser.calls + list(getattr(self.stream, "calls", None) or [])
 
     def __iter__(self) -> Iterator[Chunk]:
         for chunk in self.stream:
@@ -69,6 +74,13 @@ class ToolStream:
         yield from self._out(None, self.parser.finish())
         if self.calls and self.stats.finish_reason is FinishReason.STOP:
             self.stats.finish_reason = FinishReason.TOOL_CALLS
+        if self.required and not self.calls and self.stats.finish_reason is FinishReason.STOP:
+            what = "a call" if self.required == "required" else f"a call to {self.required}"
+            raise UserError(
+                f"The model answered without a tool call although tool_choice asked for "
+                f"{what}; a server that ignores tool_choice cannot do this.",
+                kind=FailureKind.BACKEND_FAILED,
+            )
 
     def _out(self, chunk: Chunk | None, items: list[str | ToolCall | Thought]) -> Iterator[Chunk]:
         token = chunk  # the token's details go with the first piece it produced
