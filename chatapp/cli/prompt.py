@@ -13,7 +13,10 @@ BOS token the model's vocabulary adds is shown as it is sent. With --conversatio
 prompt of the conversation's next answer; with --message, the prompt that produced that
 answer, checked against its receipt (exit 0 if it matches, 1 if not, naming the first
 differing token); with --replay, the answer is also generated again at its recorded
-settings and its tokens compared. Warnings go to stderr so stdout is the prompt alone.
+settings and its tokens compared. An answer given tools is re-rendered with the app's
+definitions of those tools, and their sha256 is checked against the receipt too (a
+schema that changed since fails the check). Warnings go to stderr so stdout is the
+prompt alone.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from chatapp.core.backend import ModelRef, PreparedPrompt
 from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.conversation import Role
 from chatapp.core.errors import TemplateError, UserError
-from chatapp.core.receipt import Receipt, verify
+from chatapp.core.receipt import Receipt, Verification, verify, verify_tools
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.templates import check_syntax
@@ -210,6 +213,7 @@ def _conversation_prompt(args: argparse.Namespace) -> int:
         raise UserError("This conversation has no model: give --model PATH.")
     template = _template_text(args.template)
     kwargs: dict[str, Any] = {} if template is _SAVED else {"user_template": template}
+    tools, tools_check = _receipt_tools(receipt)
     with _Loaded(ModelRef.parse(model)) as service:
         # a continued answer's prompt ended with the answer so far (Continue)
         prefill = answer.content[: receipt.prefill_chars] if answer and receipt else ""
@@ -219,6 +223,7 @@ def _conversation_prompt(args: argparse.Namespace) -> int:
             prefill=prefill,
             # an answer from documents: its question as sent, with the passages
             question=(answer.meta.get("documents") or {}).get("inserted", "") if answer else "",
+            tools=tools,
             **kwargs,
         ).result()
         _print_prompt(service, prepared, args.tokens)
@@ -226,11 +231,40 @@ def _conversation_prompt(args: argparse.Namespace) -> int:
             return 0
         check = verify(receipt, prepared.tokens, recorded)
         print(f"chatapp: receipt: the prompt {check.detail}", file=sys.stderr)
+        if receipt.tools_sha256:
+            print(f"chatapp: receipt: tools: {tools_check.detail}", file=sys.stderr)
+        ok = check.matches and tools_check.matches
         if not args.replay:
-            return 0 if check.matches else 1
+            return 0 if ok else 1
         expected = trace.token_ids if trace is not None else None
-        same = _replay(service, prepared, conv.system_prompt, receipt, answer.content, expected)
-    return 0 if check.matches and same else 1
+        same = _replay(
+            service, prepared, conv.system_prompt, receipt, answer.content, expected, tools
+        )
+    return 0 if ok and same else 1
+
+
+def _receipt_tools(
+    receipt: Receipt | None,
+) -> tuple[list[dict[str, Any]] | None, Verification]:
+    """The app's definitions of the tools the receipt names (None: it names none), and
+    whether they are the ones that were sent."""
+    if receipt is None or not receipt.tools:
+        return None, Verification(True, "no tools were offered")
+    from chatapp.tools.registry import ToolRegistry
+
+    paths = app_paths().ensure()
+    with ToolRegistry(paths.config, scratch_dir=paths.data / "tool-scratch") as registry:
+        specs = {s.name: s.openai() for s in registry.specs(list(receipt.tools))}
+    missing = [n for n in receipt.tools if n not in specs]
+    if missing:
+        return [specs[n] for n in receipt.tools if n in specs], Verification(
+            False,
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not among this "
+            "app's tools (an API client's, or an MCP server that is gone); the prompt is "
+            "rendered without them",
+        )
+    tools = [specs[n] for n in receipt.tools]
+    return tools, verify_tools(receipt, tools)
 
 
 def _replay(
@@ -240,6 +274,7 @@ def _replay(
     receipt: Receipt,
     content: str,
     expected: list[int] | None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> bool:
     """Generate the answer again from the same prompt at the recorded sampling (seed
     included) and compare: the token ids where the answer's tokens were kept, else the
@@ -254,9 +289,12 @@ def _replay(
         if isinstance(event, TurnChunk) and event.chunk.token_id is not None:
             ids.append(event.chunk.token_id)
 
-    done = service.complete(
-        prepared.messages, system_prompt, TurnOptions(sampling=sampling, logprobs=0), listen
-    ).result()
+    opts = TurnOptions(sampling=sampling, logprobs=0)
+    if tools:  # offered as they were, under the step's tool choice (its grammar)
+        opts = dataclasses.replace(
+            opts, tool_specs=tuple(tools), tool_choice=receipt.tool_choice or None
+        )
+    done = service.complete(prepared.messages, system_prompt, opts, listen).result()
     if isinstance(done, TurnFailed):
         raise UserError(f"The replay failed: {done.error}")
     if expected is not None:

@@ -144,6 +144,15 @@ class ChatRequest:
     # tools offered: the text that opens a call in this model's format; a control token
     # with this text passes as text instead of ending the turn ([TOOL_CALLS], <|python_tag|>)
     tool_marker: str = ""
+    # how the tools may be used in this step ("auto", "none", "required" or a tool's
+    # name; None: not said) and whether several calls may come at once: a local model
+    # gets a grammar instead; a remote server is sent them as they are
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    # structured output as OpenAI's response_format ({"type": "json_object"} or
+    # {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}): a local model
+    # gets `grammar` built from it; a remote server is sent this
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ re-rendered prompt that does not match can say at which token it first differs.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import zlib
 from array import array
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-RECEIPT_VERSION = 2  # 2: context_policy, system_prompt_sha256, sources
+RECEIPT_VERSION = 2  # 2: context_policy, system_prompt_sha256, sources (+ tools, optional)
 
 
 def _int32(tokens: Sequence[int]) -> bytes:
@@ -34,6 +35,26 @@ def tokens_sha256(tokens: Sequence[int]) -> str:
 
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def tools_json(tools: Sequence[dict[str, Any]]) -> str:
+    """The tool definitions as one canonical JSON text: the list as it was sent, in its
+    order and with each object's keys in their order (which the template renders), no
+    whitespace, non-ASCII as itself."""
+    return json.dumps(list(tools), ensure_ascii=False, separators=(",", ":"))
+
+
+def tools_sha256(tools: Sequence[dict[str, Any]]) -> str:
+    """sha256 of the tool definitions offered to the model (tools_json)."""
+    return text_sha256(tools_json(tools))
+
+
+def tool_names(tools: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    out = []
+    for t in tools:
+        fn = t.get("function", t) if isinstance(t, dict) else {}
+        out.append(str(fn.get("name", "")) if isinstance(fn, dict) else "")
+    return tuple(out)
 
 
 def pack_tokens(tokens: Sequence[int]) -> bytes:
@@ -70,9 +91,20 @@ class Receipt:
     prefill_chars: int = 0
     # why the KV state of this model is not kept between chats ("" where it is)
     state_note: str = ""
+    # the tools offered in this answer's request, exactly as sent (tools_sha256 of the
+    # list), their names, and the tool_choice that applied to this step ("auto" after a
+    # required first call); all empty (and absent from as_dict) without tools
+    tools_sha256: str = ""
+    tools: tuple[str, ...] = ()
+    tool_choice: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version": RECEIPT_VERSION, **self.__dict__}
+        out: dict[str, Any] = {"version": RECEIPT_VERSION, **self.__dict__}
+        out["tools"] = list(self.tools)
+        for key in ("tools_sha256", "tools", "tool_choice"):
+            if not out[key]:
+                del out[key]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Receipt | None:
@@ -97,6 +129,9 @@ class Receipt:
                 sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
                 prefill_chars=int(data.get("prefill_chars", 0)),
                 state_note=str(data.get("state_note", "")),
+                tools_sha256=str(data.get("tools_sha256", "")),
+                tools=tuple(str(t) for t in data.get("tools") or ()),
+                tool_choice=str(data.get("tool_choice", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -136,4 +171,28 @@ def verify(
         False,
         f"does not match the receipt: {len(tokens)} tokens re-rendered, "
         f"{receipt.prompt_tokens} sent (sha256 differs)",
+    )
+
+
+def verify_tools(receipt: Receipt, tools: Sequence[dict[str, Any]] | None) -> Verification:
+    """Are these the tool definitions the receipt says were offered (none: none)?"""
+    if not receipt.tools_sha256:
+        if tools:
+            return Verification(False, f"{len(tools)} tools now, none were offered")
+        return Verification(True, "no tools were offered")
+    if not tools:
+        return Verification(
+            False, f"the tools {', '.join(receipt.tools)} were offered; none are given now"
+        )
+    if tools_sha256(tools) == receipt.tools_sha256:
+        return Verification(True, f"the {len(tools)} tool definitions match (same sha256)")
+    names = tool_names(tools)
+    if names != receipt.tools:
+        return Verification(
+            False,
+            f"the tools differ: {', '.join(receipt.tools)} were offered, "
+            f"{', '.join(names)} are given now",
+        )
+    return Verification(
+        False, f"the definitions of {', '.join(names)} changed since (sha256 differs)"
     )

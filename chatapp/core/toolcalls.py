@@ -5,6 +5,8 @@
              only such a JSON object
     mistral  [TOOL_CALLS][{"name": .., "arguments": {..}}]  or  [TOOL_CALLS]name[ARGS]{..}
     granite  <|tool_call|>[{"name": .., "arguments": {..}}]
+    harmony  gpt-oss:  <|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{..}<|call|>
+             (core.harmony: its analysis channel comes out as thinking, a Thought)
 
 ToolCallParser.feed() takes pieces of text as they come and gives back the answer text
 (a marker, or the start of one, is held back until it is known) and each call once it is
@@ -19,10 +21,13 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatapp.core import harmony
+from chatapp.core.harmony import HarmonyReader, RawCall, Thought
 from chatapp.core.json_grammar import SchemaGrammar, literal
 
 HERMES, LLAMA3, MISTRAL, GRANITE = "hermes", "llama3", "mistral", "granite"
-FAMILIES = (HERMES, LLAMA3, MISTRAL, GRANITE)
+HARMONY = "harmony"
+FAMILIES = (HERMES, LLAMA3, MISTRAL, GRANITE, HARMONY)
 
 # family -> (start marker, end marker; "" = the call runs to the end of the output)
 _MARKERS = {
@@ -30,6 +35,7 @@ _MARKERS = {
     LLAMA3: ("<|python_tag|>", ""),
     MISTRAL: ("[TOOL_CALLS]", ""),
     GRANITE: ("<|tool_call|>", ""),
+    HARMONY: (harmony.CHANNEL, harmony.CALL),
 }
 
 DENIED = "The user denied this call."
@@ -80,6 +86,8 @@ class ToolCall:
 
 def family_for(template_text: str) -> str:
     """The call format a chat template's model writes (hermes when it says nothing)."""
+    if harmony.CHANNEL in template_text and "to=functions." in template_text:
+        return HARMONY
     for family in (LLAMA3, MISTRAL, GRANITE):
         if _MARKERS[family][0] in template_text:
             return family
@@ -92,10 +100,20 @@ def start_marker(family: str) -> str:
     return _MARKERS[family][0]
 
 
+def kept_markers(marker: str) -> tuple[str, ...]:
+    """The control tokens that pass as text while tools are offered, given the family's
+    start marker (ChatRequest.tool_marker): gpt-oss writes a call with several."""
+    if marker == harmony.CHANNEL:
+        return harmony.MARKERS
+    return (marker,) if marker else ()
+
+
 def call_text(family: str, name: str, arguments: dict[str, Any]) -> str:
     """How the family writes a call (a stored call shown to a template that has no
     place for tool_calls; the constrained grammar's shape)."""
     args = json.dumps(arguments, ensure_ascii=False)
+    if family == HARMONY:
+        return harmony.call_text(name, args)
     if family == LLAMA3:
         return f'<|python_tag|>{{"name": {json.dumps(name)}, "parameters": {args}}}'
     if family in (MISTRAL, GRANITE):
@@ -117,9 +135,12 @@ class ToolCallParser:
         self._bare: list[str] | None = None  # llama3: an answer that opens with "{"
         self._seen_text = False
         self.calls: list[ToolCall] = []
+        self._harmony = HarmonyReader() if family == HARMONY else None
 
-    def feed(self, text: str) -> list[str | ToolCall]:
-        out: list[str | ToolCall] = []
+    def feed(self, text: str) -> list[str | ToolCall | Thought]:
+        if self._harmony is not None:
+            return self._from_harmony(self._harmony.feed(text))
+        out: list[str | ToolCall | Thought] = []
         self._held += text
         while self._held:
             if self._bare is not None:
@@ -164,14 +185,36 @@ class ToolCallParser:
             self._call = []
         return out
 
-    def _emit_text(self, out: list[str | ToolCall], text: str) -> None:
+    def _emit_text(self, out: list[str | ToolCall | Thought], text: str) -> None:
         if text.strip():
             self._seen_text = True
         out.append(text)
 
-    def finish(self) -> list[str | ToolCall]:
+    def _from_harmony(self, items: list[str | Thought | RawCall]) -> list[str | ToolCall | Thought]:
+        out: list[str | ToolCall | Thought] = []
+        for item in items:
+            if not isinstance(item, RawCall):
+                out.append(item)
+                continue
+            raw = item.header + harmony.MESSAGE + item.body
+            name = item.name.removeprefix("functions.")
+            try:
+                args = json.loads(item.body) if item.body.strip() else {}
+            except json.JSONDecodeError as e:
+                call = _broken(raw, f"not valid JSON ({e.msg})")
+                call = ToolCall(call.id, name, {}, raw, call.error)
+            else:
+                call = ToolCall(new_call_id(), name, args if isinstance(args, dict) else {}, raw)
+                if not isinstance(args, dict):
+                    call = ToolCall(call.id, name, {}, raw, "The arguments are not an object.")
+            out.extend(self._record([call]))
+        return out
+
+    def finish(self) -> list[str | ToolCall | Thought]:
         """The end of the output: a call still open is read as it stands."""
-        out: list[str | ToolCall] = []
+        if self._harmony is not None:
+            return self._from_harmony(self._harmony.finish())
+        out: list[str | ToolCall | Thought] = []
         if self._bare is not None:
             raw = "".join(self._bare)
             self._bare = None
@@ -273,12 +316,19 @@ def call_grammar(family: str, tools: list[dict[str, Any]], name: str | None = No
         params = fn.get("parameters") or {"type": "object", "properties": {}}
         g = _with_root(g, params)
         args = g.add(params, f"args-{fn['name']}")
+        if family == HARMONY:  # the name is in the header, the body is the arguments
+            head = f"{harmony.CHANNEL}commentary to=functions.{fn['name']} "
+            tail = f"{harmony.CONSTRAIN}json{harmony.MESSAGE}"
+            options.append(f"{literal(head + tail)} {args}")
+            continue
         options.append(
             f'"{{" ws "\\"name\\"" ws ":" ws {literal(json.dumps(fn["name"]))} ws "," ws '
             f'{literal(json.dumps(key))} ws ":" ws {args} ws "}}"'
         )
     call = g._rule("call", " | ".join(f"( {o} )" for o in options))
-    if family == HERMES:
+    if family == HARMONY:
+        root = call
+    elif family == HERMES:
         root = f'"<tool_call>" "\\n"? {call} "\\n"? "</tool_call>"'
     elif family == LLAMA3:
         root = f'"<|python_tag|>" {call}'

@@ -20,6 +20,7 @@ from chatapp.core.chat import prepare_prompt, template_for_model, with_bos
 from chatapp.core.generation import ReplyStream
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.token_engine import Engine, ModelInfo, SamplingParams
+from chatapp.core.toolcalls import kept_markers
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class LocalBackend:
             prefill=(request.prefill, request.prefill_thinking),
             verbatim=request.raw_prompt is not None,
             grammar=request.grammar,
-            keep_special=(request.tool_marker,) if request.tool_marker else (),
+            keep_special=kept_markers(request.tool_marker),
         )
 
     def execute_text(self, text: str, request: ChatRequest, cancel: threading.Event) -> ReplyStream:

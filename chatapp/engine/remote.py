@@ -41,11 +41,20 @@ from chatapp.core.backend import (
     TokensUnavailable,
 )
 from chatapp.core.conversation import FinishReason, Message
-from chatapp.core.errors import FailureKind, NetworkError
+from chatapp.core.errors import FailureKind, NetworkError, UserError
 from chatapp.core.prompting import conversation_messages
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import DEFAULT_TAGS, THINKING, AnswerStream
 from chatapp.core.token_engine import ModelInfo
+from chatapp.core.toolcalls import ToolCall
+from chatapp.engine.remote_tools import (
+    CallDeltas,
+    fallback_format,
+    format_problem,
+    rejects_format,
+    tool_body,
+    wire_messages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,15 @@ class ServerFault(NetworkError):
     def __init__(self, message: str, finish_reason: FinishReason = FinishReason.ERROR) -> None:
         super().__init__(message)
         self.finish_reason = finish_reason
+
+
+class Unsupported(NetworkError):
+    """The server cannot do what the request asked (a JSON schema, tool calls)."""
+
+    kind = FailureKind.BACKEND_FAILED
+
+
+TOOL_CALL = "tool_call"  # the Chunk channel of a call (service.tool_loop's)
 
 
 class _End:
@@ -212,6 +230,10 @@ class RemoteStream:
         self._out = AnswerStream((), prompt.template.think_tags)
         self._thinking: list[str] = []
         self._on_logprobs = on_logprobs
+        self._deltas = CallDeltas()
+        self._tool_events = 0  # events that carried a piece of a tool call
+        self.calls: list[ToolCall] = []  # the server's tool calls, once the answer ended
+        self.response_format = body.get("response_format")  # as the server took it
 
     @property
     def answer(self) -> str:
@@ -225,18 +247,26 @@ class RemoteStream:
         """On a reader thread: the response's lines, then an _End (or a _Whole for a
         JSON body), or the error."""
         model = str(self.body.get("model", ""))
+        body = self.body
         try:
-            with self.client.http.stream("POST", "/chat/completions", json=self.body) as r:
-                self.client.check(r, model)
-                kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
-                if kind == "application/json" or kind.endswith("+json"):
-                    lines.put(_Whole(self._read_whole(r, stop)))
-                    return
-                for line in r.iter_lines():
-                    if stop.is_set():
+            while True:
+                with self.client.http.stream("POST", "/chat/completions", json=body) as r:
+                    if r.status_code >= 400:
+                        retry = self._refused(r, body)
+                        if retry is not None:
+                            body = retry
+                            continue
+                    self.client.check(r, model)
+                    kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
+                    if kind == "application/json" or kind.endswith("+json"):
+                        lines.put(_Whole(self._read_whole(r, stop)))
                         return
-                    lines.put(line)
-            lines.put(_End(kind))
+                    for line in r.iter_lines():
+                        if stop.is_set():
+                            return
+                        lines.put(line)
+                lines.put(_End(kind))
+                return
         except NetworkError as e:
             lines.put(e)
         except httpx.HTTPError as e:
@@ -244,6 +274,28 @@ class RemoteStream:
         except Exception as e:  # a bug: reported by the generating thread
             log.exception("reading the stream of %s failed", self.client.base)
             lines.put(e)
+
+    def _refused(self, r: httpx.Response, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A request refused for what it asked beyond a chat: the body to send instead
+        (a json_schema in the form llama.cpp's servers take), or an Unsupported raised
+        that says what the server cannot do; None for any other refusal."""
+        message = _error_message(r)
+        base = self.client.base
+        if "response_format" in body and rejects_format(message):
+            alt = fallback_format(body["response_format"])
+            if alt is not None and alt != body["response_format"]:
+                log.info("%s refused a json_schema response_format; sending it as %s", base, alt)
+                self.response_format = alt
+                return {**body, "response_format": alt}
+            raise Unsupported(
+                f"{base} cannot constrain the answer to a JSON schema: it refused "
+                f"response_format ({_clip(message, 160)})."
+            )
+        if "tools" in body and _about_tools(message):
+            raise Unsupported(
+                f"{base} does not take tool calls for this model ({_clip(message, 160)})."
+            )
+        return None
 
     def _read_whole(self, r: httpx.Response, stop: threading.Event) -> bytes:
         body = bytearray()
@@ -301,6 +353,8 @@ class RemoteStream:
                     yield from chunks
                     if reason == "length":
                         finish = FinishReason.LENGTH
+                    elif reason == "tool_calls":
+                        finish = FinishReason.TOOL_CALLS
                     break
                 if isinstance(item, _End):
                     if done or ended:
@@ -322,8 +376,9 @@ class RemoteStream:
                 if data == "[DONE]":
                     done = True
                     break
+                tool_events = self._tool_events
                 chunks, reason = self._event(data)
-                if any(c.text for c in chunks):
+                if any(c.text for c in chunks) or self._tool_events > tool_events:
                     pieces += 1
                     if limit is not None and pieces > limit:
                         raise ServerFault(
@@ -339,6 +394,8 @@ class RemoteStream:
                     ended = True
                 if reason == "length":
                     finish = FinishReason.LENGTH
+                elif reason == "tool_calls":
+                    finish = FinishReason.TOOL_CALLS
         except NetworkError as e:
             fault = e
         finally:
@@ -347,8 +404,21 @@ class RemoteStream:
         # to a partial one
         for channel, text in self._out.finish():
             yield Chunk(text, channel)
+        # the server's calls, once complete, as the local path gives them
+        self.calls = self._deltas.calls()
+        for call in self.calls:
+            yield Chunk(call.raw, TOOL_CALL)
         if fault is not None:
             raise fault
+        if self.calls and finish is FinishReason.STOP:
+            finish = FinishReason.TOOL_CALLS
+        if finish is FinishReason.STOP and not self.calls:
+            problem = format_problem(self.response_format, self.answer)
+            if problem:
+                raise ServerFault(
+                    f"{base}'s answer does not follow the requested JSON format: {problem}. "
+                    "The server may not support response_format."
+                )
         t_end = time.perf_counter()
         self.stats.finish_reason = finish
         if not self.stats.completion_tokens:
@@ -419,6 +489,9 @@ class RemoteStream:
 
     def _chunks(self, choice: dict[str, Any]) -> Iterator[Chunk]:
         delta = choice.get("delta") or {}
+        if delta.get("tool_calls"):
+            self._deltas.add(delta["tool_calls"])
+            self._tool_events += 1
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         text = delta.get("content") or ""
         if not isinstance(text, str) or not isinstance(reasoning or "", str):
@@ -513,7 +586,9 @@ class RemoteBackend:
         if request.system_prompt.strip():
             messages = [m for m in messages if m.get("role") != "system"]
             messages.insert(0, {"role": "system", "content": request.system_prompt})
-        text = json.dumps(messages, ensure_ascii=False, indent=2)
+        messages = wire_messages(messages)
+        shown: Any = {"messages": messages, "tools": request.tools} if request.tools else messages
+        text = json.dumps(shown, ensure_ascii=False, indent=2)
         return PreparedPrompt(text, [], self._template, messages, tokens_known=False)
 
     def _body(self, request: ChatRequest, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -533,6 +608,20 @@ class RemoteBackend:
         if request.logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = min(request.logprobs, 20)
+        if request.grammar is not None and request.response_format is None:
+            raise UserError(
+                f"{self.ref.label} runs on a server: its answer cannot be constrained by a "
+                "grammar, only by a JSON schema (response_format).",
+                kind=FailureKind.BAD_REQUEST,
+            )
+        body.update(
+            tool_body(
+                request.tools,
+                request.tool_choice,
+                request.parallel_tool_calls,
+                request.response_format,
+            )
+        )
         return body
 
     def _saw_logprobs(self) -> None:
@@ -557,6 +646,25 @@ class RemoteBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _about_tools(message: str) -> bool:
+    """Whether an error says the server does not take tools (not any error that names
+    a tool message)."""
+    text = message.lower()
+    refusals = ("not support", "unsupported", "does not support", "not allowed", "unrecognized")
+    return "tool" in text and any(r in text for r in refusals)
+
+
+def _error_message(r: httpx.Response) -> str:
+    """The message of an error response (the OpenAI error object's, or its text)."""
+    try:
+        r.read()
+        detail = r.json().get("error", {})
+        message = str(detail.get("message", "") if isinstance(detail, dict) else detail)
+    except (ValueError, AttributeError, httpx.HTTPError):
+        message = r.text[:300] if r.is_stream_consumed else ""
+    return " ".join(message.split())
 
 
 def list_models(base_url: str, api_key: str = "", *, timeout: float = CONNECT_TIMEOUT) -> list[str]:

@@ -216,6 +216,7 @@ class Api:
             logprobs=logprobs,
             tool_specs=call.tools,
             tool_choice=call.tool_choice if call.tools else None,
+            parallel=call.parallel_tool_calls if call.tools else None,
             json_schema=call.response_format,
         )
 

@@ -51,6 +51,7 @@ class Call:
     # JSON answer: None free, True any JSON object, a dict a JSON schema
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None  # passed on to a remote backend as given
     response_format: Any = None
 
     @property
@@ -259,8 +260,16 @@ def chat_call(data: dict[str, Any]) -> Call:
         user=str(data.get("user") or ""),
         tools=_tools(data),
         tool_choice=_tool_choice(data),
+        parallel_tool_calls=_parallel(data),
         response_format=_response_format(data),
     )
+
+
+def _parallel(data: dict[str, Any]) -> bool | None:
+    value = data.get("parallel_tool_calls")
+    if value is None or isinstance(value, bool):
+        return value
+    raise bad_request("'parallel_tool_calls' must be true or false.", "parallel_tool_calls")
 
 
 def _past_calls(raw: Any, i: int) -> list[dict[str, Any]]:

@@ -256,11 +256,13 @@ class ChatService:
         prefill: str = "",
         question: str = "",
         options: TurnOptions | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
         upto_message_id, if given) plus the draft as the next user message, if any.
         question: the last question as it was sent (with retrieved passages); options:
-        the next send's, whose tools the template renders as that send's first step."""
+        the next send's, whose tools the template renders as that send's first step;
+        tools: the tool definitions offered (OpenAI-shaped), given instead of options'."""
         result: Future[PreparedPrompt] = Future()
 
         def read(store: Store) -> tuple[list[Message], str]:
@@ -295,7 +297,8 @@ class ChatService:
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
             try:
-                tools = offered_tools(options, self.tools, self.settings.tool_max_steps)
+                if tools is None:
+                    tools = offered_tools(options, self.tools, self.settings.tool_max_steps)
                 prepared = self.prepare(
                     history, system, user_template=user_template, tools=tools, prefill=prefill
                 )

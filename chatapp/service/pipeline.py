@@ -32,7 +32,7 @@ from chatapp.core.continued import Part, combine
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role
 from chatapp.core.errors import ContextFullError, FailureKind, NoModelError, UserError
 from chatapp.core.logprobs import TokenTrace, TraceBuilder
-from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256
+from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256, tool_names, tools_sha256
 from chatapp.core.store import Store
 from chatapp.core.toolcalls import ToolCall
 from chatapp.service.events import (
@@ -90,6 +90,7 @@ class MemorySink:
         self.message_id = ""
         self.dropped: tuple[str, ...] = ()
         self.notes: dict[str, Any] = {}
+        self.sent: ChatRequest = spec.request  # the request as this step sent it
 
     def note(self, meta: dict[str, Any]) -> None:
         """Something a step found, recorded with the answer (retrieved passages)."""
@@ -97,6 +98,7 @@ class MemorySink:
 
     def prepared(self, fit: FitResult) -> None:
         self.dropped = fit.dropped
+        self.sent = fit.request
 
     def streaming(self) -> None:
         pass
@@ -308,6 +310,7 @@ class StoreSink(MemorySink):
             sources=resolved.receipt_sources(),
             prefill_chars=len(self.spec.request.prefill),
             state_note=str(getattr(backend, "state_note", "")),
+            **_tools_receipt(self.sent),
         )
         meta = dict(self.reply.meta)
         meta.update(
@@ -512,7 +515,9 @@ class Runner:
             fit = self._fit(backend, request, spec, sink)
             stream = backend.execute(fit.request, cancel, fit.prompt)
         if tools is not None:
-            stream = ToolStream(stream, tool_family(backend, request))
+            choice = request.tool_choice or ""
+            required = "" if choice in ("", "auto", "none") else choice
+            stream = ToolStream(stream, tool_family(backend, request), required)
         sink.prepared(fit)
         handle.emit(
             TurnPrompt(
@@ -576,6 +581,17 @@ def _openai(call: ToolCall) -> dict[str, Any]:
         "id": call.id,
         "type": "function",
         "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def _tools_receipt(request: ChatRequest) -> dict[str, Any]:
+    """The receipt's record of the tools this step offered, exactly as sent."""
+    if not request.tools:
+        return {}
+    return {
+        "tools_sha256": tools_sha256(request.tools),
+        "tools": tool_names(request.tools),
+        "tool_choice": request.tool_choice or "auto",
     }
 
 

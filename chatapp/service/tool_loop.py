@@ -13,7 +13,9 @@ from typing import Any
 
 from chatapp.core.backend import Backend, ChatRequest, Chunk
 from chatapp.core.conversation import FinishReason
-from chatapp.core.thinking import ANSWER
+from chatapp.core.errors import FailureKind, UserError
+from chatapp.core.harmony import Thought
+from chatapp.core.thinking import ANSWER, THINKING
 from chatapp.core.toolcalls import (
     ToolCall,
     ToolCallParser,
@@ -32,11 +34,15 @@ class ToolStream:
     """A reply stream whose answer text is read for tool calls: a call's text comes out
     as one chunk on the "tool_call" channel once complete; everything else passes."""
 
-    def __init__(self, stream: Any, family: str) -> None:
+    def __init__(self, stream: Any, family: str, required: str = "") -> None:
+        """required: the tool_choice that demanded a call ("required" or a tool's name;
+        "" if none): an answer that ends without one fails the turn, saying so."""
         self.stream = stream
+        self.required = required
         self.prompt = stream.prompt
         self.parser = ToolCallParser(family)
         self._answer: list[str] = []
+        self._thinking: list[str] = []
 
     @property
     def stats(self) -> Any:
@@ -48,7 +54,7 @@ class ToolStream:
 
     @property
     def thinking(self) -> str:
-        return str(self.stream.thinking)
+        return (str(self.stream.thinking) + "".join(self._thinking)).strip()
 
     @property
     def answer(self) -> str:
@@ -56,7 +62,8 @@ class ToolStream:
 
     @property
     def calls(self) -> list[ToolCall]:
-        return self.parser.calls
+        """The calls read from the text, and those a server returned as tool_calls."""
+        return self.parser.calls + list(getattr(self.stream, "calls", None) or [])
 
     def __iter__(self) -> Iterator[Chunk]:
         for chunk in self.stream:
@@ -67,8 +74,15 @@ class ToolStream:
         yield from self._out(None, self.parser.finish())
         if self.calls and self.stats.finish_reason is FinishReason.STOP:
             self.stats.finish_reason = FinishReason.TOOL_CALLS
+        if self.required and not self.calls and self.stats.finish_reason is FinishReason.STOP:
+            what = "a call" if self.required == "required" else f"a call to {self.required}"
+            raise UserError(
+                f"The model answered without a tool call although tool_choice asked for "
+                f"{what}; a server that ignores tool_choice cannot do this.",
+                kind=FailureKind.BACKEND_FAILED,
+            )
 
-    def _out(self, chunk: Chunk | None, items: list[str | ToolCall]) -> Iterator[Chunk]:
+    def _out(self, chunk: Chunk | None, items: list[str | ToolCall | Thought]) -> Iterator[Chunk]:
         token = chunk  # the token's details go with the first piece it produced
         if not items and token is not None:
             yield replace(token, text="")
@@ -77,6 +91,9 @@ class ToolStream:
             if isinstance(item, str):
                 self._answer.append(item)
                 out = Chunk(item) if token is None else replace(token, text=item)
+            elif isinstance(item, Thought):  # gpt-oss's analysis channel
+                self._thinking.append(item.text)
+                out = replace(token or Chunk(""), text=item.text, channel=THINKING)
             else:
                 out = Chunk(item.raw, TOOL_CALL)
                 if token is not None:
@@ -97,7 +114,16 @@ def with_tools(request: ChatRequest, tools: TurnTools, backend: Backend, step: i
         grammar = call_grammar(family, tools.specs, tools.required_name)
     elif step > 0 and tools.constrained:
         grammar = None
-    return replace(request, tools=offered, grammar=grammar, tool_marker=start_marker(family))
+    # the choice that applies to this step: a required call only on the first one
+    choice = tools.choice if step == 0 or not tools.constrained else "auto"
+    return replace(
+        request,
+        tools=offered,
+        grammar=grammar,
+        tool_marker=start_marker(family),
+        tool_choice=choice if offered else None,
+        parallel_tool_calls=tools.parallel,
+    )
 
 
 def tool_family(backend: Backend, request: ChatRequest) -> str:

@@ -34,12 +34,15 @@ def tool_setup(
         )
         if opts.tool_permissions:
             tools = replace(tools, permissions={**tools.permissions, **opts.tool_permissions})
+        tools = replace(tools, parallel=opts.parallel)
     elif opts.tool_specs:
         choice = opts.tool_choice or "auto"
         names = [str(t.get("function", t).get("name", "")) for t in opts.tool_specs]
         if choice not in CHOICES and choice not in names:
             raise UserError(f"tool_choice names {choice!r}, which is not among the tools.")
-        tools = TurnTools([dict(t) for t in opts.tool_specs], choice, None, max_steps=1)
+        tools = TurnTools(
+            [dict(t) for t in opts.tool_specs], choice, None, max_steps=1, parallel=opts.parallel
+        )
     request = spec.request
     if opts.json_schema is not None and opts.json_schema is not False:
         if tools is not None and tools.constrained:
@@ -47,7 +50,10 @@ def tool_setup(
         grammar = (
             any_json_grammar() if opts.json_schema is True else schema_grammar(opts.json_schema)
         )
-        request = replace(request, grammar=grammar)
+        # a local model samples under the grammar; a remote server is sent the format
+        request = replace(
+            request, grammar=grammar, response_format=response_format(opts.json_schema)
+        )
     return replace(spec, request=request, tools=tools)
 
 
@@ -61,3 +67,13 @@ def offered_tools(
     if tools is None or tools.max_steps <= 0:
         return None
     return tools.offered
+
+
+def response_format(json_schema: Any) -> dict[str, Any]:
+    """A turn's JSON constraint as OpenAI's response_format (what a remote server gets)."""
+    if json_schema is True:
+        return {"type": "json_object"}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": json_schema, "strict": True},
+    }

@@ -94,6 +94,7 @@ class TurnTools:
     approve: Approve | None = None
     max_steps: int = DEFAULT_MAX_STEPS
     result_limit: int = RESULT_LIMIT
+    parallel: bool | None = None  # parallel_tool_calls as the caller gave it (None: not said)
 
     @property
     def offered(self) -> list[dict[str, Any]] | None:

@@ -41,6 +41,7 @@ class TurnOptions:
     tools: tuple[str, ...] = ()
     tool_specs: tuple[dict[str, Any], ...] = ()
     tool_choice: str | None = None  # auto | none | required | a tool's name
+    parallel: bool | None = None  # parallel_tool_calls, passed to a remote server as given
     approve: Callable[[Any], bool] | None = None  # (core.toolcalls.ToolCall) -> run it?
     # the chat's own tool settings (the window's): permissions over the tools' defaults,
     # steps per turn (None: Settings.tool_max_steps), a runner for this turn (a view of

@@ -146,3 +146,54 @@ def test_markdown_keeps_the_system_prompt_as_one_code_block_and_every_message(da
         assert fences and fences[0] == expected + "\n"
     for fmt in ("txt", "html"):
         assert export.render(fmt, conv, messages)
+
+
+def test_tool_calls_and_results_round_trip(tmp_path):
+    """An answer's calls and each result's call id come back from a JSON export as they
+    were, as named fields of the JSON, and the conversation continues from them."""
+    from chatapp.core.prompting import conversation_messages
+    from chatapp.core.templates import ChatTemplate
+    from tests.golden.sample import TOOLS_CONV_ID, sample_tools
+
+    conv, messages = sample_tools()
+    first = export.to_json(conv, messages)
+    doc = json.loads(first)
+    answer = next(m for m in doc["messages"] if m["id"] == "m02")
+    assert [c["name"] for c in answer["tool_calls"]] == ["calculator", "python", ""]
+    assert "tool_calls" not in answer["meta"]
+    results = [m for m in doc["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in results] == ["call_1", "call_2", "call_3"]
+    path = tmp_path / "c.json"
+    path.write_text(first, encoding="utf-8")
+    with Store(tmp_path / "db.sqlite3") as store:
+        importers.import_file(store, path)
+        back = store.messages(TOOLS_CONV_ID)
+        again = export.to_json(store.get_conversation(TOOLS_CONV_ID), back)
+    assert again == first
+    by_id = {m.id: m for m in back}
+    assert by_id["m02"].meta["tool_calls"][0]["arguments"] == {"expression": "12345 * 6789"}
+    assert by_id["m03"].role is Role.TOOL and by_id["m03"].meta["tool_call_id"] == "call_1"
+    # what a template is given for the imported thread: the calls and the results
+    sent = conversation_messages(
+        [by_id[f"m0{i}"] for i in range(1, 7)], ChatTemplate("t", "test", "{{ messages }}")
+    )
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool", "tool", "assistant"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "calculator"
+    assert sent[2]["tool_call_id"] == "call_1"
+
+
+def test_tool_calls_of_the_wrong_shape_are_refused(tmp_path):
+    from tests.golden.sample import sample_tools
+
+    doc = json.loads(export.to_json(*sample_tools()))
+    doc["messages"][1]["tool_calls"] = ["not an object"]
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with Store(tmp_path / "db.sqlite3") as store:
+        try:
+            importers.import_file(store, path)
+        except importers.ImportFormatError as e:
+            assert "'tool_calls' must be a list of objects" in str(e)
+        else:
+            raise AssertionError("imported")
+        assert store.list_conversations() == []

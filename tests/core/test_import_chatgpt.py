@@ -113,14 +113,14 @@ def test_imports_threads_branches_models_and_placeholders(tmp_path, store):
         Role.ASSISTANT,
         Role.USER,
         Role.ASSISTANT,
-        Role.ASSISTANT,
+        Role.TOOL,
         Role.ASSISTANT,
     ]
     assert branch[0].content == "Plan a trip to Kyoto 京都\n\n[image_asset_pointer not imported]"
     assert branch[0].parent_id is None  # the empty system message was passed over
     assert branch[1].model == "gpt-4o"
     assert branch[3].content == "```python\nprint('hi')\n```"
-    assert branch[4].content == "hi" and branch[4].meta["source_role"] == "tool"
+    assert branch[4].content == "hi" and branch[4].role is Role.TOOL
     assert branch[5].thinking == "Consider the output."
     assert branch[5].content.endswith("<script>x</script>")
     siblings = [m.content for m in store.messages(cid) if m.parent_id == branch[0].id]
@@ -234,3 +234,139 @@ def test_a_200_mb_file_imports_whole_or_not_at_all(tmp_path, store):
     result = importers.import_file(store, whole, progress=lambda d, t: seen.append(d))
     assert len(result.imported) == 5000 and store.count_conversations() == 5000
     assert seen == sorted(seen) and seen[-1] == importers.PROGRESS_TOTAL
+
+
+def _real_node(nid, parent, author, content, recipient="all", t=None, children=(), slug=None):
+    """A node as ChatGPT's data export writes it (the fields it has, not only the ones
+    read)."""
+    message = {
+        "id": nid,
+        "author": author,
+        "create_time": t,
+        "update_time": None,
+        "content": content,
+        "status": "finished_successfully",
+        "end_turn": None if recipient != "all" else True,
+        "weight": 1.0,
+        "metadata": {"model_slug": slug} if slug else {},
+        "recipient": recipient,
+        "channel": None,
+    }
+    return nid, {"id": nid, "message": message, "parent": parent, "children": list(children)}
+
+
+def test_tool_messages_stay_tool_messages_with_their_calls(tmp_path, store):
+    """A realistic conversations.json fragment: the assistant calls the python tool and
+    then web.run (recipient), the tools answer (author role tool with a name); the calls
+    become tool calls and the outputs tool results that answer them."""
+    me = {"role": "user", "name": None, "metadata": {}}
+    gpt = {"role": "assistant", "name": None, "metadata": {}}
+    mapping = dict(
+        [
+            (
+                "client-root",
+                {"id": "client-root", "message": None, "parent": None, "children": ["u1"]},
+            ),
+            _real_node(
+                "u1",
+                "client-root",
+                me,
+                {"content_type": "text", "parts": ["What is 10 factorial? Then search."]},
+                t=1_710_000_000.0,
+                children=["c1"],
+            ),
+            _real_node(
+                "c1",
+                "u1",
+                gpt,
+                {
+                    "content_type": "code",
+                    "language": "unknown",
+                    "text": "import math\nmath.factorial(10)",
+                },
+                recipient="python",
+                t=1_710_000_001.0,
+                children=["r1"],
+                slug="gpt-4o",
+            ),
+            _real_node(
+                "r1",
+                "c1",
+                {"role": "tool", "name": "python", "metadata": {}},
+                {"content_type": "execution_output", "text": "3628800"},
+                t=1_710_000_002.0,
+                children=["c2"],
+            ),
+            _real_node(
+                "c2",
+                "r1",
+                gpt,
+                {
+                    "content_type": "code",
+                    "language": "unknown",
+                    "text": '{"search_query": [{"q": "factorial history"}]}',
+                },
+                recipient="web.run",
+                t=1_710_000_003.0,
+                children=["r2"],
+                slug="gpt-4o",
+            ),
+            _real_node(
+                "r2",
+                "c2",
+                {"role": "tool", "name": "web.run", "metadata": {}},
+                {"content_type": "text", "parts": ["Results: factorials date to ..."]},
+                t=1_710_000_004.0,
+                children=["a1"],
+            ),
+            _real_node(
+                "a1",
+                "r2",
+                gpt,
+                {"content_type": "text", "parts": ["10! = 3,628,800."]},
+                t=1_710_000_005.0,
+                slug="gpt-4o",
+            ),
+        ]
+    )
+    conv = {
+        "title": "Factorial",
+        "create_time": 1_710_000_000.0,
+        "update_time": 1_710_000_005.0,
+        "mapping": mapping,
+        "current_node": "a1",
+        "conversation_id": "c-tools",
+        "id": "c-tools",
+    }
+    result = importers.import_file(store, _write(tmp_path, [conv]))
+    cid = result.imported[0]
+    branch = store.active_thread(cid)
+    roles = [m.role for m in branch]
+    assert roles == [
+        Role.USER,
+        Role.ASSISTANT,
+        Role.TOOL,
+        Role.ASSISTANT,
+        Role.TOOL,
+        Role.ASSISTANT,
+    ]
+    _, call1, out1, call2, out2, answer = branch
+    (c1,) = call1.meta["tool_calls"]
+    assert c1["name"] == "python" and c1["arguments"] == {"code": "import math\nmath.factorial(10)"}
+    assert call1.content == "" and call1.finish_reason.value == "tool_calls"
+    assert out1.content == "3628800" and out1.meta["name"] == "python"
+    assert out1.meta["tool_call_id"] == c1["id"]
+    (c2,) = call2.meta["tool_calls"]
+    assert c2["name"] == "web.run" and c2["arguments"] == {
+        "search_query": [{"q": "factorial history"}]
+    }
+    assert out2.meta["tool_call_id"] == c2["id"] and out2.content.startswith("Results")
+    assert answer.content == "10! = 3,628,800." and answer.meta.get("tool_calls") is None
+    # shown as calls and results in the exports, never as the assistant's words
+    from chatapp.core import export
+
+    md = export.to_markdown(store.get_conversation(cid), store.messages(cid))
+    assert "**Tool call: python (id " in md and "## Tool result: python" in md
+    assert "## Assistant" in md and md.count("## Tool result") == 2
+    # importing again gives the same ids (the call ids too)
+    assert importers.import_file(store, _write(tmp_path, [conv])).duplicates == 1

@@ -5,31 +5,40 @@ from __future__ import annotations
 
 import pytest
 
+from chatapp.core.harmony import Thought
 from chatapp.core.toolcalls import (
     GRANITE,
+    HARMONY,
     HERMES,
     LLAMA3,
     MISTRAL,
     ToolCall,
     ToolCallParser,
+    call_grammar,
+    call_text,
     family_for,
     for_template,
+    kept_markers,
 )
 
 
-def run(family: str, text: str, step: int = 3) -> list[str | ToolCall]:
+def run(family: str, text: str, step: int = 3) -> list[str | ToolCall | Thought]:
     p = ToolCallParser(family)
-    out: list[str | ToolCall] = []
+    out: list[str | ToolCall | Thought] = []
     for i in range(0, len(text), step):
         out += p.feed(text[i : i + step])
     return out + p.finish()
 
 
-def texts(items: list[str | ToolCall]) -> str:
+def texts(items: list[str | ToolCall | Thought]) -> str:
     return "".join(i for i in items if isinstance(i, str))
 
 
-def calls(items: list[str | ToolCall]) -> list[ToolCall]:
+def thoughts(items: list[str | ToolCall | Thought]) -> str:
+    return "".join(i.text for i in items if isinstance(i, Thought))
+
+
+def calls(items: list[str | ToolCall | Thought]) -> list[ToolCall]:
     return [i for i in items if isinstance(i, ToolCall)]
 
 
@@ -58,6 +67,19 @@ def test_text_resembling_a_marker_is_released() -> None:
         (MISTRAL, '[TOOL_CALLS]calc[ARGS]{"x": 1}'),
         (GRANITE, '<|tool_call|>[{"name": "calc", "arguments": {"x": 1}}]'),
         (HERMES, '<tool_call>{"name": "calc", "arguments": "{\\"x\\": 1}"}</tool_call>'),
+        # Qwen 2.5 / 3 write Hermes calls; several in one answer each come out
+        (HERMES, '<tool_call>\n{"name": "calc", "arguments": {"x": 1}}\n</tool_call>\n'),
+        # Llama 3.1 JSON with "arguments" (3.2 writes it so), and 3.x several calls
+        (LLAMA3, '{"name": "calc", "arguments": {"x": 1}}'),
+        (GRANITE, '<|tool_call|>[{"name": "calc", "arguments": {"x": 1}}]\n'),
+        (
+            HARMONY,
+            '<|channel|>commentary to=functions.calc <|constrain|>json<|message|>{"x": 1}<|call|>',
+        ),
+        (
+            HARMONY,
+            '<|start|>assistant to=functions.calc<|channel|>commentary json<|message|>{"x": 1}',
+        ),
     ],
 )
 def test_each_family(family: str, text: str) -> None:
@@ -148,3 +170,95 @@ def test_chatml_preset_renders_tools_calls_and_results() -> None:
     )
     plain = render(preset.template, msgs[:1])
     assert plain == "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize(
+    "family, text",
+    [
+        (
+            HERMES,
+            '<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b", "arguments": {"y": 2}}</tool_call>',
+        ),
+        (
+            LLAMA3,
+            '<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {"y": 2}}',
+        ),
+        (
+            MISTRAL,
+            '[TOOL_CALLS][{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"y": 2}}]',
+        ),
+        (
+            GRANITE,
+            '<|tool_call|>[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"y": 2}}]',
+        ),
+    ],
+)
+def test_several_calls_in_one_answer(family: str, text: str) -> None:
+    for step in (1, 4, 1000):
+        got = calls(run(family, text, step))
+        assert [(c.name, c.arguments) for c in got] == [("a", {}), ("b", {"y": 2})]
+
+
+GPT_OSS = (
+    "<|channel|>analysis<|message|>The user wants 2+3; use the calculator.<|end|>"
+    "<|start|>assistant<|channel|>commentary to=functions.calculator <|constrain|>json"
+    '<|message|>{"expression": "2+3"}<|call|>'
+)
+
+
+@pytest.mark.parametrize("step", [1, 2, 7, 1000])
+def test_gpt_oss_thinking_then_a_call(step: int) -> None:
+    out = run(HARMONY, GPT_OSS, step)
+    assert thoughts(out) == "The user wants 2+3; use the calculator."
+    assert texts(out) == ""  # no marker, header or call text leaks into the answer
+    (c,) = calls(out)
+    assert (c.name, c.arguments, c.error) == ("calculator", {"expression": "2+3"}, "")
+    assert c.raw.endswith('<|message|>{"expression": "2+3"}') and "to=functions.calculator" in c.raw
+
+
+@pytest.mark.parametrize("step", [1, 3, 1000])
+def test_gpt_oss_final_answer_and_preamble_are_text(step: int) -> None:
+    text = (
+        "<|channel|>analysis<|message|>Easy.<|end|>"
+        "<|start|>assistant<|channel|>commentary<|message|>Let me check.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>It is 5.<|return|>"
+    )
+    out = run(HARMONY, text, step)
+    assert thoughts(out) == "Easy." and texts(out) == "Let me check.It is 5." and not calls(out)
+    # a model that answers without any header: all of it is the answer
+    assert texts(run(HARMONY, "Plain <|text, no markers", step)) == "Plain <|text, no markers"
+
+
+def test_gpt_oss_unreadable_call_is_shown_with_its_error() -> None:
+    bad = '<|channel|>commentary to=functions.calc <|constrain|>json<|message|>{"x": 1'
+    (c,) = calls(run(HARMONY, bad))
+    assert c.name == "calc" and "not valid JSON" in c.error and c.raw.endswith('{"x": 1')
+    (cut,) = calls(run(HARMONY, "<|channel|>commentary to=functions.calc <|const"))
+    assert cut.name == "calc" and cut.arguments == {}
+
+
+def test_gpt_oss_family_markers_text_and_grammar() -> None:
+    template = "{{- '<|channel|>commentary to=functions.' + tool_call.name }}"
+    assert family_for(template) == HARMONY
+    assert "<|message|>" in kept_markers("<|channel|>") and "<|call|>" in kept_markers(
+        "<|channel|>"
+    )
+    assert kept_markers("<|python_tag|>") == ("<|python_tag|>",) and kept_markers("") == ()
+    written = call_text(HARMONY, "calc", {"x": 1})
+    (c,) = calls(run(HARMONY, written))
+    assert (c.name, c.arguments) == ("calc", {"x": 1})
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "calc",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"x": {"type": "integer"}},
+                    "required": ["x"],
+                },
+            },
+        }
+    ]
+    grammar = call_grammar(HARMONY, tools)
+    assert '"<|channel|>commentary to=functions.calc <|constrain|>json<|message|>"' in grammar

@@ -130,3 +130,45 @@ def test_the_real_calculator_runs_in_the_loop(
         tools = [m for m in store.active_thread(conv.id) if m.role is Role.TOOL]
     assert roles[:3] == [Role.USER, Role.ASSISTANT, Role.TOOL]
     assert tools and tools[0].content  # the calculator's answer or its one-line error
+
+
+def test_receipt_of_a_tool_answer_checks_the_tools(
+    smollm2_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`chatapp prompt --message` re-renders a tool step's prompt with the app's tool
+    definitions and checks their sha256; --replay generates the constrained call again;
+    a schema changed since fails the check, by name."""
+    import dataclasses
+
+    from chatapp.core.conversation import Role
+    from chatapp.core.store import Store
+    from chatapp.paths import app_paths
+    from chatapp.tools.registry import ToolRegistry
+
+    args = ["--tools", "calculator", "--tool-choice", "required", "--yes", "What is 7 * 8?"]
+    assert cli.run(["chat", "--model", str(smollm2_path), *FAST, *args]) == 0
+    capsys.readouterr()
+    with Store(app_paths().database) as store:
+        conv = store.list_conversations(limit=1)[0]
+        answers = [m for m in store.active_thread(conv.id) if m.role is Role.ASSISTANT]
+    first = answers[0]
+    assert first.meta["receipt"]["tools"] == ["calculator"]
+    assert first.meta["receipt"]["tool_choice"] == "required"
+    check = ["prompt", "--conversation", conv.id, "--message", first.id]
+    code = cli.run([*check, "--replay"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "tools: the 1 tool definitions match" in err and "answer tokens match" in err
+
+    real = ToolRegistry.specs
+
+    def changed(self: ToolRegistry, names: list[str] | None = None) -> list[object]:
+        return [
+            dataclasses.replace(s, description=s.description + " (changed)")
+            for s in real(self, names)
+        ]
+
+    monkeypatch.setattr(ToolRegistry, "specs", changed)
+    code = cli.run(check)
+    err = capsys.readouterr().err
+    assert code == 1 and "the definitions of calculator changed since" in err

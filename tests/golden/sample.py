@@ -116,3 +116,79 @@ def long_conversation(n: int = 60) -> tuple[Conversation, list[Message]]:
         messages.append(_msg(i, parent, role, text).with_(id=f"long{i}", conversation_id="long"))
         parent = messages[-1].id
     return conv.with_(id="long", current_leaf_id=parent, title="A long conversation"), messages
+
+
+TOOLS_CONV_ID = "7a6b5c4d3e2f10918273645546372819"
+
+
+def sample_tools() -> tuple[Conversation, list[Message]]:
+    """A turn with tool calls: two calls in one answer (one unreadable), their results
+    (one an error, one denied), and the answer after them."""
+    model = "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"
+
+    def msg(i: int, parent: str | None, role: Role, content: str, **kw: object) -> Message:
+        return _msg(i, parent, role, content, **kw).with_(conversation_id=TOOLS_CONV_ID)
+
+    calls = [
+        {"id": "call_1", "name": "calculator", "arguments": {"expression": "12345 * 6789"}},
+        {"id": "call_2", "name": "python", "arguments": {"code": "print(`x`)\n```"}},
+        {
+            "id": "call_3",
+            "name": "",
+            "arguments": {},
+            "raw": '{"name": calculator}',
+            "error": "Could not read the tool call: not valid JSON (Expecting value).",
+        },
+    ]
+    messages = [
+        msg(1, None, Role.USER, "What is 12345 times 6789? <b>Use a tool</b>."),
+        msg(
+            2,
+            "m01",
+            Role.ASSISTANT,
+            "Let me compute that.",
+            model=model,
+            finish_reason=FinishReason.TOOL_CALLS,
+            completion_tokens=40,
+            meta={"tool_calls": calls},
+        ),
+        msg(
+            3,
+            "m02",
+            Role.TOOL,
+            "83810205",
+            meta={"tool_call_id": "call_1", "name": "calculator", "seconds": 0.0012},
+        ),
+        msg(
+            4,
+            "m03",
+            Role.TOOL,
+            "The user denied this call.",
+            meta={"tool_call_id": "call_2", "name": "python", "denied": True, "seconds": 0.0},
+        ),
+        msg(
+            5,
+            "m04",
+            Role.TOOL,
+            "Could not read the tool call: not valid JSON. Write the call again as valid JSON.\n"
+            "```\n<script>alert(1)</script>",
+            meta={"tool_call_id": "call_3", "name": "", "is_error": True, "truncated": True},
+        ),
+        msg(
+            6,
+            "m05",
+            Role.ASSISTANT,
+            "12345 × 6789 = **83,810,205**.",
+            model=model,
+            finish_reason=FinishReason.STOP,
+        ),
+    ]
+    conv = Conversation(
+        id=TOOLS_CONV_ID,
+        title="A turn with tools",
+        created_at=T0,
+        updated_at=T0 + 360,
+        model_path="/models/" + model,
+        current_leaf_id="m06",
+    )
+    return conv, messages

@@ -280,3 +280,22 @@ def test_pdf_export_runs_in_the_background(window, actions, qtbot, tmp_path):
     assert window.errors == []
     data = dest.read_bytes()
     assert data.startswith(b"%PDF-") and _pages(data) > 3
+
+
+def test_pdf_keeps_tool_calls_and_results(qtbot):
+    """The PDF is laid out from print_html: the calls (tool, id, arguments) and the
+    results are in the text Qt lays out."""
+    from PySide6.QtGui import QTextDocument
+
+    from chatapp.gui.pdf import conversation_pdf
+    from tests.golden.sample import sample_tools
+
+    conv, messages = sample_tools()
+    doc = QTextDocument()
+    doc.setHtml(export.print_html(conv, messages))
+    text = doc.toPlainText()
+    assert "Tool call: calculator (id call_1)" in text and '"expression": "12345 * 6789"' in text
+    assert "Tool result: calculator" in text and "83810205" in text
+    assert "for call call_2, denied" in text
+    pdf = conversation_pdf(conv, messages)
+    assert pdf.startswith(b"%PDF-") and _pages(pdf) >= 1

@@ -291,3 +291,29 @@ def test_a_control_token_that_opens_a_call_passes_when_tools_are_offered() -> No
 
     assert answer(()) == "ok"  # a control token ends the turn
     assert answer(("[TOOL_CALLS]",)) == 'ok[TOOL_CALLS][{"name": "calculator", "arguments": {}}]'
+
+
+def test_gpt_oss_stream_gives_thinking_and_a_call_never_answer_text() -> None:
+    """ToolStream over a harmony answer: analysis on the thinking channel, the call on
+    the tool_call channel, nothing of the markup in the answer."""
+    from chatapp.core.backend import Chunk, ReplyStats
+    from chatapp.service.tool_loop import ToolStream
+    from tests.core.test_toolcalls import GPT_OSS
+
+    class Stream:
+        prompt = None
+        stats = ReplyStats()
+        thinking = ""
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for i in range(0, len(GPT_OSS), 5):
+                yield Chunk(GPT_OSS[i : i + 5])
+
+    stream = ToolStream(Stream(), "harmony")
+    chunks = list(stream)
+    assert "".join(c.text for c in chunks if c.channel == "answer") == ""
+    assert stream.thinking == "The user wants 2+3; use the calculator."
+    (call,) = stream.calls
+    assert call.name == "calculator" and call.arguments == {"expression": "2+3"}
+    assert [c.text for c in chunks if c.channel == "tool_call"] == [call.raw]
+    assert stream.stats.finish_reason is FinishReason.TOOL_CALLS

@@ -26,6 +26,13 @@ from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message, Role, thread
 from chatapp.core.errors import UserError
 from chatapp.core.export.schema import conversation_to_doc
+from chatapp.core.export.tool_parts import (
+    call_title,
+    calls_of,
+    is_result,
+    result_note,
+    result_title,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,8 @@ def stamp(t: float) -> str:
 
 
 def role_label(m: Message) -> str:
+    if is_result(m):
+        return result_title(m)
     source = m.meta.get("source_role")
     if isinstance(source, str) and source and source != m.role.value:
         return source.capitalize()
@@ -123,11 +132,32 @@ def to_markdown(conv: Conversation, messages: Sequence[Message]) -> str:
         out += ["---", "", f"## {_message_heading(m)}", ""]
         if m.thinking.strip():
             out += ["> **Thinking**", ">", _quote(close_open_fence(_nl(m.thinking))), ""]
-        out += [close_open_fence(_nl(m.content)).rstrip("\n") or "*(empty)*", ""]
+        out += _md_body(m)
         stats = message_stats(m)
         if stats:
             out += [f"*{stats}*", ""]
     return _unix_lines("\n".join(out))
+
+
+def _md_body(m: Message) -> list[str]:
+    """A message's text; a tool result verbatim in a fence; then the answer's calls."""
+    calls = calls_of(m)
+    if is_result(m):
+        text = _nl(m.content)
+        fence = fence_for(text)
+        out = [fence + "text", text, fence, ""]
+        note = result_note(m)
+        return out + ([f"*{_md_line(note)}*", ""] if note else [])
+    body = close_open_fence(_nl(m.content)).rstrip("\n")
+    out = [body, ""] if body or not calls else []
+    if not out:
+        out = ["*(empty)*", ""] if not calls else []
+    for call in calls:
+        args = _nl(call.arguments)
+        fence = fence_for(args)
+        out += [f"**{_md_line(call_title(call))}**", "", fence + ("text" if call.error else "json")]
+        out += [args, fence, ""]
+    return out
 
 
 def _message_heading(m: Message) -> str:
@@ -189,7 +219,13 @@ def to_text(conv: Conversation, messages: Sequence[Message]) -> str:
         out.append("")
         if m.thinking.strip():
             out += ["(thinking)", *("  " + line for line in _nl(m.thinking).split("\n")), ""]
-        out.append(_nl(m.content))
+        if m.content or not calls_of(m):
+            out.append(_nl(m.content))
+        if is_result(m) and result_note(m):
+            out += ["", f"({result_note(m)})"]
+        for call in calls_of(m):
+            out += ["", f"[{call_title(call)}]"]
+            out += ["  " + line for line in _nl(call.arguments).split("\n")]
     return _unix_lines("\n".join(out))
 
 
@@ -415,6 +451,9 @@ h1 { font-size: 1.6rem; margin: 0 0 .25rem; overflow-wrap: anywhere; }
 .msg, .system { margin: 1.1rem 0; padding: .8rem 1.1rem; border: 1px solid var(--border);
   border-radius: 10px; background: var(--card); }
 .msg.user { background: var(--user); }
+.msg.tool { border-style: dashed; }
+.tool-call { margin: .6rem 0 0; padding-left: .8rem; border-left: 3px solid var(--accent); }
+.tool-call pre { margin: .25rem 0 0; }
 .head { display: flex; gap: .75rem; align-items: baseline; flex-wrap: wrap;
   margin-bottom: .35rem; }
 .role { font-weight: 650; }
@@ -454,6 +493,7 @@ h1 { font-size: 16pt; }
 pre { background-color: #f6f8fa; font-size: 8.5pt; white-space: pre-wrap; }
 code { font-family: "DejaVu Sans Mono", monospace; }
 .thinking { color: #59636e; font-style: italic; }
+.tool-call { margin-left: 8pt; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #d1d9e0; padding: 2pt; }
 """
@@ -594,7 +634,19 @@ def _message_html(m: Message) -> list[str]:
             f'<div class="body" dir="auto">{markdown_html(m.thinking)}</div>',
             "</details>",
         ]
-    out.append(f'<div class="body" dir="auto">{markdown_html(m.content)}</div>')
+    if is_result(m):  # a tool's output is shown as it came, not as Markdown
+        out.append(f'<pre class="plain tool-output" dir="auto">{_esc(m.content)}</pre>')
+        if result_note(m):
+            out.append(f'<div class="stats">{_esc(result_note(m))}</div>')
+    elif m.content or not calls_of(m):
+        out.append(f'<div class="body" dir="auto">{markdown_html(m.content)}</div>')
+    for call in calls_of(m):
+        out += [
+            '<div class="tool-call">',
+            f'<div class="role">{_esc(call_title(call))}</div>',
+            f'<pre class="plain"><code>{_esc(call.arguments)}</code></pre>',
+            "</div>",
+        ]
     stats = message_stats(m)
     if stats:
         out.append(f'<div class="stats">{_esc(stats)}</div>')

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chatapp.core.conversation import Conversation, Message, Role, new_id
+from chatapp.core.conversation import Conversation, FinishReason, Message, Role, new_id
 from chatapp.core.errors import UserError
 from chatapp.core.export import fence_for
 from chatapp.core.export.schema import (
@@ -364,7 +364,7 @@ def _chatgpt_conversation(raw: Any, parsed: Parsed) -> Item | None:
         current_leaf_id=leaf,
         meta={"source": "chatgpt", "source_id": source_id},
     )
-    return conv, tree_order(messages)
+    return conv, tree_order(_link_results(messages))
 
 
 class _Skip:
@@ -376,7 +376,7 @@ _ROLES = {
     "user": Role.USER,
     "assistant": Role.ASSISTANT,
     "system": Role.SYSTEM,
-    "tool": Role.ASSISTANT,
+    "tool": Role.TOOL,
 }
 
 
@@ -404,10 +404,18 @@ def _chatgpt_message(
     if not text.strip():
         return None  # empty system/tool/placeholder messages carry nothing to keep
     meta: dict[str, Any] = {"source_id": node_id}
-    if role == "tool":
-        meta["source_role"] = "tool"
-        if isinstance(author.get("name"), str):
-            meta["source_name"] = author["name"]
+    finish = None
+    # a tool's output: ChatGPT names the tool as the author
+    if role == "tool" and isinstance(author.get("name"), str) and author["name"]:
+        meta["name"] = author["name"]
+    recipient = msg.get("recipient")
+    if role == "assistant" and isinstance(recipient, str) and recipient not in ("", "all"):
+        # the assistant writing to a tool (python, web.run, dalle.text2im...): a call
+        call_id = "call_" + uuid.uuid5(_CHATGPT_NS, f"call:{conv_id}:{node_id}").hex[:24]
+        meta["tool_calls"] = [
+            {"id": call_id, "name": recipient, "arguments": _call_arguments(content, text)}
+        ]
+        text, finish = "", FinishReason.TOOL_CALLS
     model = metadata.get("model_slug")
     thinking = "\n\n".join(t for t in (pending, thinking) if t) if role == "assistant" else ""
     return Message(
@@ -419,8 +427,41 @@ def _chatgpt_message(
         created_at=_number(msg.get("create_time")) or t_parent,
         thinking=thinking,
         model=model if isinstance(model, str) and model else None,
+        finish_reason=finish,
         meta=meta,
     )
+
+
+def _call_arguments(content: dict[str, Any], text: str) -> dict[str, Any]:
+    """A ChatGPT call's arguments: its JSON object as written; code (the python tool)
+    as {"code": ...}; anything else as {"input": ...}."""
+    given = content.get("text")
+    raw = given if isinstance(given, str) else text
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    return {"code" if content.get("content_type") == "code" else "input": raw}
+
+
+def _link_results(messages: list[Message]) -> list[Message]:
+    """Each tool result with the id of the call it answers: the call of the nearest
+    answer above it (past other results of the same answer)."""
+    by_id = {m.id: m for m in messages}
+    out = []
+    for m in messages:
+        if m.role is Role.TOOL and "tool_call_id" not in m.meta:
+            up = by_id.get(m.parent_id or "")
+            while up is not None and up.role is Role.TOOL:
+                up = by_id.get(up.parent_id or "")
+            calls = up.meta.get("tool_calls") if up is not None else None
+            if calls:
+                named = [c for c in calls if c.get("name") == m.meta.get("name")] or calls
+                m = m.with_(meta={**m.meta, "tool_call_id": named[-1]["id"]})
+        out.append(m)
+    return out
 
 
 def _chatgpt_content(content: dict[str, Any]) -> tuple[str, str]:

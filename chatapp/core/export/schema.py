@@ -22,6 +22,9 @@ VERSION = 1
 # Well-known keys of Message.meta, lifted to named fields in the JSON so readers need not
 # know our meta conventions; put back into meta on import, so the round trip is exact.
 LIFTED_META = ("model_sha256", "template", "sampling", "receipt")
+# the same, present only where a message has them: an answer's tool calls ({id, name,
+# arguments}) and the call a tool result answers
+TOOL_META = ("tool_calls", "tool_call_id")
 
 
 class ImportFormatError(UserError):
@@ -33,7 +36,8 @@ def _finite(x: float | None) -> float | None:
 
 
 def message_to_doc(m: Message) -> dict[str, Any]:
-    meta = {k: v for k, v in m.meta.items() if k not in LIFTED_META}
+    meta = {k: v for k, v in m.meta.items() if k not in LIFTED_META and k not in TOOL_META}
+    tools = {k: m.meta[k] for k in TOOL_META if m.meta.get(k) is not None}
     return {
         "id": m.id,
         "parent_id": m.parent_id,
@@ -50,6 +54,7 @@ def message_to_doc(m: Message) -> dict[str, Any]:
         "prompt_tokens": m.prompt_tokens,
         "completion_tokens": m.completion_tokens,
         "tokens_per_second": _finite(m.tokens_per_second),
+        **tools,
         "meta": meta,
         # optional: per-token probabilities, only for answers that have them (issue 10)
         **({"tokens": trace_to_doc(m.tokens)} if m.tokens is not None else {}),
@@ -233,6 +238,14 @@ def _message(conv_id: str, where: str, i: int, raw: Any) -> Message:
     for key in LIFTED_META:
         if d.get(key) is not None:
             meta[key] = d[key]
+    calls = c.get(d, "tool_calls", (list,), required=False)
+    if calls is not None:
+        if not all(isinstance(x, dict) for x in calls):
+            raise c.fail("'tool_calls' must be a list of objects")
+        meta["tool_calls"] = calls
+    call_id = c.get(d, "tool_call_id", (str,), required=False)
+    if call_id is not None:
+        meta["tool_call_id"] = call_id
     tps = c.get(d, "tokens_per_second", NUM, required=False)
     tokens = None
     if d.get("tokens") is not None:
