@@ -32,6 +32,7 @@ from chatapp.service import (
     ChatService,
     LoadedModel,
     TurnHandle,
+    TurnOptions,
     default_backend_factory,
 )
 from chatapp.service.events import (
@@ -101,6 +102,9 @@ class ChatSession(QObject):
         self.conversation_id: str | None = None
         self._streaming: _Streaming | None = None
         self._closed = False
+        # what the window's extensions add to a turn (retrieved documents...):
+        # hook(options, kind) -> options, kind "send" | "regenerate" | "edit" | "continue"
+        self.option_hooks: list[Callable[[TurnOptions, str], TurnOptions]] = []
 
         self.bridge = ServiceBridge()
         self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
@@ -309,6 +313,12 @@ class ChatSession(QObject):
             return False
         return True
 
+    def _options(self, kind: str) -> TurnOptions:
+        opts = TurnOptions()
+        for hook in self.option_hooks:
+            opts = hook(opts, kind)
+        return opts
+
     def _track(self, handle: TurnHandle) -> None:
         self._streaming = _Streaming(handle, self.conversation_id)
         self.busy_changed.emit(True)
@@ -318,7 +328,12 @@ class ChatSession(QObject):
         if not text or not self._can_start():
             return False
         self._track(
-            self.service.send(self.conversation_id, text, listener=self.bridge.turn_listener())
+            self.service.send(
+                self.conversation_id,
+                text,
+                options=self._options("send"),
+                listener=self.bridge.turn_listener(),
+            )
         )
         return True
 
@@ -331,7 +346,10 @@ class ChatSession(QObject):
             return False
         self._track(
             self.service.regenerate(
-                self.conversation_id, message_id, listener=self.bridge.turn_listener()
+                self.conversation_id,
+                message_id,
+                options=self._options("regenerate"),
+                listener=self.bridge.turn_listener(),
             )
         )
         return True
@@ -343,7 +361,14 @@ class ChatSession(QObject):
             if self.busy:
                 self.error.emit(self.still_streaming_text())
             return False
-        self._track(self.service.edit(message_id, text, listener=self.bridge.turn_listener()))
+        self._track(
+            self.service.edit(
+                message_id,
+                text,
+                options=self._options("edit"),
+                listener=self.bridge.turn_listener(),
+            )
+        )
         return True
 
     def continue_answer(self, message_id: str) -> bool:
