@@ -53,7 +53,7 @@ def details(msg: Message) -> list[tuple[str, str]]:
     if receipt is None:
         if msg.role is Role.ASSISTANT:
             rows.append(("Receipt", "none (made before chatapp kept receipts, or imported)"))
-        return rows
+        return rows + documents_rows(msg)
     rows += [
         ("Model reference", receipt.model),
         ("Run by", receipt.backend or "unknown"),

@@ -273,6 +273,15 @@ class Attachments(QObject):
 
         self.window.run_in_background(lambda: check(fresh), done, failed)
 
+    def chip_widgets(self) -> list[Chip]:
+        out = []
+        for i in range(self.chips.count()):
+            got = self.chips.itemAt(i)
+            w = got.widget() if got is not None else None
+            if isinstance(w, Chip):
+                out.append(w)
+        return out
+
     def remove(self, item: Attachment) -> None:
         if item in self.items:
             self.items.remove(item)

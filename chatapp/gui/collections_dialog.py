@@ -14,7 +14,6 @@ an indexing run, and reopening it shows its progress.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from chatapp.core.docindex import VECTOR_STORE, Collection, DocIndex, Report
 from chatapp.core.errors import UserError
+from chatapp.gui.wrapping import ElidedLabel
 from chatapp.service.documents import Embedder, Indexer, Progress
 
 if TYPE_CHECKING:
@@ -54,11 +55,15 @@ CHOOSE_FILE = "__choose__"
 
 
 class IndexJob(QObject):
-    """One indexing run of a collection, on the Indexer's thread; its progress and its
-    end come as signals on the GUI thread."""
+    """One indexing run of a collection, on the Indexer's thread. Its progress and its
+    end are relayed to the GUI thread (the _progressed/_finished signals are emitted on
+    the indexer's thread and delivered queued to this object's slots), then announced as
+    `updated` and `done` there."""
 
-    progressed = Signal(object)  # Progress
-    finished = Signal(object)  # Report | Exception
+    _progressed = Signal(object)
+    _finished = Signal(object)
+    updated = Signal(object)  # Progress, on the GUI thread
+    done = Signal(object)  # Report | Exception, on the GUI thread
 
     def __init__(
         self, index_file: Path, name: str, make_embedder: Callable[[], Embedder | None]
@@ -67,25 +72,27 @@ class IndexJob(QObject):
         self.name = name
         self.progress = Progress(0, 0, "")
         self.result: Report | Exception | None = None
-        self.progressed.connect(self._remember)
+        self._progressed.connect(self._on_progress)
+        self._finished.connect(self._on_finished)
         self.indexer = Indexer(
             index_file,
             name,
             make_embedder,
-            on_progress=self.progressed.emit,  # emitted on the indexer's thread: queued
-            on_done=self.finished.emit,
+            on_progress=self._progressed.emit,
+            on_done=self._finished.emit,
         )
 
-    def _remember(self, p: Progress) -> None:
+    def _on_progress(self, p: Progress) -> None:
         self.progress = p
+        self.updated.emit(p)
+
+    def _on_finished(self, result: Report | Exception) -> None:
+        self.result = result
+        self.done.emit(result)
 
     def start(self) -> IndexJob:
-        self.finished.connect(self._done)
         self.indexer.start()
         return self
-
-    def _done(self, result: Report | Exception) -> None:
-        self.result = result
 
     @property
     def running(self) -> bool:
@@ -126,6 +133,7 @@ class CollectionsDialog(QDialog):
         self.setWindowTitle(self.tr("Knowledge collections"))
         self.collections: list[Collection] = []
         self._job: IndexJob | None = None
+        self._connected: set[IndexJob] = set()
 
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -146,8 +154,8 @@ class CollectionsDialog(QDialog):
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
-        self.title = QLabel()
-        self.title.setWordWrap(True)
+        self.title = ElidedLabel()  # a long name never widens the dialog
+        self.title.setStyleSheet("font-weight: bold;")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -206,6 +214,9 @@ class CollectionsDialog(QDialog):
         rv.addWidget(self.current_file)
         rv.addWidget(QLabel(self.tr("Report")))
         rv.addWidget(self.report, 1)
+        for label in (self.summary, self.model_note, self.current_file):
+            # wrapped, and never wider than the dialog (a long file name breaks the line)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         split = QSplitter()
         split.addWidget(left)
@@ -266,7 +277,7 @@ class CollectionsDialog(QDialog):
             self.report.setPlainText("")
             self._follow(None)
             return
-        self.title.setText(f"<b>{c.name}</b>")
+        self.title.setText(c.name)
         self.summary.setText(describe(c))
         for p in c.paths:
             item = QListWidgetItem(("📁 " if Path(p).is_dir() else "📄 ") + p)
@@ -298,14 +309,8 @@ class CollectionsDialog(QDialog):
         )
 
     def _follow(self, job: IndexJob | None) -> None:
-        """Show this job's progress (and only this one's)."""
-        if self._job is not None:
-            for sig, slot in (
-                (self._job.progressed, self._on_progress),
-                (self._job.finished, self._on_finished),
-            ):
-                with contextlib.suppress(RuntimeError, TypeError):
-                    sig.disconnect(slot)
+        """Show this job's progress (and only this one's: another job's signals are
+        ignored once it is no longer the one shown)."""
         self._job = job
         running = job is not None and job.running
         self.progress.setVisible(running)
@@ -314,8 +319,12 @@ class CollectionsDialog(QDialog):
         self.index_button.setEnabled(not running and self.current() is not None)
         self.current_file.setText("")
         if job is not None and running:
-            job.progressed.connect(self._on_progress)
-            job.finished.connect(self._on_finished)
+            if job not in self._connected:
+                self._connected.add(job)
+                job.updated.connect(
+                    lambda p, j=job: self._on_progress(p) if j is self._job else None
+                )
+                job.done.connect(lambda r, j=job: self._on_finished(r) if j is self._job else None)
             self._on_progress(job.progress)
 
     def _on_progress(self, p: Progress) -> None:

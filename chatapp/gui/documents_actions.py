@@ -169,7 +169,7 @@ class DocumentsActions(QObject):
         model = c.embedding_model
         loader = self.loader
         job = IndexJob(self.index_file, name, lambda: loader(model) if model else None)
-        job.finished.connect(lambda result, n=name: self._indexed(n, result))
+        job.done.connect(lambda result, n=name: self._indexed(n, result))
         self.jobs[name] = job
         return job.start()
 
