@@ -22,15 +22,17 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
+    QLayout,
+    QLayoutItem,
     QSizePolicy,
+    QStyle,
     QToolButton,
     QWidget,
 )
@@ -84,7 +86,7 @@ def check_document(path: Path) -> Attachment:
 CHECKERS: dict[AttachmentKind, Callable[[Path], Attachment]] = {
     AttachmentKind.DOCUMENT: check_document,
 }
-ICONS = {AttachmentKind.DOCUMENT: "📄"}
+ICONS = {AttachmentKind.DOCUMENT: QStyle.StandardPixmap.SP_FileIcon}
 
 
 def check(paths: Sequence[Path]) -> tuple[list[Attachment], list[str]]:
@@ -122,6 +124,67 @@ def dropped_files(mime: QMimeData | None) -> list[Path]:
     return files
 
 
+class FlowLayout(QLayout):
+    """Items left to right, wrapping to the next line when the width runs out (Qt's flow
+    layout example): chips of any number never widen their parent."""
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 4) -> None:
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self._spacing = spacing
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item: QLayoutItem) -> None:
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:
+        return self.minimumSize()
+
+    def minimumSize(self) -> QSize:
+        size = QSize()
+        for item in self._items:
+            size = size.expandedTo(item.minimumSize())
+        m = self.contentsMargins()
+        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    def _arrange(self, rect: QRect, *, move: bool) -> int:
+        m = self.contentsMargins()
+        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
+        x, y, line = area.x(), area.y(), 0
+        for item in self._items:
+            hint = item.sizeHint()
+            w = min(hint.width(), area.width())
+            if x > area.x() and x + w > area.right() + 1:
+                x, y, line = area.x(), y + line + self._spacing, 0
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), QSize(w, hint.height())))
+            x += w + self._spacing
+            line = max(line, hint.height())
+        return y + line - rect.y() + m.bottom()
+
+
 class Chip(QFrame):
     """One attachment: icon, name, detail, and ✕ to remove it."""
 
@@ -140,7 +203,10 @@ class Chip(QFrame):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 1, 1, 1)
         lay.setSpacing(4)
-        self.label = QLabel(f"{ICONS.get(item.kind, '📎')} {item.name}")
+        icon = QLabel()
+        size = self.fontMetrics().height()
+        icon.setPixmap(self.style().standardIcon(ICONS[item.kind]).pixmap(size, size))
+        self.label = QLabel(item.name)
         self.label.setToolTip(f"{item.path}\n{item.detail} · {human_size(item.size)}")
         self.label.setMaximumWidth(self.fontMetrics().height() * 14)
         metrics = self.label.fontMetrics()
@@ -151,12 +217,15 @@ class Chip(QFrame):
         )
         self.detail = QLabel(item.detail)
         self.detail.setEnabled(False)  # the palette's muted text
+        # a narrow window cuts the detail first, the name stays readable
+        self.detail.setMinimumWidth(1)
         self.remove_button = QToolButton()
         self.remove_button.setText("✕")
         self.remove_button.setAutoRaise(True)
         self.remove_button.setToolTip(self.tr("Remove {name}").format(name=item.name))
         self.remove_button.setAccessibleName(self.tr("Remove {name}").format(name=item.name))
         self.remove_button.clicked.connect(lambda: self.removed.emit(self.item))
+        lay.addWidget(icon)
         lay.addWidget(self.label)
         lay.addWidget(self.detail)
         lay.addWidget(self.remove_button)
@@ -180,8 +249,9 @@ class Attachments(QObject):
         row.setContentsMargins(0, 0, 0, 0)
         self.button = QToolButton()
         self.button.setObjectName("attach_button")
-        self.button.setText(self.tr("📎 Attach"))
-        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.button.setText(self.tr("Attach…"))
+        self.button.setIcon(window.style().standardIcon(QStyle.StandardPixmap.SP_FileIcon))
+        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.button.setAutoRaise(True)
         self.button.setToolTip(
             self.tr(
@@ -192,21 +262,13 @@ class Attachments(QObject):
         self.button.setAccessibleName(self.tr("Attach files"))
         self.button.clicked.connect(self.choose)
         self.chips_widget = QWidget()
-        self.chips = QHBoxLayout(self.chips_widget)
-        self.chips.setContentsMargins(0, 0, 0, 0)
-        self.chips.addStretch(1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(self.chips_widget)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.chips = FlowLayout(self.chips_widget)
+        self.chips_widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status = QLabel()
         self.status.setEnabled(False)
-        row.addWidget(self.button)
-        row.addWidget(self.scroll, 1)
-        row.addWidget(self.status)
-        self._fit_height()
+        row.addWidget(self.button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.chips_widget, 1)
+        row.addWidget(self.status, 0, Qt.AlignmentFlag.AlignTop)
         self._place()
 
         self.watched: list[QObject] = [window, window.input, window.input.viewport()]
@@ -225,10 +287,6 @@ class Attachments(QObject):
                 lay.insertWidget(i, self.bar)
                 return
         lay.addWidget(self.bar)
-
-    def _fit_height(self) -> None:
-        h = max(self.button.sizeHint().height(), Chip(_SAMPLE).sizeHint().height())
-        self.scroll.setFixedHeight(h + 2)
 
     # -- adding --------------------------------------------------------------------------
 
@@ -288,15 +346,15 @@ class Attachments(QObject):
             self._rebuild()
 
     def _rebuild(self) -> None:
-        while self.chips.count() > 1:
+        while self.chips.count():
             got = self.chips.takeAt(0)
             w = got.widget() if got is not None else None
             if w is not None:
                 w.deleteLater()
-        for i, a in enumerate(self.items):
+        for a in self.items:
             chip = Chip(a)
             chip.removed.connect(self.remove)
-            self.chips.insertWidget(i, chip)
+            self.chips.addWidget(chip)
         self.changed.emit()
 
     # -- what a send takes ---------------------------------------------------------------
@@ -329,6 +387,3 @@ class Attachments(QObject):
                 self.add(files)
                 return True
         return False
-
-
-_SAMPLE = Attachment(Path("sample.pdf"), AttachmentKind.DOCUMENT, 1, "pdf · 1 page")

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSplitter,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -280,7 +281,12 @@ class CollectionsDialog(QDialog):
         self.title.setText(c.name)
         self.summary.setText(describe(c))
         for p in c.paths:
-            item = QListWidgetItem(("📁 " if Path(p).is_dir() else "📄 ") + p)
+            icon = (
+                QStyle.StandardPixmap.SP_DirIcon
+                if Path(p).is_dir()
+                else QStyle.StandardPixmap.SP_FileIcon
+            )
+            item = QListWidgetItem(self.style().standardIcon(icon), p)
             item.setData(Qt.ItemDataRole.UserRole, p)
             item.setToolTip(p)
             self.paths.addItem(item)
