@@ -276,6 +276,13 @@ class Attachments(QObject):
             w.installEventFilter(self)
         window.setAcceptDrops(True)
         window.session.input_restored.connect(lambda _text: self.give_back())
+        window.input.submitted.connect(self._nothing_typed)
+        window.send_button.clicked.connect(lambda: self._nothing_typed(window.input.toPlainText()))
+
+    def _nothing_typed(self, text: str) -> None:
+        """Files but no question: say what is missing (an empty send does nothing)."""
+        if self.items and not text.strip():
+            self.window.show_info(self.tr("Type a question about the attached files, then send."))
 
     def _place(self) -> None:
         """Above the input's row (found by the input, whatever else extensions added)."""

@@ -103,8 +103,9 @@ class ChatSession(QObject):
         self._streaming: _Streaming | None = None
         self._closed = False
         # what the window's extensions add to a turn (retrieved documents...):
-        # hook(options, kind) -> options, kind "send" | "regenerate" | "edit" | "continue"
-        self.option_hooks: list[Callable[[TurnOptions, str], TurnOptions]] = []
+        # hook(options, kind, message_id) -> options; kind "send" (message_id None),
+        # "regenerate" (the answer replaced, None: the last) or "edit" (the question edited)
+        self.option_hooks: list[Callable[[TurnOptions, str, str | None], TurnOptions]] = []
 
         self.bridge = ServiceBridge()
         self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
@@ -313,10 +314,10 @@ class ChatSession(QObject):
             return False
         return True
 
-    def _options(self, kind: str) -> TurnOptions:
+    def _options(self, kind: str, message_id: str | None = None) -> TurnOptions:
         opts = TurnOptions()
         for hook in self.option_hooks:
-            opts = hook(opts, kind)
+            opts = hook(opts, kind, message_id)
         return opts
 
     def _track(self, handle: TurnHandle) -> None:
@@ -348,7 +349,7 @@ class ChatSession(QObject):
             self.service.regenerate(
                 self.conversation_id,
                 message_id,
-                options=self._options("regenerate"),
+                options=self._options("regenerate", message_id),
                 listener=self.bridge.turn_listener(),
             )
         )
@@ -365,7 +366,7 @@ class ChatSession(QObject):
             self.service.edit(
                 message_id,
                 text,
-                options=self._options("edit"),
+                options=self._options("edit", message_id),
                 listener=self.bridge.turn_listener(),
             )
         )

@@ -8,8 +8,8 @@ install(window) adds:
 - the turn's retrieval step: a send with attachments or chosen collections carries a
   service.documents.DocumentsStep, the very step `chatapp chat --attach/--docs` uses
   (whole when a file fits the budget, its best chunks otherwise; collections' passages,
-  numbered). Regenerate and edit carry the chat's collections and the files the answer
-  they replace was given.
+  numbered). Regenerate and edit carry the chat's collections and the files attached
+  to the question they answer again (read from the replaced answer's record).
 
 Embedding models for questions and attached files are loaded once, on the inference
 thread, and kept (EmbedderCache); indexing runs load their own on the indexer's thread.
@@ -103,15 +103,15 @@ class DocumentsActions(QObject):
 
     # -- the turn ------------------------------------------------------------------------
 
-    def turn_options(self, opts: TurnOptions, kind: str) -> TurnOptions:
+    def turn_options(self, opts: TurnOptions, kind: str, message_id: str | None) -> TurnOptions:
         """The retrieval step for a turn the window starts (ChatSession.option_hooks)."""
-        if kind == "continue":
+        if kind not in ("send", "regenerate", "edit"):
             return opts
         collections = self.section.sending() if kind == "send" else self.section.chosen()
         if kind == "send":
             files = [a.path for a in self.attachments.take()]
         else:
-            files = self._files_of_last_answer()
+            files = self._files_given(kind, message_id)
         if not collections and not files:
             return opts
         saved = self.saved()
@@ -126,20 +126,28 @@ class DocumentsActions(QObject):
         )
         return replace(opts, retrieval=step)
 
-    def _files_of_last_answer(self) -> list[Path]:
-        """The files attached to the question an answer in this chat was given (a
-        regenerate or an edit gives them again), if they are still there."""
-        for m in reversed(self.window.session.thread()):
-            docs = m.meta.get("documents") if m.role.value == "assistant" else None
-            if isinstance(docs, dict) and docs.get("passages"):
-                files = [
-                    Path(p["file"])
-                    for p in docs["passages"]
-                    if isinstance(p, dict)
-                    and (p.get("whole_file") or isinstance(p.get("chunk_id"), str))
-                ]
-                return [f for f in dict.fromkeys(files) if f.is_file()]
-        return []
+    def _files_given(self, kind: str, message_id: str | None) -> list[Path]:
+        """The files attached to the question whose answer a regenerate replaces (or an
+        edit rewrites), read from that answer's record, if they are still there."""
+        thread = self.window.session.thread()
+        answer = None
+        if kind == "regenerate":
+            answers = [m for m in thread if m.role.value == "assistant"]
+            answer = next((m for m in answers if m.id == message_id), None) if message_id else None
+            answer = answer or (answers[-1] if answers else None)
+        else:
+            ids = [m.id for m in thread]
+            at = ids.index(message_id) if message_id in ids else -1
+            answer = thread[at + 1] if 0 <= at < len(thread) - 1 else None
+        docs = answer.meta.get("documents") if answer is not None else None
+        if not isinstance(docs, dict):
+            return []
+        files = [
+            Path(p["file"])
+            for p in docs.get("passages") or []
+            if isinstance(p, dict) and (p.get("whole_file") or isinstance(p.get("chunk_id"), str))
+        ]
+        return [f for f in dict.fromkeys(files) if f.is_file()]
 
     # -- collections ---------------------------------------------------------------------
 

@@ -95,9 +95,19 @@ def test_a_file_attached_with_the_paperclip_goes_into_the_next_send_whole(
     # the conversation keeps the question as typed
     question = w.store.active_thread(w.current_conversation_id())[0]
     assert question.content == "Where is the spare key?"
+    # a regenerate reads the same file again
+    with qtbot.waitSignal(w.session.reply_finished, timeout=20000):
+        w.session.regenerate(mid)
+    assert "[1] note.md (whole file)" in _prompt(w)
     # the next message carries nothing
     _send(qtbot, w, "Thanks")
     assert "flowerpot" not in _prompt(w).split("<|user|>")[-1]
+    # files but no question: the app says what is missing
+    _attach(qtbot, w, note, expect=1)
+    w.input.setPlainText("  ")
+    qtbot.keyClick(w.input, Qt.Key.Key_Return)
+    assert "Type a question" in w.message_bar.label.text()
+    assert len(w.documents.attachments.items) == 1
 
 
 def test_dropping_files_on_the_chat_attaches_them_and_a_gguf_still_opens_a_model(
@@ -325,6 +335,18 @@ def test_collections_dialog_indexes_with_progress_cancel_and_a_report(
     assert any(line.endswith("binary.txt: binary data, not text") for line in report)
     assert len(report) == 2
     assert "24 files" in d.summary.text() and "fake-embedding.gguf" in d.summary.text()
+    # another embedding model: every file is embedded again
+    other = tmp_path / "other-embedding.gguf"
+    other.write_bytes(b"GGUF")
+    d.set_model(str(other))
+    again = w.documents.jobs["handbook"]
+    qtbot.waitUntil(lambda: again.result is not None, timeout=20000)
+    assert again.result.updated == 24 and again.result.unchanged == 0
+    with DocIndex(w.documents.index_file) as index:
+        c = index.collection("handbook")
+        assert c.embedding_model == str(other.resolve())
+        assert {f.embedding_model for f in index.files(c.id).values()} == {str(other.resolve())}
+    assert "other-embedding.gguf" in d.summary.text()
     # remove a path: the next run removes its files
     d.paths.setCurrentRow(0)
     d._remove_path()
