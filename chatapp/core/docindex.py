@@ -319,6 +319,18 @@ class DocIndex:
         assert found is not None
         return found
 
+    def update_collection(self, name: str, paths: Sequence[str], embedding_model: str) -> None:
+        """Set the collection's folders and files and its embedding model (the window's
+        collections dialog): a path left out is removed at the next indexing, a new model
+        re-embeds every file."""
+        with self.transaction() as db:
+            found = db.execute(
+                "UPDATE collections SET paths=?, embedding_model=? WHERE name=?",
+                (json.dumps(list(paths)), embedding_model, name),
+            ).rowcount
+        if not found:
+            raise UserError(f"No collection named {name!r}.")
+
     def remove_collection(self, name: str) -> bool:
         with self.transaction() as db:
             return db.execute("DELETE FROM collections WHERE name=?", (name,)).rowcount > 0

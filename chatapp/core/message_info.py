@@ -53,7 +53,7 @@ def details(msg: Message) -> list[tuple[str, str]]:
     if receipt is None:
         if msg.role is Role.ASSISTANT:
             rows.append(("Receipt", "none (made before chatapp kept receipts, or imported)"))
-        return rows
+        return rows + documents_rows(msg)
     rows += [
         ("Model reference", receipt.model),
         ("Run by", receipt.backend or "unknown"),
@@ -81,6 +81,7 @@ def details(msg: Message) -> list[tuple[str, str]]:
     if msg.meta.get("context_dropped"):
         n = len(msg.meta["context_dropped"])
         rows.append(("Context", f"{n} older message(s) were left out to fit the context"))
+    rows += documents_rows(msg)
     rows.append(
         (
             "Check it",
@@ -93,3 +94,54 @@ def details(msg: Message) -> list[tuple[str, str]]:
 def _sampling(s: dict[str, Any]) -> str:
     order = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
     return ", ".join(f"{k} {s[k]}" for k in order if k in s and s[k] is not None)
+
+
+def passage_scores(p: dict[str, Any]) -> str:
+    """How a retrieved passage ranked: "score 0.0325 · keyword #1 (bm25 4.1) · vector #3
+    (similarity 0.61)"; an attached file's whole text says so."""
+    if p.get("whole_file"):
+        return "the whole attached file"
+    parts = []
+    if isinstance(p.get("score"), (int, float)):
+        parts.append(f"score {p['score']:.4f}")
+    if p.get("keyword_rank"):
+        bm = f" (bm25 {p['bm25']:.2f})" if isinstance(p.get("bm25"), (int, float)) else ""
+        parts.append(f"keyword #{p['keyword_rank']}{bm}")
+    if p.get("vector_rank"):
+        sim = p.get("similarity")
+        sim_text = f" (similarity {sim:.3f})" if isinstance(sim, (int, float)) else ""
+        parts.append(f"vector #{p['vector_rank']}{sim_text}")
+    return " · ".join(parts) or "no scores recorded"
+
+
+def documents_rows(msg: Message) -> list[tuple[str, str]]:
+    """An answer's retrieved passages (file, where, scores, the passage) and the exact
+    text inserted into its question, for the details dialog."""
+    docs = msg.meta.get("documents")
+    if not isinstance(docs, dict):
+        return []
+    passages = [p for p in docs.get("passages") or [] if isinstance(p, dict)]
+    if not passages:
+        return [("Documents", str(docs.get("note") or "no passage matched"))]
+    rows: list[tuple[str, str]] = []
+    what = []
+    if docs.get("collections"):
+        what.append("collections " + ", ".join(str(c) for c in docs["collections"]))
+    files = docs.get("files") or []
+    what.append(f"{len(passages)} passage(s) from {len(files)} file(s)")
+    rows.append(("Documents", "; ".join(what)))
+    for f in files:
+        if isinstance(f, dict):
+            rows.append(("File", f"{f.get('path', '')}\nsha256 {f.get('sha256', '')}"))
+    for p in passages:
+        rows.append(
+            (
+                f"[{p.get('n', '?')}] {p.get('where', '')}",
+                f"{passage_scores(p)}\n{p.get('text', '')}",
+            )
+        )
+    if docs.get("rewrites"):
+        rows.append(("Rephrased as", "\n".join(str(r) for r in docs["rewrites"])))
+    if docs.get("inserted"):
+        rows.append(("Inserted into the question", str(docs["inserted"])))
+    return rows

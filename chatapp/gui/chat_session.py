@@ -32,6 +32,7 @@ from chatapp.service import (
     ChatService,
     LoadedModel,
     TurnHandle,
+    TurnOptions,
     default_backend_factory,
 )
 from chatapp.service.events import (
@@ -45,7 +46,6 @@ from chatapp.service.events import (
     TurnToolResult,
 )
 from chatapp.service.tools import ToolRunner
-from chatapp.service.turn import TurnOptions
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,15 @@ class ChatSession(QObject):
         self.store = store
         self.settings = settings
         self.service = service or ChatService(store.path, settings, backend_factory, tools=tools)
-        # each gives TurnOptions fields for the next turn in a conversation (None: a new
-        # chat); the turns and "Show prompt" use the same (gui.tools_window adds the tools)
-        self.option_hooks: list[Callable[[str | None], dict[str, Any]]] = []
         self.model: LoadedModel | None = None
         self.loading_path: str | None = None
         self.conversation_id: str | None = None
         self._streaming: _Streaming | None = None
         self._closed = False
+        # what the window's extensions add to a turn (retrieved documents...):
+        # hook(options, kind, message_id) -> options; kind "send" (message_id None),
+        # "regenerate" (the answer replaced, None: the last) or "edit" (the question edited)
+        self.option_hooks: list[Callable[[TurnOptions, str, str | None], TurnOptions]] = []
 
         self.bridge = ServiceBridge()
         self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
@@ -323,12 +324,15 @@ class ChatSession(QObject):
             return False
         return True
 
-    def turn_options(self) -> TurnOptions | None:
-        """The options of the next turn in the current conversation (option_hooks)."""
-        fields: dict[str, Any] = {}
+    def turn_options(
+        self, kind: str = "preview", message_id: str | None = None
+    ) -> TurnOptions | None:
+        """What the window's extensions add to the next turn of the current conversation
+        (option_hooks); kind "preview" is what Show prompt renders. None: nothing."""
+        opts = TurnOptions()
         for hook in self.option_hooks:
-            fields.update(hook(self.conversation_id))
-        return TurnOptions(**fields) if fields else None
+            opts = hook(opts, kind, message_id)
+        return None if opts == TurnOptions() else opts
 
     def stop_requested(self) -> bool:
         """Whether the turn in flight was stopped (read from any thread: a tool's
@@ -348,7 +352,7 @@ class ChatSession(QObject):
             self.service.send(
                 self.conversation_id,
                 text,
-                options=self.turn_options(),
+                options=self.turn_options("send"),
                 listener=self.bridge.turn_listener(),
             )
         )
@@ -365,7 +369,7 @@ class ChatSession(QObject):
             self.service.regenerate(
                 self.conversation_id,
                 message_id,
-                options=self.turn_options(),
+                options=self.turn_options("regenerate", message_id),
                 listener=self.bridge.turn_listener(),
             )
         )
@@ -382,7 +386,7 @@ class ChatSession(QObject):
             self.service.edit(
                 message_id,
                 text,
-                options=self.turn_options(),
+                options=self.turn_options("edit", message_id),
                 listener=self.bridge.turn_listener(),
             )
         )
@@ -394,7 +398,9 @@ class ChatSession(QObject):
             return False
         self._track(
             self.service.continue_answer(
-                message_id, options=self.turn_options(), listener=self.bridge.turn_listener()
+                message_id,
+                options=self.turn_options("continue", message_id),
+                listener=self.bridge.turn_listener(),
             )
         )
         return True

@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # the extensions' parts, typed; each module imports the windo
     from chatapp.gui.chat_settings_panel import ChatSettingsPanel
     from chatapp.gui.completion_view import CompletionWindow
     from chatapp.gui.conversation_actions import ConversationActions
+    from chatapp.gui.documents_actions import DocumentsActions
     from chatapp.gui.input_tokens import InputTokens
     from chatapp.gui.message_tokens import MessageTokens
     from chatapp.gui.model_drop import ModelDrop
@@ -102,6 +103,8 @@ GUI_EXTENSIONS = (
     "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
     "chatapp.gui.remote_actions",  # Models > Use a model on a server…
     "chatapp.gui.branch_actions",
+    # issue 19: attachments, citations, knowledge collections (after the settings panel)
+    "chatapp.gui.documents_actions",
 )
 
 
@@ -199,6 +202,7 @@ class MainWindow(QMainWindow):
         self.completion_action: QAction | None = None
         self.completion_window: CompletionWindow | None = None
         self.conversation_actions: ConversationActions | None = None
+        self.documents: DocumentsActions | None = None
         self.focus_search: Callable[[], None] | None = None
         self.input_tokens: InputTokens | None = None
         self.keyboard_help_action: QAction | None = None

@@ -133,20 +133,61 @@ def _bare_urls(state: Any) -> None:
         block.children = out
 
 
+_CITE = re.compile(r"\[(\d{1,3})\]")
+
+
+def _citations(state: Any) -> None:
+    """An answer's "[2]" becomes a link "cite:2" when the answer was given 2 or more
+    numbered passages (env["cite"]): the message view opens that passage's card. Not in
+    code or inside links."""
+    last = int(state.env.get("cite", 0)) if isinstance(state.env, dict) else 0
+    if not last:
+        return
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        out: list[Token] = []
+        depth = 0
+        for tok in block.children:
+            if tok.type == "link_open":
+                depth += 1
+            elif tok.type == "link_close":
+                depth -= 1
+            if tok.type != "text" or depth or "[" not in tok.content:
+                out.append(tok)
+                continue
+            pos = 0
+            for m in _CITE.finditer(tok.content):
+                n = int(m.group(1))
+                if not 1 <= n <= last:
+                    continue
+                if m.start() > pos:
+                    out.append(Token("text", "", 0, content=tok.content[pos : m.start()]))
+                out.append(Token("link_open", "a", 1, attrs={"href": f"cite:{n}"}))
+                out.append(Token("text", "", 0, content=m.group(0)))
+                out.append(Token("link_close", "a", -1))
+                pos = m.end()
+            if pos < len(tok.content):
+                out.append(Token("text", "", 0, content=tok.content[pos:]))
+        block.children = out
+
+
 @lru_cache(maxsize=1)
 def _md() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False})
     md.enable(["table", "strikethrough"])
     md.core.ruler.push("bare_urls", _bare_urls)
+    md.core.ruler.push("citations", _citations)
     return md
 
 
 @lru_cache(maxsize=256)
-def render(text: str, theme: CodeTheme = LIGHT) -> Rendered:
+def render(text: str, theme: CodeTheme = LIGHT, cite: int = 0) -> Rendered:
     """Markdown to Qt rich text, with the sources of its code blocks (for Copy). Cached:
-    a resize or a palette change lays rows out again without parsing them again."""
+    a resize or a palette change lays rows out again without parsing them again.
+    cite: how many numbered passages the answer was given ([1]..[cite] become links)."""
     md = _md()
-    tokens = md.parse(text)
+    tokens = md.parse(text, {"cite": cite} if cite else None)
     blocks: list[str] = []
     for tok in tokens:
         if tok.type in ("fence", "code_block"):

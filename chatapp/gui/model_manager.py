@@ -161,6 +161,10 @@ class ModelManagerDialog(QDialog):
         self.tabs.addTab(self._discover_tab(), self.tr("Discover"))
         self.tabs.addTab(self._library_tab(), self.tr("Library"))
         self.tabs.addTab(self._downloads_tab(), self.tr("Downloads"))
+        from chatapp.gui.embedding_models_tab import EmbeddingModelsTab  # issue 19
+
+        self.embedding_tab = EmbeddingModelsTab(self)
+        self.tabs.addTab(self.embedding_tab, self.tr("Embedding models"))
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -506,6 +510,7 @@ class ModelManagerDialog(QDialog):
         self.disk_label.setText(
             self.tr("chatapp's models use {size}").format(size=human_size(self.library.disk_use()))
         )
+        self.embedding_tab.refresh()
 
     def _show_details(self, *_: Any) -> None:
         m = _selected(self.library_view, self.library_model)

@@ -100,14 +100,18 @@ class ModelPicker(QObject):
                     entries.append((p, self.tr("{name} (recent)").format(name=Path(p).name)))
             cache = catalog.DetailsCache()
             details: dict[str, bool] = {}
+            embedding: set[str] = set()  # embedding models do not chat: not offered here
             for p, _ in entries:
                 if not ModelRef.parse(p).is_local:
                     continue
                 try:
-                    details[p] = cache.details(Path(p)).has_chat_template
+                    d = cache.details(Path(p))
                 except (UserError, OSError, ValueError):
                     continue
-            return entries, details
+                details[p] = d.has_chat_template
+                if d.is_embedding:
+                    embedding.add(p)
+            return [e for e in entries if e[0] not in embedding], details
 
         w.run_in_background(scan, self._fill, lambda e: log.warning("model list: %s", e))
 

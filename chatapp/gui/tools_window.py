@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
@@ -25,6 +26,7 @@ from chatapp.tools.permissions import META_KEY, set_permission
 
 if TYPE_CHECKING:  # the window imports its extensions, not the reverse
     from chatapp.gui.mainwindow import MainWindow
+    from chatapp.service.turn import TurnOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class ToolsController(QObject):
         self.broker = ApprovalBroker(s.stop_requested, self._allow_for_chat)
         self.card = ApprovalCard(self.broker)
         _insert_after(window.message_view, self.card)
-        s.option_hooks.append(self.turn_fields)
+        s.option_hooks.append(self.turn_hook)
         s.tool_call.connect(self._on_call)
         s.tool_result.connect(self._on_result)
         s.busy_changed.connect(self._on_busy)
@@ -100,6 +102,11 @@ class ToolsController(QObject):
         self._saved[conversation_id] = {**self.meta_of(conversation_id), **changes}
         fut = self.session.service.set_chat_settings(conversation_id, meta=changes)
         self.session.when_saved(fut)
+
+    def turn_hook(self, opts: TurnOptions, kind: str, message_id: str | None) -> TurnOptions:
+        """The tools of a turn the window starts or previews (ChatSession.option_hooks)."""
+        fields = self.turn_fields(self.session.conversation_id)
+        return replace(opts, **fields) if fields else opts
 
     def turn_fields(self, conversation_id: str | None) -> dict[str, Any]:
         """The next turn's tool options (ChatSession.option_hooks)."""

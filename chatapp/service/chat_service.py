@@ -297,10 +297,11 @@ class ChatService:
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
             try:
-                if tools is None:
-                    tools = offered_tools(options, self.tools, self.settings.tool_max_steps)
+                offered = tools
+                if offered is None:
+                    offered = offered_tools(options, self.tools, self.settings.tool_max_steps)
                 prepared = self.prepare(
-                    history, system, user_template=user_template, tools=tools, prefill=prefill
+                    history, system, user_template=user_template, tools=offered, prefill=prefill
                 )
             except BaseException as e:  # a boundary: delivered to the caller  # noqa: BLE001
                 result.set_exception(e)

@@ -154,7 +154,10 @@ def test_drop_a_gguf_on_the_window_opens_it(
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     enter, _ = _drag(w, text)
-    assert not enter.isAccepted()  # only .gguf files are taken
+    accepted = enter.isAccepted()
+    assert accepted  # a document is attached to the next message (gui/attachments.py) ...
+    qtbot.waitUntil(lambda: len(w.documents.attachments.items) == 1, timeout=5_000)
+    assert w.session.loading_path is None  # ... not opened as a model
     with qtbot.waitSignal(w.session.model_loaded, timeout=60_000) as loaded:
         enter, drop = _drag(w, smollm2_path)
     assert enter.isAccepted() and drop.isAccepted()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chatapp.core import atomic
+from chatapp.core.catalog.embedding_models import is_embedding_model
 from chatapp.core.catalog.gguf import check_model_file, read_gguf
 from chatapp.core.errors import BadModelFile, DiskFullError, UserError
 
@@ -552,6 +553,7 @@ class ModelDetails:
     file_size: int
     kv_bytes_per_token: int | None
     split_count: int = 1
+    is_embedding: bool = False  # an embedding model: never offered as a chat model
 
 
 class DetailsCache:
@@ -583,7 +585,7 @@ class DetailsCache:
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         self._load()
         hit = self._mem.get(key)
-        if isinstance(hit, dict):
+        if isinstance(hit, dict) and "is_embedding" in hit:  # (older entries lack it)
             try:
                 cached = ModelDetails(**hit)
                 if _sound(cached):
@@ -602,6 +604,7 @@ class DetailsCache:
             file_size=st.st_size,
             kv_bytes_per_token=kv_bytes_per_token(info.metadata),
             split_count=info.split_count,
+            is_embedding=is_embedding_model(info.metadata),
         )
         stale = [k for k in self._mem if k.startswith(f"{path.resolve()}|")]
         for k in stale:
@@ -624,6 +627,7 @@ def _sound(d: ModelDetails) -> bool:
     return (
         all(isinstance(v, str) for v in (d.name, d.architecture, d.quantization, d.license))
         and isinstance(d.has_chat_template, bool)
+        and isinstance(d.is_embedding, bool)
         and whole(d.parameter_count)
         and whole(d.file_size)
         and whole(d.split_count)

@@ -30,12 +30,13 @@ from PySide6.QtGui import (
     QTextTable,
 )
 
-from chatapp.core.conversation import FinishReason, Role
+from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.message_info import stats_line
 from chatapp.gui.chatview import toolcards
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
 from chatapp.gui.chatview.tokens import body_html, token_colors
+from chatapp.gui.citations import sources_html
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP, TranslatedTexts
 from chatapp.gui.markdown_html import plain_to_html, render
 
@@ -89,6 +90,13 @@ class Metrics:
             gap=max(2, round(em * 0.3)),
             avg_char=max(1.0, fm.averageCharWidth() * 1.05),
         )
+
+
+def passage_count(msg: Message) -> int:
+    """How many numbered passages an answer was given (its [n] become links)."""
+    docs = msg.meta.get("documents")
+    passages = docs.get("passages") if isinstance(docs, dict) else None
+    return len(passages) if isinstance(passages, list) else 0
 
 
 def actions_for(row: Row, is_last: bool) -> list[str]:
@@ -388,8 +396,10 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
         )
     elif row.role is Role.ASSISTANT:
         if row.text:
-            rendered = render(row.text, theme.code)
+            rendered = render(row.text, theme.code, passage_count(row.message))
             html, lay.code_blocks = rendered.html, rendered.code_blocks
+            if not row.streaming:
+                html += sources_html(row.message, theme.muted.name())
         else:
             html = (
                 QCoreApplication.translate("MessageLayout", "<i>thinking…</i>")

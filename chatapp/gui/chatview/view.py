@@ -78,6 +78,7 @@ class MessageView(QListView):
     # a row shown as tokens needs them: the window's controller answers with set_spans
     spans_requested = Signal(str)  # message id
     token_clicked = Signal(str, int)  # message id, token index (a token view's click)
+    citation_clicked = Signal(str, int)  # answer id, passage number (an answer's "[2]")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -712,7 +713,12 @@ class MessageView(QListView):
             self.viewport().update()
 
     def token_tooltip(self, row: Row, href: str) -> str:
-        """A token's id, bytes, probability and candidates, for a "tok:N" link."""
+        """A token's id, bytes, probability and candidates, for a "tok:N" link; the
+        passage an answer's "[n]" cites, for a "cite:N" link."""
+        if href.startswith("cite:"):
+            from chatapp.gui.citations import citation_tooltip
+
+            return citation_tooltip(row.message, int(href[5:]))
         if not href.startswith("tok:") or row.spans is None:
             return ""
         i = int(href[4:])
@@ -760,7 +766,8 @@ class MessageView(QListView):
         if row is None:
             return None
         rows = "".join(
-            f"<tr><th align=left valign=top>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            f"<tr><th align=left valign=top>{html.escape(k)}</th>"
+            f"<td>{html.escape(v).replace(chr(10), '<br>')}</td></tr>"
             for k, v in message_details(row.message)
         )
         dialog = SelectTextDialog(
@@ -860,6 +867,8 @@ class MessageView(QListView):
                 self.toggle_card(mid, int(n))
             elif action == "copy":
                 self._copy(row, f"card:{n}", toolcards.copy_text(row, int(n)))
+        elif kind == "link" and str(data).startswith("cite:"):
+            self.citation_clicked.emit(mid, int(str(data)[5:]))
         elif kind == "link" and str(data).startswith("explain:"):
             self.explain(str(data)[8:])
         elif kind == "link":
