@@ -9,16 +9,20 @@ time over 100,000 chunks, and memory while indexing.
 2. A query over --chunks chunks (default 100,000): random text in FTS5 and synthetic
    vectors of the model's dimension in the matrix; the time of a whole query (the
    question embedded by the real model, keyword search, vector search, fusion, the
-   passages read), the first one (the matrix is built) and the median of the next ones.
+   passages read) in a new process: the first one (the matrix built, or mapped from its
+   saved file), then the median and the worst of --queries more, and the parts. --vs
+   OLD_TREE times another checkout in the same run (each tree twice, alternated).
 3. Peak resident memory while a collection with one large file (--large-mb) indexes,
    above what the process held before, sampled every 10 ms.
 
     python bench/docs_index.py [--model M.gguf] [--files 40] [--rounds 3] [--chunks 100000]
+    python bench/docs_index.py --only query --db /tmp/q.sqlite3 --vs /tmp/old-checkout
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -28,7 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# CHATAPP_BENCH_TREE: another checkout's chatapp (--vs runs the query part against it)
+sys.path.insert(0, os.environ.get("CHATAPP_BENCH_TREE") or str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
@@ -128,55 +133,107 @@ def throughput(model: str, files: int, rounds: int, threads: int) -> None:
     engine.close()
 
 
-def query(model: str, chunks: int, threads: int) -> None:
-    from chatapp.core.docindex import DocIndex, NewChunk
-    from chatapp.engine.embedding import EmbeddingEngine
-    from chatapp.service.documents import search
-
-    engine = EmbeddingEngine(model, n_threads=threads)
+def _vocabulary() -> tuple[np.ndarray, np.ndarray]:
+    """A 20,000-word vocabulary drawn Zipf-like, as real text is (a few words everywhere)."""
     rng = np.random.default_rng(2)
-    # a 20,000-word vocabulary drawn Zipf-like, as real text is (a few words everywhere)
     syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "be", "do", "fe", "gu"]
     vocab = sorted({"".join(rng.choice(syllables, rng.integers(2, 5))) for _ in range(40000)})
     words = np.array(vocab[:20000])
     ranks = np.arange(1, len(words) + 1)
-    p = (1 / ranks) / (1 / ranks).sum()
-    tmp = Path(tempfile.mkdtemp())
+    return words, (1 / ranks) / (1 / ranks).sum()
+
+
+def build_query_index(db: Path, chunks: int, dim: int) -> None:
+    from chatapp.core.docindex import DocIndex, NewChunk
+
+    words, p = _vocabulary()
+    rng = np.random.default_rng(3)
     t0 = time.perf_counter()
-    with DocIndex(tmp / "documents.sqlite3") as index:
+    with DocIndex(db) as index:
         c = index.ensure_collection("big", [], "synthetic")
         per_file = 100
         for f in range(chunks // per_file):
-            vecs = rng.standard_normal((per_file, engine.dim)).astype(np.float32)
+            vecs = rng.standard_normal((per_file, dim)).astype(np.float32)
             text = [" ".join(rng.choice(words, 60, p=p)) for _ in range(per_file)]
             index.replace_file(
                 c.id, f"/synthetic/{f}.md", "markdown", 1, 0.0, "0" * 64, "synthetic",
                 [NewChunk(i, text[i], None, f"Doc {f}", vecs[i]) for i in range(per_file)],
             )  # fmt: skip
-        print(f"query: {chunks} chunks of {engine.dim} dimensions built in "
-              f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
-        questions = [" ".join(rng.choice(words, 6, p=p)) for _ in range(11)]
-        times, embeds, stores = [], [], []
-        collection = index.collection("big")
-        assert collection is not None
-        for q in questions:  # embedding alone, whole query, store alone
-            t = time.perf_counter()
-            qv = engine.embed([q])
-            embeds.append(time.perf_counter() - t)
+        index.finish_indexing(c.id, [], dim)  # (the collection's dimension: vectors searched)
+    print(f"query: {chunks} chunks of {dim} dimensions built in {time.perf_counter() - t0:.0f} s")
+
+
+def query_times(model: str, db: Path, threads: int, n: int) -> dict[str, Any]:
+    """In this process: the first query (no matrix in memory), then n more; whole queries
+    through chatapp.service.documents.search (the question embedded, keyword search,
+    vector search, fusion, the passages read), then the parts of the same questions."""
+    from chatapp.core.docindex import DocIndex
+    from chatapp.engine.embedding import EmbeddingEngine
+    from chatapp.service.documents import search
+
+    engine = EmbeddingEngine(model, n_threads=threads)
+    words, p = _vocabulary()
+    rng = np.random.default_rng(5)
+    questions = [" ".join(rng.choice(words, 6, p=p)) for _ in range(n + 1)]
+    whole, embed, keyword, vector = [], [], [], []
+    with DocIndex(db) as index:
+        for q in questions:
             t = time.perf_counter()
             hits = search(index, "big", q, engine, 5)
-            times.append(time.perf_counter() - t)
-            assert len(hits) == 5
+            whole.append((time.perf_counter() - t) * 1000)
+            assert len(hits) == 5 and any(h.vector_rank for h in hits), hits
+        collection = index.collection("big")
+        assert collection is not None
+        for q in questions[1:]:
             t = time.perf_counter()
-            index.search(collection, q, list(qv), 5)
-            stores.append(time.perf_counter() - t)
-    print(f"  first query (builds the vector matrix): {times[0] * 1000:.0f} ms")
-    ms = [x * 1000 for x in times[1:]]
-    print(f"  next 10 whole queries: median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms")
-    print(f"    of which embedding the question: median {statistics.median(embeds[1:]) * 1000:.0f} ms; "
-          f"the store (FTS5 + matrix + fusion + passages): median "
-          f"{statistics.median(stores[1:]) * 1000:.0f} ms")  # fmt: skip
+            qv = engine.embed([q])
+            t1 = time.perf_counter()
+            index.keyword(collection.id, q, 50)
+            t2 = time.perf_counter()
+            index.vectors(collection).search(qv[0], 50)
+            t3 = time.perf_counter()
+            embed.append((t1 - t) * 1000)
+            keyword.append((t2 - t1) * 1000)
+            vector.append((t3 - t2) * 1000)
     engine.close()
+    return {"first": whole[0], "whole": whole[1:], "embed": embed, "keyword": keyword,
+            "vector": vector}  # fmt: skip
+
+
+def query(model: str, chunks: int, threads: int, n: int, db: str | None, vs: str | None) -> None:
+    import json
+    import os
+    import subprocess
+
+    path = Path(db) if db else Path(tempfile.mkdtemp()) / "documents.sqlite3"
+    if not path.exists():
+        from chatapp.engine.embedding import EmbeddingEngine
+
+        engine = EmbeddingEngine(model, n_threads=1)
+        dim = engine.dim
+        engine.close()
+        build_query_index(path, chunks, dim)
+    trees = [("this tree", str(Path(__file__).resolve().parents[1]))]
+    if vs:
+        trees.insert(0, ("--vs tree", vs))
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in trees}
+    for _ in range(2 if vs else 1):  # each tree twice, alternated, each in a new process
+        for name, tree in trees:
+            out = subprocess.run(
+                [sys.executable, __file__, "--query-child", str(path), "--model", model,
+                 "--threads", str(threads), "--queries", str(n)],
+                env={**os.environ, "CHATAPP_BENCH_TREE": tree}, check=True,
+                capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            results[name].append(json.loads(out.splitlines()[-1]))
+    for name, runs in results.items():
+        for r in runs:
+            w = r["whole"]
+            print(f"  {name}: first query {r['first']:.0f} ms; next {len(w)} whole queries "
+                  f"median {statistics.median(w):.0f} ms, max {max(w):.0f} ms; parts (median / "
+                  f"max): embedding {statistics.median(r['embed']):.0f} / {max(r['embed']):.0f}, "
+                  f"keyword {statistics.median(r['keyword']):.0f} / {max(r['keyword']):.0f}, "
+                  f"vector {statistics.median(r['vector']):.0f} / {max(r['vector']):.0f} ms")  # fmt: skip
 
 
 class _HashEmbedder:
@@ -252,16 +309,26 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-embedder", choices=["hash", "model"], default="hash")
     ap.add_argument("--only", choices=["throughput", "query", "memory"])
+    ap.add_argument("--queries", type=int, default=20, help="queries timed after the first")
+    ap.add_argument("--db", help="the query index: reused when it exists, else built there")
+    ap.add_argument("--vs", help="another checkout (e.g. `git worktree add`): its query times "
+                    "first, in the same run, alternated with this tree's")  # fmt: skip
+    ap.add_argument("--query-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     model = args.model
     if model is None:
         from tests import fetch_models
 
         model = str(fetch_models.fetch() / fetch_models.SMOLLM2)
+    if args.query_child:
+        import json
+
+        print(json.dumps(query_times(model, Path(args.query_child), args.threads, args.queries)))
+        return
     if args.only in (None, "throughput"):
         throughput(model, args.files, args.rounds, args.threads)
     if args.only in (None, "query"):
-        query(model, args.chunks, args.threads)
+        query(model, args.chunks, args.threads, args.queries, args.db, args.vs)
     if args.only in (None, "memory"):
         memory(model, args.large_mb, args.threads, args.memory_embedder == "model")
 

@@ -2,21 +2,26 @@
 data folder (documents.sqlite3), with an FTS5 keyword index (BM25) and the chunks'
 embedding vectors beside it.
 
-Vectors are stored as float32 blobs in the chunks table and searched as one numpy matrix
-per collection, built when first searched and rebuilt when the collection's version
-changes (sqlite-vec is not used: VECTOR_STORE says so in the status). Keyword and vector
-rankings are fused by reciprocal rank (RRF, k=60). A file's chunks are replaced in one
-transaction: a failure or a cancel never leaves a file half-written.
+Vectors are stored as float32 blobs in the chunks table (the truth, written in the same
+transaction as the text) and searched as one normalised numpy matrix per collection,
+built when first searched and rebuilt when the collection's version changes; the built
+matrix is also kept as a .npy file beside the index and memory-mapped, so a new process
+(`chatapp docs search`) does not rebuild it (sqlite-vec is not used: VECTOR_STORE says
+so in the status). Keyword and vector rankings are fused by reciprocal rank (RRF, k=60).
+A file's chunks are replaced in one transaction: a failure or a cancel never leaves a
+file half-written.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +32,16 @@ import numpy as np
 from chatapp.core.doc_migrations import MIGRATIONS
 from chatapp.core.errors import StoreError, UserError
 
+log = logging.getLogger(__name__)
+
 VECTOR_STORE = "numpy matrix (sqlite-vec is not installed)"
 RRF_K = 60
 COMMON_SHARE = 0.2  # a word in more than this share of chunks is not searched for
+# FTS5 scores every chunk that holds any of the question's words (about 1.6 ms per 1,000
+# on this project's loaded 2-core machine): the rarest words are searched for until their
+# chunks add up to this many, the commoner ones are left to the vector search
+MAX_POSTINGS = 20_000
+VECTORS_DIR = "documents.vectors"  # beside the index file: the matrices as .npy files
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(
     [
@@ -156,7 +168,7 @@ class Hit:
 
 @dataclass
 class VectorMatrix:
-    """A collection's vectors, normalised, one row per chunk."""
+    """A collection's vectors, normalised, one row per chunk (possibly memory-mapped)."""
 
     ids: np.ndarray  # int64
     matrix: np.ndarray  # float32 (n, dim)
@@ -172,11 +184,14 @@ class VectorMatrix:
                 f"have {self.matrix.shape[1]}: it was built with another embedding model."
             )
         q = q / (np.linalg.norm(q) or 1.0)
-        scores = self.matrix @ q
+        # einsum, not matmul: one thread at memory speed. OpenBLAS's gemv is no faster on
+        # two cores and its threads keep spinning after it, slowing the llama.cpp threads
+        # that run next (the chat model's prompt, the next question's embedding).
+        scores = np.einsum("ij,j->i", self.matrix, q)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
-        return [(int(self.ids[i]), float(scores[i])) for i in top]
+        return [(int(i), float(s)) for i, s in zip(self.ids[top], scores[top], strict=True)]
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
@@ -333,7 +348,12 @@ class DocIndex:
 
     def remove_collection(self, name: str) -> bool:
         with self.transaction() as db:
-            return db.execute("DELETE FROM collections WHERE name=?", (name,)).rowcount > 0
+            row = db.execute("SELECT id FROM collections WHERE name=?", (name,)).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM collections WHERE id=?", (row[0],))
+        self.forget_vectors(row[0])
+        return True
 
     def finish_indexing(self, collection_id: int, report: list[str], dim: int) -> None:
         with self.transaction() as db:
@@ -426,8 +446,8 @@ class DocIndex:
     def keyword(self, collection_id: int, text: str, k: int = 50) -> list[tuple[int, float]]:
         """The k best chunks of the collection by BM25 for any of the question's words.
 
-        Words that occur in more than COMMON_SHARE of all chunks are left out (they rank
-        nothing and make FTS5 score nearly every row), unless nothing else is left."""
+        Only the informative words are searched for (see _informative): FTS5 scores every
+        chunk that holds one of them, so common words would cost time and rank nothing."""
         words = query_words(text)
         if not words:
             return []
@@ -441,68 +461,180 @@ class DocIndex:
             (query, depth),
         ).fetchall()
         found = [(int(r[0]), -float(r[1])) for r in rows]
-        if found:  # only this collection's chunks
+        if found and several:  # only this collection's chunks
             ids = [cid for cid, _ in found]
+            # CROSS JOIN: look the few chunks up by id (the planner would otherwise walk
+            # all of the collection's files and chunks)
             mine = {
                 r[0]
                 for r in self._db.execute(
-                    "SELECT chunks.id FROM chunks JOIN files ON files.id=chunks.file_id"
-                    f" WHERE files.collection_id=? AND chunks.id IN ({','.join('?' * len(ids))})",
-                    (collection_id, *ids),
+                    "SELECT chunks.id FROM chunks CROSS JOIN files ON files.id=chunks.file_id"
+                    f" WHERE chunks.id IN ({','.join('?' * len(ids))}) AND files.collection_id=?",
+                    (*ids, collection_id),
                 )
             }
             found = [f for f in found if f[0] in mine]
         return found[:k]
 
     def _informative(self, words: list[str]) -> list[str]:
+        """The words worth a keyword search, in the question's order: the rarest first
+        while the chunks holding them add up to at most MAX_POSTINGS, and never a word in
+        more than COMMON_SHARE of all chunks; the rarest word always. A small index
+        (under 1,000 chunks) searches for every word."""
         total = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         if total < 1000:
             return words
+        terms = self._terms(words)
         df = dict(
             self._db.execute(
-                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(words))})",
-                words,
+                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(terms))})",
+                terms,
             ).fetchall()
         )
-        kept = [w for w in words if df.get(w, 0) <= total * COMMON_SHARE]
-        return kept or sorted(words, key=lambda w: df.get(w, 0))[:2]
+        counts = [df.get(t, 0) for t in terms]
+        kept: list[int] = []
+        postings = 0
+        for i in sorted(range(len(words)), key=lambda i: counts[i]):
+            if kept and (counts[i] > total * COMMON_SHARE or postings + counts[i] > MAX_POSTINGS):
+                break
+            kept.append(i)
+            postings += counts[i]
+        return [words[i] for i in sorted(kept)]
+
+    def _terms(self, words: list[str]) -> list[str]:
+        """Each word as the index stores it (the porter stem, accents folded): FTS5's own
+        tokenizer run on the words in a temporary table of this connection."""
+        db = self._db
+        db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms"
+            " USING fts5(word, tokenize='porter unicode61')"
+        )
+        db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms_vocab"
+            " USING fts5vocab(temp, query_terms, 'instance')"
+        )
+        db.execute("DELETE FROM temp.query_terms")
+        db.executemany(
+            "INSERT INTO temp.query_terms (rowid, word) VALUES (?, ?)", list(enumerate(words))
+        )
+        stems = dict(db.execute("SELECT doc, term FROM temp.query_terms_vocab").fetchall())
+        return [stems.get(i, w) for i, w in enumerate(words)]
 
     def vectors(self, collection: Collection) -> VectorMatrix:
-        """The collection's vectors as one matrix, rebuilt only when they changed."""
-        version = self._db.execute(
-            "SELECT version FROM collections WHERE id=?", (collection.id,)
-        ).fetchone()
-        version = version[0] if version else -1
+        """The collection's vectors as one matrix, rebuilt only when they changed: held
+        in memory, and memory-mapped from a .npy file beside the index in a new process."""
+        version, created = self._version(collection.id)
         with self._lock:
             cached = self._vectors.get(collection.id)
             if cached is not None and cached.version == version:
                 return cached
-        rows = self._db.execute(
-            "SELECT chunks.id, chunks.vector FROM chunks JOIN files ON files.id=chunks.file_id"
-            " WHERE files.collection_id=? AND chunks.vector IS NOT NULL ORDER BY chunks.id",
-            (collection.id,),
-        ).fetchall()
-        if rows:
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            dim = len(rows[0][1]) // 4
-            matrix = np.empty((len(rows), dim), dtype=np.float32)
-            for i, r in enumerate(rows):
-                if len(r[1]) == dim * 4:
-                    matrix[i] = np.frombuffer(r[1], dtype=np.float32)
-                else:
-                    matrix[i] = 0.0  # a vector from another model: never similar
-            vm = VectorMatrix(ids, normalised(matrix), version)
-        else:
-            vm = VectorMatrix(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), version)
+        key = f"c{collection.id}-{int(created * 1e6)}-v{version}"
+        vm = self._mapped(key, version)
+        if vm is None:
+            self._db.execute("BEGIN")  # the version and the vectors from one snapshot
+            try:
+                version, created = self._version(collection.id)
+                vm = self._build_vectors(collection.id, version, collection.dim)
+            finally:
+                self._db.execute("COMMIT")
+            self._save_vectors(f"c{collection.id}-{int(created * 1e6)}-v{version}", vm)
         with self._lock:
             self._vectors[collection.id] = vm
         return vm
+
+    def _version(self, collection_id: int) -> tuple[int, float]:
+        row = self._db.execute(
+            "SELECT version, created_at FROM collections WHERE id=?", (collection_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else (-1, 0.0)
+
+    def _build_vectors(self, collection_id: int, version: int, dim: int) -> VectorMatrix:
+        """Read in blocks into one preallocated matrix, normalised in place: the memory
+        of one matrix, not of every row's blob and copies of it."""
+        n, longest = self._db.execute(
+            "SELECT count(*), max(length(chunks.vector)) / 4 FROM chunks"
+            " JOIN files ON files.id=chunks.file_id"
+            " WHERE files.collection_id=? AND chunks.vector IS NOT NULL",
+            (collection_id,),
+        ).fetchone()
+        if not n:
+            return VectorMatrix(np.zeros(0, np.int64), np.zeros((0, 1), np.float32), version)
+        dim = dim or longest  # the collection's model's; vectors of another size stay zero
+        ids = np.empty(n, np.int64)
+        matrix = np.zeros((n, dim), np.float32)
+        cursor = self._db.execute(
+            "SELECT chunks.id, chunks.vector FROM chunks JOIN files ON files.id=chunks.file_id"
+            " WHERE files.collection_id=? AND chunks.vector IS NOT NULL ORDER BY chunks.id",
+            (collection_id,),
+        )
+        at = 0
+        while rows := cursor.fetchmany(4096):
+            rows = rows[: n - at]  # (rows written since the count: never, in one snapshot)
+            ids[at : at + len(rows)] = [r[0] for r in rows]
+            if all(len(r[1]) == dim * 4 for r in rows):
+                block = b"".join(r[1] for r in rows)
+                matrix[at : at + len(rows)] = np.frombuffer(block, np.float32).reshape(-1, dim)
+            else:  # a vector from another model stays zero: never similar
+                for i, r in enumerate(rows):
+                    if len(r[1]) == dim * 4:
+                        matrix[at + i] = np.frombuffer(r[1], np.float32)
+            at += len(rows)
+        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]  # (no n x dim temporary)
+        norms[norms == 0] = 1.0
+        matrix /= norms
+        return VectorMatrix(ids[:at], matrix[:at], version)
+
+    def _vectors_dir(self) -> Path | None:
+        if str(self.path) == ":memory:":
+            return None
+        return self.path.parent / VECTORS_DIR
+
+    def _mapped(self, key: str, version: int) -> VectorMatrix | None:
+        folder = self._vectors_dir()
+        if folder is None:
+            return None
+        try:
+            ids = np.load(folder / f"{key}.ids.npy")
+            matrix = np.load(folder / f"{key}.matrix.npy", mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        if matrix.ndim != 2 or matrix.dtype != np.float32 or len(ids) != len(matrix):
+            return None
+        return VectorMatrix(ids, matrix, version)
+
+    def _save_vectors(self, key: str, vm: VectorMatrix) -> None:
+        """Written atomically (temporary file, then os.replace), the ids before the
+        matrix; older versions of the collection's files are removed. A failure (disk
+        full, read-only folder) only costs the next process a rebuild."""
+        folder = self._vectors_dir()
+        if folder is None or not len(vm.ids):
+            return
+        prefix = key.split("-", 1)[0] + "-"
+        try:
+            folder.mkdir(exist_ok=True)
+            for name, array in (("ids", vm.ids), ("matrix", vm.matrix)):
+                tmp = folder / f".{key}.{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+                with open(tmp, "wb") as f:
+                    np.save(f, array)
+                os.replace(tmp, folder / f"{key}.{name}.npy")
+            for old in folder.glob(f"{prefix}*.npy"):
+                if not old.name.startswith(f"{key}."):
+                    old.unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("the vector matrix could not be saved in %s: %s", folder, e)
+
+    def forget_vectors(self, collection_id: int) -> None:
+        """The collection's saved matrices (its files are removed with it)."""
+        folder = self._vectors_dir()
+        if folder is not None and folder.is_dir():
+            for old in folder.glob(f"c{collection_id}-*.npy"):
+                old.unlink(missing_ok=True)
 
     def search(
         self,
         collection: Collection,
         text: str,
-        query_vectors: Sequence[np.ndarray] = (),
+        query_vectors: Sequence[np.ndarray] | Callable[[], Sequence[np.ndarray]] = (),
         k: int = 5,
         *,
         texts: Sequence[str] = (),
@@ -510,7 +642,9 @@ class DocIndex:
     ) -> list[Hit]:
         """The k best passages: keyword (BM25) and vector rankings fused by reciprocal
         rank. texts: more phrasings of the question (RAG-Fusion), each ranked too;
-        query_vectors: the embeddings of the question (and of each of texts)."""
+        query_vectors: the embeddings of the question (and of each of texts), or a
+        function that gives them, called after the keyword search (so that they can be
+        computed on another thread meanwhile)."""
         rankings: list[list[int]] = []
         keyword_rank: dict[int, int] = {}
         bm25: dict[int, float] = {}
@@ -522,7 +656,9 @@ class DocIndex:
                 bm25 = dict(found)
         vector_rank: dict[int, int] = {}
         similarity: dict[int, float] = {}
-        if query_vectors:
+        if callable(query_vectors):
+            query_vectors = query_vectors()
+        if len(query_vectors):
             matrix = self.vectors(collection)
             for i, q in enumerate(query_vectors):
                 found_v = matrix.search(q, depth)

@@ -2,8 +2,9 @@
 
 A GGUF made for embedding says how to pool its tokens (its pooling_type metadata); a
 model that does not (a chat model used for embedding, as the tests do with SmolLM2) is
-mean-pooled. Vectors come back L2-normalised as a float32 matrix. One EmbeddingEngine
-belongs to one thread: the indexer has its own, the chat's inference thread another.
+mean-pooled. Vectors come back L2-normalised as a float32 matrix. An EmbeddingEngine
+runs one call at a time (its lock): the indexer has its own, the chat's questions another
+(embedded on a short-lived thread while the keyword search runs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from chatapp.engine.llama import _StderrToLog
 log = logging.getLogger(__name__)
 
 EMBED_CONTEXT = 512  # tokens per text; longer texts are truncated
+# A question (this many characters or fewer in all) is embedded on one thread: a few dozen
+# tokens gain little from more, and llama.cpp's threads wait for each other at every
+# layer, so one of them preempted by other work stalls all (on this project's shared
+# 2-core machine: about 0.3 s on one thread, 1 to 12 s on two)
+SHORT_INPUT_CHARS = 512
 
 
 class EmbeddingEngine:
@@ -70,6 +76,7 @@ class EmbeddingEngine:
             raise ModelLoadError(f"Could not load the embedding model {path}: {why}") from e
         self._llm.verbose = False
         self.n_ctx = n_ctx
+        self.threads = threads
         self.dim = int(self._llm.n_embd())
         self.pooling = "model's own" if declared is not None else "mean"
         self._lock = threading.Lock()
@@ -91,16 +98,26 @@ class EmbeddingEngine:
     ) -> np.ndarray:
         """One normalised vector per text (float32, shape (len(texts), dim))."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        short = self.threads > 1 and sum(len(t) for t in texts) <= SHORT_INPUT_CHARS
         with self._lock:
-            for start in range(0, len(texts), batch):
-                if cancel is not None and cancel.is_set():
-                    raise InterruptedError("cancelled")
-                part = [t if t.strip() else " " for t in texts[start : start + batch]]
-                vectors = self._llm.embed(part, normalize=True, truncate=True)
-                out[start : start + len(part)] = np.asarray(vectors, dtype=np.float32)
-                if progress is not None:
-                    progress(start + len(part))
+            if short:
+                self._set_threads(1)
+            try:
+                for start in range(0, len(texts), batch):
+                    if cancel is not None and cancel.is_set():
+                        raise InterruptedError("cancelled")
+                    part = [t if t.strip() else " " for t in texts[start : start + batch]]
+                    vectors = self._llm.embed(part, normalize=True, truncate=True)
+                    out[start : start + len(part)] = np.asarray(vectors, dtype=np.float32)
+                    if progress is not None:
+                        progress(start + len(part))
+            finally:
+                if short:
+                    self._set_threads(self.threads)
         return out
+
+    def _set_threads(self, n: int) -> None:
+        llama_cpp.llama_set_n_threads(self._llm.ctx, n, n)
 
     def close(self) -> None:
         with self._lock:

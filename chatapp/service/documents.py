@@ -319,13 +319,36 @@ def search(
     *,
     rewrites: Sequence[str] = (),
 ) -> list[Hit]:
+    """The collection's k best passages for the query. The question is embedded on a
+    thread of its own while the keyword search runs here (llama.cpp and SQLite both
+    release the GIL), so a query takes about as long as the longer of the two."""
     collection = index.collection(name)
     if collection is None:
         raise UserError(f"No collection named {name!r}.")
-    vectors: list[np.ndarray] = []
-    if embedder is not None and collection.chunks and collection.dim:
-        vectors = list(embedder.embed([query, *rewrites]))
-    return index.search(collection, query, vectors, k, texts=rewrites)
+    if embedder is None or not collection.chunks or not collection.dim:
+        return index.search(collection, query, (), k, texts=rewrites)
+    model = embedder
+    result: list[Any] = []
+
+    def embed() -> None:
+        try:
+            result.append(model.embed([query, *rewrites]))
+        except BaseException as e:  # noqa: BLE001 (raised again on the caller's thread)
+            result.append(e)
+
+    worker = threading.Thread(target=embed, name="embed-question", daemon=True)
+    worker.start()
+
+    def vectors() -> list[np.ndarray]:
+        worker.join()
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return list(result[0])
+
+    try:
+        return index.search(collection, query, vectors, k, texts=rewrites)
+    finally:
+        worker.join()  # (the embedder is never left busy when the keyword search failed)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from chatapp.core.docindex import DocIndex
+from chatapp.core.errors import UserError
 from chatapp.service.documents import Indexer, index_collection, search
 from tests.docs_corpus import make_corpus
 
@@ -232,3 +233,28 @@ def test_a_chat_answers_while_a_folder_indexes(fake_service, tmp_path: Path, cor
         go_on.set()
     report = indexer.join(60)
     assert report is not None and not isinstance(report, Exception) and report.added == 24
+
+
+def test_a_query_embeds_on_another_thread_and_its_errors_reach_the_caller(
+    index: DocIndex, corpus: Path
+) -> None:
+    emb = HashEmbedder()
+    index.ensure_collection("c", [str(corpus)], emb.path)
+    index_collection(index, "c", emb)
+    threads: list[str] = []
+    emb.hook = lambda texts: threads.append(threading.current_thread().name)
+    hits = search(index, "c", "Kestrel backup copies", emb)
+    assert threads == ["embed-question"] and any(h.vector_rank for h in hits)
+    c = index.collection("c")
+    assert c is not None
+    direct = index.search(c, "Kestrel backup copies", list(HashEmbedder().embed([
+        "Kestrel backup copies"])), 5)  # fmt: skip
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in direct]
+
+    def broken(texts: Sequence[str]) -> None:
+        raise UserError("The embedding model is gone.")
+
+    emb.hook = broken
+    with pytest.raises(UserError, match="embedding model is gone"):
+        search(index, "c", "Kestrel backup copies", emb)
+    assert index.keyword(c.id, "Zephyr telescope")  # the connection is still usable
