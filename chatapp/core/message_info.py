@@ -68,7 +68,7 @@ def details(msg: Message) -> list[tuple[str, str]]:
             (
                 "Prompt",
                 f"{receipt.prompt_tokens} tokens ({receipt.reused_tokens} reused from the "
-                f"cache, {receipt.evaluated_tokens} evaluated), "
+                f"cache{_disk(receipt)}, {receipt.evaluated_tokens} evaluated), "
                 f"sha256 {receipt.prompt_sha256[:16]}…",
             )
         )
@@ -93,3 +93,8 @@ def details(msg: Message) -> list[tuple[str, str]]:
 def _sampling(s: dict[str, Any]) -> str:
     order = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
     return ", ".join(f"{k} {s[k]}" for k in order if k in s and s[k] is not None)
+
+
+def _disk(receipt: Receipt) -> str:
+    """How many of the reused tokens came from a state saved on disk, if any."""
+    return f", {receipt.disk_tokens} of them from disk" if receipt.disk_tokens else ""

@@ -70,6 +70,8 @@ class Receipt:
     prefill_chars: int = 0
     # why the KV state of this model is not kept between chats ("" where it is)
     state_note: str = ""
+    # of reused_tokens: restored from a KV state saved on disk (an earlier process's)
+    disk_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": RECEIPT_VERSION, **self.__dict__}
@@ -97,6 +99,7 @@ class Receipt:
                 sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
                 prefill_chars=int(data.get("prefill_chars", 0)),
                 state_note=str(data.get("state_note", "")),
+                disk_tokens=int(data.get("disk_tokens", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
