@@ -126,7 +126,9 @@ class _Loaded:
             check_model_file(ref.name)
         self.service = ChatService(paths.database, settings)
         try:
-            self.service.load(self.service.load_request(ref)).result()
+            # a check and a replay run cold: no KV state from an earlier process is used
+            request = self.service.load_request(ref, keep_states=False)
+            self.service.load(request).result()
         except BaseException:
             self.service.shutdown()
             raise

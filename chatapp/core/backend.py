@@ -74,6 +74,7 @@ class ReplyStats:
     reused_tokens: int = 0
     evaluated_tokens: int = 0
     seed: int | None = None
+    disk_tokens: int = 0  # of the reused: restored from a KV state saved on disk
 
     @property
     def tokens_per_second(self) -> float:

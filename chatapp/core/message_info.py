@@ -68,7 +68,7 @@ def details(msg: Message) -> list[tuple[str, str]]:
             (
                 "Prompt",
                 f"{receipt.prompt_tokens} tokens ({receipt.reused_tokens} reused from the "
-                f"cache, {receipt.evaluated_tokens} evaluated), "
+                f"cache{_disk(receipt)}, {receipt.evaluated_tokens} evaluated), "
                 f"sha256 {receipt.prompt_sha256[:16]}…",
             )
         )
@@ -145,3 +145,8 @@ def documents_rows(msg: Message) -> list[tuple[str, str]]:
     if docs.get("inserted"):
         rows.append(("Inserted into the question", str(docs["inserted"])))
     return rows
+
+
+def _disk(receipt: Receipt) -> str:
+    """How many of the reused tokens came from a state saved on disk, if any."""
+    return f", {receipt.disk_tokens} of them from disk" if receipt.disk_tokens else ""

@@ -97,6 +97,8 @@ class Receipt:
     tools_sha256: str = ""
     tools: tuple[str, ...] = ()
     tool_choice: str = ""
+    # of reused_tokens: restored from a KV state saved on disk (an earlier process's)
+    disk_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": RECEIPT_VERSION, **self.__dict__}
@@ -132,6 +134,7 @@ class Receipt:
                 tools_sha256=str(data.get("tools_sha256", "")),
                 tools=tuple(str(t) for t in data.get("tools") or ()),
                 tool_choice=str(data.get("tool_choice", "")),
+                disk_tokens=int(data.get("disk_tokens", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

@@ -51,13 +51,14 @@ TOP_N_RANGE = (0, 20)  # alternatives kept per token (core.logprobs.MAX_TOP_N)
 SEED_RANGE = (0, 2**31 - 1)
 FONT_SIZE_RANGE = (6, 48)  # points
 PORT_RANGE = (1, 65535)
+KV_DISK_MB_RANGE = (0, 1_048_576)  # 0: KV states are not kept on disk
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8080
 
 # How version 2 (and 3, which adds "api_server") groups the keys in the file; keys not named here stay at the top level.
 GROUPS: dict[str, tuple[str, ...]] = {
     "models": ("models_dir", "default_model", "last_model", "user_templates"),
-    "hardware": ("context_limit", "n_gpu_layers", "n_threads"),
+    "hardware": ("context_limit", "n_gpu_layers", "n_threads", "kv_state_disk_mb"),
     "new_chats": (
         "system_prompt",
         "temperature",
@@ -92,6 +93,9 @@ class Settings:
     context_limit: int = 4096  # n_ctx = min(trained context, this)
     n_gpu_layers: int = 0  # -1: offload everything (GPU builds)
     n_threads: int | None = None  # None: physical cores
+    # KV states of conversations kept in the cache folder across restarts, least recently
+    # used out first (engine.state_disk); 0: none kept
+    kv_state_disk_mb: int = 2048
     temperature: float = 0.7
     top_p: float = 0.95
     top_k: int = 40
@@ -453,6 +457,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "context_limit": _int(*CONTEXT_RANGE),
     "n_gpu_layers": _int(*GPU_LAYERS_RANGE),
     "n_threads": _threads,
+    "kv_state_disk_mb": _int(*KV_DISK_MB_RANGE),
     "temperature": _float(*TEMPERATURE_RANGE),
     "top_p": _float(*TOP_P_RANGE),
     "top_k": _int(*TOP_K_RANGE),

@@ -72,6 +72,7 @@ class PromptEval:
 
     reused: int = 0
     evaluated: int = 0
+    from_disk: int = 0  # of the reused: restored from a state saved on disk
 
 
 class Cancelled(Exception):

@@ -40,6 +40,7 @@ from chatapp.engine import llama_guard, llama_log
 from chatapp.engine.grammar_sampler import GrammarFirstSampler
 from chatapp.engine.hardware import physical_cores
 from chatapp.engine.sampled_dist import SampledDistribution
+from chatapp.engine.state_disk import DiskState, StateDisk, llama_key
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class StateCache:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self._items: OrderedDict[str, _SavedState] = OrderedDict()
+        # called with each state that leaves the cache to make room (the disk keeps it)
+        self.on_evict: Callable[[str, _SavedState], None] | None = None
 
     def __contains__(self, key: str) -> bool:
         return key in self._items
@@ -92,10 +95,19 @@ class StateCache:
     def put(self, key: str, state: _SavedState) -> None:
         self._items.pop(key, None)
         if state.size > self.max_bytes:
+            self._evicted(key, state)
             return
         self._items[key] = state
         while len(self._items) > self.max_entries or self.size > self.max_bytes:
-            self._items.popitem(last=False)
+            self._evicted(*self._items.popitem(last=False))
+
+    def _evicted(self, key: str, state: _SavedState) -> None:
+        if self.on_evict is not None:
+            self.on_evict(key, state)
+
+    def items(self) -> list[tuple[str, _SavedState]]:
+        """Least recently used first."""
+        return list(self._items.items())
 
     def take(self, key: str) -> _SavedState | None:
         return self._items.pop(key, None)
@@ -155,7 +167,11 @@ class LlamaEngine:
         n_gpu_layers: int = 0,
         n_batch: int = 512,
         seed: int | None = None,
+        state_dir: str | Path | None = None,
+        state_disk_bytes: int = 0,
     ) -> None:
+        """state_dir: where KV states are kept across restarts (engine.state_disk), within
+        state_disk_bytes; None or 0: not kept."""
         llama_log.install()
         llama_guard.install()  # the GGUF's templates are rendered by us, under limits
         self._gguf: GGUFInfo = check_model_file(path)
@@ -216,6 +232,16 @@ class LlamaEngine:
             self._states.max_entries = 0
         self._state_owner: str | None = None
         self._exact = 0  # leading KV positions computed on the GRID: reusable exactly
+        self._disk_prefix = 0  # leading KV positions restored from disk, until a turn uses them
+        self._disk: StateDisk | None = None
+        if state_dir is not None and state_disk_bytes > 0 and self.sliding_window <= 0:
+            try:
+                key = llama_key(self._llm, self.path, n_gpu_layers)
+            except OSError as e:
+                log.warning("KV states will not be kept on disk: %s", e)
+            else:
+                self._disk = StateDisk(state_dir, key, state_disk_bytes)
+                self._states.on_evict = self._to_disk
         self._cancel = threading.Event()  # replaced by each generate() call's event
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._cancel.is_set())
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: no callback
@@ -313,7 +339,7 @@ class LlamaEngine:
             )
         if params.seed is not None:
             self._llm.set_seed(params.seed)
-        self._switch_state(cache_key)
+        self._switch_state(cache_key, prompt)
         self._cancel = cancel
         ctx = self._llm._ctx.ctx
         llama_cpp.llama_set_abort_callback(ctx, self._abort_cb, None)
@@ -327,6 +353,7 @@ class LlamaEngine:
             self._install_grammar_sampler(fast)
         try:
             self.last_prompt = self._evaluate(prompt)
+            self._disk_prefix = 0  # this turn's receipt counts them; the next one's will not
             # the whole prompt is in the KV cache with fresh logits: generate() samples
             # the first token at once
             gen = self._llm.generate(
@@ -420,10 +447,45 @@ class LlamaEngine:
         reuse = min(common, self._exact, n - 1) // GRID * GRID
         llm.n_tokens = reuse  # eval() drops the KV cache from here on
         self._exact = reuse
+        self._disk_prefix = min(self._disk_prefix, reuse)
         for a, b in _grid_batches(reuse, n, max(GRID, llm.n_batch // GRID * GRID)):
             llm.eval(prompt[a:b])
         self._exact = n // GRID * GRID
-        return PromptEval(reuse, n - reuse)
+        return PromptEval(reuse, n - reuse, self._disk_prefix)
+
+    def prefill(
+        self,
+        prompt: list[int],
+        cache_key: str | None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Evaluate a prompt that a turn will probably start with (the user is typing),
+        so that the turn reuses it. Only whole GRID cells, in batches of SETTLE_CHUNK
+        that start on the GRID, exactly as a turn evaluates them; it stops between
+        batches when should_stop() says so (a send waits). Returns the tokens evaluated."""
+        self._check_open()
+        if len(prompt) >= self.info.n_ctx:
+            return 0
+        self._switch_state(cache_key, prompt)
+        llm = self._llm
+        common = 0
+        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), prompt):
+            if a != b:
+                break
+            common += 1
+        start, end = min(common, self._exact) // GRID * GRID, len(prompt) // GRID * GRID
+        done = 0
+        for a, b in _grid_batches(start, end, SETTLE_CHUNK):
+            if should_stop():
+                break
+            if a == start:  # eval() drops the KV cache from here on
+                llm.n_tokens = start
+                self._exact = start
+                self._disk_prefix = min(self._disk_prefix, start)
+            llm.eval(prompt[a:b])
+            self._exact = b
+            done += b - a
+        return done
 
     def settle(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Evaluate again, on the GRID, the whole GRID cells of the context that were not
@@ -448,9 +510,10 @@ class LlamaEngine:
 
     # -- KV state per conversation ------------------------------------------------
 
-    def _switch_state(self, key: str | None) -> None:
+    def _switch_state(self, key: str | None, prompt: list[int] | None = None) -> None:
         """Keep the state of the conversation in the context now, and bring back the
-        one `key` names if it is cached."""
+        one `key` names if it is cached (in memory, else on disk if its tokens start
+        like `prompt`)."""
         if key == self._state_owner:
             return
         llm = self._llm
@@ -460,13 +523,61 @@ class LlamaEngine:
             except (RuntimeError, MemoryError) as e:
                 log.warning("could not keep the KV state of %s: %s", self._state_owner, e)
         self._state_owner = key
-        saved = self._states.take(key) if key is not None else None
+        self._disk_prefix = 0
+        saved: _SavedState | DiskState | None = None
+        if key is not None:
+            saved = self._states.take(key)
+            if saved is None and prompt is not None:
+                saved = self._from_disk(key, prompt)
         if saved is not None:
             try:
                 self._load_state(saved)
             except RuntimeError as e:
                 log.warning("could not restore the KV state of %s: %s", key, e)
                 llm.reset()
+                self._exact = 0
+            else:
+                if isinstance(saved, DiskState):
+                    self._disk_prefix = saved.exact
+
+    def _from_disk(self, key: str, prompt: list[int]) -> DiskState | None:
+        """The state saved on disk for `key` if its tokens share an exact prefix with
+        the prompt (its ids are read first: a state that would not be used is not read)."""
+        if self._disk is None:
+            return None
+        ids = self._disk.tokens(key)
+        if ids is None:
+            return None
+        common = 0
+        for a, b in zip(ids, prompt):
+            if a != b:
+                break
+            common += 1
+        if min(common, len(prompt) - 1) // GRID * GRID == 0:
+            log.info(
+                "KV state of %s on disk: differs from the prompt at token %d, not used", key, common
+            )
+            return None
+        state = self._disk.load(key)
+        if state is not None:
+            log.info("KV state of %s restored from disk: %d tokens", key, len(state.input_ids))
+        return state
+
+    def _to_disk(self, key: str, saved: _SavedState) -> None:
+        if self._disk is not None:
+            self._disk.save(key, saved.input_ids, saved.data, saved.n_bytes, saved.exact)
+
+    def save_states(self) -> None:
+        """Write the states in memory and the one in the context to disk (on quit)."""
+        if self._disk is None:
+            return
+        for key, saved in self._states.items():  # least recent first: last out of the budget
+            self._to_disk(key, saved)
+        if self._state_owner is not None and self._llm.n_tokens > 0 and self._exact > 0:
+            try:
+                self._to_disk(self._state_owner, self._save_state())
+            except (RuntimeError, MemoryError) as e:
+                log.warning("could not save the KV state of %s: %s", self._state_owner, e)
 
     def _save_state(self) -> _SavedState:
         ctx = self._llm._ctx.ctx
@@ -479,7 +590,7 @@ class LlamaEngine:
         # the buffer itself is kept (no second copy of what may be hundreds of MB)
         return _SavedState(ids, buf, int(n), self._exact)
 
-    def _load_state(self, saved: _SavedState) -> None:
+    def _load_state(self, saved: _SavedState | DiskState) -> None:
         ctx = self._llm._ctx.ctx
         size = saved.n_bytes
         if llama_cpp.llama_state_set_data(ctx, saved.data, size) != size:
@@ -510,6 +621,12 @@ class LlamaEngine:
         so the engine refuses any further use."""
         if getattr(self, "_closed", True):
             return
+        if self._disk is not None:
+            try:
+                self.save_states()
+            except Exception:  # the states are a cache: closing goes on
+                log.exception("saving the KV states failed")
+            self._disk.close()  # waits for the writes (the writer thread is a daemon)
         self._closed = True
         self._states.clear()
         self._llm.close()

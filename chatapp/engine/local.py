@@ -138,6 +138,14 @@ class LocalBackend:
         settle = getattr(self.engine, "settle", None)
         return int(settle(should_stop)) if settle is not None else 0
 
+    def prefill(
+        self, tokens: list[int], cache_key: str | None, should_stop: Callable[[], bool]
+    ) -> int:
+        """Evaluate a prompt a turn will probably start with (service.prefill), until
+        should_stop(); the tokens evaluated (0 for an engine without the need)."""
+        prefill = getattr(self.engine, "prefill", None)
+        return int(prefill(tokens, cache_key, should_stop)) if prefill is not None else 0
+
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         return self.engine.tokenize(text, special=special)
 

@@ -42,6 +42,7 @@ from chatapp.core.logprobs import forced_tokens
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.token_engine import SamplingParams
+from chatapp.paths import app_paths
 from chatapp.service.conversation_commands import ConversationCommands
 from chatapp.service.events import (
     LoadedModel,
@@ -58,6 +59,7 @@ from chatapp.service.model_host import (
     default_backend_factory,
 )
 from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
+from chatapp.service.prefill import Prefiller
 from chatapp.service.resolver import Given, LoadSettings, TurnSettings, resolve_load, resolve_turn
 from chatapp.service.store_thread import StoreThread
 from chatapp.service.tool_setup import offered_tools, tool_setup
@@ -89,6 +91,7 @@ __all__ = [
 _NOT_GIVEN: Any = object()
 SETTLE_AFTER_S = 0.5  # an answer is settled once the inference thread was free this long
 COMPLETION_CACHE_KEY = "completion-mode"  # continue_text's KV state (conversation ids are hex)
+STATE_FOLDER = "kv-states"  # in the cache folder: KV states kept across restarts
 
 
 class ChatService:
@@ -122,6 +125,7 @@ class ChatService:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._closed = False
+        self._prefiller = Prefiller(self)
 
     # -- the model (model_host) ----------------------------------------------------------
 
@@ -185,12 +189,25 @@ class ChatService:
         n_threads: int | None = None,
         api_key: str = "",
         timeout: float | None = None,
+        keep_states: bool = True,
     ) -> LoadRequest:
-        """What loading `ref` uses, resolved (every load site goes through here)."""
+        """What loading `ref` uses, resolved (every load site goes through here).
+        keep_states: KV states are saved to the cache folder and restored across
+        restarts (within settings.kv_state_disk_mb); a replay that must run cold says no."""
         hw = self.load_settings(
             ref, context_limit=context_limit, n_gpu_layers=n_gpu_layers, n_threads=n_threads
         )
-        return LoadRequest(ref, hw.context_limit, hw.n_gpu_layers, hw.n_threads, api_key, timeout)
+        disk = self.settings.kv_state_disk_mb if keep_states and ref.is_local else 0
+        return LoadRequest(
+            ref,
+            hw.context_limit,
+            hw.n_gpu_layers,
+            hw.n_threads,
+            api_key,
+            timeout,
+            state_dir=str(app_paths().cache / STATE_FOLDER) if disk else None,
+            state_disk_mb=disk,
+        )
 
     def turn_settings(
         self,
@@ -333,6 +350,20 @@ class ChatService:
             return [(int(i), backend.token_bytes(int(i))) for i in token_ids]
 
         return self._infer.submit(job)
+
+    def prefill(
+        self, conversation_id: str | None, draft: str = "", *, options: TurnOptions | None = None
+    ) -> Future[int]:
+        """Evaluate, in the background, the prompt the next send in the conversation
+        would have with `draft` as its question (service.prefill): call it when a chat
+        is opened and, debounced, while the user types. A send, or any other job, takes
+        the inference thread within one batch; what a send does is unchanged but faster.
+        The future holds the tokens evaluated."""
+        return self._prefiller.request(conversation_id, draft, options)
+
+    def turns_in_flight(self) -> bool:
+        with self._lock:
+            return bool(self._turns)
 
     # -- turns -----------------------------------------------------------------------------
 

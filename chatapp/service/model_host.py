@@ -39,6 +39,9 @@ class LoadRequest:
     n_threads: int | None = None
     api_key: str = ""  # a remote server's key (never stored with the conversation)
     timeout: float | None = None  # a remote answer's total deadline in s (None: the default)
+    # where KV states are kept across restarts, within state_disk_mb (None: not kept)
+    state_dir: str | None = None
+    state_disk_mb: int = 0
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
@@ -62,6 +65,8 @@ def default_backend_factory(req: LoadRequest) -> Backend:
         context_limit=req.context_limit,
         n_gpu_layers=req.n_gpu_layers,
         n_threads=req.n_threads,
+        state_dir=req.state_dir,
+        state_disk_bytes=req.state_disk_mb * 1024 * 1024,
     )
     return LocalBackend(engine, version=VERSION)
 

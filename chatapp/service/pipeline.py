@@ -311,6 +311,7 @@ class StoreSink(MemorySink):
             prefill_chars=len(self.spec.request.prefill),
             state_note=str(getattr(backend, "state_note", "")),
             **_tools_receipt(self.sent),
+            disk_tokens=stats.disk_tokens,
         )
         meta = dict(self.reply.meta)
         meta.update(

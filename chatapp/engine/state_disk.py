@@ -1,0 +1,333 @@
+"""KV states on disk: a conversation's evaluated prompt survives a restart.
+
+When a conversation's KV state leaves the RAM cache (engine.llama.StateCache), and when
+the engine closes, the state is written to the cache folder; the next process that opens
+that conversation with the same model restores it instead of evaluating the prompt again.
+
+A file is never trusted by its name. Each holds, in a JSON header, the key it was made
+under (the model file's size, mtime and a sha256 of its first MiB, the context length,
+the KV cache types, GPU layers, flash attention, llama-cpp-python's version and the
+llama.cpp library file's size and mtime, and its system info); a state is used only when
+every field equals the loading engine's. The file also holds the token ids the state was
+computed for: the engine compares them with the new prompt token by token and uses only
+the matching prefix, and only its exact part (engine.llama.GRID). A crc32 over the ids
+and the state catches a cut or damaged file; such a file is deleted with a log line and
+the prompt is evaluated as usual.
+
+Writes happen on a thread of their own (the bytes were already copied out of llama.cpp
+by the state cache): a temporary file, then os.replace. A budget in bytes bounds the
+folder; the least recently used states go first (a restore touches its file).
+
+Not compressed: zlib level 1 made a 1,500-token SmolLM2 state (34.6 MB) 10 % smaller in
+2.2 s and took 0.41 s to inflate, while reading it back from disk takes a fraction of that
+(docs/benchmarks.md, "KV states on disk").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import queue
+import struct
+import sys
+import threading
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"CHATKV01"
+SUFFIX = ".kvstate"
+HEADER_BYTES = 1 << 20  # a model file's first MiB: its GGUF header and metadata
+_LEN = struct.Struct("<I")
+_MAX_HEADER = 1 << 20
+
+
+def file_fingerprint(path: str | Path, *, head: int = HEADER_BYTES) -> dict[str, Any]:
+    """Size, mtime (ns) and sha256 of the first `head` bytes of a file."""
+    st = os.stat(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(head))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_sha256": h.hexdigest()}
+
+
+@dataclass
+class DiskState:
+    """A state read back from disk, checked against its crc."""
+
+    input_ids: np.ndarray  # int32 token ids the state was computed for
+    data: Any  # a ctypes uint8 array over the state's bytes
+    n_bytes: int
+    exact: int  # leading positions computed on the grid
+
+
+def llama_key(llm: Any, model_path: str | Path, n_gpu_layers: int) -> dict[str, Any]:
+    """What a saved KV state of this llama_cpp.Llama is only valid for."""
+    import llama_cpp
+
+    cp = llm.context_params
+    lib = Path(llama_cpp.llama_cpp._lib._name)
+    try:
+        lib_stat: list[int] = [lib.stat().st_size, lib.stat().st_mtime_ns]
+    except OSError:
+        lib_stat = []
+    return {
+        "format": 1,
+        "model": file_fingerprint(model_path),
+        "n_ctx": int(llm.n_ctx()),
+        "type_k": int(cp.type_k),
+        "type_v": int(cp.type_v),
+        "flash_attn": int(getattr(cp, "flash_attn_type", getattr(cp, "flash_attn", 0))),
+        "swa_full": bool(getattr(cp, "swa_full", False)),
+        "n_gpu_layers": int(n_gpu_layers),
+        "llama_cpp_python": llama_cpp.__version__,
+        "libllama": lib_stat,
+        "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace"),
+    }
+
+
+@dataclass(frozen=True)
+class _Write:
+    conversation: str
+    path: Path
+    header: bytes
+    ids: bytes
+    data: Any  # a buffer (the RAM cache's ctypes array: no second copy)
+    n_bytes: int
+
+
+class StateDisk:
+    """The folder of saved states of one loaded model (one key)."""
+
+    def __init__(self, folder: str | Path, key: Mapping[str, Any], budget_bytes: int) -> None:
+        self.folder = Path(folder)
+        self.key = dict(key)
+        self.budget = int(budget_bytes)
+        self._key_json = json.dumps(self.key, sort_keys=True)
+        self._fingerprint = hashlib.sha256(self._key_json.encode()).hexdigest()
+        # what this process knows each file to hold (a state unchanged since it was read
+        # or written is not written again)
+        self._known: dict[str, tuple[int, int, str]] = {}
+        self._queue: queue.Queue[_Write | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- names --------------------------------------------------------------------------
+
+    def path_for(self, conversation: str) -> Path:
+        name = hashlib.sha256(f"{self._fingerprint}\0{conversation}".encode()).hexdigest()
+        return self.folder / f"{name[:40]}{SUFFIX}"
+
+    @staticmethod
+    def _summary(ids: np.ndarray, exact: int) -> tuple[int, int, str]:
+        return (len(ids), exact, hashlib.sha256(ids.astype("<i4").tobytes()).hexdigest())
+
+    # -- writing ------------------------------------------------------------------------
+
+    def save(
+        self, conversation: str, input_ids: np.ndarray, data: Any, n_bytes: int, exact: int
+    ) -> bool:
+        """Queue a state for writing (off the caller's thread). False when it is not
+        written: nothing in it, bigger than the budget, already on disk, or closed."""
+        if self._closed or len(input_ids) == 0 or exact <= 0:
+            return False
+        if n_bytes + len(input_ids) * 4 > self.budget:
+            return False
+        summary = self._summary(input_ids, exact)
+        if self._known.get(conversation) == summary:
+            return False
+        ids = np.ascontiguousarray(input_ids, dtype="<i4").tobytes()
+        crc = zlib.crc32(memoryview(data).cast("B")[:n_bytes], zlib.crc32(ids))
+        header = json.dumps(
+            {
+                "key": self.key,
+                "conversation": conversation,
+                "n_tokens": len(input_ids),
+                "exact": int(exact),
+                "state_bytes": int(n_bytes),
+                "crc32": crc,
+            },
+            sort_keys=True,
+        ).encode()
+        self._known[conversation] = summary
+        self._start()
+        path = self.path_for(conversation)
+        self._queue.put(_Write(conversation, path, header, ids, data, int(n_bytes)))
+        return True
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="kv-state-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            try:
+                self._write(item)
+            except OSError as e:  # a full or read-only disk: the state is simply not kept
+                self._known.pop(item.conversation, None)
+                log.warning("could not save a KV state to %s: %s", self.folder, e)
+            except Exception:  # a bug: logged, the writer goes on
+                self._known.pop(item.conversation, None)
+                log.exception("saving a KV state failed")
+            finally:
+                self._queue.task_done()
+
+    def _write(self, w: _Write) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = w.path.with_name(f"{w.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(MAGIC)
+                f.write(_LEN.pack(len(w.header)))
+                f.write(w.header)
+                f.write(w.ids)
+                f.write(memoryview(w.data).cast("B")[: w.n_bytes])
+            os.replace(tmp, w.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self._enforce_budget(keep=w.path)
+
+    def _enforce_budget(self, keep: Path) -> None:
+        """Delete the least recently used states until the folder fits the budget."""
+        files = []
+        for p in self.folder.glob(f"*{SUFFIX}"):
+            with contextlib.suppress(OSError):
+                st = p.stat()
+                files.append((st.st_mtime_ns, st.st_size, p))
+        total = sum(size for _, size, _ in files)
+        for _, size, p in sorted(files):
+            if total <= self.budget:
+                break
+            if p == keep:
+                continue
+            with contextlib.suppress(OSError):
+                p.unlink()
+                total -= size
+                log.debug("KV state %s dropped (disk budget %d bytes)", p.name, self.budget)
+
+    def flush(self) -> None:
+        """Wait until every queued state is written."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _discard(self, path: Path, why: str) -> None:
+        log.warning("KV state %s discarded: %s", path.name, why)
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+    def _header(self, f: Any, path: Path, conversation: str) -> dict[str, Any] | None:
+        if f.read(len(MAGIC)) != MAGIC:
+            self._discard(path, "not a KV state file")
+            return None
+        raw = f.read(_LEN.size)
+        if len(raw) != _LEN.size:
+            self._discard(path, "truncated")
+            return None
+        (n,) = _LEN.unpack(raw)
+        if n > _MAX_HEADER:
+            self._discard(path, "damaged header")
+            return None
+        try:
+            head = json.loads(f.read(n).decode("utf-8"))
+            if not isinstance(head, dict):
+                raise ValueError("not an object")
+            for field in ("n_tokens", "exact", "state_bytes", "crc32"):
+                head[field] = int(head[field])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            self._discard(path, f"damaged header ({e})")
+            return None
+        if json.dumps(head.get("key"), sort_keys=True) != self._key_json:
+            # another model file, build or context: not ours to use (nor to delete: its
+            # own engine may come back)
+            log.info("KV state %s is for another model or build: not used", path.name)
+            return None
+        if head.get("conversation") != conversation:
+            log.info("KV state %s belongs to another conversation: not used", path.name)
+            return None
+        return head
+
+    def tokens(self, conversation: str) -> list[int] | None:
+        """The token ids a saved state holds (header and ids only: cheap), or None."""
+        path = self.path_for(conversation)
+        try:
+            with open(path, "rb") as f:
+                head = self._header(f, path, conversation)
+                if head is None:
+                    return None
+                raw = f.read(head["n_tokens"] * 4)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("could not read KV state %s: %s", path.name, e)
+            return None
+        if len(raw) != head["n_tokens"] * 4:
+            self._discard(path, "truncated")
+            return None
+        return np.frombuffer(raw, dtype="<i4").tolist()
+
+    def load(self, conversation: str) -> DiskState | None:
+        """The saved state of a conversation, whole and checked, or None."""
+        path = self.path_for(conversation)
+        try:
+            with open(path, "rb") as f:
+                head = self._header(f, path, conversation)
+                if head is None:
+                    return None
+                n_ids, n_bytes = head["n_tokens"], head["state_bytes"]
+                if path.stat().st_size != f.tell() + n_ids * 4 + n_bytes:
+                    self._discard(path, "truncated or padded (size does not match its header)")
+                    return None
+                ids = bytearray(n_ids * 4)
+                data = bytearray(n_bytes)
+                if f.readinto(ids) != len(ids) or f.readinto(data) != len(data):
+                    self._discard(path, "truncated")
+                    return None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("could not read KV state %s: %s", path.name, e)
+            return None
+        if zlib.crc32(data, zlib.crc32(ids)) != head["crc32"]:
+            self._discard(path, "damaged (crc32 differs)")
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: last out of the budget
+        input_ids = np.frombuffer(ids, dtype="<i4")
+        if sys.byteorder != "little":
+            input_ids = input_ids.byteswap()
+        exact = max(0, min(head["exact"], n_ids))
+        self._known[conversation] = self._summary(input_ids, exact)
+        buf = (ctypes.c_uint8 * n_bytes).from_buffer(data)
+        return DiskState(input_ids, buf, n_bytes, exact)
