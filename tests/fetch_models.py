@@ -84,5 +84,26 @@ def fetch(d: Path | None = None) -> Path:
     return d
 
 
+def vision(d: Path | None = None) -> Path:
+    """A folder holding the SmolLM2 test model (a link) and a tiny projector made for it
+    (tests/tiny_mmproj.py): a vision model for the tests. Built once, in the cache."""
+    d = fetch(d)
+    v = d / "vision"
+    v.mkdir(exist_ok=True)
+    model = v / SMOLLM2
+    if not model.exists():
+        model.symlink_to(d / SMOLLM2)
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        import tiny_mmproj
+    finally:
+        sys.path.pop(0)
+    proj = v / tiny_mmproj.FILE_NAME
+    if not proj.exists():
+        tiny_mmproj.build(proj)
+    return v
+
+
 if __name__ == "__main__":
     print(fetch())
+    print(vision())

@@ -72,6 +72,7 @@ class PromptEval:
 
     reused: int = 0
     evaluated: int = 0
+    images_encoded: int = 0  # images encoded for this prompt (not reused from the KV cache)
 
 
 class Cancelled(Exception):
