@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,9 +101,12 @@ def _open(data: bytes, name: str):  # type: ignore[no-untyped-def]
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=list(FORMATS))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        count = f" ({int(found.group(1)) / 1e6:,.0f} megapixels)" if found else ""
         raise ImageError(
-            f"{name} declares too many pixels (a decompression bomb?); not opened."
+            f"{name} declares too many pixels{count}: a decompression bomb? Not opened; "
+            f"images up to {MAX_PIXELS // 1_000_000} megapixels are taken."
         ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image chatapp reads (PNG, JPEG, WebP, GIF).") from None
