@@ -70,7 +70,7 @@ def test_a_gif_gives_its_first_frame():
     frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
     seen = decode_for_model(check_image(data), 0)
-    r, g, b = seen.rgb[:3]
+    r, _g, b = seen.rgb[:3]
     assert r > 200 and b < 50
 
 
