@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -91,8 +92,13 @@ def vision(d: Path | None = None) -> Path:
     v = d / "vision"
     v.mkdir(exist_ok=True)
     model = v / SMOLLM2
+    if model.is_symlink():  # paths are resolved: a link would point back beside no projector
+        model.unlink()
     if not model.exists():
-        model.symlink_to(d / SMOLLM2)
+        try:
+            os.link(d / SMOLLM2, model)
+        except OSError:
+            shutil.copyfile(d / SMOLLM2, model)
     sys.path.insert(0, str(Path(__file__).parent))
     try:
         import tiny_mmproj

@@ -12,7 +12,7 @@ or may not return log-probabilities. A model is named by a ModelRef, not a file 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,6 +73,7 @@ class ReplyStats:
     generation_seconds: float = 0.0
     reused_tokens: int = 0
     evaluated_tokens: int = 0
+    images_encoded: int = 0  # images encoded for the prompt (the rest came from the KV cache)
     seed: int | None = None
 
     @property
@@ -144,6 +145,9 @@ class ChatRequest:
     # tools offered: the text that opens a call in this model's format; a control token
     # with this text passes as text instead of ending the turn ([TOOL_CALLS], <|python_tag|>)
     tool_marker: str = ""
+    # the bytes of the images the history names (meta["images"] of a Message, "images"
+    # of a dict), by sha256 (core.images, core.store.images)
+    images: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,9 @@ class PreparedPrompt:
     # (start, end) in text of message content holding special-token strings, tokenized
     # as plain text: "Show prompt" does not mark special tokens there
     text_spans: tuple[tuple[int, int], ...] = ()
+    # the images in the prompt, in order (core.vision_prompt.ImageBlock): where each
+    # starts in tokens, its size, sha256 and the positions it takes
+    images: tuple[Any, ...] = ()
 
     @property
     def starts_inside_thinking(self) -> bool:
@@ -173,6 +180,7 @@ class PreparedPrompt:
 class Capabilities:
     tokens: bool = True  # the prompt's token ids and a tokenizer are available
     logprobs: bool = True  # per-token log-probabilities can be reported
+    vision: bool = False  # images in messages reach the model
 
 
 class ChunkStream(Protocol):

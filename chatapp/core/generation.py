@@ -111,6 +111,7 @@ class ReplyStream:
                     if ev is not None:
                         self.stats.reused_tokens = ev.reused
                         self.stats.evaluated_tokens = ev.evaluated
+                        self.stats.images_encoded = getattr(ev, "images_encoded", 0)
                 n += 1
                 if self.engine.is_special(s.token_id) and (
                     not self.keep_special or self._piece(s.token_id) not in self.keep_special
@@ -142,6 +143,7 @@ class ReplyStream:
             if ev is not None:
                 self.stats.reused_tokens = ev.reused
                 self.stats.evaluated_tokens = ev.evaluated
+                self.stats.images_encoded = getattr(ev, "images_encoded", 0)
         self.stats.finish_reason = finish
         self.stats.completion_tokens = n
         self.stats.prompt_seconds = (t_first or t_end) - t0

@@ -361,6 +361,9 @@ class LlamaEngine:
         """Images are downscaled to this longest side before encoding (0: no vision)."""
         return self.vision.projector.max_side if self.vision is not None else 0
 
+    def kept_image_tokens(self, sha256: str) -> tuple[int, ...] | None:
+        return self.vision.kept_tokens(sha256) if self.vision is not None else None
+
     def image_tokens(self, image: DecodedImage) -> list[int]:
         """What the image takes in a prompt (engine.vision.VisionEncoder.image_tokens)."""
         self._check_open()

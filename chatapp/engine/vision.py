@@ -99,6 +99,7 @@ class _Kept:
     chunk: Any  # mtmd_input_chunk_p (a copy we own)
     n_pos: int
     n_tokens: int
+    ids: tuple[int, ...] = ()  # what image_tokens() gave for it
 
 
 class VisionEncoder:
@@ -167,6 +168,9 @@ class VisionEncoder:
                     n_tok = int(mtmd.mtmd_input_chunk_get_n_tokens(chunk))
                     self._keep(image.sha256, pid, mtmd.mtmd_input_chunk_copy(chunk), n_pos, n_tok)
                     out += [pid] * n_pos
+            kept = self._kept.get(image.sha256)
+            if kept is not None:
+                kept.ids = tuple(out)
             return out
         finally:
             mtmd.mtmd_input_chunks_free(chunks)
@@ -181,6 +185,11 @@ class VisionEncoder:
         while len(self._kept) > KEPT_IMAGES:
             _, gone = self._kept.popitem(last=False)
             mtmd.mtmd_input_chunk_free(gone.chunk)
+
+    def kept_tokens(self, sha256: str) -> tuple[int, ...] | None:
+        """image_tokens() of an image prepared before (not decoded again), or None."""
+        kept = self._kept.get(sha256)
+        return kept.ids if kept is not None and kept.ids else None
 
     def positions(self, placeholder: int) -> int:
         sha = self._by_placeholder.get(placeholder)
@@ -220,3 +229,27 @@ class VisionEncoder:
         if getattr(self, "_ctx", None):
             mtmd.mtmd_free(self._ctx)
             self._ctx = None
+
+
+def find_projector(model_path: str | Path) -> Path | None:
+    """The projector beside a model file: `mmproj-*.gguf` (or `*mmproj*.gguf`) in its
+    folder. Several: the one whose name shares the most with the model's, then the
+    first by name. None when there is none (a text model)."""
+    model = Path(model_path)
+    try:
+        found = sorted(
+            p
+            for p in model.parent.iterdir()
+            if p.suffix.lower() == ".gguf" and "mmproj" in p.name.lower() and p != model
+        )
+    except OSError:
+        return None
+    if not found:
+        return None
+    stem = model.stem.lower()
+
+    def shared(p: Path) -> int:
+        words = set(p.stem.lower().replace("_", "-").split("-")) - {"mmproj", "gguf"}
+        return sum(1 for w in words if w and w in stem)
+
+    return max(found, key=lambda p: (shared(p), -found.index(p)))

@@ -41,6 +41,7 @@ from chatapp.core.errors import NotFoundError, UserError
 from chatapp.core.logprobs import forced_tokens
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.store.images import with_images
 from chatapp.core.token_engine import SamplingParams
 from chatapp.service.conversation_commands import ConversationCommands
 from chatapp.service.events import (
@@ -70,6 +71,7 @@ from chatapp.service.turn import (
     TurnOptions,
     failure_of,
 )
+from chatapp.service.vision import images_for, refuse_blind
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +348,7 @@ class ChatService:
 
         def setup(store: Store) -> None:
             ref = self._host.loaded_ref()
+            refuse_blind(self._host.loaded, opts.images)  # before anything is stored
             new = conversation_id is None
             if conversation_id is None:
                 system = resolve_turn(self.settings, ref, None, opts.given()).system_prompt
@@ -360,7 +363,14 @@ class ChatService:
                         "is set in its chat settings (chatapp conversations ID --set "
                         "system_prompt=...)."
                     )
-            user = store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
+            store.put_images(opts.images)
+            user = store.add_message(
+                conv.id,
+                Role.USER,
+                text,
+                parent_id=conv.current_leaf_id,
+                meta=with_images({}, opts.images),
+            )
             self._begin(store, handle, conv, user, user, ref, opts, new)
 
         self._setup(handle, setup, restore_input=text)
@@ -653,6 +663,7 @@ class ChatService:
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
         spec = self._spec(handle, conv, history, resolved, ref, forced, client, opts)
+        spec.request = replace(spec.request, images=images_for(store, history, opts.images))
         spec.retrieval = opts.retrieval
         sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
@@ -684,12 +695,14 @@ class ChatService:
             resolved = self.turn_settings(ref, None, opts)
             # an API client asks for alternatives explicitly
             logprobs = opts.logprobs or 0
+            refuse_blind(self._host.loaded, opts.images)
             request = ChatRequest(
                 list(messages),
                 system_prompt,
                 resolved.sampling,
                 logprobs=logprobs,
                 cache_key=cache_key,
+                images={i.sha256: i for i in opts.images},
             )
             spec = self._tooled(
                 TurnSpec(handle, request, resolved, None, prompt_text, client=True), opts

@@ -39,6 +39,9 @@ class LoadRequest:
     n_threads: int | None = None
     api_key: str = ""  # a remote server's key (never stored with the conversation)
     timeout: float | None = None  # a remote answer's total deadline in s (None: the default)
+    # a vision model's projector file (None: an mmproj-*.gguf beside the model, if any;
+    # "": none, text only)
+    mmproj: str | None = None
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
@@ -56,12 +59,15 @@ def default_backend_factory(req: LoadRequest) -> Backend:
         )
     from chatapp.engine.llama import VERSION, LlamaEngine
     from chatapp.engine.local import LocalBackend
+    from chatapp.engine.vision import find_projector
 
+    mmproj = find_projector(req.ref.name) if req.mmproj is None else (req.mmproj or None)
     engine = LlamaEngine(
         req.ref.name,
         context_limit=req.context_limit,
         n_gpu_layers=req.n_gpu_layers,
         n_threads=req.n_threads,
+        mmproj=mmproj,
     )
     return LocalBackend(engine, version=VERSION)
 
