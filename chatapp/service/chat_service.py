@@ -223,6 +223,7 @@ class ChatService:
         tools: list[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
         prefill: str = "",
+        images: Mapping[str, Any] | None = None,
     ) -> Future[PreparedPrompt]:
         """The exact prompt the loaded model would receive: the very function a send
         runs. user_template: a template text to try instead of the saved one (the
@@ -243,6 +244,7 @@ class ChatService:
                 tools=tools,
                 add_generation_prompt=add_generation_prompt,
                 prefill=prefill,
+                images=images or {},
             )
             return backend.prepare(request)
 
@@ -263,6 +265,8 @@ class ChatService:
         question: the last question as it was sent (with retrieved passages)."""
         result: Future[PreparedPrompt] = Future()
 
+        images: dict[str, Any] = {}
+
         def read(store: Store) -> tuple[list[Message], str]:
             if not conversation_id:
                 return [], self.settings.system_prompt
@@ -281,6 +285,7 @@ class ChatService:
                     branch = thread(store.messages(conversation_id), upto_message_id)
                     ids = [m.id for m in branch]
                 branch = branch[: ids.index(upto_message_id) + 1]
+            images.update(images_for(store, branch))
             return branch, conv.system_prompt
 
         def then(fut: Future[tuple[list[Message], str]]) -> None:
@@ -295,7 +300,10 @@ class ChatService:
             if draft.strip():
                 history.append(_draft_message(conversation_id or "", draft.strip()))
             _chain(
-                self.prepare(history, system, user_template=user_template, prefill=prefill), result
+                self.prepare(
+                    history, system, user_template=user_template, prefill=prefill, images=images
+                ),
+                result,
             )
 
         self._db.submit(read).add_done_callback(then)
@@ -555,7 +563,12 @@ class ChatService:
             if spelled.strip() == text:  # the text as its tokens spell it: a trailing
                 text = spelled.lstrip()  # newline or space stays where the model put it
             spec = self._spec(handle, conv, history, resolved, ref, opts=opts)
-            spec.request = replace(spec.request, prefill=text, prefill_thinking=answer.thinking)
+            spec.request = replace(
+                spec.request,
+                prefill=text,
+                prefill_thinking=answer.thinking,
+                images=images_for(store, history),
+            )
             sink = StoreSink(spec, self._db, conv, answer, continued=answer, before_trace=before)
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
             self._queue(spec, sink)
@@ -740,10 +753,15 @@ class ChatService:
                     meta=client.meta,
                 )
                 parent: Message | None = None
+                store.put_images(opts.images)
                 for m in messages:
                     role = Role.ASSISTANT if m["role"] == "assistant" else Role.USER
                     parent = store.add_message(
-                        conv.id, role, m["content"], parent_id=parent.id if parent else None
+                        conv.id,
+                        role,
+                        m["content"],
+                        parent_id=parent.id if parent else None,
+                        meta={"images": m["images"]} if m.get("images") else {},
                     )
             assert parent is not None, "a recorded turn needs a message"
             user = parent if parent.role is Role.USER else None
