@@ -197,3 +197,52 @@ def receipt_images(prompt: PreparedPrompt, stats: Any = None) -> dict[str, Any]:
             "the conversation before them changed, or the state was dropped)"
         ),
     }
+
+
+def data_url(image: ImageFile) -> str:
+    import base64
+
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def openai_parts(
+    history: Sequence[Any], messages: list[dict[str, Any]], images: dict[str, ImageFile]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """For a server that renders its own prompt (engine.remote): the OpenAI messages
+    with each image as an image_url part (a data: URL) before the message's text, and
+    the same messages for Show prompt, with the URL shortened to the image's hash.
+    Messages are matched to the history's items by role and text, in order."""
+    sent = [{k: v for k, v in m.items() if k != "images"} for m in messages]
+    shown = [dict(m) for m in sent]
+    at = 0
+    for item in history:
+        refs = _refs(item) if isinstance(item, Message | dict) else []
+        if not refs:
+            continue
+        role = item.role.value if isinstance(item, Message) else item.get("role")
+        text = item.content if isinstance(item, Message) else item.get("content", "")
+        while at < len(sent) and not (
+            sent[at].get("role") == role and sent[at].get("content") == text
+        ):
+            at += 1
+        if at == len(sent):
+            break
+        parts: list[dict[str, Any]] = []
+        short: list[dict[str, Any]] = []
+        for r in refs:
+            image = images.get(r["sha256"])
+            if image is None:
+                raise MissingImage(r["sha256"])
+            parts.append({"type": "image_url", "image_url": {"url": data_url(image)}})
+            short.append(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:{image.mime};base64,… (sha256 {image.sha256})"},
+                }
+            )
+        if text:
+            parts.append({"type": "text", "text": text})
+            short.append({"type": "text", "text": text})
+        sent[at]["content"], shown[at]["content"] = parts, short
+        at += 1
+    return sent, shown

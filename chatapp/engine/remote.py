@@ -41,11 +41,12 @@ from chatapp.core.backend import (
     TokensUnavailable,
 )
 from chatapp.core.conversation import FinishReason, Message
-from chatapp.core.errors import FailureKind, NetworkError
+from chatapp.core.errors import FailureKind, NetworkError, UserError
 from chatapp.core.prompting import conversation_messages
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import DEFAULT_TAGS, THINKING, AnswerStream
 from chatapp.core.token_engine import ModelInfo
+from chatapp.core.vision_prompt import MissingImage, has_images, openai_parts
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +498,8 @@ class RemoteBackend:
             eog_token_ids=frozenset(),
             add_bos=False,
         )
-        self.capabilities = Capabilities(tokens=False, logprobs=False)
+        # images are passed through: the server says itself if its model cannot see
+        self.capabilities = Capabilities(tokens=False, logprobs=False, vision=True)
         self.version = f"OpenAI-compatible server at {self.client.base}"
         self._template = _server_template()
 
@@ -513,7 +515,15 @@ class RemoteBackend:
         if request.system_prompt.strip():
             messages = [m for m in messages if m.get("role") != "system"]
             messages.insert(0, {"role": "system", "content": request.system_prompt})
-        text = json.dumps(messages, ensure_ascii=False, indent=2)
+        shown = messages
+        if has_images(items):  # passed through as image_url parts (data: URLs)
+            try:
+                messages, shown = openai_parts(items, messages, dict(request.images))
+            except MissingImage as e:
+                raise UserError(
+                    f"An image of this conversation (sha256 {e}) is not in the database."
+                ) from None
+        text = json.dumps(shown, ensure_ascii=False, indent=2)
         return PreparedPrompt(text, [], self._template, messages, tokens_known=False)
 
     def _body(self, request: ChatRequest, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -537,7 +547,7 @@ class RemoteBackend:
 
     def _saw_logprobs(self) -> None:
         if not self.capabilities.logprobs:
-            self.capabilities = Capabilities(tokens=False, logprobs=True)
+            self.capabilities = Capabilities(tokens=False, logprobs=True, vision=True)
 
     def execute(
         self,
