@@ -25,6 +25,8 @@ from pathlib import Path
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message, Role, thread
 from chatapp.core.errors import UserError
+from chatapp.core.export.images import html_figures
+from chatapp.core.export.images import text_lines as image_lines
 from chatapp.core.export.schema import conversation_to_doc
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,9 @@ def to_markdown(conv: Conversation, messages: Sequence[Message]) -> str:
         out += ["---", "", f"## {_message_heading(m)}", ""]
         if m.thinking.strip():
             out += ["> **Thinking**", ">", _quote(close_open_fence(_nl(m.thinking))), ""]
+        images = image_lines(m)
+        if images:
+            out += [*(f"*{_md_line(line)}*" for line in images), ""]
         out += [close_open_fence(_nl(m.content)).rstrip("\n") or "*(empty)*", ""]
         stats = message_stats(m)
         if stats:
@@ -189,6 +194,7 @@ def to_text(conv: Conversation, messages: Sequence[Message]) -> str:
         out.append("")
         if m.thinking.strip():
             out += ["(thinking)", *("  " + line for line in _nl(m.thinking).split("\n")), ""]
+        out += image_lines(m)
         out.append(_nl(m.content))
     return _unix_lines("\n".join(out))
 
@@ -594,6 +600,9 @@ def _message_html(m: Message) -> list[str]:
             f'<div class="body" dir="auto">{markdown_html(m.thinking)}</div>',
             "</details>",
         ]
+    figures = html_figures(m)
+    if figures:
+        out.append(figures)
     out.append(f'<div class="body" dir="auto">{markdown_html(m.content)}</div>')
     stats = message_stats(m)
     if stats:
