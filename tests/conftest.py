@@ -31,5 +31,11 @@ def smollm2_path(models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vision_dir(models_dir: Path) -> Path:
+    """SmolLM2 beside a tiny projector made for it (mmproj-*.gguf): a model that sees."""
+    return fetch_models.vision(models_dir)
+
+
+@pytest.fixture(scope="session")
 def gemma_path(models_dir: Path) -> Path:
     return models_dir / fetch_models.GEMMA3

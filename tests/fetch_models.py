@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -84,5 +85,31 @@ def fetch(d: Path | None = None) -> Path:
     return d
 
 
+def vision(d: Path | None = None) -> Path:
+    """A folder holding the SmolLM2 test model (a link) and a tiny projector made for it
+    (tests/tiny_mmproj.py): a vision model for the tests. Built once, in the cache."""
+    d = fetch(d)
+    v = d / "vision"
+    v.mkdir(exist_ok=True)
+    model = v / SMOLLM2
+    if model.is_symlink():  # paths are resolved: a link would point back beside no projector
+        model.unlink()
+    if not model.exists():
+        try:
+            os.link(d / SMOLLM2, model)
+        except OSError:
+            shutil.copyfile(d / SMOLLM2, model)
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        import tiny_mmproj
+    finally:
+        sys.path.pop(0)
+    proj = v / tiny_mmproj.FILE_NAME
+    if not proj.exists():
+        tiny_mmproj.build(proj)
+    return v
+
+
 if __name__ == "__main__":
     print(fetch())
+    print(vision())

@@ -18,6 +18,7 @@ from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_fl
 from chatapp.core.backend import ModelRef
 from chatapp.core.chat_settings import BadValue
 from chatapp.core.errors import FailureKind, UserError
+from chatapp.core.images import read_image_file
 from chatapp.core.json_grammar import schema_grammar
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
@@ -137,6 +138,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --docs: the chat model rephrases the question N times and every phrasing "
         "is searched (RAG-Fusion; default: the setting documents.query_rewrites, else 0: off)",
     )
+    p.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an image with the message (PNG, JPEG, WebP, GIF); may repeat. The model needs "
+        "its projector: an mmproj-*.gguf beside the model file, or --mmproj",
+    )
+    p.add_argument(
+        "--mmproj",
+        metavar="PATH",
+        help="the vision projector for --model (default: an mmproj-*.gguf beside it)",
+    )
     add_token_flags(p)
     p.set_defaults(func=chat)
 
@@ -163,6 +177,10 @@ def chat(args: argparse.Namespace) -> int:
         raise UserError("--regenerate takes no prompt and no --edit.")
     if not regenerate and not text.strip():
         raise UserError("The prompt is empty.")
+    if args.image and (regenerate or args.edit):
+        raise UserError("--image goes with a new message, not --regenerate or --edit.")
+    # read and checked before anything loads: a bad file is one line, nothing stored
+    images = tuple(read_image_file(p) for p in args.image)
     if (regenerate or args.edit) and not args.conversation and not args.edit:
         raise UserError("--regenerate needs --conversation ID.")
     store, settings = _open_store()
@@ -199,7 +217,7 @@ def chat(args: argparse.Namespace) -> int:
         model = str(ModelRef(name=args.backend_model, endpoint=args.backend))
     ref = model_ref(model, settings)
     opts = options_from_args(args)
-    opts = replace(opts, **tool_options(args))
+    opts = replace(opts, images=images, **tool_options(args))
     runner = _tool_runner(settings) if opts.tools else None
 
     documents = documents_step(args, settings)
@@ -207,16 +225,17 @@ def chat(args: argparse.Namespace) -> int:
         opts = replace(opts, retrieval=documents)
     service = ChatService(app_paths().database, settings, tools=runner)
     try:
-        loaded = service.load(
-            service.load_request(
-                ref,
-                context_limit=args.context,
-                n_threads=args.threads,
-                n_gpu_layers=args.gpu_layers,
-                api_key=args.api_key,
-                timeout=args.timeout,
-            )
-        ).result()
+        request = service.load_request(
+            ref,
+            context_limit=args.context,
+            n_threads=args.threads,
+            n_gpu_layers=args.gpu_layers,
+            api_key=args.api_key,
+            timeout=args.timeout,
+        )
+        if args.mmproj:
+            request = replace(request, mmproj=args.mmproj)
+        loaded = service.load(request).result()
         if loaded.template.warning:
             print(f"chatapp: note: {loaded.template.warning}", file=sys.stderr)
         printer = TokenPrinter() if args.json else _Printer(said=loaded.template.warning)
@@ -254,12 +273,22 @@ def chat(args: argparse.Namespace) -> int:
             f" · prompt {st.prompt_tokens} tokens ({st.reused_tokens} reused,"
             f" {st.evaluated_tokens} evaluated, {st.prompt_seconds:.2f} s)"
             f" · {st.completion_tokens} tokens · {st.tokens_per_second:.1f} tok/s"
-            f" · {st.finish_reason.value} · seed {st.seed}]",
+            f" · {st.finish_reason.value} · seed {st.seed}{_images_note(result.message)}]",
             file=sys.stderr,
         )
     else:
         print(f"[conversation {cid[:12]}]", file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _images_note(message: Any) -> str:
+    receipt = message.meta.get("receipt") or {}
+    images = receipt.get("images") or []
+    if not images:
+        return ""
+    positions = sum(int(i.get("positions", 0)) for i in images)
+    encoded = int(receipt.get("images_encoded", 0))
+    return f" · {len(images)} image(s), {positions} positions, {encoded} encoded"
 
 
 def documents_step(args: argparse.Namespace, settings: Settings) -> DocumentsStep | None:

@@ -33,6 +33,7 @@ from chatapp.core.export import (
     render,
     safe_filename,
 )
+from chatapp.core.export.images import with_image_data
 from chatapp.core.export.importers import IMPORT_FORMATS, import_file
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
@@ -100,7 +101,7 @@ def export_command(args: argparse.Namespace) -> int:
         def load(conv_id: str) -> tuple[Conversation, list[Message]]:
             conv = store.get_conversation(conv_id)
             assert conv is not None
-            return conv, store.messages(conv_id, with_tokens=fmt == "json")
+            return conv, with_image_data(store, store.messages(conv_id, with_tokens=fmt == "json"))
 
         if len(ids) == 1 and not args.all:
             return _export_one(*load(ids[0]), fmt, args.output)

@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--record", action="store_true", help="save each request and answer as a conversation"
     )
     p.add_argument(
+        "--fetch-image-urls",
+        action="store_true",
+        help="fetch http(s) image URLs in messages (default: only data: URLs are taken)",
+    )
+    p.add_argument(
         "--stream-interval-ms",
         type=int,
         default=20,
@@ -106,6 +111,7 @@ def serve(args: argparse.Namespace) -> int:
             api_key=args.api_key,
             cors_origins=tuple(args.cors_origin),
             record=args.record,
+            fetch_image_urls=args.fetch_image_urls,
             stream_interval_ms=max(0, args.stream_interval_ms),
             send_timeout=max(0.1, args.send_timeout),
             hosts=(args.host, *args.allowed_host),

@@ -12,7 +12,7 @@ or may not return log-probabilities. A model is named by a ModelRef, not a file 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,6 +73,7 @@ class ReplyStats:
     generation_seconds: float = 0.0
     reused_tokens: int = 0
     evaluated_tokens: int = 0
+    images_encoded: int = 0  # images encoded for the prompt (the rest came from the KV cache)
     seed: int | None = None
     disk_tokens: int = 0  # of the reused: restored from a KV state saved on disk
 
@@ -154,6 +155,9 @@ class ChatRequest:
     # {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}): a local model
     # gets `grammar` built from it; a remote server is sent this
     response_format: dict[str, Any] | None = None
+    # the bytes of the images the history names (meta["images"] of a Message, "images"
+    # of a dict), by sha256 (core.images, core.store.images)
+    images: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,9 @@ class PreparedPrompt:
     # (start, end) in text of message content holding special-token strings, tokenized
     # as plain text: "Show prompt" does not mark special tokens there
     text_spans: tuple[tuple[int, int], ...] = ()
+    # the images in the prompt, in order (core.vision_prompt.ImageBlock): where each
+    # starts in tokens, its size, sha256 and the positions it takes
+    images: tuple[Any, ...] = ()
 
     @property
     def starts_inside_thinking(self) -> bool:
@@ -183,6 +190,7 @@ class PreparedPrompt:
 class Capabilities:
     tokens: bool = True  # the prompt's token ids and a tokenizer are available
     logprobs: bool = True  # per-token log-probabilities can be reported
+    vision: bool = False  # images in messages reach the model
 
 
 class ChunkStream(Protocol):

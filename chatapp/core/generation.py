@@ -112,6 +112,7 @@ class ReplyStream:
                         self.stats.reused_tokens = ev.reused
                         self.stats.evaluated_tokens = ev.evaluated
                         self.stats.disk_tokens = getattr(ev, "from_disk", 0)
+                        self.stats.images_encoded = getattr(ev, "images_encoded", 0)
                 n += 1
                 if self.engine.is_special(s.token_id) and (
                     not self.keep_special or self._piece(s.token_id) not in self.keep_special
@@ -144,6 +145,7 @@ class ReplyStream:
                 self.stats.reused_tokens = ev.reused
                 self.stats.evaluated_tokens = ev.evaluated
                 self.stats.disk_tokens = getattr(ev, "from_disk", 0)
+                self.stats.images_encoded = getattr(ev, "images_encoded", 0)
         self.stats.finish_reason = finish
         self.stats.completion_tokens = n
         self.stats.prompt_seconds = (t_first or t_end) - t0

@@ -73,6 +73,7 @@ class PromptEval:
     reused: int = 0
     evaluated: int = 0
     from_disk: int = 0  # of the reused: restored from a state saved on disk
+    images_encoded: int = 0  # images encoded for this prompt (not reused from the KV cache)
 
 
 class Cancelled(Exception):

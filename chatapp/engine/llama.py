@@ -35,12 +35,14 @@ import numpy as np
 from chatapp.core.catalog.embedding_models import is_embedding_model
 from chatapp.core.catalog.gguf import GGUFInfo, check_model_file
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
+from chatapp.core.images import DecodedImage
 from chatapp.core.token_engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 from chatapp.engine import llama_guard, llama_log
 from chatapp.engine.grammar_sampler import GrammarFirstSampler
 from chatapp.engine.hardware import physical_cores
 from chatapp.engine.sampled_dist import SampledDistribution
 from chatapp.engine.state_disk import DiskState, StateDisk, llama_key
+from chatapp.engine.vision import VisionEncoder
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,55 @@ def _grid_batches(start: int, end: int, size: int) -> list[tuple[int, int]]:
     return out
 
 
+def _reuse_point(prompt: list[int], limit: int) -> int:
+    """Where a prompt that matches the KV cache up to `limit` starts to be evaluated:
+    the last multiple of GRID, or the end of an image after it (text after an image
+    starts its batches there), never inside an image (it is evaluated whole)."""
+    at = limit // GRID * GRID
+    for i in range(limit, at, -1):
+        if prompt[i - 1] < 0 and (i == len(prompt) or prompt[i] != prompt[i - 1]):
+            return i  # an image ends at i
+    return _image_start(prompt, at)
+
+
+def _text_batches(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """_grid_batches for text that may start after an image, off the GRID: its first
+    batch runs to the next multiple of GRID, so any later evaluation from the image's
+    end computes the same batches."""
+    first = min(end, -(-start // GRID) * GRID)
+    head = [(start, first)] if first > start else []
+    return head + _grid_batches(first, end, size)
+
+
+def _image_start(prompt: list[int], at: int) -> int:
+    """`at`, or the start of the image whose positions it falls inside (an image is
+    evaluated whole)."""
+    if 0 < at < len(prompt) and prompt[at] < 0:
+        while at > 0 and prompt[at - 1] == prompt[at]:
+            at -= 1
+    return at
+
+
+def _segments(prompt: list[int], start: int) -> list[tuple[int, int, int | None]]:
+    """prompt[start:] as runs: (a, b, None) for text tokens, (a, b, id) for an image's
+    placeholder positions (engine.vision)."""
+    out: list[tuple[int, int, int | None]] = []
+    a = start
+    n = len(prompt)
+    while a < n:
+        b = a + 1
+        if prompt[a] < 0:
+            while b < n and prompt[b] == prompt[a]:
+                b += 1
+            out.append((a, b, prompt[a]))
+        else:
+            while b < n and prompt[b] >= 0:
+                b += 1
+            out.append((a, b, None))
+        a = b
+    return out
+
+
 def gpu_offload_supported() -> bool:
     try:
         return bool(llama_cpp.llama_supports_gpu_offload())
@@ -169,6 +220,7 @@ class LlamaEngine:
         seed: int | None = None,
         state_dir: str | Path | None = None,
         state_disk_bytes: int = 0,
+        mmproj: str | Path | None = None,
     ) -> None:
         """state_dir: where KV states are kept across restarts (engine.state_disk), within
         state_disk_bytes; None or 0: not kept."""
@@ -220,6 +272,14 @@ class LlamaEngine:
         # prints during generation (prefix-cache notes) must not reach the terminal
         self._llm.verbose = False
         self._closed = False
+        # a vision model's projector (engine.vision): images into the context
+        self.vision: VisionEncoder | None = None
+        if mmproj is not None:
+            try:
+                self.vision = VisionEncoder(self._llm, mmproj, n_threads=threads)
+            except Exception:
+                self._llm.close()
+                raise
         self.last_prompt = PromptEval()
         self._states = StateCache()
         self._grammars: OrderedDict[str, llama_cpp.LlamaGrammar] = OrderedDict()
@@ -312,7 +372,30 @@ class LlamaEngine:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def token_bytes(self, token_id: int) -> bytes:
+        if token_id < 0:  # an image's position (engine.vision): no text
+            return b""
         return self._llm.detokenize([token_id], special=True)
+
+    # -- images -----------------------------------------------------------------
+
+    @property
+    def can_see(self) -> bool:
+        return self.vision is not None
+
+    @property
+    def image_max_side(self) -> int:
+        """Images are downscaled to this longest side before encoding (0: no vision)."""
+        return self.vision.projector.max_side if self.vision is not None else 0
+
+    def kept_image_tokens(self, sha256: str) -> tuple[int, ...] | None:
+        return self.vision.kept_tokens(sha256) if self.vision is not None else None
+
+    def image_tokens(self, image: DecodedImage) -> list[int]:
+        """What the image takes in a prompt (engine.vision.VisionEncoder.image_tokens)."""
+        self._check_open()
+        if self.vision is None:
+            raise RuntimeError("image_tokens() on a model without a projector")
+        return self.vision.image_tokens(image)
 
     def is_special(self, token_id: int) -> bool:
         return token_id in self._control or token_id in self.info.eog_token_ids
@@ -444,14 +527,28 @@ class LlamaEngine:
             if a != b:
                 break
             common += 1
-        reuse = min(common, self._exact, n - 1) // GRID * GRID
+        reuse = _reuse_point(prompt, min(common, self._exact, n - 1))
         llm.n_tokens = reuse  # eval() drops the KV cache from here on
         self._exact = reuse
         self._disk_prefix = min(self._disk_prefix, reuse)
-        for a, b in _grid_batches(reuse, n, max(GRID, llm.n_batch // GRID * GRID)):
-            llm.eval(prompt[a:b])
-        self._exact = n // GRID * GRID
-        return PromptEval(reuse, n - reuse, self._disk_prefix)
+        size = max(GRID, llm.n_batch // GRID * GRID)
+        encoded = 0
+        for a, b, image in _segments(prompt, reuse):
+            if image is None:
+                for c, d in _text_batches(a, b, size):
+                    llm.eval(prompt[c:d])
+                continue
+            if self.vision is None:
+                raise RuntimeError("an image in the prompt of a model without a projector")
+            llm._ctx.kv_cache_seq_rm(-1, a, -1)
+            end = self.vision.eval_image(image, a, llm.n_batch)
+            if end != b:
+                raise RuntimeError(f"the image took {end - a} positions, {b - a} were expected")
+            llm.input_ids[a:b] = image
+            llm.n_tokens = b
+            encoded += 1
+        self._exact = _reuse_point(prompt, n)
+        return PromptEval(reuse, n - reuse, self._disk_prefix, images_encoded=encoded)
 
     def prefill(
         self,
@@ -473,7 +570,8 @@ class LlamaEngine:
             if a != b:
                 break
             common += 1
-        start, end = min(common, self._exact) // GRID * GRID, len(prompt) // GRID * GRID
+        text = next((i for i, t in enumerate(prompt) if t < 0), len(prompt))  # not images
+        start, end = min(common, self._exact) // GRID * GRID, text // GRID * GRID
         done = 0
         for a, b in _grid_batches(start, end, SETTLE_CHUNK):
             if should_stop():
@@ -498,9 +596,14 @@ class LlamaEngine:
         if end <= start:
             return 0
         ids = llm.input_ids[:end].tolist()
+        images = [i for i in range(start, end) if ids[i] < 0]
+        if images:  # an image's positions are not evaluated again: settle after it
+            start = images[-1] + 1
+            if end <= start:
+                return 0
         llm.n_tokens = start
         done = 0
-        for a, b in _grid_batches(start, end, SETTLE_CHUNK):
+        for a, b in _text_batches(start, end, SETTLE_CHUNK):
             if should_stop():
                 break
             llm.eval(ids[a:b])
@@ -629,6 +732,9 @@ class LlamaEngine:
             self._disk.close()  # waits for the writes (the writer thread is a daemon)
         self._closed = True
         self._states.clear()
+        if self.vision is not None:
+            self.vision.close()  # before the model it was made for
+            self.vision = None
         self._llm.close()
         del self._llm
         gc.collect()  # llama-cpp-python's numpy buffers can sit in reference cycles

@@ -14,13 +14,23 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from chatapp.core.backend import Capabilities, ChatRequest, ModelRef, PreparedPrompt
 from chatapp.core.chat import prepare_prompt, template_for_model, with_bos
+from chatapp.core.errors import UserError
 from chatapp.core.generation import ReplyStream
+from chatapp.core.images import ImageFile, decode_for_model
 from chatapp.core.templates import ChatTemplate
 from chatapp.core.token_engine import Engine, ModelInfo, SamplingParams
 from chatapp.core.toolcalls import kept_markers
+from chatapp.core.vision_prompt import (
+    ImageTokenizer,
+    MissingImage,
+    finish,
+    has_images,
+    with_markers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +56,9 @@ class LocalBackend:
         self.engine = engine
         self.info: ModelInfo = engine.info
         self.ref = ModelRef(name=engine.info.path)
-        self.capabilities = Capabilities(tokens=True, logprobs=True)
+        self.capabilities = Capabilities(
+            tokens=True, logprobs=True, vision=bool(getattr(engine, "can_see", False))
+        )
         self.version = version
         self._templates: dict[str | None, ChatTemplate] = {}
 
@@ -66,14 +78,30 @@ class LocalBackend:
         if request.raw_prompt is not None:
             return self.prepare_text(request.raw_prompt)
         template = self.template(request.user_template)
+        history: Any = request.history
+        tokenizer: Any = self.engine
+        order: list[ImageFile] = []
+        nonce = ""
+        if has_images(history):  # images become markers, then their ids (core.vision_prompt)
+            try:
+                history, order, nonce = with_markers(
+                    history, dict(request.images), can_see=self.capabilities.vision
+                )
+            except MissingImage as e:
+                raise UserError(
+                    f"An image of this conversation (sha256 {e}) is not in the database."
+                ) from None
+            tokenizer = ImageTokenizer(self.engine, order, nonce, self._image_ids)
         prompt = prepare_prompt(
-            self.engine,
+            tokenizer,
             template,
             request.system_prompt,
-            request.history,
+            history,
             tools=request.tools,
             add_generation_prompt=request.add_generation_prompt,
         )
+        if order:
+            prompt = finish(prompt, order, nonce)
         if request.prefill:  # Continue: the answer so far opens the model's turn, as text
             prompt = replace(
                 prompt,
@@ -81,6 +109,14 @@ class LocalBackend:
                 tokens=prompt.tokens + self.engine.tokenize(request.prefill, special=False),
             )
         return prompt
+
+    def _image_ids(self, image: ImageFile) -> list[int]:
+        """An image's ids in the prompt (the engine keeps recent ones prepared)."""
+        kept = self.engine.kept_image_tokens(image.sha256)  # type: ignore[attr-defined]
+        if kept is not None:
+            return list(kept)
+        side = int(self.engine.image_max_side)  # type: ignore[attr-defined]
+        return list(self.engine.image_tokens(decode_for_model(image, side)))  # type: ignore[attr-defined]
 
     def prepare_text(self, text: str) -> PreparedPrompt:
         """Completion mode: the text as written (special-token markers in it are plain

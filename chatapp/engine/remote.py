@@ -47,6 +47,7 @@ from chatapp.core.templates import ChatTemplate
 from chatapp.core.thinking import DEFAULT_TAGS, THINKING, AnswerStream
 from chatapp.core.token_engine import ModelInfo
 from chatapp.core.toolcalls import ToolCall
+from chatapp.core.vision_prompt import MissingImage, has_images, openai_parts
 from chatapp.engine.remote_tools import (
     CallDeltas,
     fallback_format,
@@ -570,7 +571,8 @@ class RemoteBackend:
             eog_token_ids=frozenset(),
             add_bos=False,
         )
-        self.capabilities = Capabilities(tokens=False, logprobs=False)
+        # images are passed through: the server says itself if its model cannot see
+        self.capabilities = Capabilities(tokens=False, logprobs=False, vision=True)
         self.version = f"OpenAI-compatible server at {self.client.base}"
         self._template = _server_template()
 
@@ -586,8 +588,17 @@ class RemoteBackend:
         if request.system_prompt.strip():
             messages = [m for m in messages if m.get("role") != "system"]
             messages.insert(0, {"role": "system", "content": request.system_prompt})
-        messages = wire_messages(messages)
-        shown: Any = {"messages": messages, "tools": request.tools} if request.tools else messages
+        shown: Any = messages
+        if has_images(items):  # passed through as image_url parts (data: URLs)
+            try:
+                messages, shown = openai_parts(items, messages, dict(request.images))
+            except MissingImage as e:
+                raise UserError(
+                    f"An image of this conversation (sha256 {e}) is not in the database."
+                ) from None
+        messages, shown = wire_messages(messages), wire_messages(shown)
+        if request.tools:
+            shown = {"messages": shown, "tools": request.tools}
         text = json.dumps(shown, ensure_ascii=False, indent=2)
         return PreparedPrompt(text, [], self._template, messages, tokens_known=False)
 
@@ -626,7 +637,7 @@ class RemoteBackend:
 
     def _saw_logprobs(self) -> None:
         if not self.capabilities.logprobs:
-            self.capabilities = Capabilities(tokens=False, logprobs=True)
+            self.capabilities = Capabilities(tokens=False, logprobs=True, vision=True)
 
     def execute(
         self,

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QProgressDialog, QWidget
 from chatapp.core.conversation import Conversation, Message
 from chatapp.core.errors import UserError
 from chatapp.core.export import EXTENSIONS, export_many, render, safe_filename
+from chatapp.core.export.images import with_image_data
 from chatapp.core.export.importers import PROGRESS_TOTAL, ImportResult, import_file
 from chatapp.core.store import Store
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
@@ -211,7 +212,8 @@ class ExportActions(QObject):
                         raise UserError(
                             self.tr("A conversation was deleted while it was being exported.")
                         )
-                    return conv, store.messages(conv_id, with_tokens=fmt == "json")
+                    msgs = store.messages(conv_id, with_tokens=fmt == "json")
+                    return conv, with_image_data(store, msgs)
 
                 if as_zip:
                     return export_many(

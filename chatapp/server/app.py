@@ -42,6 +42,7 @@ from chatapp.core.errors import FailureKind
 from chatapp.server.embeddings import Embeddings
 from chatapp.server.errors import ApiError, bad_api_key, unknown_model
 from chatapp.server.guard import GuardMiddleware, allow_host
+from chatapp.server.images import http_fetcher
 from chatapp.server.requests import (
     Call,
     chat_call,
@@ -88,6 +89,9 @@ class ServerConfig:
     # the model's id while that file is the one loaded
     named_model: str = ""
     embedding_model: str = ""  # a GGUF for /v1/embeddings ("": that route says there is none)
+    # image_url parts with http(s) URLs: fetched by the server (False: refused; data:
+    # URLs are always taken)
+    fetch_image_urls: bool = False
 
 
 class ApiKeyMiddleware:
@@ -177,7 +181,11 @@ class Api:
         return {"id": served, "object": "model", "created": 0, "owned_by": "chatapp"}
 
     async def chat(self, request: Request) -> Response:
-        call = chat_call(await read_json(request, self.config.max_body_bytes))
+        data = await read_json(request, self.config.max_body_bytes)
+        if self.config.fetch_image_urls:  # a fetch blocks: off the event loop
+            call = await asyncio.to_thread(chat_call, data, http_fetcher())
+        else:
+            call = chat_call(data)
         return await self._run(request, call, chat=True)
 
     async def completions(self, request: Request) -> Response:
@@ -218,6 +226,7 @@ class Api:
             tool_choice=call.tool_choice if call.tools else None,
             parallel=call.parallel_tool_calls if call.tools else None,
             json_schema=call.response_format,
+            images=call.images,
         )
 
     async def _run(self, request: Request, call: Call, *, chat: bool) -> Response:

@@ -12,8 +12,11 @@ from typing import Any
 
 from starlette.requests import Request
 
+from chatapp.core.images import ImageFile
 from chatapp.core.json_grammar import BadSchema, schema_grammar
+from chatapp.core.store.images import ref
 from chatapp.server.errors import ApiError, bad_request, too_large
+from chatapp.server.images import Fetch, message_content
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -53,6 +56,7 @@ class Call:
     tool_choice: str | None = None
     parallel_tool_calls: bool | None = None  # passed on to a remote backend as given
     response_format: Any = None
+    images: tuple[Any, ...] = ()  # core.images.ImageFile of every image_url part
 
     @property
     def cache_key(self) -> str:
@@ -74,7 +78,11 @@ def split_system(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
     message counts as the user's."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     thread = [
-        {"role": "assistant" if m["role"] == "assistant" else "user", "content": m["content"]}
+        {
+            "role": "assistant" if m["role"] == "assistant" else "user",
+            "content": m["content"],
+            **({"images": m["images"]} if m.get("images") else {}),
+        }
         for m in messages
         if m["role"] != "system"
     ]
@@ -201,25 +209,8 @@ def _stream(data: dict[str, Any]) -> tuple[bool, bool]:
     return stream, bool(opts.get("include_usage"))
 
 
-def _content(value: Any, i: int) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        parts = []
-        for part in value:
-            if isinstance(part, dict) and part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            else:
-                raise bad_request(
-                    "Only text content parts are supported.", f"messages[{i}].content"
-                )
-        return "".join(parts)
-    raise bad_request("A message's content must be a string or a list of parts.", f"messages[{i}]")
-
-
-def chat_call(data: dict[str, Any]) -> Call:
+def chat_call(data: dict[str, Any], fetch: Fetch | None = None) -> Call:
+    """fetch: how an http(s) image URL is read (None: such URLs are refused)."""
     model = _model(data)
     raw = data.get("messages")
     if raw is None:
@@ -229,6 +220,7 @@ def chat_call(data: dict[str, Any]) -> Call:
     if not isinstance(raw, list) or not raw:
         raise bad_request("'messages' must be a non-empty array.", "messages")
     messages = []
+    images: list[ImageFile] = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise bad_request(
@@ -236,7 +228,13 @@ def chat_call(data: dict[str, Any]) -> Call:
                 f"messages[{i}].role",
             )
         role = "system" if m["role"] == "developer" else m["role"]
-        msg: dict[str, Any] = {"role": role, "content": _content(m.get("content"), i)}
+        text, found = message_content(m.get("content"), i, fetch)
+        msg: dict[str, Any] = {"role": role, "content": text}
+        if found:
+            if role != "user":
+                raise bad_request("Images go in user messages.", f"messages[{i}].content")
+            msg["images"] = [ref(image) for image in found]
+            images += found
         if role == "assistant" and m.get("tool_calls"):
             msg["tool_calls"] = _past_calls(m["tool_calls"], i)
         if role == "tool":
@@ -262,6 +260,7 @@ def chat_call(data: dict[str, Any]) -> Call:
         tool_choice=_tool_choice(data),
         parallel_tool_calls=_parallel(data),
         response_format=_response_format(data),
+        images=tuple(images),
     )
 
 

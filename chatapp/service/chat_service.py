@@ -41,6 +41,7 @@ from chatapp.core.errors import NotFoundError, UserError
 from chatapp.core.logprobs import forced_tokens
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.store.images import with_images
 from chatapp.core.token_engine import SamplingParams
 from chatapp.paths import app_paths
 from chatapp.service.conversation_commands import ConversationCommands
@@ -72,6 +73,7 @@ from chatapp.service.turn import (
     TurnOptions,
     failure_of,
 )
+from chatapp.service.vision import images_for, refuse_blind
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,7 @@ class ChatService:
         tools: list[dict[str, Any]] | None = None,
         add_generation_prompt: bool = True,
         prefill: str = "",
+        images: Mapping[str, Any] | None = None,
     ) -> Future[PreparedPrompt]:
         """The exact prompt the loaded model would receive: the very function a send
         runs. user_template: a template text to try instead of the saved one (the
@@ -258,6 +261,7 @@ class ChatService:
                 tools=tools,
                 add_generation_prompt=add_generation_prompt,
                 prefill=prefill,
+                images=images or {},
             )
             return backend.prepare(request)
 
@@ -282,6 +286,8 @@ class ChatService:
         tools: the tool definitions offered (OpenAI-shaped), given instead of options'."""
         result: Future[PreparedPrompt] = Future()
 
+        images: dict[str, Any] = {}
+
         def read(store: Store) -> tuple[list[Message], str]:
             if not conversation_id:
                 return [], self.settings.system_prompt
@@ -300,6 +306,7 @@ class ChatService:
                     branch = thread(store.messages(conversation_id), upto_message_id)
                     ids = [m.id for m in branch]
                 branch = branch[: ids.index(upto_message_id) + 1]
+            images.update(images_for(store, branch))
             return branch, conv.system_prompt
 
         def then(fut: Future[tuple[list[Message], str]]) -> None:
@@ -318,7 +325,12 @@ class ChatService:
                 if offered is None:
                     offered = offered_tools(options, self.tools, self.settings.tool_max_steps)
                 prepared = self.prepare(
-                    history, system, user_template=user_template, tools=offered, prefill=prefill
+                    history,
+                    system,
+                    user_template=user_template,
+                    tools=offered,
+                    prefill=prefill,
+                    images=images,
                 )
             except BaseException as e:  # a boundary: delivered to the caller  # noqa: BLE001
                 result.set_exception(e)
@@ -389,6 +401,7 @@ class ChatService:
 
         def setup(store: Store) -> None:
             ref = self._host.loaded_ref()
+            refuse_blind(self._host.loaded, opts.images)  # before anything is stored
             new = conversation_id is None
             if conversation_id is None:
                 system = resolve_turn(self.settings, ref, None, opts.given()).system_prompt
@@ -403,7 +416,14 @@ class ChatService:
                         "is set in its chat settings (chatapp conversations ID --set "
                         "system_prompt=...)."
                     )
-            user = store.add_message(conv.id, Role.USER, text, parent_id=conv.current_leaf_id)
+            store.put_images(opts.images)
+            user = store.add_message(
+                conv.id,
+                Role.USER,
+                text,
+                parent_id=conv.current_leaf_id,
+                meta=with_images({}, opts.images),
+            )
             self._begin(store, handle, conv, user, user, ref, opts, new)
 
         self._setup(handle, setup, restore_input=text)
@@ -592,7 +612,12 @@ class ChatService:
             if spelled.strip() == text:  # the text as its tokens spell it: a trailing
                 text = spelled.lstrip()  # newline or space stays where the model put it
             spec = self._spec(handle, conv, history, resolved, ref, opts=opts)
-            spec.request = replace(spec.request, prefill=text, prefill_thinking=answer.thinking)
+            spec.request = replace(
+                spec.request,
+                prefill=text,
+                prefill_thinking=answer.thinking,
+                images=images_for(store, history),
+            )
             sink = StoreSink(spec, self._db, conv, answer, continued=answer, before_trace=before)
             handle.emit(TurnStarted(handle.turn_id, conv.id, None, answer, False))
             self._queue(spec, sink)
@@ -700,6 +725,7 @@ class ChatService:
             conv = store.update_conversation(conv.id, model_path=str(ref))
         handle.message_id = reply.id
         spec = self._spec(handle, conv, history, resolved, ref, forced, client, opts)
+        spec.request = replace(spec.request, images=images_for(store, history, opts.images))
         spec.retrieval = opts.retrieval
         sink = StoreSink(spec, self._db, conv, reply, leaf_before=leaf_before)
         handle.emit(TurnStarted(handle.turn_id, conv.id, user, reply, new))
@@ -731,12 +757,14 @@ class ChatService:
             resolved = self.turn_settings(ref, None, opts)
             # an API client asks for alternatives explicitly
             logprobs = opts.logprobs or 0
+            refuse_blind(self._host.loaded, opts.images)
             request = ChatRequest(
                 list(messages),
                 system_prompt,
                 resolved.sampling,
                 logprobs=logprobs,
                 cache_key=cache_key,
+                images={i.sha256: i for i in opts.images},
             )
             spec = self._tooled(
                 TurnSpec(handle, request, resolved, None, prompt_text, client=True), opts
@@ -774,10 +802,15 @@ class ChatService:
                     meta=client.meta,
                 )
                 parent: Message | None = None
+                store.put_images(opts.images)
                 for m in messages:
                     role = Role.ASSISTANT if m["role"] == "assistant" else Role.USER
                     parent = store.add_message(
-                        conv.id, role, m["content"], parent_id=parent.id if parent else None
+                        conv.id,
+                        role,
+                        m["content"],
+                        parent_id=parent.id if parent else None,
+                        meta={"images": m["images"]} if m.get("images") else {},
                     )
             assert parent is not None, "a recorded turn needs a message"
             user = parent if parent.role is Role.USER else None

@@ -42,6 +42,9 @@ class LoadRequest:
     # where KV states are kept across restarts, within state_disk_mb (None: not kept)
     state_dir: str | None = None
     state_disk_mb: int = 0
+    # a vision model's projector file (None: an mmproj-*.gguf beside the model, if any;
+    # "": none, text only)
+    mmproj: str | None = None
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
@@ -59,7 +62,9 @@ def default_backend_factory(req: LoadRequest) -> Backend:
         )
     from chatapp.engine.llama import VERSION, LlamaEngine
     from chatapp.engine.local import LocalBackend
+    from chatapp.engine.vision import find_projector
 
+    mmproj = find_projector(req.ref.name) if req.mmproj is None else (req.mmproj or None)
     engine = LlamaEngine(
         req.ref.name,
         context_limit=req.context_limit,
@@ -67,6 +72,7 @@ def default_backend_factory(req: LoadRequest) -> Backend:
         n_threads=req.n_threads,
         state_dir=req.state_dir,
         state_disk_bytes=req.state_disk_mb * 1024 * 1024,
+        mmproj=mmproj,
     )
     return LocalBackend(engine, version=VERSION)
 

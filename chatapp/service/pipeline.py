@@ -35,6 +35,7 @@ from chatapp.core.logprobs import TokenTrace, TraceBuilder
 from chatapp.core.receipt import Receipt, text_sha256, tokens_sha256, tool_names, tools_sha256
 from chatapp.core.store import Store
 from chatapp.core.toolcalls import ToolCall
+from chatapp.core.vision_prompt import receipt_images
 from chatapp.service.events import (
     TurnChunk,
     TurnFailed,
@@ -320,7 +321,11 @@ class StoreSink(MemorySink):
             sampling=sampling,
             prompt_seconds=round(stats.prompt_seconds, 4),
             generation_seconds=round(stats.generation_seconds, 4),
-            receipt={**receipt.as_dict(), **_documents_receipt(meta)},
+            receipt={
+                **receipt.as_dict(),
+                **_documents_receipt(meta),
+                **receipt_images(prompt, stats),
+            },
         )
         if prompt.warning:
             meta["prompt_warning"] = prompt.warning

@@ -53,6 +53,9 @@ class TurnOptions:
     json_schema: Any = None
     # retrieved documents for this turn (service.documents.DocumentsStep), or None
     retrieval: Any = None
+    # images with the new user message (core.images.ImageFile, read and checked): a send
+    # stores them; an API turn's role dicts name them in "images" (service.vision)
+    images: tuple[Any, ...] = ()
 
     def given(self) -> Given:
         values: dict[str, Any] = {}

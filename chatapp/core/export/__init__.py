@@ -25,6 +25,8 @@ from pathlib import Path
 from chatapp.core import atomic
 from chatapp.core.conversation import Conversation, Message, Role, thread
 from chatapp.core.errors import UserError
+from chatapp.core.export.images import html_figures
+from chatapp.core.export.images import text_lines as image_lines
 from chatapp.core.export.schema import conversation_to_doc
 from chatapp.core.export.tool_parts import (
     call_title,
@@ -132,6 +134,9 @@ def to_markdown(conv: Conversation, messages: Sequence[Message]) -> str:
         out += ["---", "", f"## {_message_heading(m)}", ""]
         if m.thinking.strip():
             out += ["> **Thinking**", ">", _quote(close_open_fence(_nl(m.thinking))), ""]
+        images = image_lines(m)
+        if images:
+            out += [*(f"*{_md_line(line)}*" for line in images), ""]
         out += _md_body(m)
         stats = message_stats(m)
         if stats:
@@ -219,6 +224,7 @@ def to_text(conv: Conversation, messages: Sequence[Message]) -> str:
         out.append("")
         if m.thinking.strip():
             out += ["(thinking)", *("  " + line for line in _nl(m.thinking).split("\n")), ""]
+        out += image_lines(m)
         if m.content or not calls_of(m):
             out.append(_nl(m.content))
         if is_result(m) and result_note(m):
@@ -634,6 +640,9 @@ def _message_html(m: Message) -> list[str]:
             f'<div class="body" dir="auto">{markdown_html(m.thinking)}</div>',
             "</details>",
         ]
+    figures = html_figures(m)
+    if figures:
+        out.append(figures)
     if is_result(m):  # a tool's output is shown as it came, not as Markdown
         out.append(f'<pre class="plain tool-output" dir="auto">{_esc(m.content)}</pre>')
         if result_note(m):

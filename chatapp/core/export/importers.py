@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role, new_id
 from chatapp.core.errors import UserError
 from chatapp.core.export import fence_for
+from chatapp.core.export.images import take_image_data
 from chatapp.core.export.schema import (
     COLLECTION_FORMAT,
     FORMAT,
@@ -655,6 +656,8 @@ def insert(
                 created_at=conv.created_at,
                 conversation_id=conv.id,
             )
+            messages, images = take_image_data(messages)
+            store.put_images(images)
             store.insert_messages(messages)
             store.update_conversation(
                 conv.id, current_leaf_id=conv.current_leaf_id, updated_at=conv.updated_at

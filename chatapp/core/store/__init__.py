@@ -36,8 +36,10 @@ from chatapp.core.conversation import (
     thread,
 )
 from chatapp.core.errors import StoreError
+from chatapp.core.images import ImageFile
 from chatapp.core.logprobs import TokenTrace, pack_trace, unpack_trace
 from chatapp.core.receipt import pack_tokens, unpack_tokens
+from chatapp.core.store import images as store_images
 from chatapp.core.store import trash
 from chatapp.core.store.connection import (
     WRITE_TIMEOUT,
@@ -468,6 +470,16 @@ class Store:
 
     def find_trash(self, key: str) -> trash.TrashEntry | None:
         return trash.find(self._db, key)
+
+    # -- images (core.store.images): stored once by sha256, named in message meta ---
+
+    def put_images(self, images: Sequence[ImageFile]) -> None:
+        with self.transaction() as db:
+            for image in images:
+                store_images.put(db, image)
+
+    def get_image(self, sha256: str, *, with_data: bool = True) -> ImageFile | None:
+        return store_images.get(self._db, sha256, with_data=with_data)
 
     # -- messages -----------------------------------------------------------------
 

@@ -290,6 +290,24 @@ def m009_tool_role(db: sqlite3.Connection) -> None:
         db.execute("PRAGMA writable_schema = OFF")
 
 
+def m010_images(db: sqlite3.Connection) -> None:
+    """Images in messages (core.images): each stored once, under the sha256 of its bytes;
+    a message names its images in meta["images"] (hash, format, size), so a message
+    moved to the trash and back keeps them."""
+    db.execute(
+        """
+        CREATE TABLE images (
+            sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+            mime TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", m001_initial),
     ("002_key_value", m002_key_value),
@@ -300,4 +318,5 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_token_logprobs", m007_token_logprobs),
     ("008_trash", m008_trash),
     ("009_tool_role", m009_tool_role),
+    ("010_images", m010_images),
 ]
