@@ -113,3 +113,29 @@ def test_denied_call_reaches_the_model(qtbot: Any, w: Any) -> None:
     assert len(prompts) == 2 and DENIED in prompts[1]
     assert thread[-1].role is Role.ASSISTANT
     assert "Not run: calculator" in w.message_view.row_layout(tool.id).html
+
+
+def test_a_json_schema_chat_setting_constrains_the_next_answer(qtbot: Any, w: Any) -> None:
+    import jsonschema
+
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    with qtbot.waitSignal(w.session.reply_finished, timeout=WAIT):
+        w.input.setPlainText("Hello")
+        w.send_button.click()
+    cid = str(w.current_conversation_id())
+    sec = w.tools_controller.section
+    sec.output.setCurrentIndex(sec.output.findData("schema"))
+    sec.output.activated.emit(sec.output.currentIndex())
+    sec.schema.setPlainText(json.dumps(schema))
+    sec.save_schema.click()
+    assert sec.schema_error.isHidden()
+    with qtbot.waitSignal(w.session.reply_finished, timeout=WAIT):
+        w.input.setPlainText("Which city is the capital of France? Answer in JSON.")
+        w.send_button.click()
+    answer = w.store.active_thread(cid)[-1]
+    jsonschema.validate(json.loads(answer.content), schema)

@@ -28,10 +28,6 @@ PREFIX = "toolcard:"
 SEPARATOR = "__"  # an MCP tool is "<server>__<tool>" (chatapp.tools.mcp_client)
 
 
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("ToolCards", text)
-
-
 def calls_of(message: Message) -> list[dict[str, Any]]:
     """The calls an answer holds (meta "tool_calls", as core.toolcalls.ToolCall.as_json)."""
     calls = message.meta.get("tool_calls")
@@ -48,8 +44,10 @@ def source_of(name: str) -> str:
     """Where a tool comes from, by its name: an MCP server's, or built in."""
     server, sep, _tool = name.partition(SEPARATOR)
     if sep and server:
-        return _tr("MCP server “{server}”").format(server=server)
-    return _tr("built-in")
+        return QCoreApplication.translate("ToolCards", "MCP server “{server}”").format(
+            server=server
+        )
+    return QCoreApplication.translate("ToolCards", "built-in")
 
 
 def arguments_text(call: dict[str, Any]) -> str:
@@ -87,10 +85,14 @@ def row_text(row: Row) -> str:
 
 
 def _links(index: int, closed: bool) -> str:
-    toggle = _tr("Show") if closed else _tr("Hide")
+    toggle = (
+        QCoreApplication.translate("ToolCards", "Show")
+        if closed
+        else QCoreApplication.translate("ToolCards", "Hide")
+    )
     return (
         f'<a href="{PREFIX}toggle:{index}">{html.escape(toggle)}</a>'
-        f'&nbsp;&nbsp;<a href="{PREFIX}copy:{index}">{html.escape(_tr("Copy"))}</a>'
+        f'&nbsp;&nbsp;<a href="{PREFIX}copy:{index}">{html.escape(QCoreApplication.translate("ToolCards", "Copy"))}</a>'
     )
 
 
@@ -127,10 +129,10 @@ def call_cards(row: Row, theme: Theme) -> str:
         closed = i in row.cards_closed
         name = str(call.get("name") or "?")
         if call.get("error"):
-            title = _tr("Unreadable tool call")
+            title = QCoreApplication.translate("ToolCards", "Unreadable tool call")
             facts = [name, str(call["error"])] if call.get("name") else [str(call["error"])]
         else:
-            title = _tr("Tool call: {name}").format(name=name)
+            title = QCoreApplication.translate("ToolCards", "Tool call: {name}").format(name=name)
             facts = [source_of(name)]
         body = "" if closed else _pre(theme, arguments_text(call), error=bool(call.get("error")))
         out.append(_card(theme, title, facts, _links(i, closed), body))
@@ -144,15 +146,19 @@ def result_card(row: Row, theme: Theme) -> str:
     facts = []
     seconds = meta.get("seconds")
     if isinstance(seconds, (int, float)):
-        facts.append(_tr("{s} s").format(s=f"{seconds:.3g}" if seconds < 10 else f"{seconds:.0f}"))
+        facts.append(
+            QCoreApplication.translate("ToolCards", "{s} s").format(
+                s=f"{seconds:.3g}" if seconds < 10 else f"{seconds:.0f}"
+            )
+        )
     if meta.get("denied"):
-        title = _tr("Not run: {name}").format(name=name)
+        title = QCoreApplication.translate("ToolCards", "Not run: {name}").format(name=name)
     elif meta.get("is_error"):
-        title = _tr("Error from {name}").format(name=name)
+        title = QCoreApplication.translate("ToolCards", "Error from {name}").format(name=name)
     else:
-        title = _tr("Result of {name}").format(name=name)
+        title = QCoreApplication.translate("ToolCards", "Result of {name}").format(name=name)
     if meta.get("truncated"):
-        facts.append(_tr("cut: the model saw only the start"))
+        facts.append(QCoreApplication.translate("ToolCards", "cut: the model saw only the start"))
     text = row.text
     body = ""
     if not closed:
@@ -160,12 +166,14 @@ def result_card(row: Row, theme: Theme) -> str:
         body = _pre(theme, shown, error=bool(meta.get("is_error")))
         if len(text) > DISPLAY_LIMIT:
             more = len(text) - DISPLAY_LIMIT
-            note = _tr("[{n} more characters not shown here; Copy copies all]").format(
-                n=f"{more:,}"
-            )
+            note = QCoreApplication.translate(
+                "ToolCards", "[{n} more characters not shown here; Copy copies all]"
+            ).format(n=f"{more:,}")
             body += f'<p style="margin:0; color:{theme.code.caption};">{html.escape(note)}</p>'
     else:
-        facts.append(_tr("{n} characters").format(n=f"{len(text):,}"))
+        facts.append(
+            QCoreApplication.translate("ToolCards", "{n} characters").format(n=f"{len(text):,}")
+        )
     return _card(theme, title, facts, _links(0, closed), body)
 
 
