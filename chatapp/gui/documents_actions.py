@@ -86,6 +86,15 @@ class DocumentsActions(QObject):
         path = self.saved().get("embedding_model")
         return path if isinstance(path, str) and path and Path(path).is_file() else ""
 
+    def query_rewrites(self) -> int:
+        """RAG-Fusion: how many rephrasings of a question the chat model writes (0: none)."""
+        n = self.saved().get("query_rewrites", 0)
+        return n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 8 else 0
+
+    def set_query_rewrites(self, n: int) -> None:
+        self.window.settings.extra[SETTINGS_KEY] = {**self.saved(), "query_rewrites": n}
+        self.window.save_settings()
+
     def set_default_embedding_model(self, path: str) -> None:
         self.window.settings.extra[SETTINGS_KEY] = {**self.saved(), "embedding_model": path}
         self.window.save_settings()
@@ -104,25 +113,29 @@ class DocumentsActions(QObject):
     # -- the turn ------------------------------------------------------------------------
 
     def turn_options(self, opts: TurnOptions, kind: str, message_id: str | None) -> TurnOptions:
-        """The retrieval step for a turn the window starts (ChatSession.option_hooks)."""
-        if kind not in ("send", "regenerate", "edit"):
+        """The retrieval step for a turn the window starts (ChatSession.option_hooks);
+        "preview" (Show prompt) gets the step the next send would get, leaving the chips
+        in place: the service runs it on the draft, so the prompt shown is the one sent."""
+        if kind not in ("send", "regenerate", "edit", "preview"):
             return opts
-        collections = self.section.sending() if kind == "send" else self.section.chosen()
         if kind == "send":
+            collections = self.section.sending()
             files = [a.path for a in self.attachments.take()]
+        elif kind == "preview":
+            collections = self.section.chosen()
+            files = [a.path for a in self.attachments.items]
         else:
+            collections = self.section.chosen()
             files = self._files_given(kind, message_id)
         if not collections and not files:
             return opts
-        saved = self.saved()
-        rewrites = saved.get("query_rewrites", 0)
         step = DocumentsStep(
             self.index_file,
             collections=tuple(collections),
             attachments=tuple(files),
             embedder=self.embedders,
             attach_embedding_model=self.default_embedding_model(),
-            rewrites=rewrites if isinstance(rewrites, int) and 0 <= rewrites <= 8 else 0,
+            rewrites=self.query_rewrites(),
         )
         return replace(opts, retrieval=step)
 
