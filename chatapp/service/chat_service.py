@@ -45,6 +45,7 @@ from chatapp.core.store.images import with_images
 from chatapp.core.token_engine import SamplingParams
 from chatapp.paths import app_paths
 from chatapp.service.conversation_commands import ConversationCommands
+from chatapp.service.documents import question_meta
 from chatapp.service.events import (
     LoadedModel,
     StoreWaiting,
@@ -429,7 +430,7 @@ class ChatService:
                 Role.USER,
                 text,
                 parent_id=conv.current_leaf_id,
-                meta=with_images({}, opts.images),
+                meta=with_images(question_meta(opts.retrieval), opts.images),
             )
             self._begin(store, handle, conv, user, user, ref, opts, new)
 
@@ -489,7 +490,13 @@ class ChatService:
             if original.role is not Role.USER:
                 raise UserError("Only your own messages can be edited; regenerate an answer.")
             conv = _conversation(store, original.conversation_id)
-            user = store.add_message(conv.id, Role.USER, text, parent_id=original.parent_id)
+            user = store.add_message(
+                conv.id,
+                Role.USER,
+                text,
+                parent_id=original.parent_id,
+                meta=question_meta(opts.retrieval),
+            )
             try:
                 ref = self._host.loaded_ref()
             except UserError as e:  # the edit is kept; say what is missing

@@ -524,6 +524,22 @@ class DocumentsStep:
         return out
 
 
+def question_meta(step: Any) -> dict[str, Any]:
+    """What a question records of the files attached to it, so it shows them whenever
+    it is shown (meta["attachments"]: path, name, size), from its turn's retrieval step
+    (TurnOptions.retrieval); {} when nothing is attached."""
+    files = getattr(step, "attachments", None) or ()
+    out: list[dict[str, Any]] = []
+    for f in files:
+        path = Path(f)
+        try:
+            size: int | None = path.stat().st_size
+        except OSError:
+            size = None
+        out.append({"path": str(path.absolute()), "name": path.name, "size": size})
+    return {"attachments": out} if out else {}
+
+
 REPHRASE = (
     "Write {n} different search queries that would find the answer to the question "
     "below. Use other words than the question. One query per line, nothing else.\n\n"
