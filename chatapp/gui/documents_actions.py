@@ -63,6 +63,7 @@ class DocumentsActions(QObject):
         self.loader = loader
         self.index_file = index_path(window.paths.data)
         self.embedders = EmbedderCache(loader)
+        self.retrieved: dict[object, object] = {}  # used on the inference thread only
         self.jobs: dict[str, IndexJob] = {}
         self.dialog: CollectionsDialog | None = None
         self.extra_embedding_models: list[str] = []  # found by the model manager
@@ -140,6 +141,8 @@ class DocumentsActions(QObject):
             embedder=self.embedders,
             attach_embedding_model=self.default_embedding_model(),
             rewrites=self.query_rewrites(),
+            # Show prompt's result for the draft, reused by its send (DocumentsStep.memo)
+            memo=self.retrieved if kind in ("preview", "send") else None,
         )
         return replace(opts, retrieval=step)
 

@@ -132,3 +132,54 @@ def test_settings_set_the_rephrasings_and_the_next_send_uses_them(
     mid = _send(qtbot, w, "Who founded the company?")
     assert not any("search queries" in p for p in _prompts(w)[before:])
     assert "rewrites" not in w.store.get_message(mid).meta["documents"]
+
+
+def _show_prompt(qtbot: Any, w: Any) -> str:
+    actions = w.template_actions
+    with qtbot.waitSignal(actions.prompt_view_opened, timeout=20000) as blocker:
+        assert actions.show_prompt()
+    view = blocker.args[0]
+    view.close()
+    return str(view.text)
+
+
+def test_show_prompt_with_collections_and_rephrasings_is_what_the_send_inserts(
+    qtbot: Any, make_window: Any, fake_model_file: Path, tmp_path: Path
+) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    w = make_window(extensions=(*EXTENSIONS, "chatapp.gui.template_actions"))
+    with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
+        w.open_model(str(fake_model_file))
+    d = w.documents.show_collections()
+    d.create_collection("company")
+    d.add_paths([str(corpus)])
+    job = w.documents.jobs["company"]
+    qtbot.waitUntil(lambda: job.result is not None, timeout=20000)
+    d.close()
+    w.documents.section.set_chosen(["company"])
+    w.documents.set_query_rewrites(2)
+    question = "What is the company mascot?"
+    asked = REPHRASE.format(n=2, question=question)
+
+    w.input.setPlainText(question)
+    shown = _show_prompt(qtbot, w)
+    assert "Pemberton" in shown and f"Question: {question}" in shown
+    assert sum(asked in p for p in _prompts(w)) == 1  # the preview rephrased it
+    _send(qtbot, w, question)
+    sent = _prompts(w)[-1]
+    # the send inserts the passages shown, found with the same rephrasings (not asked again)
+    assert sum(asked in p for p in _prompts(w)) == 1
+    inserted = shown.rsplit("<|user|>", 1)[1].split("<|end|>")[0]
+    assert sent.rsplit("<|user|>", 1)[1].split("<|end|>")[0] == inserted
+
+    # a file changed after Show prompt: the send reads it as it is now
+    w.documents.section.set_chosen([])
+    note = tmp_path / "note.md"
+    note.write_text("The spare key is under the blue flowerpot.\n")
+    w.documents.attachments.add([note])
+    qtbot.waitUntil(lambda: len(w.documents.attachments.items) == 1, timeout=10000)
+    w.input.setPlainText("Where is the spare key?")
+    assert "blue flowerpot" in _show_prompt(qtbot, w)
+    note.write_text("The spare key is in the red letterbox now.\n")
+    _send(qtbot, w, "Where is the spare key?")
+    assert "red letterbox" in _prompts(w)[-1] and "blue flowerpot" not in _prompts(w)[-1]
