@@ -99,7 +99,7 @@ def attached_html(msg: Message, muted: str) -> str:
     if not items:
         return ""
     label = QCoreApplication.translate("Citations", "Attached:")
-    return f'<p style="font-size:small; color:{muted};">📎 {label} {" · ".join(items)}</p>'
+    return f'<p style="font-size:small; color:{muted};">{label} {" · ".join(items)}</p>'
 
 
 def citation_tooltip(msg: Message, number: int) -> str:
