@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatapp.core.catalog import human_size
 from chatapp.core.conversation import Message
 from chatapp.core.message_info import passage_scores
 
@@ -72,6 +73,33 @@ def sources_html(msg: Message, muted: str) -> str:
     )
     label = QCoreApplication.translate("Citations", "Sources:")
     return f'<p style="font-size:small; color:{muted};">{label} {links}</p>'
+
+
+def attached_html(msg: Message, muted: str) -> str:
+    """The line under a question with files attached: each file's name (a link that
+    opens it, while it is there) and size, from the question's own record
+    (meta["attachments"], saved with it by the service)."""
+    files = msg.meta.get("attachments")
+    if not isinstance(files, list) or not files:
+        return ""
+    items = []
+    for f in files:
+        if not isinstance(f, dict) or not f.get("name"):
+            continue
+        name = html.escape(str(f["name"]))
+        path = Path(str(f.get("path", "")))
+        size = f.get("size")
+        tail = f"&nbsp;({human_size(size)})" if isinstance(size, int) else ""
+        if path.is_file():
+            url = html.escape(QUrl.fromLocalFile(str(path)).toString(), quote=True)
+            items.append(f'<a href="{url}" title="{html.escape(str(path))}">{name}</a>{tail}')
+        else:
+            gone = QCoreApplication.translate("Citations", "no longer there")
+            items.append(f"{name}{tail} ({gone})")
+    if not items:
+        return ""
+    label = QCoreApplication.translate("Citations", "Attached:")
+    return f'<p style="font-size:small; color:{muted};">{label} {" · ".join(items)}</p>'
 
 
 def citation_tooltip(msg: Message, number: int) -> str:

@@ -5,11 +5,13 @@ install(window) adds:
 - citations (gui/citations.py): an answer's [n] open a card with the passage;
 - knowledge collections: Chat > Knowledge collections… (gui/collections_dialog.py) and
   the chat settings panel's Documents section (gui/collections_section.py);
+- Settings > Documents (gui/documents_settings.py): RAG-Fusion's rephrasings;
 - the turn's retrieval step: a send with attachments or chosen collections carries a
   service.documents.DocumentsStep, the very step `chatapp chat --attach/--docs` uses
   (whole when a file fits the budget, its best chunks otherwise; collections' passages,
   numbered). Regenerate and edit carry the chat's collections and the files attached
-  to the question they answer again (read from the replaced answer's record).
+  to the question they answer again (read from the question's record). Show prompt
+  ("preview") gets the same step for the draft, without taking the chips.
 
 Embedding models for questions and attached files are loaded once, on the inference
 thread, and kept (EmbedderCache); indexing runs load their own on the indexer's thread.
@@ -33,6 +35,7 @@ from chatapp.gui.attachments import Attachments
 from chatapp.gui.citations import Citations
 from chatapp.gui.collections_dialog import CollectionsDialog, IndexJob
 from chatapp.gui.collections_section import CollectionsSection, install_into_panel
+from chatapp.gui.documents_settings import install_page as install_settings_page
 from chatapp.service import TurnOptions
 from chatapp.service.documents import DocumentsStep, Embedder, EmbedderCache, index_path
 
@@ -60,6 +63,7 @@ class DocumentsActions(QObject):
         self.loader = loader
         self.index_file = index_path(window.paths.data)
         self.embedders = EmbedderCache(loader)
+        self.retrieved: dict[object, object] = {}  # used on the inference thread only
         self.jobs: dict[str, IndexJob] = {}
         self.dialog: CollectionsDialog | None = None
         self.extra_embedding_models: list[str] = []  # found by the model manager
@@ -69,6 +73,7 @@ class DocumentsActions(QObject):
         self.citations = Citations(window)
         self.section = CollectionsSection(self)
         install_into_panel(self.section, window.chat_settings_panel)
+        install_settings_page(self)
         self.action = QAction(self.tr("&Knowledge collections…"), self)
         self.action.setShortcut(QKeySequence("Ctrl+Shift+K"))
         self.action.triggered.connect(self.show_collections)
@@ -85,6 +90,15 @@ class DocumentsActions(QObject):
     def default_embedding_model(self) -> str:
         path = self.saved().get("embedding_model")
         return path if isinstance(path, str) and path and Path(path).is_file() else ""
+
+    def query_rewrites(self) -> int:
+        """RAG-Fusion: how many rephrasings of a question the chat model writes (0: none)."""
+        n = self.saved().get("query_rewrites", 0)
+        return n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 8 else 0
+
+    def set_query_rewrites(self, n: int) -> None:
+        self.window.settings.extra[SETTINGS_KEY] = {**self.saved(), "query_rewrites": n}
+        self.window.save_settings()
 
     def set_default_embedding_model(self, path: str) -> None:
         self.window.settings.extra[SETTINGS_KEY] = {**self.saved(), "embedding_model": path}
@@ -104,49 +118,63 @@ class DocumentsActions(QObject):
     # -- the turn ------------------------------------------------------------------------
 
     def turn_options(self, opts: TurnOptions, kind: str, message_id: str | None) -> TurnOptions:
-        """The retrieval step for a turn the window starts (ChatSession.option_hooks)."""
-        if kind not in ("send", "regenerate", "edit"):
+        """The retrieval step for a turn the window starts (ChatSession.option_hooks);
+        "preview" (Show prompt) gets the step the next send would get, leaving the chips
+        in place: the service runs it on the draft, so the prompt shown is the one sent."""
+        if kind not in ("send", "regenerate", "edit", "preview"):
             return opts
-        collections = self.section.sending() if kind == "send" else self.section.chosen()
         if kind == "send":
+            collections = self.section.sending()
             files = [a.path for a in self.attachments.take()]
+        elif kind == "preview":
+            collections = self.section.chosen()
+            files = [a.path for a in self.attachments.items]
         else:
+            collections = self.section.chosen()
             files = self._files_given(kind, message_id)
         if not collections and not files:
             return opts
-        saved = self.saved()
-        rewrites = saved.get("query_rewrites", 0)
         step = DocumentsStep(
             self.index_file,
             collections=tuple(collections),
             attachments=tuple(files),
             embedder=self.embedders,
             attach_embedding_model=self.default_embedding_model(),
-            rewrites=rewrites if isinstance(rewrites, int) and 0 <= rewrites <= 8 else 0,
+            rewrites=self.query_rewrites(),
+            # Show prompt's result for the draft, reused by its send (DocumentsStep.memo)
+            memo=self.retrieved if kind in ("preview", "send") else None,
         )
         return replace(opts, retrieval=step)
 
     def _files_given(self, kind: str, message_id: str | None) -> list[Path]:
-        """The files attached to the question whose answer a regenerate replaces (or an
-        edit rewrites), read from that answer's record, if they are still there."""
+        """The files attached to the question a regenerate answers again (or an edit
+        rewrites), if they are still there: from the question's record, or, for a
+        question saved before questions kept theirs, from its answer's passages."""
         thread = self.window.session.thread()
-        answer = None
+        answer = question = None
         if kind == "regenerate":
             answers = [m for m in thread if m.role.value == "assistant"]
             answer = next((m for m in answers if m.id == message_id), None) if message_id else None
             answer = answer or (answers[-1] if answers else None)
+            if answer is not None:
+                question = next((m for m in thread if m.id == answer.parent_id), None)
         else:
             ids = [m.id for m in thread]
             at = ids.index(message_id) if message_id in ids else -1
+            question = thread[at] if at >= 0 else None
             answer = thread[at + 1] if 0 <= at < len(thread) - 1 else None
-        docs = answer.meta.get("documents") if answer is not None else None
-        if not isinstance(docs, dict):
-            return []
-        files = [
-            Path(p["file"])
-            for p in docs.get("passages") or []
-            if isinstance(p, dict) and (p.get("whole_file") or isinstance(p.get("chunk_id"), str))
-        ]
+        kept = question.meta.get("attachments") if question is not None else None
+        if isinstance(kept, list) and kept:
+            files = [Path(f["path"]) for f in kept if isinstance(f, dict) and f.get("path")]
+        else:
+            docs = answer.meta.get("documents") if answer is not None else None
+            passages = docs.get("passages") if isinstance(docs, dict) else None
+            files = [
+                Path(p["file"])
+                for p in passages or []
+                if isinstance(p, dict)
+                and (p.get("whole_file") or isinstance(p.get("chunk_id"), str))
+            ]
         return [f for f in dict.fromkeys(files) if f.is_file()]
 
     # -- collections ---------------------------------------------------------------------

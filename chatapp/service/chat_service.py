@@ -45,6 +45,7 @@ from chatapp.core.store.images import with_images
 from chatapp.core.token_engine import SamplingParams
 from chatapp.paths import app_paths
 from chatapp.service.conversation_commands import ConversationCommands
+from chatapp.service.documents import question_meta
 from chatapp.service.events import (
     LoadedModel,
     StoreWaiting,
@@ -241,11 +242,13 @@ class ChatService:
         add_generation_prompt: bool = True,
         prefill: str = "",
         images: Mapping[str, Any] | None = None,
+        retrieval: Any = None,
     ) -> Future[PreparedPrompt]:
         """The exact prompt the loaded model would receive: the very function a send
         runs. user_template: a template text to try instead of the saved one (the
         template editor's preview); None means the model's own. prefill: the answer so
-        far that opens the model's turn (Continue)."""
+        far that opens the model's turn (Continue). retrieval: a send's retrieval step
+        (TurnOptions.retrieval), run here as Runner.run runs it, before the prompt."""
 
         def job() -> PreparedPrompt:
             backend = self._host.require()
@@ -263,6 +266,8 @@ class ChatService:
                 prefill=prefill,
                 images=images or {},
             )
+            if retrieval is not None:  # the passages the send would insert (Show prompt)
+                request, _found = retrieval(request, backend, threading.Event())
             return backend.prepare(request)
 
         return self._infer.submit(job)
@@ -282,7 +287,8 @@ class ChatService:
         """The prompt of the next answer in a conversation: its active thread (up to
         upto_message_id, if given) plus the draft as the next user message, if any.
         question: the last question as it was sent (with retrieved passages); options:
-        the next send's, whose tools the template renders as that send's first step;
+        the next send's, whose tools the template renders as that send's first step
+        and whose retrieval step fills the draft with its passages;
         tools: the tool definitions offered (OpenAI-shaped), given instead of options'."""
         result: Future[PreparedPrompt] = Future()
 
@@ -331,6 +337,8 @@ class ChatService:
                     tools=offered,
                     prefill=prefill,
                     images=images,
+                    # the draft is the question a send's retrieval step would fill
+                    retrieval=options.retrieval if options and draft.strip() else None,
                 )
             except BaseException as e:  # a boundary: delivered to the caller  # noqa: BLE001
                 result.set_exception(e)
@@ -422,7 +430,7 @@ class ChatService:
                 Role.USER,
                 text,
                 parent_id=conv.current_leaf_id,
-                meta=with_images({}, opts.images),
+                meta=with_images(question_meta(opts.retrieval), opts.images),
             )
             self._begin(store, handle, conv, user, user, ref, opts, new)
 
@@ -482,7 +490,13 @@ class ChatService:
             if original.role is not Role.USER:
                 raise UserError("Only your own messages can be edited; regenerate an answer.")
             conv = _conversation(store, original.conversation_id)
-            user = store.add_message(conv.id, Role.USER, text, parent_id=original.parent_id)
+            user = store.add_message(
+                conv.id,
+                Role.USER,
+                text,
+                parent_id=original.parent_id,
+                meta=question_meta(opts.retrieval),
+            )
             try:
                 ref = self._host.loaded_ref()
             except UserError as e:  # the edit is kept; say what is missing

@@ -16,6 +16,7 @@ file's sha256 and the chunk ids, and the receipt repeats the ids and hashes.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -408,6 +409,10 @@ class DocumentsStep:
     attach_embedding_model: str = ""
     k: int = PASSAGES
     rewrites: int = 0  # RAG-Fusion: the chat model rephrases the question this many times
+    # the last result, kept by the caller across steps: Show prompt's retrieval for a draft
+    # is reused by the send of that draft while nothing it read has changed (the files,
+    # the collections' versions, the model), so the send inserts exactly what was shown
+    memo: dict[Any, Any] | None = None
 
     def __call__(
         self, request: ChatRequest, backend: Backend, cancel: threading.Event
@@ -417,6 +422,51 @@ class DocumentsStep:
         if at is None:
             return request, {}
         question = _content(history[at])
+        key = self._key(question, backend) if self.memo is not None else None
+        if key is not None and self.memo is not None and key in self.memo:
+            content, meta = self.memo[key]
+        else:
+            content, meta = self._retrieve(question, backend, cancel)
+            if key is not None and self.memo is not None:
+                self.memo.clear()
+                self.memo[key] = (content, meta)
+        meta = copy.deepcopy(meta)
+        if content is None:
+            return request, meta
+        history[at] = _with_content(history[at], content)
+        return _replace_history(request, history), meta
+
+    def _key(self, question: str, backend: Backend) -> tuple[Any, ...] | None:
+        """What the result depends on (None: it cannot be told, do not keep it)."""
+        files = []
+        for path in self.attachments:
+            try:
+                st = Path(path).stat()
+            except OSError:
+                return None
+            files.append((str(path), st.st_size, st.st_mtime_ns))
+        versions: list[tuple[Any, ...]] = []
+        if self.collections:
+            try:
+                with DocIndex(self.index_file) as index:
+                    for name in self.collections:
+                        c = index.collection(name)
+                        versions.append(
+                            (name, c.id, c.created_at, c.version, c.embedding_model)
+                            if c is not None
+                            else (name,)
+                        )
+            except UserError:
+                return None
+        return (
+            question, tuple(files), tuple(versions), self.k, self.rewrites,
+            self.attach_embedding_model, str(backend.ref), backend.info.n_ctx,
+        )  # fmt: skip
+
+    def _retrieve(
+        self, question: str, backend: Backend, cancel: threading.Event
+    ) -> tuple[str | None, dict[str, Any]]:
+        """(the question as the model receives it, or None; what the answer records)."""
         count = self._counter(backend)
         budget = int(backend.info.n_ctx * ATTACH_SHARE) if backend.info.n_ctx else 4096
         passages: list[Passage] = []
@@ -446,9 +496,8 @@ class DocumentsStep:
                             )
                         )  # fmt: skip
         if not passages:
-            return request, {"documents": {"passages": [], "note": "no passage matched"}}
+            return None, {"documents": {"passages": [], "note": "no passage matched"}}
         content = compose(question, passages)
-        history[at] = _with_content(history[at], content)
         files: dict[str, str] = {}
         for p in passages:
             files.setdefault(p.file, p.sha256)
@@ -464,7 +513,7 @@ class DocumentsStep:
         }
         if rewrites:
             meta["documents"]["rewrites"] = rewrites
-        return _replace_history(request, history), meta
+        return content, meta
 
     def _counter(self, backend: Backend) -> Callable[[str], int]:
         if getattr(backend, "capabilities", Capabilities()).tokens:
@@ -522,6 +571,22 @@ class DocumentsStep:
                 f"context budget ({budget} tokens)."
             )
         return out
+
+
+def question_meta(step: Any) -> dict[str, Any]:
+    """What a question records of the files attached to it, so it shows them whenever
+    it is shown (meta["attachments"]: path, name, size), from its turn's retrieval step
+    (TurnOptions.retrieval); {} when nothing is attached."""
+    files = getattr(step, "attachments", None) or ()
+    out: list[dict[str, Any]] = []
+    for f in files:
+        path = Path(f)
+        try:
+            size: int | None = path.stat().st_size
+        except OSError:
+            size = None
+        out.append({"path": str(path.absolute()), "name": path.name, "size": size})
+    return {"attachments": out} if out else {}
 
 
 REPHRASE = (

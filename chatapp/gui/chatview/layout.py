@@ -36,7 +36,7 @@ from chatapp.gui.chatview import toolcards
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
 from chatapp.gui.chatview.tokens import body_html, token_colors
-from chatapp.gui.citations import sources_html
+from chatapp.gui.citations import attached_html, sources_html
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP, TranslatedTexts
 from chatapp.gui.markdown_html import plain_to_html, render
 
@@ -407,7 +407,7 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
                 else "<i>…</i>"
             )
     else:
-        html = plain_to_html(row.text)
+        html = plain_to_html(row.text) + attached_html(row.message, theme.muted.name())
     if row.display == "text":
         html = toolcards.with_cards(row, html, theme)
     lay.html = html
