@@ -8,7 +8,8 @@ text with the same core.thinking code as for local models, and a server's own
 `reasoning_content` deltas go to the thinking channel as they are. A reader thread
 feeds the lines to the generating thread, so a cancel ends the turn at once even while
 the server is silent. Every failure becomes one line a person can act on (NetworkError);
-the service keeps whatever was already streamed.
+the service keeps whatever was already streamed. Tools, tool_choice and response_format
+go to the server and its tool_calls come back as calls (engine/remote_tools.py).
 
 A server is not trusted to keep to the protocol: a redirect, a stream cut before
 [DONE], an event that is not a completion chunk, more pieces than max_tokens, silence
