@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chatapp.core.backend import Backend, Capabilities, ChatRequest
+from chatapp.core.citations import cited_passages
 from chatapp.core.conversation import Message, Role
 from chatapp.core.docindex import Collection, DocIndex, Hit, NewChunk, Report
 from chatapp.core.errors import UserError
@@ -43,7 +44,6 @@ INSTRUCTION = (
     "Answer the question using the numbered sources below. "
     "Cite the sources you use by their numbers in brackets, like [1]."
 )
-_CITE = re.compile(r"\[(\d{1,3})\]")
 
 
 class Embedder(Protocol):
@@ -383,15 +383,10 @@ def compose(question: str, passages: Sequence[Passage]) -> str:
 
 
 def citations(answer: str, passages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The passages an answer cites ([1], [2] ...), in order of first citation; a number
-    that names no passage is left out."""
-    by_number = {p["n"]: p for p in passages}
-    out: list[dict[str, Any]] = []
-    for m in _CITE.finditer(answer):
-        n = int(m.group(1))
-        if n in by_number and by_number[n] not in out:
-            out.append(by_number[n])
-    return out
+    """The passages an answer cites ([1], [2, 3] ...), each once, in order of first
+    citation; a number that names no passage is left out (core.citations.resolve gives
+    each citation's place in the text too)."""
+    return cited_passages(answer, passages)
 
 
 @dataclass
