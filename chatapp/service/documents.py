@@ -230,7 +230,10 @@ def _index_file(
         index.touch_file(old.id, st.st_size, st.st_mtime)
         return None, 0, 0
     doc = extract(path, data)
+    del data  # (memory follows the largest file: let go of each copy once it is used)
+    kind = doc.kind
     chunks = chunk_sections(doc.sections, chunk_chars, overlap)
+    del doc
     vectors: np.ndarray | None = None
     if embedder is not None and chunks:
         vectors = embedder.embed([embed_text(c) for c in chunks], cancel=cancel)
@@ -243,7 +246,7 @@ def _index_file(
     index.replace_file(
         collection.id,
         key,
-        doc.kind,
+        kind,
         st.st_size,
         st.st_mtime,
         sha,
