@@ -12,8 +12,8 @@ time over 100,000 chunks, and memory while indexing.
    passages read) in a new process: the first one (the matrix built, or mapped from its
    saved file), then the median and the worst of --queries more, and the parts. --vs
    OLD_TREE times another checkout in the same run (each tree twice, alternated).
-3. Peak resident memory while a collection with one large file (--large-mb) indexes,
-   above what the process held before, sampled every 10 ms.
+3. Peak resident memory while a collection indexes, above what the process held before,
+   sampled every 10 ms: one large file (--large-mb) and --folder-mb files of 1 MB.
 
     python bench/docs_index.py [--model M.gguf] [--files 40] [--rounds 3] [--chunks 100000]
     python bench/docs_index.py --only query --db /tmp/q.sqlite3 --vs /tmp/old-checkout
@@ -254,7 +254,7 @@ class _HashEmbedder:
         pass
 
 
-def memory(model: str, large_mb: int, threads: int, real: bool) -> None:
+def memory(model: str, large_mb: int, threads: int, real: bool, folder_mb: int = 0) -> None:
     from chatapp.core.docindex import DocIndex
     from chatapp.engine.embedding import EmbeddingEngine
     from chatapp.service.documents import index_collection
@@ -268,12 +268,21 @@ def memory(model: str, large_mb: int, threads: int, real: bool) -> None:
     corpus = tmp / "corpus"
     make_corpus(corpus, 10, random.Random(3))
     rng = random.Random(4)
-    with open(corpus / "large.txt", "w") as f:
-        written = 0
-        while written < large_mb * 1024 * 1024:
-            para = " ".join(rng.choice(WORDS) for _ in range(150)) + ".\n\n"
-            f.write(para)
-            written += len(para)
+    paras = [" ".join(rng.choice(WORDS) for _ in range(150)) + ".\n\n" for _ in range(997)]
+
+    def write(path: Path, megabytes: float) -> None:
+        with open(path, "w") as f:
+            written, i = 0, 0
+            while written < megabytes * 1024 * 1024:
+                f.write(paras[i % len(paras)])  # (a prime count: no two files alike)
+                written += len(paras[i % len(paras)])
+                i += 1 + hash(path.name) % 3
+
+    if large_mb:
+        write(corpus / "large.txt", large_mb)
+    for i in range(folder_mb):  # the rest of the folder: 1 MB files
+        (corpus / f"part{i // 100:02d}").mkdir(exist_ok=True)
+        write(corpus / f"part{i // 100:02d}" / f"file{i:04d}.txt", 1)
     before = rss_mb()
     peak = [before]
     stop = threading.Event()
@@ -292,8 +301,10 @@ def memory(model: str, large_mb: int, threads: int, real: bool) -> None:
         took = time.perf_counter() - t
     stop.set()
     sampler.join()
-    print(f"memory: 10 small files + one {large_mb} MB text file, {report.chunks} chunks "
-          f"in {took:.0f} s, embedder: {'the model' if real else 'word hashes, same size'}")  # fmt: skip
+    size = sum(f.stat().st_size for f in corpus.rglob("*") if f.is_file()) / 1024 / 1024
+    print(f"memory: a {size:.0f} MB folder (10 small files, {folder_mb} files of 1 MB, one "
+          f"{large_mb} MB text file), {report.chunks} chunks in {took:.0f} s, embedder: "
+          f"{'the model' if real else 'word hashes, same size'}")  # fmt: skip
     print(f"  resident before {before:.0f} MB, peak {peak[0]:.0f} MB: "
           f"+{peak[0] - before:.0f} MB while indexing")  # fmt: skip
     engine.close()
@@ -306,6 +317,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--large-mb", type=int, default=20)
+    ap.add_argument("--folder-mb", type=int, default=0, help="memory: this many 1 MB files more")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-embedder", choices=["hash", "model"], default="hash")
     ap.add_argument("--only", choices=["throughput", "query", "memory"])
@@ -330,7 +342,7 @@ def main() -> None:
     if args.only in (None, "query"):
         query(model, args.chunks, args.threads, args.queries, args.db, args.vs)
     if args.only in (None, "memory"):
-        memory(model, args.large_mb, args.threads, args.memory_embedder == "model")
+        memory(model, args.large_mb, args.threads, args.memory_embedder == "model", args.folder_mb)
 
 
 if __name__ == "__main__":

@@ -391,10 +391,10 @@ class DocIndex:
                 " embedding_model, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (collection_id, path, kind, size, mtime, sha256, embedding_model, time.time()),
             ).lastrowid
-            db.executemany(
+            db.executemany(  # rows made one at a time: no second copy of every vector
                 "INSERT INTO chunks (file_id, ordinal, page, heading, text, vector)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [
+                (
                     (
                         file_id,
                         c.ordinal,
@@ -404,7 +404,7 @@ class DocIndex:
                         None if c.vector is None else np.asarray(c.vector, np.float32).tobytes(),
                     )
                     for c in chunks
-                ],
+                ),
             )
             self._bump(db, collection_id)
 

@@ -290,18 +290,60 @@ def _tidy(text: str) -> str:
 
 
 def check_zip(data: bytes, what: str = "DOCX") -> None:
-    """Refuse an archive that would unpack to far more than it is (a zip bomb), before
-    anything is unpacked: the sizes in its directory are checked, then enforced while
-    reading (zipfile stops at the declared size)."""
+    """Refuse an archive that would unpack to far more than it is (a zip bomb), before a
+    library unpacks it: the sizes in its directory are checked, then every member is
+    inflated here, a megabyte at a time, and must unpack to exactly the size it declares.
+    (zipfile trusts a member's stream, not its declared size: a member that declares a
+    kilobyte but inflates to gigabytes would be unpacked whole in memory, then cut.)"""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
-            total = sum(i.file_size for i in z.infolist())
+            members = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise ExtractError(f"damaged {what} (not a zip archive: {e})") from e
+    total = sum(i.file_size for i in members)
     if total > MAX_DOCX_UNPACKED or total > max(len(data), 1) * MAX_DOCX_RATIO:
         raise ExtractError(
             f"{what} would unpack to {_mb(total)} from {_mb(len(data))}: refused as a zip bomb"
         )
+    for info in members:
+        unpacked = _inflated_size(data, info, info.file_size)
+        if unpacked != info.file_size:
+            raise ExtractError(
+                f"{what} member {info.filename} declares {info.file_size:,} bytes but "
+                f"unpacks to {'more' if unpacked < 0 else f'{unpacked:,}'}: refused as a zip bomb"
+            )
+
+
+def _inflated_size(data: bytes, info: zipfile.ZipInfo, declared: int) -> int:
+    """How many bytes the member really unpacks to; -(declared + 1) as soon as it is
+    more than declared (inflating stops there)."""
+    import struct
+    import zlib
+
+    at = info.header_offset
+    head = data[at : at + 30]
+    if len(head) < 30 or head[:4] != b"PK\x03\x04":
+        raise ExtractError(f"damaged zip member {info.filename}")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    start = at + 30 + name_len + extra_len
+    raw = data[start : start + info.compress_size]
+    if info.compress_type == zipfile.ZIP_STORED:
+        return len(raw)
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        raise ExtractError(f"zip member {info.filename} uses an unsupported compression")
+    inflater = zlib.decompressobj(-15)
+    size = 0
+    pending = raw
+    try:
+        while pending and not inflater.eof:
+            size += len(inflater.decompress(pending, 1 << 20))
+            if size > declared:
+                return -(declared + 1)
+            pending = inflater.unconsumed_tail
+        size += len(inflater.flush())
+    except zlib.error as e:
+        raise ExtractError(f"damaged zip member {info.filename} ({e})") from e
+    return -(declared + 1) if size > declared else size
 
 
 def _docx(data: bytes) -> list[Section]:

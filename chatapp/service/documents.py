@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chatapp.core.backend import Backend, Capabilities, ChatRequest
+from chatapp.core.citations import cited_passages
 from chatapp.core.conversation import Message, Role
 from chatapp.core.docindex import Collection, DocIndex, Hit, NewChunk, Report
 from chatapp.core.errors import UserError
@@ -44,7 +45,6 @@ INSTRUCTION = (
     "Answer the question using the numbered sources below. "
     "Cite the sources you use by their numbers in brackets, like [1]."
 )
-_CITE = re.compile(r"\[(\d{1,3})\]")
 
 
 class Embedder(Protocol):
@@ -231,7 +231,10 @@ def _index_file(
         index.touch_file(old.id, st.st_size, st.st_mtime)
         return None, 0, 0
     doc = extract(path, data)
+    del data  # (memory follows the largest file: let go of each copy once it is used)
+    kind = doc.kind
     chunks = chunk_sections(doc.sections, chunk_chars, overlap)
+    del doc
     vectors: np.ndarray | None = None
     if embedder is not None and chunks:
         vectors = embedder.embed([embed_text(c) for c in chunks], cancel=cancel)
@@ -244,7 +247,7 @@ def _index_file(
     index.replace_file(
         collection.id,
         key,
-        doc.kind,
+        kind,
         st.st_size,
         st.st_mtime,
         sha,
@@ -384,15 +387,10 @@ def compose(question: str, passages: Sequence[Passage]) -> str:
 
 
 def citations(answer: str, passages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The passages an answer cites ([1], [2] ...), in order of first citation; a number
-    that names no passage is left out."""
-    by_number = {p["n"]: p for p in passages}
-    out: list[dict[str, Any]] = []
-    for m in _CITE.finditer(answer):
-        n = int(m.group(1))
-        if n in by_number and by_number[n] not in out:
-            out.append(by_number[n])
-    return out
+    """The passages an answer cites ([1], [2, 3] ...), each once, in order of first
+    citation; a number that names no passage is left out (core.citations.resolve gives
+    each citation's place in the text too)."""
+    return cited_passages(answer, passages)
 
 
 @dataclass

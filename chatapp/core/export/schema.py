@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from chatapp.core.citations import message_citations
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role
 from chatapp.core.errors import UserError
 from chatapp.core.logprobs import TraceFormatError, trace_from_doc, trace_to_doc
@@ -58,6 +59,13 @@ def message_to_doc(m: Message) -> dict[str, Any]:
         "meta": meta,
         # optional: per-token probabilities, only for answers that have them (issue 10)
         **({"tokens": trace_to_doc(m.tokens)} if m.tokens is not None else {}),
+        # optional, derived: an answer given documents, its [n] resolved to the passages
+        # in meta.documents.passages (read again from those on import, so not read here)
+        **(
+            {"citations": cited}
+            if (cited := message_citations(m.content, m.meta)) is not None
+            else {}
+        ),
     }
 
 
