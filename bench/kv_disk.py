@@ -57,7 +57,6 @@ def main() -> None:
     from chatapp.core.settings import Settings
     from chatapp.core.store import Store
     from chatapp.core.token_engine import SamplingParams
-    from chatapp.engine.state_disk import wait_for_writes
     from chatapp.service import ChatService, TurnOptions
     from chatapp.service.events import TurnChunk, TurnFinished
     from tests.fetch_models import SMOLLM2, fetch
@@ -142,7 +141,7 @@ def main() -> None:
         engine = svc._host.backend.engine  # type: ignore[union-attr]
         t0 = time.perf_counter()
         engine.save_states()  # what quitting now would write
-        wait_for_writes()
+        engine._disk.flush()
         t_save = time.perf_counter() - t0
         quit_a, quit_b = snapshot(db, f"quit{rnd}a"), snapshot(db, f"quit{rnd}b")
         t, r = turn(svc, q2)
