@@ -729,7 +729,7 @@ class LlamaEngine:
                 self.save_states()
             except Exception:  # the states are a cache: closing goes on
                 log.exception("saving the KV states failed")
-            self._disk.close()  # waits for the writes (the writer thread is a daemon)
+            self._disk.close(wait=False)  # the writer finishes on its own (state_disk)
         self._closed = True
         self._states.clear()
         if self.vision is not None:

@@ -15,7 +15,10 @@ and the state catches a cut or damaged file; such a file is deleted with a log l
 the prompt is evaluated as usual.
 
 Writes happen on a thread of their own (the bytes were already copied out of llama.cpp
-by the state cache): a temporary file, then os.replace. A budget in bytes bounds the
+by the state cache): a temporary file, then os.replace. Closing the engine does not wait
+for them (switching models stays quick); the writer is not a daemon thread, so the
+process finishes them before it exits, and wait_for_writes() waits where that matters
+(the service's shutdown). A budget in bytes bounds the
 folder; the least recently used states go first (a restore touches its file).
 
 Not compressed: zlib level 1 made a 1,500-token SmolLM2 state (34.6 MB) 10 % smaller in
@@ -50,6 +53,16 @@ SUFFIX = ".kvstate"
 HEADER_BYTES = 1 << 20  # a model file's first MiB: its GGUF header and metadata
 _LEN = struct.Struct("<I")
 _MAX_HEADER = 1 << 20
+_writers: set[threading.Thread] = set()  # closed disks' writers still writing
+_writers_lock = threading.Lock()
+
+
+def wait_for_writes() -> None:
+    """Wait until every KV state queued by a closed StateDisk is written."""
+    with _writers_lock:
+        running = list(_writers)
+    for t in running:
+        t.join()
 
 
 def file_fingerprint(path: str | Path, *, head: int = HEADER_BYTES) -> dict[str, Any]:
@@ -169,9 +182,8 @@ class StateDisk:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="kv-state-writer", daemon=True
-                )
+                # not a daemon: the process writes what is queued before it exits
+                self._thread = threading.Thread(target=self._run, name="kv-state-writer")
                 self._thread.start()
 
     def _run(self) -> None:
@@ -179,6 +191,8 @@ class StateDisk:
             item = self._queue.get()
             if item is None:
                 self._queue.task_done()
+                with _writers_lock:
+                    _writers.discard(threading.current_thread())
                 return
             try:
                 self._write(item)
@@ -231,13 +245,16 @@ class StateDisk:
         if self._thread is not None:
             self._queue.join()
 
-    def close(self) -> None:
-        """Write what is queued, then stop the writer."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._queue.put(None)
+    def close(self, *, wait: bool = True) -> None:
+        """Take no more states; the writer writes what is queued, then stops.
+        wait: until it has."""
+        if not self._closed:
+            self._closed = True
+            if self._thread is not None:
+                with _writers_lock:
+                    _writers.add(self._thread)
+                self._queue.put(None)
+        if wait and self._thread is not None:
             self._thread.join()
 
     # -- reading ------------------------------------------------------------------------

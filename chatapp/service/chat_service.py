@@ -930,6 +930,9 @@ class ChatService:
         self.cancel_all()
         self._infer.shutdown()
         self._host.close()
+        from chatapp.engine.state_disk import wait_for_writes
+
+        wait_for_writes()  # the KV states saved at close (engine.state_disk)
         self._db.shutdown()
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from chatapp.core.token_engine import Sampled, SamplingParams
 from chatapp.engine.llama import GRID, LlamaEngine
-from chatapp.engine.state_disk import SUFFIX, StateDisk, file_fingerprint
+from chatapp.engine.state_disk import SUFFIX, StateDisk, file_fingerprint, wait_for_writes
 
 pytestmark = pytest.mark.model
 
@@ -35,6 +35,12 @@ def _engine(path: Path, states: Path | None) -> LlamaEngine:
     )
 
 
+def _close(engine: LlamaEngine) -> None:
+    """Close, and wait for the states it saved (the writer does not hold close() up)."""
+    engine.close()
+    wait_for_writes()
+
+
 def _run(engine: LlamaEngine, prompt: list[int], key: str) -> list[Sampled]:
     return list(engine.generate(prompt, GREEDY, threading.Event(), logprobs=5, cache_key=key))
 
@@ -47,7 +53,7 @@ def _saved(path: Path, states: Path) -> list[int]:
         answer = _run(e, prompt, "c")
         e.settle()
     finally:
-        e.close()
+        _close(e)
     assert len(list(states.glob(f"*{SUFFIX}"))) == 1
     return prompt + [s.token_id for s in answer]
 
@@ -57,7 +63,7 @@ def _cold(path: Path, prompt: list[int]) -> list[Sampled]:
     try:
         return _run(e, prompt, "x")
     finally:
-        e.close()
+        _close(e)
 
 
 def _next(path: Path, states: Path, prompt: list[int]) -> tuple[list[Sampled], int, int]:
@@ -66,7 +72,7 @@ def _next(path: Path, states: Path, prompt: list[int]) -> tuple[list[Sampled], i
         out = _run(e, prompt, "c")
         return out, e.last_prompt.from_disk, e.last_prompt.reused
     finally:
-        e.close()
+        _close(e)
 
 
 def test_restored_from_disk_equals_cold(smollm2_path: Path, tmp_path: Path) -> None:
@@ -74,7 +80,7 @@ def test_restored_from_disk_equals_cold(smollm2_path: Path, tmp_path: Path) -> N
     before = _saved(smollm2_path, states)
     e = _engine(smollm2_path, states)
     prompt = before + e.tokenize(" Which item costs the most?")
-    e.close()
+    _close(e)
     warm, from_disk, reused = _next(smollm2_path, states, prompt)
     assert from_disk >= len(before) // GRID * GRID - GRID
     assert reused >= from_disk
@@ -164,7 +170,7 @@ def test_sliding_window_models_keep_no_state_on_disk(gemma_path: Path, tmp_path:
         _run(e, prompt, "c")
         _run(e, prompt[:50], "d")  # a switch: c leaves the context
     finally:
-        e.close()
+        _close(e)
     assert not states.exists() or not list(states.glob(f"*{SUFFIX}"))
 
 
@@ -180,7 +186,7 @@ def test_the_budget_drops_the_least_recently_used(smollm2_path: Path, tmp_path: 
         one = max(saved.n_bytes for _, saved in e._states.items()) + 4 * len(ids) + 1024
         e._disk.budget = int(one * 2.5)  # room for two
     finally:
-        e.close()  # writes c (in the context), then b; a is the oldest
+        _close(e)  # writes a, b (in memory, least recent first), then c: a goes
     disk = StateDisk(states, e._disk.key, BUDGET)
     kept = {p.name for p in states.glob(f"*{SUFFIX}")}
     assert kept == {disk.path_for("b").name, disk.path_for("c").name}
