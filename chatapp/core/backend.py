@@ -74,6 +74,26 @@ class ReplyStats:
     reused_tokens: int = 0
     evaluated_tokens: int = 0
     seed: int | None = None
+    # speculative decoding (engine.speculative): how ("lookup", "draft"; "" if off), why
+    # not (note), tokens drafted and drafts the model accepted
+    speculative: str = ""
+    speculative_note: str = ""
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+
+    @property
+    def speculation(self) -> dict[str, Any]:
+        """For the receipt: {} when speculation neither ran nor has a reason not to."""
+        if not self.speculative and not self.speculative_note:
+            return {}
+        out: dict[str, Any] = {
+            "mode": self.speculative,
+            "drafted": self.drafted_tokens,
+            "accepted": self.accepted_tokens,
+        }
+        if self.speculative_note:
+            out["note"] = self.speculative_note
+        return out
 
     @property
     def tokens_per_second(self) -> float:

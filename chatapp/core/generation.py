@@ -142,6 +142,12 @@ class ReplyStream:
             if ev is not None:
                 self.stats.reused_tokens = ev.reused
                 self.stats.evaluated_tokens = ev.evaluated
+        spec = getattr(self.engine, "last_speculation", None)
+        if spec is not None:  # engine.speculative.SpecStats
+            self.stats.speculative = spec.mode
+            self.stats.speculative_note = spec.note
+            self.stats.drafted_tokens = spec.drafted
+            self.stats.accepted_tokens = spec.accepted
         self.stats.finish_reason = finish
         self.stats.completion_tokens = n
         self.stats.prompt_seconds = (t_first or t_end) - t0

@@ -70,6 +70,8 @@ class Receipt:
     prefill_chars: int = 0
     # why the KV state of this model is not kept between chats ("" where it is)
     state_note: str = ""
+    # speculative decoding: {"mode", "drafted", "accepted"[, "note"]} ({} if off)
+    speculative: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": RECEIPT_VERSION, **self.__dict__}
@@ -97,6 +99,7 @@ class Receipt:
                 sources={str(k): str(v) for k, v in (data.get("sources") or {}).items()},
                 prefill_chars=int(data.get("prefill_chars", 0)),
                 state_note=str(data.get("state_note", "")),
+                speculative=dict(data.get("speculative") or {}),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

@@ -308,6 +308,7 @@ class StoreSink(MemorySink):
             sources=resolved.receipt_sources(),
             prefill_chars=len(self.spec.request.prefill),
             state_note=str(getattr(backend, "state_note", "")),
+            speculative=stats.speculation,
         )
         meta = dict(self.reply.meta)
         meta.update(
