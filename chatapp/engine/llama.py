@@ -65,10 +65,7 @@ STATE_CACHE_ENTRIES = 8
 # settled while the user reads (settle()).
 GRID = 16
 SETTLE_CHUNK = 128  # settle() checks between batches of this many tokens whether to stop
-# flash attention: each query row's attention is computed on its own, so a batch of
-# tokens gives the logits those tokens give one at a time (speculative decoding's
-# verification depends on it; docs/chat-service.md, "Speculative decoding")
-VERSION = f"llama-cpp-python {llama_cpp.__version__} (flash attention)"
+VERSION = f"llama-cpp-python {llama_cpp.__version__}"
 
 
 @dataclass
@@ -168,7 +165,7 @@ class LlamaEngine:
         n_gpu_layers: int = 0,
         n_batch: int = 512,
         seed: int | None = None,
-        speculative: str = "lookup",
+        speculative: str = "off",
         draft_model: str | Path | None = None,
     ) -> None:
         """speculative: "off", "lookup" (drafts copied from the context) or "draft"
@@ -215,7 +212,10 @@ class LlamaEngine:
                     # the window: a saved state then restores exactly, and a shorter
                     # prefix can be reused (docs/chat-service.md, "Exact answers")
                     swa_full=True,
-                    flash_attn=True,
+                    # speculative decoding verifies drafts in a batch: with flash
+                    # attention a batch's rows equal one token at a time (within limits,
+                    # engine.speculative); without it even two rows differ
+                    flash_attn=speculative != "off",
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise self._load_error(e, mark) from e
@@ -282,6 +282,8 @@ class LlamaEngine:
         self._spec: Speculation | None = None
         self.speculation_note = ""  # why speculation is off for this model ("" if on or asked off)
         self.exact_batch = 0  # the largest batch whose logits equal one token at a time
+        self.speculation_enabled = True  # False: plain decoding on this load (tests, benchmarks)
+        self.version = VERSION + (" (flash attention)" if speculative != "off" else "")
         self._setup_speculation(speculative, draft_model, threads)
 
     def _load_error(self, e: Exception, mark: int) -> Exception:
@@ -434,7 +436,7 @@ class LlamaEngine:
     def _speculation(
         self, prompt: list[int], sampling: dict[str, Any], cancel: threading.Event
     ) -> Speculation | None:
-        if self._drafter is None:
+        if self._drafter is None or not self.speculation_enabled:
             return None
         self._drafter.reset()
         return Speculation(

@@ -47,6 +47,11 @@ MODEL_DRAFT = 4  # tokens a draft model writes at most
 MAX_NGRAM = 4  # the longest context suffix looked up
 MIN_NGRAM = 2  # a single token matches too often to be worth a batch row
 PROBE_BATCH = 9  # the batch exact_batch_limit tries first (the last token and 8 drafts)
+# Flash attention on llama.cpp's CPU backend (0.3.36's build) computes a single token's
+# attention differently once the KV cache passes 256 cells (a batch's rows differ from it
+# by up to 1.5 in the logits from position 256 on), so drafts are verified only below it
+# (docs/chat-service.md, "Speculative decoding")
+EXACT_POSITIONS = 256
 PROBE_TEXT = "The lighthouse keeper counted the ships: one, two, three, four, five, six."
 MODES = ("off", "lookup", "draft")
 
@@ -342,7 +347,7 @@ class Speculation:
                 if self.cancel.is_set():
                     return
                 base = llm.n_tokens
-                room = self.n_ctx - 2 - base
+                room = min(self.n_ctx - 2, EXACT_POSITIONS) - base
                 k = min(self.k, room - 1)
                 drafts = self.drafter.propose(self.context, k) if k > 0 else []
                 self.drafted += len(drafts)

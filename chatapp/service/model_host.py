@@ -63,7 +63,7 @@ def default_backend_factory(req: LoadRequest) -> Backend:
         n_gpu_layers=req.n_gpu_layers,
         n_threads=req.n_threads,
     )
-    return LocalBackend(engine, version=VERSION)
+    return LocalBackend(engine, version=getattr(engine, "version", VERSION))
 
 
 class ModelHost:
