@@ -20,6 +20,7 @@ from chatapp.core.chat_settings import BadValue
 from chatapp.core.errors import FailureKind, UserError
 from chatapp.core.images import read_image_file
 from chatapp.core.json_grammar import schema_grammar
+from chatapp.core.message_info import speculation_text
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.paths import app_paths
@@ -273,7 +274,9 @@ def chat(args: argparse.Namespace) -> int:
             f" · prompt {st.prompt_tokens} tokens ({st.reused_tokens} reused,"
             f" {st.evaluated_tokens} evaluated, {st.prompt_seconds:.2f} s)"
             f" · {st.completion_tokens} tokens · {st.tokens_per_second:.1f} tok/s"
-            f" · {st.finish_reason.value} · seed {st.seed}{_images_note(result.message)}]",
+            f" · {st.finish_reason.value} · seed {st.seed}{_images_note(result.message)}"
+            + (f" · {speculation_text(st.speculation)}" if st.speculation else "")
+            + "]",
             file=sys.stderr,
         )
     else:

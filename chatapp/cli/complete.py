@@ -14,6 +14,7 @@ from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_fl
 from chatapp.core.backend import Chunk
 from chatapp.core.errors import UserError
 from chatapp.core.logprobs import top_n_setting
+from chatapp.core.message_info import speculation_text
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, Completion, TurnOptions
@@ -110,7 +111,9 @@ def complete(args: argparse.Namespace) -> int:
         st = result.stats
         print(
             f"[prompt {st.prompt_tokens} tokens · {st.completion_tokens} tokens"
-            f" · {st.tokens_per_second:.1f} tok/s · {st.finish_reason.value} · seed {st.seed}]",
+            f" · {st.tokens_per_second:.1f} tok/s · {st.finish_reason.value} · seed {st.seed}"
+            + (f" · {speculation_text(st.speculation)}" if st.speculation else "")
+            + "]",
             file=sys.stderr,
         )
     return 130 if interrupted else 0

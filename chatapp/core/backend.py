@@ -76,6 +76,26 @@ class ReplyStats:
     images_encoded: int = 0  # images encoded for the prompt (the rest came from the KV cache)
     seed: int | None = None
     disk_tokens: int = 0  # of the reused: restored from a KV state saved on disk
+    # speculative decoding (engine.speculative): how ("lookup", "draft"; "" if off), why
+    # not (note), tokens drafted and drafts the model accepted
+    speculative: str = ""
+    speculative_note: str = ""
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+
+    @property
+    def speculation(self) -> dict[str, Any]:
+        """For the receipt: {} when speculation neither ran nor has a reason not to."""
+        if not self.speculative and not self.speculative_note:
+            return {}
+        out: dict[str, Any] = {
+            "mode": self.speculative,
+            "drafted": self.drafted_tokens,
+            "accepted": self.accepted_tokens,
+        }
+        if self.speculative_note:
+            out["note"] = self.speculative_note
+        return out
 
     @property
     def tokens_per_second(self) -> float:

@@ -146,6 +146,12 @@ class ReplyStream:
                 self.stats.evaluated_tokens = ev.evaluated
                 self.stats.disk_tokens = getattr(ev, "from_disk", 0)
                 self.stats.images_encoded = getattr(ev, "images_encoded", 0)
+        spec = getattr(self.engine, "last_speculation", None)
+        if spec is not None:  # engine.speculative.SpecStats
+            self.stats.speculative = spec.mode
+            self.stats.speculative_note = spec.note
+            self.stats.drafted_tokens = spec.drafted
+            self.stats.accepted_tokens = spec.accepted
         self.stats.finish_reason = finish
         self.stats.completion_tokens = n
         self.stats.prompt_seconds = (t_first or t_end) - t0

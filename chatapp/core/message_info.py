@@ -39,9 +39,25 @@ def stats_line(msg: Message) -> str:
             f"prompt {receipt.prompt_tokens} ({receipt.reused_tokens} reused, "
             f"{receipt.evaluated_tokens} evaluated)"
         )
+    if receipt is not None and receipt.speculative.get("mode"):
+        parts.append(speculation_text(receipt.speculative))
     if msg.finish_reason is not None and msg.finish_reason in STOP_REASONS:
         parts.append(STOP_REASONS[msg.finish_reason])
     return " · ".join(parts)
+
+
+def speculation_text(spec: dict[str, Any]) -> str:
+    """Speculative decoding's acceptance rate, e.g. "lookup drafts 80 of 96 accepted
+    (83%)"; the reason where it was off; "" where it was not asked for."""
+    mode = spec.get("mode")
+    if not mode:
+        note = spec.get("note")
+        return f"speculative decoding {note}" if note else ""
+    drafted, accepted = int(spec.get("drafted", 0)), int(spec.get("accepted", 0))
+    name = "draft model" if mode == "draft" else str(mode)
+    if not drafted:
+        return f"{name} drafts: none"
+    return f"{name} drafts {accepted} of {drafted} accepted ({100 * accepted / drafted:.0f}%)"
 
 
 def details(msg: Message) -> list[tuple[str, str]]:

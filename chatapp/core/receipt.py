@@ -99,6 +99,8 @@ class Receipt:
     tool_choice: str = ""
     # of reused_tokens: restored from a KV state saved on disk (an earlier process's)
     disk_tokens: int = 0
+    # speculative decoding: {"mode", "drafted", "accepted"[, "note"]} ({} if off)
+    speculative: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": RECEIPT_VERSION, **self.__dict__}
@@ -135,6 +137,7 @@ class Receipt:
                 tools=tuple(str(t) for t in data.get("tools") or ()),
                 tool_choice=str(data.get("tool_choice", "")),
                 disk_tokens=int(data.get("disk_tokens", 0)),
+                speculative=dict(data.get("speculative") or {}),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

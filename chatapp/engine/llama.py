@@ -41,6 +41,16 @@ from chatapp.engine import llama_guard, llama_log
 from chatapp.engine.grammar_sampler import GrammarFirstSampler
 from chatapp.engine.hardware import physical_cores
 from chatapp.engine.sampled_dist import SampledDistribution
+from chatapp.engine.speculative import (
+    PROBE_BATCH,
+    DraftModel,
+    PromptLookup,
+    SpecStats,
+    Speculation,
+    exact_batch_limit,
+    load_draft_model,
+    probe_tokens,
+)
 from chatapp.engine.state_disk import DiskState, StateDisk, llama_key
 from chatapp.engine.vision import VisionEncoder
 
@@ -221,9 +231,14 @@ class LlamaEngine:
         state_dir: str | Path | None = None,
         state_disk_bytes: int = 0,
         mmproj: str | Path | None = None,
+        speculative: str = "off",
+        draft_model: str | Path | None = None,
     ) -> None:
         """state_dir: where KV states are kept across restarts (engine.state_disk), within
-        state_disk_bytes; None or 0: not kept."""
+        state_disk_bytes; None or 0: not kept. mmproj: a vision model's projector.
+        speculative: "off", "lookup" (drafts copied from the context) or "draft"
+        (draft_model, a small model with the same vocabulary, where lookup finds
+        nothing); engine.speculative."""
         llama_log.install()
         llama_guard.install()  # the GGUF's templates are rendered by us, under limits
         self._gguf: GGUFInfo = check_model_file(path)
@@ -265,6 +280,10 @@ class LlamaEngine:
                     # the window: a saved state then restores exactly, and a shorter
                     # prefix can be reused (docs/chat-service.md, "Exact answers")
                     swa_full=True,
+                    # speculative decoding verifies drafts in a batch: with flash
+                    # attention a batch's rows equal one token at a time (within limits,
+                    # engine.speculative); without it even two rows differ
+                    flash_attn=speculative != "off",
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise self._load_error(e, mark) from e
@@ -345,6 +364,14 @@ class LlamaEngine:
             n_gpu_layers=n_gpu_layers,
         )
         log.info("loaded %s: %s, %d tokens context", self.info.name, self.info.architecture, n_ctx)
+        self._drafter: PromptLookup | DraftModel | None = None
+        self._spec: Speculation | None = None
+        self._spec_skipped = ""  # why the latest generate() did not speculate ("" if it could)
+        self.speculation_note = ""  # why speculation is off for this model ("" if on or asked off)
+        self.exact_batch = 0  # the largest batch whose logits equal one token at a time
+        self.speculation_enabled = True  # False: plain decoding on this load (tests, benchmarks)
+        self.version = VERSION + (" (flash attention)" if speculative != "off" else "")
+        self._setup_speculation(speculative, draft_model, threads)
 
     def _load_error(self, e: Exception, mark: int) -> Exception:
         said = llama_log.errors_since(mark)
@@ -439,15 +466,17 @@ class LlamaEngine:
             self._disk_prefix = 0  # this turn's receipt counts them; the next one's will not
             # the whole prompt is in the KV cache with fresh logits: generate() samples
             # the first token at once
-            gen = self._llm.generate(
-                prompt,
-                top_k=params.top_k,
-                top_p=params.top_p,
-                min_p=params.min_p,
-                temp=params.temperature,
-                repeat_penalty=params.repeat_penalty,
-                grammar=compiled,
-            )
+            sampling: dict[str, Any] = {
+                "top_k": params.top_k,
+                "top_p": params.top_p,
+                "min_p": params.min_p,
+                "temp": params.temperature,
+                "repeat_penalty": params.repeat_penalty,
+                "grammar": compiled,
+            }
+            self._spec_skipped = ""
+            spec = self._spec = self._speculation(prompt, sampling, cancel)
+            gen = spec if spec is not None else self._llm.generate(prompt, **sampling)
             for token in gen:
                 if abort_on:  # prompt evaluated: generation is cancelled between tokens
                     llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
@@ -457,7 +486,7 @@ class LlamaEngine:
                 if token in self.info.eog_token_ids:
                     return
                 if dist is not None:
-                    yield self._sampled(ctx, token, top_n, dist)
+                    yield self._sampled(ctx, token, top_n, dist, spec.row if spec else -1)
                     dist.accept(token)
                 else:
                     yield Sampled(token)
@@ -480,6 +509,67 @@ class LlamaEngine:
                 self._llm._sampler = None
                 for f in fast:
                     f.close()
+
+    # -- speculative decoding (engine.speculative) ------------------------------------
+
+    def _setup_speculation(self, mode: str, draft_model: str | Path | None, threads: int) -> None:
+        if mode == "off":
+            return
+        if mode not in ("lookup", "draft"):
+            raise ValueError(f"speculative decoding is off, lookup or draft, not {mode!r}")
+        if mode == "draft" and not draft_model:
+            raise ValueError("speculative decoding with a draft model needs the draft model")
+        self.exact_batch = exact_batch_limit(
+            self._llm, probe_tokens(lambda t: self.tokenize(t, special=False)), (PROBE_BATCH, 3, 2)
+        )
+        log.info("the largest exact batch of %s: %d tokens", self.info.name, self.exact_batch)
+        if self.exact_batch < 2:
+            self.speculation_note = (
+                "off: this model's logits for a batch of tokens differ from one token at "
+                "a time here, so verified drafts would change the answer"
+            )
+            return
+        if mode == "lookup":
+            self._drafter = PromptLookup()
+            return
+        assert draft_model is not None
+        try:
+            self._drafter = load_draft_model(
+                draft_model,
+                n_ctx=self.info.n_ctx,
+                n_threads=threads,
+                n_vocab=self.info.n_vocab,
+                piece=self.token_bytes,
+            )
+        except (ValueError, RuntimeError, OSError) as e:
+            self.close()
+            raise ModelLoadError(f"The draft model {Path(draft_model).name}: {e}") from e
+
+    def _speculation(
+        self, prompt: list[int], sampling: dict[str, Any], cancel: threading.Event
+    ) -> Speculation | None:
+        if self._drafter is None or not self.speculation_enabled:
+            return None
+        if any(t < 0 for t in prompt):  # an image's positions: no text to draft from
+            self._spec_skipped = "off for this answer: its prompt holds an image"
+            return None
+        self._drafter.reset()
+        return Speculation(
+            self._llm,
+            self._drafter,
+            self._llm._init_sampler(**sampling),
+            prompt,
+            limit=self.exact_batch,
+            n_ctx=self.info.n_ctx,
+            cancel=cancel,
+        )
+
+    @property
+    def last_speculation(self) -> SpecStats:
+        """Drafts and accepted drafts of the latest generate() call (counted live)."""
+        if self._spec is not None:
+            return self._spec.stats
+        return SpecStats(note=self._spec_skipped or self.speculation_note)
 
     def _install_grammar_sampler(self, made: list[GrammarFirstSampler]) -> None:
         """For one generate() call: llama-cpp-python's sampler chain without the grammar,
@@ -508,11 +598,14 @@ class LlamaEngine:
             self._grammars.popitem(last=False)
         return cached
 
-    def _sampled(self, ctx: Any, token: int, top_n: int, dist: SampledDistribution) -> Sampled:
+    def _sampled(
+        self, ctx: Any, token: int, top_n: int, dist: SampledDistribution, row: int = -1
+    ) -> Sampled:
         """The token with its log-probability and the top_n alternatives, from the logits
-        the sampler just drew from (the last row of the context's logits): raw (softmax
-        of the logits) and sampled (the distribution after the sampler chain)."""
-        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+        the sampler just drew from (the last row of the context's logits, or a row of a
+        speculative batch): raw (softmax of the logits) and sampled (the distribution
+        after the sampler chain)."""
+        ptr = llama_cpp.llama_get_logits_ith(ctx, row)
         logits = np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
         raw_lp, raw_top, sampled_lp, sampled_top = dist.capture(logits, token, top_n)
         return Sampled(token, raw_lp, raw_top, sampled_lp, sampled_top)
@@ -735,6 +828,8 @@ class LlamaEngine:
         if self.vision is not None:
             self.vision.close()  # before the model it was made for
             self.vision = None
+        if isinstance(getattr(self, "_drafter", None), DraftModel):
+            self._drafter.close()  # type: ignore[union-attr]
         self._llm.close()
         del self._llm
         gc.collect()  # llama-cpp-python's numpy buffers can sit in reference cycles

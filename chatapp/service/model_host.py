@@ -74,7 +74,7 @@ def default_backend_factory(req: LoadRequest) -> Backend:
         state_disk_bytes=req.state_disk_mb * 1024 * 1024,
         mmproj=mmproj,
     )
-    return LocalBackend(engine, version=VERSION)
+    return LocalBackend(engine, version=getattr(engine, "version", VERSION))
 
 
 class ModelHost:

@@ -313,6 +313,7 @@ class StoreSink(MemorySink):
             state_note=str(getattr(backend, "state_note", "")),
             **_tools_receipt(self.sent),
             disk_tokens=stats.disk_tokens,
+            speculative=stats.speculation,
         )
         meta = dict(self.reply.meta)
         meta.update(
