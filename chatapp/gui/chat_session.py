@@ -32,6 +32,7 @@ from chatapp.service import (
     ChatService,
     LoadedModel,
     TurnHandle,
+    TurnOptions,
     default_backend_factory,
 )
 from chatapp.service.events import (
@@ -80,6 +81,7 @@ class ChatSession(QObject):
     context_changed = Signal(int, int)  # used, n_ctx
     speed_changed = Signal(float)  # tokens/s of the last answer
     input_restored = Signal(str)  # a message that could not be saved, back to the input
+    images_taken = Signal()  # the composer's images went with a message (gui.image_attach)
     status_message = Signal(str)  # a passing note for the status line
     error = Signal(str)
     notice = Signal(str)
@@ -101,6 +103,7 @@ class ChatSession(QObject):
         self.conversation_id: str | None = None
         self._streaming: _Streaming | None = None
         self._closed = False
+        self.pending_images: tuple[Any, ...] = ()  # core.images.ImageFile (gui.image_attach)
 
         self.bridge = ServiceBridge()
         self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
@@ -200,6 +203,8 @@ class ChatSession(QObject):
         the same function a send runs, delivered on the GUI thread."""
         kwargs: dict[str, Any] = {} if use_saved else {"user_template": user_template}
         try:
+            if draft.strip() and self.pending_images:  # the composer's images (image_attach)
+                kwargs["draft_images"] = self.pending_images
             fut = self.service.prepare_conversation(self.conversation_id, draft=draft, **kwargs)
         except RuntimeError as e:  # the service is shut down (the window is closing)
             on_error(e)
@@ -317,9 +322,18 @@ class ChatSession(QObject):
         text = text.strip()
         if not text or not self._can_start():
             return False
+        # the images waiting in the composer (gui.image_attach) go with the message
+        images, self.pending_images = self.pending_images, ()
         self._track(
-            self.service.send(self.conversation_id, text, listener=self.bridge.turn_listener())
+            self.service.send(
+                self.conversation_id,
+                text,
+                options=TurnOptions(images=images) if images else None,
+                listener=self.bridge.turn_listener(),
+            )
         )
+        if images:
+            self.images_taken.emit()
         return True
 
     def regenerate(self, message_id: str | None = None) -> bool:

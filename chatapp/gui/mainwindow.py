@@ -92,6 +92,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
     "chatapp.gui.remote_actions",  # Models > Use a model on a server…
     "chatapp.gui.branch_actions",
+    "chatapp.gui.image_attach",  # images in the composer: paste, drop, attach; full size
 )
 
 

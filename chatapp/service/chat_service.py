@@ -259,6 +259,7 @@ class ChatService:
         user_template: Any = _NOT_GIVEN,
         prefill: str = "",
         question: str = "",
+        draft_images: Sequence[Any] = (),
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
         upto_message_id, if given) plus the draft as the next user message, if any.
@@ -298,7 +299,11 @@ class ChatService:
             if question and history and history[-1].role is Role.USER:
                 history[-1] = history[-1].with_(content=question)
             if draft.strip():
-                history.append(_draft_message(conversation_id or "", draft.strip()))
+                draft_msg = _draft_message(conversation_id or "", draft.strip())
+                if draft_images:  # the images waiting in the window's composer
+                    draft_msg = draft_msg.with_(meta=with_images({}, draft_images))
+                    images.update({i.sha256: i for i in draft_images})
+                history.append(draft_msg)
             _chain(
                 self.prepare(
                     history, system, user_template=user_template, prefill=prefill, images=images

@@ -32,6 +32,7 @@ from PySide6.QtGui import (
 
 from chatapp.core.conversation import FinishReason, Role
 from chatapp.core.message_info import stats_line
+from chatapp.gui.chatview.images import images_html
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
 from chatapp.gui.chatview.tokens import body_html, token_colors
@@ -390,7 +391,7 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
                 else "<i>…</i>"
             )
     else:
-        html = plain_to_html(row.text)
+        html = images_html(row.message) + plain_to_html(row.text)  # its images' thumbnails
     lay.html = html
     lay.body = _new_doc(m.font, html, inner_w, theme)
     lay.body_origin = QPoint(inner_x, y)

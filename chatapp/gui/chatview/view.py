@@ -76,6 +76,7 @@ class MessageView(QListView):
     # a row shown as tokens needs them: the window's controller answers with set_spans
     spans_requested = Signal(str)  # message id
     token_clicked = Signal(str, int)  # message id, token index (a token view's click)
+    image_clicked = Signal(str)  # an image's sha256 (its thumbnail was clicked: gui.image_attach)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -854,6 +855,8 @@ class MessageView(QListView):
             self.token_clicked.emit(mid, int(str(data)[4:]))
         elif kind == "link" and str(data).startswith("explain:"):
             self.explain(str(data)[8:])
+        elif kind == "link" and str(data).startswith("chatapp-image:"):
+            self.image_clicked.emit(str(data).removeprefix("chatapp-image:"))
         elif kind == "link":
             from PySide6.QtCore import QUrl
             from PySide6.QtGui import QDesktopServices
