@@ -64,7 +64,7 @@ def _png_of(image: QImage) -> bytes:
     data = QByteArray()
     buf = QBuffer(data)
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buf, b"PNG")
+    image.save(buf, "PNG")  # type: ignore[call-overload]  # PySide takes str at run time
     return bytes(data.data())
 
 
@@ -212,6 +212,14 @@ class ImageAttach(QObject):
         return False
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        try:
+            return self._filter(event)
+        except Exception:  # an exception out of an event filter takes Qt down
+            log.exception("image paste or drop failed")
+            self.window.show_error(self.tr("The image could not be taken (see the log)."))
+            return False
+
+    def _filter(self, event: QEvent) -> bool:
         kind = event.type()
         if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove) and isinstance(
             event, (QDragEnterEvent, QDragMoveEvent)

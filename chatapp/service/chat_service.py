@@ -442,7 +442,10 @@ class ChatService:
             if original.role is not Role.USER:
                 raise UserError("Only your own messages can be edited; regenerate an answer.")
             conv = _conversation(store, original.conversation_id)
-            user = store.add_message(conv.id, Role.USER, text, parent_id=original.parent_id)
+            kept = {"images": original.meta["images"]} if original.meta.get("images") else {}
+            user = store.add_message(  # a new version of the question keeps its images
+                conv.id, Role.USER, text, parent_id=original.parent_id, meta=kept
+            )
             try:
                 ref = self._host.loaded_ref()
             except UserError as e:  # the edit is kept; say what is missing
