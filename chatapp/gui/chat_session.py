@@ -82,6 +82,7 @@ class ChatSession(QObject):
     speed_changed = Signal(float)  # tokens/s of the last answer
     input_restored = Signal(str)  # a message that could not be saved, back to the input
     images_taken = Signal()  # the composer's images went with a message (gui.image_attach)
+    images_restored = Signal()  # ...and came back with its text: it was not kept
     status_message = Signal(str)  # a passing note for the status line
     error = Signal(str)
     notice = Signal(str)
@@ -104,6 +105,7 @@ class ChatSession(QObject):
         self._streaming: _Streaming | None = None
         self._closed = False
         self.pending_images: tuple[Any, ...] = ()  # core.images.ImageFile (gui.image_attach)
+        self._sent_images: tuple[Any, ...] = ()
 
         self.bridge = ServiceBridge()
         self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
@@ -324,6 +326,7 @@ class ChatSession(QObject):
             return False
         # the images waiting in the composer (gui.image_attach) go with the message
         images, self.pending_images = self.pending_images, ()
+        self._sent_images = images  # back to the composer if the message is not kept
         self._track(
             self.service.send(
                 self.conversation_id,
@@ -487,6 +490,10 @@ class ChatSession(QObject):
         self.conversation_selected.emit(self.conversation_id or "")
         if ev.restore_input:
             self.input_restored.emit(ev.restore_input)
+            if self._sent_images and not self.pending_images:  # back to the composer too
+                self.pending_images = self._sent_images
+                self.images_restored.emit()
+        self._sent_images = ()
         self._emit_context()  # what the chat holds now, not the refused prompt
         self.error.emit(ev.error)
 

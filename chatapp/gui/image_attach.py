@@ -131,6 +131,7 @@ class ImageAttach(QObject):
             w.setAcceptDrops(True)
             w.installEventFilter(self)
         window.session.images_taken.connect(self._sent)
+        window.session.images_restored.connect(self._restored)
         window.message_view.image_clicked.connect(self.open_full)
         store = window.session.store
         thumbs.source = lambda sha: store.get_image(sha)
@@ -184,6 +185,11 @@ class ImageAttach(QObject):
     def _sent(self) -> None:
         for sha in list(self.strip.chips):
             self.strip.remove_chip(sha)
+
+    def _restored(self) -> None:
+        for image in self.waiting:
+            if image.sha256 not in self.strip.chips:
+                self.strip.add_chip(image)
 
     def choose_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(

@@ -41,6 +41,8 @@ def test_paste_an_image_then_a_blind_model_refuses_it(qtbot, make_window, fake_m
     qtbot.waitUntil(lambda: "Nothing was sent" in w.message_bar.label.text(), timeout=10_000)
     assert w.message_bar.error
     assert w.input.toPlainText() == "What is this?"  # the text is back in the input
+    assert [i.sha256 for i in w.session.pending_images] == [sha]  # and the image
+    assert w.findChild(object, f"image-chip-{sha[:12]}") is not None
     with Store(app_paths().database) as s:
         assert s.get_image(sha) is None and s.list_conversations() == []
 
