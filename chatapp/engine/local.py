@@ -186,6 +186,8 @@ class LocalBackend:
         return self.engine.tokenize(text, special=special)
 
     def token_bytes(self, token_id: int) -> bytes:
+        if token_id < 0:  # a position an image takes (core.vision_prompt)
+            return b"<image>"
         return self.engine.token_bytes(token_id)
 
     @property

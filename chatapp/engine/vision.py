@@ -31,6 +31,7 @@ from typing import Any
 import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
 
+from chatapp.core.catalog import projector_beside
 from chatapp.core.catalog.gguf import check_model_file
 from chatapp.core.errors import BadModelFile, ModelLoadError
 from chatapp.core.images import DecodedImage, placeholder_id
@@ -232,24 +233,5 @@ class VisionEncoder:
 
 
 def find_projector(model_path: str | Path) -> Path | None:
-    """The projector beside a model file: `mmproj-*.gguf` (or `*mmproj*.gguf`) in its
-    folder. Several: the one whose name shares the most with the model's, then the
-    first by name. None when there is none (a text model)."""
-    model = Path(model_path)
-    try:
-        found = sorted(
-            p
-            for p in model.parent.iterdir()
-            if p.suffix.lower() == ".gguf" and "mmproj" in p.name.lower() and p != model
-        )
-    except OSError:
-        return None
-    if not found:
-        return None
-    stem = model.stem.lower()
-
-    def shared(p: Path) -> int:
-        words = set(p.stem.lower().replace("_", "-").split("-")) - {"mmproj", "gguf"}
-        return sum(1 for w in words if w and w in stem)
-
-    return max(found, key=lambda p: (shared(p), -found.index(p)))
+    """The projector beside a model file (core.catalog.projector_beside), or None."""
+    return projector_beside(model_path)

@@ -86,6 +86,8 @@ class ChatSession(QObject):
     context_changed = Signal(int, int)  # used, n_ctx
     speed_changed = Signal(float)  # tokens/s of the last answer
     input_restored = Signal(str)  # a message that could not be saved, back to the input
+    images_taken = Signal()  # the composer's images went with a message (gui.image_attach)
+    images_restored = Signal()  # ...and came back with its text: it was not kept
     status_message = Signal(str)  # a passing note for the status line
     error = Signal(str)
     notice = Signal(str)
@@ -112,6 +114,8 @@ class ChatSession(QObject):
         # hook(options, kind, message_id) -> options; kind "send" (message_id None),
         # "regenerate" (the answer replaced, None: the last) or "edit" (the question edited)
         self.option_hooks: list[Callable[[TurnOptions, str, str | None], TurnOptions]] = []
+        self.pending_images: tuple[Any, ...] = ()  # core.images.ImageFile (gui.image_attach)
+        self._sent_images: tuple[Any, ...] = ()
 
         self.bridge = ServiceBridge()
         self._unsubscribe = self.service.subscribe(self.bridge.on_service_event)
@@ -213,6 +217,8 @@ class ChatSession(QObject):
         the same function a send runs, delivered on the GUI thread."""
         kwargs: dict[str, Any] = {} if use_saved else {"user_template": user_template}
         try:
+            if draft.strip() and self.pending_images:  # the composer's images (image_attach)
+                kwargs["draft_images"] = self.pending_images
             fut = self.service.prepare_conversation(
                 self.conversation_id, draft=draft, options=self.turn_options(), **kwargs
             )
@@ -348,14 +354,19 @@ class ChatSession(QObject):
         text = text.strip()
         if not text or not self._can_start():
             return False
+        # the images waiting in the composer (gui.image_attach) go with the message
+        images, self.pending_images = self.pending_images, ()
+        self._sent_images = images  # back to the composer if the message is not kept
         self._track(
             self.service.send(
                 self.conversation_id,
                 text,
-                options=self.turn_options("send"),
+                options=_with_images(self.turn_options("send"), images),
                 listener=self.bridge.turn_listener(),
             )
         )
+        if images:
+            self.images_taken.emit()
         return True
 
     def regenerate(self, message_id: str | None = None) -> bool:
@@ -535,6 +546,10 @@ class ChatSession(QObject):
         self.conversation_selected.emit(self.conversation_id or "")
         if ev.restore_input:
             self.input_restored.emit(ev.restore_input)
+            if self._sent_images and not self.pending_images:  # back to the composer too
+                self.pending_images = self._sent_images
+                self.images_restored.emit()
+        self._sent_images = ()
         self._emit_context()  # what the chat holds now, not the refused prompt
         if ev.kind is FailureKind.CANCELLED and ev.error == "stopped":  # Stop during a tool
             self.status_message.emit(self.tr("Stopped."))
@@ -568,3 +583,10 @@ class ChatSession(QObject):
 
 
 __all__ = ["ChatSession", "PreparedPrompt"]
+
+
+def _with_images(opts: TurnOptions | None, images: tuple[Any, ...]) -> TurnOptions | None:
+    """A send's options with the composer's images (gui.image_attach), if any."""
+    if not images:
+        return opts
+    return replace(opts or TurnOptions(), images=images)

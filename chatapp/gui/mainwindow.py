@@ -106,6 +106,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.branch_actions",
     # issue 19: attachments, citations, knowledge collections (after the settings panel)
     "chatapp.gui.documents_actions",
+    "chatapp.gui.image_attach",  # images in the composer: paste, drop, attach; full size
 )
 
 

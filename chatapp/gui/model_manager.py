@@ -37,7 +37,15 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.core import catalog
-from chatapp.core.catalog import FileGroup, LocalModel, Starter, human_size, sysinfo
+from chatapp.core.catalog import (
+    FileGroup,
+    LocalModel,
+    Starter,
+    human_size,
+    is_projector_file,
+    quant_of,
+    sysinfo,
+)
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.gui.model_manager_models import (
@@ -300,13 +308,15 @@ class ModelManagerDialog(QDialog):
                     lambda g: (
                         g.name
                         + (self.tr(" ({n} parts)").format(n=len(g.files)) if g.is_split else "")
+                        + (self.tr("  + projector (sees images)") if g.projector else "")
                     ),
                 ),
                 Column(self.tr("Quant"), lambda g: g.quant or "?"),
-                Column(self.tr("Size"), lambda g: human_size(g.size), align_right=True),
+                # with a vision model's projector: both are downloaded, both take memory
+                Column(self.tr("Size"), lambda g: human_size(g.total_size), align_right=True),
                 Column(
                     self.tr("Fit ({context} ctx)").format(context=self.settings.context_limit),
-                    lambda g: self._fit(g.size, g.quant),
+                    lambda g: self._fit(g.total_size, g.quant),
                 ),
             ],
             self,
@@ -433,6 +443,13 @@ class ModelManagerDialog(QDialog):
             return None
         try:
             job = self.queue.add(self.repo.repo_id, self.repo.revision, group)
+            if group.projector is not None:  # into the same folder, where loading finds it
+                p = group.projector
+                self.queue.add(
+                    self.repo.repo_id,
+                    self.repo.revision,
+                    FileGroup(p.name, [p], quant_of(p.name)),
+                )
         except UserError as e:
             self._fail(e)
             return None
@@ -453,6 +470,7 @@ class ModelManagerDialog(QDialog):
                 ),
                 Column(self.tr("Quant"), lambda m: m.quant or "?"),
                 Column(self.tr("Size"), lambda m: human_size(m.size), align_right=True),
+                Column(self.tr("Sees"), lambda m: self.tr("images") if m.projector else ""),
                 Column(
                     self.tr("Where"),
                     lambda m: {
@@ -692,7 +710,9 @@ class ModelManagerDialog(QDialog):
         self.pause_button.setEnabled(state in (QUEUED, RUNNING))
         self.resume_button.setEnabled(state in (PAUSED, FAILED))
         self.cancel_button.setEnabled(state in (QUEUED, RUNNING, PAUSED, FAILED))
-        self.use_download_button.setEnabled(state == DONE)
+        # a projector is not opened on its own: loading its model finds it beside it
+        projector = job is not None and is_projector_file(job.group.name)
+        self.use_download_button.setEnabled(state == DONE and not projector)
 
     def _job_changed(self, job: Job) -> None:
         if job not in self.jobs_model.items:

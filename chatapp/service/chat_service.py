@@ -283,6 +283,7 @@ class ChatService:
         question: str = "",
         options: TurnOptions | None = None,
         tools: list[dict[str, Any]] | None = None,
+        draft_images: Sequence[Any] = (),
     ) -> Future[PreparedPrompt]:
         """The prompt of the next answer in a conversation: its active thread (up to
         upto_message_id, if given) plus the draft as the next user message, if any.
@@ -325,7 +326,11 @@ class ChatService:
             if question and history and history[-1].role is Role.USER:
                 history[-1] = history[-1].with_(content=question)
             if draft.strip():
-                history.append(_draft_message(conversation_id or "", draft.strip()))
+                draft_msg = _draft_message(conversation_id or "", draft.strip())
+                if draft_images:  # the images waiting in the window's composer
+                    draft_msg = draft_msg.with_(meta=with_images({}, draft_images))
+                    images.update({i.sha256: i for i in draft_images})
+                history.append(draft_msg)
             try:
                 offered = tools
                 if offered is None:
@@ -490,12 +495,13 @@ class ChatService:
             if original.role is not Role.USER:
                 raise UserError("Only your own messages can be edited; regenerate an answer.")
             conv = _conversation(store, original.conversation_id)
-            user = store.add_message(
+            kept = {"images": original.meta["images"]} if original.meta.get("images") else {}
+            user = store.add_message(  # a new version of the question keeps its images
                 conv.id,
                 Role.USER,
                 text,
                 parent_id=original.parent_id,
-                meta=question_meta(opts.retrieval),
+                meta={**kept, **question_meta(opts.retrieval)},
             )
             try:
                 ref = self._host.loaded_ref()

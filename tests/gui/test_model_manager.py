@@ -94,6 +94,9 @@ def test_discover_download_verify_and_use(
     job = d.download_selected()
     assert job is not None and d.tabs.currentIndex() == 2
     qtbot.waitUntil(lambda: job.state == DONE, timeout=30_000)
+    # the repository's projector is paired with the model and downloaded after it
+    qtbot.waitUntil(lambda: all(j.state == DONE for j in harness.queue.jobs), timeout=30_000)
+    assert len(harness.queue.jobs) == 2
     qtbot.waitUntil(lambda: d.library_model.rowCount() == 1, timeout=5_000)
     assert "verified" in d.status.text()
     check_model_file(job.path)

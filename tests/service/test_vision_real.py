@@ -13,10 +13,11 @@ from chatapp.core.backend import ModelRef
 from chatapp.core.images import check_image
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
+from chatapp.core.store.images import ref
 from chatapp.core.token_engine import SamplingParams
 from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.events import TurnChunk, TurnFailed, TurnFinished, TurnPrompt
-from tests.service.conftest import Recorder
+from tests.service.conftest import Recorder, fake_service  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.model
 WAIT = 300
@@ -113,3 +114,24 @@ def test_a_model_that_cannot_see_refuses_the_image_and_stores_nothing(tmp_path, 
     with Store(tmp_path / "chat.sqlite3") as s:
         assert s.list_conversations() == []
         assert s.get_image(image.sha256) is None
+
+
+def test_an_edit_keeps_the_images_and_a_blind_model_reads_a_note(fake_service, tmp_path):
+    """A scripted (text-only) engine: the image of an earlier message becomes a line in
+    the prompt; editing the question keeps its image."""
+    service = fake_service()
+    image = check_image(png(size=(12, 7)))
+    with Store(tmp_path / "chat.sqlite3") as s:
+        c = s.create_conversation("pic")
+        s.put_images([image])
+        q = s.add_message(c.id, "user", "What is it?", meta={"images": [ref(image)]})
+    rec = Recorder()
+    done = service.edit(q.id, "What colour is it?", listener=rec).result(WAIT)
+    assert isinstance(done, TurnFinished), done
+    prompt = rec.of(TurnPrompt)[0].prompt
+    assert "[an image, 12x7, was here: this model cannot see images]" in prompt.text
+    assert prompt.images == ()
+    with Store(tmp_path / "chat.sqlite3") as s:
+        edited = s.get_message(done.message.parent_id)
+        assert edited.content == "What colour is it?" and edited.id != q.id
+        assert edited.meta["images"] == [ref(image)]

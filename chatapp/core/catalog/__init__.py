@@ -12,6 +12,7 @@ Pure functions over plain data, shared by the hub adapter, the CLI and the windo
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import math
@@ -93,11 +94,22 @@ class FileGroup:
     files: list[RemoteFile]
     quant: str
     complete: bool = True  # every shard of a split set is present
+    # a vision model's projector in the same repository (pair_projector): downloaded with
+    # the model, into the same folder, where loading finds it beside the model
+    projector: RemoteFile | None = None
 
     @property
     def size(self) -> int | None:
         sizes = [f.size for f in self.files]
         return None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+
+    @property
+    def total_size(self) -> int | None:
+        """The model's files and its projector: what the download and the fit count."""
+        size = self.size
+        if size is None or self.projector is None:
+            return size
+        return None if self.projector.size is None else size + self.projector.size
 
     @property
     def first(self) -> RemoteFile:
@@ -112,7 +124,8 @@ def group_files(files: Iterable[RemoteFile]) -> list[FileGroup]:
     """Chat-model GGUF files grouped: one entry per file or split set, smallest quant first."""
     singles: list[FileGroup] = []
     sets: dict[tuple[str, str, int], list[tuple[int, RemoteFile]]] = {}
-    for f in files:
+    files_list = list(files)
+    for f in files_list:
         if not is_chat_model_file(f.name):
             continue
         folder, _, base = f.name.rpartition("/")
@@ -129,7 +142,62 @@ def group_files(files: Iterable[RemoteFile]) -> list[FileGroup]:
         quant = quant_of(base) or quant_of(folder + "/")
         singles.append(FileGroup(name, [f for _, f in shards], quant, complete))
     singles.sort(key=lambda g: (quant_rank(g.quant), g.size or 0, g.name))
+    found = projector_files(files_list)
+    for g in singles:
+        g.projector = pair_projector(g, found)
     return singles
+
+
+def is_projector_file(filename: str) -> bool:
+    name = Path(filename).name.lower()
+    return name.endswith(".gguf") and "mmproj" in name
+
+
+def projector_files(files: Iterable[RemoteFile]) -> list[RemoteFile]:
+    return [f for f in files if is_projector_file(f.name)]
+
+
+_PROJECTOR_PREFERENCE = ["F16", "BF16", "Q8_0", "F32"]
+
+
+def pair_projector(group: FileGroup, projectors: list[RemoteFile]) -> RemoteFile | None:
+    """The projector that goes with a model in its repository: one in the model's own
+    folder first (a repository may hold several models), then one at the top; of
+    those, F16 (what llama.cpp's conversions make), then BF16, Q8_0, F32, the smallest."""
+    folder = group.first.name.rpartition("/")[0]
+    near = [p for p in projectors if p.name.rpartition("/")[0] == folder]
+    pool = near or [p for p in projectors if "/" not in p.name]
+    if not pool:
+        return None
+
+    def rank(p: RemoteFile) -> tuple[int, int]:
+        q = quant_of(p.name)
+        pref = _PROJECTOR_PREFERENCE.index(q) if q in _PROJECTOR_PREFERENCE else 9
+        return (pref, p.size or 0)
+
+    return min(pool, key=rank)
+
+
+def projector_beside(model_path: str | os.PathLike[str]) -> Path | None:
+    """A vision model's projector beside its file: a `*mmproj*.gguf` in the same folder
+    (with several, the one whose name shares the most words with the model's, then the
+    first by name). None for a text model."""
+    model = Path(model_path)
+    try:
+        found = sorted(
+            p for p in model.parent.iterdir() if is_projector_file(p.name) and p != model
+        )
+    except OSError:
+        return None
+    if not found:
+        return None
+    stem = model.stem.lower()
+
+    def shared(p: Path) -> int:
+        words = set(p.stem.lower().replace("_", "-").split("-")) - {"mmproj", "gguf"}
+        return sum(1 for w in words if w and w in stem)
+
+    return max(found, key=lambda p: (shared(p), -found.index(p)))
 
 
 # --- fit -----------------------------------------------------------------------------------
@@ -245,6 +313,11 @@ class LocalModel:
     def owned(self) -> bool:
         """chatapp may delete it: it lives in chatapp's own models folder."""
         return self.source == SOURCE_LIBRARY
+
+    @functools.cached_property
+    def projector(self) -> Path | None:
+        """Its vision projector beside it (projector_beside): the model can see."""
+        return projector_beside(self.path)
 
 
 def hf_cache_dir() -> Path:

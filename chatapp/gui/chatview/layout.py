@@ -33,6 +33,7 @@ from PySide6.QtGui import (
 from chatapp.core.conversation import FinishReason, Message, Role
 from chatapp.core.message_info import stats_line
 from chatapp.gui.chatview import toolcards
+from chatapp.gui.chatview.images import images_html
 from chatapp.gui.chatview.model import Row, role_name
 from chatapp.gui.chatview.theme import Theme
 from chatapp.gui.chatview.tokens import body_html, token_colors
@@ -407,7 +408,11 @@ def build(row: Row, width: int, theme: Theme, m: Metrics, is_last: bool) -> RowL
                 else "<i>…</i>"
             )
     else:
-        html = plain_to_html(row.text) + attached_html(row.message, theme.muted.name())
+        html = (
+            images_html(row.message)  # its images' thumbnails
+            + plain_to_html(row.text)
+            + attached_html(row.message, theme.muted.name())
+        )
     if row.display == "text":
         html = toolcards.with_cards(row, html, theme)
     lay.html = html

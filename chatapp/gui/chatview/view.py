@@ -79,6 +79,7 @@ class MessageView(QListView):
     spans_requested = Signal(str)  # message id
     token_clicked = Signal(str, int)  # message id, token index (a token view's click)
     citation_clicked = Signal(str, int)  # answer id, passage number (an answer's "[2]")
+    image_clicked = Signal(str)  # an image's sha256 (its thumbnail was clicked: gui.image_attach)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -871,6 +872,8 @@ class MessageView(QListView):
             self.citation_clicked.emit(mid, int(str(data)[5:]))
         elif kind == "link" and str(data).startswith("explain:"):
             self.explain(str(data)[8:])
+        elif kind == "link" and str(data).startswith("chatapp-image:"):
+            self.image_clicked.emit(str(data).removeprefix("chatapp-image:"))
         elif kind == "link":
             from PySide6.QtCore import QUrl
             from PySide6.QtGui import QDesktopServices
