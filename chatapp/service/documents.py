@@ -41,9 +41,12 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "documents.sqlite3"
 PASSAGES = 5  # passages a collection gives a question
 ATTACH_SHARE = 0.5  # attached text may take this share of the context window
+# After the question, where a small model still reads it; the sources as "[n] where:
+# text" entries, so that a model that copies a source's line copies its number too.
+# SmolLM2-135M at temperature 0 still seldom cites (docs/documents.md, Citations).
 INSTRUCTION = (
-    "Answer the question using the numbered sources below. "
-    "Cite the sources you use by their numbers in brackets, like [1]."
+    "Answer the question from the sources above, in their words. After each sentence, "
+    "write the number of its source in brackets, like [1]."
 )
 
 
@@ -378,11 +381,13 @@ class Passage:
 
 
 def compose(question: str, passages: Sequence[Passage]) -> str:
-    """The question as the model receives it: the numbered sources, then the question."""
-    parts = [INSTRUCTION, ""]
+    """The question as the model receives it: the numbered sources (one "[n] where: text"
+    entry each, blank lines dropped, lines and indents kept), the question, the instruction."""
+    parts = ["Sources:"]
     for p in passages:
-        parts += [f"[{p.number}] {p.where}", p.text.strip(), ""]
-    parts.append(f"Question: {question}")
+        lines = [line.rstrip() for line in p.text.strip().splitlines()]
+        parts.append(f"[{p.number}] {p.where}: " + "\n".join(line for line in lines if line))
+    parts += ["", f"Question: {question}", "", INSTRUCTION]
     return "\n".join(parts)
 
 

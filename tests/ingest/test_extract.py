@@ -123,5 +123,14 @@ def test_citations_resolve_numbers_to_passages() -> None:
     assert citations("No sources.", passages) == []
     from chatapp.service.documents import Passage
 
-    text = compose("Why?", [Passage(1, "a.md, Intro", "Because.", "/a.md", "0" * 64)])
-    assert text.endswith("[1] a.md, Intro\nBecause.\n\nQuestion: Why?")
+    text = compose(
+        "Why?",
+        [
+            Passage(1, "a.md, Intro", "Because.\n\nIt is.", "/a.md", "0" * 64),
+            Passage(2, "b.py", "def f():\n    return 1", "/b.py", "1" * 64),
+        ],
+    )
+    assert text.startswith(
+        "Sources:\n[1] a.md, Intro: Because.\nIt is.\n[2] b.py: def f():\n    return 1\n\n"
+        "Question: Why?\n\nAnswer the question from the sources above"
+    )

@@ -20,7 +20,6 @@ from chatapp.service import ChatService, LoadRequest, TurnOptions
 from chatapp.service.documents import (
     DocumentsStep,
     EmbedderCache,
-    citations,
     index_collection,
     search,
 )
@@ -176,28 +175,57 @@ def test_an_attached_file_too_long_is_retrieved(
 def test_citations_in_a_real_answer_resolve_to_passages(
     smol: ChatService, built, embedder: EmbeddingEngine, capsys
 ) -> None:
+    """SmolLM2-135M at temperature 0, the ten questions that share words with their
+    answers, the prompt as the app sends it: the [n] it writes of its own accord resolve
+    to the passages it was given, at least one to the passage from the right file, and
+    the JSON export lists them. (It writes [n] in few answers: 3 of 10 when this was
+    written, 1 of them naming the right file's passage among others; nothing forces or
+    prefixes them.)"""
+    import re
+
+    from chatapp.core.citations import resolve
+    from chatapp.core.export import to_json
+
     index, _ = built
     step = DocumentsStep(
         index.path, collections=["corpus"], embedder=EmbedderCache(lambda path: embedder)
     )
-    result, rec = _ask(smol, "What is the company mascot? Cite the source.", step)
-    docs = result.message.meta["documents"]
-    passages = docs["passages"]
-    numbers = [p["n"] for p in passages]
-    assert numbers == list(range(1, len(passages) + 1))
-    prompt = rec.of(TurnPrompt)[0].prompt.text
-    for p in passages:
-        assert f"[{p['n']}] {p['where']}" in prompt
-    assert any("Pemberton" in p["text"] for p in passages)
-    assert result.message.meta["receipt"]["documents"]["chunk_ids"] == docs["chunk_ids"]
-    answer = result.message.content
-    cited = citations(answer, passages)
-    import re
-
-    in_range = [int(n) for n in re.findall(r"\[(\d+)\]", answer) if 1 <= int(n) <= len(passages)]
-    assert [p["n"] for p in cited] == list(dict.fromkeys(in_range))
+    right = 0
+    written = []
+    for question, _, name in QUESTIONS:
+        result, rec = _ask(smol, question, step)
+        docs = result.message.meta["documents"]
+        passages = docs["passages"]
+        assert [p["n"] for p in passages] == list(range(1, len(passages) + 1))
+        prompt = rec.of(TurnPrompt)[0].prompt.text
+        for p in passages:
+            assert f"[{p['n']}] {p['where']}: " in prompt
+        assert result.message.meta["receipt"]["documents"]["chunk_ids"] == docs["chunk_ids"]
+        answer = result.message.content
+        found = resolve(answer, passages)
+        in_range = [
+            int(n) for n in re.findall(r"\[(\d+)\]", answer) if 1 <= int(n) <= len(passages)
+        ]
+        assert [c.n for c in found] == in_range  # every number it wrote names its passage
+        for c in found:
+            assert answer[c.start : c.end] == f"[{c.n}]"
+            assert (c.file, c.chunk_id) == (
+                passages[c.n - 1]["file"],
+                passages[c.n - 1]["chunk_id"],
+            )
+        if any(Path(c.file).name == name for c in found):
+            right += 1
+            conv = smol.read(lambda s, cid=result.conversation_id: s.get_conversation(cid)).result()
+            thread = smol.read(lambda s, cid=result.conversation_id: s.active_thread(cid)).result()
+            exported = json.loads(to_json(conv, thread))["messages"][-1]
+            assert [c["n"] for c in exported["citations"]] == [c.n for c in found]
+            assert exported["citations"][0]["chunk_id"] == found[0].chunk_id
+        written.append((question, answer, [c.where for c in found]))
     with capsys.disabled():
-        print(f"\nSmolLM2's answer: {answer!r}; cited: {[p['where'] for p in cited]}")
+        for question, answer, cited in written:
+            print(f"\n{question!r} -> {answer!r}; cited: {cited}")
+        print(f"\nanswers citing the passage from the right file: {right} of {len(QUESTIONS)}")
+    assert right >= 1
 
 
 def test_cli_chat_with_docs_and_attach_and_the_json_export(
@@ -218,7 +246,9 @@ def test_cli_chat_with_docs_and_attach_and_the_json_export(
             "What is the company mascot?"]  # fmt: skip
     assert cli_run(argv) == 0
     err = capsys.readouterr().err
-    assert "[1] note.txt (whole file)" in err and "[2] heron.md, Culture" in err
+    # the sources the answer cites ("Cited:"), else every source it was given
+    assert "[1] note.txt (whole file)" in err or "[2] heron.md, Culture" in err
+    assert "Cited:" in err or ("Sources given:" in err and "[2] heron.md, Culture" in err)
     import re
 
     cid = re.search(r"\[conversation (\w+)\]", err)
