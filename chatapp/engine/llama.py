@@ -732,6 +732,8 @@ class LlamaEngine:
                 log.warning("could not restore the KV state of %s: %s", key, e)
                 llm.reset()
                 self._exact = 0
+                if isinstance(saved, DiskState) and self._disk is not None and key:
+                    self._disk.discard(key, "llama.cpp refused it")
             else:
                 if isinstance(saved, DiskState):
                     self._disk_prefix = saved.exact

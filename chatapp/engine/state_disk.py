@@ -259,6 +259,11 @@ class StateDisk:
 
     # -- reading ------------------------------------------------------------------------
 
+    def discard(self, conversation: str, why: str) -> None:
+        """Delete a conversation's saved state (llama.cpp refused it), with a log line."""
+        self._known.pop(conversation, None)
+        self._discard(self.path_for(conversation), why)
+
     def _discard(self, path: Path, why: str) -> None:
         log.warning("KV state %s discarded: %s", path.name, why)
         with contextlib.suppress(OSError):

@@ -10,7 +10,9 @@ it would have been without: the prompt a send runs is built by the send itself, 
 prefill only warms the KV cache it compares its tokens against.
 
 A background job runs only while no other job waits and stops between batches as soon as
-one arrives (executor.preempted), or when a newer prefill is asked for (the user typed on).
+one arrives (executor.preempted). A prefill that has not started when a newer one is
+asked for (the user typed on) is skipped; one that runs goes on: what it evaluates is
+the history the newer one shares (stopping it cost a bench run most of its progress).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 class Prefiller:
-    """The service's prefill jobs: at most one is current, older ones give way."""
+    """The service's prefill jobs: the latest one asked for runs, older queued ones are
+    skipped."""
 
     def __init__(self, service: ChatService) -> None:
         self._service = service
@@ -112,7 +115,7 @@ class Prefiller:
             prefill(
                 list(prompt.tokens),
                 request.cache_key,
-                lambda: infer.preempted() or self._stale(seq),
+                infer.preempted,
             )
         )
         if done:
