@@ -24,7 +24,7 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -705,6 +705,18 @@ class LlamaEngine:
         return done
 
     # -- KV state per conversation ------------------------------------------------
+
+    def forget_states(self, keys: Iterable[str]) -> None:
+        """Drop these conversations' KV states, in memory and this model's files on disk
+        (the chats were deleted: their tokens are their text)."""
+        if getattr(self, "_closed", True):
+            return
+        for key in keys:
+            self._states.take(key)
+            if self._disk is not None:
+                self._disk.forget(key)
+            if key == self._state_owner:
+                self._state_owner = None  # the context's tokens are not kept for it
 
     def _switch_state(self, key: str | None, prompt: list[int] | None = None) -> None:
         """Keep the state of the conversation in the context now, and bring back the

@@ -182,6 +182,12 @@ class LocalBackend:
         prefill = getattr(self.engine, "prefill", None)
         return int(prefill(tokens, cache_key, should_stop)) if prefill is not None else 0
 
+    def forget_states(self, cache_keys: list[str]) -> None:
+        """Drop the KV states kept for these conversations (deleted chats)."""
+        forget = getattr(self.engine, "forget_states", None)
+        if forget is not None:
+            forget(cache_keys)
+
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         return self.engine.tokenize(text, special=special)
 

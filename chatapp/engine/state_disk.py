@@ -39,7 +39,7 @@ import struct
 import sys
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,7 @@ class StateDisk:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._forgotten: set[str] = set()  # deleted chats: a queued write is dropped
 
     # -- names --------------------------------------------------------------------------
 
@@ -174,6 +175,8 @@ class StateDisk:
             sort_keys=True,
         ).encode()
         self._known[conversation] = summary
+        with self._lock:
+            self._forgotten.discard(conversation)  # saved again: restored from the trash
         self._start()
         path = self.path_for(conversation)
         self._queue.put(_Write(conversation, path, header, ids, data, int(n_bytes)))
@@ -206,6 +209,9 @@ class StateDisk:
                 self._queue.task_done()
 
     def _write(self, w: _Write) -> None:
+        with self._lock:
+            if w.conversation in self._forgotten:
+                return
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = w.path.with_name(f"{w.path.name}.{os.getpid()}.tmp")
         try:
@@ -258,6 +264,14 @@ class StateDisk:
             self._thread.join()
 
     # -- reading ------------------------------------------------------------------------
+
+    def forget(self, conversation: str) -> None:
+        """Delete a conversation's state (the chat was deleted), a write queued included."""
+        with self._lock:
+            self._forgotten.add(conversation)
+        self._known.pop(conversation, None)
+        with contextlib.suppress(OSError):
+            self.path_for(conversation).unlink()
 
     def discard(self, conversation: str, why: str) -> None:
         """Delete a conversation's saved state (llama.cpp refused it), with a log line."""
@@ -353,3 +367,27 @@ class StateDisk:
         self._known[conversation] = self._summary(input_ids, exact)
         buf = (ctypes.c_uint8 * n_bytes).from_buffer(data)
         return DiskState(input_ids, buf, n_bytes, exact)
+
+
+def forget(folder: str | Path, conversations: Iterable[str]) -> int:
+    """Delete every saved state (of any model) of these conversations: a deleted chat's
+    tokens are its text, not to be left in the cache folder. Returns the files deleted."""
+    wanted = set(conversations)
+    gone = 0
+    if not wanted:
+        return 0
+    for path in Path(folder).glob(f"*{SUFFIX}"):
+        try:
+            with path.open("rb") as f:
+                if f.read(len(MAGIC)) != MAGIC:
+                    continue
+                raw = f.read(_LEN.size)
+                (n,) = _LEN.unpack(raw) if len(raw) == _LEN.size else (0,)
+                head = json.loads(f.read(min(n, _MAX_HEADER)).decode("utf-8")) if n else {}
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue  # unreadable: not one we can attribute (the budget removes it in time)
+        if isinstance(head, dict) and head.get("conversation") in wanted:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                gone += 1
+    return gone

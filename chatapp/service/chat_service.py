@@ -123,7 +123,7 @@ class ChatService:
         self._infer = self._host.infer
         self._runner = Runner(lambda: self._host.backend, self._host.user_template)
         # rename, pin, tag, switch a branch, delete (to the trash), restore: for every caller
-        self.conversations = ConversationCommands(self._db, self._host.publish)
+        self.conversations = ConversationCommands(self._db, self._host.publish, self._forget_states)
         self._turns: dict[str, TurnHandle] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -926,6 +926,22 @@ class ChatService:
     def read(self, fn: Callable[[Store], T]) -> Future[T]:
         """Run fn(store) on the service's store thread (for callers with no store)."""
         return self._db.submit(fn)
+
+    def _forget_states(self, conversation_ids: list[str]) -> None:
+        """After a delete (on the store thread): the KV states kept for these chats go,
+        the files of every model now and the loaded model's copies in memory next."""
+        if not conversation_ids:
+            return
+        from chatapp.service.machine import forget_saved_states
+
+        try:
+            forget_saved_states(app_paths().cache / STATE_FOLDER, conversation_ids)
+        except OSError as e:  # a cache: the delete itself stands
+            log.warning("could not delete the saved KV states of a deleted chat: %s", e)
+        backend = self._host.backend
+        forget = getattr(backend, "forget_states", None)
+        if forget is not None:
+            self._infer.submit_background(forget, list(conversation_ids))
 
     def shutdown(self) -> None:
         """Cancel, stop the inference thread, join, then close the model (a Llama used

@@ -29,9 +29,17 @@ T = TypeVar("T")
 
 
 class ConversationCommands:
-    def __init__(self, db: StoreThread, publish: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        db: StoreThread,
+        publish: Callable[[Any], None],
+        forget_states: Callable[[list[str]], None] = lambda ids: None,
+    ) -> None:
+        """forget_states(ids): drop the KV states kept for these chats (their tokens are
+        their text), called after a delete."""
         self._db = db
         self._publish = publish
+        self._forget_states = forget_states
 
     def _run(
         self,
@@ -159,6 +167,7 @@ class ConversationCommands:
                 entry = store.trash_conversation(cid)
                 if entry is not None:
                     out.append(entry)
+            self._forget_states([e.conversation_id for e in out])
             return out
 
         return self._run("delete", ids, job)
@@ -176,7 +185,10 @@ class ConversationCommands:
             plan = Tree(store.messages(conv.id)).plan_delete(message_id, conv.current_leaf_id)
             if plan is None:
                 return None
-            return store.trash_messages(message_id, plan.leaf_after)
+            entry = store.trash_messages(message_id, plan.leaf_after)
+            if entry is not None:  # the chat's saved state holds the deleted text
+                self._forget_states([entry.conversation_id])
+            return entry
 
         return self._run("delete_message", [], job, lambda e: [e.conversation_id] if e else [])
 

@@ -56,3 +56,10 @@ def embedding_model(path: str | Path) -> Any:
     from chatapp.engine.embedding import EmbeddingEngine
 
     return EmbeddingEngine(path)
+
+
+def forget_saved_states(folder: str | Path, conversation_ids: list[str]) -> int:
+    """Delete the KV states saved on disk for these chats, of every model (files)."""
+    from chatapp.engine.state_disk import forget
+
+    return forget(folder, conversation_ids)

@@ -190,3 +190,26 @@ def test_the_budget_drops_the_least_recently_used(smollm2_path: Path, tmp_path: 
     disk = StateDisk(states, e._disk.key, BUDGET)
     kept = {p.name for p in states.glob(f"*{SUFFIX}")}
     assert kept == {disk.path_for("b").name, disk.path_for("c").name}
+
+
+def test_a_deleted_chat_leaves_no_state(smollm2_path: Path, tmp_path: Path) -> None:
+    """A chat's saved tokens are its text: forgetting it deletes its file (any model's),
+    and an engine that still holds it in memory does not write it again on close."""
+    from chatapp.engine.state_disk import forget
+
+    states = tmp_path / "states"
+    _saved(smollm2_path, states)
+    assert forget(states, ["another chat"]) == 0
+    assert len(list(states.glob(f"*{SUFFIX}"))) == 1
+    assert forget(states, ["c"]) == 1
+    assert list(states.glob(f"*{SUFFIX}")) == []
+
+    e = _engine(smollm2_path, states)
+    try:
+        _run(e, e.tokenize(TEXT), "c")
+        _run(e, e.tokenize("Another chat entirely. " * 12), "d")  # "c" kept in memory
+        e.forget_states(["c"])
+    finally:
+        _close(e)
+    left = list(states.glob(f"*{SUFFIX}"))
+    assert len(left) == 1 and forget(states, ["d"]) == 1

@@ -115,3 +115,37 @@ def test_delete_then_restart_then_undo_brings_back_every_row(tmp_path: Path, fak
         assert commands.find_deleted(cid).result(WAIT) is None
     finally:
         later.shutdown()
+
+
+def test_deleting_a_chat_or_its_messages_deletes_its_saved_kv_state(fake_service):
+    """The KV state saved for a chat (engine.state_disk) holds its tokens, that is its
+    text: a delete takes it away, whichever model saved it; other chats' stay."""
+    import numpy as np
+
+    from chatapp.engine.state_disk import SUFFIX, StateDisk
+    from chatapp.paths import app_paths
+    from chatapp.service.chat_service import STATE_FOLDER
+
+    service = fake_service(reply="fine")
+    kept = _turn(service, None, "keep me").conversation_id
+    gone = _turn(service, None, "delete me").conversation_id
+    pruned = _turn(service, None, "delete my answer")
+    folder = app_paths().cache / STATE_FOLDER
+    for n, key in enumerate(({"model": "a"}, {"model": "b"})):
+        disk = StateDisk(folder, key, 1 << 20)
+        for cid in (kept, gone, pruned.conversation_id):
+            ids = np.arange(32 + n, dtype=np.int32)
+            assert disk.save(cid, ids, bytearray(b"state" * 10), 50, 32)
+        disk.close()
+
+    def owners() -> list[str]:
+        out = []
+        for p in folder.glob(f"*{SUFFIX}"):
+            raw = p.read_bytes()
+            out.append(next(c for c in (kept, gone, pruned.conversation_id) if c.encode() in raw))
+        return sorted(out)
+
+    assert len(owners()) == 6
+    service.conversations.delete([gone]).result(WAIT)
+    service.conversations.delete_message(pruned.message.id).result(WAIT)
+    assert owners() == [kept, kept]
