@@ -56,6 +56,7 @@ from chatapp.service.model_host import (
     LoadRequest,
     ModelHost,
     default_backend_factory,
+    speculation_for,
 )
 from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
 from chatapp.service.resolver import Given, LoadSettings, TurnSettings, resolve_load, resolve_turn
@@ -185,12 +186,19 @@ class ChatService:
         n_threads: int | None = None,
         api_key: str = "",
         timeout: float | None = None,
+        speculative: str | None = None,
+        draft_model: str | None = None,
     ) -> LoadRequest:
-        """What loading `ref` uses, resolved (every load site goes through here)."""
+        """What loading `ref` uses, resolved (every load site goes through here).
+        speculative/draft_model: the caller's, else the settings' (a draft model is
+        looked up by the model's file name)."""
         hw = self.load_settings(
             ref, context_limit=context_limit, n_gpu_layers=n_gpu_layers, n_threads=n_threads
         )
-        return LoadRequest(ref, hw.context_limit, hw.n_gpu_layers, hw.n_threads, api_key, timeout)
+        mode, draft = speculation_for(self.settings, ref, speculative, draft_model)
+        return LoadRequest(
+            ref, hw.context_limit, hw.n_gpu_layers, hw.n_threads, api_key, timeout, mode, draft
+        )
 
     def turn_settings(
         self,
