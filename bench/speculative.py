@@ -33,7 +33,7 @@ def perimeter(w, h):
     """Perimeter of a rectangle."""
     return 2 * (w + h)
 '''
-TASK = f"# shapes.py\n{CODE}\n\n# shapes.py again, with the docstrings in capitals:\n"
+TASK = f"# shapes.py\n{CODE}\n\n# shapes.py again, with perimeter renamed to circumference:\n"
 
 
 def run(engine, prompt, n_tokens, speculate):  # type: ignore[no-untyped-def]
