@@ -76,6 +76,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
+    p.add_argument(
+        "--speculative",
+        choices=("off", "lookup", "draft"),
+        default=None,
+        help="speculative decoding: drafts from the context (lookup) or a draft model",
+    )
+    p.add_argument("--draft-model", default=None, help="a small model with the same vocabulary")
     p.set_defaults(func=serve)
 
 
@@ -105,6 +112,8 @@ def serve(args: argparse.Namespace) -> int:
                 context_limit=args.context,
                 n_threads=args.threads,
                 n_gpu_layers=args.gpu_layers,
+                speculative=args.speculative,
+                draft_model=args.draft_model,
             )
         ).result()
         config = ServerConfig(

@@ -58,7 +58,14 @@ DEFAULT_API_PORT = 8080
 # How version 2 (and 3, which adds "api_server") groups the keys in the file; keys not named here stay at the top level.
 GROUPS: dict[str, tuple[str, ...]] = {
     "models": ("models_dir", "default_model", "last_model", "user_templates"),
-    "hardware": ("context_limit", "n_gpu_layers", "n_threads", "kv_state_disk_mb"),
+    "hardware": (
+        "context_limit",
+        "n_gpu_layers",
+        "n_threads",
+        "kv_state_disk_mb",
+        "speculative",
+        "draft_models",
+    ),
     "new_chats": (
         "system_prompt",
         "temperature",
@@ -96,6 +103,10 @@ class Settings:
     # KV states of conversations kept in the cache folder across restarts, least recently
     # used out first (engine.state_disk); 0: none kept
     kv_state_disk_mb: int = 2048
+    # speculative decoding (engine.speculative): "off", "lookup" (drafts copied from the
+    # context) or "draft" (a draft model, from draft_models: model file name -> its path)
+    speculative: str = "off"
+    draft_models: dict[str, str] = field(default_factory=dict)
     temperature: float = 0.7
     top_p: float = 0.95
     top_k: int = 40
@@ -406,6 +417,15 @@ def _theme(value: Any) -> str:
     return str(value)
 
 
+SPECULATIVE_MODES = ("off", "lookup", "draft")
+
+
+def _speculative(value: Any) -> str:
+    if value not in SPECULATIVE_MODES:
+        raise _Bad(f"is not one of {', '.join(SPECULATIVE_MODES)}")
+    return str(value)
+
+
 def _str_dict(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _Bad(f"is a {_type_name(value)}, not an object")
@@ -458,6 +478,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "n_gpu_layers": _int(*GPU_LAYERS_RANGE),
     "n_threads": _threads,
     "kv_state_disk_mb": _int(*KV_DISK_MB_RANGE),
+    "speculative": _speculative,
+    "draft_models": _str_dict,
     "temperature": _float(*TEMPERATURE_RANGE),
     "top_p": _float(*TOP_P_RANGE),
     "top_k": _int(*TOP_K_RANGE),

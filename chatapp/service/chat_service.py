@@ -59,6 +59,7 @@ from chatapp.service.model_host import (
     LoadRequest,
     ModelHost,
     default_backend_factory,
+    speculation_for,
 )
 from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
 from chatapp.service.prefill import Prefiller
@@ -193,14 +194,19 @@ class ChatService:
         api_key: str = "",
         timeout: float | None = None,
         keep_states: bool = True,
+        speculative: str | None = None,
+        draft_model: str | None = None,
     ) -> LoadRequest:
         """What loading `ref` uses, resolved (every load site goes through here).
         keep_states: KV states are saved to the cache folder and restored across
-        restarts (within settings.kv_state_disk_mb); a replay that must run cold says no."""
+        restarts (within settings.kv_state_disk_mb); a replay that must run cold says no.
+        speculative/draft_model: the caller's, else the settings' (a draft model is
+        looked up by the model's file name)."""
         hw = self.load_settings(
             ref, context_limit=context_limit, n_gpu_layers=n_gpu_layers, n_threads=n_threads
         )
         disk = self.settings.kv_state_disk_mb if keep_states and ref.is_local else 0
+        mode, draft = speculation_for(self.settings, ref, speculative, draft_model)
         return LoadRequest(
             ref,
             hw.context_limit,
@@ -210,6 +216,8 @@ class ChatService:
             timeout,
             state_dir=str(app_paths().cache / STATE_FOLDER) if disk else None,
             state_disk_mb=disk,
+            speculative=mode,
+            draft_model=draft,
         )
 
     def turn_settings(

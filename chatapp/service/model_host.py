@@ -45,9 +45,33 @@ class LoadRequest:
     # a vision model's projector file (None: an mmproj-*.gguf beside the model, if any;
     # "": none, text only)
     mmproj: str | None = None
+    speculative: str = "off"  # engine.speculative: off, lookup or draft
+    draft_model: str | None = None  # the draft model's path (speculative "draft")
 
 
 BackendFactory = Callable[[LoadRequest], Backend]
+
+
+def speculation_for(
+    settings: Settings, ref: ModelRef, mode: str | None, draft_model: str | None
+) -> tuple[str, str | None]:
+    """Speculative decoding for loading `ref`: the caller's mode, else the settings'; a
+    draft model given alone means "draft"; "draft" takes the caller's draft model or the
+    one the settings name for this model file. A remote model: off."""
+    if not ref.is_local:
+        return "off", None
+    draft = draft_model or settings.draft_models.get(Path(ref.name).name)
+    mode = mode or ("draft" if draft_model else settings.speculative)
+    if mode not in ("off", "lookup", "draft"):
+        raise UserError(f"Speculative decoding is off, lookup or draft, not {mode!r}.")
+    if mode != "draft":
+        return mode, None
+    if not draft:
+        raise UserError(
+            f"Speculative decoding with a draft model: no draft model is set for "
+            f"{Path(ref.name).name} (Settings draft_models, or --draft-model)."
+        )
+    return mode, str(Path(draft).expanduser())
 
 
 def default_backend_factory(req: LoadRequest) -> Backend:
@@ -73,6 +97,8 @@ def default_backend_factory(req: LoadRequest) -> Backend:
         state_dir=req.state_dir,
         state_disk_bytes=req.state_disk_mb * 1024 * 1024,
         mmproj=mmproj,
+        speculative=req.speculative,
+        draft_model=req.draft_model,
     )
     return LocalBackend(engine, version=getattr(engine, "version", VERSION))
 

@@ -84,6 +84,8 @@ def test_migration_from_version_1_keeps_every_value(tmp_path: Path) -> None:
         "n_gpu_layers": -1,
         "n_threads": min(6, max_threads()),
         "kv_state_disk_mb": 2048,  # new since: a default
+        "speculative": "off",  # new keys: their defaults
+        "draft_models": {},
     }
     assert data["new_chats"]["system_prompt"] == "Answer in French."
     assert data["extra"] == {"export.format": "html"} and data["hf_token"] == "hf_secret"

@@ -150,6 +150,7 @@ def test_the_answer_statistics_show_the_acceptance_rate(engines: dict[str, Llama
         parent_id=None,
         role=Role.ASSISTANT,
         content="x",
+        created_at=0.0,
         finish_reason=FinishReason.LENGTH,
         meta={"receipt": receipt.as_dict()},
     )
