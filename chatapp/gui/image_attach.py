@@ -100,7 +100,9 @@ class ImageStrip(QWidget):
             pix.loadFromData(base64.b64decode(got[0].split(",", 1)[1]))
             side = self.fontMetrics().height() * 3
             pic.setPixmap(pix.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio))
-        pic.setToolTip(f"{image.label}, sha256 {image.sha256}")
+        pic.setToolTip(
+            self.tr("{label}, sha256 {sha256}").format(label=image.label, sha256=image.sha256)
+        )
         pic.setAccessibleName(self.tr("Image {label}").format(label=image.label))
         lay.addWidget(pic)
         lay.addWidget(QLabel(image.label))
@@ -261,7 +263,11 @@ class ImageAttach(QObject):
             return
         dialog = QDialog(self.window)
         dialog.setObjectName("image-full-size")
-        dialog.setWindowTitle(f"{image.label} · sha256 {image.sha256[:12]}…")
+        dialog.setWindowTitle(
+            self.tr("{label} · sha256 {sha256}…").format(
+                label=image.label, sha256=image.sha256[:12]
+            )
+        )
         lay = QVBoxLayout(dialog)
         area = QScrollArea()
         label = QLabel()

@@ -31,10 +31,11 @@ def test_chat_with_an_image_and_a_follow_up(vision_dir: Path, tmp_path: Path) ->
     assert first.returncode == 0, first.stderr
     assert "1 image(s), 16 positions, 1 encoded" in first.stderr
     cid = _cid(first.stderr)
-    # a new process: no state kept, the image is encoded again (and says so)
+    # a new process: the chat's KV state, saved on disk when the first one quit (issue
+    # 20), holds the image already: it is not encoded again (and says so)
     again = cli("chat", "-c", cid, *FAST, "--stats", "And?")
     assert again.returncode == 0, again.stderr
-    assert "1 image(s), 16 positions, 1 encoded" in again.stderr
+    assert "1 image(s), 16 positions, 0 encoded" in again.stderr
     with Store(app_paths().database) as store:
         conv = store.find_conversation(cid)
         user = store.active_thread(conv.id)[0]

@@ -38,10 +38,10 @@ def _generate_recording(engine: LlamaEngine, prompt: list[int], params: Sampling
     seen: list[np.ndarray] = []
     real = engine._sampled
 
-    def spy(ctx, token, top_n, dist):
-        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+    def spy(ctx, token, top_n, dist, row=-1):
+        ptr = llama_cpp.llama_get_logits_ith(ctx, row)
         seen.append(np.ctypeslib.as_array(ptr, shape=(engine.info.n_vocab,)).copy())
-        return real(ctx, token, top_n, dist)
+        return real(ctx, token, top_n, dist, row)
 
     engine._sampled = spy  # type: ignore[method-assign]
     try:
