@@ -111,5 +111,5 @@ def vision(d: Path | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    print(fetch())
-    print(vision())
+    vision()  # the vision test model too, built beside the others
+    print(fetch())  # one line, the cache folder: packaging/build.sh reads it
