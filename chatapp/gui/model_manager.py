@@ -522,8 +522,13 @@ class ModelManagerDialog(QDialog):
         return w
 
     def refresh_library(self) -> None:
+        chosen = _selected(self.library_view, self.library_model)
         models = self.library.models()
         self.library_model.set_items(models)
+        if chosen is not None:  # a download finishing does not take the user's choice away
+            row = next((i for i, m in enumerate(models) if m.path == chosen.path), None)
+            if row is not None:
+                self.library_view.selectRow(row)
         self.empty_hint.setVisible(not models)
         self.disk_label.setText(
             self.tr("chatapp's models use {size}").format(size=human_size(self.library.disk_use()))

@@ -263,3 +263,25 @@ def test_install_adds_the_menu_entries(qtbot: Any, tmp_path: Path) -> None:
     finally:
         controller.shutdown()
         QThreadPool.globalInstance().waitForDone(10_000)
+
+
+def test_the_library_keeps_the_chosen_model_when_it_refreshes(
+    qtbot: Any, harness: Harness, tmp_path: Path
+) -> None:
+    """A download that finishes (or any refresh) while a model is chosen in the library
+    keeps it chosen: "Use this model" opens the one the user picked."""
+    models = tmp_path / "models/org"
+    for name in ("b/b-Q4_0.gguf", "c/c-Q4_0.gguf"):
+        (models / name).parent.mkdir(parents=True)
+        (models / name).write_bytes(b"GGUF" + b"\0" * 100)
+    d = harness.dialog
+    d.refresh_library()
+    rows = [d.library_model.data(d.library_model.index(r, 0)) for r in range(2)]
+    picked = next(r for r, name in enumerate(rows) if "c-Q4_0" in str(name))
+    d.library_view.selectRow(picked)
+    (models / "a/a-Q4_0.gguf").parent.mkdir(parents=True)
+    (models / "a/a-Q4_0.gguf").write_bytes(b"GGUF" + b"\0" * 100)  # a download finished
+    d.refresh_library()
+    assert d.library_model.rowCount() == 3
+    d.use_button.click()
+    assert harness.opened == [str(models / "c/c-Q4_0.gguf")]
