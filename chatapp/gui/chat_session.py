@@ -150,7 +150,8 @@ class ChatSession(QObject):
     def template(self) -> ChatTemplate | None:
         return self.model.template if self.model else None
 
-    def open_model(self, path: str) -> None:
+    def open_model(self, path: str, mmproj: str | None = None) -> None:
+        """Load a model file; mmproj: its vision projector (None: one beside it, if any)."""
         if self.busy:
             self.error.emit(self.tr("Stop the answer in progress before switching models."))
             return
@@ -161,7 +162,8 @@ class ChatSession(QObject):
         self.loading_path = str(p.resolve())
         self.model_loading.emit(self.loading_path)
         # the app's hardware settings, then this model's own (service.resolver)
-        self.service.load(self.service.load_request(ModelRef.local(p)))
+        request = self.service.load_request(ModelRef.local(p))
+        self.service.load(replace(request, mmproj=mmproj) if mmproj else request)
 
     def set_user_template(self, text: str | None) -> None:
         """The saved template is read by the service for every request, so it applies

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QBuffer, QByteArray, QEvent, QIODevice, QMimeData, QObject, Qt
 from PySide6.QtGui import (
+    QAction,
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
@@ -135,6 +136,13 @@ class ImageAttach(QObject):
         window.session.images_taken.connect(self._sent)
         window.session.images_restored.connect(self._restored)
         window.message_view.image_clicked.connect(self.open_full)
+        # a model opened from a file without its projector beside it: the user names it
+        self.projector_action = QAction(self.tr("Open a &projector for this model…"), window)
+        self.projector_action.setToolTip(
+            self.tr("Load the model again with its vision projector (mmproj-*.gguf)")
+        )
+        self.projector_action.triggered.connect(lambda: self.choose_projector())
+        window.menus["models"].addAction(self.projector_action)
         store = window.session.store
         thumbs.source = lambda sha: store.get_image(sha)
 
@@ -159,9 +167,28 @@ class ImageAttach(QObject):
             self.window.show_info(
                 self.tr(
                     "The loaded model cannot see images (no projector, mmproj-*.gguf, was "
-                    "found beside it): a message with an image will be refused."
+                    "found beside it): a message with an image will be refused. Models > "
+                    "Open a projector for this model… loads it with one."
                 )
             )
+        return True
+
+    def choose_projector(self, path: str | None = None) -> bool:
+        """Reload the loaded model file with a projector the user picks (or `path`)."""
+        model = self.window.session.model
+        if model is None or not model.ref.is_local:
+            self.window.show_error(self.tr("Open a model file first."))
+            return False
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self.window,
+                self.tr("The vision projector of {name}").format(name=Path(model.ref.name).name),
+                str(Path(model.ref.name).parent),
+                self.tr("Projectors (*mmproj*.gguf);;GGUF files (*.gguf)"),
+            )
+            if not path:
+                return False
+        self.window.session.open_model(model.ref.name, mmproj=path)
         return True
 
     def add_file(self, path: str) -> bool:

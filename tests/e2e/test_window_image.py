@@ -97,3 +97,29 @@ def test_a_file_that_is_not_an_image_is_one_line_and_not_added(qtbot, vision_dir
     assert w.message_bar.error
     w.close()
     w.store.close()
+
+
+def test_a_model_without_its_projector_beside_it_gets_one_from_the_models_menu(
+    qtbot, smollm2_path, vision_dir, tmp_path
+):
+    """SmolLM2 opened from the test models' folder (no projector beside it) cannot see;
+    Models > Open a projector for this model… loads it again with the one the user picks,
+    and then it can."""
+    from tests.tiny_mmproj import FILE_NAME
+
+    w = build_window(model=str(smollm2_path))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.session.model is not None, timeout=60000)
+    assert not w.session.model.capabilities.vision
+    from chatapp.gui.image_attach import ImageAttach
+
+    images = w.findChild(ImageAttach)
+    assert images.projector_action in w.menus["models"].actions()
+    assert images.choose_projector(str(vision_dir / FILE_NAME))
+    qtbot.waitUntil(
+        lambda: w.session.model is not None and w.session.model.capabilities.vision,
+        timeout=60000,
+    )
+    assert w.session.model.ref.name == str(smollm2_path.resolve())
+    w.close()
