@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from chatapp.cli.common import model_ref, shown
+from chatapp.cli.common import add_speculation_flags, model_ref, shown
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import ModelRef
 from chatapp.core.chat_settings import BadValue
@@ -91,13 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
-    p.add_argument(
-        "--speculative",
-        choices=("off", "lookup", "draft"),
-        default=None,
-        help="speculative decoding: drafts from the context (lookup) or a draft model",
-    )
-    p.add_argument("--draft-model", default=None, help="a small model with the same vocabulary")
+    add_speculation_flags(p)
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
     p.add_argument(
         "--tools",

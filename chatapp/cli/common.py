@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from chatapp.core.backend import ModelRef
@@ -46,3 +47,14 @@ def shown_json(text: str) -> str:
     the C1 controls it leaves raw are escaped the JSON way, so the document stays the
     same document."""
     return text.translate(_JSON_ESCAPES)
+
+
+def add_speculation_flags(p: argparse.ArgumentParser) -> None:
+    """--speculative and --draft-model (engine.speculative), for the commands that load."""
+    p.add_argument(
+        "--speculative",
+        choices=("off", "lookup", "draft"),
+        default=None,
+        help="speculative decoding: drafts from the context (lookup) or a draft model",
+    )
+    p.add_argument("--draft-model", default=None, help="a small model with the same vocabulary")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -104,9 +105,11 @@ def code_block_html(code: str, lang: str, theme: CodeTheme) -> str:
 _URL = re.compile(r"https?://[^\s<>\"']*[^\s<>\"'.,;:!?)\]}]")
 
 
-def _bare_urls(state: Any) -> None:
-    """Turn bare URLs in text into links (as chat apps do), outside links and code:
-    a core rule, so no extra dependency (markdown-it's linkify needs linkify-it-py)."""
+def _links_in_text(
+    state: Any, needle: str, pattern: re.Pattern[str], href: Callable[[re.Match[str]], str | None]
+) -> None:
+    """Make each match of `pattern` in plain text a link to href(match) (None: left as
+    text), outside links and code (code is never a text token)."""
     for block in state.tokens:
         if block.type != "inline" or not block.children:
             continue
@@ -117,20 +120,29 @@ def _bare_urls(state: Any) -> None:
                 depth += 1
             elif tok.type == "link_close":
                 depth -= 1
-            if tok.type != "text" or depth or "://" not in tok.content:
+            if tok.type != "text" or depth or needle not in tok.content:
                 out.append(tok)
                 continue
             pos = 0
-            for m in _URL.finditer(tok.content):
+            for m in pattern.finditer(tok.content):
+                target = href(m)
+                if target is None:
+                    continue
                 if m.start() > pos:
                     out.append(Token("text", "", 0, content=tok.content[pos : m.start()]))
-                out.append(Token("link_open", "a", 1, attrs={"href": m.group(0)}))
+                out.append(Token("link_open", "a", 1, attrs={"href": target}))
                 out.append(Token("text", "", 0, content=m.group(0)))
                 out.append(Token("link_close", "a", -1))
                 pos = m.end()
             if pos < len(tok.content):
                 out.append(Token("text", "", 0, content=tok.content[pos:]))
         block.children = out
+
+
+def _bare_urls(state: Any) -> None:
+    """Turn bare URLs in text into links (as chat apps do), outside links and code:
+    a core rule, so no extra dependency (markdown-it's linkify needs linkify-it-py)."""
+    _links_in_text(state, "://", _URL, lambda m: m.group(0))
 
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
@@ -143,33 +155,12 @@ def _citations(state: Any) -> None:
     last = int(state.env.get("cite", 0)) if isinstance(state.env, dict) else 0
     if not last:
         return
-    for block in state.tokens:
-        if block.type != "inline" or not block.children:
-            continue
-        out: list[Token] = []
-        depth = 0
-        for tok in block.children:
-            if tok.type == "link_open":
-                depth += 1
-            elif tok.type == "link_close":
-                depth -= 1
-            if tok.type != "text" or depth or "[" not in tok.content:
-                out.append(tok)
-                continue
-            pos = 0
-            for m in _CITE.finditer(tok.content):
-                n = int(m.group(1))
-                if not 1 <= n <= last:
-                    continue
-                if m.start() > pos:
-                    out.append(Token("text", "", 0, content=tok.content[pos : m.start()]))
-                out.append(Token("link_open", "a", 1, attrs={"href": f"cite:{n}"}))
-                out.append(Token("text", "", 0, content=m.group(0)))
-                out.append(Token("link_close", "a", -1))
-                pos = m.end()
-            if pos < len(tok.content):
-                out.append(Token("text", "", 0, content=tok.content[pos:]))
-        block.children = out
+
+    def cite(m: re.Match[str]) -> str | None:
+        n = int(m.group(1))
+        return f"cite:{n}" if 1 <= n <= last else None
+
+    _links_in_text(state, "[", _CITE, cite)
 
 
 @lru_cache(maxsize=1)
