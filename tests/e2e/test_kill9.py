@@ -23,10 +23,9 @@ pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_kill_minus_9_while_streaming(smollm2_path, chatapp_home):
-    paths = app_paths().ensure()
-    Settings(max_tokens=4000, seed=11).save(paths.settings)
-    env = dict(os.environ, CHATAPP_HOME=str(chatapp_home), QT_QPA_PLATFORM="offscreen")
+def _stream_then_kill(smollm2_path, env) -> tuple[str | None, list[tuple[float, str]], float]:
+    """A child window streams answers; SIGKILL once one has streamed for a while.
+    Returns the streaming answer's id, its updates and when the kill was sent."""
     child = subprocess.Popen(
         [sys.executable, str(ROOT / "tests/e2e/kill9_child.py"), str(smollm2_path)],
         stdout=subprocess.PIPE,
@@ -55,6 +54,19 @@ def test_kill_minus_9_while_streaming(smollm2_path, chatapp_home):
         if child.stdout:
             child.stdout.close()
     assert child.returncode == -signal.SIGKILL
+    return streaming_id, updates, killed_at
+
+
+def test_kill_minus_9_while_streaming(smollm2_path, chatapp_home):
+    paths = app_paths().ensure()
+    Settings(max_tokens=4000, seed=11).save(paths.settings)
+    env = dict(os.environ, CHATAPP_HOME=str(chatapp_home), QT_QPA_PLATFORM="offscreen")
+    for _ in range(3):  # an answer that ends by itself in the instant of the kill: again
+        streaming_id, updates, killed_at = _stream_then_kill(smollm2_path, env)
+        with Store(paths.database) as store:
+            done = store.get_message(streaming_id) if streaming_id else None
+        if done is None or done.finish_reason is not FinishReason.STOP:
+            break
     assert updates, "the child never streamed"
     streamed = updates[-1][1]
     assert len(streamed) >= 120
