@@ -284,24 +284,14 @@ class StateDisk:
             path.unlink()
 
     def _header(self, f: Any, path: Path, conversation: str) -> dict[str, Any] | None:
-        if f.read(len(MAGIC)) != MAGIC:
-            self._discard(path, "not a KV state file")
-            return None
-        raw = f.read(_LEN.size)
-        if len(raw) != _LEN.size:
-            self._discard(path, "truncated")
-            return None
-        (n,) = _LEN.unpack(raw)
-        if n > _MAX_HEADER:
-            self._discard(path, "damaged header")
+        head = _read_head(f)
+        if isinstance(head, str):
+            self._discard(path, head)
             return None
         try:
-            head = json.loads(f.read(n).decode("utf-8"))
-            if not isinstance(head, dict):
-                raise ValueError("not an object")
             for field in ("n_tokens", "exact", "state_bytes", "crc32"):
                 head[field] = int(head[field])
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        except (ValueError, KeyError, TypeError) as e:
             self._discard(path, f"damaged header ({e})")
             return None
         if json.dumps(head.get("key"), sort_keys=True) != self._key_json:
@@ -369,6 +359,23 @@ class StateDisk:
         return DiskState(input_ids, buf, n_bytes, exact)
 
 
+def _read_head(f: Any) -> dict[str, Any] | str:
+    """The JSON header of a state file open at its start, or why it is not one."""
+    if f.read(len(MAGIC)) != MAGIC:
+        return "not a KV state file"
+    raw = f.read(_LEN.size)
+    if len(raw) != _LEN.size:
+        return "truncated"
+    (n,) = _LEN.unpack(raw)
+    if n > _MAX_HEADER:
+        return "damaged header"
+    try:
+        head = json.loads(f.read(n).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        return f"damaged header ({e})"
+    return head if isinstance(head, dict) else "damaged header (not an object)"
+
+
 def forget(folder: str | Path, conversations: Iterable[str]) -> int:
     """Delete every saved state (of any model) of these conversations: a deleted chat's
     tokens are its text, not to be left in the cache folder. Returns the files deleted."""
@@ -379,12 +386,8 @@ def forget(folder: str | Path, conversations: Iterable[str]) -> int:
     for path in Path(folder).glob(f"*{SUFFIX}"):
         try:
             with path.open("rb") as f:
-                if f.read(len(MAGIC)) != MAGIC:
-                    continue
-                raw = f.read(_LEN.size)
-                (n,) = _LEN.unpack(raw) if len(raw) == _LEN.size else (0,)
-                head = json.loads(f.read(min(n, _MAX_HEADER)).decode("utf-8")) if n else {}
-        except (OSError, ValueError, UnicodeDecodeError):
+                head = _read_head(f)
+        except OSError:
             continue  # unreadable: not one we can attribute (the budget removes it in time)
         if isinstance(head, dict) and head.get("conversation") in wanted:
             with contextlib.suppress(OSError):
