@@ -42,6 +42,8 @@ from chatapp.engine.grammar_sampler import GrammarFirstSampler
 from chatapp.engine.hardware import physical_cores
 from chatapp.engine.sampled_dist import SampledDistribution
 from chatapp.engine.speculative import (
+    EXACT_KV_TYPE,
+    EXACT_POSITIONS,
     PROBE_BATCH,
     DraftModel,
     PromptLookup,
@@ -255,6 +257,10 @@ class LlamaEngine:
         # the batch size and what the app reports agree with what llama.cpp allocates
         n_ctx = min(max(trained, 256), -(-n_ctx // 256) * 256)
         threads = n_threads or physical_cores()
+        # a CPU load with speculation keeps its KV cache in BF16, where a batch row's
+        # attention equals one token's at any position (engine.speculative)
+        self._exact_kv = speculative != "off" and n_gpu_layers == 0
+        kv_type = EXACT_KV_TYPE if self._exact_kv else llama_cpp.GGML_TYPE_F16
         mark = llama_log.mark()
         log.info(
             "loading %s (n_ctx=%d of %d trained, threads=%d, gpu_layers=%d)",
@@ -284,6 +290,8 @@ class LlamaEngine:
                     # attention a batch's rows equal one token at a time (within limits,
                     # engine.speculative); without it even two rows differ
                     flash_attn=speculative != "off",
+                    type_k=kv_type,
+                    type_v=kv_type,
                 )
         except (ValueError, RuntimeError, OSError) as e:
             raise self._load_error(e, mark) from e
@@ -370,7 +378,11 @@ class LlamaEngine:
         self.speculation_note = ""  # why speculation is off for this model ("" if on or asked off)
         self.exact_batch = 0  # the largest batch whose logits equal one token at a time
         self.speculation_enabled = True  # False: plain decoding on this load (tests, benchmarks)
-        self.version = VERSION + (" (flash attention)" if speculative != "off" else "")
+        self.version = VERSION + (
+            (" (flash attention, BF16 KV cache)" if self._exact_kv else " (flash attention)")
+            if speculative != "off"
+            else ""
+        )
         self._setup_speculation(speculative, draft_model, threads)
 
     def _load_error(self, e: Exception, mark: int) -> Exception:
@@ -562,6 +574,7 @@ class LlamaEngine:
             limit=self.exact_batch,
             n_ctx=self.info.n_ctx,
             cancel=cancel,
+            positions=None if self._exact_kv else EXACT_POSITIONS,
         )
 
     @property

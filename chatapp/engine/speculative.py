@@ -47,11 +47,18 @@ MODEL_DRAFT = 4  # tokens a draft model writes at most
 MAX_NGRAM = 4  # the longest context suffix looked up
 MIN_NGRAM = 2  # a single token matches too often to be worth a batch row
 PROBE_BATCH = 9  # the batch exact_batch_limit tries first (the last token and 8 drafts)
-# Flash attention on llama.cpp's CPU backend (0.3.36's build) computes a single token's
-# attention differently once the KV cache passes 256 cells (a batch's rows differ from it
-# by up to 1.5 in the logits from position 256 on), so drafts are verified only below it
-# (docs/chat-service.md, "Speculative decoding")
+# Flash attention on llama.cpp's CPU backend (0.3.36's build, ggml-cpu/ops.cpp) computes a
+# single query row over an F16/F32 KV cache of 512 cells or more (the cache is padded to
+# 256: from KV position 256 on) by splitting the cells among the threads and merging the
+# partial softmaxes, while a batch's rows each run over all cells in one pass: the logits
+# differ (by up to 1.5). With another cache type (BF16) neither the split nor the tiled
+# batch kernel applies and one token and a batch row agree at any position, so a CPU load
+# with speculation keeps its KV cache in BF16 (EXACT_KV_TYPE, the size of F16). Where the
+# cache is not on the CPU (GPU layers) the F16 cache stays and drafts are verified only
+# below EXACT_POSITIONS (docs/chat-service.md, "Speculative decoding")
 EXACT_POSITIONS = 256
+GGML_TYPE_BF16 = 30  # ggml.h; llama_cpp does not export it
+EXACT_KV_TYPE = GGML_TYPE_BF16
 PROBE_TEXT = "The lighthouse keeper counted the ships: one, two, three, four, five, six."
 MODES = ("off", "lookup", "draft")
 
@@ -290,13 +297,16 @@ class Speculation:
         limit: int,
         n_ctx: int,
         cancel: threading.Event,
+        positions: int | None = EXACT_POSITIONS,
     ) -> None:
+        """positions: drafts are verified only below this KV position (None: anywhere)."""
         self.llm = llm
         self.drafter = drafter
         self.sampler = sampler
         self.context = [int(t) for t in prompt]
         self.limit = limit  # the largest exact batch: the last token and limit - 1 drafts
         self.n_ctx = n_ctx
+        self.positions = positions
         self.cancel = cancel
         self.row = -1
         self.drafted = 0
@@ -347,7 +357,8 @@ class Speculation:
                 if self.cancel.is_set():
                     return
                 base = llm.n_tokens
-                room = min(self.n_ctx - 2, EXACT_POSITIONS) - base
+                end = self.n_ctx - 2
+                room = (end if self.positions is None else min(end, self.positions)) - base
                 k = min(self.k, room - 1)
                 drafts = self.drafter.propose(self.context, k) if k > 0 else []
                 self.drafted += len(drafts)
@@ -382,6 +393,7 @@ def probe_tokens(tokenize: Callable[[str], list[int]], n: int = PROBE_BATCH + 1)
 
 
 __all__ = [
+    "EXACT_KV_TYPE",
     "MODES",
     "DraftModel",
     "PromptLookup",

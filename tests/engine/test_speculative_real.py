@@ -109,6 +109,27 @@ def test_greedy_answers_equal_plain_decoding(engines: dict[str, LlamaEngine], mo
     assert 0 < accepted <= drafted
 
 
+def test_drafts_are_verified_past_kv_position_512_and_stay_exact(
+    engines: dict[str, LlamaEngine],
+) -> None:
+    """With an F16 cache, llama.cpp's CPU flash attention computes one token over 512 KV
+    cells or more in thread-split parts (from position 256 on) and a batch row in one
+    pass, so drafts could only be verified below 256. The speculative load's BF16 cache
+    takes one kernel for both: a prompt of 600+ tokens still gets drafts, and the answer
+    is plain decoding's."""
+    eng = engines["lookup"]
+    assert eng._llm.context_params.type_k == eng._llm.context_params.type_v == 30  # BF16
+    assert "BF16 KV cache" in eng.version
+    notes = "".join(f"# note {i}: keep the settings file small and readable.\n" for i in range(40))
+    prompt = [1, *eng.tokenize(notes + REPEAT, special=False)]
+    assert len(prompt) > 600
+    want = _run(eng, prompt, GREEDY, plain=True)
+    got = _run(eng, prompt, GREEDY)
+    assert got == want
+    stats = eng.last_speculation
+    assert stats.drafted >= 20 and stats.accepted >= 10, stats
+
+
 def test_sampled_answer_equals_plain_decoding_at_the_same_seed(
     engines: dict[str, LlamaEngine],
 ) -> None:
