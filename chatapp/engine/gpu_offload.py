@@ -41,10 +41,17 @@ def _total(gguf: GGUFInfo) -> int:
 
 
 def plan_offload(
-    gguf: GGUFInfo, requested: GpuLayers, n_ctx: int, *, n_batch: int, flash_attn: bool
+    gguf: GGUFInfo,
+    requested: GpuLayers,
+    n_ctx: int,
+    *,
+    n_batch: int,
+    flash_attn: bool,
+    other_bytes: int = 0,
 ) -> Offload:
     """The layers to load `gguf` with at context n_ctx (the KV cache is f16, the whole
-    context on every layer: the engine loads with swa_full)."""
+    context on every layer: the engine loads with swa_full). other_bytes: what else will
+    go to the GPU after the model (a vision projector's weights), left free."""
     supported = gpu_offload_supported()
     total = _total(gguf)
     if not supported or requested != AUTO:
@@ -60,10 +67,12 @@ def plan_offload(
                 log.warning("GPU layers: %s", e)
                 plan = decide(AUTO, supported=True, total=total, free=free, readable=False)
             else:
-                fit = fit_layers(layout, n_ctx, free, n_batch=n_batch, flash_attn=flash_attn)
+                room = max(0, free - other_bytes)
+                fit = fit_layers(layout, n_ctx, room, n_batch=n_batch, flash_attn=flash_attn)
                 log.info(
                     "GPU fit for %s: %d of %d layers, %.2f GiB of %.2f GiB free "
-                    "(all would need %.2f GiB; %.2f GiB kept for the GPU context and buffers)",
+                    "(all would need %.2f GiB; %.2f GiB kept for the GPU context and "
+                    "buffers, %.2f GiB for a projector)",
                     gguf.path.name,
                     fit.layers,
                     fit.total,
@@ -71,6 +80,7 @@ def plan_offload(
                     free / GIB,
                     fit.need_all / GIB,
                     fit.reserve / GIB,
+                    other_bytes / GIB,
                 )
                 plan = decide(AUTO, supported=True, total=layout.total, free=free, fit=fit)
     log.info("GPU offload: %s (asked for %s)", plan.describe(), requested)

@@ -252,8 +252,17 @@ class LlamaEngine:
         n_ctx = min(max(trained, 256), -(-n_ctx // 256) * 256)
         threads = n_threads or physical_cores()
         batch = min(n_batch, n_ctx)
+        try:  # a projector goes to the GPU after the model (engine.vision): leave it room
+            projector = Path(mmproj).stat().st_size if mmproj is not None else 0
+        except OSError:
+            projector = 0  # VisionEncoder says what is wrong with it
         self.offload = plan_offload(
-            self._gguf, n_gpu_layers, n_ctx, n_batch=batch, flash_attn=speculative != "off"
+            self._gguf,
+            n_gpu_layers,
+            n_ctx,
+            n_batch=batch,
+            flash_attn=speculative != "off",
+            other_bytes=projector,
         )
         layers = self.offload.layers  # what llama.cpp is given, and what a state's key says
         mark = llama_log.mark()

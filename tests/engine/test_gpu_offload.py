@@ -123,3 +123,21 @@ def test_numbers_are_kept_and_the_state_key_has_the_effective_count(
             assert e.info.offload is not None and e.info.offload.requested == asked
         finally:
             e.close()
+
+
+def test_a_projector_is_left_room_on_the_gpu(
+    vision_dir: Path, llama_args: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = vision_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    projector = vision_dir / "mmproj-tiny-smollm2-f32.gguf"
+    layout = gpu_fit.read_layout(model)
+    sizes = gpu_fit.layer_bytes(layout, 1024)
+    reserve = gpu_fit.compute_reserve(layout, 1024, flash_attn=False)
+    assert 0 < projector.stat().st_size < sizes[19]
+    _gpu(monkeypatch, reserve + sum(sizes[:20]) + 1000)
+    e = _load(model, AUTO, mmproj=projector)
+    try:
+        assert e.can_see and llama_args[0]["n_gpu_layers"] == 19  # 20 without the projector
+        assert e.info.offload is not None and e.info.offload.layers == 19
+    finally:
+        e.close()
