@@ -43,7 +43,12 @@ def _model_lines(model: Any) -> list[str]:
         f"model file: {model.path}",
         (
             f"context: {model.n_ctx} of {model.n_ctx_train} trained tokens, "
-            f"threads {model.n_threads}, GPU layers {model.n_gpu_layers}"
+            f"threads {model.n_threads}, "
+            + (
+                model.offload.describe()
+                if getattr(model, "offload", None) is not None
+                else f"GPU layers {model.n_gpu_layers}"
+            )
         ),
     ]
 

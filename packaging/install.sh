@@ -21,9 +21,17 @@
 #   CMAKE_ARGS="-DGGML_CUDA=on"    NVIDIA GPUs (needs the CUDA toolkit)
 #   CMAKE_ARGS="-DGGML_METAL=on"   Apple Silicon (the default on macOS)
 #   CMAKE_ARGS="-DGGML_VULKAN=on"  AMD/Intel/NVIDIA through Vulkan
-# With no CMAKE_ARGS we build for this CPU, but without Intel AMX kernels: they crash on
-# machines that report AMX without granting it (VMs and sandboxes), and gain little for
-# the small batch sizes of a chat.
+# On x86_64 the AMX-off compiler flags below are appended to CMAKE_ARGS (yours are kept):
+# llama.cpp's Intel AMX kernels crash on machines that report AMX without granting it
+# (VMs and sandboxes), and gain little for the small batch sizes of a chat; a GPU build
+# compiles the CPU backend too. CMAKE_ARGS that set CMAKE_C_FLAGS or CMAKE_CXX_FLAGS
+# themselves are used as they are.
+# Each CMAKE_ARGS has a wheel of its own in the cache (no CMAKE_ARGS: the cache folder
+# itself; others: a subfolder named by a hash of them), and the venv records which one it
+# has: running this again with other CMAKE_ARGS builds (or reuses) that wheel and installs
+# it in place of the old one.
+#   bash packaging/install.sh --print-build   says the CMAKE_ARGS and wheel folder it
+#                                             would use, and changes nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -35,12 +43,39 @@ NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 DATA="${XDG_DATA_HOME:-$HOME/.local/share}"
 BIN="${CHATAPP_BIN_DIR:-$HOME/.local/bin}"
 test_install=0
-if [ "${1:-}" = "--test" ]; then test_install=1; fi
+print_build=0
+case "${1:-}" in
+  --test) test_install=1 ;;
+  --print-build) print_build=1 ;;
+esac
 
 fail() { echo "install.sh: $*" >&2; exit 1; }
 command -v "$BASE" >/dev/null || fail "no $BASE: install Python 3.10 or later (or set PYTHON)."
 "$BASE" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
   || fail "$BASE is Python $("$BASE" -c 'import platform; print(platform.python_version())'); chatapp needs 3.10 or later."
+
+# -- which llama.cpp build: CMAKE_ARGS, and where its wheel is cached ----------------------
+user_cmake="${CMAKE_ARGS:-}"
+cmake_args="$user_cmake"
+if [ "$(uname -m)" = "x86_64" ]; then
+  case "$user_cmake" in
+    *CMAKE_C_FLAGS*|*CMAKE_CXX_FLAGS*) ;;  # the user's own compiler flags: as they are
+    *) cmake_args="${user_cmake:+$user_cmake }-DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'" ;;
+  esac
+fi
+if [ -z "$user_cmake" ]; then
+  flavour="default"
+  wheel_dir="$WHEELS"  # where the CPU wheel always was: an existing one is reused
+else
+  flavour="cmake-$("$BASE" -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:12])' "$cmake_args")"
+  wheel_dir="$WHEELS/$flavour"
+fi
+if [ "$print_build" = 1 ]; then
+  echo "CMAKE_ARGS=$cmake_args"
+  echo "wheels: $wheel_dir"
+  echo "build: llama-cpp-python $LLAMA_CPP_VERSION $flavour"
+  exit 0
+fi
 
 # -- the virtual environment --------------------------------------------------------------
 if "$BASE" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
@@ -59,19 +94,23 @@ else
 fi
 pip() { "$PY" -m pip --disable-pip-version-check "$@"; }
 
-# -- llama-cpp-python: the cached wheel, or build it once ----------------------------------
-if ! "$PY" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_VERSION')" 2>/dev/null; then
-  mkdir -p "$WHEELS"
-  # pip picks a cached wheel that fits this Python, if there is one
-  if ! pip install -q --no-deps --no-index --find-links "$WHEELS" "llama-cpp-python==$LLAMA_CPP_VERSION" 2>/dev/null; then
+# -- llama-cpp-python: the cached wheel of this build, or build it once --------------------
+# The venv records the build it holds; one installed before this record was a default build.
+stamp="$venv/.chatapp-llama-build"
+want="$LLAMA_CPP_VERSION $flavour"
+have=$(cat "$stamp" 2>/dev/null || echo "$LLAMA_CPP_VERSION default")
+if ! "$PY" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_VERSION')" 2>/dev/null \
+   || [ "$have" != "$want" ]; then
+  mkdir -p "$wheel_dir"
+  # pip picks this build's cached wheel, if there is one that fits this Python
+  if ! pip install -q --force-reinstall --no-deps --no-index --find-links "$wheel_dir" "llama-cpp-python==$LLAMA_CPP_VERSION" 2>/dev/null; then
     echo "Building llama-cpp-python $LLAMA_CPP_VERSION (compiles llama.cpp; several minutes)…"
-    if [ -z "${CMAKE_ARGS:-}" ] && [ "$(uname -m)" = "x86_64" ]; then
-      export CMAKE_ARGS="-DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'"
-    fi
-    pip wheel --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$WHEELS"
-    pip install --no-deps --no-index --find-links "$WHEELS" "llama-cpp-python==$LLAMA_CPP_VERSION"
+    echo "CMAKE_ARGS=$cmake_args"
+    CMAKE_ARGS="$cmake_args" pip wheel --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$wheel_dir"
+    pip install --force-reinstall --no-deps --no-index --find-links "$wheel_dir" "llama-cpp-python==$LLAMA_CPP_VERSION"
   fi
   pip install -q "llama-cpp-python==$LLAMA_CPP_VERSION"  # its own dependencies
+  echo "$want" > "$stamp"
 fi
 
 if [ "$test_install" = 1 ]; then

@@ -174,3 +174,46 @@ def test_lupdate_extracts_the_gui_strings(tmp_path: Path) -> None:
     committed = _messages(ROOT / "resources" / "i18n" / "chatapp_en.ts")
     for pair in KNOWN:
         assert pair in committed, pair
+
+
+def _install_build(tmp_path: Path, cmake_args: str | None) -> dict[str, str]:
+    """What `install.sh --print-build` says it would build with (it changes nothing)."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CMAKE_ARGS"}
+    env.update(CHATAPP_WHEEL_CACHE=str(tmp_path / "wheels"), PYTHON=sys.executable)
+    if cmake_args is not None:
+        env["CMAKE_ARGS"] = cmake_args
+    out = subprocess.run(
+        ["bash", str(PACKAGING / "install.sh"), "--print-build"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    return dict(
+        line.split("=", 1) if "=" in line else line.split(": ", 1) for line in out.splitlines()
+    )
+
+
+def test_install_keeps_the_users_cmake_args_and_caches_each_build_apart(tmp_path: Path) -> None:
+    import platform
+
+    no_amx = "-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'"
+    x86 = platform.machine() == "x86_64"
+    cpu = _install_build(tmp_path, None)
+    cuda = _install_build(tmp_path, "-DGGML_CUDA=on")
+    own = _install_build(tmp_path, "-DGGML_CUDA=on -DCMAKE_C_FLAGS=-O2")
+    # the user's CMAKE_ARGS first, the AMX-off flags appended (x86_64), never replaced
+    assert cuda["CMAKE_ARGS"].startswith("-DGGML_CUDA=on")
+    assert (no_amx in cuda["CMAKE_ARGS"]) == x86 and (no_amx in cpu["CMAKE_ARGS"]) == x86
+    assert own["CMAKE_ARGS"] == "-DGGML_CUDA=on -DCMAKE_C_FLAGS=-O2"  # their flags win
+    # a CUDA build never reuses the CPU wheel: a folder of its own, a build name of its own
+    assert cpu["wheels"] == str(tmp_path / "wheels")
+    assert Path(cuda["wheels"]).parent == tmp_path / "wheels"
+    assert len({cpu["wheels"], cuda["wheels"], own["wheels"]}) == 3
+    assert cpu["build"].endswith(" default") and cuda["build"] != own["build"]
+    assert _install_build(tmp_path, "-DGGML_CUDA=on") == cuda  # the same args: the same build
+    assert not (tmp_path / "wheels").exists()  # --print-build changed nothing

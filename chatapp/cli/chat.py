@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from chatapp.cli.common import add_speculation_flags, model_ref, shown
+from chatapp.cli.common import add_gpu_layers_flag, add_speculation_flags, model_ref, shown
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import ModelRef
 from chatapp.core.chat_settings import BadValue
@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
+    add_gpu_layers_flag(p)
     add_speculation_flags(p)
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
     p.add_argument(

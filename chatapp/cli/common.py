@@ -7,6 +7,7 @@ from pathlib import Path
 
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
+from chatapp.core.gpu_fit import GpuLayers, parse_gpu_layers
 from chatapp.core.settings import Settings
 
 
@@ -47,6 +48,25 @@ def shown_json(text: str) -> str:
     the C1 controls it leaves raw are escaped the JSON way, so the document stays the
     same document."""
     return text.translate(_JSON_ESCAPES)
+
+
+def _gpu_layers(text: str) -> GpuLayers:
+    try:
+        return parse_gpu_layers(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_gpu_layers_flag(p: argparse.ArgumentParser) -> None:
+    """--gpu-layers auto|all|-1|N (None when not given: the settings decide)."""
+    p.add_argument(
+        "--gpu-layers",
+        type=_gpu_layers,
+        default=None,
+        metavar="N",
+        help="layers to offload to the GPU: auto (as many as fit its free memory), "
+        "-1 or all, 0 (CPU only), or a number",
+    )
 
 
 def add_speculation_flags(p: argparse.ArgumentParser) -> None:

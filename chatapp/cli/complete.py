@@ -9,7 +9,7 @@ import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from chatapp.cli.common import add_speculation_flags, model_ref
+from chatapp.cli.common import add_gpu_layers_flag, add_speculation_flags, model_ref
 from chatapp.cli.tokens_json import TokenPrinter, add_token_flags, check_json_flags
 from chatapp.core.backend import Chunk
 from chatapp.core.errors import UserError
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
+    add_gpu_layers_flag(p)
     add_speculation_flags(p)
     p.add_argument("--stats", action="store_true", help="print speed and token counts")
     p.add_argument("--echo", action="store_true", help="print the text before its continuation")

@@ -13,6 +13,7 @@ from chatapp.cli.common import shown
 from chatapp.core import catalog
 from chatapp.core.catalog import sysinfo
 from chatapp.core.errors import UserError
+from chatapp.core.gpu_fit import wants_gpu
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
 
@@ -107,6 +108,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _free_vram(settings: Settings) -> int | None:
+    """Free VRAM, where layers can go there (a GPU build, GPU layers not 0)."""
+    if not wants_gpu(settings.n_gpu_layers):
+        return None
+    from chatapp.service.machine import gpu_offload_supported
+
+    return sysinfo.free_vram() if gpu_offload_supported() else None
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     settings = _settings()
     ctx = args.context or settings.context_limit
@@ -115,7 +125,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if local is None and Path(args.model).expanduser().is_file():
         local = catalog.LocalModel(Path(args.model).expanduser(), args.model, 0, "file")
     if local is not None:
-        vram = sysinfo.free_vram() if settings.n_gpu_layers else None
+        vram = _free_vram(settings)
         return _local_info(local.path, ctx, vram)
     if not _looks_like_repo(args.model):
         raise UserError(f"No model {args.model!r} in the library, and it is not owner/repo.")
@@ -123,7 +133,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     files = api.repo_files(args.model, token=_token(settings))
     free = sysinfo.free_ram()
-    vram = sysinfo.free_vram() if settings.n_gpu_layers else None
+    vram = _free_vram(settings)
     print(shown(f"{files.repo_id} @ {files.revision[:12]}") + ("  (gated)" if files.gated else ""))
     if files.license:
         print(shown(f"license: {files.license}"))

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from chatapp.cli.common import add_speculation_flags, model_ref
+from chatapp.cli.common import add_gpu_layers_flag, add_speculation_flags, model_ref
 from chatapp.core.errors import UserError
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--context", type=int, default=None, help="context limit in tokens")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--gpu-layers", type=int, default=None, help="layers to offload (-1: all)")
+    add_gpu_layers_flag(p)
     add_speculation_flags(p)
     p.set_defaults(func=serve)
 

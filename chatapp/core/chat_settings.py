@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from chatapp.core.gpu_fit import AUTO, GpuLayers
 from chatapp.core.token_engine import SamplingParams
 
 META_KEY = "chat_settings"
@@ -22,10 +23,15 @@ MODEL_DEFAULTS_KEY = "model_defaults"  # Settings.extra: {model file name: {fiel
 PRESETS_KEY = "sampling_presets"  # Settings.extra: {preset name: {field: value}}
 HARDWARE_KEY = "model_hardware"  # Settings.extra: {model file name: {field: value}}
 
-# per-model hardware: (lowest, highest, what it does); GPU layers -1 means all
+# per-model hardware: (lowest, highest, what it does); GPU layers -1 means all, and
+# "auto" (core.gpu_fit.AUTO) as many as fit the GPU's free memory
 HARDWARE_RANGES: dict[str, tuple[int, int, str]] = {
     "context_limit": (256, 1_048_576, "the context window, in tokens (the model's own caps it)"),
-    "n_gpu_layers": (-1, 1000, "layers on the GPU: -1 all, 0 none (CPU)"),
+    "n_gpu_layers": (
+        -1,
+        1000,
+        "layers on the GPU: auto as many as fit its free memory, -1 all, 0 none (CPU)",
+    ),
     "n_threads": (1, 1024, "CPU threads"),
 }
 
@@ -133,24 +139,31 @@ def model_defaults(extra: dict[str, Any], model_file: str) -> dict[str, Any]:
     return clean(table.get(model_file)) if isinstance(table, dict) else {}
 
 
-def check_hardware(name: str, value: Any) -> int | None:
+def check_hardware(name: str, value: Any) -> GpuLayers | None:
+    """A hardware value as stored: a whole number in its range, or "auto" for the GPU
+    layers (any case); BadValue with a one-line reason otherwise."""
     if value is None:
         return None
     if name not in HARDWARE_RANGES:
         raise BadValue(f"unknown setting {name!r}")
     lo, hi, _what = HARDWARE_RANGES[name]
+    if name == "n_gpu_layers" and isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        if name == "n_gpu_layers":
+            raise BadValue(f"{name} must be auto or a whole number")
         raise BadValue(f"{name} must be a whole number")
     if not lo <= value <= hi:
         raise BadValue(f"{name} must be between {lo} and {hi}")
     return int(value)
 
 
-def model_hardware(extra: dict[str, Any], model_file: str) -> dict[str, int]:
-    """A model's own context length, GPU layers and threads (valid stored values only)."""
+def model_hardware(extra: dict[str, Any], model_file: str) -> dict[str, GpuLayers]:
+    """A model's own context length, GPU layers and threads (valid stored values only;
+    only the GPU layers may be "auto")."""
     table = extra.get(HARDWARE_KEY)
     raw = table.get(model_file) if isinstance(table, dict) else None
-    out: dict[str, int] = {}
+    out: dict[str, GpuLayers] = {}
     for k, v in (raw or {}).items() if isinstance(raw, dict) else ():
         try:
             checked = check_hardware(k, v)

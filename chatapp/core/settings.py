@@ -31,6 +31,7 @@ from typing import Any
 
 from chatapp.core import atomic
 from chatapp.core.errors import UserError
+from chatapp.core.gpu_fit import AUTO, GpuLayers, parse_gpu_layers
 from chatapp.core.token_engine import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,9 @@ class Settings:
     default_model: str | None = None  # for new chats; None: the last model used
     last_model: str | None = None
     context_limit: int = 4096  # n_ctx = min(trained context, this)
-    n_gpu_layers: int = 0  # -1: offload everything (GPU builds)
+    # layers offloaded to the GPU (GPU builds of llama.cpp): "auto" as many as fit its free
+    # memory (0 on a CPU build), -1 every layer, 0 none, N that many (core.gpu_fit)
+    n_gpu_layers: GpuLayers = AUTO
     n_threads: int | None = None  # None: physical cores
     # KV states of conversations kept in the cache folder across restarts, least recently
     # used out first (engine.state_disk); 0: none kept
@@ -405,6 +408,17 @@ def _threads(value: Any) -> int | None:
     return _opt_int(1, max_threads)(value)
 
 
+def _gpu_layers(value: Any) -> GpuLayers:
+    if isinstance(value, str):  # "auto"; "all" and "12" by hand are taken too
+        try:
+            value = parse_gpu_layers(value)
+        except ValueError as e:
+            raise _Bad(f"is {value!r}, not auto, all or a number") from e
+        if value == AUTO:
+            return AUTO
+    return _int(*GPU_LAYERS_RANGE)(value)
+
+
 def _seed(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value < 0:
         return None  # -1 is llama.cpp's "random"
@@ -475,7 +489,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "default_model": _path,
     "last_model": _path,
     "context_limit": _int(*CONTEXT_RANGE),
-    "n_gpu_layers": _int(*GPU_LAYERS_RANGE),
+    "n_gpu_layers": _gpu_layers,
     "n_threads": _threads,
     "kv_state_disk_mb": _int(*KV_DISK_MB_RANGE),
     "speculative": _speculative,

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chatapp.core.gpu_fit import Offload
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -41,7 +43,8 @@ class ModelInfo:
     add_bos: bool
     metadata: dict[str, Any] = field(default_factory=dict)
     n_threads: int = 0
-    n_gpu_layers: int = 0
+    n_gpu_layers: int = 0  # layers llama.cpp was given (offload.layers)
+    offload: Offload | None = None  # where a local model runs, and why (core.gpu_fit)
     special_tokens: frozenset[str] = frozenset()  # texts of control/user-defined tokens
     # texts of control tokens: what tokenizing with special=True turns into control ids
     # (the template's markup may; message text may not)

@@ -35,9 +35,11 @@ import numpy as np
 from chatapp.core.catalog.embedding_models import is_embedding_model
 from chatapp.core.catalog.gguf import GGUFInfo, check_model_file
 from chatapp.core.errors import BadModelFile, ContextFullError, ModelLoadError
+from chatapp.core.gpu_fit import GpuLayers
 from chatapp.core.images import DecodedImage
 from chatapp.core.token_engine import Cancelled, ModelInfo, PromptEval, Sampled, SamplingParams
 from chatapp.engine import llama_guard, llama_log
+from chatapp.engine.gpu_offload import plan_offload
 from chatapp.engine.grammar_sampler import GrammarFirstSampler
 from chatapp.engine.hardware import physical_cores
 from chatapp.engine.sampled_dist import SampledDistribution
@@ -199,13 +201,6 @@ def _segments(prompt: list[int], start: int) -> list[tuple[int, int, int | None]
     return out
 
 
-def gpu_offload_supported() -> bool:
-    try:
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:  # a probe: any failure means no GPU  # noqa: BLE001
-        return False
-
-
 def _return_freed_memory() -> None:
     """glibc keeps freed heap pages for reuse; after unloading a model hand them back to
     the OS, so switching models does not ratchet the process size up."""
@@ -227,7 +222,7 @@ class LlamaEngine:
         *,
         context_limit: int = DEFAULT_CONTEXT_LIMIT,
         n_threads: int | None = None,
-        n_gpu_layers: int = 0,
+        n_gpu_layers: GpuLayers = 0,
         n_batch: int = 512,
         seed: int | None = None,
         state_dir: str | Path | None = None,
@@ -240,7 +235,8 @@ class LlamaEngine:
         state_disk_bytes; None or 0: not kept. mmproj: a vision model's projector.
         speculative: "off", "lookup" (drafts copied from the context) or "draft"
         (draft_model, a small model with the same vocabulary, where lookup finds
-        nothing); engine.speculative."""
+        nothing); engine.speculative. n_gpu_layers: "auto" (as many as fit the GPU's free
+        memory), -1 (all) or a count; self.offload says what was done (engine.gpu_offload)."""
         llama_log.install()
         llama_guard.install()  # the GGUF's templates are rendered by us, under limits
         self._gguf: GGUFInfo = check_model_file(path)
@@ -257,9 +253,23 @@ class LlamaEngine:
         # the batch size and what the app reports agree with what llama.cpp allocates
         n_ctx = min(max(trained, 256), -(-n_ctx // 256) * 256)
         threads = n_threads or physical_cores()
+        batch = min(n_batch, n_ctx)
+        try:  # a projector goes to the GPU after the model (engine.vision): leave it room
+            projector = Path(mmproj).stat().st_size if mmproj is not None else 0
+        except OSError:
+            projector = 0  # VisionEncoder says what is wrong with it
+        self.offload = plan_offload(
+            self._gguf,
+            n_gpu_layers,
+            n_ctx,
+            n_batch=batch,
+            flash_attn=speculative != "off",
+            other_bytes=projector,
+        )
+        layers = self.offload.layers  # what llama.cpp is given, and what a state's key says
         # a CPU load with speculation keeps its KV cache in BF16, where a batch row's
         # attention equals one token's at any position (engine.speculative)
-        self._exact_kv = speculative != "off" and n_gpu_layers == 0
+        self._exact_kv = speculative != "off" and layers == 0
         kv_type = EXACT_KV_TYPE if self._exact_kv else llama_cpp.GGML_TYPE_F16
         mark = llama_log.mark()
         log.info(
@@ -268,17 +278,17 @@ class LlamaEngine:
             n_ctx,
             trained,
             threads,
-            n_gpu_layers,
+            layers,
         )
         try:
             with contextlib.redirect_stderr(_StderrToLog()):
                 self._llm = llama_cpp.Llama(
                     model_path=self.path,
                     n_ctx=n_ctx,
-                    n_batch=min(n_batch, n_ctx),
+                    n_batch=batch,
                     n_threads=threads,
                     n_threads_batch=threads,
-                    n_gpu_layers=n_gpu_layers,
+                    n_gpu_layers=layers,
                     seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                     verbose=True,  # output goes to our log; verbose=False would mute the process
                     chat_format="chatml",  # unused: we render templates ourselves; skips guessing
@@ -323,7 +333,7 @@ class LlamaEngine:
         self._disk: StateDisk | None = None
         if state_dir is not None and state_disk_bytes > 0 and self.sliding_window <= 0:
             try:
-                key = llama_key(self._llm, self.path, n_gpu_layers)
+                key = llama_key(self._llm, self.path, layers)
             except OSError as e:
                 log.warning("KV states will not be kept on disk: %s", e)
             else:
@@ -369,7 +379,8 @@ class LlamaEngine:
             add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
             metadata=dict(meta),
             n_threads=threads,
-            n_gpu_layers=n_gpu_layers,
+            n_gpu_layers=layers,
+            offload=self.offload,
         )
         log.info("loaded %s: %s, %d tokens context", self.info.name, self.info.architecture, n_ctx)
         self._drafter: PromptLookup | DraftModel | None = None

@@ -44,6 +44,7 @@ from chatapp.core.chat_settings import (
     presets,
     set_model_entry,
 )
+from chatapp.core.gpu_fit import GpuLayers
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.wrapping import WrapButton
 
@@ -401,12 +402,16 @@ class ChatSettingsPanel(QObject):
         model_file = self._model_file()
         if model_file is None:
             return
-        values: dict[str, int] = {}
+        values: dict[str, GpuLayers] = {}
         try:
             for name, edit in self.hardware.items():
                 text = edit.text().strip()
                 if text:
-                    checked = check_hardware(name, float(text))
+                    try:
+                        value: float | str = float(text)
+                    except ValueError:
+                        value = text  # a word: "auto" GPU layers, or refused as not a number
+                    checked = check_hardware(name, value)
                     if checked is not None:
                         values[name] = checked
         except ValueError as e:

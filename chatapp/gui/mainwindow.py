@@ -50,6 +50,7 @@ from chatapp.gui.chat_session import ChatSession
 from chatapp.gui.chatview.view import MessageView
 from chatapp.gui.conversation_list import ConversationListModel, ConversationRole
 from chatapp.gui.input_box import InputBox
+from chatapp.gui.offload_text import offload_text
 from chatapp.gui.store_watch import StoreWatcher
 from chatapp.gui.theme import notice_colours
 from chatapp.gui.wrapping import ElidedLabel
@@ -665,11 +666,7 @@ class MainWindow(QMainWindow):
                 source=tpl.source,
                 threads=info.n_threads,
             )
-            + (
-                self.tr(" · GPU layers {n}").format(n=info.n_gpu_layers)
-                if info.n_gpu_layers
-                else ""
-            )
+            + self._where_text(info)
         )
         self.setWindowTitle(self.tr("chatapp — {name}").format(name=name))
         self.default_model_action.blockSignals(True)
@@ -679,6 +676,12 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.message_view.set_placeholder(self.tr("{name} is ready. Say hello.").format(name=name))
         self._update_buttons()
+
+    def _where_text(self, info: ModelInfo) -> str:
+        """· GPU 24/31 layers (auto, 7.9 GiB free), · CPU (...): a local model's offload."""
+        if info.offload is not None:
+            return self.tr(" · {where}").format(where=offload_text(info.offload))
+        return self.tr(" · GPU layers {n}").format(n=info.n_gpu_layers) if info.n_gpu_layers else ""
 
     def _on_model_failed(self, message: str) -> None:
         self.model_progress.hide()

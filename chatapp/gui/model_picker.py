@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QComboBox, QSizePolicy
 from chatapp.core import catalog
 from chatapp.core.backend import ModelRef
 from chatapp.core.errors import UserError
+from chatapp.gui.offload_text import offload_text
 from chatapp.gui.wrapping import ElidedLabel
 
 if TYPE_CHECKING:  # the window imports its extensions, not the reverse
@@ -189,7 +190,11 @@ class ModelPicker(QObject):
                 self.tr("on the server {endpoint}").format(endpoint=loaded.ref.endpoint)
             )
             return
-        self.hardware.setText(hardware_text(info.n_gpu_layers, gpu_supported()))
+        self.hardware.setText(
+            offload_text(info.offload, long=True)
+            if info.offload is not None
+            else hardware_text(info.n_gpu_layers, gpu_supported())
+        )
         # a model without a chat template: completion_view suggests completion mode
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QValidator
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatapp.core import settings as cs
+from chatapp.core.gpu_fit import AUTO, GpuLayers
 from chatapp.core.settings import Settings, max_threads, validated
 from chatapp.gui.i18n import QT_TRANSLATE_NOOP
 from chatapp.gui.theme import apply_appearance
@@ -99,6 +100,47 @@ def _spin(lo: int, hi: int, name: str, description: str = "", special: str = "")
         box.setSpecialValueText(special)
     _named(box, name, description)
     return box
+
+
+class GpuLayersSpin(QSpinBox):
+    """GPU layers: Auto (as many as fit the GPU's free memory), All, or a number (0: the
+    CPU only). Inside the box Auto is the value -2 and All -1; layers() and set_layers()
+    speak the settings' values ("auto", -1, N)."""
+
+    AUTO_VALUE = -2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setRange(self.AUTO_VALUE, cs.GPU_LAYERS_RANGE[1])
+
+    def _words(self) -> dict[str, int]:
+        return {self.tr("Auto").lower(): self.AUTO_VALUE, self.tr("All").lower(): -1}
+
+    def layers(self) -> GpuLayers:
+        return AUTO if self.value() == self.AUTO_VALUE else self.value()
+
+    def set_layers(self, value: GpuLayers) -> None:
+        self.setValue(self.AUTO_VALUE if value == AUTO else int(value))
+
+    def textFromValue(self, value: int) -> str:
+        if value == self.AUTO_VALUE:
+            return self.tr("Auto")
+        return self.tr("All") if value == -1 else str(value)
+
+    def valueFromText(self, text: str) -> int:
+        word = self._words().get(text.strip().lower())
+        return word if word is not None else int(text.strip())
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        typed = text.strip().lower()
+        if typed and not typed.lstrip("-").isdigit():
+            words = self._words()
+            if typed in words:
+                return (QValidator.State.Acceptable, text, pos)
+            if any(w.startswith(typed) for w in words):
+                return (QValidator.State.Intermediate, text, pos)
+            return (QValidator.State.Invalid, text, pos)
+        return super().validate(text, pos)
 
 
 def _double(lo: float, hi: float, step: float, name: str, description: str) -> QDoubleSpinBox:
@@ -182,14 +224,15 @@ class SettingsDialog(QDialog):
         )
         self.context.setSingleStep(1024)
         self.context.setSuffix(self.tr(" tokens"))
-        self.gpu_layers = _spin(
-            *cs.GPU_LAYERS_RANGE,
+        self.gpu_layers = GpuLayersSpin()
+        _named(
+            self.gpu_layers,
             self.tr("GPU layers"),
             self.tr(
                 "How many of the model's layers run on the GPU (GPU builds of llama.cpp): "
-                "0 runs on the CPU only, All offloads every layer."
+                "Auto offloads as many as fit the GPU's free memory (none on a CPU-only "
+                "build), 0 runs on the CPU only, All offloads every layer."
             ),
-            special=self.tr("All"),
         )
         self.threads = _spin(
             0,
@@ -349,7 +392,7 @@ class SettingsDialog(QDialog):
         """Show the values of `s` in the widgets."""
         self.models_dir.setText(s.models_dir or "")
         self.context.setValue(s.context_limit)
-        self.gpu_layers.setValue(s.n_gpu_layers)
+        self.gpu_layers.set_layers(s.n_gpu_layers)
         self.threads.setValue(s.n_threads or 0)
         self.system_prompt.setPlainText(s.system_prompt)
         self._load_sampling(s)
@@ -370,7 +413,7 @@ class SettingsDialog(QDialog):
         """Write the widgets' values into `s`."""
         s.models_dir = self.models_dir.text().strip() or None
         s.context_limit = self.context.value()
-        s.n_gpu_layers = self.gpu_layers.value()
+        s.n_gpu_layers = self.gpu_layers.layers()
         s.n_threads = self.threads.value() or None
         s.system_prompt = self.system_prompt.toPlainText()
         s.temperature = round(self.temperature.value(), 4)

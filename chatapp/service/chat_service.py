@@ -38,6 +38,7 @@ from chatapp.core.backend import (
 from chatapp.core.chat_settings import ChatSettings
 from chatapp.core.conversation import Conversation, FinishReason, Message, Role, thread, title_from
 from chatapp.core.errors import NotFoundError, UserError
+from chatapp.core.gpu_fit import GpuLayers
 from chatapp.core.logprobs import forced_tokens
 from chatapp.core.settings import Settings
 from chatapp.core.store import Store
@@ -172,7 +173,7 @@ class ChatService:
         ref: ModelRef,
         *,
         context_limit: int | None = None,
-        n_gpu_layers: int | None = None,
+        n_gpu_layers: GpuLayers | None = None,
         n_threads: int | None = None,
     ) -> LoadSettings:
         """A model's hardware settings: the app's, the model's own, then the caller's."""
@@ -189,7 +190,7 @@ class ChatService:
         ref: ModelRef,
         *,
         context_limit: int | None = None,
-        n_gpu_layers: int | None = None,
+        n_gpu_layers: GpuLayers | None = None,
         n_threads: int | None = None,
         api_key: str = "",
         timeout: float | None = None,

@@ -18,7 +18,7 @@ def physical_cores() -> int:
 
 
 def gpu_offload_supported() -> bool:
-    from chatapp.engine.llama import gpu_offload_supported as supported
+    from chatapp.engine.gpu_offload import gpu_offload_supported as supported
 
     return supported()
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from chatapp.core.backend import Backend, Capabilities, ModelRef
 from chatapp.core.errors import NoModelError, UserError
+from chatapp.core.gpu_fit import GpuLayers
 from chatapp.core.settings import Settings
 from chatapp.service.events import (
     LoadedModel,
@@ -35,7 +36,7 @@ Listener = Callable[[Any], None]
 class LoadRequest:
     ref: ModelRef
     context_limit: int = 4096
-    n_gpu_layers: int = 0
+    n_gpu_layers: GpuLayers = 0  # "auto", -1 (all) or a count (core.gpu_fit)
     n_threads: int | None = None
     api_key: str = ""  # a remote server's key (never stored with the conversation)
     timeout: float | None = None  # a remote answer's total deadline in s (None: the default)

@@ -36,6 +36,7 @@ from chatapp.core.chat_settings import (
 )
 from chatapp.core.conversation import Conversation
 from chatapp.core.errors import UserError
+from chatapp.core.gpu_fit import GpuLayers
 from chatapp.core.logprobs import MAX_TOP_N, top_n_setting
 from chatapp.core.settings import Settings
 from chatapp.core.token_engine import SamplingParams
@@ -152,7 +153,7 @@ def _recorded(sampling: Mapping[str, Any] | None) -> dict[str, Any]:
 @dataclass(frozen=True)
 class LoadSettings:
     context_limit: int
-    n_gpu_layers: int
+    n_gpu_layers: GpuLayers  # "auto", -1 (all) or a count (core.gpu_fit)
     n_threads: int | None
     sources: Mapping[str, str]
 
@@ -162,12 +163,12 @@ def resolve_load(
     ref: ModelRef,
     *,
     context_limit: int | None = None,
-    n_gpu_layers: int | None = None,
+    n_gpu_layers: GpuLayers | None = None,
     n_threads: int | None = None,
 ) -> LoadSettings:
     """A model's hardware settings: the app's, then the model's own (its panel), then the
     caller's flags. A value outside its range is a UserError naming the field."""
-    values: dict[str, int | None] = {
+    values: dict[str, GpuLayers | None] = {
         "context_limit": settings.context_limit,
         "n_gpu_layers": settings.n_gpu_layers,
         "n_threads": settings.n_threads,
@@ -185,6 +186,6 @@ def resolve_load(
         except BadValue as e:
             raise UserError(f"Bad value: {e}.") from e
         sources[name] = CALLER
-    context, layers = values["context_limit"], values["n_gpu_layers"]
-    assert context is not None and layers is not None
-    return LoadSettings(context, layers, values["n_threads"], sources)
+    context, layers, threads = values["context_limit"], values["n_gpu_layers"], values["n_threads"]
+    assert isinstance(context, int) and layers is not None and not isinstance(threads, str)
+    return LoadSettings(context, layers, threads, sources)

@@ -220,7 +220,7 @@ BAD_VALUES = {
     "last_model": (["a"], None),
     "n_threads": (100000, max_threads()),
     "context_limit": (10, 256),
-    "n_gpu_layers": (True, 0),
+    "n_gpu_layers": (True, "auto"),
     "temperature": ("hot", 0.7),
     "top_p": (7, 1.0),
     "top_k": (-3, 0),

@@ -84,6 +84,7 @@ def test_copy_diagnostics(qtbot, smollm2_path: Path) -> None:
         "models folder: /srv/models",
         f"model: {info.name} ({info.architecture})",
         f"model file: {info.path}",
+        f"threads {info.n_threads}, CPU",  # where it runs (core.gpu_fit.Offload)
     ):
         assert needle in text, needle
     qtbot.waitUntil(lambda: dialog.copy_button.text() == "&Copy diagnostics", timeout=5000)
