@@ -253,3 +253,19 @@ def test_reads_at_800_px_in_the_dark_theme(
     shown = page.problem.palette().color(page.problem.foregroundRole())
     assert contrast(shown, pal.color(pal.ColorRole.Window)) >= 4.5
     d.grab().save("/tmp/settings-speed-dark-800.png")
+
+
+def test_draft_mode_without_a_draft_for_this_model_is_a_message(
+    qtbot: Any, make_window: Any, fake_model_file: Path
+) -> None:
+    """Draft mode applies to every model; one with no draft model of its own is not
+    loaded, and the window says why (before: an exception out of a slot, and the model
+    picker left disabled)."""
+    _write_settings(speculative="draft", draft_models={"other.gguf": "/m/draft.gguf"})
+    w = make_window(extensions=(*EXT, "chatapp.gui.model_picker"))
+    w.open_model(str(fake_model_file))
+    assert w.message_bar.isVisible()
+    assert "no draft model is set for fake-model.gguf" in w.message_bar.label.text()
+    assert "Settings › Speed" in w.message_bar.label.text()
+    assert w.session.model is None and w.session.loading_path is None
+    assert w.model_picker.combo.isEnabled()
