@@ -176,9 +176,11 @@ class SpeedSettingsPage(QWidget):
         if u.states == 0:
             text = self.tr("Nothing saved")
         else:
-            text = self.tr("{used} MB in {n} saved conversation states").format(
-                used=_mb(u.bytes), n=u.states
-            )
+            text = (
+                self.tr("{used} MB in 1 saved conversation state")
+                if u.states == 1
+                else self.tr("{used} MB in {n} saved conversation states")
+            ).format(used=_mb(u.bytes), n=u.states)
             if self.budget.value() > 0:
                 text = self.tr("{text} (of {budget} MB)").format(
                     text=text, budget=f"{self.budget.value():,}"
@@ -193,11 +195,16 @@ class SpeedSettingsPage(QWidget):
         answer = QMessageBox.question(
             self,
             self.tr("Delete saved states"),
-            self.tr(
-                "Delete the {n} saved conversation states ({used} MB)?\n\nNo chat is "
-                "deleted: a conversation whose state is gone is read again the next time "
-                "it is answered, which takes longer."
-            ).format(n=u.states, used=_mb(u.bytes)),
+            (
+                self.tr("Delete the saved conversation state ({used} MB)?")
+                if u.states == 1
+                else self.tr("Delete the {n} saved conversation states ({used} MB)?")
+            ).format(n=u.states, used=_mb(u.bytes))
+            + "\n\n"
+            + self.tr(
+                "No chat is deleted: a conversation whose state is gone is read again the "
+                "next time it is answered, which takes longer."
+            ),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
