@@ -66,6 +66,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "kv_state_disk_mb",
         "speculative",
         "draft_models",
+        "prefill_while_typing",
     ),
     "new_chats": (
         "system_prompt",
@@ -110,6 +111,8 @@ class Settings:
     # context) or "draft" (a draft model, from draft_models: model file name -> its path)
     speculative: str = "off"
     draft_models: dict[str, str] = field(default_factory=dict)
+    # the window evaluates the next send's prompt while the user types (gui.prefill_typing)
+    prefill_while_typing: bool = True
     temperature: float = 0.7
     top_p: float = 0.95
     top_k: int = 40
@@ -494,6 +497,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "kv_state_disk_mb": _int(*KV_DISK_MB_RANGE),
     "speculative": _speculative,
     "draft_models": _str_dict,
+    "prefill_while_typing": _bool,
     "temperature": _float(*TEMPERATURE_RANGE),
     "top_p": _float(*TOP_P_RANGE),
     "top_k": _int(*TOP_K_RANGE),

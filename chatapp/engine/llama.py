@@ -730,6 +730,10 @@ class LlamaEngine:
 
     # -- KV state per conversation ------------------------------------------------
 
+    def saved_states(self) -> StateDisk | None:
+        """The folder of this model's KV states on disk (None: not kept); inference thread."""
+        return None if getattr(self, "_closed", True) else self._disk
+
     def forget_states(self, keys: Iterable[str]) -> None:
         """Drop these conversations' KV states, in memory and this model's files on disk
         (the chats were deleted: their tokens are their text)."""

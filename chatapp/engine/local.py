@@ -188,6 +188,11 @@ class LocalBackend:
         if forget is not None:
             forget(cache_keys)
 
+    def saved_states(self) -> Any:
+        """The loaded model's KV states on disk (engine.state_disk.StateDisk), or None."""
+        saved = getattr(self.engine, "saved_states", None)
+        return saved() if saved is not None else None
+
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         return self.engine.tokenize(text, special=special)
 

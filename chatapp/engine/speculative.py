@@ -132,6 +132,30 @@ class PromptLookup:
         return []
 
 
+def vocabulary_difference(
+    draft_name: str,
+    draft_n_vocab: int,
+    draft_piece: Callable[[int], bytes],
+    n_vocab: int,
+    piece: Callable[[int], bytes],
+) -> str:
+    """Why a draft model's vocabulary is not the model's (one line), or "": the same
+    size and the same bytes for a sample of 2,000 token ids spread over it."""
+    if draft_n_vocab != n_vocab:
+        return (
+            f"{draft_name} has {draft_n_vocab} tokens, the model {n_vocab}: a draft model "
+            "must share the model's vocabulary."
+        )
+    step = max(1, n_vocab // 2000)
+    for t in range(0, n_vocab, step):
+        if draft_piece(t) != piece(t):
+            return (
+                f"{draft_name}'s token {t} is not the model's: a draft model must share "
+                "the model's vocabulary."
+            )
+    return ""
+
+
 class DraftModel:
     """A small model with the same vocabulary drafts greedily; its KV cache follows the
     context (the common prefix is kept between steps and turns)."""
@@ -158,19 +182,15 @@ class DraftModel:
     def check_vocabulary(self, n_vocab: int, piece: Callable[[int], bytes]) -> None:
         """Refuse a draft model whose tokens are not the model's (its drafts would be
         another language's ids)."""
-        name = Path(self.path).name
-        if self.n_vocab != n_vocab:
-            raise ValueError(
-                f"{name} has {self.n_vocab} tokens, the model {n_vocab}: a draft model "
-                "must share the model's vocabulary."
-            )
-        step = max(1, n_vocab // 2000)
-        for t in range(0, n_vocab, step):
-            if self.llm.detokenize([t], special=True) != piece(t):
-                raise ValueError(
-                    f"{name}'s token {t} is not the model's: a draft model must share "
-                    "the model's vocabulary."
-                )
+        why = vocabulary_difference(
+            Path(self.path).name,
+            self.n_vocab,
+            lambda t: self.llm.detokenize([t], special=True),
+            n_vocab,
+            piece,
+        )
+        if why:
+            raise ValueError(why)
 
     def reset(self) -> None:
         if self.lookup is not None:
@@ -402,4 +422,5 @@ __all__ = [
     "exact_batch_limit",
     "load_draft_model",
     "probe_tokens",
+    "vocabulary_difference",
 ]

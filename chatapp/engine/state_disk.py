@@ -19,7 +19,10 @@ by the state cache): a temporary file, then os.replace. Closing the engine does 
 for them (switching models stays quick); the writer is not a daemon thread, so the
 process finishes them before it exits, and wait_for_writes() waits where that matters
 (the service's shutdown). A budget in bytes bounds the
-folder; the least recently used states go first (a restore touches its file).
+folder; the least recently used states go first (a restore touches its file). The budget
+can change while the model is loaded (set_budget: a lower one trims the folder at once,
+0 stops saving and restoring), and clear() empties the folder between two writes: a
+write under way finishes first, and those queued before it are dropped.
 
 Not compressed: zlib level 1 made a 1,500-token SmolLM2 state (34.6 MB) 10 % smaller in
 2.2 s and took 0.41 s to inflate, while reading it back from disk takes a fraction of that
@@ -38,6 +41,7 @@ import queue
 import struct
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -117,6 +121,7 @@ class _Write:
     ids: bytes
     data: Any  # a buffer (the RAM cache's ctypes array: no second copy)
     n_bytes: int
+    epoch: int  # StateDisk.clear() drops the writes queued before it
 
 
 class StateDisk:
@@ -134,6 +139,8 @@ class StateDisk:
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # held while a file is written or the folder trimmed
+        self._epoch = 0  # clear() counts up: writes queued before it are not written
         self._closed = False
         self._forgotten: set[str] = set()  # deleted chats: a queued write is dropped
 
@@ -154,7 +161,7 @@ class StateDisk:
     ) -> bool:
         """Queue a state for writing (off the caller's thread). False when it is not
         written: nothing in it, bigger than the budget, already on disk, or closed."""
-        if self._closed or len(input_ids) == 0 or exact <= 0:
+        if self._closed or len(input_ids) == 0 or exact <= 0 or self.budget <= 0:
             return False
         if n_bytes + len(input_ids) * 4 > self.budget:
             return False
@@ -179,7 +186,9 @@ class StateDisk:
             self._forgotten.discard(conversation)  # saved again: restored from the trash
         self._start()
         path = self.path_for(conversation)
-        self._queue.put(_Write(conversation, path, header, ids, data, int(n_bytes)))
+        with self._lock:
+            epoch = self._epoch
+        self._queue.put(_Write(conversation, path, header, ids, data, int(n_bytes), epoch))
         return True
 
     def _start(self) -> None:
@@ -209,9 +218,13 @@ class StateDisk:
                 self._queue.task_done()
 
     def _write(self, w: _Write) -> None:
-        with self._lock:
-            if w.conversation in self._forgotten:
-                return
+        with self._write_lock:
+            with self._lock:
+                if w.conversation in self._forgotten or w.epoch != self._epoch:
+                    return
+            self._write_file(w)
+
+    def _write_file(self, w: _Write) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = w.path.with_name(f"{w.path.name}.{os.getpid()}.tmp")
         try:
@@ -228,7 +241,7 @@ class StateDisk:
             raise
         self._enforce_budget(keep=w.path)
 
-    def _enforce_budget(self, keep: Path) -> None:
+    def _enforce_budget(self, keep: Path | None) -> None:
         """Delete the least recently used states until the folder fits the budget."""
         files = []
         for p in self.folder.glob(f"*{SUFFIX}"):
@@ -245,6 +258,24 @@ class StateDisk:
                 p.unlink()
                 total -= size
                 log.debug("KV state %s dropped (disk budget %d bytes)", p.name, self.budget)
+
+    def set_budget(self, budget_bytes: int) -> None:
+        """A new budget for the folder: a lower one deletes the least recently used states
+        now; 0 saves and restores nothing more (the files stay until deleted)."""
+        self.budget = max(0, int(budget_bytes))
+        if self.budget > 0:
+            with self._write_lock:
+                self._enforce_budget(keep=None)
+
+    def clear(self) -> int:
+        """Delete every saved state in the folder (of any model): a write under way
+        finishes first, writes queued before this call are dropped. Returns the files
+        deleted."""
+        with self._lock:
+            self._epoch += 1
+        self._known.clear()  # nothing is on disk any more: the next save writes
+        with self._write_lock:
+            return clear_folder(self.folder)
 
     def flush(self) -> None:
         """Wait until every queued state is written."""
@@ -305,7 +336,10 @@ class StateDisk:
         return head
 
     def tokens(self, conversation: str) -> list[int] | None:
-        """The token ids a saved state holds (header and ids only: cheap), or None."""
+        """The token ids a saved state holds (header and ids only: cheap), or None
+        (also with a budget of 0: states on disk are off)."""
+        if self.budget <= 0:
+            return None
         path = self.path_for(conversation)
         try:
             with open(path, "rb") as f:
@@ -325,6 +359,8 @@ class StateDisk:
 
     def load(self, conversation: str) -> DiskState | None:
         """The saved state of a conversation, whole and checked, or None."""
+        if self.budget <= 0:
+            return None
         path = self.path_for(conversation)
         try:
             with open(path, "rb") as f:
@@ -393,4 +429,44 @@ def forget(folder: str | Path, conversations: Iterable[str]) -> int:
             with contextlib.suppress(OSError):
                 path.unlink()
                 gone += 1
+    return gone
+
+
+def usage(folder: str | Path) -> tuple[int, int]:
+    """(saved states, bytes) in the folder, temporary files of writes included: a stat
+    per file, no file read."""
+    n = total = 0
+    for path in Path(folder).glob(f"*{SUFFIX}*"):
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+            n += path.name.endswith(SUFFIX)
+    return n, total
+
+
+STALE_TMP_S = 600  # another process's temporary file this old is a leftover, not a write
+
+
+def clear_folder(folder: str | Path) -> int:
+    """Delete the saved states in the folder, and the temporary files this process left
+    or another one left long ago (one younger is another process's write under way).
+    Call it where this process writes nothing (StateDisk.clear, or with no model
+    loaded after wait_for_writes). Returns the states deleted."""
+    gone = 0
+    mine = f".{os.getpid()}.tmp"
+    now = time.time()
+    for path in Path(folder).glob(f"*{SUFFIX}*"):
+        try:
+            if path.name.endswith(SUFFIX):
+                path.unlink()
+                gone += 1
+            elif path.name.endswith(".tmp") and (
+                path.name.endswith(mine) or now - path.stat().st_mtime > STALE_TMP_S
+            ):
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # open elsewhere (Windows), read-only: left, and said
+            log.warning("could not delete the KV state %s: %s", path.name, e)
+    if gone:
+        log.info("deleted %d saved KV states from %s", gone, folder)
     return gone

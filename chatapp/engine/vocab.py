@@ -45,6 +45,10 @@ class VocabTokenizer:
             llama_cpp.llama_vocab_is_eog(self._vocab, token_id)
         )
 
+    def piece(self, token_id: int) -> bytes:
+        """A token's bytes, special tokens as their text."""
+        return bytes(self._llm.detokenize([token_id], special=True))
+
     def close(self) -> None:
         self._llm.close()
 
@@ -57,3 +61,21 @@ def tokenize_with(path: str | Path, text: str) -> tuple[str, list[tuple[int, byt
         return tok.name, tokens, {t for t, _ in tokens if tok.is_special(t)}
     finally:
         tok.close()
+
+
+def draft_refusal(model_path: str | Path, draft_path: str | Path) -> str:
+    """Why `draft_path` cannot draft for `model_path` (one line), or "": the check a load
+    with that draft model makes (engine.speculative), from the two vocabularies alone."""
+    from chatapp.engine.speculative import vocabulary_difference
+
+    model = VocabTokenizer(model_path)
+    try:
+        draft = VocabTokenizer(draft_path)
+        try:
+            return vocabulary_difference(
+                Path(draft_path).name, draft.n_vocab, draft.piece, model.n_vocab, model.piece
+            )
+        finally:
+            draft.close()
+    finally:
+        model.close()

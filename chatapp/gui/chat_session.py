@@ -159,10 +159,14 @@ class ChatSession(QObject):
         if not p.exists():
             self.error.emit(self.tr("No such file: {path}").format(path=p))
             return
+        # the app's hardware settings, then this model's own (service.resolver)
+        try:
+            request = self.service.load_request(ModelRef.local(p))
+        except UserError as e:  # e.g. speculation "draft" with no draft model for this one
+            self.error.emit(str(e))
+            return
         self.loading_path = str(p.resolve())
         self.model_loading.emit(self.loading_path)
-        # the app's hardware settings, then this model's own (service.resolver)
-        request = self.service.load_request(ModelRef.local(p))
         self.service.load(replace(request, mmproj=mmproj) if mmproj else request)
 
     def set_user_template(self, text: str | None) -> None:

@@ -101,6 +101,7 @@ GUI_EXTENSIONS = (
     "chatapp.gui.message_tokens",  # View > Messages as: tokens, confidence (live)
     "chatapp.gui.input_tokens",  # the input's live token count and token view
     "chatapp.gui.prefill_typing",  # issue 20: the next send's prompt evaluated while typing
+    "chatapp.gui.settings_speed",  # issue 20: Settings > Speed (states on disk, speculation)
     "chatapp.gui.completion_view",  # View > Completion mode (base models)
     "chatapp.gui.server_actions",  # Models > Serve the loaded model (the local API)
     "chatapp.gui.remote_actions",  # Models > Use a model on a server…

@@ -2,6 +2,7 @@
 window asks the chat service to evaluate the prompt the next send will have
 (ChatService.prefill, a background job on the inference thread that a send preempts
 within one batch). What is sent does not change; the first token after Enter comes sooner.
+Settings > Speed turns it off (settings.prefill_while_typing).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class PrefillTyping(QObject):
 
     def prefill(self) -> None:
         session = self.window.session
+        if not self.window.settings.prefill_while_typing:  # Settings > Speed
+            return
         if session.busy or session.model is None or not session.conversation_id:
             return
         draft = self.window.input.toPlainText()

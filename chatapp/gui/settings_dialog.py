@@ -7,8 +7,9 @@ appearance at once. Hardware values apply the next time a model is loaded.
 
 Extension point: another extension (e.g. the local API server) adds a page with
 `add_settings_page(window, factory)`; `factory(settings)` returns a SettingsPage (a title,
-a widget, and apply(settings) called on OK/Apply). Pages are built each time the dialog
-opens, so the order of installation does not matter.
+a widget, and apply(settings) called on OK/Apply; optionally refusal() -> a reason, which
+keeps the dialog open and saves nothing). Pages are built each time the dialog opens, so
+the order of installation does not matter.
 """
 
 from __future__ import annotations
@@ -428,7 +429,14 @@ class SettingsDialog(QDialog):
         size = self.font_size.value()
         s.font_size = None if size == self.font_size.minimum() else size
 
-    def apply(self) -> None:
+    def apply(self) -> bool:
+        """Save what the pages show; False (nothing saved) when a page refuses a value:
+        its `refusal()` returns the one-line reason, which the page shows itself."""
+        for page in self.pages:
+            refusal = getattr(page, "refusal", None)
+            if refusal is not None and refusal():
+                self.tabs.setCurrentWidget(page.widget)
+                return False
         s = self.settings
         before = (s.context_limit, s.n_gpu_layers, s.n_threads)
         self.store(s)
@@ -439,10 +447,11 @@ class SettingsDialog(QDialog):
         changed = ["hardware"] if before != (s.context_limit, s.n_gpu_layers, s.n_threads) else []
         self.load(s)  # show what was kept after validation
         self.on_apply(changed)
+        return True
 
     def accept(self) -> None:
-        self.apply()
-        super().accept()
+        if self.apply():
+            super().accept()
 
     def _restore_chat_defaults(self) -> None:
         defaults = Settings()

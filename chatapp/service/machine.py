@@ -63,3 +63,11 @@ def forget_saved_states(folder: str | Path, conversation_ids: list[str]) -> int:
     from chatapp.engine.state_disk import forget
 
     return forget(folder, conversation_ids)
+
+
+def draft_refusal(model_path: str | Path, draft_path: str | Path) -> str:
+    """Why `draft_path` cannot be `model_path`'s draft model (another vocabulary), in one
+    line, or "" (speculative decoding; reads the two vocabularies only, no weights)."""
+    from chatapp.engine.vocab import draft_refusal as refusal
+
+    return refusal(model_path, draft_path)

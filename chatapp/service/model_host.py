@@ -70,7 +70,7 @@ def speculation_for(
     if not draft:
         raise UserError(
             f"Speculative decoding with a draft model: no draft model is set for "
-            f"{Path(ref.name).name} (Settings draft_models, or --draft-model)."
+            f"{Path(ref.name).name} (Settings › Speed, or --draft-model)."
         )
     return mode, str(Path(draft).expanduser())
 

@@ -86,6 +86,7 @@ def test_migration_from_version_1_keeps_every_value(tmp_path: Path) -> None:
         "kv_state_disk_mb": 2048,  # new since: a default
         "speculative": "off",  # new keys: their defaults
         "draft_models": {},
+        "prefill_while_typing": True,
     }
     assert data["new_chats"]["system_prompt"] == "Answer in French."
     assert data["extra"] == {"export.format": "html"} and data["hf_token"] == "hf_secret"
