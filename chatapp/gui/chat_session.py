@@ -10,6 +10,7 @@ the conversation shown, the model loaded, the turn in flight.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -54,6 +55,11 @@ def _ignore(_result: Any) -> None:
     pass
 
 
+# the context meter follows a streaming answer this often: each move relays the status
+# bar out, GUI time taken from the model (the answer's end sets the exact count)
+METER_INTERVAL_S = 0.25
+
+
 @dataclass
 class _Streaming:
     handle: TurnHandle
@@ -65,6 +71,7 @@ class _Streaming:
     prompt_tokens: int = 0  # the context meter while the answer streams
     n_ctx: int = 0
     generated: int = 0
+    meter_at: float = 0.0  # when the meter was last moved (time.monotonic())
 
 
 class ChatSession(QObject):
@@ -481,9 +488,12 @@ class ChatSession(QObject):
         st = self._current(turn_id)
         if st is not None:
             self.reply_tokens.emit(message_id, chunks)
-            if st.n_ctx:  # the meter moves with the answer (the chunks come coalesced)
+            if st.n_ctx:  # the meter moves with the answer, a few times a second
                 st.generated += len(chunks)
-                self.context_changed.emit(st.prompt_tokens + st.generated, st.n_ctx)
+                now = time.monotonic()
+                if now - st.meter_at >= METER_INTERVAL_S:
+                    st.meter_at = now
+                    self.context_changed.emit(st.prompt_tokens + st.generated, st.n_ctx)
 
     def _on_tool_call(self, ev: TurnToolCall) -> None:
         if self._current(ev.turn_id) is not None:
