@@ -49,7 +49,7 @@ def test_open_chat_stop_restart(qtbot, smollm2_path):
     with qtbot.waitSignal(w.session.reply_finished, timeout=120000):
         w.input.setPlainText("Count from 1 to 500, one number per line.")
         qtbot.keyClick(w.input, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: len(deltas) >= 2, timeout=60000)
+        qtbot.waitUntil(lambda: len(deltas) >= 1, timeout=60000)  # text streams in
         qtbot.keyClick(w, Qt.Key.Key_Escape)
     stopped = w.store.active_thread(cid)[-1]
     assert stopped.finish_reason is FinishReason.CANCELLED
