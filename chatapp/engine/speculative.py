@@ -59,6 +59,9 @@ PROBE_BATCH = 9  # the batch exact_batch_limit tries first (the last token and 8
 EXACT_POSITIONS = 256
 GGML_TYPE_BF16 = 30  # ggml.h; llama_cpp does not export it
 EXACT_KV_TYPE = GGML_TYPE_BF16
+INITIAL_HIT_RATE = 0.7  # lookup starts out drafting
+MIN_HIT_RATE = 0.6  # below this lookup's drafts cost more batch rows than they save
+HIT_RATE_WEIGHT = 0.15  # the moving average's weight of the latest draft
 PROBE_TEXT = "The lighthouse keeper counted the ships: one, two, three, four, five, six."
 MODES = ("off", "lookup", "draft")
 
@@ -337,6 +340,13 @@ class Speculation:
         # drafts per batch: halved down to 1 after a miss, doubled after a batch fully
         # accepted (a wrong draft costs a batch row; lookup is often right for a while)
         self.k = self.max_draft
+        # how often lookup's next token is the model's (a moving average over drafts
+        # verified and, while not drafting, over proposals checked against the token
+        # drawn, which costs nothing): a batch row costs about half a token on a CPU, so
+        # lookup drafts only while it is right more often than MIN_HIT_RATE (in a chat
+        # answer it is right about a third of the time: drafting there is a loss)
+        self.hit_rate = INITIAL_HIT_RATE
+        self.gated = drafter.mode == "lookup"  # a draft model is the user's explicit choice
         if isinstance(drafter, DraftModel):
             drafter.cancel = cancel
 
@@ -344,12 +354,16 @@ class Speculation:
     def stats(self) -> SpecStats:
         return SpecStats(self.drafter.mode, self.drafted, self.accepted)
 
+    def _seen(self, hit: bool) -> None:
+        self.hit_rate += HIT_RATE_WEIGHT * (float(hit) - self.hit_rate)
+
     def __iter__(self) -> Iterator[int]:
         llm = self.llm
         ctx = llm._ctx
         mem = llama_cpp.llama_get_memory(ctx.ctx)
         rows = [-1]  # the prompt's last row
         drafts: list[int] = []
+        shadow = -1  # lookup's guess when it was not drafted: checked against the token
         base = llm.n_tokens  # the position of the first token of the latest batch
         try:
             while True:
@@ -360,10 +374,16 @@ class Speculation:
                     token = self.sampler.sample(ctx, row)
                     self.row = row
                     self.context.append(token)
+                    if shadow >= 0:
+                        self._seen(token == shadow)
+                        shadow = -1
                     if j < len(drafts) and token == drafts[j]:
                         self.accepted += 1
+                        self._seen(True)
                         yield token
                         continue
+                    if j < len(drafts):
+                        self._seen(False)
                     if row >= 0 and j + 1 < len(rows):  # the rest of the batch is dropped
                         llama_cpp.llama_memory_seq_rm(mem, -1, llm.n_tokens, -1)
                     if drafts:
@@ -381,6 +401,9 @@ class Speculation:
                 room = (end if self.positions is None else min(end, self.positions)) - base
                 k = min(self.k, room - 1)
                 drafts = self.drafter.propose(self.context, k) if k > 0 else []
+                if self.gated and drafts and self.hit_rate < MIN_HIT_RATE:
+                    shadow, drafts = drafts[0], []
+                    self.k = 1  # drafting again, it starts with one
                 self.drafted += len(drafts)
                 batch = [token, *drafts]
                 self._batch.decode(ctx.ctx, batch, base)
