@@ -58,16 +58,25 @@ def speculation_for(
 ) -> tuple[str, str | None]:
     """Speculative decoding for loading `ref`: the caller's mode, else the settings'; a
     draft model given alone means "draft"; "draft" takes the caller's draft model or the
-    one the settings name for this model file. A remote model: off."""
+    one the settings name for this model file. Draft mode from the settings for a model
+    with no draft model of its own is prompt lookup (what a draft model does first); a
+    caller who asks for a draft model without naming one is refused. A remote model: off."""
     if not ref.is_local:
         return "off", None
     draft = draft_model or settings.draft_models.get(Path(ref.name).name)
-    mode = mode or ("draft" if draft_model else settings.speculative)
+    asked = mode or ("draft" if draft_model else None)
+    mode = asked or settings.speculative
     if mode not in ("off", "lookup", "draft"):
         raise UserError(f"Speculative decoding is off, lookup or draft, not {mode!r}.")
     if mode != "draft":
         return mode, None
     if not draft:
+        if asked is None:
+            log.info(
+                "no draft model is set for %s (Settings › Speed): prompt lookup drafts instead",
+                Path(ref.name).name,
+            )
+            return "lookup", None
         raise UserError(
             f"Speculative decoding with a draft model: no draft model is set for "
             f"{Path(ref.name).name} (Settings › Speed, or --draft-model)."

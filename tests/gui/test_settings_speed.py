@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
+from chatapp.core.backend import ModelRef
 from chatapp.core.message_info import stats_line
 from chatapp.core.receipt import Receipt
 from chatapp.core.settings import Settings
@@ -256,17 +257,17 @@ def test_reads_at_800_px_in_the_dark_theme(
     assert not d.grab().isNull()
 
 
-def test_draft_mode_without_a_draft_for_this_model_is_a_message(
+def test_draft_mode_without_a_draft_for_this_model_loads_it_with_lookup(
     qtbot: Any, make_window: Any, fake_model_file: Path
 ) -> None:
-    """Draft mode applies to every model; one with no draft model of its own is not
-    loaded, and the window says why (before: an exception out of a slot, and the model
-    picker left disabled)."""
+    """Draft mode applies to every model; one with no draft model of its own loads with
+    prompt lookup (what a draft model does first) instead of not loading at all."""
     _write_settings(speculative="draft", draft_models={"other.gguf": "/m/draft.gguf"})
     w = make_window(extensions=(*EXT, "chatapp.gui.model_picker"))
-    w.open_model(str(fake_model_file))
-    assert w.message_bar.isVisible()
-    assert "no draft model is set for fake-model.gguf" in w.message_bar.label.text()
-    assert "Settings › Speed" in w.message_bar.label.text()
-    assert w.session.model is None and w.session.loading_path is None
+    with qtbot.waitSignal(w.session.model_loaded, timeout=20000):
+        w.open_model(str(fake_model_file))
+    assert w.session.model is not None
+    assert w.session.service.load_request(ModelRef.local(str(fake_model_file))).speculative == (
+        "lookup"
+    )
     assert w.model_picker.combo.isEnabled()

@@ -32,8 +32,11 @@ def test_a_draft_model_from_the_settings_or_the_caller() -> None:
     assert speculation_for(s, MODEL, None, None) == ("draft", "/m/135M.gguf")
     assert speculation_for(Settings(), MODEL, None, "/m/x.gguf") == ("draft", "/m/x.gguf")
     assert speculation_for(s, ModelRef(name="m", endpoint="http://h"), None, None) == ("off", None)
+    # draft mode from the settings, no draft model for this one: prompt lookup instead
+    assert speculation_for(Settings(speculative="draft"), MODEL, None, None) == ("lookup", None)
+    # asked for by the caller (--speculative draft) without one: refused, with the way out
     with pytest.raises(UserError, match="no draft model is set for SmolLM2-360M"):
-        speculation_for(Settings(speculative="draft"), MODEL, None, None)
+        speculation_for(Settings(), MODEL, "draft", None)
     with pytest.raises(UserError, match="off, lookup or draft"):
         speculation_for(Settings(), MODEL, "fast", None)
 
