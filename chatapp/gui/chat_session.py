@@ -114,6 +114,7 @@ class ChatSession(QObject):
         self.service = service or ChatService(store.path, settings, backend_factory, tools=tools)
         self.model: LoadedModel | None = None
         self.loading_path: str | None = None
+        self._chosen_mmproj: tuple[str, str] | None = None  # (model path, projector)
         self.conversation_id: str | None = None
         self._streaming: _Streaming | None = None
         self._closed = False
@@ -173,8 +174,18 @@ class ChatSession(QObject):
             self.error.emit(str(e))
             return
         self.loading_path = str(p.resolve())
+        # a projector the user picked: loading this model again keeps it
+        self._chosen_mmproj = (self.loading_path, mmproj) if mmproj else None
         self.model_loading.emit(self.loading_path)
         self.service.load(replace(request, mmproj=mmproj) if mmproj else request)
+
+    def chosen_projector(self, path: str) -> str | None:
+        """The projector the user picked when this model file was last opened (None: the
+        one beside it, if any)."""
+        chosen = self._chosen_mmproj
+        if chosen is not None and chosen[0] == str(Path(path).expanduser().resolve()):
+            return chosen[1]
+        return None
 
     def set_user_template(self, text: str | None) -> None:
         """The saved template is read by the service for every request, so it applies

@@ -506,7 +506,8 @@ def reload_for_speculation(window: MainWindow) -> None:
             ),
         )
         return
-    window.open_model(model.ref.name)
+    # the projector the user picked by hand, if any, stays
+    session.open_model(model.ref.name, session.chosen_projector(model.ref.name))
 
 
 def install(window: MainWindow) -> None:

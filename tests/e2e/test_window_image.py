@@ -122,4 +122,16 @@ def test_a_model_without_its_projector_beside_it_gets_one_from_the_models_menu(
         timeout=60000,
     )
     assert w.session.model.ref.name == str(smollm2_path.resolve())
+
+    # Settings > Speed loads the model again for a speculation change: the projector the
+    # user picked stays (before: only one beside the model was found, and sight was lost)
+    from chatapp.gui.settings_speed import reload_for_speculation
+
+    w.settings.speculative = "lookup"
+    loaded = w.session.model
+    reload_for_speculation(w)
+    qtbot.waitUntil(
+        lambda: w.session.model is not None and w.session.model is not loaded, timeout=60000
+    )
+    assert w.session.model.capabilities.vision
     w.close()
