@@ -97,6 +97,9 @@ def window(model: str, threads: int, n_tokens: int) -> dict[str, float]:
     w.message_view.set_default_display(display)
     w.resize(1000, 800)
     w.show()
+    from chatapp.app import freeze_startup_objects
+
+    freeze_startup_objects()  # as the app does once its window is shown
     loop = QEventLoop()
     session.model_loaded.connect(lambda _m: loop.quit())
     session.open_model(model)
