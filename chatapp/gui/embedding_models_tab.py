@@ -32,16 +32,7 @@ SETTINGS_KEY = "documents"  # Settings.extra[...]["embedding_model"], as `chatap
 
 def embedding_models_in(library: catalog.Library, cache: catalog.DetailsCache) -> list[LocalModel]:
     """The library's models whose GGUF says they embed (reads headers: off the GUI thread)."""
-    out = []
-    for m in library.models():
-        if not m.complete:
-            continue
-        try:
-            if cache.details(m.path).is_embedding:
-                out.append(m)
-        except (UserError, OSError, ValueError):
-            continue
-    return out
+    return catalog.models_of_kind(library, cache, embedding=True)
 
 
 def default_embedding_model(extra: dict[str, Any]) -> str:

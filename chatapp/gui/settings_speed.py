@@ -327,18 +327,8 @@ class SpeedSettingsPage(QWidget):
 
         def scan() -> list[tuple[str, str]]:
             library = catalog.open_library(w.settings.models_dir, w.paths.data)
-            cache = catalog.DetailsCache()
-            out = []
-            for m in library.models():
-                if not m.complete:
-                    continue
-                try:
-                    if cache.details(m.path).is_embedding:
-                        continue
-                except (UserError, OSError, ValueError):
-                    continue
-                out.append((str(m.path), m.name))
-            return out
+            chat = catalog.models_of_kind(library, catalog.DetailsCache(), embedding=False)
+            return [(str(m.path), m.name) for m in chat]
 
         def done(models: list[tuple[str, str]]) -> None:
             if shiboken6.isValid(self):

@@ -3,21 +3,14 @@ refused in one line before a model loads (real processes, the real SmolLM2)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_cli_chat import cli
+
 pytestmark = pytest.mark.model
-RUN_CLI = Path(__file__).resolve().parents[1] / "hub" / "run_cli.py"
 FAST = ["--max-tokens", "4", "--seed", "1", "--threads", "2"]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(RUN_CLI), *args], capture_output=True, text=True, timeout=600
-    )
 
 
 def test_gpu_layers_auto_answers_and_a_bad_value_is_refused(smollm2_path: Path) -> None:

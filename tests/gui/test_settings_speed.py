@@ -23,24 +23,14 @@ from chatapp.engine.local import LocalBackend
 from chatapp.engine.state_disk import SUFFIX, wait_for_writes
 from chatapp.gui.settings_dialog import SettingsDialog
 from chatapp.gui.settings_speed import SpeedSettingsPage
-from chatapp.gui.theme import contrast, is_dark, theme_manager
-from chatapp.paths import app_paths
+from chatapp.gui.theme import contrast, is_dark
 from chatapp.service import default_backend_factory
 from chatapp.service.saved_states import MB, state_folder
 from tests.gui.panel_fit import cut_texts
 from tests.gui.test_prefill_typing import PrefillEngine
+from tests.gui.test_settings_dialog import _settings_file, system_look  # noqa: F401 (autouse)
 
 EXT = ("chatapp.gui.theme", "chatapp.gui.settings_dialog", "chatapp.gui.settings_speed")
-
-
-@pytest.fixture(autouse=True)
-def system_look(qapp: QApplication):  # type: ignore[no-untyped-def]
-    yield
-    theme_manager(qapp).apply("system")
-
-
-def _settings_file() -> Path:
-    return app_paths().ensure().settings
 
 
 def _write_settings(**values: Any) -> None:

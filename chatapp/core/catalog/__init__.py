@@ -731,6 +731,22 @@ def open_library(models_dir: str | os.PathLike[str] | None, data_dir: Path) -> L
     return Library(folder, data_dir / "models-registry.json")
 
 
+def models_of_kind(library: Library, cache: DetailsCache, *, embedding: bool) -> list[LocalModel]:
+    """The library's complete models whose GGUF says they embed (embedding=True) or that
+    chat (False); a model whose header cannot be read is in neither. Reads headers: call
+    it off the GUI thread."""
+    out = []
+    for m in library.models():
+        if not m.complete:
+            continue
+        try:
+            if cache.details(m.path).is_embedding == embedding:
+                out.append(m)
+        except (UserError, OSError, ValueError):
+            continue
+    return out
+
+
 @dataclass(frozen=True)
 class Starter:
     """An entry of the curated starter list (resources/models.json)."""
