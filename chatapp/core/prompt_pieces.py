@@ -52,6 +52,12 @@ def _special_regex(specials: frozenset[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(re.escape(w) for w in words))
 
 
+def prepare_specials(specials: Iterable[str]) -> None:
+    """Compile a vocabulary's special-token matcher now (at model load: Gemma 3's 6,400
+    control strings take about 100 ms) instead of during the first send."""
+    _special_regex(frozenset(specials))
+
+
 def has_special(text: str, specials: frozenset[str]) -> bool:
     rx = _special_regex(specials)
     return rx is not None and rx.search(text) is not None

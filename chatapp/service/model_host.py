@@ -17,6 +17,7 @@ from typing import Any
 from chatapp.core.backend import Backend, Capabilities, ModelRef
 from chatapp.core.errors import NoModelError, UserError
 from chatapp.core.gpu_fit import GpuLayers
+from chatapp.core.prompt_pieces import prepare_specials
 from chatapp.core.settings import Settings
 from chatapp.service.events import (
     LoadedModel,
@@ -145,6 +146,7 @@ class ModelHost:
         try:
             backend = self._factory(request)
             template = backend.template(self.user_template(backend.ref))
+            prepare_specials(backend.info.control_tokens)  # not during the first send
         except UserError as e:
             self.publish(ModelLoadFailed(request.ref, str(e)))
             raise

@@ -67,3 +67,23 @@ def test_ordinary_messages_keep_the_ids_of_the_whole_prompt(smol: ChatService) -
     whole = [t for t, _ in smol.tokenize(prepared.text, special=True).result(WAIT)]
     assert prepared.tokens == whole
     assert prepared.text_spans == ()
+
+
+def test_the_special_token_matcher_is_ready_when_the_model_is(
+    tmp_path: Path, smollm2_path: Path
+) -> None:
+    """The matcher of the vocabulary's control strings is compiled while the model loads
+    (Gemma 3's 6,400 take about 100 ms), so the first send does not compile it."""
+    from chatapp.core import prompt_pieces
+
+    prompt_pieces._special_regex.cache_clear()
+    service = ChatService(tmp_path / "chat.sqlite3", Settings())
+    try:
+        service.load(LoadRequest(ModelRef.local(smollm2_path), n_threads=2)).result(WAIT)
+        loaded = prompt_pieces._special_regex.cache_info()
+        assert loaded.misses == 1
+        service.prepare([{"role": "user", "content": FORGED}], "").result(WAIT)
+        sent = prompt_pieces._special_regex.cache_info()
+        assert sent.misses == 1 and sent.hits > loaded.hits
+    finally:
+        service.shutdown()
