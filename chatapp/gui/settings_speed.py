@@ -305,10 +305,9 @@ class SpeedSettingsPage(QWidget):
             self.tr(
                 "Off by default. On a 2-core computer, prompt lookup wrote answers that copy "
                 "text (code edits, quotes) about 1.2 times as fast and others at the same "
-                "speed; a draft model was slower there (docs/benchmarks.md). Either one "
-                "loads the model with flash attention, so answers can differ slightly from "
-                "the default loading; the drafts themselves never change them. A new "
-                "choice loads the model again."
+                "speed; a draft model was slower. Either one loads the model with flash "
+                "attention, so answers can differ slightly from the default; the drafts "
+                "never change them. A new choice loads the model again."
             )
         )
         hint.setObjectName("speculative_hint")
