@@ -44,7 +44,6 @@ from chatapp.core.settings import Settings
 from chatapp.core.store import Store
 from chatapp.core.store.images import with_images
 from chatapp.core.token_engine import SamplingParams
-from chatapp.paths import app_paths
 from chatapp.service.conversation_commands import ConversationCommands
 from chatapp.service.documents import question_meta
 from chatapp.service.events import (
@@ -65,6 +64,7 @@ from chatapp.service.model_host import (
 from chatapp.service.pipeline import MemorySink, Runner, StoreSink, TurnSpec
 from chatapp.service.prefill import Prefiller
 from chatapp.service.resolver import Given, LoadSettings, TurnSettings, resolve_load, resolve_turn
+from chatapp.service.saved_states import state_folder
 from chatapp.service.store_thread import StoreThread
 from chatapp.service.tool_setup import offered_tools, tool_setup
 from chatapp.service.tools import ToolRunner
@@ -96,7 +96,6 @@ __all__ = [
 _NOT_GIVEN: Any = object()
 SETTLE_AFTER_S = 0.5  # an answer is settled once the inference thread was free this long
 COMPLETION_CACHE_KEY = "completion-mode"  # continue_text's KV state (conversation ids are hex)
-STATE_FOLDER = "kv-states"  # in the cache folder: KV states kept across restarts
 
 
 class ChatService:
@@ -215,7 +214,7 @@ class ChatService:
             hw.n_threads,
             api_key,
             timeout,
-            state_dir=str(app_paths().cache / STATE_FOLDER) if disk else None,
+            state_dir=str(state_folder()) if disk else None,
             state_disk_mb=disk,
             speculative=mode,
             draft_model=draft,
@@ -944,7 +943,7 @@ class ChatService:
         from chatapp.service.machine import forget_saved_states
 
         try:
-            forget_saved_states(app_paths().cache / STATE_FOLDER, conversation_ids)
+            forget_saved_states(state_folder(), conversation_ids)
         except OSError as e:  # a cache: the delete itself stands
             log.warning("could not delete the saved KV states of a deleted chat: %s", e)
         backend = self._host.backend

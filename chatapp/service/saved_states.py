@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+STATE_FOLDER = "kv-states"  # in the cache folder: KV states kept across restarts
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,6 @@ class StatesUsage:
 
 def state_folder() -> Path:
     """Where KV states are kept: <cache folder>/kv-states."""
-    from chatapp.service.chat_service import STATE_FOLDER
-
     return app_paths().cache / STATE_FOLDER
 
 

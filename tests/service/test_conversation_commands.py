@@ -124,7 +124,7 @@ def test_deleting_a_chat_or_its_messages_deletes_its_saved_kv_state(fake_service
 
     from chatapp.engine.state_disk import SUFFIX, StateDisk
     from chatapp.paths import app_paths
-    from chatapp.service.chat_service import STATE_FOLDER
+    from chatapp.service.saved_states import STATE_FOLDER
 
     service = fake_service(reply="fine")
     kept = _turn(service, None, "keep me").conversation_id

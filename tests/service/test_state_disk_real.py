@@ -22,8 +22,8 @@ from chatapp.core.settings import Settings
 from chatapp.core.token_engine import SamplingParams
 from chatapp.paths import app_paths
 from chatapp.service import ChatService, TurnOptions
-from chatapp.service.chat_service import STATE_FOLDER
 from chatapp.service.events import TurnFinished
+from chatapp.service.saved_states import STATE_FOLDER
 
 pytestmark = pytest.mark.model
 WAIT = 300
