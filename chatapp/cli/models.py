@@ -13,7 +13,6 @@ from chatapp.cli.common import shown
 from chatapp.core import catalog
 from chatapp.core.catalog import sysinfo
 from chatapp.core.errors import UserError
-from chatapp.core.gpu_fit import wants_gpu
 from chatapp.core.settings import Settings
 from chatapp.paths import app_paths
 
@@ -110,11 +109,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _free_vram(settings: Settings) -> int | None:
     """Free VRAM, where layers can go there (a GPU build, GPU layers not 0)."""
-    if not wants_gpu(settings.n_gpu_layers):
-        return None
-    from chatapp.service.machine import gpu_offload_supported
+    from chatapp.service.machine import can_offload
 
-    return sysinfo.free_vram() if gpu_offload_supported() else None
+    return sysinfo.free_vram() if can_offload(settings.n_gpu_layers) else None
 
 
 def cmd_info(args: argparse.Namespace) -> int:

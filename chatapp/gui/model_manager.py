@@ -47,7 +47,6 @@ from chatapp.core.catalog import (
     sysinfo,
 )
 from chatapp.core.errors import UserError
-from chatapp.core.gpu_fit import wants_gpu
 from chatapp.core.settings import Settings
 from chatapp.gui.model_manager_models import (
     Column,
@@ -56,7 +55,6 @@ from chatapp.gui.model_manager_models import (
     ProgressDelegate,
     run_in_thread,
 )
-from chatapp.gui.model_picker import gpu_supported
 from chatapp.gui.theme import ERROR_HUE, hued_text
 from chatapp.service import library as api
 from chatapp.service.library import (
@@ -69,6 +67,7 @@ from chatapp.service.library import (
     Job,
     find_token,
 )
+from chatapp.service.machine import can_offload
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +165,7 @@ class ModelManagerDialog(QDialog):
         self.repo: api.RepoFiles | None = None
         self._free = free_ram()
         # free VRAM counts only where layers can go there: a GPU build, GPU layers not 0
-        offload = wants_gpu(settings.n_gpu_layers) and gpu_supported()
-        self._vram = free_vram() if offload else None
+        self._vram = free_vram() if can_offload(settings.n_gpu_layers) else None
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._discover_tab(), self.tr("Discover"))

@@ -23,6 +23,19 @@ def gpu_offload_supported() -> bool:
     return supported()
 
 
+def can_offload(n_gpu_layers: Any) -> bool:
+    """Whether layers would go to a GPU with this GPU-layers setting on this build (a
+    model's fit then counts free VRAM): the setting is not 0 and llama.cpp can offload."""
+    from chatapp.core.gpu_fit import wants_gpu
+
+    if not wants_gpu(n_gpu_layers):
+        return False
+    try:
+        return gpu_offload_supported()
+    except Exception:  # llama.cpp missing or broken: no GPU  # noqa: BLE001
+        return False
+
+
 def llama_build_info() -> Any:
     from chatapp.engine.build_info import llama_build_info as info
 
