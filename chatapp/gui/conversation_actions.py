@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QComboBox, QInputDialog, QMenu, QMessageBox
 
 from chatapp.core.store.trash import CONVERSATION
 from chatapp.gui.conversation_list import setup_view
+from chatapp.gui.wrapping import shortened
 
 if TYPE_CHECKING:  # the window imports its extensions, not the reverse
     from chatapp.gui.mainwindow import MainWindow
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 
 ALL = ""  # the filter's "all chats" entry
 TRASH_MENU_ITEMS = 15
-
-
-def _short(title: str, chars: int = 40) -> str:
-    return title if len(title) <= chars else title[: chars - 1] + "…"
 
 
 def install(window: MainWindow) -> ConversationActions:
@@ -197,10 +194,10 @@ class ConversationActions(QObject):
             none.setEnabled(False)
         for e in entries[:TRASH_MENU_ITEMS]:
             if e.kind == CONVERSATION:
-                label = self.tr("Restore “{title}”").format(title=_short(e.title))
+                label = self.tr("Restore “{title}”").format(title=shortened(e.title))
             else:
                 label = self.tr("Restore {n} message(s) in “{title}”").format(
-                    n=e.message_count, title=_short(e.title)
+                    n=e.message_count, title=shortened(e.title)
                 )
             action = menu.addAction(label)
             when = datetime.fromtimestamp(e.deleted_at).strftime("%Y-%m-%d %H:%M")

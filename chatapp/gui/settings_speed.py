@@ -42,6 +42,7 @@ from chatapp.core.errors import UserError
 from chatapp.core.settings import KV_DISK_MB_RANGE, Settings
 from chatapp.gui.settings_dialog import add_settings_page
 from chatapp.gui.theme import ERROR_HUE, hued_text
+from chatapp.gui.wrapping import shortened
 from chatapp.service import machine, saved_states
 
 if TYPE_CHECKING:  # the window imports its extensions, not the reverse
@@ -292,7 +293,7 @@ class SpeedSettingsPage(QWidget):
         )
         self.draft.setToolTip(self.draft.accessibleDescription())
         self.draft_label = QLabel(
-            self.tr("Dr&aft for {model}:").format(model=_short(name))
+            self.tr("Dr&aft for {model}:").format(model=shortened(name))
             if name
             else self.tr("Dr&aft model:")
         )
@@ -453,10 +454,6 @@ class SpeedSettingsPage(QWidget):
         label.setEnabled(False)  # drawn as a hint, as the other pages' notes
         label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         return label
-
-
-def _short(name: str, limit: int = 40) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _refusal_text(e: BaseException) -> str:

@@ -9,6 +9,11 @@ from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 
+def shortened(text: str, chars: int = 40) -> str:
+    """Text cut to `chars` characters with "…" (for names inside menu items and labels)."""
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
 class WrapButton(QPushButton):
     """A QPushButton whose text wraps (a QPushButton's own text never does: it sets the
     button's minimum width to the whole text, which a narrow panel cannot give)."""
