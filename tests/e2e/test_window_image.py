@@ -9,29 +9,20 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QDialog
 
 from chatapp.app import build_window
 from chatapp.core.conversation import Role
 from chatapp.core.images import sha256_of
+from tests.gui.drops import drag_files
 
 pytestmark = pytest.mark.model
 
 
 def _drop(widget, path: Path) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    at = QPointF(10, 10)
-    actions = Qt.DropAction.CopyAction
-    enter = QDragEnterEvent(
-        QPoint(10, 10), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    QApplication.sendEvent(widget, enter)
+    enter, _drop_event = drag_files(widget, path)
     assert enter.isAccepted()
-    drop = QDropEvent(at, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, drop)
 
 
 def test_drop_show_prompt_send_thumbnail_full_size(qtbot, vision_dir, tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 from chatapp.core.conversation import Role
@@ -22,6 +22,7 @@ from chatapp.gui.attachments import Chip
 from chatapp.gui.theme import dark_palette
 from chatapp.service.documents import EmbedderCache
 from tests.docs_corpus import make_corpus, write_pdf
+from tests.gui.drops import drag_files
 from tests.service.test_documents_index import HashEmbedder
 
 EXTENSIONS = ("chatapp.gui.chat_settings_panel", "chatapp.gui.documents_actions")
@@ -51,24 +52,6 @@ def _attach(qtbot: Any, w: Any, *paths: Path, expect: int) -> None:
     w.documents.attachments.add(list(paths))
     qtbot.waitUntil(lambda: w.documents.attachments.checking == 0, timeout=10000)
     assert len(w.documents.attachments.items) == expect
-
-
-def _drag(target: QWidget, *paths: Path) -> tuple[QDragEnterEvent, QDropEvent]:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    center = target.rect().center()
-    args = (
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    enter = QDragEnterEvent(QPoint(center), *args)
-    QApplication.sendEvent(target, enter)
-    drop = QDropEvent(QPointF(center), *args)
-    if enter.isAccepted():
-        QApplication.sendEvent(target, drop)
-    return enter, drop
 
 
 def _chips(w: Any) -> list[Chip]:
@@ -118,11 +101,11 @@ def test_dropping_files_on_the_chat_attaches_them_and_a_gguf_still_opens_a_model
     a.write_text("def f():\n    return 42\n")
     b.write_text("plain words\n")
     w.input.setPlainText("draft")
-    enter, drop = _drag(w.input.viewport(), a, b)
+    enter, drop = drag_files(w.input.viewport(), a, b)
     assert enter.isAccepted() and drop.isAccepted()
     qtbot.waitUntil(lambda: len(w.documents.attachments.items) == 2, timeout=5000)
     assert w.input.toPlainText() == "draft"  # the paths were not pasted as text
-    enter, _ = _drag(w.message_view.viewport(), a)  # again: attached once
+    enter, _ = drag_files(w.message_view.viewport(), a)  # again: attached once
     assert enter.isAccepted()
     qtbot.waitUntil(lambda: w.documents.attachments.checking == 0, timeout=5000)
     assert len(w.documents.attachments.items) == 2
@@ -134,7 +117,7 @@ def test_dropping_files_on_the_chat_attaches_them_and_a_gguf_still_opens_a_model
 
     ModelDrop(w)
     with qtbot.waitSignal(w.session.model_loaded, timeout=10000):
-        _drag(w, fake_model_file)
+        drag_files(w, fake_model_file)
     assert len(w.documents.attachments.items) == 1
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QApplication
 
 from chatapp.core import catalog
 from chatapp.core.catalog import load_starters
@@ -24,6 +23,7 @@ from chatapp.hub.queue import DONE
 from chatapp.paths import app_paths
 from chatapp.resources import resource_path
 from chatapp.service import default_backend_factory
+from tests.gui.drops import drag_files
 from tests.hub.conftest import hub, online  # noqa: F401  (fixtures)
 from tests.hub.fake_hf import Blob, FakeHub
 
@@ -33,24 +33,6 @@ STARTERS = load_starters(resource_path("models.json"))
 def _real_window(make_window: Any, **settings: Any) -> Any:
     Settings(**settings).save(app_paths().ensure().settings)
     return make_window(engine_factory=default_backend_factory, extensions=GUI_EXTENSIONS)
-
-
-def _drag(target: QWidget, path: Path) -> tuple[QDragEnterEvent, QDropEvent]:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    center = target.rect().center()
-    args = (
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    enter = QDragEnterEvent(QPoint(center), *args)
-    QApplication.sendEvent(target, enter)
-    drop = QDropEvent(QPointF(center), *args)
-    if enter.isAccepted():
-        QApplication.sendEvent(target, drop)
-    return enter, drop
 
 
 def test_the_welcome_says_what_the_app_is_in_two_sentences() -> None:
@@ -153,13 +135,13 @@ def test_drop_a_gguf_on_the_window_opens_it(
     qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    enter, _ = _drag(w, text)
+    enter, _ = drag_files(w, text)
     accepted = enter.isAccepted()
     assert accepted  # a document is attached to the next message (gui/attachments.py) ...
     qtbot.waitUntil(lambda: len(w.documents.attachments.items) == 1, timeout=5_000)
     assert w.session.loading_path is None  # ... not opened as a model
     with qtbot.waitSignal(w.session.model_loaded, timeout=60_000) as loaded:
-        enter, drop = _drag(w, smollm2_path)
+        enter, drop = drag_files(w, smollm2_path)
     assert enter.isAccepted() and drop.isAccepted()
     assert loaded.args[0].info.path == str(smollm2_path.resolve())
     assert not w.welcome.shown
@@ -172,7 +154,7 @@ def test_drop_on_the_message_box_opens_instead_of_pasting_the_path(
     w = _real_window(make_window)
     w.input.setPlainText("draft")
     with qtbot.waitSignal(w.session.model_loaded, timeout=60_000):
-        _drag(w.input.viewport(), smollm2_path)
+        drag_files(w.input.viewport(), smollm2_path)
     assert w.input.toPlainText() == "draft"
 
 
@@ -185,7 +167,7 @@ def test_a_bad_file_brings_the_welcome_back_with_the_reason(
     w = _real_window(make_window)
     qtbot.waitUntil(lambda: w.welcome.shown, timeout=5_000)
     with qtbot.waitSignal(w.session.model_failed, timeout=60_000):
-        _drag(w, bad)
+        drag_files(w, bad)
     assert w.welcome.shown and w.welcome.view.status.text()
     assert w.message_bar.isVisible()
 
